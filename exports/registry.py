@@ -1,0 +1,17 @@
+"""The table of record variants the build writes per day; a new variant is one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from exports import ioc_csv, ioc_json, ioc_txt
+from exports.model import IOCRecord
+
+LineRenderer = Callable[[IOCRecord], bytes]
+
+VARIANT_RENDERERS: dict[str, LineRenderer] = {
+    "json": ioc_json.render_line,
+    "jsonnc": ioc_json.render_line_no_context,
+    "csv": ioc_csv.render_line,
+    "txt": ioc_txt.render_line,
+}

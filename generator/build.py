@@ -1,0 +1,190 @@
+"""Build: precompute the build tree (see ``worker.layout``) from the store.
+
+Stages: aggregate the store into records → write one partition per UTC day and variant →
+write the view indexes → precompute every (tier × view × format) default answer by running the
+worker's own query engine over the fresh objects → write the manifest. The same store and clock
+always give the same bytes and therefore the same build id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from exports.model import IOCRecord
+from exports.registry import VARIANT_RENDERERS
+from generator.model import aggregate
+from generator.store import Store
+from worker import layout, query
+from worker.storage import Build, LocalBucket
+from worker.tiers import TIERS
+
+Progress = Callable[[str, int, int], None]
+DEFAULT_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    build_id: str
+    generated_at: int
+    iocs: int
+    objects: int
+    bytes: int
+    seconds: float
+
+
+class ObjectWriter:
+    """Writes content-addressed objects under ``root/objects`` and remembers their keys."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects: dict[str, list] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        if key in self.objects:
+            raise ValueError(f"two producers for one build object: {key}")
+        sha = hashlib.sha256(data).hexdigest()
+        self.objects[key] = [sha, len(data)]
+        path = self.root / layout.object_key(sha)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+@cache
+def _views_of(type_: str, category: str, confidence: str) -> tuple[str, ...]:
+    return tuple(v for v in layout.views_of(type_, category, confidence) if v != layout.ALL_VIEW)
+
+
+class ViewIndex:
+    """Accumulates, per view, the line numbers of its records day by day."""
+
+    def __init__(self) -> None:
+        self.days: dict[str, list[list]] = {}
+        self.lines: dict[str, array] = {}
+
+    def add_day(self, day: str, records: list[IOCRecord]) -> None:
+        per_view: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            for view in _views_of(r.type, r.category, r.confidence):
+                per_view.setdefault(view, []).append(i)
+        self.days.setdefault(layout.ALL_VIEW, []).append([day, len(records), 0])
+        for view, lines in per_view.items():
+            store = self.lines.setdefault(view, array("I"))
+            self.days.setdefault(view, []).append([day, len(lines), len(store)])
+            store.extend(lines)
+
+    def write(self, out: ObjectWriter) -> None:
+        for view in sorted(self.days):
+            index = {"view": view, "days": self.days[view]}
+            out.put(layout.view_index_key(view), json.dumps(index, separators=(",", ":")).encode())
+            if view != layout.ALL_VIEW:
+                out.put(layout.view_lines_key(view), self.lines[view].tobytes())
+
+
+def write_day(out: ObjectWriter, day: str, records: list[IOCRecord]) -> None:
+    out.put(layout.day_ts_key(day), array("q", (r.last_seen for r in records)).tobytes())
+    for variant, render in VARIANT_RENDERERS.items():
+        lines = [render(r) for r in records]
+        offsets = array("Q", [0])
+        total = 0
+        for line in lines:
+            total += len(line)
+            offsets.append(total)
+        out.put(layout.day_data_key(day, variant), b"".join(lines))
+        out.put(layout.day_index_key(day, variant), offsets.tobytes())
+
+
+def split_days(records: list[IOCRecord]) -> list[tuple[str, list[IOCRecord]]]:
+    days: list[tuple[str, list[IOCRecord]]] = []
+    for r in records:
+        day = time.strftime("%Y-%m-%d", time.gmtime(r.last_seen))
+        if not days or days[-1][0] != day:
+            days.append((day, []))
+        days[-1][1].append(r)
+    return days
+
+
+def default_query(view: str, fmt: str, tier: str, generated_at: int) -> query.Query:
+    lookback = TIERS[tier].lookback_days * layout.DAY_SECONDS
+    limit = min(DEFAULT_LIMIT, TIERS[tier].max_limit)
+    return query.Query(view, fmt, generated_at - lookback, generated_at, 0, limit)
+
+
+def write_defaults(out: ObjectWriter, build: Build, views: list[str], source_name: str) -> None:
+    for tier in TIERS:
+        for view in views:
+            for fmt in layout.LIST_FORMATS:
+                q = default_query(view, fmt, tier, build.generated_at)
+                body, _ = query.render(build, q, fmt, source_name)
+                out.put(layout.default_key(tier, view, fmt), body)
+
+
+def build(
+    store: Store,
+    out_dir: str | os.PathLike[str],
+    *,
+    now: int | None = None,
+    source_name: str = "socdef",
+    progress: Progress | None = None,
+) -> BuildResult:
+    started = time.perf_counter()
+    out = ObjectWriter(Path(out_dir))
+    records = aggregate(store.articles(), store.sightings())
+    generated_at = now if now is not None else (store.state().get("as_of") or _newest(records))
+    days = split_days(records)
+    views = ViewIndex()
+    for done, (day, day_records) in enumerate(days, 1):
+        write_day(out, day, day_records)
+        views.add_day(day, day_records)
+        if progress:
+            progress("days", done, len(days))
+    views.write(out)
+    # The id names the data; the default answers derive from it and carry it as feed_version.
+    build_id = _build_id(generated_at, source_name, out.objects)
+    data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))
+    write_defaults(out, data_only, sorted(views.days), source_name)
+    manifest = _manifest(build_id, generated_at, out.objects, iocs=len(records))
+    path = Path(out_dir) / layout.manifest_key(build_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+    (Path(out_dir) / "LATEST").write_text(build_id)
+    return BuildResult(
+        build_id,
+        generated_at,
+        len(records),
+        len(out.objects),
+        sum(size for _, size in out.objects.values()),
+        time.perf_counter() - started,
+    )
+
+
+def _newest(records: list[IOCRecord]) -> int:
+    return records[0].last_seen if records else 0
+
+
+def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> str:
+    digest = hashlib.sha256(f"{layout.FORMAT_VERSION}\0{generated_at}\0{source_name}\n".encode())
+    for key in sorted(objects):
+        digest.update(f"{key}\0{objects[key][0]}\n".encode())
+    return time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime(generated_at)) + digest.hexdigest()[:12]
+
+
+def _manifest(build_id: str, generated_at: int, objects: dict[str, list], iocs: int = 0) -> dict:
+    return {
+        "build_id": build_id,
+        "format_version": layout.FORMAT_VERSION,
+        "generated_at": generated_at,
+        "iocs": iocs,
+        "objects": dict(sorted(objects.items())),
+    }

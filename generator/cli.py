@@ -1,0 +1,187 @@
+"""The ``socdef`` command: parses options, resolves settings and hands off to a stage.
+
+Expected failures print one line and exit 1; usage errors exit 2; nothing prints a traceback
+unless ``SOCDEF_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from generator import runtime
+from generator.settings import Settings, SettingsError, load_settings
+from worker.tiers import TIER_NAMES
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    SettingsError,
+)
+
+
+def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--data-dir`` to a command and pass the resolved :class:`Settings` instead."""
+
+    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="Where the store, builds, bucket and key database live "
+                       "[env SOCDEF_DATA_DIR; default ./socdef-data].")
+    @functools.wraps(func)
+    def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
+        settings = load_settings({"data_dir": data_dir})
+        return func(settings, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="socdef")
+def cli() -> None:
+    """socdef: security RSS/Atom sources in, IOC feeds out."""
+
+
+@cli.command()
+@with_settings
+@click.option("--offline", "offline", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Read saved feed files <source-id>.xml from this folder instead of fetching.")
+@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The sources file [default: the bundled sources.toml].")
+@click.option("--shift-dates", is_flag=True,
+              help="Shift every article date so the newest lands now (for saved samples).")
+@click.option("--now", type=int, help="Unix time to ingest as (for reproducible runs).")
+def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift_dates: bool,
+           now: int | None) -> None:
+    """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
+    report = runtime.run_ingest(settings, offline=offline, sources=sources,
+                                shift_dates=shift_dates, now=now)
+    for s in report.sources:
+        line = f"{s.source:<28} {s.status:<6} {s.items:>4} items {s.iocs:>5} iocs"
+        click.echo(line + (f"  {s.error}" if s.error else ""))
+    m = report.merge
+    if m is not None:
+        click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
+                   f"{m.sightings} sightings")
+
+
+@cli.command()
+@with_settings
+@click.option("--now", type=int, help="Unix time the build is as of [default: last ingest].")
+def build(settings: Settings, now: int | None) -> None:
+    """Precompute the build tree from the store."""
+    result = runtime.run_build(settings, now=now)
+    click.echo(f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
+               f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s")
+
+
+@cli.command()
+@with_settings
+@click.option("--to", "dest", help="Destination: a folder [default: DATA_DIR/bucket].")
+@click.option("--build-id", help="The build to publish [default: the latest build].")
+def publish(settings: Settings, dest: str | None, build_id: str | None) -> None:
+    """Copy a build to the bucket and switch the pointer to it atomically."""
+    result = runtime.run_publish(settings, dest=dest, build_id=build_id)
+    click.echo(f"published {result.build_id}: uploaded {result.uploaded}, "
+               f"skipped {result.skipped}, removed {result.removed}")
+
+
+def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--host", default="127.0.0.1", show_default=True),
+        click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535)),
+        click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
+        click.option("--limiter", type=click.Choice(["sqlite", "memory"]), default="sqlite",
+                     show_default=True, help="memory is per process: only for one worker."),
+        click.option("--access-log/--no-access-log", default=False, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@with_settings
+@serve_options
+def serve(settings: Settings, **options: Any) -> None:
+    """Run the worker (uvicorn) in the foreground."""
+    runtime.run_server(settings, **options)
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@with_settings
+@click.option("--user", required=True, help="Owner's e-mail address.")
+@click.option("--tier", type=click.Choice(TIER_NAMES), default="free", show_default=True)
+@click.option("--name", help="A label for the key (at most 100 characters).")
+@click.option("--expires-in-days", type=click.IntRange(1, 365))
+def keys_create(settings: Settings, user: str, tier: str, name: str | None,
+                expires_in_days: int | None) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    key, record = runtime.key_store(settings).create(user, tier, name=name,
+                                                     expires_in_days=expires_in_days)
+    click.echo(f"API key: {key}")
+    click.echo(f"id: {record.id}  tier: {record.tier}  scopes: {' '.join(record.scopes)}")
+
+
+@keys.command("list")
+@with_settings
+@click.option("--user", help="Only this owner's keys.")
+def keys_list(settings: Settings, user: str | None) -> None:
+    """List keys (previews only; full keys are never stored)."""
+    for k in runtime.key_store(settings).list(user):
+        status = "revoked" if k.revoked_at else (
+            "expired" if k.expires_at and k.expires_at <= time.time() else "active")
+        click.echo(f"{k.id}  {k.preview:<14} {k.tier:<10} {status:<8} {k.user}  {k.name or ''}")
+
+
+@keys.command("revoke")
+@with_settings
+@click.argument("key_id")
+@click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
+def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
+    """Revoke a key at once."""
+    if runtime.key_store(settings).revoke(key_id, reason=reason) is None:
+        raise click.ClickException(f"no key with id {key_id}")
+    click.echo(f"revoked {key_id}")
+
+
+@cli.command()
+@with_settings
+@serve_options
+def demo(settings: Settings, **options: Any) -> None:
+    """Ingest the bundled sample, build, publish, create a demo key and serve."""
+    key = runtime.prepare_demo(settings, echo=click.echo)
+    base = f"http://{options['host']}:{options['port']}"
+    click.echo(f"API key: {key}")
+    click.echo(f'curl -H "Authorization: Bearer {key}" "{base}/api/v1/iocs?limit=5"')
+    sys.stdout.flush()
+    runtime.run_server(settings, **options)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="socdef", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EXPECTED_ERRORS as exc:
+        if os.environ.get("SOCDEF_DEBUG"):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,108 @@
+"""Wiring between resolved settings and the stages: what each CLI command runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from generator import build as build_stage
+from generator import ingest as ingest_stage
+from generator import publish as publish_stage
+from generator.settings import Settings
+from generator.sources import SAMPLE_DIR, load_sources
+from generator.store import Store
+from worker.config import WorkerConfig
+from worker.keys import KeyStore, load_or_create_secret
+
+DEMO_USER = "demo@socdef.local"
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback ``(stage, done, total)`` drawn on stderr while the stage runs."""
+    if not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+    bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def run_ingest(settings: Settings, *, offline: Path | None = None, sources: Path | None = None,
+               shift_dates: bool = False, now: int | None = None) -> ingest_stage.IngestReport:
+    configured = load_sources(sources or settings.sources)
+    fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch()
+    with progress_bar() as progress:
+        return ingest_stage.ingest(Store(settings.store_dir), configured, fetch,
+                                   now=now if now is not None else int(time.time()),
+                                   shift_dates=shift_dates, progress=progress)
+
+
+def _http_fetch() -> ingest_stage.Fetch:
+    from generator.fetch import http_fetcher
+
+    return http_fetcher()
+
+
+def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
+    with progress_bar() as progress:
+        return build_stage.build(Store(settings.store_dir), settings.build_dir, now=now,
+                                 source_name=settings.source_name, progress=progress)
+
+
+def run_publish(settings: Settings, *, dest: str | None = None,
+                build_id: str | None = None) -> publish_stage.PublishResult:
+    target = publish_stage.LocalDestination(Path(dest) if dest else settings.bucket_dir)
+    with progress_bar() as progress:
+        return publish_stage.publish(settings.build_dir, target, build_id=build_id,
+                                     keep=settings.keep_builds, progress=progress)
+
+
+def key_store(settings: Settings) -> KeyStore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return KeyStore(settings.keys_db, load_or_create_secret(settings.secret_file))
+
+
+def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
+    """Ingest the bundled sample (dates shifted to now), build, publish; return a new key."""
+    report = run_ingest(settings, offline=SAMPLE_DIR, shift_dates=True)
+    echo(f"ingested {sum(s.items for s in report.sources)} articles from "
+         f"{sum(1 for s in report.sources if s.status == 'ok')} sample feeds")
+    result = run_build(settings)
+    echo(f"built {result.build_id}: {result.iocs} IOCs")
+    run_publish(settings)
+    key, _ = key_store(settings).create(DEMO_USER, "enterprise", name="demo")
+    return key
+
+
+def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
+               access_log: bool) -> None:
+    import uvicorn
+
+    config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
+                                       source_name=settings.source_name, limiter=limiter)
+    if limiter == "memory" and workers > 1:
+        raise ValueError("the memory limiter counts per process: use --limiter sqlite "
+                         "with more than one worker")
+    os.environ.update(config.to_env())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("socdef.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    uvicorn.run("worker.config:app_from_env", factory=True, host=host, port=port,
+                workers=workers, access_log=False, log_level="warning", loop="auto",
+                http="auto", lifespan="on")

@@ -1,0 +1,83 @@
+"""One frozen settings object: defaults, then ``socdef.toml``, then ``SOCDEF_*``, then flags.
+
+Stages never read the environment themselves; the CLI resolves settings once and passes them on.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """The configuration file or an environment value is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("socdef-data")
+    sources: Path | None = None
+    public_url: str = ""
+    source_name: str = "socdef"
+    keep_builds: int = 3
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.data_dir / "build"
+
+    @property
+    def bucket_dir(self) -> Path:
+        return self.data_dir / "bucket"
+
+    @property
+    def keys_db(self) -> Path:
+        return self.data_dir / "keys.sqlite"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("data_dir", "sources"):
+        return Path(value)
+    if name == "keep_builds":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"keep_builds must be an integer, not {value!r}") from None
+    return str(value)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path = Path("socdef.toml"),
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    names = {f.name for f in fields(Settings)}
+    if config_file.is_file():
+        try:
+            table = tomllib.loads(config_file.read_text(encoding="utf-8")).get("socdef", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file}: {exc}") from None
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise SettingsError(f"{config_file}: unknown settings: {', '.join(unknown)}")
+        values.update(table)
+    for name in names:
+        env = environ.get(f"SOCDEF_{name.upper()}")
+        if env:
+            values[name] = env
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})

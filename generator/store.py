@@ -1,0 +1,186 @@
+"""The store: articles and sightings in Parquet, replaced as a whole generation at a time.
+
+Layout under the store root::
+
+    CURRENT                   name of the live generation ("gen-000007")
+    gen-000007/articles.parquet
+    gen-000007/sightings.parquet
+    gen-000007/state.json     {"as_of": unix seconds of the last ingest, "sources": {...}}
+
+A merge writes a complete new generation beside the live one and then swaps ``CURRENT`` with
+``os.replace``, so an interrupted ingest leaves the previous generation intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ARTICLE_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("source_id", pa.string()),
+        ("feed_name", pa.string()),
+        ("category", pa.string()),
+        ("title", pa.string()),
+        ("url", pa.string()),
+        ("published", pa.int64()),
+        ("tags", pa.list_(pa.string())),
+        ("techniques", pa.list_(pa.string())),
+    ]
+)
+SIGHTING_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("type", pa.string()),
+        ("value", pa.string()),
+        ("context", pa.string()),
+        ("confidence", pa.string()),
+        ("defanged", pa.bool_()),
+    ]
+)
+KEEP_GENERATIONS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    article_id: str
+    source_id: str
+    feed_name: str
+    category: str
+    title: str
+    url: str
+    published: int
+    tags: tuple[str, ...] = ()
+    techniques: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    article_id: str
+    type: str
+    value: str
+    context: str
+    confidence: str
+    defanged: bool = False
+
+
+@dataclass(slots=True)
+class MergeStats:
+    articles_added: int = 0
+    articles_updated: int = 0
+    sightings: int = 0
+    per_source: dict[str, int] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # --- reading -------------------------------------------------------------------------
+    def generation(self) -> Path | None:
+        try:
+            name = (self.root / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return self.root / name
+
+    def articles(self) -> pa.Table:
+        return self._table("articles.parquet", ARTICLE_SCHEMA)
+
+    def sightings(self) -> pa.Table:
+        return self._table("sightings.parquet", SIGHTING_SCHEMA)
+
+    def state(self) -> dict[str, Any]:
+        gen = self.generation()
+        if gen is None:
+            return {"as_of": None, "sources": {}}
+        return json.loads((gen / "state.json").read_text())
+
+    def _table(self, name: str, schema: pa.Schema) -> pa.Table:
+        gen = self.generation()
+        if gen is None:
+            return schema.empty_table()
+        return pq.read_table(gen / name, schema=schema)
+
+    # --- writing -------------------------------------------------------------------------
+    def merge(
+        self,
+        articles: Iterable[Article],
+        sightings: Iterable[Sighting],
+        *,
+        as_of: int,
+        sources_state: dict[str, Any] | None = None,
+    ) -> MergeStats:
+        """Add or replace articles (and all their sightings) and commit a new generation."""
+        new_articles = _articles_table(articles)
+        new_sightings = _sightings_table(sightings)
+        old_articles, old_sightings = self.articles(), self.sightings()
+        replaced = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
+        stats = MergeStats(
+            articles_updated=pc.sum(replaced).as_py() or 0,
+            sightings=new_sightings.num_rows,
+        )
+        stats.articles_added = new_articles.num_rows - stats.articles_updated
+        merged_articles = pa.concat_tables([old_articles.filter(pc.invert(replaced)), new_articles])
+        keep = pc.invert(pc.is_in(old_sightings["article_id"], value_set=new_articles["article_id"]))
+        merged_sightings = pa.concat_tables([old_sightings.filter(keep), new_sightings])
+        state = self.state()
+        state["as_of"] = max(as_of, state.get("as_of") or 0)
+        state["sources"].update(sources_state or {})
+        self.commit(merged_articles, merged_sightings, state)
+        return stats
+
+    def commit(self, articles: pa.Table, sightings: pa.Table, state: dict[str, Any]) -> None:
+        articles = articles.sort_by([("article_id", "ascending")])
+        sightings = sightings.sort_by(
+            [("article_id", "ascending"), ("type", "ascending"), ("value", "ascending")]
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        current = self.generation()
+        number = int(current.name.split("-")[1]) + 1 if current else 1
+        gen = self.root / f"gen-{number:06d}"
+        shutil.rmtree(gen, ignore_errors=True)
+        gen.mkdir()
+        pq.write_table(articles, gen / "articles.parquet")
+        pq.write_table(sightings, gen / "sightings.parquet")
+        (gen / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+        _fsync_dir(gen)
+        tmp = self.root / "CURRENT.tmp"
+        tmp.write_text(gen.name)
+        os.replace(tmp, self.root / "CURRENT")
+        self._prune(number)
+
+    def _prune(self, number: int) -> None:
+        for old in self.root.glob("gen-*"):
+            if int(old.name.split("-")[1]) <= number - KEEP_GENERATIONS:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _articles_table(articles: Iterable[Article]) -> pa.Table:
+    rows = {a.article_id: a for a in articles}  # last one wins within a batch
+    cols = {name: [getattr(a, name) for a in rows.values()] for name in ARTICLE_SCHEMA.names}
+    cols["tags"] = [list(t) for t in cols["tags"]]
+    cols["techniques"] = [list(t) for t in cols["techniques"]]
+    return pa.table(cols, schema=ARTICLE_SCHEMA)
+
+
+def _sightings_table(sightings: Iterable[Sighting]) -> pa.Table:
+    rows = {(s.article_id, s.type, s.value): s for s in sightings}
+    cols = {name: [getattr(s, name) for s in rows.values()] for name in SIGHTING_SCHEMA.names}
+    return pa.table(cols, schema=SIGHTING_SCHEMA)
+
+
+def _fsync_dir(path: Path) -> None:
+    for child in path.iterdir():
+        with open(child, "rb") as fh:
+            os.fsync(fh.fileno())

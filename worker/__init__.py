@@ -1,0 +1,1 @@
+"""The serving edge: checks keys, enforces limits and streams precomputed bytes."""

@@ -1,0 +1,88 @@
+"""Worker settings and the app factory.
+
+The CLI builds a :class:`WorkerConfig` and passes it to the server process through
+``SOCDEF_*`` environment variables (so several server processes share one configuration);
+:func:`app_from_env` is the factory each process calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from worker.app import App, RedactingFilter
+from worker.keys import KeyStore, load_or_create_secret
+from worker.limits import Limiter, MemoryLimiter, SQLiteLimiter
+from worker.storage import BuildSource, LocalBucket
+
+LIMITERS = ("sqlite", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    data_dir: str
+    bucket: str
+    public_url: str = ""
+    source_name: str = "socdef"
+    limiter: str = "sqlite"
+    key_cache_ttl: float = 5.0
+    pointer_ttl: float = 2.0
+
+    @classmethod
+    def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
+        base = Path(data_dir).resolve()
+        values: dict[str, object] = {"data_dir": str(base), "bucket": str(base / "bucket")}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        return {f"SOCDEF_WORKER_{k.upper()}": str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerConfig:
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f"SOCDEF_WORKER_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = float(raw) if f.type == "float" else raw
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def make_limiter(config: WorkerConfig) -> Limiter:
+    if config.limiter == "memory":
+        return MemoryLimiter()
+    if config.limiter == "sqlite":
+        return SQLiteLimiter(Path(config.data_dir) / "limits.sqlite")
+    raise ValueError(f"unknown limiter {config.limiter!r}; choose one of {', '.join(LIMITERS)}")
+
+
+def create_app(config: WorkerConfig) -> App:
+    data = Path(config.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    secret = load_or_create_secret(data / "secret.key")
+    keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
+    return App(
+        keys=keys,
+        limiter=make_limiter(config),
+        builds=BuildSource(LocalBucket(config.bucket), pointer_ttl=config.pointer_ttl),
+        public_url=config.public_url or None,
+        source_name=config.source_name,
+    )
+
+
+def install_log_redaction() -> None:
+    """Attach the ``api_key=`` redaction to every handler of the root and server loggers."""
+    redacting = RedactingFilter()
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "socdef"):
+        logger = logging.getLogger(name)
+        logger.addFilter(redacting)
+        for handler in logger.handlers:
+            handler.addFilter(redacting)
+
+
+def app_from_env() -> App:
+    install_log_redaction()
+    return create_app(WorkerConfig.from_env(os.environ))

@@ -1,0 +1,93 @@
+"""Minimal HTTP plumbing over raw ASGI: the request, the response and conditional GET."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    scheme: str
+    client: str
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any]) -> Request:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        raw = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client") or ("-", 0)
+        return cls(
+            method=scope["method"],
+            path=scope["path"],
+            query=dict(parse_qsl(raw, keep_blank_values=True)),
+            headers=headers,
+            scheme=scope.get("scheme", "http"),
+            client=str(client[0]),
+        )
+
+    def base_url(self, public_url: str | None) -> str:
+        if public_url:
+            return public_url.rstrip("/")
+        host = self.headers.get("host", "localhost")
+        return f"{self.scheme}://{host}"
+
+    def basic_password(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        if not auth[:6].lower() == "basic ":
+            return None
+        try:
+            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password or user
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def header(self, name: str, value: str | int) -> None:
+        self.headers.append((name, str(value)))
+
+    def raw_headers(self, head_only: bool) -> list[tuple[bytes, bytes]]:
+        out = [(b"content-type", self.content_type.encode())] if self.status != 304 else []
+        if self.status != 304:
+            out.append((b"content-length", str(len(self.body)).encode()))
+        out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers)
+        return out
+
+
+def http_date(ts: int) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = (t.strip().removeprefix("W/") for t in if_none_match.split(","))
+    return etag in tags
+
+
+def query_string(params: dict[str, str]) -> str:
+    return urlencode(params)

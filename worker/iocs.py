@@ -1,0 +1,71 @@
+"""``GET /api/v1/iocs``: pick the precomputed default answer or compose one from partitions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from worker import layout, query
+from worker.http import Request, Response, etag_matches, http_date, query_string
+from worker.params import ListParams, link_params, parse_list
+from worker.storage import Build
+from worker.tiers import Tier
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+}
+CACHE_CONTROL = "private, max-age=0, must-revalidate"
+
+
+def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> dict[str, str]:
+    base = req.base_url(public_url) + req.path + "?"
+    links = {"self": base + query_string(link_params(req.query, p, p.offset))}
+    if p.offset + p.limit < total:
+        links["next"] = base + query_string(link_params(req.query, p, p.offset + p.limit))
+    if p.offset > 0:
+        links["prev"] = base + query_string(link_params(req.query, p, max(0, p.offset - p.limit)))
+    return links
+
+
+def _etag(identity: str, tail: bytes) -> str:
+    digest = hashlib.blake2b(identity.encode() + b"\0" + tail, digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[bytes, int, str]:
+    """(body without links, total, identity of the bytes) for these parameters."""
+    key = layout.default_key(tier.name, p.view, p.format)
+    ref = build.ref(key) if p.is_default else None
+    if ref is not None:
+        body = build.read(key) or b""
+        total = _total_of(body, p) if p.format == "json" else -1
+        return body, total, ref.sha256
+    q = query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
+    body, sel = query.render(build, q, p.format, source_name)
+    return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}"
+
+
+def _total_of(body: bytes, p: ListParams) -> int:
+    """``meta.total`` of a precomputed JSON answer: it is the first member of ``meta``."""
+    start = body.index(b'"total":') + 8
+    return int(body[start : body.index(b",", start)])
+
+
+def list_iocs(req: Request, build: Build, tier: Tier, *, public_url: str | None,
+              source_name: str) -> Response:
+    p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
+    body, total, identity = _answer(build, tier, p, source_name)
+    tail = b""
+    if p.format == "json":
+        links = _links(req, public_url, p, total)
+        tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
+    etag = _etag(identity, tail)
+    resp = Response(200, body + tail, CONTENT_TYPES[p.format])
+    resp.header("etag", etag)
+    resp.header("last-modified", http_date(build.generated_at))
+    resp.header("cache-control", CACHE_CONTROL)
+    if etag_matches(req.headers.get("if-none-match"), etag):
+        resp.status, resp.body = 304, b""
+    return resp

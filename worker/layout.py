@@ -1,0 +1,100 @@
+"""The build-tree contract: the one interface between the generator and the worker.
+
+A *build* is a set of logical objects (``iocs/day/2026-11-28/json.dat`` …) listed in a
+manifest that maps each logical key to the SHA-256 and size of its bytes. A *bucket* stores
+builds content-addressed, so publishing uploads only objects whose bytes changed:
+
+    current.json                      {"build_id": ID, "generated_at": ...}   (the pointer)
+    builds/<ID>.json                  the manifest of build ID
+    objects/<sha[:2]>/<sha>           immutable object bytes
+
+Logical keys inside a build (see docs/architecture.md for the full description):
+
+    iocs/day/<YYYY-MM-DD>/ts.bin      int64 LE, one per record: last_seen, newest first
+    iocs/day/<YYYY-MM-DD>/<v>.dat     records of variant v, one per line, same order as ts.bin
+    iocs/day/<YYYY-MM-DD>/<v>.idx     uint64 LE byte offsets into <v>.dat, n + 1 of them
+    iocs/view/<view>.json             {"days": [[day, count, start], ...]} newest day first
+    iocs/view/<view>.bin              uint32 LE line numbers into the day files, per day from start
+    iocs/default/<tier>/<view>.<fmt>  the whole default answer of (tier, view, fmt)
+
+The all-records view has no ``.bin``: its line numbers are 0..count-1 of each day.
+"""
+
+from __future__ import annotations
+
+IOC_TYPES = (
+    "ipv4", "ipv6", "domain", "url", "md5", "sha1", "sha256", "sha512", "email", "cve",
+    "mitre_attack",
+)
+CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
+CONFIDENCES = ("high", "medium", "low")
+ALL = "all"
+
+# Record variants stored per day: JSON with and without context, CSV rows, TXT values.
+VARIANTS = ("json", "jsonnc", "csv", "txt")
+LIST_FORMATS = ("json", "csv", "txt")
+CSV_HEADER = (
+    b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags\n"
+)
+
+POINTER_KEY = "current.json"
+FORMAT_VERSION = 1
+DAY_SECONDS = 86_400
+
+
+def view_name(type_: str = ALL, category: str = ALL, confidence: str = ALL) -> str:
+    return f"{type_}.{category}.{confidence}"
+
+
+ALL_VIEW = view_name()
+
+
+def all_views() -> list[str]:
+    return [
+        view_name(t, c, f)
+        for t in (ALL, *IOC_TYPES)
+        for c in (ALL, *CATEGORIES)
+        for f in (ALL, *CONFIDENCES)
+    ]
+
+
+def views_of(type_: str, category: str, confidence: str) -> list[str]:
+    """The eight views a record with these attributes belongs to."""
+    return [
+        view_name(t, c, f)
+        for t in (ALL, type_)
+        for c in (ALL, category)
+        for f in (ALL, confidence)
+    ]
+
+
+def day_ts_key(day: str) -> str:
+    return f"iocs/day/{day}/ts.bin"
+
+
+def day_data_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/{variant}.dat"
+
+
+def day_index_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/{variant}.idx"
+
+
+def view_index_key(view: str) -> str:
+    return f"iocs/view/{view}.json"
+
+
+def view_lines_key(view: str) -> str:
+    return f"iocs/view/{view}.bin"
+
+
+def default_key(tier: str, view: str, fmt: str) -> str:
+    return f"iocs/default/{tier}/{view}.{fmt}"
+
+
+def manifest_key(build_id: str) -> str:
+    return f"builds/{build_id}.json"
+
+
+def object_key(sha256: str) -> str:
+    return f"objects/{sha256[:2]}/{sha256}"
