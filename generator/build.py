@@ -13,14 +13,14 @@ import json
 import os
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
-from generator.model import aggregate
+from generator.model import iter_records
 from generator.store import Store
 from worker import layout, query
 from worker.storage import Build, LocalBucket
@@ -105,14 +105,18 @@ def write_day(out: ObjectWriter, day: str, records: list[IOCRecord]) -> None:
         out.put(layout.day_index_key(day, variant), offsets.tobytes())
 
 
-def split_days(records: list[IOCRecord]) -> list[tuple[str, list[IOCRecord]]]:
-    days: list[tuple[str, list[IOCRecord]]] = []
+def split_days(records: Iterable[IOCRecord]) -> Iterator[tuple[str, list[IOCRecord]]]:
+    """Group records (newest first) into UTC days, one day alive at a time."""
+    day, batch = "", []
     for r in records:
-        day = time.strftime("%Y-%m-%d", time.gmtime(r.last_seen))
-        if not days or days[-1][0] != day:
-            days.append((day, []))
-        days[-1][1].append(r)
-    return days
+        this = time.strftime("%Y-%m-%d", time.gmtime(r.last_seen))
+        if this != day and batch:
+            yield day, batch
+            batch = []
+        day = this
+        batch.append(r)
+    if batch:
+        yield day, batch
 
 
 def default_query(view: str, fmt: str, tier: str, generated_at: int) -> query.Query:
@@ -140,21 +144,23 @@ def build(
 ) -> BuildResult:
     started = time.perf_counter()
     out = ObjectWriter(Path(out_dir))
-    records = aggregate(store.articles(), store.sightings())
-    generated_at = now if now is not None else (store.state().get("as_of") or _newest(records))
-    days = split_days(records)
+    count, records = iter_records(store.articles(), store.sightings())
     views = ViewIndex()
-    for done, (day, day_records) in enumerate(days, 1):
+    newest = done = 0
+    for day, day_records in split_days(records):
+        newest = newest or day_records[0].last_seen
         write_day(out, day, day_records)
         views.add_day(day, day_records)
+        done += len(day_records)
         if progress:
-            progress("days", done, len(days))
+            progress("records", done, count)
+    generated_at = now if now is not None else (store.state().get("as_of") or newest)
     views.write(out)
     # The id names the data; the default answers derive from it and carry it as feed_version.
     build_id = _build_id(generated_at, source_name, out.objects)
     data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))
     write_defaults(out, data_only, sorted(views.days), source_name)
-    manifest = _manifest(build_id, generated_at, out.objects, iocs=len(records))
+    manifest = _manifest(build_id, generated_at, out.objects, iocs=count)
     path = Path(out_dir) / layout.manifest_key(build_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
@@ -162,15 +168,11 @@ def build(
     return BuildResult(
         build_id,
         generated_at,
-        len(records),
+        count,
         len(out.objects),
         sum(size for _, size in out.objects.values()),
         time.perf_counter() - started,
     )
-
-
-def _newest(records: list[IOCRecord]) -> int:
-    return records[0].last_seen if records else 0
 
 
 def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> str:

@@ -100,6 +100,9 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--limiter", type=click.Choice(["sqlite", "memory"]), default="sqlite",
                      show_default=True, help="memory is per process: only for one worker."),
         click.option("--access-log/--no-access-log", default=False, show_default=True),
+        click.option("--limit-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                     show_default=True,
+                     help="Multiply every tier's request limits (internal deployments)."),
     ]
     for option in reversed(options):
         func = option(func)

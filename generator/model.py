@@ -17,6 +17,7 @@ Rules (documented in docs/architecture.md):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -40,53 +41,76 @@ def _article_index(articles: pa.Table) -> dict[str, tuple]:
 
 
 class _Acc:
-    __slots__ = (
-        "first", "last", "primary", "context", "rank", "sources", "count", "tags", "techniques",
-    )
+    """The running fold of one indicator's sightings (kept small: there may be millions)."""
+
+    __slots__ = ("first", "last", "primary", "context", "rank", "others")
 
     def __init__(self, published: int, article_id: str, context: str, rank: int) -> None:
         self.first = self.last = published
         self.primary = article_id
         self.context = context
         self.rank = rank
-        self.sources: set[str] = set()
-        self.count = 0
-        self.tags: set[str] = set()
-        self.techniques: set[str] = set()
+        self.others: list[str] | None = None
 
-    def add(self, art: tuple, article_id: str, context: str, rank: int) -> None:
-        published = art[0]
+    def add(self, published: int, article_id: str, context: str, rank: int) -> None:
         self.first = min(self.first, published)
         if published > self.last or (published == self.last and article_id < self.primary):
+            if self.others is None:
+                self.others = []
+            self.others.append(self.primary)
             self.last, self.primary, self.context = published, article_id, context
+        elif article_id != self.primary:
+            if self.others is None:
+                self.others = []
+            self.others.append(article_id)
         self.rank = max(self.rank, rank)
-        self.sources.add(art[5])
-        self.count += 1
-        self.tags.update(art[6])
-        self.techniques.update(art[7])
+
+
+def fold(articles: pa.Table, sightings: pa.Table) -> tuple[dict[str, tuple], dict]:
+    """One accumulator per (type, value), reading the sightings a batch at a time."""
+    index = _article_index(articles)
+    accs: dict[tuple[str, str], _Acc] = {}
+    names = ("article_id", "type", "value", "context", "confidence")
+    for batch in sightings.select(list(names)).to_batches(max_chunksize=65_536):
+        cols = [batch.column(i).to_pylist() for i in range(len(names))]
+        for article_id, type_, value, context, confidence in zip(*cols, strict=True):
+            art = index.get(article_id)
+            if art is None:
+                continue
+            rank = RANK.get(confidence, 1)
+            acc = accs.get((type_, value))
+            if acc is None:
+                accs[(type_, value)] = _Acc(art[0], article_id, context, rank)
+            else:
+                acc.add(art[0], article_id, context, rank)
+    return index, accs
+
+
+def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator[IOCRecord]]:
+    """(count, records newest first), made lazily so that few are alive at once."""
+    index, accs = fold(articles, sightings)
+    order = sorted(accs, key=lambda k: (-accs[k].last, k[0], k[1]))
+
+    def records() -> Iterator[IOCRecord]:
+        for key in order:
+            yield _record(key, accs.pop(key), index)
+
+    return len(order), records()
 
 
 def aggregate(articles: pa.Table, sightings: pa.Table) -> list[IOCRecord]:
     """Fold the store into indicator records, newest first."""
-    index = _article_index(articles)
-    accs: dict[tuple[str, str], _Acc] = {}
-    cols = [sightings[n].to_pylist() for n in ("article_id", "type", "value", "context", "confidence")]
-    for article_id, type_, value, context, confidence in zip(*cols, strict=True):
-        art = index.get(article_id)
-        if art is None:
-            continue
-        rank = RANK.get(confidence, 1)
-        acc = accs.get((type_, value))
-        if acc is None:
-            acc = accs[(type_, value)] = _Acc(art[0], article_id, context, rank)
-        acc.add(art, article_id, context, rank)
-    records = [_record(key, acc, index[acc.primary]) for key, acc in accs.items()]
-    records.sort(key=lambda r: (-r.last_seen, r.type, r.value))
-    return records
+    return list(iter_records(articles, sightings)[1])
 
 
-def _record(key: tuple[str, str], acc: _Acc, art: tuple) -> IOCRecord:
-    rank = min(3, acc.rank + 1) if len(acc.sources) >= 2 else acc.rank
+def _record(key: tuple[str, str], acc: _Acc, index: dict[str, tuple]) -> IOCRecord:
+    art = index[acc.primary]
+    ids = [acc.primary, *(acc.others or ())]
+    arts = [index[a] for a in ids]
+    sources = {a[5] for a in arts}
+    rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank
+    tags = set(art[6]).union(*(a[6] for a in arts)) if acc.others else art[6]
+    techniques = set(art[7]).union(*(a[7] for a in arts)) if acc.others else art[7]
     return IOCRecord(
         id=ioc_id(*key),
         type=key[0],
@@ -94,13 +118,13 @@ def _record(key: tuple[str, str], acc: _Acc, art: tuple) -> IOCRecord:
         confidence=LEVEL[rank],
         first_seen=acc.first,
         last_seen=acc.last,
-        sightings=acc.count,
+        sightings=len(ids),
         article_id=acc.primary,
         article_title=art[3],
         article_url=art[4],
         feed_name=art[1],
         category=art[2],
         context=acc.context,
-        tags=tuple(sorted(acc.tags)),
-        mitre_techniques=tuple(sorted(acc.techniques)),
+        tags=tuple(sorted(tags)),
+        mitre_techniques=tuple(sorted(techniques)),
     )

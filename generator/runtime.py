@@ -9,18 +9,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from generator import build as build_stage
-from generator import ingest as ingest_stage
 from generator import publish as publish_stage
 from generator.settings import Settings
-from generator.sources import SAMPLE_DIR, load_sources
+from generator.sources import SAMPLE_DIR, Source, load_sources
 from generator.store import Store
 from worker.config import WorkerConfig
 from worker.keys import KeyStore, load_or_create_secret
+
+if TYPE_CHECKING:
+    from generator.ingest import IngestReport
 
 DEMO_USER = "demo@socdef.local"
 
@@ -45,7 +47,9 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def run_ingest(settings: Settings, *, offline: Path | None = None, sources: Path | None = None,
-               shift_dates: bool = False, now: int | None = None) -> ingest_stage.IngestReport:
+               shift_dates: bool = False, now: int | None = None) -> IngestReport:
+    from generator import ingest as ingest_stage  # extraction loads only when ingesting
+
     configured = load_sources(sources or settings.sources)
     fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch()
     with progress_bar() as progress:
@@ -54,7 +58,7 @@ def run_ingest(settings: Settings, *, offline: Path | None = None, sources: Path
                                    shift_dates=shift_dates, progress=progress)
 
 
-def _http_fetch() -> ingest_stage.Fetch:
+def _http_fetch() -> Callable[[Source], bytes]:
     from generator.fetch import http_fetcher
 
     return http_fetcher()
@@ -92,11 +96,12 @@ def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
-               access_log: bool) -> None:
+               access_log: bool, limit_scale: float = 1.0) -> None:
     import uvicorn
 
     config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
-                                       source_name=settings.source_name, limiter=limiter)
+                                       source_name=settings.source_name, limiter=limiter,
+                                       limit_scale=limit_scale)
     if limiter == "memory" and workers > 1:
         raise ValueError("the memory limiter counts per process: use --limiter sqlite "
                          "with more than one worker")

@@ -6,6 +6,7 @@ Every error leaves in the spec's shape with the request id, which also comes bac
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -90,12 +91,14 @@ class App:
         builds: BuildSource,
         public_url: str | None = None,
         source_name: str = "socdef",
+        limit_scale: float = 1.0,
     ) -> None:
         self.keys = keys
         self.limiter = limiter
         self.builds = builds
         self.public_url = public_url
         self.source_name = source_name
+        self.limit_scale = limit_scale
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
@@ -122,6 +125,8 @@ class App:
 
     def respond(self, req: Request, request_id: str) -> Response:
         decision: Decision | None = None
+        if req.path == "/healthz":
+            return self._health()
         try:
             route = ROUTES.get(req.path.rstrip("/") or "/")
             if route is None:
@@ -132,7 +137,8 @@ class App:
             scope_needed, handler = route
             key = authenticate(req, self.keys)
             tier = TIERS[key.tier]
-            decision = self.limiter.hit(key.id, tier.per_minute, tier.per_day)
+            decision = self.limiter.hit(key.id, int(tier.per_minute * self.limit_scale),
+                                        int(tier.per_day * self.limit_scale))
             if not decision.allowed:
                 raise _limited(decision, tier.name)
             if scope_needed not in key.scopes:
@@ -150,6 +156,15 @@ class App:
         if decision is not None:
             rate_headers(resp, decision)
         return resp
+
+    def _health(self) -> Response:
+        try:
+            build = self.builds.current()
+        except StorageError as exc:
+            return Response(503, json.dumps({"status": "no_build", "detail": str(exc)}).encode())
+        body = {"status": "ok", "build_id": build.build_id,
+                "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.generated_at))}
+        return Response(200, json.dumps(body).encode())
 
     @staticmethod
     def _error(exc: ApiError, request_id: str) -> Response:

@@ -30,6 +30,7 @@ class WorkerConfig:
     limiter: str = "sqlite"
     key_cache_ttl: float = 5.0
     pointer_ttl: float = 2.0
+    limit_scale: float = 1.0
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -70,6 +71,7 @@ def create_app(config: WorkerConfig) -> App:
         builds=BuildSource(LocalBucket(config.bucket), pointer_ttl=config.pointer_ttl),
         public_url=config.public_url or None,
         source_name=config.source_name,
+        limit_scale=config.limit_scale,
     )
 
 

@@ -17,6 +17,7 @@ CONTENT_TYPES = {
     "txt": "text/plain; charset=utf-8",
 }
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
+MAX_CACHED_RESPONSES = 2048
 
 
 def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> dict[str, str]:
@@ -53,16 +54,37 @@ def _total_of(body: bytes, p: ListParams) -> int:
     return int(body[start : body.index(b",", start)])
 
 
-def list_iocs(req: Request, build: Build, tier: Tier, *, public_url: str | None,
-              source_name: str) -> Response:
-    p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
+def _full_answer(req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None,
+                 source_name: str) -> tuple[bytes, str]:
     body, total, identity = _answer(build, tier, p, source_name)
     tail = b""
     if p.format == "json":
         links = _links(req, public_url, p, total)
         tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
-    etag = _etag(identity, tail)
-    resp = Response(200, body + tail, CONTENT_TYPES[p.format])
+    return body + tail, _etag(identity, tail)
+
+
+def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
+                    public_url: str | None, source_name: str) -> tuple[bytes, str]:
+    """The hourly poll's whole answer, kept per build (bounded: Host headers vary)."""
+    memo = build.responses
+    key = (tier.name, req.base_url(public_url), req.path, tuple(sorted(req.query.items())))
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= MAX_CACHED_RESPONSES:
+            memo.clear()
+        found = memo[key] = _full_answer(req, build, tier, p, public_url, source_name)
+    return found
+
+
+def list_iocs(req: Request, build: Build, tier: Tier, *, public_url: str | None,
+              source_name: str) -> Response:
+    p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
+    if p.is_default and "api_key" not in req.query:
+        body, etag = _cached_default(req, build, tier, p, public_url, source_name)
+    else:
+        body, etag = _full_answer(req, build, tier, p, public_url, source_name)
+    resp = Response(200, body, CONTENT_TYPES[p.format])
     resp.header("etag", etag)
     resp.header("last-modified", http_date(build.generated_at))
     resp.header("cache-control", CACHE_CONTROL)

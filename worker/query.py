@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 import json
 import time
 from array import array
@@ -46,6 +47,7 @@ class Selection:
     data: bytes
 
 
+@functools.lru_cache(maxsize=4096)
 def day_start(day: str) -> int:
     return calendar.timegm(time.strptime(day, "%Y-%m-%d"))
 

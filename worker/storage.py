@@ -77,6 +77,7 @@ class Build:
         self.generated_at: int = manifest["generated_at"]
         self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
         self._cache: dict[str, object] = {}
+        self.responses: dict[tuple, tuple[bytes, str]] = {}  # whole answers, see worker.iocs
 
     def ref(self, key: str) -> ObjectRef | None:
         return self.objects.get(key)

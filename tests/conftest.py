@@ -1,0 +1,88 @@
+"""Shared factories: a free port, the real CLI, and a real worker process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def socdef(*args: str, data_dir: Path | None = None, check: bool = True,
+           timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``socdef`` command line."""
+    argv = [sys.executable, "-m", "generator", *args]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"socdef {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{proc.stderr.read() if proc.stderr else ''}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"server did not answer on {url}")
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve_process(tmp_path) -> Iterator:
+    """Start ``socdef serve`` on a free port; stopped after the test."""
+    started: list[Server] = []
+
+    def start(data_dir: Path, *extra: str) -> Server:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir),
+             "--port", str(port), *extra],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+        server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+        started.append(server)
+        wait_http(server.url + "/healthz", proc)
+        return server
+
+    yield start
+    for server in started:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
