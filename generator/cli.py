@@ -62,9 +62,14 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
     """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
     report = runtime.run_ingest(settings, offline=offline, sources=sources,
                                 shift_dates=shift_dates, now=now)
+    skipped = [s.source for s in report.sources if s.status == "skipped"]
     for s in report.sources:
+        if s.status == "skipped":
+            continue
         line = f"{s.source:<28} {s.status:<6} {s.items:>4} items {s.iocs:>5} iocs"
         click.echo(line + (f"  {s.error}" if s.error else ""))
+    if skipped:
+        click.echo(f"skipped {len(skipped)} sources with no saved feed in {offline}")
     m = report.merge
     if m is not None:
         click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "

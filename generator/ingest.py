@@ -98,6 +98,8 @@ def ingest(
     for done, source in enumerate(sources, 1):
         try:
             items = list(parse_feed(fetch(source)).items)
+        except FileNotFoundError:
+            report.sources.append(SourceReport(source.id, "skipped", error="no saved feed"))
         except (OSError, FeedError) as exc:
             report.sources.append(SourceReport(source.id, "error", error=str(exc)[:300]))
         else:
@@ -120,7 +122,7 @@ def ingest(
             sightings.extend(seen)
             found += len(seen)
         report.sources.append(SourceReport(source.id, "ok", len(items), found))
-    state = {s.source: _state(s, now) for s in report.sources}
+    state = {s.source: _state(s, now) for s in report.sources if s.status != "skipped"}
     report.merge = store.merge(articles, sightings, as_of=now, sources_state=state)
     return report
 

@@ -1,0 +1,43 @@
+# The README's commands. Everything installs into ./.venv; nothing else on the machine changes
+# except the Debian packages named in `system-deps` (only when missing, and only as root).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= socdef-demo
+PORT ?= 8000
+
+.PHONY: setup demo test lint bench system-deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/socdef demo --data-dir $(DEMO_DIR) --port $(PORT)
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup system-deps
+	$(BIN)/python bench/build.py
+	$(BIN)/python bench/serve.py
+
+# Servers and tools the tests and benchmarks start on 127.0.0.1.
+SYSTEM_TOOLS := redis-server nginx wrk curl
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl >/dev/null; \
+	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl)"; fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

@@ -1,0 +1,179 @@
+"""Ingest → store → build → publish through the library and the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator.build import build
+from generator.ingest import IngestError, ingest, offline_reader
+from generator.publish import LocalDestination, PublishError, publish
+from generator.sources import SAMPLE_DIR, load_sources
+from generator.store import Store
+from tests.conftest import socdef
+from worker import layout
+from worker.storage import BuildSource, LocalBucket
+
+NOW = 1_795_000_000
+TRUTH = json.loads((Path(__file__).parent / "data" / "sample_truth.json").read_text())
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def sample_store(tmp_path) -> Store:
+    store = Store(tmp_path / "store")
+    ingest(store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW, shift_dates=True)
+    return store
+
+
+def test_sample_ingest_finds_the_planted_indicators(sample_store):
+    found = {(t, v) for t, v in zip(sample_store.sightings()["type"].to_pylist(),
+                                    sample_store.sightings()["value"].to_pylist(), strict=True)}
+    planted = {(t, v) for t, values in TRUTH.items() if t != "negatives" for v in values}
+    assert len(planted) >= 200
+    assert planted <= found
+    values = {v for _, v in found}
+    assert not values & set(TRUTH["negatives"])
+
+
+def test_shifted_dates_end_at_the_ingest_time(sample_store):
+    published = sample_store.articles()["published"].to_pylist()
+    assert max(published) == NOW
+    assert sum(1 for p in published if p > NOW - 86400) >= 6
+
+
+def test_ingesting_the_same_feeds_twice_changes_nothing(sample_store, tmp_path):
+    before = (sample_store.articles(), sample_store.sightings())
+    ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW, shift_dates=True)
+    assert sample_store.articles().equals(before[0])
+    assert sample_store.sightings().equals(before[1])
+
+
+def test_a_broken_source_is_recorded_and_costs_nothing(sample_store, tmp_path):
+    feeds = tmp_path / "feeds"
+    shutil.copytree(SAMPLE_DIR, feeds)
+    (feeds / "krebs.xml").write_bytes(b"<rss><channel><item><title>cut off")
+    (feeds / "sans-isc.xml").write_bytes(b'<!DOCTYPE x [<!ENTITY a "aaaa">]><rss>&a;</rss>')
+    before = sample_store.articles().num_rows
+    report = ingest(sample_store, load_sources(), offline_reader(feeds), now=NOW + 60,
+                    shift_dates=True)
+    failed = {s.source: s.error for s in report.failed}
+    assert set(failed) == {"krebs", "sans-isc"} and all(failed.values())
+    assert sample_store.articles().num_rows == before  # krebs' earlier articles are still there
+    assert sample_store.state()["sources"]["krebs"]["status"] == "error"
+
+
+def test_nothing_readable_changes_nothing(sample_store, tmp_path):
+    generation = sample_store.generation()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(IngestError):
+        ingest(sample_store, load_sources(), offline_reader(empty), now=NOW)
+    assert sample_store.generation() == generation
+
+
+def test_builds_are_deterministic(sample_store, tmp_path):
+    first = build(sample_store, tmp_path / "b1")
+    second = build(sample_store, tmp_path / "b2")
+    assert first.build_id == second.build_id
+    assert tree_digest(tmp_path / "b1") == tree_digest(tmp_path / "b2")
+
+
+def test_publish_switches_atomically_and_skips_what_arrived(sample_store, tmp_path):
+    out, bucket = tmp_path / "build", tmp_path / "bucket"
+    first = build(sample_store, out)
+    dest = LocalDestination(bucket)
+    result = publish(out, dest)
+    assert result.uploaded > 0 and result.skipped == 0
+    again = publish(out, dest)
+    assert again.uploaded == 0 and again.skipped == result.uploaded
+    reader = BuildSource(LocalBucket(bucket), pointer_ttl=0)
+    assert reader.current().build_id == first.build_id
+    # a later build: the reader moves to it only when the pointer moves
+    ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 3600,
+           shift_dates=True)
+    second = build(sample_store, out)
+    assert second.build_id != first.build_id
+    assert reader.current().build_id == first.build_id
+    publish(out, dest)
+    assert reader.current().build_id == second.build_id
+
+
+def test_interrupted_publish_leaves_readers_on_the_old_build(sample_store, tmp_path):
+    out, bucket = tmp_path / "build", tmp_path / "bucket"
+    first = build(sample_store, out)
+    publish(out, LocalDestination(bucket))
+    ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 7200,
+           shift_dates=True)
+    second = build(sample_store, out)
+
+    class Dies(LocalDestination):
+        puts = 0
+
+        def put(self, key, data, **kw):
+            Dies.puts += 1
+            if Dies.puts > 5:
+                raise OSError("connection lost")
+            super().put(key, data, **kw)
+
+    with pytest.raises(OSError):
+        publish(out, Dies(bucket))
+    reader = BuildSource(LocalBucket(bucket), pointer_ttl=0)
+    assert reader.current().build_id == first.build_id
+    resumed = publish(out, LocalDestination(bucket))
+    assert resumed.skipped >= 5
+    assert reader.current().build_id == second.build_id
+
+
+def test_old_builds_are_pruned(sample_store, tmp_path):
+    out, bucket = tmp_path / "build", tmp_path / "bucket"
+    dest = LocalDestination(bucket)
+    ids = []
+    for hour in range(4):
+        ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + hour * 3600,
+               shift_dates=True)
+        ids.append(build(sample_store, out).build_id)
+        publish(out, dest, keep=2)
+    manifests = sorted(p.stem for p in (bucket / "builds").glob("*.json"))
+    assert manifests == sorted(ids[-2:])
+    live = set()
+    for build_id in ids[-2:]:
+        manifest = json.loads((bucket / layout.manifest_key(build_id)).read_bytes())
+        live |= {layout.object_key(sha) for sha, _ in manifest["objects"].values()}
+    stored = {p.relative_to(bucket).as_posix() for p in (bucket / "objects").rglob("*")
+              if p.is_file()}
+    assert stored == live
+
+
+def test_publish_without_a_build_is_a_clean_error(tmp_path):
+    with pytest.raises(PublishError):
+        publish(tmp_path / "nothing", LocalDestination(tmp_path / "bucket"))
+
+
+def test_cli_pipeline_and_errors(tmp_path):
+    data = tmp_path / "data"
+    out = socdef("ingest", "--offline", str(SAMPLE_DIR), "--shift-dates", "--now", str(NOW),
+                 data_dir=data).stdout
+    assert "krebs" in out and "store: 48 new articles" in out
+    assert "build " in socdef("build", data_dir=data).stdout
+    assert "uploaded" in socdef("publish", data_dir=data).stdout
+    failed = socdef("publish", "--build-id", "nope", data_dir=data, check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.stderr.startswith("Error: ") and len(failed.stderr.strip().splitlines()) == 1
+    usage = socdef("keys", "create", "--user", "a@b.c", "--tier", "gold", data_dir=data,
+                   check=False)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    bad_sources = tmp_path / "bad.toml"
+    bad_sources.write_text('[[source]]\nid = "X Y"\nname = "n"\nurl = "ftp://x"\ncategory = "blog"\n')
+    bad = socdef("ingest", "--sources", str(bad_sources), "--offline", str(SAMPLE_DIR),
+                 data_dir=data, check=False)
+    assert bad.returncode == 1 and "category must be one of" in bad.stderr
+    assert "url must be http" in bad.stderr and "Traceback" not in bad.stderr
