@@ -1,0 +1,175 @@
+"""Domain validation for the indicator extractor: public suffixes, false-positive filters,
+the benign-domain allowlist and host matching.
+
+A domain is accepted when it ends in an ICANN public suffix known to the bundled Public
+Suffix List (``publicsuffixlist`` ships it, no network is used) and has a registrable
+label in front of it. Standalone domains written plainly (not defanged) are further
+checked against the false-positive filters below; an analyst's defanging overrides them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from publicsuffixlist import PublicSuffixList
+
+__all__ = [
+    "CODE_FIRST_LABELS",
+    "DETECTION_WORDS",
+    "FILE_EXTENSION_TLDS",
+    "host_in",
+    "is_valid_domain",
+    "load_allowlist",
+    "normalize_domains",
+    "standalone_domain_ok",
+]
+
+# Real TLDs that are far more often file extensions in security articles
+# (loader.sh, libs.zip, notes.md, update.py, run.pl, libfoo.so, Payload.app, ...).
+# A plain token ending in one of these is taken as a file name; a defanged one
+# (evil[.]zip) is still a domain. Multi-label suffixes such as com.py are not affected.
+FILE_EXTENSION_TLDS = frozenset(
+    {
+        "app", "cab", "map", "md", "mov", "one", "pl", "pm", "properties", "ps", "pub",
+        "py", "rs", "run", "sh", "so", "zip",
+    }
+)  # fmt: skip
+
+# Labels that mark an antivirus detection name (Trojan.Agent.ET, HEUR:Trojan.Win32.Generic).
+DETECTION_WORDS = frozenset(
+    {
+        "adware", "agent", "andr", "backdoor", "behavior", "dropper",
+        "downloader", "exploit", "gen", "generic", "hacktool", "heur", "heuristic",
+        "malware", "msil", "osx", "pua", "pup", "ransom", "ransomware",
+        "riskware", "rootkit", "script", "spyware", "trojan", "trojandownloader",
+        "trojandropper", "trojanspy", "variant", "virtool", "virus", "w32", "w64",
+        "win32", "win64", "worm",
+    }
+)  # fmt: skip
+
+# First labels of reverse-DNS package names (com.example.app, org.apache.commons).
+_REVERSE_DNS_FIRST = frozenset(
+    {"com", "org", "net", "edu", "gov", "mil", "io", "java", "javax", "android", "androidx",
+     "kotlin", "system"}
+)  # fmt: skip
+# First labels of two-label code expressions (window.top, document.domain, self.name).
+_CODE_OBJECTS = frozenset(
+    {"self", "this", "window", "document", "os", "sys", "console", "obj", "object", "user",
+     "request", "response", "req", "res", "file", "data", "config", "args", "kwargs",
+     "params", "ctx", "module", "exports", "process", "math", "json", "string", "array",
+     "navigator", "location", "event", "element", "item", "node", "app", "parent"}
+)  # fmt: skip
+CODE_FIRST_LABELS = _REVERSE_DNS_FIRST | _CODE_OBJECTS
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_TITLE_LABEL = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
+_UPPER_LABEL = re.compile(r"[A-Z]{2,}\Z")
+_PATHISH_BEFORE = re.compile(r"(?:\w/|\\)\Z")
+
+
+@lru_cache(maxsize=1)
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList(only_icann=True, accept_unknown=False)
+
+
+@lru_cache(maxsize=65536)
+def is_valid_domain(domain: str) -> bool:
+    """True for a lowercase hostname with a known public suffix and a registrable label."""
+    if not domain or len(domain) > 253 or "." not in domain:
+        return False
+    if not all(_LABEL.match(label) for label in domain.split(".")):
+        return False
+    return _psl().privatesuffix(domain) is not None
+
+
+def _public_suffix(domain: str) -> str:
+    return _psl().publicsuffix(domain) or ""
+
+
+def _looks_like_code(token: str, labels: list[str]) -> bool:
+    """Detection names, .NET namespaces, package names and code expressions."""
+    lowered = [label.lower() for label in labels]
+    if any(label in DETECTION_WORDS for label in lowered):
+        return True
+    if lowered[0] in _REVERSE_DNS_FIRST or (len(labels) == 2 and lowered[0] in _CODE_OBJECTS):
+        return True
+    if not token.isupper() and all(_TITLE_LABEL.match(label) for label in labels):
+        return True  # System.IO, Microsoft.NET, Trojan.Agent.ET, Qakbot.PA
+    return bool(_UPPER_LABEL.match(labels[-1]) and not token.isupper())  # emotet.PA
+
+
+@lru_cache(maxsize=65536)
+def _plain_domain(token: str) -> str | None:
+    """Checks for a domain written plainly (not defanged); depends on the token only."""
+    domain = token.lower()
+    if not is_valid_domain(domain):
+        return None
+    suffix = _public_suffix(domain)
+    if "." not in suffix and suffix in FILE_EXTENSION_TLDS:
+        return None
+    if _looks_like_code(token, token.split(".")):
+        return None
+    return domain
+
+
+def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str) -> str | None:
+    """Validate a domain that stands on its own in the text; return it normalised or None.
+
+    ``token`` is the fanged token as written (case kept), ``before``/``after`` a few
+    characters of surrounding text used to spot file paths and detection syntax.
+    """
+    token = token.rstrip(".")
+    if defanged:
+        domain = token.lower()
+        return domain if is_valid_domain(domain) else None
+    if _PATHISH_BEFORE.search(before) or after[:1] in ("!", "("):
+        return None
+    return _plain_domain(token)
+
+
+def host_in(host: str, domains: frozenset[str]) -> bool:
+    """True when ``host`` equals one of ``domains`` or is a subdomain of one."""
+    if not domains or not host:
+        return False
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
+
+
+def normalize_domains(values: Iterable[str]) -> frozenset[str]:
+    """Normalise a domain list: trimmed, lowercase, no ``*.`` wildcard prefix, no trailing dot.
+
+    A URL is reduced to its host, so a feed's site URL can be passed as is, and a leading
+    ``www.`` is dropped so that the whole site (and its other subdomains) is covered.
+    """
+    out: set[str] = set()
+    for value in values:
+        domain = value.strip().lower()
+        if "://" in domain:
+            domain = domain.split("://", 1)[1]
+        domain = re.split(r"[/?#:]", domain, maxsplit=1)[0].rsplit("@", 1)[-1].rstrip(".")
+        for prefix in ("*.", "www."):
+            domain = domain.removeprefix(prefix)
+        if domain:
+            out.add(domain)
+    return frozenset(out)
+
+
+def _parse_allowlist(lines: Iterable[str]) -> frozenset[str]:
+    return normalize_domains(line.split("#", 1)[0] for line in lines)
+
+
+@lru_cache(maxsize=1)
+def _default_allowlist() -> frozenset[str]:
+    data = resources.files("generator").joinpath("data/allowlist.txt")
+    return _parse_allowlist(data.read_text(encoding="utf-8").splitlines())
+
+
+def load_allowlist(path: str | Path | None = None) -> frozenset[str]:
+    """Load an allowlist file (one domain a line, ``#`` comments); default: the bundled one."""
+    if path is None:
+        return _default_allowlist()
+    return _parse_allowlist(Path(path).read_text(encoding="utf-8").splitlines())

@@ -1,0 +1,241 @@
+"""Find and validate indicator candidates in refanged text (one regex pass per type).
+
+Offsets are in the coordinates of the refanged text. URLs are matched first and their
+spans claimed, then e-mail addresses, IPv6, IPv4 and standalone domains, each skipping
+what an earlier type already claimed (a URL's host is not a separate domain). Hashes,
+CVE ids and ATT&CK ids are found anywhere, URLs included.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from generator.domains import is_valid_domain, standalone_domain_ok
+from generator.refang import Refanged
+
+__all__ = ["Candidate", "find_candidates", "valid_ip"]
+
+# Each pattern starts with a character class (then a look-behind on the character before
+# it) so that the regex engine can skip quickly over text that cannot start a match.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_TAIL = rf"(?:(?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)(?:{_LABEL}\.)*{_TLD}"
+_URL = re.compile(
+    r"[hHfF](?<!\w[hHfF])(?:(?<=[hH])[tT][tT][pP][sS]?|(?<=[fF])[tT][pP])://[^\s<>\"'`{}|\\^“”‘’«»…]+"
+)
+_EMAIL = re.compile(
+    rf"[A-Za-z0-9](?<![\w.%+-][A-Za-z0-9])[A-Za-z0-9._%+-]{{0,63}}@{_LABEL}\.(?:{_LABEL}\.)*{_TLD}"
+    r"(?![\w-]|\.[A-Za-z0-9])"
+)
+_DOMAIN = re.compile(rf"[A-Za-z0-9](?<![\w@.-][A-Za-z0-9]){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])")
+_IPV4 = re.compile(
+    r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\w|\.[0-9])"
+)  # octets: valid_ip()
+_IPV6 = re.compile(
+    r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])"
+    r"(?:(?<=:)(?=[0-9A-Fa-f]*:)|(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:))[0-9A-Fa-f:]{1,38}"
+    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"
+)
+_HASH = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z][0-9A-Fa-f])[0-9A-Fa-f]{31,127}(?![0-9A-Za-z])")
+_HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
+_CVE = re.compile(r"[cC](?<![\w-][cC])[vV][eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])")
+_ATTACK = re.compile(r"[tT](?<![\w.][tT])(1[0-9]{3}(?:\.[0-9]{3})?)(?!\w|\.[0-9])")
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:\bv\.?|\bver\.?|version|build|release|firmware|revision|rev\.?)\s*[:#=]?\s*\Z"
+)
+_DOTTED_DIGITS = re.compile(r"[0-9.]+")
+_URL_TRAIL = ".,;:!?)]}'\">*"
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A validated indicator occurrence in the refanged text."""
+
+    type: str
+    value: str
+    start: int
+    end: int
+    defanged: bool
+    host: str = ""
+
+
+class _Claims:
+    """Sorted, merged spans already taken by an earlier indicator type."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add_all(self, spans: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for start, end in sorted([*zip(self.starts, self.ends, strict=True), *spans]):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def covers(self, start: int, end: int) -> bool:
+        i = bisect_right(self.starts, start) - 1
+        return i >= 0 and self.ends[i] >= end
+
+
+def valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parse an IP and keep it only when it is globally routable unicast."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return None
+    return ip
+
+
+def _trim_url(url: str) -> str:
+    while url and url[-1] in _URL_TRAIL:
+        last = url[-1]
+        opener = _PAIRS.get(last)
+        if opener and url.count(opener) >= url.count(last):
+            break
+        url = url[:-1]
+    return url
+
+
+def _url_host(hostport: str) -> tuple[str, str] | None:
+    """Return (normalised host for display, bare host) or None when invalid."""
+    if hostport.startswith("["):
+        inner, sep, rest = hostport[1:].partition("]")
+        ip = valid_ip(inner) if sep and (not rest or rest[1:].isdigit()) else None
+        if ip is None or ip.version != 6:
+            return None
+        return f"[{ip.compressed}]" + rest, ip.compressed
+    host, _, port = hostport.partition(":")
+    if port and not port.isdigit():
+        return None
+    host = host.lower().rstrip(".")
+    if _DOTTED_DIGITS.fullmatch(host):
+        ip = valid_ip(host)
+        if ip is None:
+            return None
+        host = ip.compressed
+    elif not is_valid_domain(host):
+        return None
+    return host + (f":{port}" if port else ""), host
+
+
+def _normalise_url(url: str) -> tuple[str, str] | None:
+    scheme, _, rest = url.partition("://")
+    split = len(rest)
+    for ch in "/?#":
+        pos = rest.find(ch)
+        if pos != -1:
+            split = min(split, pos)
+    authority, tail = rest[:split], rest[split:]
+    userinfo, at, hostport = authority.rpartition("@")
+    parsed = _url_host(hostport)
+    if parsed is None:
+        return None
+    display, host = parsed
+    return f"{scheme.lower()}://{userinfo}{at}{display}{tail}", host
+
+
+def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for m in _URL.finditer(rf.text):
+        url = _trim_url(m.group())
+        start, end = m.start(), m.start() + len(url)
+        spans.append((start, end))
+        parsed = _normalise_url(url)
+        if parsed:
+            out.append(Candidate("url", parsed[0], start, end, rf.defanged(start, end), parsed[1]))
+    return spans
+
+
+def _emails(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for m in _EMAIL.finditer(rf.text):
+        start, end = m.span()
+        if claims.covers(start, end):
+            continue
+        spans.append((start, end))
+        local, _, host = m.group().lower().rpartition("@")
+        if is_valid_domain(host) and not local.endswith("."):
+            out.append(
+                Candidate("email", f"{local}@{host}", start, end, rf.defanged(start, end), host)
+            )
+    return spans
+
+
+def _ipv6(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for m in _IPV6.finditer(rf.text):
+        raw, start = m.group(), m.start()
+        if raw.endswith(":") and not raw.endswith("::"):
+            raw = raw[:-1]
+        end = start + len(raw)
+        if claims.covers(start, end) or raw == "::":
+            continue
+        if "::" not in raw and not any(len(g) >= 2 for g in raw.split(":")):
+            continue
+        ip = valid_ip(raw)
+        if ip is not None and ip.version == 6:
+            spans.append((start, end))
+            out.append(Candidate("ipv6", ip.compressed, start, end, rf.defanged(start, end)))
+    return spans
+
+
+def _ipv4(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
+    text = rf.text
+    for m in _IPV4.finditer(text):
+        start, end = m.span()
+        if claims.covers(start, end) or _VERSION_BEFORE.search(text, max(0, start - 12), start):
+            continue
+        ip = valid_ip(m.group())
+        if ip is not None:
+            out.append(Candidate("ipv4", ip.compressed, start, end, rf.defanged(start, end)))
+
+
+def _domains(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
+    text = rf.text
+    for m in _DOMAIN.finditer(text):
+        start, end = m.span()
+        if claims.covers(start, end):
+            continue
+        defanged = rf.defanged(start, end)
+        before, after = text[max(0, start - 2) : start], text[end : end + 1]
+        domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
+        if domain:
+            out.append(Candidate("domain", domain, start, end, defanged, domain))
+
+
+def _simple(rf: Refanged, out: list[Candidate]) -> None:
+    text = rf.text
+    for m in _HASH.finditer(text):
+        kind = _HASH_TYPES.get(len(m.group()))
+        value = m.group().lower()
+        if kind and value.count(value[0]) != len(value):
+            out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
+    for m in _CVE.finditer(text):
+        value = f"CVE-{m.group(1)}-{m.group(2)}"
+        out.append(Candidate("cve", value, m.start(), m.end(), rf.defanged(*m.span())))
+    for m in _ATTACK.finditer(text):
+        out.append(Candidate("mitre_attack", "T" + m.group(1), m.start(), m.end(), False))
+
+
+def find_candidates(rf: Refanged) -> list[Candidate]:
+    """All validated indicator occurrences, ordered by position."""
+    out: list[Candidate] = []
+    claims = _Claims()
+    claims.add_all(_urls(rf, out))
+    claims.add_all(_emails(rf, claims, out))
+    claims.add_all(_ipv6(rf, claims, out))
+    _ipv4(rf, claims, out)
+    _domains(rf, claims, out)
+    _simple(rf, out)
+    out.sort(key=lambda c: (c.start, -c.end))
+    return out
