@@ -21,6 +21,7 @@ from pathlib import Path
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
 from generator.model import iter_records
+from generator.objects import BuildInfo, DerivedInfo, ObjectWriter, RecordSink
 from generator.store import Store
 from worker import layout, query
 from worker.storage import Build, LocalBucket
@@ -38,27 +39,6 @@ class BuildResult:
     objects: int
     bytes: int
     seconds: float
-
-
-class ObjectWriter:
-    """Writes content-addressed objects under ``root/objects`` and remembers their keys."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.objects: dict[str, list] = {}
-
-    def put(self, key: str, data: bytes) -> None:
-        if key in self.objects:
-            raise ValueError(f"two producers for one build object: {key}")
-        sha = hashlib.sha256(data).hexdigest()
-        self.objects[key] = [sha, len(data)]
-        path = self.root / layout.object_key(sha)
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
 
 
 @cache
@@ -84,7 +64,7 @@ class ViewIndex:
             self.days.setdefault(view, []).append([day, len(lines), len(store)])
             store.extend(lines)
 
-    def write(self, out: ObjectWriter) -> None:
+    def finish(self, out: ObjectWriter, info: BuildInfo) -> None:
         for view in sorted(self.days):
             index = {"view": view, "days": self.days[view]}
             out.put(layout.view_index_key(view), json.dumps(index, separators=(",", ":")).encode())
@@ -125,13 +105,18 @@ def default_query(view: str, fmt: str, tier: str, generated_at: int) -> query.Qu
     return query.Query(view, fmt, generated_at - lookback, generated_at, 0, limit)
 
 
-def write_defaults(out: ObjectWriter, build: Build, views: list[str], source_name: str) -> None:
+def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
     for tier in TIERS:
-        for view in views:
+        for view in info.views:
             for fmt in layout.LIST_FORMATS:
-                q = default_query(view, fmt, tier, build.generated_at)
-                body, _ = query.render(build, q, fmt, source_name)
+                q = default_query(view, fmt, tier, info.build.generated_at)
+                body, _ = query.render(info.build, q, fmt, info.source_name)
                 out.put(layout.default_key(tier, view, fmt), body)
+
+
+# The build's extension tables: sinks see every day of records; derived stages run after.
+SINKS: list[Callable[[], RecordSink]] = []
+DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
 
 
 def build(
@@ -146,20 +131,25 @@ def build(
     out = ObjectWriter(Path(out_dir))
     count, records = iter_records(store.articles(), store.sightings())
     views = ViewIndex()
+    sinks: list[RecordSink] = [views, *(make() for make in SINKS)]
     newest = done = 0
     for day, day_records in split_days(records):
         newest = newest or day_records[0].last_seen
         write_day(out, day, day_records)
-        views.add_day(day, day_records)
+        for sink in sinks:
+            sink.add_day(day, day_records)
         done += len(day_records)
         if progress:
             progress("records", done, count)
     generated_at = now if now is not None else (store.state().get("as_of") or newest)
-    views.write(out)
-    # The id names the data; the default answers derive from it and carry it as feed_version.
+    for sink in sinks:
+        sink.finish(out, BuildInfo(generated_at, source_name))
+    # The id names the data; derived objects (default answers, ...) carry it.
     build_id = _build_id(generated_at, source_name, out.objects)
     data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))
-    write_defaults(out, data_only, sorted(views.days), source_name)
+    derived = DerivedInfo(data_only, sorted(views.days), source_name)
+    for stage in DERIVED_STAGES:
+        stage(out, derived)
     manifest = _manifest(build_id, generated_at, out.objects, iocs=count)
     path = Path(out_dir) / layout.manifest_key(build_id)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,9 +87,9 @@ def test_worker_equals_reference(built, query):
     req = request(params)
     if "since" in times and "until" in times and since > until:
         with pytest.raises(InvalidParameter):
-            iocs.list_iocs(req, build_, tier, public_url=BASE, source_name="socdef")
+            iocs.list_answer(req, build_, tier, public_url=BASE, source_name="socdef")
         return
-    resp = iocs.list_iocs(req, build_, tier, public_url=BASE, source_name="socdef")
+    resp = iocs.list_answer(req, build_, tier, public_url=BASE, source_name="socdef")
     fmt, expected = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
                               params=params, since=max(since, floor), until=until, base=BASE)
     assert resp.status == 200
@@ -110,8 +110,8 @@ def test_precomputed_default_matches_composed(built, tier_name, view, fmt):
                                 ("confidence", confidence), ("format", fmt)) if v != "all"}
     tier = TIERS[tier_name]
     assert build_.ref(layout.default_key(tier_name, view, fmt)) is not None
-    default = iocs.list_iocs(request(params), build_, tier, public_url=BASE, source_name="socdef")
-    composed = iocs.list_iocs(request({**params, "offset": "0"}), build_, tier, public_url=BASE,
+    default = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
+    composed = iocs.list_answer(request({**params, "offset": "0"}), build_, tier, public_url=BASE,
                               source_name="socdef")
     assert default.status == composed.status == 200
     assert default.body == composed.body
@@ -135,7 +135,7 @@ def test_windows_cut_inside_days(built, view, share):
     _, whole = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
                          params=params, since=since, until=until, base=BASE)
     params["offset"] = str(int(whole["meta"]["total"] * share))
-    resp = iocs.list_iocs(request(params), build_, tier, public_url=BASE, source_name="socdef")
+    resp = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
     _, expected = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
                             params=params, since=since, until=until, base=BASE)
     got = json.loads(resp.body)

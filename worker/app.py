@@ -13,12 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from worker import iocs
 from worker.auth import authenticate
 from worker.errors import (
+    TAXII_MEDIA_TYPE,
     ApiError,
     InsufficientScope,
     InternalError,
+    InvalidApiKey,
     MethodNotAllowed,
     NotFound,
     RateLimited,
@@ -26,6 +27,8 @@ from worker.errors import (
 )
 from worker.http import Request, Response, new_request_id
 from worker.limits import Decision, Limiter
+from worker.routes import ROUTES
+from worker.routing import Ctx, Route, Router
 from worker.storage import BuildSource, StorageError
 from worker.tiers import TIERS
 
@@ -33,10 +36,7 @@ log = logging.getLogger("socdef.worker")
 access_log = logging.getLogger("socdef.access")
 REDACT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
 
-Handler = Callable[..., Response]
-ROUTES: dict[str, tuple[str, Handler]] = {
-    "/api/v1/iocs": ("read:iocs", iocs.list_iocs),
-}
+SessionAuth = Callable[[Request], str]
 
 
 def redact(text: str) -> str:
@@ -92,6 +92,8 @@ class App:
         public_url: str | None = None,
         source_name: str = "socdef",
         limit_scale: float = 1.0,
+        session_auth: SessionAuth | None = None,
+        routes: list[Route] | None = None,
     ) -> None:
         self.keys = keys
         self.limiter = limiter
@@ -99,6 +101,8 @@ class App:
         self.public_url = public_url
         self.source_name = source_name
         self.limit_scale = limit_scale
+        self.session_auth = session_auth
+        self.router = Router(ROUTES if routes is None else routes)
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
@@ -124,38 +128,51 @@ class App:
                             request_id)
 
     def respond(self, req: Request, request_id: str) -> Response:
-        decision: Decision | None = None
         if req.path == "/healthz":
             return self._health()
+        found = self.router.match(req.path)
+        route = found[0] if found else None
+        ctx = Ctx(req, self, route, found[1]) if found else None
         try:
-            route = ROUTES.get(req.path.rstrip("/") or "/")
-            if route is None:
+            if ctx is None or route is None:
                 raise NotFound()
-            if req.method not in ("GET", "HEAD"):
+            handler = route.handlers.get("GET" if req.method == "HEAD" else req.method)
+            if handler is None:
+                allowed = ", ".join(sorted(route.handlers))
                 raise MethodNotAllowed(f"Method {req.method} is not allowed here",
-                                       headers={"allow": "GET, HEAD"})
-            scope_needed, handler = route
-            key = authenticate(req, self.keys)
-            tier = TIERS[key.tier]
-            decision = self.limiter.hit(key.id, int(tier.per_minute * self.limit_scale),
-                                        int(tier.per_day * self.limit_scale))
-            if not decision.allowed:
-                raise _limited(decision, tier.name)
-            if scope_needed not in key.scopes:
-                raise InsufficientScope(scope_needed, tuple(key.scopes))
-            resp = handler(req, self.builds.current(), tier, public_url=self.public_url,
-                           source_name=self.source_name)
+                                       headers={"allow": allowed})
+            self._admit(ctx)
+            resp = handler(ctx)
         except ApiError as exc:
-            resp = self._error(exc, request_id)
+            resp = self._error(exc, request_id, route)
         except StorageError as exc:
             log.error("storage: %s", exc)
-            resp = self._error(Unavailable("No feed has been published yet."), request_id)
+            resp = self._error(Unavailable("No feed has been published yet."), request_id, route)
         except Exception:
             log.exception("unhandled error for %s", redact(req.path))
-            resp = self._error(InternalError(), request_id)
-        if decision is not None:
-            rate_headers(resp, decision)
+            resp = self._error(InternalError(), request_id, route)
+        if ctx is not None and ctx.decision is not None:
+            rate_headers(resp, ctx.decision)
         return resp
+
+    def _admit(self, ctx: Ctx) -> None:
+        """Authenticate the caller and apply its limits; the decision feeds the headers."""
+        route = ctx.route
+        if route.auth == "none":
+            return
+        if route.auth == "session":
+            if self.session_auth is None:
+                raise InvalidApiKey("Session authentication is not configured.")
+            ctx.user = self.session_auth(ctx.req)
+            return
+        ctx.key = authenticate(ctx.req, self.keys)
+        ctx.tier = tier = TIERS[ctx.key.tier]
+        ctx.decision = decision = self.limiter.hit(
+            ctx.key.id, int(tier.per_minute * self.limit_scale), int(tier.per_day * self.limit_scale))
+        if not decision.allowed:
+            raise _limited(decision, tier.name)
+        if route.scope and route.scope not in ctx.key.scopes:
+            raise InsufficientScope(route.scope, tuple(ctx.key.scopes))
 
     def _health(self) -> Response:
         try:
@@ -167,8 +184,11 @@ class App:
         return Response(200, json.dumps(body).encode())
 
     @staticmethod
-    def _error(exc: ApiError, request_id: str) -> Response:
-        resp = Response(exc.status, exc.body(request_id))
+    def _error(exc: ApiError, request_id: str, route: Route | None = None) -> Response:
+        if route is not None and route.errors == "taxii":
+            resp = Response(exc.status, exc.taxii_body(request_id), TAXII_MEDIA_TYPE)
+        else:
+            resp = Response(exc.status, exc.body(request_id))
         for name, value in exc.headers.items():
             resp.header(name, value)
         return resp

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 UPGRADE_URL = "/docs/#pricing"
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 
 
 class ApiError(Exception):
@@ -23,6 +24,18 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers or {}
+
+    def taxii_body(self, request_id: str) -> bytes:
+        """The same error as a TAXII 2.1 error message resource."""
+        error: dict[str, Any] = {
+            "title": self.message,
+            "error_id": request_id,
+            "error_code": self.code,
+            "http_status": str(self.status),
+        }
+        if self.details is not None:
+            error["details"] = self.details
+        return json.dumps(error, separators=(",", ":")).encode()
 
     def body(self, request_id: str) -> bytes:
         error: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -8,6 +8,7 @@ import json
 from worker import layout, query
 from worker.http import Request, Response, etag_matches, http_date, query_string
 from worker.params import ListParams, link_params, parse_list
+from worker.routing import Ctx
 from worker.storage import Build
 from worker.tiers import Tier
 
@@ -77,8 +78,13 @@ def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
     return found
 
 
-def list_iocs(req: Request, build: Build, tier: Tier, *, public_url: str | None,
-              source_name: str) -> Response:
+def list_iocs(ctx: Ctx) -> Response:
+    return list_answer(ctx.req, ctx.build(), ctx.tier, public_url=ctx.app.public_url,
+                       source_name=ctx.app.source_name)
+
+
+def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | None,
+                source_name: str) -> Response:
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     if p.is_default and "api_key" not in req.query:
         body, etag = _cached_default(req, build, tier, p, public_url, source_name)

@@ -1,0 +1,74 @@
+"""Routes as data: a path pattern, its method handlers, how it authenticates and what it needs.
+
+A handler takes a :class:`Ctx` and returns a :class:`~worker.http.Response`. New endpoints are
+one :class:`Route` line in ``worker/routes.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from worker.http import Request, Response
+
+if TYPE_CHECKING:
+    from worker.app import App
+    from worker.storage import Build
+    from worker.tiers import Tier
+
+Handler = Callable[["Ctx"], Response]
+PARAM = re.compile(r"\{([a-zA-Z_]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: str
+    handlers: dict[str, Handler]
+    auth: str = "key"  # "key" (API key + limits), "session" (sb-access-token), "none"
+    scope: str | None = None  # the key scope the route needs
+    errors: str = "spec"  # "spec" (the OpenAPI error shape) or "taxii"
+
+
+@dataclass(slots=True)
+class Ctx:
+    req: Request
+    app: App
+    route: Route
+    params: dict[str, str] = field(default_factory=dict)
+    key: Any = None  # worker.keys.ApiKey for "key" routes
+    tier: Tier | None = None
+    user: str | None = None  # the session's user for "session" routes
+    decision: Any = None  # worker.limits.Decision once the limiter has decided
+
+    def build(self) -> Build:
+        return self.app.builds.current()
+
+
+class Router:
+    def __init__(self, routes: list[Route]) -> None:
+        self.exact: dict[str, Route] = {}
+        self.patterns: list[tuple[re.Pattern[str], Route]] = []
+        for route in routes:
+            if "{" in route.pattern:
+                self.patterns.append((_compile(route.pattern), route))
+            else:
+                self.exact[route.pattern] = route
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        for candidate in (path, path.rstrip("/") or "/", path + "/"):
+            route = self.exact.get(candidate)
+            if route is not None and (candidate == path or route.errors == "spec"):
+                return route, {}
+        for regex, route in self.patterns:
+            found = regex.match(path)
+            if found:
+                return route, found.groupdict()
+        return None
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = PARAM.split(pattern)  # literal, name, literal, name, ...
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
