@@ -1,0 +1,246 @@
+"""Per-key rate limits: a per-minute and a per-day fixed window, decided together.
+
+A request is admitted only if BOTH windows have room, and then BOTH counters are incremented;
+a refused request spends nothing. Windows are aligned to the clock: the minute window starts at
+``floor(now / 60) * 60`` and the day window at the start of the UTC day.
+
+Two backends share one contract: ``MemoryLimiter`` (one process, thread-safe) and
+``SQLiteLimiter`` (one file, safe across processes on one machine).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+MINUTE = 60
+DAY = 86_400
+BUSY_TIMEOUT_MS = 5_000
+MINUTE_KIND = 0
+DAY_KIND = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int
+    day_limit: int
+    day_remaining: int
+    day_reset: int
+    retry_after: int
+    binding: str
+
+
+class Limiter(Protocol):
+    def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Where ``now`` falls: the current minute and day window starts."""
+
+    now: float
+    minute: int
+    day: int
+
+    @classmethod
+    def at(cls, now: float) -> _Window:
+        return cls(now, int(now // MINUTE) * MINUTE, int(now // DAY) * DAY)
+
+
+def _check_limits(per_minute: int, per_day: int) -> None:
+    if per_minute < 0 or per_day < 0:
+        raise ValueError("rate limits must be zero or positive")
+
+
+def _seconds_until(end: int, now: float) -> int:
+    return max(1, math.ceil(end - now))
+
+
+def _allow(
+    w: _Window, minute_count: int, day_count: int, per_minute: int, per_day: int
+) -> Decision:
+    """The decision for an admitted request; counts already include it."""
+    remaining = max(0, per_minute - minute_count)
+    day_remaining = max(0, per_day - day_count)
+    return Decision(
+        allowed=True,
+        limit=per_minute,
+        remaining=remaining,
+        reset=w.minute + MINUTE,
+        day_limit=per_day,
+        day_remaining=day_remaining,
+        day_reset=w.day + DAY,
+        retry_after=0,
+        binding="day" if day_remaining < remaining else "minute",
+    )
+
+
+def _deny(w: _Window, minute_count: int, day_count: int, per_minute: int, per_day: int) -> Decision:
+    """The decision for a refused request; the window that frees up last is the binding one."""
+    day_full = day_count >= per_day
+    end = w.day + DAY if day_full else w.minute + MINUTE
+    return Decision(
+        allowed=False,
+        limit=per_minute,
+        remaining=0,
+        reset=w.minute + MINUTE,
+        day_limit=per_day,
+        day_remaining=max(0, per_day - day_count),
+        day_reset=w.day + DAY,
+        retry_after=_seconds_until(end, w.now),
+        binding="day" if day_full else "minute",
+    )
+
+
+class MemoryLimiter:
+    """Fixed-window counters in a dict; for one process (thread-safe)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counters: dict[str, tuple[int, int, int, int]] = {}
+        self._day = -1
+
+    def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision:
+        _check_limits(per_minute, per_day)
+        with self._lock:
+            w = _Window.at(self._clock())
+            self._sweep(w.day)
+            m_start, m_count, d_start, d_count = self._counters.get(key_id, (0, 0, 0, 0))
+            m_count = m_count if m_start == w.minute else 0
+            d_count = d_count if d_start == w.day else 0
+            if m_count >= per_minute or d_count >= per_day:
+                return _deny(w, m_count, d_count, per_minute, per_day)
+            self._counters[key_id] = (w.minute, m_count + 1, w.day, d_count + 1)
+        return _allow(w, m_count + 1, d_count + 1, per_minute, per_day)
+
+    def _sweep(self, day: int) -> None:
+        """Forget keys whose day window has passed; runs once per UTC day."""
+        if day == self._day:
+            return
+        self._day = day
+        stale = [key for key, entry in self._counters.items() if entry[2] < day]
+        for key in stale:
+            del self._counters[key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._counters.clear()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key_id, kind, window_start)
+) WITHOUT ROWID
+"""
+
+# One statement decides and spends. A write statement takes SQLite's write lock before it reads,
+# so the two counts it reads cannot change before both upserts land. SQLite also evaluates an
+# INSERT's SELECT fully before writing when that SELECT reads the target table, so the second
+# row's condition is not affected by the first row's write. Rows come back only when admitted.
+_HIT = """
+INSERT INTO rate_windows (key_id, kind, window_start, count)
+SELECT :key, w.kind, w.start, 1
+FROM (SELECT 0 AS kind, :minute AS start UNION ALL SELECT 1, :day) AS w
+WHERE coalesce((SELECT count FROM rate_windows
+                WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) < :per_minute
+  AND coalesce((SELECT count FROM rate_windows
+                WHERE key_id = :key AND kind = 1 AND window_start = :day), 0) < :per_day
+ON CONFLICT (key_id, kind, window_start) DO UPDATE SET count = count + 1
+RETURNING kind, count
+"""
+_COUNTS = """
+SELECT kind, count FROM rate_windows
+WHERE key_id = :key AND ((kind = 0 AND window_start = :minute) OR (kind = 1 AND window_start = :day))
+"""
+_FORGET_KEY = """
+DELETE FROM rate_windows WHERE key_id = :key
+  AND ((kind = 0 AND window_start < :minute - 60) OR (kind = 1 AND window_start < :day - 86400))
+"""
+_FORGET_ALL = """
+DELETE FROM rate_windows
+WHERE (kind = 0 AND window_start < :minute - 60) OR (kind = 1 AND window_start < :day - 86400)
+"""
+
+
+class SQLiteLimiter:
+    """Fixed-window counters in one SQLite file; safe across processes on one machine.
+
+    Counters are not precious: WAL with ``synchronous=NORMAL`` may lose the last commits on a
+    power cut, never corrupt the file. Old windows are deleted per key when the key starts a new
+    minute window, and for all keys when this instance sees a new UTC day; a window is kept one
+    period past its end so that a process whose clock lags slightly never re-creates it.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._day = -1
+        self._conn = sqlite3.connect(
+            os.fspath(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute(_SCHEMA)
+
+    def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision:
+        _check_limits(per_minute, per_day)
+        with self._lock:
+            w = _Window.at(self._clock())
+            params = {
+                "key": key_id,
+                "minute": w.minute,
+                "day": w.day,
+                "per_minute": per_minute,
+                "per_day": per_day,
+            }
+            counts = dict(self._conn.execute(_HIT, params).fetchall())
+            if counts:
+                self._housekeep(params, counts[MINUTE_KIND] == 1, w.day)
+                return _allow(w, counts[MINUTE_KIND], counts[DAY_KIND], per_minute, per_day)
+            counts = dict(self._conn.execute(_COUNTS, params).fetchall())
+        return self._refused(w, counts, per_minute, per_day)
+
+    @staticmethod
+    def _refused(w: _Window, counts: dict[int, int], per_minute: int, per_day: int) -> Decision:
+        minute_count = counts.get(MINUTE_KIND, 0)
+        day_count = counts.get(DAY_KIND, 0)
+        if minute_count < per_minute and day_count < per_day:
+            minute_count = per_minute  # a window was deleted in between: report the minute one
+        return _deny(w, minute_count, day_count, per_minute, per_day)
+
+    def _housekeep(self, params: dict, new_minute: bool, day: int) -> None:
+        if day != self._day:
+            self._day = day
+            self._conn.execute(_FORGET_ALL, params)
+        elif new_minute:
+            self._conn.execute(_FORGET_KEY, params)
+
+    def prune(self) -> None:
+        """Delete every finished window now (all keys)."""
+        w = _Window.at(self._clock())
+        with self._lock:
+            self._conn.execute(_FORGET_ALL, {"minute": w.minute, "day": w.day})
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
