@@ -164,6 +164,36 @@ def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@cli.group()
+def session() -> None:
+    """Session tokens for the key-management API (local use)."""
+
+
+@session.command("create")
+@with_settings
+@click.option("--user", required=True, help="The account (session subject), e.g. an e-mail.")
+@click.option("--ttl", type=click.IntRange(60, 30 * 86400), default=3600, show_default=True,
+              help="Seconds until the token expires.")
+def session_create(settings: Settings, user: str, ttl: int) -> None:
+    """Print a signed session token to send as the sb-access-token cookie."""
+    click.echo(runtime.mint_session(settings, user, ttl))
+
+
+@cli.group()
+def users() -> None:
+    """Accounts and their tiers."""
+
+
+@users.command("set-tier")
+@with_settings
+@click.argument("user")
+@click.argument("tier", type=click.Choice(TIER_NAMES))
+def users_set_tier(settings: Settings, user: str, tier: str) -> None:
+    """Set USER's tier; keys the user creates through the API get it."""
+    runtime.set_tier(settings, user, tier)
+    click.echo(f"{user}: {tier}")
+
+
 @cli.command()
 @with_settings
 @serve_options

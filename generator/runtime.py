@@ -83,6 +83,27 @@ def key_store(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_db, load_or_create_secret(settings.secret_file))
 
 
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
+                                     jwt_secret=settings.jwt_secret)
+
+
+def mint_session(settings: Settings, user: str, ttl: int) -> str:
+    from worker.config import session_secret
+    from worker.session import mint
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return mint(user.strip().lower(), session_secret(worker_config(settings)), now=time.time(),
+                ttl=ttl)
+
+
+def set_tier(settings: Settings, user: str, tier: str) -> None:
+    from worker.accounts import Accounts
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Accounts(settings.keys_db).set_tier(user, tier)
+
+
 def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
     """Ingest the bundled sample (dates shifted to now), build, publish; return a new key."""
     report = run_ingest(settings, offline=SAMPLE_DIR, shift_dates=True)
@@ -100,6 +121,7 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     import uvicorn
 
     config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
+                                       jwt_secret=settings.jwt_secret,
                                        source_name=settings.source_name, limiter=limiter,
                                        limit_scale=limit_scale)
     if limiter == "memory" and workers > 1:

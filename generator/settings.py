@@ -24,6 +24,7 @@ class Settings:
     public_url: str = ""
     source_name: str = "socdef"
     keep_builds: int = 3
+    jwt_secret: str = ""  # session signing secret (e.g. a Supabase project's); "" = local
 
     @property
     def store_dir(self) -> Path:

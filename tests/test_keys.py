@@ -244,8 +244,9 @@ def test_create_with_options(store: KeyStore) -> None:
         ({"scopes": ["read:misp"]}, "not available"),
         ({"scopes": []}, "at least one"),
         ({"scopes": "read:iocs"}, "sequence"),
-        ({"user": "no-at-sign"}, "email"),
-        ({"user": "a b@example.org"}, "email"),
+        ({"user": "   "}, "account id"),
+        ({"user": "a b@example.org"}, "without spaces"),
+        ({"user": "x" * 255}, "account id"),
     ],
 )
 def test_create_validation(store: KeyStore, kwargs: dict, message: str) -> None:

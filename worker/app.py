@@ -6,6 +6,7 @@ Every error leaves in the spec's shape with the request id, which also comes bac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from worker.auth import authenticate
+from worker.csrf import check_same_origin
 from worker.errors import (
     TAXII_MEDIA_TYPE,
     ApiError,
@@ -22,6 +24,7 @@ from worker.errors import (
     InvalidApiKey,
     MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     Unavailable,
 )
@@ -94,6 +97,9 @@ class App:
         limit_scale: float = 1.0,
         session_auth: SessionAuth | None = None,
         routes: list[Route] | None = None,
+        accounts: Any = None,
+        usage: Any = None,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         self.keys = keys
         self.limiter = limiter
@@ -102,19 +108,28 @@ class App:
         self.source_name = source_name
         self.limit_scale = limit_scale
         self.session_auth = session_auth
+        self.accounts = accounts  # worker.accounts.Accounts
+        self.usage = usage  # worker.usage.UsageLog
+        self.allowed_origins = allowed_origins
         self.router = Router(ROUTES if routes is None else routes)
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self._flush_usage)
             return
         if scope["type"] != "http":
             return
         started = time.perf_counter()
         req = Request.from_scope(scope)
         request_id = new_request_id()
-        resp = self.respond(req, request_id)
+        body = await _read_body(receive) if req.method in BODY_METHODS else b""
+        if body is None:
+            resp = self._error(PayloadTooLarge(f"Request bodies are limited to {MAX_BODY} bytes."),
+                               request_id)
+        else:
+            req.body = body
+            resp = self.respond(req, request_id)
         resp.header("x-request-id", request_id)
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": resp.raw_headers(req.method == "HEAD")})
@@ -130,6 +145,7 @@ class App:
     def respond(self, req: Request, request_id: str) -> Response:
         if req.path == "/healthz":
             return self._health()
+        started = time.perf_counter()
         found = self.router.match(req.path)
         route = found[0] if found else None
         ctx = Ctx(req, self, route, found[1]) if found else None
@@ -153,6 +169,9 @@ class App:
             resp = self._error(InternalError(), request_id, route)
         if ctx is not None and ctx.decision is not None:
             rate_headers(resp, ctx.decision)
+        if ctx is not None and ctx.key is not None and self.usage is not None:
+            self.usage.record(ctx.key.id, ctx.route.pattern, resp.status,
+                              (time.perf_counter() - started) * 1000, ctx.iocs)
         return resp
 
     def _admit(self, ctx: Ctx) -> None:
@@ -164,6 +183,8 @@ class App:
             if self.session_auth is None:
                 raise InvalidApiKey("Session authentication is not configured.")
             ctx.user = self.session_auth(ctx.req)
+            if ctx.req.method not in ("GET", "HEAD"):
+                check_same_origin(ctx.req, self.allowed_origins, self.public_url)
             return
         ctx.key = authenticate(ctx.req, self.keys)
         ctx.tier = tier = TIERS[ctx.key.tier]
@@ -173,6 +194,10 @@ class App:
             raise _limited(decision, tier.name)
         if route.scope and route.scope not in ctx.key.scopes:
             raise InsufficientScope(route.scope, tuple(ctx.key.scopes))
+
+    def _flush_usage(self) -> None:
+        if self.usage is not None:
+            self.usage.flush()
 
     def _health(self) -> Response:
         try:
@@ -194,12 +219,50 @@ class App:
         return resp
 
 
+USAGE_FLUSH_SECONDS = 1.0
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_BODY = 64 * 1024
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict]]) -> bytes | None:
+    """The request body, or None when it is larger than ``MAX_BODY``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks) if size <= MAX_BODY else None
+
+
 async def _lifespan(receive: Callable[[], Awaitable[dict]],
-                    send: Callable[[dict], Awaitable[None]]) -> None:
+                    send: Callable[[dict], Awaitable[None]],
+                    flush: Callable[[], None]) -> None:
+    """Start the periodic usage flush with the server; flush once more when it stops."""
+    task: asyncio.Task | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            task = asyncio.create_task(_every(USAGE_FLUSH_SECONDS, flush))
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if task is not None:
+                task.cancel()
+            flush()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def _every(seconds: float, job: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            job()
+        except Exception:  # a failed flush is retried on the next tick
+            log.exception("periodic job failed")

@@ -13,10 +13,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from worker.accounts import Accounts
 from worker.app import App, RedactingFilter
 from worker.keys import KeyStore, load_or_create_secret
 from worker.limits import Limiter, MemoryLimiter, SQLiteLimiter
+from worker.session import cookie_authenticator
 from worker.storage import BuildSource, LocalBucket
+from worker.usage import UsageLog
 
 LIMITERS = ("sqlite", "memory")
 
@@ -31,6 +34,10 @@ class WorkerConfig:
     key_cache_ttl: float = 5.0
     pointer_ttl: float = 2.0
     limit_scale: float = 1.0
+    jwt_secret: str = ""  # the session signing secret (a Supabase project's JWT secret); "" = local
+    jwt_audience: str = ""  # required "aud" of session tokens ("" = not checked)
+    session_cookie: str = "sb-access-token"
+    allowed_origins: str = ""  # comma-separated origins allowed to change keys with a session
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -60,12 +67,25 @@ def make_limiter(config: WorkerConfig) -> Limiter:
     raise ValueError(f"unknown limiter {config.limiter!r}; choose one of {', '.join(LIMITERS)}")
 
 
+def session_secret(config: WorkerConfig) -> bytes:
+    """The HS256 secret for session tokens: configured, or a local one in the data folder."""
+    if config.jwt_secret:
+        return config.jwt_secret.encode()
+    return load_or_create_secret(Path(config.data_dir) / "session.key")
+
+
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(data / "secret.key")
     keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
+    sessions = cookie_authenticator(session_secret(config), cookie=config.session_cookie,
+                                    audience=config.jwt_audience or None)
     return App(
+        session_auth=sessions,
+        accounts=Accounts(data / "keys.sqlite"),
+        usage=UsageLog(data / "usage.sqlite"),
+        allowed_origins=tuple(o.strip() for o in config.allowed_origins.split(",") if o.strip()),
         keys=keys,
         limiter=make_limiter(config),
         builds=BuildSource(LocalBucket(config.bucket), pointer_ttl=config.pointer_ttl),

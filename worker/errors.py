@@ -93,6 +93,11 @@ class MethodNotAllowed(ApiError):
     code = "method_not_allowed"
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
 class RateLimited(ApiError):
     status = 429
     code = "rate_limit_exceeded"

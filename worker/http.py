@@ -22,6 +22,7 @@ class Request:
     headers: dict[str, str]
     scheme: str
     client: str
+    body: bytes = b""
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> Request:

@@ -79,8 +79,17 @@ def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
 
 
 def list_iocs(ctx: Ctx) -> Response:
-    return list_answer(ctx.req, ctx.build(), ctx.tier, public_url=ctx.app.public_url,
+    resp = list_answer(ctx.req, ctx.build(), ctx.tier, public_url=ctx.app.public_url,
                        source_name=ctx.app.source_name)
+    ctx.iocs = count_records(resp)
+    return resp
+
+
+def count_records(resp: Response) -> int:
+    """How many indicators an answer holds (for the usage log), without parsing it."""
+    if resp.content_type == CONTENT_TYPES["json"]:
+        return resp.body.count(b'{"id":')
+    return max(0, resp.body.count(b"\n") - (resp.content_type == CONTENT_TYPES["csv"]))
 
 
 def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | None,

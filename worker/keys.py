@@ -124,11 +124,11 @@ def _preview(key: str) -> str:
 
 
 def _clean_user(user: str) -> str:
+    """An account id: an e-mail address, or a session's subject (a Supabase user id)."""
     value = user.strip().lower() if isinstance(user, str) else ""
-    local, _, domain = value.partition("@")
     printable = value.isprintable() and not any(char.isspace() for char in value)
-    if not local or not domain or len(value) > MAX_USER_LENGTH or not printable:
-        raise KeyStoreError("user must be an email address")
+    if not value or len(value) > MAX_USER_LENGTH or not printable:
+        raise KeyStoreError("user must be an e-mail address or account id without spaces")
     return value
 
 

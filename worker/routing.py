@@ -41,6 +41,7 @@ class Ctx:
     tier: Tier | None = None
     user: str | None = None  # the session's user for "session" routes
     decision: Any = None  # worker.limits.Decision once the limiter has decided
+    iocs: int = 0  # indicators in the answer, for the usage log
 
     def build(self) -> Build:
         return self.app.builds.current()
