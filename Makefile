@@ -28,15 +28,19 @@ lint: setup
 bench: setup system-deps
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/formats.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/extract_eval.py
 
 # Servers and tools the tests and benchmarks start on 127.0.0.1.
-SYSTEM_TOOLS := redis-server nginx wrk curl
+SYSTEM_TOOLS := redis-server nginx wrk curl chromium
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl >/dev/null; \
-	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl chromium >/dev/null; \
+	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl chromium)"; fi; \
 	fi
 
 clean:

@@ -4,16 +4,22 @@
 
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
 wrk (``-t2 -c32 --latency``) against ``GET /api/v1/iocs`` with ``Authorization: Bearer`` on:
-the worker with the SQLite limiter (1 and 2 processes), the worker with the in-memory limiter,
-and nginx (2 workers) serving the identical body as a static file. Rounds are interleaved and
+the worker with the SQLite limiter and with the Redis limiter (a ``redis-server`` the bench
+starts on 127.0.0.1; 1 and 2 processes each), the worker with the in-memory limiter, and nginx
+(2 workers) serving the identical body as a static file. Rounds are interleaved and
 medians reported, with each figure's ratio to nginx from the same run. Limits are scaled up
 (``--limit-scale``) so the limiter does its full work on every request but never refuses.
-Needs ``wrk`` and ``nginx`` (Debian packages); without nginx a Python static server stands in.
+The last column is the CPU time the server (all its processes, plus redis-server for the Redis
+rows) spent per request during the measured run: unlike req/s, it barely moves when other jobs
+load the machine.
+Needs ``wrk``, ``nginx`` and ``redis-server`` (Debian packages); without nginx a Python static
+server stands in, without redis-server the Redis rows are left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -71,15 +77,34 @@ def wait(url: str, headers: dict[str, str] | None = None) -> None:
     raise SystemExit(f"no answer from {url}")
 
 
-def wrk(url: str, key: str, seconds: int) -> dict[str, float]:
+def cpu_seconds(*roots: int) -> float:
+    """User + system CPU so far of these processes and their descendants (Linux /proc; else 0)."""
+    ticks, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except (OSError, IndexError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+        todo += [int(child) for child in children]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = ()) -> dict[str, float]:
     cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "--timeout", "10s",
            "-H", f"Authorization: Bearer {key}", url]
     subprocess.run(cmd[:4] + ["-d1s"] + cmd[5:], capture_output=True, check=True)  # warm-up
+    cpu = cpu_seconds(*pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(*pids) - cpu
     if "Non-2xx" in out:
         raise SystemExit(f"non-2xx answers during the run:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50": _latency(out, "50%"), "p99": _latency(out, "99%")}
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50": _latency(out, "50%"), "p99": _latency(out, "99%"), "n": done,
+            "cpu_us": cpu / done * 1e6}
 
 
 def _latency(out: str, pct: str) -> float:
@@ -87,13 +112,36 @@ def _latency(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-class Worker:
-    def __init__(self, data: Path, limiter: str, workers: int) -> None:
+class Redis:
+    def __init__(self, tmp: Path) -> None:
         self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def scripts_run(self) -> int:
+        """EVALSHA calls so far: proves the limiter decided in Redis, not in its fallback."""
+        import redis
+
+        stats = redis.Redis.from_url(self.url).info("commandstats")
+        return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+class Worker:
+    def __init__(self, data: Path, limiter: str, workers: int, redis_url: str = "") -> None:
+        self.port = free_port()
+        extra = ["--redis-url", redis_url] if redis_url else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "generator", "serve", "--data-dir", str(data), "--port",
              str(self.port), "--limiter", limiter, "--workers", str(workers),
-             "--limit-scale", "1000000"], cwd=ROOT,
+             "--limit-scale", "1000000", *extra], cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
         wait(f"http://127.0.0.1:{self.port}/healthz")
@@ -150,6 +198,12 @@ def main() -> None:
             "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
             "worker 1 proc, memory limiter": lambda: Worker(tmp / "data", "memory", 1),
         }
+        redis = Redis(tmp) if shutil.which("redis-server") else None
+        if redis is not None:
+            configs["worker 1 proc, Redis limiter"] = lambda: Worker(
+                tmp / "data", "redis", 1, redis.url)
+            configs["worker 2 procs, Redis limiter"] = lambda: Worker(
+                tmp / "data", "redis", 2, redis.url)
         probe = Worker(tmp / "data", "memory", 1)
         body = httpx.get(probe.url, headers={"Authorization": f"Bearer {key}"}).content
         probe.stop()
@@ -160,19 +214,28 @@ def main() -> None:
         for round_no in range(args.rounds):
             for name, start in configs.items():
                 server = start()
-                results.setdefault(name, []).append(wrk(server.url, key, args.seconds))
+                scripts = redis.scripts_run() if redis is not None else 0
+                pids = (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
+                results.setdefault(name, []).append(run := wrk(server.url, key, args.seconds, pids))
                 server.stop()
+                if "Redis" in name and redis.scripts_run() - scripts < run["n"]:
+                    raise SystemExit(f"{name}: Redis did not decide every request")
             nginx = Nginx(body, tmp / f"nginx-{round_no}")
             nginx_name = nginx.name
-            results.setdefault(nginx_name, []).append(wrk(nginx.url, key, args.seconds))
+            results.setdefault(nginx_name, []).append(
+                wrk(nginx.url, key, args.seconds, (nginx.proc.pid,)))
             nginx.stop()
+        if redis is not None:
+            redis.stop()
     base = statistics.median(r["rps"] for r in results[nginx_name])
-    print(f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8}")
+    print(f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} "
+          f"{'CPU µs/req':>10}")
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
-        print(f"{name:<34} {rps:>9,.0f} {p50:>8.2f} {p99:>8.2f} {rps / base:>8.2f}")
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        print(f"{name:<34} {rps:>9,.0f} {p50:>8.2f} {p99:>8.2f} {rps / base:>8.2f} {cpu:>10.0f}")
 
 
 if __name__ == "__main__":

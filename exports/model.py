@@ -22,3 +22,7 @@ class IOCRecord:
     context: str
     tags: tuple[str, ...]
     mitre_techniques: tuple[str, ...]
+    article_ids: tuple[str, ...] = ()  # every article that reported it, sorted
+    ingested_at: int = 0  # when the store first saw it (its earliest sighting's ingest)
+    version_times: tuple[int, ...] = ()  # ingests at which last_seen rose, ascending
+    technique_times: tuple[int, ...] = ()  # per mitre_techniques entry: when it joined

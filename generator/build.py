@@ -20,9 +20,14 @@ from pathlib import Path
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
+from generator.misp_feed import write_misp_feed
 from generator.model import iter_records
 from generator.objects import BuildInfo, DerivedInfo, ObjectWriter, RecordSink
+from generator.search_index import SearchIndex
+from generator.site import Site
+from generator.stats import Stats
 from generator.store import Store
+from generator.taxii_build import TaxiiSink
 from worker import layout, query
 from worker.storage import Build, LocalBucket
 from worker.tiers import TIERS
@@ -115,8 +120,8 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
 
 
 # The build's extension tables: sinks see every day of records; derived stages run after.
-SINKS: list[Callable[[], RecordSink]] = []
-DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
+SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink]
+DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults, write_misp_feed]
 
 
 def build(
@@ -143,7 +148,7 @@ def build(
             progress("records", done, count)
     generated_at = now if now is not None else (store.state().get("as_of") or newest)
     for sink in sinks:
-        sink.finish(out, BuildInfo(generated_at, source_name))
+        sink.finish(out, BuildInfo(generated_at, source_name, store))
     # The id names the data; derived objects (default answers, ...) carry it.
     build_id = _build_id(generated_at, source_name, out.objects)
     data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))

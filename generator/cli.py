@@ -6,7 +6,9 @@ unless ``SOCDEF_DEBUG=1``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 import sys
 import time
@@ -66,7 +68,7 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
     for s in report.sources:
         if s.status == "skipped":
             continue
-        line = f"{s.source:<28} {s.status:<6} {s.items:>4} items {s.iocs:>5} iocs"
+        line = f"{s.source:<28} {s.status:<12} {s.items:>4} items {s.iocs:>5} iocs"
         click.echo(line + (f"  {s.error}" if s.error else ""))
     if skipped:
         click.echo(f"skipped {len(skipped)} sources with no saved feed in {offline}")
@@ -74,6 +76,31 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
     if m is not None:
         click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
                    f"{m.sightings} sightings")
+
+
+@cli.command()
+@with_settings
+@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The sources file [default: the bundled sources.toml].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+def sources(settings: Settings, sources: Path | None, as_json: bool) -> None:
+    """Each source's last fetch, status, item and IOC counts and last error."""
+    for r in runtime.run_sources(settings, sources=sources):
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(r), sort_keys=True))
+            continue
+        line = f"{r.id:<28} {r.status:<12} {r.last_fetch:<20} {r.items:>4} items {r.iocs:>5} iocs"
+        click.echo(line + (f"  {r.error}" if r.error else ""))
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+def extract(file: Any) -> None:
+    """Print the indicators in a report (text or HTML; FILE or - for stdin) as JSON lines."""
+    from generator.analyst import extract_report, indicator_lines
+
+    for line in indicator_lines(extract_report(file.read())):
+        click.echo(line)
 
 
 @cli.command()
@@ -86,15 +113,34 @@ def build(settings: Settings, now: int | None) -> None:
                f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s")
 
 
+@cli.command("site")
+@with_settings
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the pages and assets into (e.g. a static host's publish dir).")
+@click.option("--build-id", help="The build whose site to write [default: the latest build].")
+def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
+    """Write a build's docs site as plain files, for a static host."""
+    from generator.site_export import export_site
+
+    click.echo(f"wrote {export_site(settings.build_dir, out, build_id)} site files to {out}")
+
+
 @cli.command()
 @with_settings
-@click.option("--to", "dest", help="Destination: a folder [default: DATA_DIR/bucket].")
+@click.option("--to", "dest", help="Destination: a folder or s3://BUCKET/PREFIX "
+              "[default: the bucket setting, else DATA_DIR/bucket].")
+@click.option("--endpoint-url", help="S3-compatible endpoint [default: AWS_ENDPOINT_URL or AWS].")
+@click.option("--jobs", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Uploads in flight at once.")
 @click.option("--build-id", help="The build to publish [default: the latest build].")
-def publish(settings: Settings, dest: str | None, build_id: str | None) -> None:
+def publish(settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int,
+            build_id: str | None) -> None:
     """Copy a build to the bucket and switch the pointer to it atomically."""
-    result = runtime.run_publish(settings, dest=dest, build_id=build_id)
-    click.echo(f"published {result.build_id}: uploaded {result.uploaded}, "
-               f"skipped {result.skipped}, removed {result.removed}")
+    result = runtime.run_publish(settings, dest=dest, build_id=build_id,
+                                 endpoint_url=endpoint_url, jobs=jobs)
+    click.echo(f"published {result.build_id}: uploaded {result.uploaded} "
+               f"({result.uploaded_bytes / 1e6:.1f} MB), skipped {result.skipped}, "
+               f"removed {result.removed}")
 
 
 def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,8 +148,17 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--host", default="127.0.0.1", show_default=True),
         click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535)),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
-        click.option("--limiter", type=click.Choice(["sqlite", "memory"]), default="sqlite",
-                     show_default=True, help="memory is per process: only for one worker."),
+        click.option("--limiter", type=click.Choice(["sqlite", "memory", "redis"]),
+                     default="sqlite", show_default=True,
+                     help="memory is per process: only for one worker; redis: many replicas."),
+        click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True,
+                     envvar="SOCDEF_REDIS_URL", help="The Redis of --limiter redis "
+                     "[env SOCDEF_REDIS_URL: keeps a password out of the process list]."),
+        click.option("--limiter-fallback", type=click.FloatRange(0, 1), default=0.1,
+                     show_default=True, help="Share of each limit a process allows on its own "
+                     "while the limiter store is unreachable; 0 refuses with 503."),
+        click.option("--limiter-factory", default="", hidden=True,
+                     help="MODULE:CALLABLE building a custom limiter (docs/rate-limits.md)."),
         click.option("--access-log/--no-access-log", default=False, show_default=True),
         click.option("--limit-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
                      show_default=True,

@@ -61,7 +61,8 @@ _CODE_OBJECTS = frozenset(
     {"self", "this", "window", "document", "os", "sys", "console", "obj", "object", "user",
      "request", "response", "req", "res", "file", "data", "config", "args", "kwargs",
      "params", "ctx", "module", "exports", "process", "math", "json", "string", "array",
-     "navigator", "location", "event", "element", "item", "node", "app", "parent"}
+     "navigator", "location", "event", "element", "item", "node", "app", "parent", "http",
+     "https"}
 )  # fmt: skip
 CODE_FIRST_LABELS = _REVERSE_DNS_FIRST | _CODE_OBJECTS
 

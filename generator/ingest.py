@@ -14,18 +14,29 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from generator.extract import extract
-from generator.feeds import FeedError, FeedItem, parse_feed
+from generator.feeds import FeedItem
+from generator.fetch import FetchResult, Validators
 from generator.htmltext import html_to_text
+from generator.ingest_fetch import Outcome, fetch_all
+from generator.source_state import Backoff, SourceState
 from generator.sources import Source
 from generator.store import Article, MergeStats, Sighting, Store
 from generator.tags import find_tags
 
-Fetch = Callable[[Source], bytes]
+Fetch = Callable[[Source, Validators], FetchResult]
 Progress = Callable[[str, int, int], None]
 
 
 class IngestError(RuntimeError):
-    """Nothing could be ingested (for example, an offline folder with no feed files)."""
+    """Nothing could be ingested (for example, an offline folder with no feed files).
+
+    ``report`` holds what was recorded: when every source failed, their failures are
+    committed to the store's source state (articles unchanged) before this is raised.
+    """
+
+    def __init__(self, message: str, report: IngestReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(slots=True)
@@ -49,11 +60,11 @@ class IngestReport:
 
 
 def offline_reader(folder: Path) -> Fetch:
-    def read(source: Source) -> bytes:
+    def read(source: Source, validators: Validators | None = None) -> FetchResult:
         for suffix in (".xml", ".rss", ".atom"):
             path = folder / f"{source.id}{suffix}"
             if path.is_file():
-                return path.read_bytes()
+                return FetchResult(path.read_bytes(), 200, path.as_uri())
         raise FileNotFoundError(f"no saved feed {source.id}.xml in {folder}")
 
     return read
@@ -91,42 +102,83 @@ def ingest(
     now: int,
     shift_dates: bool = False,
     progress: Progress | None = None,
+    backoff: Backoff | None = None,
+    workers: int = 8,
 ) -> IngestReport:
-    """Fetch, parse and extract every source, then commit one new store generation."""
+    """Fetch and parse every source (``workers`` at once), extract, commit one generation.
+
+    With ``backoff`` (network runs), a source that failed is not fetched again before its
+    ``next_attempt_at`` and each failure sets the next one; without it (saved feeds), every
+    source is read every time.
+    """
     report = IngestReport()
-    parsed: list[tuple[Source, list[FeedItem]]] = []
-    for done, source in enumerate(sources, 1):
-        try:
-            items = list(parse_feed(fetch(source)).items)
-        except FileNotFoundError:
-            report.sources.append(SourceReport(source.id, "skipped", error="no saved feed"))
-        except (OSError, FeedError) as exc:
-            report.sources.append(SourceReport(source.id, "error", error=str(exc)[:300]))
-        else:
-            parsed.append((source, items))
-        if progress:
-            progress("sources", done, len(sources))
-    if not parsed:
-        raise IngestError("no source could be read; nothing was changed")
-    stamps = [int(i.published.timestamp()) for _, items in parsed for i in items if i.published]
-    shift = now - max(stamps) if shift_dates and stamps else 0
-    report.shift_seconds = shift
+    previous = {k: SourceState.from_dict(v) for k, v in store.state()["sources"].items()}
+    outcomes = fetch_all(sources, fetch, previous, now=now, honour_backoff=backoff is not None,
+                         workers=workers, progress=progress)
+    parsed = [o for o in outcomes if o.items is not None]
+    stamps = [int(i.published.timestamp()) for o in parsed for i in o.items or () if i.published]
+    report.shift_seconds = now - max(stamps) if shift_dates and stamps else 0
+    known = _stored_dates(store) if parsed else {}
     articles: list[Article] = []
     sightings: list[Sighting] = []
-    for source, items in parsed:
-        found = 0
-        for item in items:
-            published = int(item.published.timestamp()) + shift if item.published else now
-            article, seen = read_article(source, item, min(published, now))
-            articles.append(article)
-            sightings.extend(seen)
-            found += len(seen)
-        report.sources.append(SourceReport(source.id, "ok", len(items), found))
-    state = {s.source: _state(s, now) for s in report.sources if s.status != "skipped"}
-    report.merge = store.merge(articles, sightings, as_of=now, sources_state=state)
+    states: dict[str, dict[str, object]] = {}
+    for outcome in outcomes:
+        prev = previous.get(outcome.source.id, SourceState())
+        line, state = _settle(outcome, prev, now, report.shift_seconds, backoff, known,
+                              (articles, sightings))
+        report.sources.append(line)
+        if state is not None:
+            states[outcome.source.id] = state.to_dict()
+    if not states and not any(s.status == "deferred" for s in report.sources):
+        raise IngestError("no source could be read; nothing was changed", report)
+    if states:
+        report.merge = store.merge(articles, sightings, as_of=now, sources_state=states)
+    if states and not any(s.status in ("ok", "not_modified") for s in report.sources):
+        why = "; ".join(f"{s.source}: {s.error}" for s in report.failed[:3])
+        raise IngestError(f"no source could be read ({why}); their failures were recorded, "
+                          "no article changed", report)
     return report
 
 
-def _state(s: SourceReport, now: int) -> dict[str, object]:
-    return {"last_fetch": now, "status": s.status, "items": s.items, "iocs": s.iocs,
-            "error": s.error}
+def _stored_dates(store: Store) -> dict[str, int]:
+    table = store.articles()
+    return dict(zip(table["article_id"].to_pylist(), table["published"].to_pylist(), strict=True))
+
+
+def _published(item: FeedItem, aid: str, now: int, shift: int, known: dict[str, int]) -> int:
+    """The item's date; an undated or future item keeps the date it was first stored with."""
+    stamp = int(item.published.timestamp()) + shift if item.published else None
+    if stamp is None or stamp > now:
+        return min(known.get(aid, now), now)
+    return stamp
+
+
+def _settle(o: Outcome, prev: SourceState, now: int, shift: int, backoff: Backoff | None,
+            known: dict[str, int], out: tuple[list[Article], list[Sighting]],
+            ) -> tuple[SourceReport, SourceState | None]:
+    """Turn one source's outcome into its report line and new state (None: unchanged)."""
+    sid = o.source.id
+    if o.skipped:
+        return SourceReport(sid, "skipped", error="no saved feed"), None
+    if o.deferred:
+        return SourceReport(sid, "deferred", prev.items, prev.iocs,
+                            error=f"retrying after {prev.next_attempt_at}"), None
+    if o.error is not None:
+        state = prev.failed(now, o.error, http_status=o.http_status,
+                            retry_after=o.retry_after, backoff=backoff)
+        return SourceReport(sid, "error", error=state.error), state
+    assert o.result is not None
+    if o.items is None:
+        return (SourceReport(sid, "not_modified", prev.items, prev.iocs),
+                prev.not_modified(now, url=o.result.url))
+    found = 0
+    for item in o.items:
+        published = _published(item, article_id(o.source, item), now, shift, known)
+        article, seen = read_article(o.source, item, published)
+        out[0].append(article)
+        out[1].extend(seen)
+        found += len(seen)
+    v = o.result.validators
+    state = prev.fetched(now, status=o.result.status, url=o.result.url, etag=v.etag,
+                         last_modified=v.last_modified, items=len(o.items), iocs=found)
+    return SourceReport(sid, "ok", len(o.items), found), state

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 
 from generator.domains import is_valid_domain, standalone_domain_ok
 from generator.refang import Refanged
@@ -42,10 +43,21 @@ _IPV6 = re.compile(
 _HASH = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z][0-9A-Fa-f])[0-9A-Fa-f]{31,127}(?![0-9A-Za-z])")
 _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 _CVE = re.compile(r"[cC](?<![\w-][cC])[vV][eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])")
-_ATTACK = re.compile(r"[tT](?<![\w.][tT])(1[0-9]{3}(?:\.[0-9]{3})?)(?!\w|\.[0-9])")
-_VERSION_BEFORE = re.compile(
-    r"(?i)(?:\bv\.?|\bver\.?|version|build|release|firmware|revision|rev\.?)\s*[:#=]?\s*\Z"
+# ``attack.t1071.004`` is how Sigma rules tag techniques.
+_ATTACK = re.compile(
+    r"[tT](?:(?<![\w.][tT])|(?<=[aA]ttack\.[tT]))(1[0-9]{3}(?:\.[0-9]{3})?)(?!\w|\.[0-9])"
 )
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:\bv\.?|\bver\.?|version|build|release|firmware|revision|rev\.?)\s*[:#=,]?\s*\Z"
+)
+# A version-like quad (small first number) in a clause that talks about versions.
+_VERSION_WORDS = re.compile(
+    r"(?i)\b(?:versions?|firmware|builds?|releases?|hotfix(?:es)?|patch(?:ed|es)?|fixed in"
+    r"|upgraded? to|ver\.?)\b"
+)
+_SENTENCE_END = re.compile(r"[.!?]\s|\n")
+_VERSION_WINDOW = 96
+_VERSION_MAX_FIRST = 30
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
 _URL_TRAIL = ".,;:!?)]}'\">*"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
@@ -85,6 +97,7 @@ class _Claims:
         return i >= 0 and self.ends[i] >= end
 
 
+@lru_cache(maxsize=65536)
 def valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """Parse an IP and keep it only when it is globally routable unicast."""
     try:
@@ -147,7 +160,10 @@ def _normalise_url(url: str) -> tuple[str, str] | None:
 def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _URL.finditer(rf.text):
-        url = _trim_url(m.group())
+        url = m.group()
+        if m.start() and rf.text[m.start() - 1] == ",":
+            url = url.split(",", 1)[0]  # a CSV field: an unquoted field holds no comma
+        url = _trim_url(url)
         start, end = m.start(), m.start() + len(url)
         spans.append((start, end))
         parsed = _normalise_url(url)
@@ -189,6 +205,16 @@ def _ipv6(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int
     return spans
 
 
+def _in_version_clause(text: str, start: int, quad: str) -> bool:
+    """A quad such as 7.0.15.1 in a clause about versions, builds or firmware."""
+    if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
+        return False
+    lo = max(0, start - _VERSION_WINDOW)
+    for m in _SENTENCE_END.finditer(text, lo, start):
+        lo = m.end()
+    return bool(_VERSION_WORDS.search(text, lo, start))
+
+
 def _ipv4(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
     for m in _IPV4.finditer(text):
@@ -196,8 +222,9 @@ def _ipv4(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
         if claims.covers(start, end) or _VERSION_BEFORE.search(text, max(0, start - 12), start):
             continue
         ip = valid_ip(m.group())
-        if ip is not None:
-            out.append(Candidate("ipv4", ip.compressed, start, end, rf.defanged(start, end)))
+        if ip is None or _in_version_clause(text, start, m.group()):
+            continue
+        out.append(Candidate("ipv4", ip.compressed, start, end, rf.defanged(start, end)))
 
 
 def _domains(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:

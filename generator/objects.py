@@ -11,11 +11,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from exports.model import IOCRecord
 from worker import layout
 from worker.storage import Build
+
+if TYPE_CHECKING:
+    from generator.store import Store
 
 
 class ObjectWriter:
@@ -43,6 +46,7 @@ class ObjectWriter:
 class BuildInfo:
     generated_at: int
     source_name: str
+    store: Store  # the store being built (articles, per-source state)
 
 
 @dataclass(frozen=True, slots=True)

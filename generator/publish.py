@@ -6,73 +6,58 @@ then the one small pointer ``current.json``. Until the pointer moves, readers ke
 whole; afterwards they see the new one whole. Re-running an interrupted publish skips what
 already arrived. Old builds beyond ``keep`` are removed after the switch, together with the
 objects no kept build references.
+
+What the bucket already holds comes from one listing of ``objects/`` (paginated on S3), not one
+request per object. Uploads run on a small thread pool. The pointer is replaced with a
+compare-and-swap on the version read at the start, so two publishes racing each other cannot
+both win: the later one fails with :class:`PointerMoved` and changes nothing readers see.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from generator.destinations import LocalDestination, PointerMoved, PublishError
+from generator.objectmeta import IMMUTABLE, SHORT, content_types
 from worker import layout
 
+__all__ = ["Destination", "LocalDestination", "PointerMoved", "PublishError", "PublishResult",
+           "open_destination", "publish", "IMMUTABLE", "SHORT"]
+
 Progress = Callable[[str, int, int], None]
-
-
-class PublishError(RuntimeError):
-    """The build or the destination is not usable."""
+MIN_KEEP = 2  # the build readers may still hold while the pointer moves is never pruned
 
 
 class Destination(Protocol):
-    def exists(self, key: str) -> bool: ...
+    """A bucket the publisher writes to (``LocalDestination``, ``generator.s3.S3Destination``).
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None: ...
+    ``encodes`` says whether the bucket can store an object compressed with a
+    ``Content-Encoding`` header (a folder cannot). ``get`` returns decoded bytes.
+    """
+
+    encodes: bool
+
+    def sizes(self, prefix: str) -> dict[str, int]: ...
+
+    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
+            content_encoding: str | None = None) -> None: ...
 
     def get(self, key: str) -> bytes | None: ...
 
-    def delete(self, key: str) -> None: ...
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
 
-    def keys(self, prefix: str) -> Iterator[str]: ...
+    def swap(self, key: str, data: bytes, expected: str | None, *, content_type: str,
+             cache_control: str) -> None: ...
 
-
-class LocalDestination:
-    """A bucket that is a folder; each write lands whole via rename."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def exists(self, key: str) -> bool:
-        return (self.root / key).exists()
-
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            return (self.root / key).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
-
-    def keys(self, prefix: str) -> Iterator[str]:
-        base = self.root / prefix
-        if base.is_dir():
-            for path in sorted(base.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    yield path.relative_to(self.root).as_posix()
+    def delete_many(self, keys: Iterable[str]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +66,19 @@ class PublishResult:
     uploaded: int
     skipped: int
     removed: int
+    uploaded_bytes: int = 0
 
 
-IMMUTABLE = "public, max-age=31536000, immutable"
-SHORT = "public, max-age=30"
+def open_destination(target: str | os.PathLike[str], *, endpoint_url: str | None = None) -> Destination:
+    """``s3://BUCKET/PREFIX`` (boto3, loaded only then) or a folder."""
+    text = os.fspath(target)
+    if text.startswith("s3://"):
+        from generator.s3 import S3Destination
+
+        return S3Destination.from_url(text, endpoint_url=endpoint_url)
+    if "://" in text:
+        raise PublishError(f"cannot publish to {text}: use s3://BUCKET/PREFIX or a folder")
+    return LocalDestination(text)
 
 
 def latest_build(build_dir: Path) -> str:
@@ -100,6 +94,7 @@ def publish(
     *,
     build_id: str | None = None,
     keep: int = 3,
+    jobs: int = 8,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
 ) -> PublishResult:
@@ -107,23 +102,19 @@ def publish(
     build_id = build_id or latest_build(src)
     manifest_raw = _read(src / layout.manifest_key(build_id))
     manifest = json.loads(manifest_raw)
-    uploaded = skipped = 0
-    shas = sorted({sha for sha, _ in manifest["objects"].values()})
-    for done, sha in enumerate(shas, 1):
-        key = layout.object_key(sha)
-        if dest.exists(key):
-            skipped += 1
-        else:
-            dest.put(key, _read(src / key), content_type="application/octet-stream",
-                     cache_control=IMMUTABLE)
-            uploaded += 1
-        if progress:
-            progress("objects", done, len(shas))
-    dest.put(layout.manifest_key(build_id), manifest_raw, content_type="application/json",
-             cache_control=IMMUTABLE)
-    history = _switch(dest, build_id, manifest["generated_at"], keep, clock)
-    removed = _prune(dest, history)
-    return PublishResult(build_id, uploaded, skipped, removed)
+    pointer, version = dest.get_versioned(layout.POINTER_KEY)
+    present = dest.sizes("objects/")
+    wanted = _wanted(manifest["objects"])
+    missing = {key: size for key, size in wanted.items() if present.get(key) != size}
+    sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
+    _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
+    history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
+    removed = _prune(dest, history, {**present, **missing})
+    return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent)
+
+
+def _wanted(objects: dict[str, list]) -> dict[str, int]:
+    return {layout.object_key(sha): size for sha, size in objects.values()}
 
 
 def _read(path: Path) -> bytes:
@@ -133,38 +124,74 @@ def _read(path: Path) -> bytes:
         raise PublishError(f"build is incomplete: {path} is missing") from None
 
 
-def _switch(dest: Destination, build_id: str, generated_at: int, keep: int,
-            clock: Callable[[], float]) -> list[str]:
-    old = dest.get(layout.POINTER_KEY)
+def _upload(src: Path, dest: Destination, missing: dict[str, int], types: dict[str, str],
+            jobs: int, progress: Progress | None) -> int:
+    """Send every missing object on ``jobs`` threads; the first failure stops the rest."""
+    if progress:
+        progress("upload", 0, len(missing))
+    if not missing:
+        return 0
+
+    def send(key: str) -> int:
+        data = _read(src / key)
+        dest.put(key, data, content_type=types.get(key, "application/octet-stream"),
+                 cache_control=IMMUTABLE)
+        return len(data)
+
+    sent = 0
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="publish") as pool:
+        pending: set[Future[int]] = {pool.submit(send, key) for key in sorted(missing)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for rest in pending:
+                        rest.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                sent += future.result()
+            if progress:
+                progress("upload", len(missing) - len(pending), len(missing))
+    return sent
+
+
+def _put(dest: Destination, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    """Write one whole object; large JSON is stored gzip-compressed where the bucket can say so."""
+    if dest.encodes and len(data) > 1024:
+        dest.put(key, gzip.compress(data, mtime=0), content_type=content_type,
+                 cache_control=cache_control, content_encoding="gzip")
+    else:
+        dest.put(key, data, content_type=content_type, cache_control=cache_control)
+
+
+def _switch(dest: Destination, build_id: str, generated_at: int, old: bytes | None,
+            version: str | None, keep: int, clock: Callable[[], float]) -> list[str]:
     history = json.loads(old).get("history", []) if old else []
     history = [build_id] + [b for b in history if b != build_id]
-    history = history[: max(1, keep)]
+    history = history[: max(MIN_KEEP, keep)]
     pointer = {
         "build_id": build_id,
         "generated_at": generated_at,
         "published_at": int(clock()),
         "history": history,
     }
-    dest.put(layout.POINTER_KEY, json.dumps(pointer, sort_keys=True).encode(),
-             content_type="application/json", cache_control=SHORT)
+    dest.swap(layout.POINTER_KEY, json.dumps(pointer, sort_keys=True).encode(), version,
+              content_type="application/json", cache_control=SHORT)
     return history
 
 
-def _prune(dest: Destination, history: list[str]) -> int:
-    """Remove manifests outside ``history`` and the objects only they referenced."""
-    removed = 0
+def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> int:
+    """Remove manifests outside ``history`` and the objects no kept manifest references.
+
+    ``objects`` is what this publish saw in the bucket plus what it sent: an object another
+    publish uploads meanwhile is never touched.
+    """
     kept = {layout.manifest_key(b) for b in history}
     live: set[str] = set()
     for key in kept:
         raw = dest.get(key)
-        if raw is not None:
-            live.update(layout.object_key(sha) for sha, _ in json.loads(raw)["objects"].values())
-    for key in list(dest.keys("builds/")):
-        if key not in kept:
-            dest.delete(key)
-            removed += 1
-    for key in list(dest.keys("objects/")):
-        if key not in live:
-            dest.delete(key)
-            removed += 1
-    return removed
+        if raw is not None:  # a kept build whose manifest is gone is unreadable anyway
+            live.update(_wanted(json.loads(raw)["objects"]))
+    stale = sorted(k for k in dest.sizes("builds/") if k not in kept)
+    removed = dest.delete_many(stale)
+    return removed + dest.delete_many(sorted(k for k in objects if k not in live))
+

@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from generator import build as build_stage
 from generator import publish as publish_stage
 from generator.settings import Settings
-from generator.sources import SAMPLE_DIR, Source, load_sources
+from generator.source_state import Backoff, SourceRow, source_rows
+from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
 from worker.config import WorkerConfig
 from worker.keys import KeyStore, load_or_create_secret
@@ -51,17 +52,23 @@ def run_ingest(settings: Settings, *, offline: Path | None = None, sources: Path
     from generator import ingest as ingest_stage  # extraction loads only when ingesting
 
     configured = load_sources(sources or settings.sources)
-    fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch()
+    fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch(settings)
     with progress_bar() as progress:
         return ingest_stage.ingest(Store(settings.store_dir), configured, fetch,
                                    now=now if now is not None else int(time.time()),
-                                   shift_dates=shift_dates, progress=progress)
+                                   shift_dates=shift_dates, progress=progress,
+                                   backoff=None if offline else Backoff())
 
 
-def _http_fetch() -> Callable[[Source], bytes]:
-    from generator.fetch import http_fetcher
+def _http_fetch(settings: Settings) -> Callable[..., Any]:
+    from generator.ingest_fetch import http_reader
 
-    return http_fetcher()
+    return http_reader(settings.allow_networks.split(","))
+
+
+def run_sources(settings: Settings, *, sources: Path | None = None) -> list[SourceRow]:
+    """Each configured source with its stored fetch state (for ``socdef sources``)."""
+    return source_rows(load_sources(sources or settings.sources), Store(settings.store_dir).state())
 
 
 def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
@@ -70,12 +77,13 @@ def run_build(settings: Settings, *, now: int | None = None) -> build_stage.Buil
                                  source_name=settings.source_name, progress=progress)
 
 
-def run_publish(settings: Settings, *, dest: str | None = None,
-                build_id: str | None = None) -> publish_stage.PublishResult:
-    target = publish_stage.LocalDestination(Path(dest) if dest else settings.bucket_dir)
+def run_publish(settings: Settings, *, dest: str | None = None, build_id: str | None = None,
+                endpoint_url: str | None = None, jobs: int = 8) -> publish_stage.PublishResult:
+    target = publish_stage.open_destination(dest or settings.bucket or settings.bucket_dir,
+                                            endpoint_url=endpoint_url or settings.s3_endpoint)
     with progress_bar() as progress:
         return publish_stage.publish(settings.build_dir, target, build_id=build_id,
-                                     keep=settings.keep_builds, progress=progress)
+                                     keep=settings.keep_builds, jobs=jobs, progress=progress)
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -117,14 +125,19 @@ def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
-               access_log: bool, limit_scale: float = 1.0) -> None:
+               access_log: bool, limit_scale: float = 1.0, redis_url: str = "",
+               limiter_fallback: float = 0.1, limiter_factory: str = "") -> None:
     import uvicorn
 
     config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
                                        jwt_secret=settings.jwt_secret,
                                        source_name=settings.source_name, limiter=limiter,
-                                       limit_scale=limit_scale)
-    if limiter == "memory" and workers > 1:
+                                       limit_scale=limit_scale, bucket=settings.bucket or None,
+                                       s3_endpoint=settings.s3_endpoint,
+                                       redis_url=redis_url or None,
+                                       limiter_fallback=limiter_fallback,
+                                       limiter_factory=limiter_factory)
+    if limiter == "memory" and workers > 1 and not limiter_factory:
         raise ValueError("the memory limiter counts per process: use --limiter sqlite "
                          "with more than one worker")
     os.environ.update(config.to_env())

@@ -25,6 +25,9 @@ class Settings:
     source_name: str = "socdef"
     keep_builds: int = 3
     jwt_secret: str = ""  # session signing secret (e.g. a Supabase project's); "" = local
+    bucket: str = ""  # where publish writes and serve reads: a folder, s3://…, https://… (serve)
+    s3_endpoint: str = ""  # an S3-compatible endpoint URL ("" = the AWS environment's)
+    allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
 
     @property
     def store_dir(self) -> Path:
@@ -55,6 +58,8 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"keep_builds must be an integer, not {value!r}") from None
+    if name == "allow_networks" and isinstance(value, list | tuple):
+        return ",".join(map(str, value))
     return str(value)
 
 

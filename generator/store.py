@@ -7,6 +7,13 @@ Layout under the store root::
     gen-000007/sightings.parquet
     gen-000007/state.json     {"as_of": unix seconds of the last ingest, "sources": {...}}
 
+Each sighting also carries ``ingested_at``: the time of the ingest that first stored it. A merge
+keeps it for a sighting the store already held (same article, type and value, article
+publication time unchanged) and gives every other sighting the merge's time, later than every
+``ingested_at`` already stored. Stores written before the column existed read it as the
+article's publication time. The TAXII ``date_added`` of an object derives from it
+(docs/taxii.md).
+
 A merge writes a complete new generation beside the live one and then swaps ``CURRENT`` with
 ``os.replace``, so an interrupted ingest leaves the previous generation intact.
 """
@@ -48,6 +55,7 @@ SIGHTING_SCHEMA = pa.schema(
         ("defanged", pa.bool_()),
     ]
 )
+INGESTED_AT = pa.field("ingested_at", pa.int64())
 KEEP_GENERATIONS = 2
 
 
@@ -98,7 +106,9 @@ class Store:
         return self._table("articles.parquet", ARTICLE_SCHEMA)
 
     def sightings(self) -> pa.Table:
-        return self._table("sightings.parquet", SIGHTING_SCHEMA)
+        """The sightings with their ``ingested_at`` (see the module docstring)."""
+        table = self._table("sightings.parquet", SIGHTING_SCHEMA.append(INGESTED_AT))
+        return with_ingested_at(table, self.articles())
 
     def state(self) -> dict[str, Any]:
         gen = self.generation()
@@ -123,8 +133,9 @@ class Store:
     ) -> MergeStats:
         """Add or replace articles (and all their sightings) and commit a new generation."""
         new_articles = _articles_table(articles)
-        new_sightings = _sightings_table(sightings)
         old_articles, old_sightings = self.articles(), self.sightings()
+        new_sightings = _stamp(_sightings_table(sightings), new_articles, old_articles,
+                               old_sightings, as_of)
         replaced = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
         stats = MergeStats(
             articles_updated=pc.sum(replaced).as_py() or 0,
@@ -142,6 +153,7 @@ class Store:
 
     def commit(self, articles: pa.Table, sightings: pa.Table, state: dict[str, Any]) -> None:
         articles = articles.sort_by([("article_id", "ascending")])
+        sightings = with_ingested_at(sightings, articles)
         sightings = sightings.sort_by(
             [("article_id", "ascending"), ("type", "ascending"), ("value", "ascending")]
         )
@@ -178,6 +190,48 @@ def _sightings_table(sightings: Iterable[Sighting]) -> pa.Table:
     rows = {(s.article_id, s.type, s.value): s for s in sightings}
     cols = {name: [getattr(s, name) for s in rows.values()] for name in SIGHTING_SCHEMA.names}
     return pa.table(cols, schema=SIGHTING_SCHEMA)
+
+
+def _published_of(sightings: pa.Table, articles: pa.Table) -> pa.Array:
+    """The publication time of each sighting's article (null when the article is unknown)."""
+    at = pc.index_in(sightings["article_id"], value_set=articles["article_id"])
+    return pc.take(articles["published"], at)
+
+
+def with_ingested_at(sightings: pa.Table, articles: pa.Table) -> pa.Table:
+    """``sightings`` with an ``ingested_at`` column; missing values read as ``published``."""
+    names = sightings.column_names
+    if "ingested_at" not in names:
+        column = _published_of(sightings, articles)
+    elif sightings["ingested_at"].null_count:
+        column = pc.coalesce(sightings["ingested_at"], _published_of(sightings, articles))
+    else:
+        return sightings
+    column = pc.coalesce(column, pa.scalar(0, pa.int64()))
+    if "ingested_at" in names:
+        return sightings.set_column(names.index("ingested_at"), INGESTED_AT, column)
+    return sightings.append_column(INGESTED_AT, column)
+
+
+def _key(sightings: pa.Table) -> pa.Array:
+    return pc.binary_join_element_wise(
+        sightings["article_id"], sightings["type"], sightings["value"], "\0")
+
+
+def _stamp(new: pa.Table, new_articles: pa.Table, old_articles: pa.Table,
+           old: pa.Table, as_of: int) -> pa.Table:
+    """``new`` with ``ingested_at``: kept for sightings already stored, else a fresh stamp.
+
+    The fresh stamp is ``as_of``, or one second after the latest stored stamp when the clock
+    has not moved past it, so a merge's new sightings always come after everything before.
+    """
+    latest = pc.max(old["ingested_at"]).as_py() if old.num_rows else None
+    stamp = as_of if latest is None else max(as_of, latest + 1)
+    at = pc.index_in(_key(new), value_set=_key(old))
+    kept = pc.take(old["ingested_at"], at)
+    same_date = pc.equal(_published_of(new, new_articles), _published_of(new, old_articles))
+    kept = pc.if_else(pc.fill_null(same_date, False), kept, None)
+    return new.append_column(INGESTED_AT, pc.fill_null(kept, pa.scalar(stamp, pa.int64())))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,6 +7,7 @@ Every error leaves in the spec's shape with the request id, which also comes bac
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 from worker.auth import authenticate
 from worker.csrf import check_same_origin
+from worker.encoding import Encoder
 from worker.errors import (
     TAXII_MEDIA_TYPE,
     ApiError,
@@ -29,10 +31,10 @@ from worker.errors import (
     Unavailable,
 )
 from worker.http import Request, Response, new_request_id
-from worker.limits import Decision, Limiter
+from worker.limits import Decision, Limiter, LimiterUnavailable
 from worker.routes import ROUTES
 from worker.routing import Ctx, Route, Router
-from worker.storage import BuildSource, StorageError
+from worker.storage import BuildSource, NoBuild, StorageError
 from worker.tiers import TIERS
 
 log = logging.getLogger("socdef.worker")
@@ -56,17 +58,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+@functools.lru_cache(maxsize=64)
+def _policy(limit: int, day_limit: int) -> str:
+    return f'"minute";q={limit};w=60, "day";q={day_limit};w=86400'
+
+
 def rate_headers(resp: Response, d: Decision) -> None:
-    resp.header("x-ratelimit-limit", d.limit)
-    resp.header("x-ratelimit-remaining", d.remaining)
-    resp.header("x-ratelimit-reset", d.reset)
-    resp.header(
-        "ratelimit-policy", f'"minute";q={d.limit};w=60, "day";q={d.day_limit};w=86400'
-    )
+    now = int(time.time())
     if d.binding == "day":
-        resp.header("ratelimit", f'"day";r={d.day_remaining};t={max(0, d.day_reset - int(time.time()))}')
+        current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
     else:
-        resp.header("ratelimit", f'"minute";r={d.remaining};t={max(0, d.reset - int(time.time()))}')
+        current = f'"minute";r={d.remaining};t={max(0, d.reset - now)}'
+    resp.headers += (("x-ratelimit-limit", str(d.limit)),
+                     ("x-ratelimit-remaining", str(d.remaining)),
+                     ("x-ratelimit-reset", str(d.reset)),
+                     ("ratelimit-policy", _policy(d.limit, d.day_limit)), ("ratelimit", current))
 
 
 def _limited(d: Decision, tier: str) -> RateLimited:
@@ -112,6 +118,9 @@ class App:
         self.usage = usage  # worker.usage.UsageLog
         self.allowed_origins = allowed_origins
         self.router = Router(ROUTES if routes is None else routes)
+        self.encoder = Encoder()  # Content-Encoding negotiation, the last step of every answer
+        # a remote bucket may wait on the network: answer such requests on a thread
+        self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
@@ -129,7 +138,8 @@ class App:
                                request_id)
         else:
             req.body = body
-            resp = self.respond(req, request_id)
+            resp = (await asyncio.to_thread(self.answer, req, request_id) if self.offload
+                    else self.answer(req, request_id))
         resp.header("x-request-id", request_id)
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": resp.raw_headers(req.method == "HEAD")})
@@ -141,6 +151,9 @@ class App:
                                    + scope.get("query_string", b"").decode("latin-1")),
                             resp.status, len(body), (time.perf_counter() - started) * 1000,
                             request_id)
+
+    def answer(self, req: Request, request_id: str) -> Response:
+        return self.encoder(req, self.respond(req, request_id))
 
     def respond(self, req: Request, request_id: str) -> Response:
         if req.path == "/healthz":
@@ -163,7 +176,13 @@ class App:
             resp = self._error(exc, request_id, route)
         except StorageError as exc:
             log.error("storage: %s", exc)
-            resp = self._error(Unavailable("No feed has been published yet."), request_id, route)
+            resp = self._error(Unavailable("No feed has been published yet.") if isinstance(
+                exc, NoBuild) else Unavailable("The feed store is unreachable; retry shortly.",
+                                               headers={"retry-after": "1"}), request_id, route)
+        except LimiterUnavailable as exc:  # only without the fail-open fallback
+            log.error("rate limiter: %s", exc)
+            resp = self._error(Unavailable("Rate limiting is unavailable; retry shortly.",
+                                           headers={"retry-after": "1"}), request_id, route)
         except Exception:
             log.exception("unhandled error for %s", redact(req.path))
             resp = self._error(InternalError(), request_id, route)
@@ -202,8 +221,10 @@ class App:
     def _health(self) -> Response:
         try:
             build = self.builds.current()
-        except StorageError as exc:
-            return Response(503, json.dumps({"status": "no_build", "detail": str(exc)}).encode())
+        except StorageError as exc:  # a remote bucket's address stays out of the answer
+            status = "no_build" if isinstance(exc, NoBuild) else "storage_unreachable"
+            return Response(503, json.dumps({"status": status, "detail": str(exc) if isinstance(
+                exc, NoBuild) else "the bucket did not answer"}).encode())
         body = {"status": "ok", "build_id": build.build_id,
                 "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.generated_at))}
         return Response(200, json.dumps(body).encode())
@@ -212,6 +233,8 @@ class App:
     def _error(exc: ApiError, request_id: str, route: Route | None = None) -> Response:
         if route is not None and route.errors == "taxii":
             resp = Response(exc.status, exc.taxii_body(request_id), TAXII_MEDIA_TYPE)
+            if exc.status == 401:  # TAXII clients answer a Basic challenge with the key
+                resp.header("www-authenticate", 'Basic realm="socdef TAXII"')
         else:
             resp = Response(exc.status, exc.body(request_id))
         for name, value in exc.headers.items():

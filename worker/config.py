@@ -7,6 +7,7 @@ The CLI builds a :class:`WorkerConfig` and passes it to the server process throu
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -17,11 +18,13 @@ from worker.accounts import Accounts
 from worker.app import App, RedactingFilter
 from worker.keys import KeyStore, load_or_create_secret
 from worker.limits import Limiter, MemoryLimiter, SQLiteLimiter
+from worker.limits_fallback import FallbackLimiter
+from worker.remote import open_bucket
 from worker.session import cookie_authenticator
-from worker.storage import BuildSource, LocalBucket
+from worker.storage import BuildSource
 from worker.usage import UsageLog
 
-LIMITERS = ("sqlite", "memory")
+LIMITERS = ("sqlite", "memory", "redis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,11 @@ class WorkerConfig:
     key_cache_ttl: float = 5.0
     pointer_ttl: float = 2.0
     limit_scale: float = 1.0
+    redis_url: str = "redis://127.0.0.1:6379/0"  # the store of the "redis" limiter
+    limiter_fallback: float = 0.1  # share of each limit while the store is down; 0 = fail closed
+    limiter_factory: str = ""  # "module:callable" building a custom Limiter from this config
+    cache_mb: float = 256.0  # byte cache of a remote bucket (s3://…, https://…)
+    s3_endpoint: str = ""  # S3-compatible endpoint ("" = AWS_ENDPOINT_URL(_S3) or AWS)
     jwt_secret: str = ""  # the session signing secret (a Supabase project's JWT secret); "" = local
     jwt_audience: str = ""  # required "aud" of session tokens ("" = not checked)
     session_cookie: str = "sb-access-token"
@@ -60,11 +68,24 @@ class WorkerConfig:
 
 
 def make_limiter(config: WorkerConfig) -> Limiter:
+    """The configured limiter; a shared store is wrapped in the fail-open policy unless the
+    fallback fraction is 0 (then an unreachable store answers 503). See docs/rate-limits.md."""
+    if config.limiter_factory:
+        module, _, name = config.limiter_factory.partition(":")
+        return getattr(importlib.import_module(module), name)(config)
     if config.limiter == "memory":
         return MemoryLimiter()
     if config.limiter == "sqlite":
-        return SQLiteLimiter(Path(config.data_dir) / "limits.sqlite")
-    raise ValueError(f"unknown limiter {config.limiter!r}; choose one of {', '.join(LIMITERS)}")
+        primary: Limiter = SQLiteLimiter(Path(config.data_dir) / "limits.sqlite")
+    elif config.limiter == "redis":
+        from worker.limits_redis import RedisLimiter  # redis-py only when it is used
+
+        primary = RedisLimiter(config.redis_url)
+    else:
+        raise ValueError(f"unknown limiter {config.limiter!r}; choose one of {', '.join(LIMITERS)}")
+    if config.limiter_fallback <= 0:
+        return primary
+    return FallbackLimiter(primary, fraction=config.limiter_fallback)
 
 
 def session_secret(config: WorkerConfig) -> bytes:
@@ -88,7 +109,9 @@ def create_app(config: WorkerConfig) -> App:
         allowed_origins=tuple(o.strip() for o in config.allowed_origins.split(",") if o.strip()),
         keys=keys,
         limiter=make_limiter(config),
-        builds=BuildSource(LocalBucket(config.bucket), pointer_ttl=config.pointer_ttl),
+        builds=BuildSource(open_bucket(config.bucket, endpoint=config.s3_endpoint,
+                                       cache_bytes=int(config.cache_mb * (1 << 20))),
+                           pointer_ttl=config.pointer_ttl),
         public_url=config.public_url or None,
         source_name=config.source_name,
         limit_scale=config.limit_scale,

@@ -6,6 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -77,6 +78,7 @@ class Response:
         return out
 
 
+@lru_cache(maxsize=256)  # called with a build's generated_at on every answer
 def http_date(ts: int) -> str:
     return formatdate(ts, usegmt=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from worker import layout, query
 from worker.http import Request, Response, etag_matches, http_date, query_string
@@ -19,6 +20,7 @@ CONTENT_TYPES = {
 }
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
 MAX_CACHED_RESPONSES = 2048
+JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
 
 def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> dict[str, str]:
@@ -88,7 +90,11 @@ def list_iocs(ctx: Ctx) -> Response:
 def count_records(resp: Response) -> int:
     """How many indicators an answer holds (for the usage log), without parsing it."""
     if resp.content_type == CONTENT_TYPES["json"]:
-        return resp.body.count(b'{"id":')
+        head = JSON_HEAD.match(resp.body)  # meta leads with total, limit, offset: O(1)
+        if head is None:
+            return resp.body.count(b'{"id":')
+        total, limit, offset = map(int, head.groups())
+        return max(0, min(limit, total - offset))
     return max(0, resp.body.count(b"\n") - (resp.content_type == CONTENT_TYPES["csv"]))
 
 

@@ -16,6 +16,13 @@ Logical keys inside a build (see docs/architecture.md for the full description):
     iocs/view/<view>.json             {"days": [[day, count, start], ...]} newest day first
     iocs/view/<view>.bin              uint32 LE line numbers into the day files, per day from start
     iocs/default/<tier>/<view>.<fmt>  the whole default answer of (tier, view, fmt)
+    iocs/search/meta.json             {"prefix_hex": L, ...}: how the search shards are cut
+    iocs/search/shards.dat            search entries sorted by value hash, shard after shard
+    iocs/search/shards.idx            uint64 LE byte offsets of the 16**L shards: 16**L + 1 values
+    iocs/stats.json                   the ``data`` member of the stats answer
+    feeds/misp/<file>                 the MISP feed: manifest.json, hashes.csv, <event uuid>.json
+    taxii/...                         TAXII 2.1 resources, pages and indexes (worker/taxii_common.py)
+    site/<path>                       the docs site: pages (<dir>/index.html), static/<asset>
 
 The all-records view has no ``.bin``: its line numbers are 0..count-1 of each day.
 """
@@ -90,6 +97,27 @@ def view_lines_key(view: str) -> str:
 
 def default_key(tier: str, view: str, fmt: str) -> str:
     return f"iocs/default/{tier}/{view}.{fmt}"
+
+
+SEARCH_META_KEY = "iocs/search/meta.json"
+SEARCH_SHARDS_KEY = "iocs/search/shards.dat"
+SEARCH_OFFSETS_KEY = "iocs/search/shards.idx"
+STATS_KEY = "iocs/stats.json"
+
+
+def feed_key(feed: str, name: str) -> str:
+    """A file of a subscribable feed, e.g. ``feeds/misp/manifest.json``."""
+    return f"feeds/{feed}/{name}"
+
+
+def site_key(url_path: str) -> str:
+    """The site object a URL path names: ``/docs/`` → ``site/docs/index.html``."""
+    return "site/" + url_path.lstrip("/") + ("index.html" if url_path.endswith("/") else "")
+
+
+def taxii_key(name: str) -> str:
+    """A TAXII 2.1 object, e.g. ``taxii/c/all/index.bin`` (names: worker/taxii_common.py)."""
+    return f"taxii/{name}"
 
 
 def manifest_key(build_id: str) -> str:

@@ -4,8 +4,11 @@ A request is admitted only if BOTH windows have room, and then BOTH counters are
 a refused request spends nothing. Windows are aligned to the clock: the minute window starts at
 ``floor(now / 60) * 60`` and the day window at the start of the UTC day.
 
-Two backends share one contract: ``MemoryLimiter`` (one process, thread-safe) and
-``SQLiteLimiter`` (one file, safe across processes on one machine).
+Three backends share one contract: ``MemoryLimiter`` (one process, thread-safe),
+``SQLiteLimiter`` (one file, safe across processes on one machine) and ``RedisLimiter`` in
+``worker/limits_redis.py`` (many replicas). ``hit`` decides and spends; ``peek`` reports where a
+key stands without spending. A backend whose store cannot be reached raises
+``LimiterUnavailable``; ``worker/limits_fallback.py`` turns that into a documented policy.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 MINUTE = 60
@@ -39,14 +43,20 @@ class Decision:
     binding: str
 
 
+class LimiterUnavailable(Exception):
+    """The limiter's store cannot be reached or used right now (never carries a key)."""
+
+
 class Limiter(Protocol):
     def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision: ...
+
+    def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision: ...
 
     def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
+class Window:
     """Where ``now`` falls: the current minute and day window starts."""
 
     now: float
@@ -54,11 +64,11 @@ class _Window:
     day: int
 
     @classmethod
-    def at(cls, now: float) -> _Window:
+    def at(cls, now: float) -> Window:
         return cls(now, int(now // MINUTE) * MINUTE, int(now // DAY) * DAY)
 
 
-def _check_limits(per_minute: int, per_day: int) -> None:
+def check_limits(per_minute: int, per_day: int) -> None:
     if per_minute < 0 or per_day < 0:
         raise ValueError("rate limits must be zero or positive")
 
@@ -67,8 +77,8 @@ def _seconds_until(end: int, now: float) -> int:
     return max(1, math.ceil(end - now))
 
 
-def _allow(
-    w: _Window, minute_count: int, day_count: int, per_minute: int, per_day: int
+def admitted(
+    w: Window, minute_count: int, day_count: int, per_minute: int, per_day: int
 ) -> Decision:
     """The decision for an admitted request; counts already include it."""
     remaining = max(0, per_minute - minute_count)
@@ -86,7 +96,7 @@ def _allow(
     )
 
 
-def _deny(w: _Window, minute_count: int, day_count: int, per_minute: int, per_day: int) -> Decision:
+def refused(w: Window, minute_count: int, day_count: int, per_minute: int, per_day: int) -> Decision:
     """The decision for a refused request; the window that frees up last is the binding one."""
     day_full = day_count >= per_day
     end = w.day + DAY if day_full else w.minute + MINUTE
@@ -103,6 +113,16 @@ def _deny(w: _Window, minute_count: int, day_count: int, per_minute: int, per_da
     )
 
 
+def standing(
+    w: Window, minute_count: int, day_count: int, per_minute: int, per_day: int
+) -> Decision:
+    """Where a key stands with these counts, spending nothing: what ``peek`` returns."""
+    if minute_count < per_minute and day_count < per_day:
+        return admitted(w, minute_count, day_count, per_minute, per_day)
+    decision = refused(w, minute_count, day_count, per_minute, per_day)
+    return replace(decision, remaining=max(0, per_minute - minute_count))
+
+
 class MemoryLimiter:
     """Fixed-window counters in a dict; for one process (thread-safe)."""
 
@@ -113,17 +133,26 @@ class MemoryLimiter:
         self._day = -1
 
     def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision:
-        _check_limits(per_minute, per_day)
+        check_limits(per_minute, per_day)
         with self._lock:
-            w = _Window.at(self._clock())
+            w = Window.at(self._clock())
             self._sweep(w.day)
             m_start, m_count, d_start, d_count = self._counters.get(key_id, (0, 0, 0, 0))
             m_count = m_count if m_start == w.minute else 0
             d_count = d_count if d_start == w.day else 0
             if m_count >= per_minute or d_count >= per_day:
-                return _deny(w, m_count, d_count, per_minute, per_day)
+                return refused(w, m_count, d_count, per_minute, per_day)
             self._counters[key_id] = (w.minute, m_count + 1, w.day, d_count + 1)
-        return _allow(w, m_count + 1, d_count + 1, per_minute, per_day)
+        return admitted(w, m_count + 1, d_count + 1, per_minute, per_day)
+
+    def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
+        check_limits(per_minute, per_day)
+        with self._lock:
+            w = Window.at(self._clock())
+            m_start, m_count, d_start, d_count = self._counters.get(key_id, (0, 0, 0, 0))
+        m_count = m_count if m_start == w.minute else 0
+        d_count = d_count if d_start == w.day else 0
+        return standing(w, m_count, d_count, per_minute, per_day)
 
     def _sweep(self, day: int) -> None:
         """Forget keys whose day window has passed; runs once per UTC day."""
@@ -178,6 +207,20 @@ WHERE (kind = 0 AND window_start < :minute - 60) OR (kind = 1 AND window_start <
 """
 
 
+def _params(key_id: str, w: Window, per_minute: int, per_day: int) -> dict[str, object]:
+    return {"key": key_id, "minute": w.minute, "day": w.day, "per_minute": per_minute,
+            "per_day": per_day}
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """A locked, unreadable or unwritable database is an unavailable store, not a crash."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise LimiterUnavailable(f"sqlite: {exc}") from exc
+
+
 class SQLiteLimiter:
     """Fixed-window counters in one SQLite file; safe across processes on one machine.
 
@@ -203,41 +246,47 @@ class SQLiteLimiter:
         self._conn.execute(_SCHEMA)
 
     def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision:
-        _check_limits(per_minute, per_day)
-        with self._lock:
-            w = _Window.at(self._clock())
-            params = {
-                "key": key_id,
-                "minute": w.minute,
-                "day": w.day,
-                "per_minute": per_minute,
-                "per_day": per_day,
-            }
+        check_limits(per_minute, per_day)
+        w = Window.at(self._clock())
+        params = _params(key_id, w, per_minute, per_day)
+        with self._lock, _unavailable_on_error():
             counts = dict(self._conn.execute(_HIT, params).fetchall())
             if counts:
                 self._housekeep(params, counts[MINUTE_KIND] == 1, w.day)
-                return _allow(w, counts[MINUTE_KIND], counts[DAY_KIND], per_minute, per_day)
+                return admitted(w, counts[MINUTE_KIND], counts[DAY_KIND], per_minute, per_day)
             counts = dict(self._conn.execute(_COUNTS, params).fetchall())
         return self._refused(w, counts, per_minute, per_day)
 
+    def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
+        check_limits(per_minute, per_day)
+        w = Window.at(self._clock())
+        with self._lock, _unavailable_on_error():
+            rows = self._conn.execute(_COUNTS, _params(key_id, w, per_minute, per_day))
+            counts = dict(rows.fetchall())
+        return standing(w, counts.get(MINUTE_KIND, 0), counts.get(DAY_KIND, 0), per_minute, per_day)
+
     @staticmethod
-    def _refused(w: _Window, counts: dict[int, int], per_minute: int, per_day: int) -> Decision:
+    def _refused(w: Window, counts: dict[int, int], per_minute: int, per_day: int) -> Decision:
         minute_count = counts.get(MINUTE_KIND, 0)
         day_count = counts.get(DAY_KIND, 0)
         if minute_count < per_minute and day_count < per_day:
             minute_count = per_minute  # a window was deleted in between: report the minute one
-        return _deny(w, minute_count, day_count, per_minute, per_day)
+        return refused(w, minute_count, day_count, per_minute, per_day)
 
     def _housekeep(self, params: dict, new_minute: bool, day: int) -> None:
-        if day != self._day:
-            self._day = day
-            self._conn.execute(_FORGET_ALL, params)
-        elif new_minute:
-            self._conn.execute(_FORGET_KEY, params)
+        """Delete finished windows; best effort, as the request has already been decided."""
+        try:
+            if day != self._day:
+                self._conn.execute(_FORGET_ALL, params)
+                self._day = day
+            elif new_minute:
+                self._conn.execute(_FORGET_KEY, params)
+        except sqlite3.OperationalError:
+            pass
 
     def prune(self) -> None:
         """Delete every finished window now (all keys)."""
-        w = _Window.at(self._clock())
+        w = Window.at(self._clock())
         with self._lock:
             self._conn.execute(_FORGET_ALL, {"minute": w.minute, "day": w.day})
 

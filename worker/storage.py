@@ -8,6 +8,7 @@ process under the build id; only the pointer (``current.json``) is re-read, at m
 from __future__ import annotations
 
 import json
+import logging
 import mmap
 import os
 import threading
@@ -19,15 +20,24 @@ from typing import Protocol
 
 from worker import layout
 
+log = logging.getLogger("socdef.storage")
 
 class StorageError(RuntimeError):
     """The bucket is unreadable or holds no published build."""
 
 
+class NoBuild(StorageError):
+    """The bucket answers but holds no published build yet."""
+
+
 class Bucket(Protocol):
+    """Where builds are read from: ``get`` a whole small object (the pointer, a manifest) or
+    bytes [start, end) of an object whose total ``size`` the caller knows from the manifest.
+    Backends: this folder, ``worker.remote`` (S3, an HTTP origin) behind ``worker.cache``."""
+
     def get(self, key: str) -> bytes | None: ...
 
-    def get_range(self, key: str, start: int, end: int) -> bytes: ...
+    def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes: ...
 
 
 class LocalBucket:
@@ -44,7 +54,7 @@ class LocalBucket:
         except FileNotFoundError:
             return None
 
-    def get_range(self, key: str, start: int, end: int) -> bytes:
+    def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes:
         return self._map(key)[start:end]
 
     def _map(self, key: str) -> mmap.mmap | bytes:
@@ -88,11 +98,11 @@ class Build:
             return None
         if ref.size == 0:
             return b""
-        return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size)
+        return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size, ref.size)
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         ref = self.objects[key]
-        return self.bucket.get_range(layout.object_key(ref.sha256), start, end)
+        return self.bucket.get_range(layout.object_key(ref.sha256), start, end, ref.size)
 
     def cached(self, name: str, make: Callable[[], object]) -> object:
         """Memoise a value derived from this (immutable) build."""
@@ -124,13 +134,20 @@ class BuildSource:
         if self._build is not None and now - self._checked < self.pointer_ttl:
             return self._build
         with self._lock:
-            self._refresh(now)
+            if self._build is None or now - self._checked >= self.pointer_ttl:
+                self._refresh(now)  # once, however many requests waited for the lock
         if self._build is None:
-            raise StorageError("no build has been published yet")
+            raise NoBuild("no build has been published yet")
         return self._build
 
     def _refresh(self, now: float) -> None:
-        raw = self.bucket.get(layout.POINTER_KEY)
+        try:
+            raw = self.bucket.get(layout.POINTER_KEY)
+        except StorageError as exc:
+            if self._build is None:
+                raise
+            log.warning("pointer unreadable, still serving %s: %s", self._build.build_id, exc)
+            raw = None
         self._checked = now
         if raw is None:
             return

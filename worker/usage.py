@@ -3,7 +3,8 @@
 Rows carry the key's id (never the key), the route pattern, the status, the latency and how
 many indicators the answer held. Each worker process buffers rows and writes them at most every
 ``flush_every`` seconds (or every ``max_buffer`` rows), so usage seen from another process lags
-by at most that much. Rows older than ``retention_days`` are deleted as new ones are written.
+by at most that much. Rows older than ``retention_days`` are deleted as new ones are written, at
+most once per ``PRUNE_EVERY`` seconds (the delete scans the table, so not on every flush).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 """
 DAY = 86_400
+PRUNE_EVERY = 3_600
 
 
 class UsageLog:
@@ -44,6 +46,7 @@ class UsageLog:
         self._retention = retention_days * DAY
         self._buffer: list[tuple] = []
         self._flushed = clock()
+        self._pruned = float("-inf")
         self._lock = threading.Lock()
 
     def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
@@ -62,8 +65,10 @@ class UsageLog:
             with self._conn:
                 self._conn.execute("BEGIN")
                 self._conn.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?)", rows)
-                self._conn.execute("DELETE FROM usage WHERE ts < ?",
-                                   (self._flushed - self._retention,))
+                if self._flushed - self._pruned >= PRUNE_EVERY:
+                    self._pruned = self._flushed
+                    self._conn.execute("DELETE FROM usage WHERE ts < ?",
+                                       (self._flushed - self._retention,))
 
     def totals(self, key_ids: list[str]) -> dict[str, tuple[int, float | None]]:
         """Per key: (total requests ever kept, last request time)."""

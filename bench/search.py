@@ -1,0 +1,185 @@
+"""Search lookups through the worker in-process vs a linear scan of the same records, one run.
+
+    python bench/search.py [-n 100000] [--million] [--seconds 2] [--rounds 3]
+
+Builds a synthetic store of N IOCs with the real build, then, interleaving rounds, measures
+lookups per second of: ``GET /api/v1/iocs/search`` through the whole worker chain in-process
+(key check, limiter, routing, shard read, stored JSON lines; ``include_related=false`` and the
+default ``true``), ``GET /api/v1/iocs/range/{prefix}``, and the baseline: normalise the query
+and scan every record's value, rendering the matches (what a store without an index does).
+Queries are record values, half of them defanged and re-cased, plus 10 % misses. Prints
+medians with each figure's ratio to the baseline from the same run, and the shard sizes.
+First it prints what the two sinks cost the build: seconds spent in the search index and the
+stats sink against the seconds the build spends producing the same records (fold + day split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from exports.ioc_json import record_dict  # noqa: E402
+from exports.model import IOCRecord  # noqa: E402
+from generator.build import build, split_days  # noqa: E402
+from generator.model import aggregate, iter_records  # noqa: E402
+from generator.objects import BuildInfo, ObjectWriter  # noqa: E402
+from generator.search_index import SearchIndex  # noqa: E402
+from generator.stats import Stats  # noqa: E402
+from generator.store import Store  # noqa: E402
+from generator.synthetic import synthetic_store  # noqa: E402
+from worker import layout  # noqa: E402
+from worker.app import App  # noqa: E402
+from worker.http import Request  # noqa: E402
+from worker.ioc_norm import normalise, search_hash  # noqa: E402
+from worker.keys import KeyStore  # noqa: E402
+from worker.limits import MemoryLimiter  # noqa: E402
+from worker.storage import Build, LocalBucket  # noqa: E402
+
+NOW = 1_795_000_000
+
+
+class OneBuild:
+    """The worker's build source, pinned to one build."""
+
+    def __init__(self, build_: Build) -> None:
+        self.build = build_
+
+    def current(self) -> Build:
+        return self.build
+
+
+def defang(value: str, rng: random.Random) -> str:
+    text = value.replace(".", "[.]").replace("@", "[at]").replace("https://", "hxxps://")
+    return text.upper() if "://" not in text and rng.random() < 0.5 else text
+
+
+def queries(records: list[IOCRecord], count: int, seed: int = 5) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        if i % 10 == 9:
+            out.append(f"miss-{rng.randrange(10**9)}.example")
+            continue
+        value = rng.choice(records).value
+        out.append(defang(value, rng) if i % 2 else value)
+    return out
+
+
+def worker_lookup(app: App, key: str, path: Callable[[str], str], extra: dict[str, str]):
+    headers = {"authorization": f"Bearer {key}", "host": "bench"}
+
+    def lookup(q: str) -> bytes:
+        target, query = path(q)
+        resp = app.respond(Request("GET", target, {**query, **extra}, headers, "http", "b"), "r")
+        assert resp.status == 200, resp.body
+        return resp.body
+
+    return lookup
+
+
+def scan_lookup(records: list[IOCRecord]):
+    values = [r.value for r in records]
+
+    def lookup(q: str) -> bytes:
+        want = normalise(q)
+        hits = [records[i] for i, v in enumerate(values) if v == want]
+        return orjson.dumps({"found": bool(hits), "matches": [record_dict(r) for r in hits]})
+
+    return lookup
+
+
+def rate(lookup: Callable[[str], bytes], qs: list[str], seconds: float) -> float:
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        lookup(qs[done % len(qs)])
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def shard_sizes(build_: Build) -> str:
+    meta = build_.read_json(layout.SEARCH_META_KEY)
+    offsets = array("Q")
+    offsets.frombytes(build_.read(layout.SEARCH_OFFSETS_KEY) or b"")
+    sizes = sorted(b - a for a, b in zip(offsets, offsets[1:], strict=False))
+    return (f"search shards: {len(sizes):,} (prefix of {meta['prefix_hex']} hex), "
+            f"{meta['entries']:,} entries, {sum(sizes) / 1e6:.1f} MB; shard bytes "
+            f"mean {statistics.mean(sizes):,.0f}, median {sizes[len(sizes) // 2]:,}, "
+            f"max {sizes[-1]:,}; index {len(offsets) * 8 / 1e3:,.0f} KB")
+
+
+def sink_costs(store: Store, out_dir: str) -> str:
+    """Seconds in each sink vs seconds to produce the records they see, one pass."""
+    started = time.perf_counter()
+    _, records = iter_records(store.articles(), store.sightings())
+    sinks = {"search index": SearchIndex(), "stats": Stats()}
+    spent = dict.fromkeys(sinks, 0.0)
+    for day, batch in split_days(records):
+        for name, sink in sinks.items():
+            t = time.perf_counter()
+            sink.add_day(day, batch)
+            spent[name] += time.perf_counter() - t
+    produce = time.perf_counter() - started - sum(spent.values())
+    out = ObjectWriter(Path(out_dir))
+    for name, sink in sinks.items():
+        t = time.perf_counter()
+        sink.finish(out, BuildInfo(NOW, "socdef", store))
+        spent[name] += time.perf_counter() - t
+    return "; ".join([f"producing the records {produce:.1f}s"] + [
+        f"{name} {seconds:.1f}s ({seconds / produce:.2f}×)" for name, seconds in spent.items()])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=100_000)
+    parser.add_argument("--million", action="store_true")
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    n = 1_000_000 if args.million else args.n
+    with tempfile.TemporaryDirectory() as tmp:
+        store = synthetic_store(f"{tmp}/store", n, now=NOW, days=365)
+        print("build cost:", sink_costs(store, f"{tmp}/sinks"))
+        result = build(store, f"{tmp}/build")
+        manifest = json.loads(Path(tmp, "build", layout.manifest_key(result.build_id)).read_bytes())
+        build_ = Build(LocalBucket(f"{tmp}/build"), manifest)
+        records = aggregate(store.articles(), store.sightings())
+        keys = KeyStore(f"{tmp}/keys.sqlite", b"k" * 32)
+        key, _ = keys.create("bench@example.org", "enterprise")
+        app = App(keys=keys, limiter=MemoryLimiter(), builds=OneBuild(build_), limit_scale=1e6)
+        qs = queries(records, 5_000)
+        search = lambda q: ("/api/v1/iocs/search", {"q": q})  # noqa: E731
+        ranged = lambda q: (f"/api/v1/iocs/range/{search_hash(normalise(q))[:5]}", {})  # noqa: E731
+        variants = {
+            "worker search, include_related=false": worker_lookup(app, key, search,
+                                                                  {"include_related": "false"}),
+            "worker search (20 related)": worker_lookup(app, key, search, {}),
+            "worker range/{prefix}": worker_lookup(app, key, ranged, {}),
+            "linear scan baseline": scan_lookup(records),
+        }
+        figures: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, lookup in variants.items():
+                figures[name].append(rate(lookup, qs, args.seconds))
+        print(f"{len(records):,} distinct IOCs; {shard_sizes(build_)}")
+    base = statistics.median(figures["linear scan baseline"])
+    for name, values in figures.items():
+        median = statistics.median(values)
+        print(f"{name:<40} {median:>10,.0f} lookups/s  [{min(values):,.0f}–{max(values):,.0f}]"
+              f"  {median / base:>8,.1f}× baseline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""TAXII 2.1 objects pages: our worker vs nginx vs medallion, and our cost against collection size.
+
+    python bench/taxii.py [--seconds 10] [--rounds 3] [--iocs 20000] [--sizes 1000,100000]
+
+1. Builds and publishes a synthetic store with the real CLI, takes one objects page
+   (``limit=100`` with ``added_after`` and ``next``) and runs wrk (``-t2 -c32``, Bearer key) on
+   it through the worker (1 process, memory limiter) and on nginx (2 workers) serving the same
+   page bytes as a static file, rounds interleaved, medians and the ratio to nginx; the
+   worker's precomputed ``/api/v1/iocs`` default poll is measured too, as its own floor.
+2. medallion 3.0.0 (its memory backend, loaded with 1,000 of our objects and their manifest
+   records) timed on the same request, sequentially, against our worker on the same
+   collection size.
+3. Our page time (the worker's own slicing code, in process, median of 200) on collections of
+   each ``--sizes`` object count: it must stay flat.
+Needs ``wrk`` and ``nginx`` (Debian packages) and medallion (a test dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.serve import Nginx, Worker, free_port, socdef, wrk  # noqa: E402
+from worker import taxii_common as tc  # noqa: E402
+
+OBJECTS = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"
+OBJECTS_PER_IOC = 3.1  # synthetic records: the main object and about two relationships
+
+
+def make_data(data: Path, iocs: int) -> str:
+    from generator.synthetic import synthetic_store
+
+    synthetic_store(str(data / "store"), iocs, now=int(time.time()), days=300)
+    socdef(data, "build")
+    socdef(data, "publish")
+    return socdef(data, "keys", "create", "--user", "bench@example.org", "--tier",
+                  "enterprise").split("API key: ")[1].split()[0]
+
+
+def page_url(base: str, key: str) -> str:
+    """A page inside the collection: ``added_after`` a few hundred objects in, one ``next`` on."""
+    auth = {"Authorization": f"Bearer {key}"}
+    manifest = httpx.get(base + OBJECTS.replace("objects/", "manifest/"),
+                         params={"limit": 1000}, headers=auth).json()["objects"]
+    after = manifest[len(manifest) // 2]["date_added"]
+    first = httpx.get(base + OBJECTS, params={"limit": 100, "added_after": after}, headers=auth)
+    cursor = first.json()["next"]
+    return str(httpx.URL(base + OBJECTS, params={"limit": 100, "added_after": after,
+                                                 "next": cursor}))
+
+
+def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
+    probe = Worker(tmp / "data", "memory", 1)
+    url = page_url(f"http://127.0.0.1:{probe.port}", key)
+    body = httpx.get(url, headers={"Authorization": f"Bearer {key}"}).content
+    probe.stop()
+    assert json.loads(body)["more"] and len(json.loads(body)["objects"]) == 100
+    print(f"objects page: {len(body):,} bytes; wrk -t2 -c32 -d{seconds}s, {rounds} rounds")
+    results: dict[str, list[dict[str, float]]] = {}
+    for round_no in range(rounds):
+        worker = Worker(tmp / "data", "memory", 1)
+        results.setdefault("worker: TAXII objects page", []).append(
+            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds))
+        results.setdefault("worker: /api/v1/iocs default poll", []).append(
+            wrk(worker.url, key, seconds))  # the worker's own floor, for scale
+        worker.stop()
+        nginx = Nginx(body, tmp / f"nginx-{round_no}")
+        results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds))
+        nginx.stop()
+    baseline = statistics.median(r["rps"] for r in results[nginx.name])
+    for name, runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p99 = statistics.median(r["p99"] for r in runs)
+        print(f"  {name:<34} {rps:>9,.0f} req/s  p99 {p99:6.2f} ms  {rps / baseline:.2f}× nginx")
+
+
+def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:
+    """Median seconds of ``n`` sequential GETs on one kept-alive connection."""
+    times = []
+    with httpx.Client(auth=auth, headers=headers, timeout=3600) as client:
+        client.get(url)  # connect (and warm up) outside the timing
+        for _ in range(n):
+            started = time.perf_counter()
+            resp = client.get(url)
+            times.append(time.perf_counter() - started)
+            assert resp.status_code == 200 and len(resp.json()["objects"]) == 100, resp.text[:99]
+    return statistics.median(times)
+
+
+def versus_medallion(tmp: Path, requests: int) -> None:
+    from tests.medallion_server import PASSWORD, USER, Medallion
+
+    data = tmp / "small"
+    key = make_data(data, round(1_000 / OBJECTS_PER_IOC))
+    worker = Worker(data, "memory", 1)
+    base = f"http://127.0.0.1:{worker.port}"
+    auth = {"Authorization": f"Bearer {key}"}
+    objects, records, after = [], [], None
+    while True:
+        params = {"limit": 1000, **({"next": after} if after else {})}
+        env = httpx.get(base + OBJECTS, params=params, headers=auth).json()
+        man = httpx.get(base + OBJECTS.replace("objects/", "manifest/"), params=params,
+                        headers=auth).json()
+        objects += env.get("objects", [])
+        records += man.get("objects", [])
+        if not env["more"]:
+            break
+        after = env["next"]
+    info = httpx.get(base + OBJECTS[: -len("objects/")], headers=auth).json()
+    ref = Medallion(tmp, free_port(), info, objects, records)
+    accept = {"Accept": tc.TAXII_MEDIA_TYPE}
+    try:
+        theirs = timed_get(f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
+                           (USER, PASSWORD), accept, requests)
+    finally:
+        ref.stop()
+    ours = timed_get(base + OBJECTS + "?limit=100", None,
+                     {**auth, **accept, "Accept-Encoding": "identity"}, max(requests, 50))
+    worker.stop()
+    print(f"first page of a {len(objects):,}-object collection, sequential, one connection, "
+          f"median: medallion 3.0.0 {theirs * 1000:,.0f} ms, ours {ours * 1000:.2f} ms "
+          f"({theirs / ours:,.0f}× faster)")
+
+
+def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
+    """Median seconds of the worker's slicing of a mid-collection page, in process."""
+    from generator.build import build
+    from generator.synthetic import synthetic_store
+    from worker.storage import Build, LocalBucket
+    from worker.taxii import _envelope
+    from worker.taxii_index import page_bytes, select
+    from worker.taxii_params import parse_filters
+
+    root = tmp / f"size-{objects}"
+    store = synthetic_store(str(root / "store"), round(objects / OBJECTS_PER_IOC),
+                            now=1_795_000_000, days=365)
+    build(store, root / "build", now=1_795_000_000)
+    build_id = (root / "build" / "LATEST").read_text()
+    b = Build(LocalBucket(root / "build"), json.loads(
+        (root / "build" / "builds" / f"{build_id}.json").read_bytes()))
+    count = json.loads(b.read(tc.collection_key("all", "meta.json")))["count"]
+    middle = list(tc.ENTRY.iter_unpack(b.read_range(
+        tc.collection_key("all", "index.bin"), count // 2 * 40, count // 2 * 40 + 40)))[0][0]
+    query = {"limit": "100", "added_after": tc.timestamp_us(middle)}
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        f = parse_filters(query, 10_000)
+        page = select(b, "all", f, 0)
+        body = _envelope(page_bytes(b, "all", page.entries, "obj"), page)
+        times.append(time.perf_counter() - started)
+        assert len(page.entries) == 100 and body.startswith(b'{"more":true')
+    shutil.rmtree(root)
+    return count, statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iocs", type=int, default=20_000)
+    parser.add_argument("--medallion-requests", type=int, default=3)
+    parser.add_argument("--sizes", default="1000,100000",
+                        help="collection sizes (objects) for the flatness check")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is required: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # nginx workers drop privileges and must read the page
+        key = make_data(tmp / "data", args.iocs)
+        serving(tmp, key, args.seconds, args.rounds)
+        versus_medallion(tmp, args.medallion_requests)
+        sizes = [page_time(tmp, int(s)) for s in args.sizes.split(",")]
+        small = sizes[0][1]
+        for count, seconds in sizes:
+            print(f"page of 100 (added_after mid-collection) in a {count:>9,}-object "
+                  f"collection: {seconds * 1e6:7.0f} µs  ({seconds / small:.2f}× the smallest)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The MISP feed: ``feeds/misp/{manifest.json, hashes.csv, <event uuid>.json}`` in the build tree.
+
+The layout is the one MISP's feed generator writes (``MISPEvent.to_feed(with_meta=True)``):
+one file per event, ``{"Event": {...}}``; ``manifest.json`` mapping each event uuid to its
+``Orgc``, ``Tag``, ``info``, ``date``, ``analysis``, ``threat_level_id`` and ``timestamp``;
+``hashes.csv`` with one ``<md5 of the value>,<event uuid>`` line per attribute.
+
+Events are bounded: one per source article (the article an indicator's latest sighting came
+from), split into parts of at most ``MAX_ATTRIBUTES``. The feed covers the enterprise tier's
+lookback. Attributes are the ``misp`` lines the build already rendered, read back, so an
+indicator is byte-identical in the feed and in ``/api/v1/iocs/misp``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from exports.misp import galaxy_tag
+from generator.objects import DerivedInfo, ObjectWriter
+from worker import layout, query
+from worker.misp_event import (
+    EventMeta,
+    day_of,
+    event_bytes,
+    event_uuid,
+    manifest_entry,
+    one_line,
+    strongest_tlp,
+)
+from worker.storage import Build
+from worker.tiers import TIERS
+
+FEED = "misp"
+MAX_ATTRIBUTES = 1_000
+LOOKBACK_TIER = "enterprise"
+
+
+@dataclass(slots=True)
+class Article:
+    """One article's indicators of one day: their JSON records, times and MISP attributes."""
+
+    article_id: str
+    records: list[dict] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)
+    attributes: list[bytes] = field(default_factory=list)
+
+
+def _lines(build: Build, day: str, variant: str) -> list[bytes]:
+    data = build.read(layout.day_data_key(day, variant)) or b""
+    offsets = array("Q")
+    offsets.frombytes(build.read(layout.day_index_key(day, variant)) or b"")
+    return [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def day_articles(build: Build, day: str, since: int) -> list[Article]:
+    """The day's records seen since ``since``, grouped by source article, newest first."""
+    stamps = array("q")
+    stamps.frombytes(build.read(layout.day_ts_key(day)) or b"")
+    groups: dict[str, Article] = {}
+    lines = zip(stamps, _lines(build, day, "json"), _lines(build, day, "misp"), strict=True)
+    for seen, line, attribute in lines:
+        if seen < since:
+            break  # a day's records are newest first
+        record = orjson.loads(line[:-1])  # each JSON line ends with a comma
+        article_id = record["source"]["article_id"]
+        group = groups.setdefault(article_id, Article(article_id))
+        group.records.append(record)
+        group.seen.append(seen)
+        group.attributes.append(attribute)
+    return list(groups.values())
+
+
+def _galaxy_tags(records: list[dict]) -> list[str]:
+    techniques = {t for r in records for t in r["mitre_techniques"]}
+    techniques |= {r["value"] for r in records if r["type"] == "mitre_attack"}
+    return sorted(t for t in map(galaxy_tag, techniques) if t is not None)
+
+
+def events_of(article: Article, day: str) -> Iterator[tuple[EventMeta, bytes, list[str]]]:
+    """(meta, attributes, values) per event of an article: parts of MAX_ATTRIBUTES at most."""
+    parts = range(0, len(article.records), MAX_ATTRIBUTES)
+    for n, start in enumerate(parts, 1):
+        records = article.records[start:start + MAX_ATTRIBUTES]
+        attributes = b"".join(article.attributes[start:start + MAX_ATTRIBUTES])
+        source = records[0]["source"]
+        title = source["article_title"] or f"{source['feed_name']} article {article.article_id}"
+        suffix = f" (part {n} of {len(parts)})" if len(parts) > 1 else ""
+        info = one_line(title, 256 - len(suffix)) + suffix
+        newest = max(article.seen[start:start + MAX_ATTRIBUTES])
+        tags = (f"tlp:{strongest_tlp(attributes)}", "type:OSINT", *_galaxy_tags(records))
+        meta = EventMeta(event_uuid(f"article:{article.article_id}:{day}:{n}"), info,
+                         day_of(newest), newest, tags)
+        yield meta, attributes, [r["value"] for r in records]
+
+
+def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:
+    build = info.build
+    since = build.generated_at - TIERS[LOOKBACK_TIER].lookback_days * layout.DAY_SECONDS
+    manifest: dict[str, dict] = {}
+    hashes = bytearray()
+    for day, _count, _start in query.view_days(build, layout.ALL_VIEW):
+        if query.day_start(day) + layout.DAY_SECONDS <= since:
+            break
+        for article in day_articles(build, day, since):
+            for meta, attributes, values in events_of(article, day):
+                body = event_bytes(meta, info.source_name, attributes)
+                out.put(layout.feed_key(FEED, f"{meta.uuid}.json"), body)
+                manifest[meta.uuid] = manifest_entry(meta, info.source_name)
+                tail = f",{meta.uuid}\n".encode()
+                for value in values:
+                    hashes += hashlib.md5(value.encode(), usedforsecurity=False).hexdigest().encode()
+                    hashes += tail
+    out.put(layout.feed_key(FEED, "manifest.json"), orjson.dumps(manifest))
+    out.put(layout.feed_key(FEED, "hashes.csv"), bytes(hashes))

@@ -1,0 +1,224 @@
+"""The docs site in a real browser: headless Chromium (the system's, driven by Playwright)
+against a real worker process. Screenshots land in artifacts/screenshots/.
+
+Skips with the reason when Playwright or Chromium is missing or Chromium cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from generator.synthetic import synthetic_store
+from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+
+CHROMIUM = os.environ.get("SOCDEF_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+USER = "dana@example.org"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                               "(pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or make system-deps)")
+    manager = sync_api.sync_playwright().start()
+    try:
+        chromium = manager.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+    except sync_api.Error as exc:
+        manager.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield chromium
+    chromium.close()
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("browser")
+    synthetic_store(str(data / "store"), 1_200, now=int(time.time()), days=40)
+    socdef("build", data_dir=data)
+    socdef("publish", data_dir=data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory) -> Iterator[Server]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("log") / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
+             str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
+    wait_http(srv.url + "/healthz", proc)
+    yield srv
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+    yield tab
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def new_key(data_dir: Path, tier: str) -> str:
+    out = socdef("keys", "create", "--user", "ops@example.org", "--tier", tier,
+                 data_dir=data_dir).stdout
+    return out.split("API key: ")[1].split()[0]
+
+
+@pytest.mark.parametrize(("path", "heading", "name"), [
+    ("/", "Indicators of compromise", "home"),
+    ("/docs/", "Getting started", "getting-started"),
+    ("/docs/api/", "API reference", "api-reference"),
+    ("/docs/formats/", "Formats", "formats"),
+    ("/docs/stats/", "Statistics", "stats"),
+])
+def test_pages_render_with_their_styles_and_no_script_errors(page, server, path, heading, name):
+    resp = page.goto(server.url + path)
+    assert resp.status == 200
+    assert heading in page.locator("h1").inner_text()
+    # the stylesheet applied: the header bar is dark, not the browser's default
+    assert page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor") \
+        == "rgb(16, 33, 63)"
+    assert page.locator("nav a", has_text="API reference").count() == 1
+    shot(page, name)
+    assert page.errors == []
+
+
+def test_stats_charts_are_drawn_inline(page, server):
+    page.goto(server.url + "/docs/stats/")
+    bars = page.locator("#per-day-type svg rect")
+    assert bars.count() > 10
+    box = bars.first.bounding_box()
+    assert box is not None and box["height"] > 0 and box["width"] > 0
+
+
+def test_download_link_carries_the_typed_key_and_returns_the_feed(page, server, data_dir):
+    key = new_key(data_dir, "free")
+    page.goto(server.url + "/docs/formats/")
+    link = page.locator("#tier-free a[data-feed][href*='type=ipv4'][href*='format=txt']")
+    assert "api_key=YOUR_KEY" in link.get_attribute("href")
+    page.fill("#api-key", key)
+    assert f"api_key={key}" in link.get_attribute("href")
+    assert "YOUR_KEY" not in page.locator("#tier-free").inner_html()
+    shot(page, "formats-with-key")
+    href = link.get_attribute("href")
+    with page.expect_navigation() as nav:
+        link.click()
+    resp = nav.value
+    assert resp.status == 200 and resp.headers["content-type"].startswith("text/plain")
+    expected = httpx.get(server.url + href.split("&api_key=")[0],
+                         headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert expected.status_code == 200
+    assert resp.body() == expected.content and expected.content.count(b"\n") > 0
+    assert all(line.count(".") == 3 for line in resp.text().splitlines())  # IPv4 values
+    shot(page, "download-txt")
+
+
+def test_csv_link_downloads_the_feed_file(page, server, data_dir, tmp_path):
+    key = new_key(data_dir, "pro")
+    page.goto(server.url + "/docs/formats/")
+    page.fill("#api-key", key)
+    link = page.locator("#tier-pro a[data-feed][href*='type=domain'][href*='format=csv']")
+    with page.expect_download() as info:
+        link.click()
+    saved = tmp_path / "feed.csv"
+    info.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("id,type,value,confidence")
+    assert len(lines) > 1 and all(",domain," in line for line in lines[1:])
+
+
+def test_links_work_without_javascript(browser, server, data_dir):
+    context = browser.new_context(java_script_enabled=False)
+    tab = context.new_page()
+    tab.goto(server.url + "/docs/formats/")
+    href = tab.locator("#tier-free a[data-feed]").first.get_attribute("href")
+    assert href.endswith("api_key=YOUR_KEY")
+    key = new_key(data_dir, "free")
+    resp = tab.goto(server.url + href.replace("YOUR_KEY", key))
+    assert resp.status == 200 and resp.json()["meta"]["limit"] == 100
+    context.close()
+
+
+def session_token(data_dir: Path, user: str) -> str:
+    return socdef("session", "create", "--user", user, data_dir=data_dir).stdout.strip()
+
+
+def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
+    socdef("users", "set-tier", USER, "pro", data_dir=data_dir)
+    page.context.add_cookies([{"name": "sb-access-token", "value": session_token(data_dir, USER),
+                               "url": server.url}])
+    page.goto(server.url + "/docs/keys/")
+    page.wait_for_selector("#account", state="visible")
+    assert page.locator("#signin").is_hidden()
+    page.fill("#key-name", "Browser SIEM")
+    page.fill("#key-days", "30")
+    page.click("#create-form button[type=submit]")
+    page.wait_for_selector("#new-key", state="visible")
+    key = page.locator("#new-key-value").inner_text().strip()
+    assert key.startswith("sk_live_")
+    row = page.locator("#key-rows tr", has_text="Browser SIEM")
+    row.wait_for()
+    assert "pro" in row.inner_text() and "active" in row.inner_text()
+    # the new key works, and its use shows up in the usage chart
+    for _ in range(3):
+        assert httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
+                         timeout=30).status_code == 200
+    time.sleep(1.5)  # the worker flushes its usage log every second
+    row.locator("button", has_text="Usage").click()
+    page.wait_for_selector("#usage", state="visible")
+    page.locator("#usage-chart svg rect").first.wait_for()
+    assert "Browser SIEM" in page.locator("#usage-name").inner_text()
+    assert page.locator("#usage-summary dd").first.inner_text() == "3"
+    shot(page, "keys-created")
+    revoke = row.locator("button", has_text="Revoke")
+    revoke.click()
+    assert revoke.inner_text() == "Confirm revoke"
+    revoke.click()
+    sync_api.expect(page.locator("#key-rows tr", has_text="Browser SIEM")).to_contain_text(
+        "revoked")
+    shot(page, "keys-revoked")
+    deadline = time.monotonic() + 10  # revocations are seen within the key cache's 5 s
+    while httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
+                    timeout=30).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.5)
+    assert page.errors == []
+
+
+def test_key_page_asks_to_sign_in_then_accepts_a_pasted_session(page, server, data_dir):
+    page.goto(server.url + "/docs/keys/")
+    page.wait_for_selector("#signin", state="visible")
+    assert page.locator("#account").is_hidden()
+    shot(page, "keys-signed-out")
+    page.fill("#session-token", session_token(data_dir, "erin@example.org"))
+    page.click("#session-form button[type=submit]")
+    page.wait_for_selector("#account", state="visible")
+    assert page.locator("#no-keys").is_visible()
+    page.click("#sign-out")
+    page.wait_for_selector("#signin", state="visible")

@@ -1,0 +1,168 @@
+"""Rate limits over real HTTP: 1,000 concurrent requests from one pro key (100/min) against
+``socdef serve --workers 2`` admit exactly 100, with Redis and with SQLite. A naive
+read-pause-write limiter under the same load over-admits, which shows the test can fail (and,
+since one event loop alone would serialise the naive limiter, that two processes really race).
+The store-down policy is checked end to end by stopping and restarting Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from generator.synthetic import synthetic_store
+from tests.conftest import socdef
+from tests.redis_server import RedisServer, running_redis
+from worker.limits import SQLiteLimiter
+
+BURST = 1_000
+PRO_PER_MINUTE = 100
+PRO_PER_DAY = 50_000
+PATH = "/api/v1/iocs"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("rate")
+    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
+    socdef("build", data_dir=data)
+    socdef("publish", data_dir=data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def new_pro_key(data_dir: Path) -> tuple[str, str]:
+    out = socdef("keys", "create", "--user", "burst@example.org", "--tier", "pro",
+                 data_dir=data_dir).stdout
+    return out.split("API key: ")[1].split()[0], out.split("id: ")[1].split()[0]
+
+
+def wait_for_room_in_minute(need: float) -> None:
+    left = 60 - time.time() % 60
+    if left < need:
+        time.sleep(left + 1)
+
+
+async def _fire(url: str, key: str, count: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        return await asyncio.gather(*(client.get(url, headers=headers) for _ in range(count)))
+
+
+def burst(server_url: str, data_dir: Path) -> tuple[list[httpx.Response], str]:
+    """1,000 concurrent requests with a fresh pro key, all inside one minute window.
+
+    The burst starts with at least 20 s left in the minute; if it still straddled a boundary
+    (every response names its window's reset), it is repeated once with another fresh key.
+    """
+    for _ in range(2):
+        key, key_id = new_pro_key(data_dir)
+        wait_for_room_in_minute(20)
+        responses = asyncio.run(_fire(server_url + PATH, key, BURST))
+        if len({r.headers.get("x-ratelimit-reset") for r in responses}) == 1:
+            return responses, key_id
+    pytest.fail("two bursts in a row straddled a minute boundary")
+
+
+def assert_exactly_the_limit(responses: list[httpx.Response]) -> None:
+    assert Counter(r.status_code for r in responses) == {200: PRO_PER_MINUTE,
+                                                         429: BURST - PRO_PER_MINUTE}
+    admitted = [r for r in responses if r.status_code == 200]
+    assert sorted(int(r.headers["x-ratelimit-remaining"]) for r in admitted) == list(range(100))
+    for r in responses:
+        if r.status_code == 429:
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+            assert r.headers["x-ratelimit-remaining"] == "0"
+            assert r.headers["x-ratelimit-limit"] == str(PRO_PER_MINUTE)
+            details = r.json()["error"]["details"]
+            assert (details["limit"], details["tier"]) == (PRO_PER_MINUTE, "pro")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", details["reset_at"])
+
+
+def test_redis_admits_exactly_the_limit(serve_process, data_dir, redis_server) -> None:
+    from worker.limits_redis import RedisLimiter
+
+    server = serve_process(data_dir, "--workers", "2", "--limiter", "redis",
+                           "--redis-url", redis_server.url)
+    responses, key_id = burst(server.url, data_dir)
+    assert_exactly_the_limit(responses)
+    counts = RedisLimiter(redis_server.url).peek(key_id, PRO_PER_MINUTE, PRO_PER_DAY)
+    assert counts.day_remaining == PRO_PER_DAY - PRO_PER_MINUTE  # refusals spent nothing
+
+
+def test_sqlite_admits_exactly_the_limit(serve_process, data_dir) -> None:
+    server = serve_process(data_dir, "--workers", "2", "--limiter", "sqlite")
+    responses, key_id = burst(server.url, data_dir)
+    assert_exactly_the_limit(responses)
+    counts = SQLiteLimiter(data_dir / "limits.sqlite").peek(key_id, PRO_PER_MINUTE, PRO_PER_DAY)
+    assert counts.day_remaining == PRO_PER_DAY - PRO_PER_MINUTE
+
+
+def test_naive_limiter_over_admits(serve_process, data_dir, redis_server) -> None:
+    """Negative control: the same load and checks catch a read-then-write limiter."""
+    server = serve_process(data_dir, "--workers", "2", "--limiter-factory",
+                           "tests.naive_limiter:make", "--redis-url", redis_server.url)
+    responses, _ = burst(server.url, data_dir)
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) == {200, 429}
+    assert statuses[200] > PRO_PER_MINUTE
+    with pytest.raises(AssertionError):
+        assert_exactly_the_limit(responses)
+
+
+# --- the store-down policy, end to end -------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path) as server:
+        yield server
+
+
+def get(url: str, key: str) -> httpx.Response:
+    return httpx.get(url + PATH, headers={"X-API-Key": key}, timeout=30)
+
+
+def test_redis_down_fails_open_with_a_cap_then_recovers(serve_process, data_dir,
+                                                         own_redis) -> None:
+    server = serve_process(data_dir, "--limiter", "redis", "--redis-url", own_redis.url)
+    key, _ = new_pro_key(data_dir)
+    wait_for_room_in_minute(30)  # the fallback counts per minute too
+    before = [get(server.url, key) for _ in range(3)]
+    assert [r.headers["x-ratelimit-remaining"] for r in before] == ["99", "98", "97"]
+    own_redis.stop()
+    during = [get(server.url, key) for _ in range(15)]
+    assert [r.status_code for r in during] == [200] * 10 + [429] * 5  # 10 % of 100 per process
+    assert {r.headers["x-ratelimit-limit"] for r in during} == {"10"}
+    own_redis.start()
+    deadline = time.monotonic() + 5
+    while get(server.url, key).headers["x-ratelimit-limit"] != "100":
+        assert time.monotonic() < deadline, "enforcement did not return to Redis within 5 s"
+        time.sleep(0.2)
+    log = server.log()
+    assert "rate-limit store unavailable" in log and "available again" in log
+    assert key not in log
+
+
+def test_redis_down_without_fallback_answers_503(serve_process, data_dir, own_redis) -> None:
+    server = serve_process(data_dir, "--limiter", "redis", "--redis-url", own_redis.url,
+                           "--limiter-fallback", "0")
+    key, _ = new_pro_key(data_dir)
+    assert get(server.url, key).status_code == 200
+    own_redis.stop()
+    refused = get(server.url, key)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "service_unavailable"

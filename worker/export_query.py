@@ -1,0 +1,60 @@
+"""What the standards-format endpoints (MISP, CEF/syslog, OpenIOC) share: their parameters,
+the selection of precomputed lines, and conditional GET.
+
+Each endpoint accepts only the parameters the spec gives it; they are checked by the list
+endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is the same 400.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker import query
+from worker.http import Request, Response, etag_matches, http_date
+from worker.params import parse_list
+from worker.storage import Build
+from worker.tiers import Tier
+
+CACHE_CONTROL = "private, max-age=0, must-revalidate"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportParams:
+    view: str
+    since: int
+    until: int
+    limit: int
+    format: str
+
+    @property
+    def key(self) -> str:
+        """The normalised query: with the build id it names the answer's bytes."""
+        return f"{self.view}|{self.since}|{self.until}|{self.limit}|{self.format}"
+
+
+def parse_export(raw: dict[str, str], tier: Tier, now: int, names: tuple[str, ...],
+                 formats: tuple[str, ...] = ("json",)) -> ExportParams:
+    """The endpoint's parameters ``names`` out of the query; any other parameter is ignored."""
+    p = parse_list({k: raw[k] for k in names if k in raw}, tier, now, formats)
+    return ExportParams(p.view, p.since, p.until, p.limit, p.format)
+
+
+def select(build: Build, p: ExportParams, variant: str) -> query.Selection:
+    return query.select(build, query.Query(p.view, variant, p.since, p.until, 0, p.limit))
+
+
+def etag(identity: str) -> str:
+    return '"' + hashlib.blake2b(identity.encode(), digest_size=12).hexdigest() + '"'
+
+
+def conditional(req: Request, build: Build, tag: str, content_type: str,
+                body: Callable[[], bytes]) -> Response:
+    """200 with ``body()``, or 304 without computing it when ``If-None-Match`` has ``tag``."""
+    matched = etag_matches(req.headers.get("if-none-match"), tag)
+    resp = Response(304 if matched else 200, b"" if matched else body(), content_type)
+    resp.header("etag", tag)
+    resp.header("last-modified", http_date(build.generated_at))
+    resp.header("cache-control", CACHE_CONTROL)
+    return resp
