@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,29 +61,54 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def start_server(data_dir: Path, log_path: Path, *extra: str) -> Server:
+    """``socdef serve`` on a free port of 127.0.0.1, answering; its output goes to ``log_path``."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir),
+             "--port", str(port), *extra],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+    wait_http(server.url + "/healthz", proc)
+    return server
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@contextmanager
+def running_server(data_dir: Path, log_path: Path, *extra: str) -> Iterator[Server]:
+    server = start_server(data_dir, log_path, *extra)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def build_and_publish(data_dir: Path) -> Path:
+    """Build the store under ``data_dir`` and publish it to its bucket with the real CLI."""
+    socdef("build", data_dir=data_dir)
+    socdef("publish", data_dir=data_dir)
+    return data_dir
+
+
 @pytest.fixture
 def serve_process(tmp_path) -> Iterator:
     """Start ``socdef serve`` on a free port; stopped after the test."""
     started: list[Server] = []
 
     def start(data_dir: Path, *extra: str) -> Server:
-        port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir),
-             "--port", str(port), *extra],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
-        )
-        server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+        server = start_server(data_dir, tmp_path / f"server-{len(started)}.log", *extra)
         started.append(server)
-        wait_http(server.url + "/healthz", proc)
         return server
 
     yield start
     for server in started:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
+        stop_server(server)

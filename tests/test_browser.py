@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,12 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+from tests.conftest import (
+    ROOT,
+    build_and_publish,
+    running_server,
+    socdef,
+)
 
 CHROMIUM = os.environ.get("SOCDEF_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,24 +53,13 @@ def browser() -> Iterator:
 def data_dir(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("browser")
     synthetic_store(str(data / "store"), 1_200, now=int(time.time()), days=40)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, tmp_path_factory) -> Iterator[Server]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-             str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+def server(data_dir, tmp_path_factory):
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
+        yield srv
 
 
 @pytest.fixture

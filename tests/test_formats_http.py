@@ -3,8 +3,6 @@ answers enterprise and pro keys, and every answer goes through the format's chec
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
@@ -13,7 +11,11 @@ import pytest
 from generator import misp_feed
 from generator.synthetic import synthetic_store
 from tests.cef_check import check_cef_line, check_syslog_line
-from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+from tests.conftest import (
+    build_and_publish,
+    running_server,
+    socdef,
+)
 from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
 
@@ -25,24 +27,13 @@ ENDPOINTS = {"/api/v1/iocs/misp": "read:misp", "/api/v1/iocs/cef": "read:cef",
 def data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("formats")
     synthetic_store(str(data / "store"), 1_500, now=int(time.time()), days=60)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--data-dir",
-                             str(data_dir), "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
+        yield srv
 
 
 def key_for(data_dir, tier: str) -> str:

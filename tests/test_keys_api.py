@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import socdef
+from tests.conftest import build_and_publish, running_server, socdef
 
 COOKIE = "sb-access-token"
 
@@ -23,29 +23,13 @@ COOKIE = "sb-access-token"
 def data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("keysapi")
     synthetic_store(str(data / "store"), 500, now=int(time.time()), days=10)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, Server, free_port, wait_http
-
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-         str(port), "--access-log"], cwd=ROOT, stdout=open(log_path, "w"),  # noqa: SIM115
-        stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log") as srv:
+        yield srv
 
 
 def session_for(data_dir, user: str) -> dict[str, str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,7 +12,12 @@ import pytest
 
 from generator.model import aggregate
 from generator.store import Article, Sighting, Store
-from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+from tests.conftest import (
+    ROOT,
+    build_and_publish,
+    running_server,
+    socdef,
+)
 from tests.search_reference import reference_stats
 from worker import layout
 
@@ -50,24 +53,13 @@ def _store(root) -> Store:
 def data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("search-e2e")
     _store(data / "store")
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--data-dir",
-                             str(data_dir), "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
+        yield srv
 
 
 def key_for(data_dir, tier: str) -> dict[str, str]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import calendar
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from exports import stix21
-from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+from tests.conftest import (
+    build_and_publish,
+    running_server,
+)
 from tests.seed import SEED_NOW, seed_records, seed_store
 from tests.stix_check import problems
 from tests.test_worker_http import assert_error, new_key
@@ -29,24 +30,13 @@ DAY = 86_400
 def data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("stix")
     seed_store(data / "store")
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-             str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import socdef
+from tests.conftest import build_and_publish, running_server, socdef
 
 KEY_PREFIX = "sk_live_"
 
@@ -19,9 +19,7 @@ KEY_PREFIX = "sk_live_"
 def data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("e2e")
     synthetic_store(str(data / "store"), 2_000, now=int(time.time()), days=60)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return build_and_publish(data)
 
 
 def new_key(data_dir, tier: str) -> str:
@@ -34,22 +32,8 @@ def new_key(data_dir, tier: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, Server, free_port, wait_http
-
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("log") / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-         str(port), "--access-log"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(srv.url + "/healthz", proc)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log") as srv:
+        yield srv
 
 
 def get(server, path="/api/v1/iocs", **kw) -> httpx.Response:
