@@ -35,7 +35,8 @@ def child_build(store_root: str, out: str) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"build_id": result.build_id, "iocs": result.iocs,
                       "objects": result.objects, "mb": result.bytes / 1e6,
-                      "seconds": result.seconds, "peak_rss_mb": peak_mb}))
+                      "seconds": result.seconds, "peak_rss_mb": peak_mb,
+                      "stages": result.stages}))
 
 
 def run_child(*args: str) -> str:
@@ -68,6 +69,8 @@ def main() -> None:
           f"{figures['mb']:.0f} MB")
     print(f"build seconds: {figures['seconds']:.1f} (process wall {wall:.1f})")
     print(f"peak RSS: {figures['peak_rss_mb']:.0f} MB")
+    for name, seconds in sorted(figures["stages"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28} {seconds:7.1f}s")
     if n >= 1_000_000:
         ok = figures["seconds"] <= 120 and figures["peak_rss_mb"] <= 2048
         print(f"goal (<= 120 s, <= 2048 MB): {'met' if ok else 'NOT met'}")

@@ -14,7 +14,7 @@ import os
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class BuildResult:
     objects: int
     bytes: int
     seconds: float
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage / sink
 
 
 @cache
@@ -133,28 +134,37 @@ def build(
     progress: Progress | None = None,
 ) -> BuildResult:
     started = time.perf_counter()
+    stages: dict[str, float] = {}
+    clock = _Clock(stages)
     out = ObjectWriter(Path(out_dir))
     count, records = iter_records(store.articles(), store.sightings())
+    clock.lap("aggregate")
     views = ViewIndex()
     sinks: list[RecordSink] = [views, *(make() for make in SINKS)]
     newest = done = 0
     for day, day_records in split_days(records):
+        clock.lap("records")
         newest = newest or day_records[0].last_seen
         write_day(out, day, day_records)
+        clock.lap("days")
         for sink in sinks:
             sink.add_day(day, day_records)
+            clock.lap(f"{type(sink).__name__}.add_day")
         done += len(day_records)
         if progress:
             progress("records", done, count)
+    clock.lap("records")
     generated_at = now if now is not None else (store.state().get("as_of") or newest)
     for sink in sinks:
         sink.finish(out, BuildInfo(generated_at, source_name, store))
+        clock.lap(f"{type(sink).__name__}.finish")
     # The id names the data; derived objects (default answers, ...) carry it.
     build_id = _build_id(generated_at, source_name, out.objects)
     data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))
     derived = DerivedInfo(data_only, sorted(views.days), source_name)
     for stage in DERIVED_STAGES:
         stage(out, derived)
+        clock.lap(stage.__name__)
     manifest = _manifest(build_id, generated_at, out.objects, iocs=count)
     path = Path(out_dir) / layout.manifest_key(build_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +177,21 @@ def build(
         len(out.objects),
         sum(size for _, size in out.objects.values()),
         time.perf_counter() - started,
+        stages,
     )
+
+
+class _Clock:
+    """Adds the seconds since the previous lap to a named stage."""
+
+    def __init__(self, stages: dict[str, float]) -> None:
+        self.stages = stages
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = self.stages.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> str:
