@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from generator.domains import host_in, load_allowlist, normalize_domains
-from generator.ioc_context import ListDetector, sentence_context
+from generator.ioc_context import ListDetector, SentenceContexts
 from generator.ioc_match import Candidate, find_candidates
 from generator.refang import Refanged, refang
 
@@ -74,8 +74,8 @@ def _confidence(c: Candidate, lists: ListDetector) -> str:
     return "low" if c.type in _PROSE_LOW else "medium"
 
 
-def _context(rf: Refanged, text: str, c: Candidate) -> str:
-    return sentence_context(text, rf.orig_start(c.start), rf.orig_end(c.end))
+def _context(rf: Refanged, contexts: SentenceContexts, c: Candidate) -> str:
+    return contexts(rf.orig_start(c.start), rf.orig_end(c.end))
 
 
 def extract(
@@ -92,6 +92,7 @@ def extract(
     rf = refang(text)
     candidates = find_candidates(rf)
     lists = ListDetector(rf.text, [(c.start, c.end, c.type in _HASHES) for c in candidates])
+    contexts = SentenceContexts(text)
     found: dict[tuple[str, str], Indicator] = {}
     for c in candidates:
         key = (c.type, c.value)
@@ -102,7 +103,7 @@ def extract(
             continue
         confidence = _confidence(c, lists)
         if prev is None:
-            found[key] = Indicator(c.type, c.value, _context(rf, text, c), confidence, c.defanged)
+            found[key] = Indicator(c.type, c.value, _context(rf, contexts, c), confidence, c.defanged)
         elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)
             found[key] = Indicator(c.type, c.value, prev.context, best, prev.defanged or c.defanged)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 
-__all__ = ["CONTEXT_LIMIT", "LABEL_WORDS", "ListDetector", "sentence_context"]
+__all__ = ["CONTEXT_LIMIT", "LABEL_WORDS", "ListDetector", "SentenceContexts", "sentence_context"]
 
 CONTEXT_LIMIT = 300
 _WINDOW = 2 * CONTEXT_LIMIT
@@ -27,6 +27,10 @@ LABEL_WORDS = frozenset(
 
 
 def _collapse(value: str) -> str:
+    # Every character ``\s`` matches, except the ASCII space, is non-printable, so a
+    # printable value without a double space has nothing to collapse.
+    if value.isprintable() and "  " not in value:
+        return value
     return _WS.sub(" ", value)
 
 
@@ -36,18 +40,20 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     seg_start = nl + 1 if nl != -1 else lo
     for m in _SENT_END.finditer(text, seg_start, min(len(text), start + 1)):
         seg_start = m.end()
+    return seg_start, _sentence_end(text, end)
+
+
+def _sentence_end(text: str, end: int) -> int:
     hi = min(len(text), end + _WINDOW)
     nl = text.find("\n", end, hi)
     seg_end = nl if nl != -1 else hi
     m = _SENT_END.search(text, end, seg_end)
     if m:
         seg_end = m.start() + 1
-    return seg_start, seg_end
+    return seg_end
 
 
-def sentence_context(text: str, start: int, end: int) -> str:
-    """The sentence (or line) around ``text[start:end]``, collapsed, at most 300 chars."""
-    seg_start, seg_end = _sentence_bounds(text, start, end)
+def _fit(text: str, start: int, end: int, seg_start: int, seg_end: int) -> str:
     before = _collapse(text[seg_start:start]).lstrip()
     ioc = _collapse(text[start:end])
     after = _collapse(text[end:seg_end]).rstrip()
@@ -61,6 +67,61 @@ def sentence_context(text: str, start: int, end: int) -> str:
     head = ("…" + before[len(before) - left :]) if left < len(before) else before
     tail = (after[:right] + "…") if right < len(after) else after
     return head + ioc + tail
+
+
+def sentence_context(text: str, start: int, end: int) -> str:
+    """The sentence (or line) around ``text[start:end]``, collapsed, at most 300 chars."""
+    return _fit(text, start, end, *_sentence_bounds(text, start, end))
+
+
+class SentenceContexts:
+    """``sentence_context`` for many spans of one text, scanning for sentence ends once.
+
+    Sentence ends (``_SENT_END`` matches) are found in one pass over the text the first
+    time a context is asked for; each span then finds the sentence start and end by
+    bisection instead of rescanning the text around it. A match that the per-span scan
+    would see cut at the start of its window differs at most by whitespace, which the
+    context strips; a match that straddles the end of the span falls back to the scan.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.scanned = False
+
+    def _scan(self) -> None:
+        for m in _SENT_END.finditer(self.text):
+            self.starts.append(m.start())
+            self.ends.append(m.end())
+        self.scanned = True
+
+    def _end(self, end: int) -> int:
+        text = self.text
+        hi = min(len(text), end + _WINDOW)
+        nl = text.find("\n", end, hi)
+        seg_end = nl if nl != -1 else hi
+        i = bisect_right(self.starts, end)
+        if i and self.ends[i - 1] > end:
+            return _sentence_end(text, end)  # a sentence end straddles the span's end
+        # The first sentence end at or after ``end`` counts when its look-ahead character
+        # lies inside the window, as it must for the per-span search.
+        if i < len(self.starts) and self.ends[i] < seg_end:
+            return self.starts[i] + 1
+        return seg_end
+
+    def __call__(self, start: int, end: int) -> str:
+        """The same string as ``sentence_context(text, start, end)``."""
+        text = self.text
+        if not self.scanned:
+            self._scan()
+        lo = max(0, start - _WINDOW)
+        nl = text.rfind("\n", lo, start)
+        seg_start = nl + 1 if nl != -1 else lo
+        i = bisect_right(self.ends, start) - 1
+        if i >= 0 and self.ends[i] > seg_start:
+            seg_start = self.ends[i]
+        return _fit(text, start, end, seg_start, self._end(end))
 
 
 class ListDetector:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from generator.domains import is_valid_domain, standalone_domain_ok
 from generator.refang import Refanged
 
-__all__ = ["Candidate", "find_candidates", "valid_ip"]
+__all__ = ["Candidate", "find_candidates", "valid_ip", "valid_ipv4"]
 
 # Each pattern starts with a character class (then a look-behind on the character before
 # it) so that the regex engine can skip quickly over text that cannot start a match.
@@ -28,24 +29,33 @@ _URL = re.compile(
     r"[hHfF](?<!\w[hHfF])(?:(?<=[hH])[tT][tT][pP][sS]?|(?<=[fF])[tT][pP])://[^\s<>\"'`{}|\\^“”‘’«»…]+"
 )
 _EMAIL = re.compile(
-    rf"[A-Za-z0-9](?<![\w.%+-][A-Za-z0-9])[A-Za-z0-9._%+-]{{0,63}}@{_LABEL}\.(?:{_LABEL}\.)*{_TLD}"
+    rf"[A-Za-z0-9](?<![\w.%+-][A-Za-z0-9])(?=[A-Za-z0-9._%+-]*+@)[A-Za-z0-9._%+-]{{0,63}}@{_LABEL}\.(?:{_LABEL}\.)*{_TLD}"
     r"(?![\w-]|\.[A-Za-z0-9])"
 )
-_DOMAIN = re.compile(rf"[A-Za-z0-9](?<![\w@.-][A-Za-z0-9]){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])")
+# The possessive look-ahead rejects a word without a dot after one scan of it, instead of
+# letting the label pattern backtrack through the whole word.
+_DOMAIN = re.compile(
+    rf"[A-Za-z0-9](?<![\w@.-][A-Za-z0-9])(?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])"
+)
 _IPV4 = re.compile(
     r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\w|\.[0-9])"
 )  # octets: valid_ip()
 _IPV6 = re.compile(
     r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])"
-    r"(?:(?<=:)(?=[0-9A-Fa-f]*:)|(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:))[0-9A-Fa-f:]{1,38}"
+    r"(?:(?<=:)(?=[0-9A-Fa-f]*+:)|(?=[0-9A-Fa-f]*+:[0-9A-Fa-f]*+:))[0-9A-Fa-f:]{1,38}"
     r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"
 )
 _HASH = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z][0-9A-Fa-f])[0-9A-Fa-f]{31,127}(?![0-9A-Za-z])")
 _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
-_CVE = re.compile(r"[cC](?<![\w-][cC])[vV][eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])")
+# CVE and ATT&CK patterns start at their second character ("v", the "1" of T1xxx), which
+# is far rarer in prose than "c" or "t" and lets the engine skip ahead; the letter before it
+# is checked by look-behind, so a match starts one character after the indicator does.
+_CVE = re.compile(
+    r"[vV](?<=[cC][vV])(?<![\w-][cC][vV])[eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])"
+)
 # ``attack.t1071.004`` is how Sigma rules tag techniques.
 _ATTACK = re.compile(
-    r"[tT](?:(?<![\w.][tT])|(?<=[aA]ttack\.[tT]))(1[0-9]{3}(?:\.[0-9]{3})?)(?!\w|\.[0-9])"
+    r"1(?<=[tT]1)(?:(?<![\w.][tT]1)|(?<=[aA]ttack\.[tT]1))([0-9]{3}(?:\.[0-9]{3})?)(?!\w|\.[0-9])"
 )
 _VERSION_BEFORE = re.compile(
     r"(?i)(?:\bv\.?|\bver\.?|version|build|release|firmware|revision|rev\.?)\s*[:#=,]?\s*\Z"
@@ -109,6 +119,52 @@ def valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+# IPv4 ranges that valid_ip() rejects (not global, multicast, reserved or unspecified):
+# the iana-ipv4-special-registry blocks ``ipaddress`` treats as private, 100.64.0.0/10
+# (shared address space), 224.0.0.0/4 (multicast) and 240.0.0.0/4 (reserved).
+_IPV4_BLOCKED_NETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/29", "192.0.0.170/31", "192.0.2.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+)  # fmt: skip
+
+
+def _blocked_ranges() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    nets = sorted(ipaddress.IPv4Network(n) for n in _IPV4_BLOCKED_NETS)
+    return (
+        tuple(int(n.network_address) for n in nets),
+        tuple(int(n.broadcast_address) for n in nets),
+    )
+
+
+_BLOCKED_FIRST, _BLOCKED_LAST = _blocked_ranges()
+
+
+def valid_ipv4(text: str) -> str | None:
+    """``valid_ip`` for dotted-quad IPv4 without ``ipaddress``: the address or None.
+
+    Octets are decimal, 0-255, without leading zeros (``ipaddress`` rejects those as
+    ambiguous), so a valid address is already in its normal form.
+    """
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    n = 0
+    for part in parts:
+        if not part.isdigit() or not part.isascii() or len(part) > 3:
+            return None
+        if part[0] == "0" and len(part) > 1:
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        n = n << 8 | octet
+    i = bisect_right(_BLOCKED_FIRST, n) - 1
+    if i >= 0 and n <= _BLOCKED_LAST[i]:
+        return None
+    return text
+
+
 def _trim_url(url: str) -> str:
     while url and url[-1] in _URL_TRAIL:
         last = url[-1]
@@ -132,10 +188,10 @@ def _url_host(hostport: str) -> tuple[str, str] | None:
         return None
     host = host.lower().rstrip(".")
     if _DOTTED_DIGITS.fullmatch(host):
-        ip = valid_ip(host)
-        if ip is None:
+        ipv4 = valid_ipv4(host)
+        if ipv4 is None:
             return None
-        host = ip.compressed
+        host = ipv4
     elif not is_valid_domain(host):
         return None
     return host + (f":{port}" if port else ""), host
@@ -157,6 +213,67 @@ def _normalise_url(url: str) -> tuple[str, str] | None:
     return f"{scheme.lower()}://{userinfo}{at}{display}{tail}", host
 
 
+_LOCAL_PART_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-"
+)
+_HOST_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def _email_matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_EMAIL.finditer(text)``, found from the ``@`` signs.
+
+    The pattern may only start where the run of local-part characters before an ``@``
+    starts (inside the run the look-behind fails), so one anchored match per ``@`` finds
+    the same matches without trying the pattern at every word in the text.
+    """
+    last = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > 0 and text[start - 1] in _LOCAL_PART_CHARS:
+            start -= 1
+        if start >= last:
+            m = _EMAIL.match(text, start)
+            if m:
+                yield m
+                last = m.end()
+        at = text.find("@", at + 1)
+
+
+_IPV6_RUN_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_IPV4_RUN_CHARS = frozenset("0123456789.")
+
+
+def _run_matches(
+    text: str, pattern: re.Pattern[str], mark: str, run_chars: frozenset[str]
+) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern.finditer(text)``, found from the ``mark`` characters.
+
+    For patterns whose matches hold ``mark`` at least twice or followed by another run
+    character, lie in a run of ``run_chars`` and cannot start inside such a run (their
+    look-behind rejects every run character): one anchored match at the start of each run
+    finds the same matches without trying the pattern at every word in the text. A run
+    whose first ``mark`` is its last character (a full stop, a colon after a word) is
+    skipped without being matched.
+    """
+    n = len(text)
+    pos = text.find(mark)
+    while pos != -1:
+        end = pos + 1
+        if end == n or text[end] not in run_chars:
+            pos = text.find(mark, end)
+            continue
+        start = pos
+        while start > 0 and text[start - 1] in run_chars:
+            start -= 1
+        while end < n and text[end] in run_chars:
+            end += 1
+        m = pattern.match(text, start)
+        if m:
+            yield m
+        pos = text.find(mark, end)
+
+
 def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _URL.finditer(rf.text):
@@ -174,7 +291,7 @@ def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
 
 def _emails(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _EMAIL.finditer(rf.text):
+    for m in _email_matches(rf.text):
         start, end = m.span()
         if claims.covers(start, end):
             continue
@@ -189,7 +306,7 @@ def _emails(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[i
 
 def _ipv6(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _IPV6.finditer(rf.text):
+    for m in _run_matches(rf.text, _IPV6, ":", _IPV6_RUN_CHARS):
         raw, start = m.group(), m.start()
         if raw.endswith(":") and not raw.endswith("::"):
             raw = raw[:-1]
@@ -217,19 +334,19 @@ def _in_version_clause(text: str, start: int, quad: str) -> bool:
 
 def _ipv4(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
-    for m in _IPV4.finditer(text):
+    for m in _run_matches(text, _IPV4, ".", _IPV4_RUN_CHARS):
         start, end = m.span()
         if claims.covers(start, end) or _VERSION_BEFORE.search(text, max(0, start - 12), start):
             continue
-        ip = valid_ip(m.group())
-        if ip is None or _in_version_clause(text, start, m.group()):
+        ipv4 = valid_ipv4(m.group())
+        if ipv4 is None or _in_version_clause(text, start, ipv4):
             continue
-        out.append(Candidate("ipv4", ip.compressed, start, end, rf.defanged(start, end)))
+        out.append(Candidate("ipv4", ipv4, start, end, rf.defanged(start, end)))
 
 
 def _domains(rf: Refanged, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
-    for m in _DOMAIN.finditer(text):
+    for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS):
         start, end = m.span()
         if claims.covers(start, end):
             continue
@@ -249,18 +366,24 @@ def _simple(rf: Refanged, out: list[Candidate]) -> None:
             out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
     for m in _CVE.finditer(text):
         value = f"CVE-{m.group(1)}-{m.group(2)}"
-        out.append(Candidate("cve", value, m.start(), m.end(), rf.defanged(*m.span())))
+        start, end = m.start() - 1, m.end()
+        out.append(Candidate("cve", value, start, end, rf.defanged(start, end)))
     for m in _ATTACK.finditer(text):
-        out.append(Candidate("mitre_attack", "T" + m.group(1), m.start(), m.end(), False))
+        out.append(Candidate("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False))
 
 
 def find_candidates(rf: Refanged) -> list[Candidate]:
     """All validated indicator occurrences, ordered by position."""
     out: list[Candidate] = []
     claims = _Claims()
-    claims.add_all(_urls(rf, out))
-    claims.add_all(_emails(rf, claims, out))
-    claims.add_all(_ipv6(rf, claims, out))
+    text = rf.text
+    # A pass whose required character is absent cannot match: skip its scan.
+    if "://" in text:
+        claims.add_all(_urls(rf, out))
+    if "@" in text:
+        claims.add_all(_emails(rf, claims, out))
+    if ":" in text:
+        claims.add_all(_ipv6(rf, claims, out))
     _ipv4(rf, claims, out)
     _domains(rf, claims, out)
     _simple(rf, out)

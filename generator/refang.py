@@ -42,6 +42,26 @@ _MARKERS = re.compile(
     )""",
     re.VERBOSE,
 )
+# The same alternatives with a narrower first character, chosen by which letter-led marks
+# the text can hold ("xxp"/"fxp" for the schemes, " dot " for the word): the scan then
+# does not stop at every "h", "f" or "d" for alternatives that cannot match.
+_MARKER_HEAD = r"[\[({\\hHfFdD](?:"
+
+
+def _variant(letters: str) -> re.Pattern[str]:
+    return re.compile(
+        _MARKERS.pattern.replace(_MARKER_HEAD, rf"[\[({{\\{letters}](?:", 1), re.VERBOSE
+    )
+
+
+_MARKER_VARIANTS = {
+    (False, False): _variant(""),
+    (True, False): _variant("hHfF"),
+    (False, True): _variant("dD"),
+    (True, True): _MARKERS,
+}
+
+
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _LOCAL_CHARS = _LABEL_CHARS | frozenset("._%+")
 _CHAIN_HEAD = re.compile(r"(\S+)(?: (?:dot|DOT) [A-Za-z0-9-]+)*\Z")
@@ -130,7 +150,10 @@ def refang(text: str) -> Refanged:
     pieces: list[str] = []
     last = 0
     new_pos = 0
-    for m in _MARKERS.finditer(text):
+    lowered = text.lower()
+    scheme = "xxp" in lowered or "fxp" in lowered
+    markers = _MARKER_VARIANTS[scheme, " dot " in lowered]
+    for m in markers.finditer(text):
         found = _replacement(m, last)
         if found is None:
             continue

@@ -674,3 +674,59 @@ def test_extract_never_raises_on_ioc_like_text(text: str) -> None:
     found = extract(text)
     keys = [(i.type, i.value) for i in found]
     assert len(keys) == len(set(keys))
+
+
+# ---- fast paths agree with the straightforward forms ----------------------------------
+
+
+def _ipaddress_v4(text: str) -> str | None:
+    from generator.ioc_match import valid_ip
+
+    ip = valid_ip(text)
+    return ip.compressed if ip is not None and ip.version == 4 else None
+
+
+@pytest.mark.parametrize(
+    "net",
+    ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+     "172.16.0.0/12", "192.0.0.0/29", "192.0.0.170/31", "192.0.2.0/24", "192.168.0.0/16",
+     "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"],
+)  # fmt: skip
+def test_valid_ipv4_matches_ipaddress_at_range_edges(net: str) -> None:
+    from generator.ioc_match import valid_ipv4
+
+    n = ipaddress.IPv4Network(net)
+    for x in (int(n.network_address) - 1, int(n.network_address),
+              int(n.broadcast_address), int(n.broadcast_address) + 1):
+        if 0 <= x < 2**32:
+            text = str(ipaddress.IPv4Address(x))
+            assert valid_ipv4(text) == _ipaddress_v4(text), text
+
+
+@given(st.lists(st.integers(0, 300), min_size=4, max_size=4), st.booleans())
+def test_valid_ipv4_matches_ipaddress(octets: list[int], zero_pad: bool) -> None:
+    from generator.ioc_match import valid_ipv4
+
+    parts = [f"0{o}" if zero_pad and i == 2 else str(o) for i, o in enumerate(octets)]
+    text = ".".join(parts)
+    assert valid_ipv4(text) == _ipaddress_v4(text)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=".!? \n\tAbZc.:-@[]()xhd1T9fe", max_size=900), st.data())
+def test_anchored_scans_and_contexts_match_full_scans(text: str, data: st.DataObject) -> None:
+    from generator import ioc_match as m
+    from generator.ioc_context import SentenceContexts, sentence_context
+
+    runs = ((m._DOMAIN, ".", m._HOST_RUN_CHARS), (m._IPV4, ".", m._IPV4_RUN_CHARS),
+            (m._IPV6, ":", m._IPV6_RUN_CHARS))
+    for pattern, mark, chars in runs:
+        assert [x.span() for x in m._run_matches(text, pattern, mark, chars)] == [
+            x.span() for x in pattern.finditer(text)
+        ]
+    assert [x.span() for x in m._email_matches(text)] == [
+        x.span() for x in m._EMAIL.finditer(text)
+    ]
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    assert SentenceContexts(text)(start, end) == sentence_context(text, start, end)
