@@ -37,8 +37,7 @@ CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
 CONFIDENCES = ("high", "medium", "low")
 ALL = "all"
 
-# Record variants stored per day: JSON with and without context, CSV rows, TXT values.
-VARIANTS = ("json", "jsonnc", "csv", "txt")
+# The record variants stored per day are the keys of exports.registry.VARIANT_RENDERERS.
 LIST_FORMATS = ("json", "csv", "txt")
 CSV_HEADER = (
     b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags\n"
