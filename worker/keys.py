@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import random
 import re
 import secrets
 import sqlite3
@@ -200,9 +201,19 @@ def _connect(path: str) -> sqlite3.Connection:
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    _migrate(conn)
-    return conn
+    # Switching a new file to WAL and creating the schema can answer SQLITE_BUSY at once,
+    # without the busy handler, while another process does the same; retry until the timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            _migrate(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                conn.close()
+                raise
+            time.sleep(0.01 + random.random() * 0.04)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -334,6 +345,23 @@ class KeyStore:
         if record.expires_at is not None and now >= record.expires_at:
             return AuthResult(None, "expired")
         return AuthResult(record, None)
+
+    def cached(self, presented: bytes) -> ApiKey | None:
+        """The key record for ``presented`` when a fresh cache entry says it is valid, else None.
+
+        No database access and no checksum work: only keys that passed ``authenticate`` are in
+        the cache, so a miss (or a revoked, expired or stale entry) means "ask ``authenticate``".
+        Used by the worker's hot path; the same ``cache_ttl`` rules apply.
+        """
+        entry = self._cache.get(hmac.digest(self._secret, presented, "sha256"))
+        if entry is None or entry[1] is None:
+            return None
+        now = self._clock()
+        seen, record = entry
+        if now - seen >= self._cache_ttl or record.revoked_at is not None or (
+                record.expires_at is not None and now >= record.expires_at):
+            return None
+        return record
 
     def _digest(self, key: str) -> bytes:
         return hmac.digest(self._secret, key.encode("ascii"), "sha256")  # one-shot, in C
