@@ -5,7 +5,8 @@
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
 wrk (``-t2 -c32 --latency``) against ``GET /api/v1/iocs`` with ``Authorization: Bearer`` on:
 the worker with the SQLite limiter and with the Redis limiter (a ``redis-server`` the bench
-starts on 127.0.0.1; 1 and 2 processes each), the worker with the in-memory limiter, and nginx
+starts on 127.0.0.1; 1 and 2 processes each), the worker with the in-memory limiter, the same with ``--server uvicorn`` instead of
+granian (SQLite limiter), and nginx
 (2 workers) serving the identical body as a static file. Rounds are interleaved and
 medians reported, with each figure's ratio to nginx from the same run. Limits are scaled up
 (``--limit-scale``) so the limiter does its full work on every request but never refuses.
@@ -122,12 +123,15 @@ class Redis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
 
-    def scripts_run(self) -> int:
-        """EVALSHA calls so far: proves the limiter decided in Redis, not in its fallback."""
+    def decided(self, key_id: str) -> int:
+        """The key's day counter in Redis: proves the limiter decided every request in Redis,
+        not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
         import redis
 
-        stats = redis.Redis.from_url(self.url).info("commandstats")
-        return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+        from worker.limits_redis import DEFAULT_PREFIX
+
+        count = redis.Redis.from_url(self.url).hget(f"{DEFAULT_PREFIX}{{{key_id}}}:d", "n")
+        return int(count or 0)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -135,9 +139,11 @@ class Redis:
 
 
 class Worker:
-    def __init__(self, data: Path, limiter: str, workers: int, redis_url: str = "") -> None:
+    def __init__(self, data: Path, limiter: str, workers: int, redis_url: str = "",
+                 server: str = "granian") -> None:
         self.port = free_port()
         extra = ["--redis-url", redis_url] if redis_url else []
+        extra += ["--server", server]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "generator", "serve", "--data-dir", str(data), "--port",
              str(self.port), "--limiter", limiter, "--workers", str(workers),
@@ -191,12 +197,15 @@ def main() -> None:
         synthetic_store(str(tmp / "data" / "store"), args.iocs, now=int(time.time()), days=60)
         socdef(tmp / "data", "build")
         socdef(tmp / "data", "publish")
-        key = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org", "--tier",
-                     "enterprise").split("API key: ")[1].split()[0]
+        created = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org",
+                         "--tier", "enterprise")
+        key, key_id = created.split("API key: ")[1].split()[0], created.split("id: ")[1].split()[0]
         configs = {
             "worker 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1),
             "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
             "worker 1 proc, memory limiter": lambda: Worker(tmp / "data", "memory", 1),
+            "uvicorn 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
+                                                             server="uvicorn"),
         }
         redis = Redis(tmp) if shutil.which("redis-server") else None
         if redis is not None:
@@ -211,22 +220,24 @@ def main() -> None:
               f"{args.rounds} rounds, medians")
         results: dict[str, list[dict[str, float]]] = {}
         nginx_name = ""
-        for round_no in range(args.rounds):
-            for name, start in configs.items():
-                server = start()
-                scripts = redis.scripts_run() if redis is not None else 0
-                pids = (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
-                results.setdefault(name, []).append(run := wrk(server.url, key, args.seconds, pids))
-                server.stop()
-                if "Redis" in name and redis.scripts_run() - scripts < run["n"]:
-                    raise SystemExit(f"{name}: Redis did not decide every request")
-            nginx = Nginx(body, tmp / f"nginx-{round_no}")
-            nginx_name = nginx.name
-            results.setdefault(nginx_name, []).append(
-                wrk(nginx.url, key, args.seconds, (nginx.proc.pid,)))
-            nginx.stop()
-        if redis is not None:
-            redis.stop()
+        try:
+            for round_no in range(args.rounds):
+                for name, start in configs.items():
+                    server = start()
+                    decided = redis.decided(key_id) if redis is not None else 0
+                    pids = (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
+                    results.setdefault(name, []).append(run := wrk(server.url, key, args.seconds, pids))
+                    server.stop()
+                    if "Redis" in name and redis.decided(key_id) - decided < run["n"]:
+                        raise SystemExit(f"{name}: Redis did not decide every request")
+                nginx = Nginx(body, tmp / f"nginx-{round_no}")
+                nginx_name = nginx.name
+                results.setdefault(nginx_name, []).append(
+                    wrk(nginx.url, key, args.seconds, (nginx.proc.pid,)))
+                nginx.stop()
+        finally:  # also when a run fails: leave no redis-server behind
+            if redis is not None:
+                redis.stop()
     base = statistics.median(r["rps"] for r in results[nginx_name])
     print(f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} "
           f"{'CPU µs/req':>10}")

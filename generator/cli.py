@@ -160,6 +160,8 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--limiter-factory", default="", hidden=True,
                      help="MODULE:CALLABLE building a custom limiter (docs/rate-limits.md)."),
         click.option("--access-log/--no-access-log", default=False, show_default=True),
+        click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian",
+                     show_default=True, help="The HTTP server that runs the worker app."),
         click.option("--limit-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
                      show_default=True,
                      help="Multiply every tier's request limits (internal deployments)."),
@@ -173,7 +175,7 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @with_settings
 @serve_options
 def serve(settings: Settings, **options: Any) -> None:
-    """Run the worker (uvicorn) in the foreground."""
+    """Run the worker (granian, or uvicorn with --server uvicorn) in the foreground."""
     runtime.run_server(settings, **options)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from generator.settings import Settings
 from generator.source_state import Backoff, SourceRow, source_rows
 from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
-from worker.config import WorkerConfig
+from worker.config import WorkerConfig, setup_logging
 from worker.keys import KeyStore, load_or_create_secret
 
 if TYPE_CHECKING:
@@ -124,11 +123,20 @@ def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
     return key
 
 
+SERVERS = ("granian", "uvicorn")
+
+
 def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
                access_log: bool, limit_scale: float = 1.0, redis_url: str = "",
-               limiter_fallback: float = 0.1, limiter_factory: str = "") -> None:
-    import uvicorn
+               limiter_fallback: float = 0.1, limiter_factory: str = "",
+               server: str = "granian") -> None:
+    """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
+    Both run the same ASGI factory ``worker.config:app_from_env``, which reads the settings
+    from ``SOCDEF_WORKER_*`` variables and sets up logging in every worker process.
+    """
+    if server not in SERVERS:
+        raise ValueError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
     config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
                                        jwt_secret=settings.jwt_secret,
                                        source_name=settings.source_name, limiter=limiter,
@@ -136,13 +144,33 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
                                        s3_endpoint=settings.s3_endpoint,
                                        redis_url=redis_url or None,
                                        limiter_fallback=limiter_fallback,
-                                       limiter_factory=limiter_factory)
+                                       limiter_factory=limiter_factory,
+                                       access_log=access_log)
     if limiter == "memory" and workers > 1 and not limiter_factory:
         raise ValueError("the memory limiter counts per process: use --limiter sqlite "
                          "with more than one worker")
     os.environ.update(config.to_env())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("socdef.access").setLevel(logging.INFO if access_log else logging.WARNING)
-    uvicorn.run("worker.config:app_from_env", factory=True, host=host, port=port,
-                workers=workers, access_log=False, log_level="warning", loop="auto",
-                http="auto", lifespan="on")
+    setup_logging(access_log)
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run("worker.config:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, access_log=False, log_level="warning", loop="auto",
+                    http="auto", lifespan="on")
+        return
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server("worker.config:app_from_env", factory=True, address=host, port=port,
+           interface=Interfaces.ASGI, workers=workers, websockets=False,
+           loop=Loops.uvloop if _has_uvloop() else Loops.auto, log_access=False,
+           log_level=LogLevels.warning).serve()
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

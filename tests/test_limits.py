@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
 import sqlite3
@@ -15,7 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.limits import Decision, Limiter, MemoryLimiter, SQLiteLimiter
+from worker.limits import (
+    Coalescer,
+    Decision,
+    Limiter,
+    LimiterUnavailable,
+    MemoryLimiter,
+    SQLiteLimiter,
+)
 
 DAY_START = 1_749_945_600  # a UTC midnight
 M = DAY_START + 3_600  # a minute boundary one hour into that day
@@ -222,6 +230,72 @@ def test_matches_reference(
             limiter.close()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    backend=st.sampled_from(BACKENDS),
+    per_minute=st.integers(0, 4),
+    per_day=st.integers(0, 9),
+    start=st.floats(0, 86_400 * 3, allow_nan=False),
+    batches=st.lists(st.tuples(st.one_of(st.integers(0, 70), st.floats(0, 5, allow_nan=False),
+                                         st.sampled_from([60, 86_400, 86_399.5, 200_000])),
+                               st.lists(st.sampled_from(["a", "b", "c"]), max_size=12)),
+                     max_size=12),
+)
+def test_batches_match_the_reference(
+    backend: str, per_minute: int, per_day: int, start: float, batches: list
+) -> None:
+    """``hit_many`` gives exactly what one ``hit`` per request, in order, would give."""
+    clock = FakeClock(DAY_START + start)
+    reference = Reference()
+    with tempfile.TemporaryDirectory() as folder:
+        limiter = make_limiter(backend, Path(folder) / "limits.db", clock)
+        try:
+            for delta, keys in batches:
+                clock.now += delta
+                expected = [reference.hit(k, clock.now, per_minute, per_day) for k in keys]
+                assert limiter.hit_many([(k, per_minute, per_day) for k in keys]) == expected
+        finally:
+            limiter.close()
+
+
+def test_sqlite_batch_refusals_write_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    limiter = SQLiteLimiter(tmp_path / "limits.db", clock=clock)
+    decisions = limiter.hit_many([("k", 2, 100)] * 5 + [("other", 0, 100)])
+    assert [d.allowed for d in decisions] == [True, True, False, False, False, False]
+    assert sorted(_rows(tmp_path / "limits.db")) == [(0, M, 2), (1, DAY_START, 2)]
+    assert limiter.peek("k", 2, 100).remaining == 0
+    limiter.close()
+
+
+def test_coalescer_decides_one_turn_in_one_batch(tmp_path: Path, clock: FakeClock) -> None:
+    limiter = SQLiteLimiter(tmp_path / "limits.db", clock=clock)
+    coalescer = Coalescer(limiter)
+
+    async def burst() -> list[Decision]:
+        return await asyncio.gather(*(coalescer.decide("k", 10, 1_000) for _ in range(50)))
+
+    decisions = asyncio.run(burst())
+    assert coalescer.batches == 1
+    assert [d.allowed for d in decisions] == [True] * 10 + [False] * 40
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+    assert limiter.peek("k", 10, 1_000).day_remaining == 990
+    limiter.close()
+
+
+def test_coalescer_passes_store_errors_to_every_request() -> None:
+    class Down:
+        def hit_many(self, hits: list) -> list[Decision]:
+            raise LimiterUnavailable("store down")
+
+    coalescer = Coalescer(Down())  # type: ignore[arg-type]
+
+    async def burst() -> list:
+        return await asyncio.gather(*(coalescer.decide("k", 1, 1) for _ in range(3)),
+                                    return_exceptions=True)
+
+    assert all(isinstance(r, LimiterUnavailable) for r in asyncio.run(burst()))
+
+
 # --- sqlite specifics ---------------------------------------------------------------------
 
 
@@ -309,7 +383,10 @@ def _hammer(kind: str, path: str, now: float, barrier, results) -> None:  # runs
     )
     barrier.wait()
     admitted = 0
-    for _ in range(HITS):
+    if kind == "batch":  # batches of 7, as the worker's coalescer sends them
+        for _ in range(HITS // 7):
+            admitted += sum(d.allowed for d in limiter.hit_many([("shared", PER_MINUTE, 10**6)] * 7))
+    for _ in range(HITS if kind != "batch" else 0):
         outcome = limiter.hit("shared", PER_MINUTE, 1_000_000)
         admitted += outcome if isinstance(outcome, bool) else outcome.allowed
     limiter.close()
@@ -333,6 +410,12 @@ def test_sqlite_limiter_is_exact_across_processes(tmp_path: Path) -> None:
     path = tmp_path / "limits.db"
     SQLiteLimiter(path).close()  # create the schema before the race
     assert _run_processes("sqlite", path) == PER_MINUTE
+
+
+def test_sqlite_batches_are_exact_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "limits.db"
+    SQLiteLimiter(path).close()
+    assert _run_processes("batch", path) == PER_MINUTE
 
 
 def test_naive_limiter_over_admits(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ class FlakyStore:
     def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
         return self._call(self.inner.peek, key_id, per_minute, per_day)
 
+    def hit_many(self, hits: list) -> list[Decision]:
+        return self._call(self.inner.hit_many, hits)
+
     def _call(self, method, *args) -> Decision:
         self.calls += 1
         if self.down:
@@ -118,6 +121,19 @@ def test_recovers_on_the_first_successful_probe(parts, caplog) -> None:
     assert back.limit == 100 and back.remaining == 99 and limiter.healthy
     assert "available again" in caplog.records[-1].getMessage()
     assert limiter.degraded == 0
+
+
+def test_batches_follow_the_same_policy(parts) -> None:
+    limiter, primary, _, mono = parts
+    assert [d.remaining for d in limiter.hit_many([("k", 100, 1000)] * 3)] == [99, 98, 97]
+    assert primary.calls == 1  # one store call for the whole batch
+    primary.down = True
+    capped_batch = limiter.hit_many([("j", 20, 1000)] * 4)
+    assert [d.allowed for d in capped_batch] == [True, True, False, False]  # 10 % of 20
+    assert not limiter.healthy and limiter.degraded == 4
+    primary.down = False
+    mono.now += 1.0
+    assert limiter.hit_many([("k", 100, 1000)])[0].remaining == 96 and limiter.healthy
 
 
 def test_peek_follows_the_same_policy(parts) -> None:

@@ -254,3 +254,78 @@ def test_a_timed_out_command_is_not_repeated() -> None:
     time.sleep(0.3)
     assert b"".join(received).count(b"EVALSHA") == 1
     limiter.close()
+
+
+# --- batches (hit_many, as the worker's coalescer sends them) ------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(per_minute=st.integers(0, 4), per_day=st.integers(0, 9),
+       start=st.floats(0, 86_400 * 3, allow_nan=False),
+       batches=st.lists(st.tuples(st.sampled_from([0, 1, 60, 86_400, 200_000]),
+                                  st.lists(st.sampled_from(["a", "b", "c"]), max_size=10)),
+                        max_size=8))
+def test_batches_match_the_reference(redis_server: RedisServer, per_minute: int, per_day: int,
+                                     start: float, batches: list) -> None:
+    """One batch gives exactly what one ``hit`` per request, in order, would give."""
+    limiter = new_limiter(redis_server)
+    reference = Reference()
+    target = DAY_START + start + 0.5
+    try:
+        for delta, keys in batches:
+            target += delta
+            move_to(limiter, target)
+            decisions = limiter.hit_many([(k, per_minute, per_day) for k in keys])
+            if keys:  # every run of a batch reads Redis's clock; they agree to the second here
+                assert decisions == [reference.hit(k, limiter.last_now, per_minute, per_day)
+                                     for k in keys]
+    finally:
+        limiter.close()
+
+
+def test_batch_refusals_write_nothing(limiter) -> None:
+    decisions = limiter.hit_many([("k", 2, 100)] * 6 + [("other", 0, 5)])
+    assert [d.allowed for d in decisions] == [True, True] + [False] * 5
+    assert window_state(limiter, "k")[0][b"n"] == b"2"
+    assert window_state(limiter, "other") == ({}, {})
+    before = window_state(limiter, "k")
+    assert not any(d.allowed for d in limiter.hit_many([("k", 2, 100)] * 4))
+    assert window_state(limiter, "k") == before
+
+
+def test_batch_script_reloaded_after_flush(limiter) -> None:
+    from worker.limits_redis import BATCH_SHA
+
+    limiter._client.script_flush()
+    decisions = limiter.hit_many([("k", 5, 10), ("j", 5, 10), ("k", 5, 10)])
+    assert [d.remaining for d in decisions] == [4, 4, 3]
+    assert limiter._client.script_exists(BATCH_SHA) == [True]
+    assert window_state(limiter, "k")[0][b"n"] == b"2"  # the runs were not repeated
+
+
+def test_batches_exact_across_threads(redis_server: RedisServer) -> None:
+    limiter, other = new_limiter(redis_server), new_limiter(redis_server)
+    other._prefix = limiter._prefix  # a second connection, as another process would have
+    admitted: list[int] = []
+
+    def run(instance) -> None:
+        admitted.append(sum(d.allowed for _ in range(30)
+                            for d in instance.hit_many([("shared", PER_MINUTE, 10**6)] * 5)))
+
+    start_of_window(limiter)
+    threads = [threading.Thread(target=run, args=(lim,)) for lim in (limiter, other) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == PER_MINUTE
+    limiter.close()
+    other.close()
+
+
+def test_batch_on_unreachable_store_raises(tmp_path) -> None:
+    from worker.limits_redis import RedisLimiter
+
+    limiter = RedisLimiter("redis://127.0.0.1:1/0", timeout=0.05)
+    with pytest.raises(LimiterUnavailable):
+        limiter.hit_many([("k", 1, 1)])

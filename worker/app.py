@@ -2,17 +2,25 @@
 
 Every error leaves in the spec's shape with the request id, which also comes back as the
 ``X-Request-ID`` header. Nothing here renders an indicator: it reads precomputed bytes.
+
+Hot path: an answer a handler marks ``shared`` is kept per build without its per-request
+headers; a repeated GET with the same inputs by a key the key cache holds as valid is answered
+from it after one batched limiter decision (``Coalescer``), skipping request parsing, routing
+and the handler. Anything unusual falls back to the full path before anything is spent. See
+docs/rate-limits.md, "Batched decisions (the hot path)".
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import functools
 import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from worker.auth import authenticate
@@ -31,10 +39,10 @@ from worker.errors import (
     Unavailable,
 )
 from worker.http import Request, Response, new_request_id
-from worker.limits import Decision, Limiter, LimiterUnavailable
+from worker.limits import Coalescer, Decision, Limiter, LimiterUnavailable
 from worker.routes import ROUTES
 from worker.routing import Ctx, Route, Router
-from worker.storage import BuildSource, NoBuild, StorageError
+from worker.storage import Build, BuildSource, NoBuild, StorageError
 from worker.tiers import TIERS
 
 log = logging.getLogger("socdef.worker")
@@ -63,16 +71,117 @@ def _policy(limit: int, day_limit: int) -> str:
     return f'"minute";q={limit};w=60, "day";q={day_limit};w=86400'
 
 
-def rate_headers(resp: Response, d: Decision) -> None:
+def _rate_values(d: Decision) -> tuple[tuple[str, str], ...]:
     now = int(time.time())
     if d.binding == "day":
         current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
     else:
         current = f'"minute";r={d.remaining};t={max(0, d.reset - now)}'
-    resp.headers += (("x-ratelimit-limit", str(d.limit)),
-                     ("x-ratelimit-remaining", str(d.remaining)),
-                     ("x-ratelimit-reset", str(d.reset)),
-                     ("ratelimit-policy", _policy(d.limit, d.day_limit)), ("ratelimit", current))
+    return (("x-ratelimit-limit", str(d.limit)), ("x-ratelimit-remaining", str(d.remaining)),
+            ("x-ratelimit-reset", str(d.reset)),
+            ("ratelimit-policy", _policy(d.limit, d.day_limit)), ("ratelimit", current))
+
+
+def rate_headers(resp: Response, d: Decision) -> None:
+    resp.headers += _rate_values(d)
+
+
+@functools.lru_cache(maxsize=64)
+def _policy_raw(limit: int, day_limit: int) -> bytes:
+    return _policy(limit, day_limit).encode()
+
+
+def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers of ``rate_headers``, as raw ASGI headers (the hot path's)."""
+    now = int(time.time())
+    if d.binding == "day":
+        current = b'"day";r=%d;t=%d' % (d.day_remaining, max(0, d.day_reset - now))
+    else:
+        current = b'"minute";r=%d;t=%d' % (d.remaining, max(0, d.reset - now))
+    return [(b"x-ratelimit-limit", b"%d" % d.limit), (b"x-ratelimit-remaining", b"%d" % d.remaining),
+            (b"x-ratelimit-reset", b"%d" % d.reset),
+            (b"ratelimit-policy", _policy_raw(d.limit, d.day_limit)), (b"ratelimit", current)]
+
+
+# Headers that change per request: left out of a kept answer, added on every reply.
+PER_REQUEST = frozenset({b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset",
+                         b"ratelimit-policy", b"ratelimit", b"x-request-id"})
+READY = "ready-answers"  # the per-build dict of kept answers (Build.cached)
+READY_MAX = 1024  # kept answers per build; emptied when full (Host values and queries vary)
+READY_BYTES = 64 << 20  # body bytes kept per build; emptied when full
+READY_LARGEST = 4 << 20  # a larger body is not kept: its transfer dwarfs the work saved
+
+
+class Kept(dict):
+    """A build's kept answers, with the size of their bodies."""
+
+    size = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A whole answer to a shared GET (``Response.shared``), kept per build for the hot path:
+    everything but the per-request headers, and what the usage log needs."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    route: Route
+    iocs: int
+
+
+def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
+    """(presented key, request part of the kept-answer key) of a GET that the hot path may
+    answer: one ``Authorization`` header (Bearer, Token or Basic), no ``api_key`` in the query,
+    and at most one each of the headers a shared answer may depend on. None: the full path."""
+    if scope["method"] != "GET":
+        return None
+    query = scope.get("query_string", b"")
+    if query and b"api_key" in query.lower():
+        return None
+    auth = host = coding = inm = accept = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if auth is not None:
+                return None
+            auth = value
+        elif name == b"host":
+            if host is not None:
+                return None
+            host = value
+        elif name == b"accept-encoding":
+            if coding is not None:
+                return None
+            coding = value
+        elif name == b"if-none-match":
+            if inm is not None:
+                return None
+            inm = value
+        elif name == b"accept":
+            if accept is not None:
+                return None
+            accept = value
+    if auth is None:
+        return None
+    kind, _, token = auth.strip().partition(b" ")
+    token = token.strip()
+    kind = kind.lower()
+    if kind == b"basic":
+        token = _basic_secret(token)
+    elif kind not in (b"bearer", b"token"):
+        return None
+    if not token:
+        return None
+    return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
+
+
+def _basic_secret(credentials: bytes) -> bytes:
+    """The key in ``Basic`` credentials: the password, or the user name when it is empty."""
+    try:
+        user, _, password = binascii.a2b_base64(credentials, strict_mode=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return b""
+    return password or user
 
 
 def _limited(d: Decision, tier: str) -> RateLimited:
@@ -121,6 +230,13 @@ class App:
         self.encoder = Encoder()  # Content-Encoding negotiation, the last step of every answer
         # a remote bucket may wait on the network: answer such requests on a thread
         self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
+        # the hot path needs a key cache that answers without the database, and in-memory builds
+        self._cached_key = None if self.offload else getattr(keys, "cached", None)
+        # the hot path's hits are decided in batches, one per event-loop turn: one transaction
+        # or round trip per batch for a shared store; for every store, the answers of a batch
+        # then go out together, which the servers handle faster (docs/rate-limits.md)
+        primary = getattr(limiter, "primary", limiter)
+        self.coalescer = Coalescer(limiter) if hasattr(primary, "hit_many") else None
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
@@ -130,6 +246,16 @@ class App:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        hot = hot_inputs(scope) if self._cached_key is not None else None
+        found = self._hot_ready(hot) if hot is not None else None
+        answered = await self._hot(*found, started) if found is not None else None
+        if answered is not None:
+            status, headers, body, request_id = answered
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            if access_log.isEnabledFor(logging.INFO):
+                self._log_access(scope, status, len(body), started, request_id)
+            return
         req = Request.from_scope(scope)
         request_id = new_request_id()
         body = await _read_body(receive) if req.method in BODY_METHODS else b""
@@ -141,16 +267,82 @@ class App:
             resp = (await asyncio.to_thread(self.answer, req, request_id) if self.offload
                     else self.answer(req, request_id))
         resp.header("x-request-id", request_id)
-        await send({"type": "http.response.start", "status": resp.status,
-                    "headers": resp.raw_headers(req.method == "HEAD")})
+        headers = resp.raw_headers(req.method == "HEAD")
+        if hot is not None and isinstance(resp.shared, Build) and resp.status in (200, 304):
+            self._keep(resp, headers, hot[1])
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         body = b"" if req.method == "HEAD" or resp.status == 304 else resp.body
         await send({"type": "http.response.body", "body": body})
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info('%s "%s %s" %s %d %.1fms %s', req.client, req.method,
-                            redact(scope.get("raw_path", b"").decode("latin-1") + "?"
-                                   + scope.get("query_string", b"").decode("latin-1")),
-                            resp.status, len(body), (time.perf_counter() - started) * 1000,
-                            request_id)
+            self._log_access(scope, resp.status, len(body), started, request_id)
+
+    @staticmethod
+    def _log_access(scope: dict, status: int, size: int, started: float, request_id: str) -> None:
+        client = scope.get("client") or ("-", 0)
+        access_log.info('%s "%s %s" %s %d %.1fms %s', client[0], scope["method"],
+                        redact(scope.get("raw_path", b"").decode("latin-1") + "?"
+                               + scope.get("query_string", b"").decode("latin-1")),
+                        status, size, (time.perf_counter() - started) * 1000, request_id)
+
+    def _keep(self, resp: Response, headers: list[tuple[bytes, bytes]], request: tuple) -> None:
+        """Keep a shared answer for the hot path, under the build that produced it."""
+        route, tier, iocs = resp.ready
+        body = b"" if resp.status == 304 else resp.body
+        if len(body) > READY_LARGEST:
+            return
+        memo = resp.shared.cached(READY, Kept)
+        if len(memo) >= READY_MAX or memo.size + len(body) > READY_BYTES:
+            memo.clear()
+            memo.size = 0
+        memo.size += len(body)
+        memo[(tier, *request)] = Ready(resp.status, [h for h in headers if h[0] not in PER_REQUEST],
+                                       body, route, iocs)
+
+    def _hot_ready(self, hot: tuple[bytes, tuple]) -> tuple[Any, Ready] | None:
+        """(key, kept answer) for a repeated shared GET by a cached valid key, else None."""
+        key = self._cached_key(hot[0])
+        if key is None:
+            return None
+        try:
+            build = self.builds.current()
+        except StorageError:
+            return None
+        ready = build.cached(READY, Kept).get((key.tier, *hot[1]))
+        if ready is None or (ready.route.scope and ready.route.scope not in key.scopes):
+            return None
+        return key, ready
+
+    async def _hot(self, key: Any, ready: Ready, started: float
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+        """Answer a repeated shared GET from a kept answer, or None for the full path.
+
+        Nothing is spent before every check that could send the request to the full path has
+        passed, so a request is never counted twice; the answer is the full path's, byte for
+        byte, apart from the per-request headers (see docs/rate-limits.md, "Hot path").
+        """
+        tier = TIERS[key.tier]
+        per_minute = int(tier.per_minute * self.limit_scale)
+        per_day = int(tier.per_day * self.limit_scale)
+        try:
+            decision = (await self.coalescer.decide(key.id, per_minute, per_day)
+                        if self.coalescer is not None
+                        else self.limiter.hit(key.id, per_minute, per_day))
+        except LimiterUnavailable:
+            return None  # nothing was spent: the full path answers (503 without a fallback)
+        request_id = new_request_id()
+        if decision.allowed:
+            status, body, iocs = ready.status, ready.body, ready.iocs
+            headers = ready.headers + rate_raw(decision)
+            headers.append((b"x-request-id", request_id.encode()))
+        else:
+            resp = self._error(_limited(decision, tier.name), request_id, ready.route)
+            rate_headers(resp, decision)
+            resp.header("x-request-id", request_id)
+            status, body, iocs, headers = resp.status, resp.body, 0, resp.raw_headers(False)
+        if self.usage is not None:
+            self.usage.record(key.id, ready.route.pattern, status,
+                              (time.perf_counter() - started) * 1000, iocs)
+        return status, headers, body, request_id
 
     def answer(self, req: Request, request_id: str) -> Response:
         return self.encoder(req, self.respond(req, request_id))
@@ -186,6 +378,8 @@ class App:
         except Exception:
             log.exception("unhandled error for %s", redact(req.path))
             resp = self._error(InternalError(), request_id, route)
+        if resp.shared is not None and ctx is not None and ctx.tier is not None:
+            resp.ready = (ctx.route, ctx.tier.name, ctx.iocs)
         if ctx is not None and ctx.decision is not None:
             rate_headers(resp, ctx.decision)
         if ctx is not None and ctx.key is not None and self.usage is not None:

@@ -46,6 +46,7 @@ class WorkerConfig:
     jwt_audience: str = ""  # required "aud" of session tokens ("" = not checked)
     session_cookie: str = "sb-access-token"
     allowed_origins: str = ""  # comma-separated origins allowed to change keys with a session
+    access_log: bool = False  # one INFO line per request on the "socdef.access" logger
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -63,7 +64,8 @@ class WorkerConfig:
         for f in fields(cls):
             raw = environ.get(f"SOCDEF_WORKER_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = float(raw) if f.type == "float" else raw
+                values[f.name] = (float(raw) if f.type == "float" else raw == "True"
+                                  if f.type == "bool" else raw)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -121,13 +123,24 @@ def create_app(config: WorkerConfig) -> App:
 def install_log_redaction() -> None:
     """Attach the ``api_key=`` redaction to every handler of the root and server loggers."""
     redacting = RedactingFilter()
-    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "socdef"):
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access",
+                 "socdef"):
         logger = logging.getLogger(name)
         logger.addFilter(redacting)
         for handler in logger.handlers:
             handler.addFilter(redacting)
 
 
+def setup_logging(access_log: bool) -> None:
+    """INFO to stderr (unless the process already has handlers), the access log on or off."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("socdef.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
 def app_from_env() -> App:
+    """The app of one server process; granian's worker processes start afresh, so logging
+    is set up here too, from the same configuration."""
+    config = WorkerConfig.from_env(os.environ)
+    setup_logging(config.access_log)
     install_log_redaction()
-    return create_app(WorkerConfig.from_env(os.environ))
+    return create_app(config)

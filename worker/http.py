@@ -66,6 +66,11 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # The Build whose bytes alone, with the path, the query, Host, the scheme, the key's tier,
+    # Accept-Encoding and If-None-Match, determine this answer; the worker then keeps it for
+    # its hot path (``worker.app``). None (the default): the answer depends on more.
+    shared: Any = None
+    ready: Any = None  # set by the app on a shared answer: (route, tier name, indicators)
 
     def header(self, name: str, value: str | int) -> None:
         self.headers.append((name, str(value)))

@@ -101,11 +101,12 @@ def count_records(resp: Response) -> int:
 def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | None,
                 source_name: str) -> Response:
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
-    if p.is_default and "api_key" not in req.query:
+    shared = p.is_default and "api_key" not in req.query
+    if shared:
         body, etag = _cached_default(req, build, tier, p, public_url, source_name)
     else:
         body, etag = _full_answer(req, build, tier, p, public_url, source_name)
-    resp = Response(200, body, CONTENT_TYPES[p.format])
+    resp = Response(200, body, CONTENT_TYPES[p.format], shared=build if shared else None)
     resp.header("etag", etag)
     resp.header("last-modified", http_date(build.generated_at))
     resp.header("cache-control", CACHE_CONTROL)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from worker.limits import Decision, Limiter, LimiterUnavailable, MemoryLimiter
+from worker.limits import Decision, Hit, Limiter, LimiterUnavailable, MemoryLimiter
 
 log = logging.getLogger("socdef.limits")
 
@@ -68,6 +68,24 @@ class FallbackLimiter:
         self._count_degraded()
         return self.fallback.hit(key_id, capped(per_minute, self.fraction),
                                  capped(per_day, self.fraction))
+
+    def hit_many(self, hits: Sequence[Hit]) -> list[Decision]:
+        """A batch (``worker.limits.Coalescer``): decided by the primary's ``hit_many`` when it
+        is up, else hit by hit by the capped fallback, exactly as ``hit`` would."""
+        if self._should_try_primary():
+            try:
+                decisions = self.primary.hit_many(hits)  # type: ignore[attr-defined]
+            except LimiterUnavailable as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return decisions
+        out = []
+        for key_id, per_minute, per_day in hits:
+            self._count_degraded()
+            out.append(self.fallback.hit(key_id, capped(per_minute, self.fraction),
+                                         capped(per_day, self.fraction)))
+        return out
 
     def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
         if self._should_try_primary():

@@ -166,6 +166,7 @@ def _page(ctx: Ctx, build: Build, name: str, f: Filters, page: Page, media: str,
     _date_headers(resp, page)
     if media != tc.TAXII_MEDIA_TYPE and page.cursor is not None:
         resp.header("link", f'<{_next_url(ctx, page.cursor)}>; rel="next"')
+    resp.shared = build  # path, query, Accept, Host and tier decide it: the worker may keep it
     return resp
 
 
