@@ -1,6 +1,7 @@
 """TAXII 2.1 objects pages: our worker vs nginx vs medallion, and our cost against collection size.
 
     python bench/taxii.py [--seconds 10] [--rounds 3] [--iocs 20000] [--sizes 1000,100000]
+    python bench/taxii.py --sizes-only --sizes 1000,1000000   # part 3 alone
 
 1. Builds and publishes a synthetic store with the real CLI, takes one objects page
    (``limit=100`` with ``added_after`` and ``next``) and runs wrk (``-t2 -c32``, Bearer key) on
@@ -173,15 +174,18 @@ def main() -> None:
     parser.add_argument("--medallion-requests", type=int, default=3)
     parser.add_argument("--sizes", default="1000,100000",
                         help="collection sizes (objects) for the flatness check")
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="run only the flatness check (no wrk, nginx or medallion)")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    if not args.sizes_only and not shutil.which("wrk"):
         raise SystemExit("wrk is required: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # nginx workers drop privileges and must read the page
-        key = make_data(tmp / "data", args.iocs)
-        serving(tmp, key, args.seconds, args.rounds)
-        versus_medallion(tmp, args.medallion_requests)
+        if not args.sizes_only:
+            key = make_data(tmp / "data", args.iocs)
+            serving(tmp, key, args.seconds, args.rounds)
+            versus_medallion(tmp, args.medallion_requests)
         sizes = [page_time(tmp, int(s)) for s in args.sizes.split(",")]
         small = sizes[0][1]
         for count, seconds in sizes:
