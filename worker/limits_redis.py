@@ -56,11 +56,13 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "socdef:rl:"
 TIMEOUT = 0.25  # seconds: connect and per-command; an outage costs at most this much per request
 
-# KEYS: minute hash, day hash. ARGV: per_minute, per_day, spend (1 or 0), offset in µs (tests).
-# Returns {admitted (1/0), minute count, day count, now in µs}; counts include this request.
-SCRIPT = """
+
+def _prologue(offset_arg: int) -> str:
+    """Lua: the store's time (plus the µs offset in ``ARGV[offset_arg]``), the current minute
+    and day windows, and the counts ``mc``/``dc`` already spent in them."""
+    return f"""
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[4])
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[{offset_arg}])
 local sec = math.floor(now / 1000000)
 local minute = sec - sec % 60
 local day = sec - sec % 86400
@@ -70,6 +72,12 @@ local mc = 0
 local dc = 0
 if tonumber(m[1]) == minute then mc = tonumber(m[2]) end
 if tonumber(d[1]) == day then dc = tonumber(d[2]) end
+"""
+
+
+# KEYS: minute hash, day hash. ARGV: per_minute, per_day, spend (1 or 0), offset in µs (tests).
+# Returns {admitted (1/0), minute count, day count, now in µs}; counts include this request.
+SCRIPT = _prologue(4) + """
 if ARGV[3] ~= '1' or mc >= tonumber(ARGV[1]) or dc >= tonumber(ARGV[2]) then
   return {0, mc, dc, now}
 end
@@ -85,18 +93,7 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 # One key's hits of a batch. KEYS: minute hash, day hash. ARGV: offset in µs, then per hit its
 # per_minute and per_day. Returns {now in µs, then per hit: admitted (1/0), minute count, day
 # count}; an admitted hit's counts include it.
-BATCH_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
-local sec = math.floor(now / 1000000)
-local minute = sec - sec % 60
-local day = sec - sec % 86400
-local m = redis.call('HMGET', KEYS[1], 'w', 'n')
-local d = redis.call('HMGET', KEYS[2], 'w', 'n')
-local mc = 0
-local dc = 0
-if tonumber(m[1]) == minute then mc = tonumber(m[2]) end
-if tonumber(d[1]) == day then dc = tonumber(d[2]) end
+BATCH_SCRIPT = _prologue(1) + """
 local out = {now}
 local spent = 0
 for i = 2, #ARGV, 2 do
