@@ -17,7 +17,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from worker.errors import ApiError
@@ -112,16 +111,20 @@ def mint(user: str, secret: bytes, *, now: float, ttl: int = 3600,
 
 
 def session_cookie(req: Request, name: str = COOKIE) -> str | None:
+    """The first ``name`` pair of the Cookie header, split as RFC 6265 (section 5.4) user
+    agents send it: another cookie of the domain that ``http.cookies`` cannot parse must not
+    hide the session (``SimpleCookie`` silently drops every pair after such a neighbour)."""
     raw = req.headers.get("cookie")
     if not raw:
         return None
-    jar = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None and morsel.value else None
+    for pair in raw.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
 
 
 def cookie_authenticator(secret: bytes, *, cookie: str = COOKIE, audience: str | None = None,
