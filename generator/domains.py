@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from publicsuffixlist import PublicSuffixList
+from publicsuffixlist import PSLFILE
 
 __all__ = [
     "CODE_FIRST_LABELS",
@@ -66,15 +67,85 @@ _CODE_OBJECTS = frozenset(
 )  # fmt: skip
 CODE_FIRST_LABELS = _REVERSE_DNS_FIRST | _CODE_OBJECTS
 
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 _TITLE_LABEL = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
 _UPPER_LABEL = re.compile(r"[A-Z]{2,}\Z")
-_PATHISH_BEFORE = re.compile(r"(?:\w/|\\)\Z")
+_HOST_END = re.compile(r"[/?#:]")
+
+
+_HOSTNAME = re.compile(r"(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)*(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+_EXACT, _WILDCARD, _EXCEPTION = 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class _SuffixRules:
+    """The ICANN section of the bundled Public Suffix List, split by rule kind."""
+
+    exact: frozenset[str]  # "com", "co.uk"
+    wildcard: frozenset[str]  # "ck" for the rule "*.ck"
+    exception: frozenset[str]  # "www.ck" for the rule "!www.ck"
+    max_labels: int  # labels in the longest rule
+    kinds: dict[str, int]  # every name above: the kind of rule that decides for it
 
 
 @lru_cache(maxsize=1)
-def _psl() -> PublicSuffixList:
-    return PublicSuffixList(only_icann=True, accept_unknown=False)
+def _suffix_rules() -> _SuffixRules:
+    """Read the list the way ``PublicSuffixList(only_icann=True)`` does (IDN rules twice:
+    as written and punycoded)."""
+    rules: set[str] = set()
+    max_labels = 0
+    icann = False
+    for raw in Path(PSLFILE).read_bytes().decode("utf-8", "surrogateescape").split("\n"):
+        line = raw.rstrip()
+        if line == "// ===BEGIN ICANN DOMAINS===":
+            icann = True
+            continue
+        if line == "// ===END ICANN DOMAINS===":
+            icann = False
+            continue
+        rule = line.lower().split(" ")[0].rstrip()
+        if not icann or not rule or rule.startswith("//"):
+            continue
+        max_labels = max(max_labels, rule.count(".") + 1)
+        rules.add(rule)
+        encoded = rule.lstrip("!").encode("idna").decode("ascii")
+        rules.add("!" + encoded if rule.startswith("!") else encoded)
+    exact = frozenset(r for r in rules if r[0] not in "!*")
+    wildcard = frozenset(r[2:] for r in rules if r.startswith("*."))
+    exception = frozenset(r[1:] for r in rules if r.startswith("!"))
+    # An exception rule counts before a wildcard before an exact one.
+    kinds = dict.fromkeys(exact, _EXACT)
+    kinds.update(dict.fromkeys(wildcard, _WILDCARD))
+    kinds.update(dict.fromkeys(exception, _EXCEPTION))
+    return _SuffixRules(exact, wildcard, exception, max_labels, kinds)
+
+
+def _public_labels(domain: str) -> int:
+    """How many trailing labels of ``domain`` form its public suffix (0: none known).
+
+    ``domain`` is a valid lowercase hostname. The rules are tried from the longest
+    candidate suffix down, an exception before a wildcard before an exact rule, as
+    ``PublicSuffixList`` does; each candidate is a slice of ``domain`` after a dot.
+    """
+    rules = _suffix_rules()
+    kinds = rules.kinds
+    starts = [0]
+    dot = domain.find(".")
+    while dot != -1:
+        starts.append(dot + 1)
+        dot = domain.find(".", dot + 1)
+    count = len(starts)
+    for i in range(max(0, count - rules.max_labels - 1), count):
+        kind = kinds.get(domain[starts[i] :])
+        if kind is not None:
+            depth = count - i
+            if kind == _EXCEPTION:
+                return depth - 1
+            if kind == _WILDCARD:
+                return depth + 1 if i else depth
+            return depth
+    return 0
 
 
 @lru_cache(maxsize=65536)
@@ -82,13 +153,10 @@ def is_valid_domain(domain: str) -> bool:
     """True for a lowercase hostname with a known public suffix and a registrable label."""
     if not domain or len(domain) > 253 or "." not in domain:
         return False
-    if not all(_LABEL.match(label) for label in domain.split(".")):
+    if not _HOSTNAME.fullmatch(domain):
         return False
-    return _psl().privatesuffix(domain) is not None
-
-
-def _public_suffix(domain: str) -> str:
-    return _psl().publicsuffix(domain) or ""
+    public = _public_labels(domain)
+    return 0 < public <= domain.count(".")
 
 
 def _looks_like_code(token: str, labels: list[str]) -> bool:
@@ -109,9 +177,8 @@ def _plain_domain(token: str) -> str | None:
     domain = token.lower()
     if not is_valid_domain(domain):
         return None
-    suffix = _public_suffix(domain)
-    if "." not in suffix and suffix in FILE_EXTENSION_TLDS:
-        return None
+    if domain.rpartition(".")[2] in FILE_EXTENSION_TLDS and _public_labels(domain) == 1:
+        return None  # the public suffix is that one label
     if _looks_like_code(token, token.split(".")):
         return None
     return domain
@@ -127,17 +194,31 @@ def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str)
     if defanged:
         domain = token.lower()
         return domain if is_valid_domain(domain) else None
-    if _PATHISH_BEFORE.search(before) or after[:1] in ("!", "("):
+    if _pathish(before) or after[:1] in ("!", "("):
         return None
     return _plain_domain(token)
+
+
+def _pathish(before: str) -> bool:
+    """A file path ends ``before``: a backslash, or a slash after a word character
+    (``\\w``: ``str.isalnum`` or an underscore)."""
+    if before.endswith("\\"):
+        return True
+    return len(before) > 1 and before[-1] == "/" and (before[-2].isalnum() or before[-2] == "_")
 
 
 def host_in(host: str, domains: frozenset[str]) -> bool:
     """True when ``host`` equals one of ``domains`` or is a subdomain of one."""
     if not domains or not host:
         return False
-    labels = host.split(".")
-    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
+    if host in domains:
+        return True
+    dot = host.find(".")
+    while dot != -1:
+        if host[dot + 1 :] in domains:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 def normalize_domains(values: Iterable[str]) -> frozenset[str]:
@@ -151,7 +232,7 @@ def normalize_domains(values: Iterable[str]) -> frozenset[str]:
         domain = value.strip().lower()
         if "://" in domain:
             domain = domain.split("://", 1)[1]
-        domain = re.split(r"[/?#:]", domain, maxsplit=1)[0].rsplit("@", 1)[-1].rstrip(".")
+        domain = _HOST_END.split(domain, maxsplit=1)[0].rsplit("@", 1)[-1].rstrip(".")
         for prefix in ("*.", "www."):
             domain = domain.removeprefix(prefix)
         if domain:

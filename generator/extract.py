@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from generator.domains import host_in, load_allowlist, normalize_domains
 from generator.ioc_context import ListDetector, SentenceContexts
 from generator.ioc_match import Candidate, find_candidates
-from generator.refang import Refanged, refang
+from generator.refang import refang
 
 __all__ = ["IOC_TYPES", "Indicator", "extract"]
 
@@ -68,16 +68,6 @@ def _kept(c: Candidate, allow: frozenset[str], exclude: frozenset[str]) -> bool:
     return True
 
 
-def _confidence(c: Candidate, lists: ListDetector) -> str:
-    if c.defanged or lists.is_list(c.start, c.end, is_hash=c.type in _HASHES):
-        return "high"
-    return "low" if c.type in _PROSE_LOW else "medium"
-
-
-def _context(rf: Refanged, contexts: SentenceContexts, c: Candidate) -> str:
-    return contexts(rf.orig_start(c.start), rf.orig_end(c.end))
-
-
 def extract(
     text: str,
     *,
@@ -91,19 +81,30 @@ def extract(
     exclude = normalize_domains(exclude_domains)
     rf = refang(text)
     candidates = find_candidates(rf)
+    if not candidates:
+        return []
     lists = ListDetector(rf.text, [(c.start, c.end, c.type in _HASHES) for c in candidates])
+    is_list = lists.is_list
     contexts = SentenceContexts(text)
+    mapped = bool(rf.new_starts)  # offsets differ from the original text's
     found: dict[tuple[str, str], Indicator] = {}
     for c in candidates:
         key = (c.type, c.value)
         prev = found.get(key)
         if prev is not None and prev.confidence == "high" and (prev.defanged or not c.defanged):
             continue  # nothing this occurrence could add
-        if not _kept(c, allow, exclude):
+        if c.host and not _kept(c, allow, exclude):
             continue
-        confidence = _confidence(c, lists)
+        if c.defanged or is_list(c.start, c.end, is_hash=c.type in _HASHES):
+            confidence = "high"
+        else:
+            confidence = "low" if c.type in _PROSE_LOW else "medium"
         if prev is None:
-            found[key] = Indicator(c.type, c.value, _context(rf, contexts, c), confidence, c.defanged)
+            if mapped:
+                context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
+            else:
+                context = contexts(c.start, c.end)
+            found[key] = Indicator(c.type, c.value, context, confidence, c.defanged)
         elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)
             found[key] = Indicator(c.type, c.value, prev.context, best, prev.defanged or c.defanged)

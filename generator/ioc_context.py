@@ -10,10 +10,14 @@ __all__ = ["CONTEXT_LIMIT", "LABEL_WORDS", "ListDetector", "SentenceContexts", "
 CONTEXT_LIMIT = 300
 _WINDOW = 2 * CONTEXT_LIMIT
 _LONG_LINE = 4000
-_SENT_END = re.compile(r"[.!?]+[\s]+(?=[A-Z])")
-_WS = re.compile(r"\s+")
+# A pattern led by a repeat gets no first-character prefilter from the regex engine, so
+# the first punctuation mark is spelled out; a text without "!" or "?" takes the variant
+# led by a literal full stop, which the engine finds fastest.
+_SENT_END = re.compile(r"[.!?][.!?]*\s+(?=[A-Z])")
+_SENT_END_DOTS = re.compile(r"\.\.*\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'&-]*")
 _CELL_SEP = re.compile(r" \| |\t")
+_NEWLINE = re.compile("\n")
 # Words that label indicators in lists and tables rather than being prose.
 LABEL_WORDS = frozenset(
     {
@@ -31,7 +35,12 @@ def _collapse(value: str) -> str:
     # printable value without a double space has nothing to collapse.
     if value.isprintable() and "  " not in value:
         return value
-    return _WS.sub(" ", value)
+    # ``re.sub(r"\s+", " ", value)``: ``str.split`` breaks on the same whitespace as ``\s``.
+    words = value.split()
+    if not words:
+        return " " if value else ""
+    head = " " if value[0].isspace() else ""
+    return head + " ".join(words) + (" " if value[-1].isspace() else "")
 
 
 def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -54,6 +63,17 @@ def _sentence_end(text: str, end: int) -> int:
 
 
 def _fit(text: str, start: int, end: int, seg_start: int, seg_end: int) -> str:
+    if seg_end - seg_start <= CONTEXT_LIMIT:
+        segment = text[seg_start:seg_end]
+        if segment.isprintable() and "  " not in segment:
+            # Nothing to collapse and nothing to cut: the pieces below, joined as they are.
+            return text[seg_start:start].lstrip() + text[start:end] + text[end:seg_end].rstrip()
+    if start < end and not text[start].isspace() and not text[end - 1].isspace():
+        # No whitespace run crosses the indicator's edges, so collapsing the pieces one by
+        # one and joining them is collapsing the whole segment; stripped, when it fits.
+        whole = " ".join(text[seg_start:seg_end].split())
+        if len(whole) <= CONTEXT_LIMIT:
+            return whole
     before = _collapse(text[seg_start:start]).lstrip()
     ioc = _collapse(text[start:end])
     after = _collapse(text[end:seg_end]).rstrip()
@@ -91,37 +111,44 @@ class SentenceContexts:
         self.scanned = False
 
     def _scan(self) -> None:
-        for m in _SENT_END.finditer(self.text):
-            self.starts.append(m.start())
-            self.ends.append(m.end())
-        self.scanned = True
-
-    def _end(self, end: int) -> int:
         text = self.text
-        hi = min(len(text), end + _WINDOW)
-        nl = text.find("\n", end, hi)
-        seg_end = nl if nl != -1 else hi
-        i = bisect_right(self.starts, end)
-        if i and self.ends[i - 1] > end:
-            return _sentence_end(text, end)  # a sentence end straddles the span's end
-        # The first sentence end at or after ``end`` counts when its look-ahead character
-        # lies inside the window, as it must for the per-span search.
-        if i < len(self.starts) and self.ends[i] < seg_end:
-            return self.starts[i] + 1
-        return seg_end
+        pattern = _SENT_END if "!" in text or "?" in text else _SENT_END_DOTS
+        matches = list(pattern.finditer(text))
+        self.starts = [m.start() for m in matches]
+        self.ends = [m.end() for m in matches]
+        self.scanned = True
 
     def __call__(self, start: int, end: int) -> str:
         """The same string as ``sentence_context(text, start, end)``."""
         text = self.text
         if not self.scanned:
             self._scan()
-        lo = max(0, start - _WINDOW)
-        nl = text.rfind("\n", lo, start)
-        seg_start = nl + 1 if nl != -1 else lo
-        i = bisect_right(self.ends, start) - 1
-        if i >= 0 and self.ends[i] > seg_start:
-            seg_start = self.ends[i]
-        return _fit(text, start, end, seg_start, self._end(end))
+        lo = start - _WINDOW if start > _WINDOW else 0
+        seg_start = text.rfind("\n", lo, start) + 1 or lo
+        ends = self.ends
+        i = bisect_right(ends, start) - 1
+        if i >= 0 and ends[i] > seg_start:
+            seg_start = ends[i]
+        # The sentence end: the first one at or after ``end`` counts when its look-ahead
+        # character lies inside the window, as it must for the per-span search; one that
+        # straddles the span's end falls back to that search.
+        starts = self.starts
+        hi = end + _WINDOW
+        if hi > len(text):
+            hi = len(text)
+        seg_end = text.find("\n", end, hi)
+        if seg_end == -1:
+            seg_end = hi
+        i = bisect_right(starts, end)
+        if i and ends[i - 1] > end:
+            seg_end = _sentence_end(text, end)
+        elif i < len(starts) and ends[i] < seg_end:
+            seg_end = starts[i] + 1
+        if seg_end - seg_start <= CONTEXT_LIMIT:  # the common case of ``_fit``, inlined
+            segment = text[seg_start:seg_end]
+            if segment.isprintable() and "  " not in segment:
+                return text[seg_start:start].lstrip() + text[start:end] + text[end:seg_end].rstrip()
+        return _fit(text, start, end, seg_start, seg_end)
 
 
 class ListDetector:
@@ -137,60 +164,81 @@ class ListDetector:
     def __init__(self, text: str, spans: list[tuple[int, int, bool]]) -> None:
         """``spans`` are (start, end, is_hash) for every indicator occurrence."""
         self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
+        self.newlines = [m.start() for m in _NEWLINE.finditer(text)]
         ordered = sorted(spans)
         self.starts = [s for s, _, _ in ordered]
         self.ends = [e for _, e, _ in ordered]
         self.hashes = [h for _, _, h in ordered]
         self.cache: dict[tuple[int, int], tuple[bool, int]] = {}
-        self.lines: dict[int, tuple[int, int, bool]] = {}
+        self.lines: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
 
-    def _line(self, start: int) -> tuple[int, int, bool]:
-        i = bisect_left(self.newlines, start)
-        if i not in self.lines:
-            line_start = self.newlines[i - 1] + 1 if i else 0
-            line_end = self.newlines[i] if i < len(self.newlines) else len(self.text)
-            too_long = line_end - line_start > _LONG_LINE
-            cells = not too_long and bool(_CELL_SEP.search(self.text, line_start, line_end))
-            self.lines[i] = (line_start, -1 if too_long else line_end, cells)
-        return self.lines[i]
+    def _line(self, i: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+        """Line ``i``: its start, its end (-1 when too long to judge), its cell separators."""
+        text = self.text
+        line_start = self.newlines[i - 1] + 1 if i else 0
+        line_end = self.newlines[i] if i < len(self.newlines) else len(text)
+        if line_end - line_start > _LONG_LINE:
+            return line_start, -1, ()
+        if text.find(" | ", line_start, line_end) == -1 and text.find("\t", line_start, line_end) == -1:
+            return line_start, line_end, ()
+        seps = tuple(m.span() for m in _CELL_SEP.finditer(text, line_start, line_end))
+        return line_start, line_end, seps
 
-    def _unit(self, start: int, end: int) -> tuple[int, int] | None:
-        line_start, line_end, cells = self._line(start)
-        if line_end < 0:
-            return None
-        if not cells:
-            return line_start, line_end
+    @staticmethod
+    def _cell(
+        start: int, end: int, line_start: int, line_end: int, seps: tuple[tuple[int, int], ...]
+    ) -> tuple[int, int]:
         cell_start, cell_end = line_start, line_end
-        for m in _CELL_SEP.finditer(self.text, line_start, line_end):
-            if m.end() <= start:
-                cell_start = m.end()
-            elif m.start() >= end:
-                cell_end = m.start()
+        for sep_start, sep_end in seps:
+            if sep_end <= start:
+                cell_start = sep_end
+            elif sep_start >= end:
+                cell_end = sep_start
                 break
         return cell_start, cell_end
 
     def _judge(self, lo: int, hi: int) -> tuple[bool, int]:
-        pieces, pos, count, hashes = [], lo, 0, 0
-        for k in range(bisect_left(self.starts, lo), bisect_right(self.starts, hi)):
-            if self.ends[k] > hi:
+        text, starts, ends = self.text, self.starts, self.ends
+        pieces: list[str] = []
+        pos, count, hashes = lo, 0, 0
+        for k in range(bisect_left(starts, lo), bisect_right(starts, hi)):
+            end = ends[k]
+            if end > hi:
                 continue
             count += 1
             hashes += self.hashes[k]
-            pieces.append(self.text[pos : max(pos, self.starts[k])])
-            pos = max(pos, self.ends[k])
-        pieces.append(self.text[pos:hi])
+            if starts[k] > pos:
+                pieces.append(text[pos : starts[k]])
+            if end > pos:
+                pos = end
+        pieces.append(text[pos:hi])
         if count < 3 and sum(map(len, pieces)) > 200:
             return False, hashes  # that much text around one or two indicators is prose
-        words = sum(1 for w in _WORD.findall(" ".join(pieces)) if w.lower() not in LABEL_WORDS)
-        return words <= 3 or (count >= 3 and count >= words), hashes
+        # Listed when the words (labels aside) number at most 3, or, with at least 3
+        # indicators, no more than the indicators: at most max(3, count) words. Counting
+        # stops at the first word past that limit.
+        limit = count if count > 3 else 3
+        words = 0
+        for w in _WORD.finditer(" ".join(pieces)):
+            if w.group().lower() not in LABEL_WORDS:
+                words += 1
+                if words > limit:
+                    return False, hashes
+        return True, hashes
 
     def is_list(self, start: int, end: int, *, is_hash: bool = False) -> bool:
         """True when ``[start, end)`` lies on an IOC list line or table cell."""
-        unit = self._unit(start, end)
-        if unit is None:
+        i = bisect_left(self.newlines, start)
+        line = self.lines.get(i)
+        if line is None:
+            line = self.lines[i] = self._line(i)
+        line_start, line_end, seps = line
+        if line_end < 0:
             return False
-        if unit not in self.cache:
-            self.cache[unit] = self._judge(*unit)
-        listed, hashes = self.cache[unit]
-        return listed or (is_hash and hashes >= 2)
+        if seps:
+            line_start, line_end = self._cell(start, end, line_start, line_end, seps)
+        unit = line_start, line_end
+        verdict = self.cache.get(unit)
+        if verdict is None:
+            verdict = self.cache[unit] = self._judge(line_start, line_end)
+        return verdict[0] or (is_hash and verdict[1] >= 2)

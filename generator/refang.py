@@ -7,29 +7,34 @@ token that already shows another defang mark (``hxxp://evil dot com``,
 ``info[at]evil dot com``); the uppercase `` DOT `` is always refanged. Prose such as
 "the red dot in" is left alone.
 
-The whole text is rewritten in one regex pass; every replacement is recorded so that a
-span of the fanged text can be mapped back to the original (for context) and so that
-one can tell whether a span contained a defang mark.
+The marks are found by one regex (one scan per trigger character the text holds) and
+the whole text is rewritten in one pass; every replacement is recorded so that a span of
+the fanged text can be mapped back to the original (for context) and so that one can
+tell whether a span contained a defang mark.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import methodcaller
 
 __all__ = ["Refanged", "refang", "refang_token"]
 
 _SCHEME_END = r"(?=:|\[:\]|\(:\)|\{:\}|\[://\])"
 # Every alternative starts with one trigger character so the regex engine can skip
-# ahead quickly; conditions on the characters before a mark are checked in Python.
+# ahead quickly; conditions on the characters before a mark are checked in Python. The
+# defanged schemes are matched from their first "x" (rare in prose, unlike "h" or "f"),
+# the letter before it by look-behind: such a match starts one character after its mark.
 _MARKERS = re.compile(
     r"""
-    [\[({\\hHfFdD](?:
-        (?<=[hH])(?<![A-Za-z][hH])(?P<http>[xX]{2}[pP])(?P<s>[sS]?)"""
+    [\[({\\xXdD](?:
+        (?<=[hH][xX])(?<![A-Za-z][hH][xX])(?P<http>[xX][pP])(?P<s>[sS]?)"""
     + _SCHEME_END
     + r"""
-      | (?<=[fF])(?<![A-Za-z][fF])(?P<ftp>[xX][pP])(?P<fs>[sS]?)"""
+      | (?<=[fF][xX])(?<![A-Za-z][fF][xX])(?P<ftp>[pP])(?P<fs>[sS]?)"""
     + _SCHEME_END
     + r"""
       | (?<=\[)(?P<sep>://\])
@@ -42,24 +47,36 @@ _MARKERS = re.compile(
     )""",
     re.VERBOSE,
 )
-# The same alternatives with a narrower first character, chosen by which letter-led marks
-# the text can hold ("xxp"/"fxp" for the schemes, " dot " for the word): the scan then
-# does not stop at every "h", "f" or "d" for alternatives that cannot match.
-_MARKER_HEAD = r"[\[({\\hHfFdD](?:"
-
-
-def _variant(letters: str) -> re.Pattern[str]:
-    return re.compile(
-        _MARKERS.pattern.replace(_MARKER_HEAD, rf"[\[({{\\{letters}](?:", 1), re.VERBOSE
-    )
-
-
-_MARKER_VARIANTS = {
-    (False, False): _variant(""),
-    (True, False): _variant("hHfF"),
-    (False, True): _variant("dD"),
-    (True, True): _MARKERS,
+# The same alternatives led by one literal trigger character each, which the regex engine
+# finds much faster than a character class. A text is scanned for the triggers it holds;
+# the letters only when a letter-led mark can occur ("xxp"/"fxp" for the schemes, " dot "
+# for the word), since "x" and "d" are common in prose.
+_MARKER_HEAD = r"[\[({\\xXdD](?:"
+_MARKERS_LED_BY = {
+    char: re.compile(_MARKERS.pattern.replace(_MARKER_HEAD, re.escape(char) + "(?:", 1), re.VERBOSE)
+    for char in "[({\\xXdD"
 }
+_START = methodcaller("start")
+
+
+def _marker_matches(text: str) -> list[re.Match[str]]:
+    """The matches of the trigger-led patterns for ``text``, ordered by start.
+
+    No two of them start at one position (their first characters differ), so when no two
+    overlap they are exactly the matches of ``_MARKERS.finditer(text)``; ``refang`` checks.
+    """
+    lowered = text.lower()
+    triggers = "[({\\"
+    if "xxp" in lowered or "fxp" in lowered:
+        triggers += "xX"
+    if " dot " in lowered:
+        triggers += "dD"
+    patterns = [_MARKERS_LED_BY[char] for char in triggers if char in text]
+    if len(patterns) == 1:
+        return list(patterns[0].finditer(text))
+    matches = [m for pattern in patterns for m in pattern.finditer(text)]
+    matches.sort(key=_START)
+    return matches
 
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -125,17 +142,21 @@ def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> i
 def _replacement(m: re.Match[str], last: int) -> tuple[int, str] | None:
     """Return (original start, replacement) for a marker match, or None to keep it."""
     text, start = m.string, m.start()
+    # The alternatives are exclusive, so the last group a match closed tells which one
+    # matched: a scheme's always closes its (possibly empty) "s" group.
     kind = m.lastgroup
-    if m.group("http") or m.group("ftp"):
-        base = "http" if m.group("http") else "ftp"
-        return start, base + (m.group("s") or m.group("fs") or "").lower()
+    if kind == "dot":
+        begin = _after_label(text, start, last, _LABEL_CHARS)
+        return None if begin is None else (begin, ".")
+    if kind == "s" or kind == "fs":
+        base = "http" if kind == "s" else "ftp"
+        # The mark starts on the letter before the match; no match ends on that letter.
+        return start - 1, base + m.group(kind).lower()
     if kind in _FIXED:
         return start, _FIXED[kind]
-    if kind == "bsdot" or kind == "dot":
+    if kind == "bsdot":
         begin = _after_label(text, start, last, _LABEL_CHARS)
-        if kind == "bsdot" and begin != start:
-            return None
-        return None if begin is None else (begin, ".")
+        return None if begin != start else (begin, ".")
     if kind == "at":
         begin = _after_label(text, start, last, _LOCAL_CHARS)
         return None if begin is None else (begin, "@")
@@ -146,29 +167,39 @@ def _replacement(m: re.Match[str], last: int) -> tuple[int, str] | None:
 
 def refang(text: str) -> Refanged:
     """Return ``text`` with defang marks undone, plus the offset map."""
+    out = _refang(text, _marker_matches(text))
+    # Overlapping matches of different triggers: the one alternation decides which counts.
+    return out if out is not None else _refang(text, _MARKERS.finditer(text))
+
+
+def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
+    """Apply the marker ``matches`` in order; None when two of them overlap."""
     out = Refanged(text="")
     pieces: list[str] = []
+    new_starts, new_ends = out.new_starts, out.new_ends
+    orig_starts, orig_ends = out.orig_starts, out.orig_ends
     last = 0
     new_pos = 0
-    lowered = text.lower()
-    scheme = "xxp" in lowered or "fxp" in lowered
-    markers = _MARKER_VARIANTS[scheme, " dot " in lowered]
-    for m in markers.finditer(text):
+    scanned = 0  # end of the previous match
+    for m in matches:
+        end = m.end()
+        if m.start() < scanned:
+            return None
+        scanned = end
         found = _replacement(m, last)
         if found is None:
             continue
         start, repl = found
-        end = m.end()
         pieces.append(text[last:start])
         new_pos += start - last
         pieces.append(repl)
-        out.new_starts.append(new_pos)
-        out.orig_starts.append(start)
+        new_starts.append(new_pos)
+        orig_starts.append(start)
         new_pos += len(repl)
-        out.new_ends.append(new_pos)
-        out.orig_ends.append(end)
+        new_ends.append(new_pos)
+        orig_ends.append(end)
         last = end
-    if not out.new_starts:
+    if not new_starts:
         out.text = text
         return out
     pieces.append(text[last:])

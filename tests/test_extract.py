@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 import string
 
 import pytest
@@ -730,3 +732,254 @@ def test_anchored_scans_and_contexts_match_full_scans(text: str, data: st.DataOb
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
     assert SentenceContexts(text)(start, end) == sentence_context(text, start, end)
+
+
+def _ipaddress_v6(text: str) -> str | None:
+    from generator.ioc_match import valid_ip
+
+    ip = valid_ip(text)
+    return ip.compressed if ip is not None and ip.version == 6 else None
+
+
+def _v6_forms(ip: ipaddress.IPv6Address) -> list[str]:
+    unpadded = ":".join(h.lstrip("0") or "0" for h in ip.exploded.split(":"))
+    return [ip.compressed, ip.exploded, ip.exploded.upper(), unpadded]
+
+
+def _ipaddress_v6_networks() -> list[ipaddress.IPv6Network]:
+    """The networks behind ``ipaddress``'s IPv6 is_private/is_reserved/is_multicast/...."""
+    constants = ipaddress.IPv6Address._constants  # type: ignore[attr-defined]
+    nets: list[ipaddress.IPv6Network] = []
+    for value in vars(constants).values():
+        if isinstance(value, ipaddress.IPv6Network):
+            nets.append(value)
+        elif isinstance(value, list):
+            nets += [n for n in value if isinstance(n, ipaddress.IPv6Network)]
+    return nets
+
+
+def test_valid_ipv6_matches_ipaddress_at_range_edges() -> None:
+    from generator.ioc_match import _BLOCKED6_FIRST, _BLOCKED6_LAST, valid_ipv6
+
+    edges = [*zip(_BLOCKED6_FIRST, _BLOCKED6_LAST, strict=True)]
+    edges += [(int(n.network_address), int(n.broadcast_address)) for n in _ipaddress_v6_networks()]
+    assert len(edges) > 20
+    for first, last in edges:
+        for x in (first - 1, first, first + 1, last - 1, last, last + 1):
+            if 0 <= x < 2**128:
+                for text in _v6_forms(ipaddress.IPv6Address(x)):
+                    assert valid_ipv6(text) == _ipaddress_v6(text), text
+    assert valid_ipv6("fec0::1") == "fec0::1"  # site-local: neither private nor reserved
+
+
+_HEXTET = st.one_of(st.just(0), st.integers(0, 15), st.integers(0, 0xFFFF))
+_FIRST_HEXTET = st.one_of(
+    st.sampled_from([0x2001, 0x2002, 0x2606, 0x2A00, 0x3FFF, 0x4000, 0xFC00, 0xFD12, 0xFE00,
+                     0xFE80, 0xFEC0, 0xFEFF, 0xFF00, 0xFF02, 0x0100, 0x0000]),
+    _HEXTET,
+)
+
+
+@given(_FIRST_HEXTET, st.lists(_HEXTET, min_size=7, max_size=7))
+def test_valid_ipv6_matches_ipaddress(first: int, rest: list[int]) -> None:
+    from generator.ioc_match import valid_ipv6
+
+    ip = ipaddress.IPv6Address(int("".join(f"{h:04x}" for h in [first, *rest]), 16))
+    for text in _v6_forms(ip):
+        assert valid_ipv6(text) == _ipaddress_v6(text), text
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="0123456789abcdefABCDEF:::.", max_size=45))
+def test_valid_ipv6_matches_ipaddress_on_any_text(text: str) -> None:
+    from generator.ioc_match import valid_ipv6
+
+    assert valid_ipv6(text) == _ipaddress_v6(text)
+
+
+_SCAN_ALPHABET = "0123456789abcdefABCDEFcveCVEtThpxf-.:/@ \n[]é‐"
+
+
+_SCAN_PIECES = ["http://", "https://", "ftp://", "CVE-2024-1234", "cve‑2021‑44228", "a" * 32,
+                "f" * 40, "0123456789abcdef" * 4, "0123456789abcdef" * 8,
+                "0123456789abcdef" * 9, "évil.com"]  # fmt: skip
+_SCAN_TEXT = st.one_of(st.text(alphabet=_SCAN_ALPHABET, max_size=12), st.sampled_from(_SCAN_PIECES))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_SCAN_TEXT, max_size=30).map("".join))
+def test_anchored_url_hash_cve_scans_match_full_scans(text: str) -> None:
+    from generator import ioc_match as m
+
+    ascii_text = text.encode("ascii", "replace")
+    assert len(ascii_text) == len(text)
+    assert [x.span() for x in m._url_matches(text)] == [x.span() for x in m._URL.finditer(text)]
+    assert [x.span() for x in m._hash_matches(text, ascii_text)] == [
+        x.span() for x in m._HASH.finditer(text)
+    ]
+    assert [x.span() for x in m._cve_matches(text, ascii_text.lower())] == [
+        x.span() for x in m._CVE.finditer(text)
+    ]
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=".!? \n\t\xa0AbZc.", max_size=300))
+def test_sentence_end_variants_agree(text: str) -> None:
+    from generator.ioc_context import _SENT_END, _SENT_END_DOTS
+
+    reference = re.compile(r"[.!?]+[\s]+(?=[A-Z])")
+    assert [x.span() for x in _SENT_END.finditer(text)] == [
+        x.span() for x in reference.finditer(text)
+    ]
+    if "!" not in text and "?" not in text:
+        assert [x.span() for x in _SENT_END_DOTS.finditer(text)] == [
+            x.span() for x in reference.finditer(text)
+        ]
+
+
+_HOSTNAME_SHAPE = re.compile(r"(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+@functools.cache
+def _psl_reference():  # type: ignore[no-untyped-def]
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList(only_icann=True, accept_unknown=False)
+
+
+def test_public_suffix_rules_match_publicsuffixlist() -> None:
+    from generator.domains import _public_labels, _suffix_rules, is_valid_domain
+
+    psl = _psl_reference()
+    rules = _suffix_rules()
+    names = sorted(rules.exact | rules.wildcard | rules.exception)
+    assert len(names) > 7000
+    checked = 0
+    for name in names:
+        for prefix in ("", "a.", "a.b.", "www.", "x-1.y.z."):
+            domain = prefix + name
+            if not _HOSTNAME_SHAPE.fullmatch(domain):
+                continue  # IDN rules as written, "*" and "!" rules: no hostname has them
+            checked += 1
+            assert is_valid_domain.__wrapped__(domain) == (
+                psl.privatesuffix(domain) is not None
+            ), domain
+            public = psl.publicsuffix(domain)
+            assert _public_labels(domain) == (public.count(".") + 1 if public else 0), domain
+    assert checked > 30000
+
+
+_LABELS = ["a", "www", "evil", "x-y", "123", "-bad", "bad-", "co", "com", "uk", "jp", "kobe",
+           "city", "ck", "www", "py", "zip", "sh", "xn--p1ai", "a" * 63, "a" * 64, ""]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_LABELS), min_size=1, max_size=6).map(".".join))
+def test_domain_checks_match_publicsuffixlist(domain: str) -> None:
+    from generator.domains import (
+        FILE_EXTENSION_TLDS,
+        _looks_like_code,
+        _plain_domain,
+        is_valid_domain,
+    )
+
+    psl = _psl_reference()
+    shaped = bool(_HOSTNAME_SHAPE.fullmatch(domain))
+    expected = shaped and len(domain) <= 253 and psl.privatesuffix(domain) is not None
+    assert is_valid_domain.__wrapped__(domain) == expected
+    if expected:
+        suffix = psl.publicsuffix(domain) or ""
+        file_like = "." not in suffix and suffix in FILE_EXTENSION_TLDS
+        code = _looks_like_code(domain, domain.split("."))
+        assert _plain_domain.__wrapped__(domain) == (None if file_like or code else domain)
+
+
+_MARK_PIECES = ["[", "]", "(", ")", "{", "}", "\\", ".", "dot", "DOT", "at", "@", " ", "x", "X",
+                "h", "f", "p", "s", ":", "/", "a", "d", "hxxp", "fxp", " dot ", "[.]", "(.)",
+                "[://]", "[:]", "evil", "com"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_MARK_PIECES), max_size=25).map("".join))
+def test_trigger_led_marker_scans_match_one_alternation(text: str) -> None:
+    from generator import refang as r
+
+    def parts(rf: r.Refanged) -> tuple[object, ...]:
+        return rf.text, rf.new_starts, rf.new_ends, rf.orig_starts, rf.orig_ends
+
+    alternation = r._refang(text, r._MARKERS.finditer(text))
+    assert alternation is not None
+    assert parts(r.refang(text)) == parts(alternation)
+
+
+def test_refang_rejects_overlapping_matches() -> None:
+    from generator.refang import _refang
+
+    text = "abc"
+    first, second = re.match("ab", text), re.compile("bc").search(text)
+    assert first is not None and second is not None
+    assert _refang(text, [first, second]) is None
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\u200bab\x00é", max_size=30))
+def test_collapse_matches_whitespace_regex(value: str) -> None:
+    from generator.ioc_context import _collapse
+
+    assert _collapse(value) == re.sub(r"\s+", " ", value)
+
+
+def _fit_by_pieces(text: str, start: int, end: int, seg_start: int, seg_end: int) -> str:
+    """Context fitting done the plain way: collapse each piece, then cut around the IOC."""
+    def collapse(value: str) -> str:
+        return re.sub(r"\s+", " ", value)
+
+    before = collapse(text[seg_start:start]).lstrip()
+    ioc = collapse(text[start:end])
+    after = collapse(text[end:seg_end]).rstrip()
+    if len(before) + len(ioc) + len(after) <= 300:
+        return before + ioc + after
+    if len(ioc) >= 300:
+        return ioc[:299] + "…"
+    budget = 300 - len(ioc) - 2
+    left = min(len(before), max(budget // 2, budget - len(after)))
+    right = min(len(after), budget - left)
+    head = ("…" + before[len(before) - left :]) if left < len(before) else before
+    tail = (after[:right] + "…") if right < len(after) else after
+    return head + ioc + tail
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="ab .\t\n\xa0\x00  ", max_size=700), st.data())
+def test_fit_matches_piecewise_collapse(text: str, data: st.DataObject) -> None:
+    from generator.ioc_context import _fit
+
+    seg_start, start, end, seg_end = sorted(
+        data.draw(st.lists(st.integers(0, len(text)), min_size=4, max_size=4))
+    )
+    assert _fit(text, start, end, seg_start, seg_end) == _fit_by_pieces(
+        text, start, end, seg_start, seg_end
+    )
+
+
+_VERSION_PIECES = ["v", "V", "v.", "ver", "Ver.", "version", "BUILD", "release", "firmware",
+                   "revision", "rev", "rev.", "server", "the", "at", "on", ":", "#", "=", ",",
+                   " ", "  ", "\t", "\xa0", "\u2028", "x", "1.2.3.4", "(", "é"]  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_VERSION_PIECES), max_size=8).map("".join), st.data())
+def test_version_before_matches_regex(text: str, data: st.DataObject) -> None:
+    from generator.ioc_match import _VERSION_BEFORE, _version_before
+
+    start = data.draw(st.integers(0, len(text)))
+    expected = _VERSION_BEFORE.search(text, max(0, start - 12), start) is not None
+    assert _version_before(text, start) == expected
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="a_9/\\\\ .-é٣\u2028", max_size=4))
+def test_pathish_matches_regex(before: str) -> None:
+    from generator.domains import _pathish
+
+    assert _pathish(before) == (re.search(r"(?:\w/|\\)\Z", before) is not None)
