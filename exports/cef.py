@@ -121,7 +121,20 @@ def render_line(r: IOCRecord) -> bytes:
     return (cef_event(r) + "\n").encode()
 
 
+def syslog_head(r: IOCRecord) -> str:
+    return f"<{SYSLOG_PRI[r.confidence]}>1 {iso_z(r.last_seen)} - {SYSLOG_APP} - {SYSLOG_MSGID} - "
+
+
 def render_syslog_line(r: IOCRecord) -> bytes:
     """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG``: RFC 5424, one per line."""
-    head = f"<{SYSLOG_PRI[r.confidence]}>1 {iso_z(r.last_seen)} - {SYSLOG_APP} - {SYSLOG_MSGID} - "
-    return (head + BOM + cef_event(r) + "\n").encode()
+    return (syslog_head(r) + BOM + cef_event(r) + "\n").encode()
+
+
+def render_lines(records: list[IOCRecord]) -> tuple[list[bytes], list[bytes]]:
+    """``render_line`` and ``render_syslog_line`` of every record, each event rendered once."""
+    bare, framed = [], []
+    for r in records:
+        line = (cef_event(r) + "\n").encode()
+        bare.append(line)
+        framed.append((syslog_head(r) + BOM).encode() + line)
+    return bare, framed

@@ -42,3 +42,14 @@ def render_line(r: IOCRecord) -> bytes:
 
 def render_line_no_context(r: IOCRecord) -> bytes:
     return orjson.dumps(record_dict(r, context=False)) + b","
+
+
+def render_lines(records: list[IOCRecord]) -> tuple[list[bytes], list[bytes]]:
+    """``render_line`` and ``render_line_no_context`` of every record, one dict each."""
+    with_context, without = [], []
+    for r in records:
+        out = record_dict(r)
+        with_context.append(orjson.dumps(out) + b",")
+        del out["context"]  # the other keys keep their order: record_dict(r, context=False)
+        without.append(orjson.dumps(out) + b",")
+    return with_context, without

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
-from exports.misp import galaxy_tag
-from generator.objects import DerivedInfo, ObjectWriter
+from exports.misp import galaxy_tag, render_line
+from exports.model import IOCRecord
+from generator.objects import BuildInfo, DerivedInfo, ObjectWriter
 from worker import layout, query
 from worker.misp_event import (
     EventMeta,
@@ -98,22 +99,89 @@ def events_of(article: Article, day: str) -> Iterator[tuple[EventMeta, bytes, li
         yield meta, attributes, [r["value"] for r in records]
 
 
+def since_of(generated_at: int) -> int:
+    """The oldest ``last_seen`` the feed covers."""
+    return generated_at - TIERS[LOOKBACK_TIER].lookback_days * layout.DAY_SECONDS
+
+
+class FeedWriter:
+    """Writes events day by day (newest day first); ``finish`` writes the manifest and hashes."""
+
+    def __init__(self, source_name: str) -> None:
+        self.source_name = source_name
+        self.manifest: dict[str, dict] = {}
+        self.hashes = bytearray()
+
+    def add(self, out: ObjectWriter, day: str, articles: list[Article]) -> None:
+        for article in articles:
+            for meta, attributes, values in events_of(article, day):
+                body = event_bytes(meta, self.source_name, attributes)
+                out.put(layout.feed_key(FEED, f"{meta.uuid}.json"), body)
+                self.manifest[meta.uuid] = manifest_entry(meta, self.source_name)
+                tail = f",{meta.uuid}\n".encode()
+                for value in values:
+                    self.hashes += hashlib.md5(value.encode(),
+                                               usedforsecurity=False).hexdigest().encode()
+                    self.hashes += tail
+
+    def finish(self, out: ObjectWriter) -> None:
+        out.put(layout.feed_key(FEED, "manifest.json"), orjson.dumps(self.manifest))
+        out.put(layout.feed_key(FEED, "hashes.csv"), bytes(self.hashes))
+
+
 def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:
     build = info.build
-    since = build.generated_at - TIERS[LOOKBACK_TIER].lookback_days * layout.DAY_SECONDS
-    manifest: dict[str, dict] = {}
-    hashes = bytearray()
+    since = since_of(build.generated_at)
+    feed = FeedWriter(info.source_name)
     for day, _count, _start in query.view_days(build, layout.ALL_VIEW):
         if query.day_start(day) + layout.DAY_SECONDS <= since:
             break
-        for article in day_articles(build, day, since):
-            for meta, attributes, values in events_of(article, day):
-                body = event_bytes(meta, info.source_name, attributes)
-                out.put(layout.feed_key(FEED, f"{meta.uuid}.json"), body)
-                manifest[meta.uuid] = manifest_entry(meta, info.source_name)
-                tail = f",{meta.uuid}\n".encode()
-                for value in values:
-                    hashes += hashlib.md5(value.encode(), usedforsecurity=False).hexdigest().encode()
-                    hashes += tail
-    out.put(layout.feed_key(FEED, "manifest.json"), orjson.dumps(manifest))
-    out.put(layout.feed_key(FEED, "hashes.csv"), bytes(hashes))
+        feed.add(out, day, day_articles(build, day, since))
+    feed.finish(out)
+
+
+def record_of(r: IOCRecord) -> dict:
+    """The fields of a record's JSON line that events read."""
+    return {"type": r.type, "value": r.value, "mitre_techniques": r.mitre_techniques,
+            "source": {"article_title": r.article_title, "feed_name": r.feed_name}}
+
+
+class MispFeed:
+    """The feed as a build sink: events are written while the days stream by.
+
+    Its objects go to ``derived`` (an :class:`ObjectWriter` whose keys the build adds once the
+    build id is known), so the feed does not change the id, as when it is a derived stage.
+    """
+
+    def __init__(self, info: BuildInfo, derived: ObjectWriter) -> None:
+        self.since = since_of(info.generated_at)
+        self.derived = derived
+        self.feed = FeedWriter(info.source_name)
+        self.done = False
+
+    def add_day(self, day: str, records: list[IOCRecord]) -> None:
+        self.add_rendered(day, records, {"misp": [render_line(r) for r in records]})
+
+    def add_rendered(self, day: str, records: list[IOCRecord],
+                     rendered: Mapping[str, list[bytes]]) -> None:
+        if self.done or query.day_start(day) + layout.DAY_SECONDS <= self.since:
+            self.done = True  # days come newest first: every later one is older
+            return
+        groups: dict[str, Article] = {}
+        since = self.since
+        attributes = rendered.get("misp")
+        if attributes is None:  # rendered by another process
+            attributes = [render_line(r) for r in records]
+        for r, attribute in zip(records, attributes, strict=True):
+            if r.last_seen < since:
+                break  # a day's records are newest first
+            group = groups.get(r.article_id)
+            if group is None:
+                group = groups[r.article_id] = Article(r.article_id)
+            group.records.append(record_of(r))
+            group.seen.append(r.last_seen)
+            group.attributes.append(attribute)
+        self.feed.add(self.derived, day, list(groups.values()))
+
+    def finish(self, out: ObjectWriter, info: BuildInfo) -> None:
+        self.feed.finish(self.derived)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from exports.model import IOCRecord
+from exports.stix21 import uuid5
 from generator.record_history import Seen, TechniqueTimes, joined, technique_times_of, version_times
 
 IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")
@@ -32,8 +33,12 @@ RANK = {"low": 1, "medium": 2, "high": 3}
 LEVEL = {1: "low", 2: "medium", 3: "high"}
 
 
+_NAMESPACE = IOC_NAMESPACE.bytes
+
+
 def ioc_id(type_: str, value: str) -> str:
-    return str(uuid.uuid5(IOC_NAMESPACE, f"{type_}:{value}"))
+    """``str(uuid.uuid5(IOC_NAMESPACE, f"{type_}:{value}"))``, without ``uuid.UUID`` objects."""
+    return uuid5(_NAMESPACE, f"{type_}:{value}")
 
 
 def _article_index(articles: pa.Table) -> dict[str, tuple]:
@@ -108,10 +113,17 @@ def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator
     index, accs = fold(articles, sightings)
     order = sorted(accs, key=lambda k: (-accs[k].last, k[0], k[1]))
     times = technique_times_of(sightings)
+    shared: dict[tuple[str, int], tuple] = {}
 
     def records() -> Iterator[IOCRecord]:
-        for key in order:
-            yield _record(key, accs.pop(key), index, times)
+        order.reverse()
+        while order:
+            key = order.pop()  # nothing keeps a record's key or fold once it is made
+            acc = accs.pop(key)
+            if acc.seen is None:
+                yield _single(key, acc, index, times, shared)
+            else:
+                yield _record(key, acc, index, times)
 
     return len(order), records()
 
@@ -119,6 +131,42 @@ def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator
 def aggregate(articles: pa.Table, sightings: pa.Table) -> list[IOCRecord]:
     """Fold the store into indicator records, newest first."""
     return list(iter_records(articles, sightings)[1])
+
+
+def _single(key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: TechniqueTimes,
+            shared: dict[tuple[str, int], tuple]) -> IOCRecord:
+    """``_record`` of an indicator seen once (most are): the fields that depend on its article
+    and ingest time alone are worked out once per (article, ingest) and shared."""
+    article, ingested = acc.primary, acc.ingested
+    parts = shared.get((article, ingested))
+    if parts is None:
+        art = index[article]
+        ordered = tuple(sorted(art[7]))
+        parts = shared[(article, ingested)] = (
+            art, tuple(sorted(art[6])), ordered, (article,), (ingested,),
+            joined([(ingested, acc.first, article)], ordered, {article: art[7]}, times))
+    art, tags, techniques, ids, versions, technique_times = parts
+    return IOCRecord(
+        id=ioc_id(*key),
+        type=key[0],
+        value=key[1],
+        confidence=LEVEL[acc.rank],
+        first_seen=acc.first,
+        last_seen=acc.last,
+        sightings=1,
+        article_id=article,
+        article_title=art[3],
+        article_url=art[4],
+        feed_name=art[1],
+        category=art[2],
+        context=acc.context,
+        tags=tags,
+        mitre_techniques=techniques,
+        article_ids=ids,
+        ingested_at=ingested,
+        version_times=versions,
+        technique_times=technique_times,
+    )
 
 
 def _record(key: tuple[str, str], acc: _Acc, index: dict[str, tuple],

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from exports.model import IOCRecord
 from worker import layout
@@ -27,18 +28,25 @@ class ObjectWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects: dict[str, list] = {}
+        self._folders: set[str] = set()  # object folders known to exist
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` (bytes, or a C-contiguous byte view) under ``key``."""
         if key in self.objects:
             raise ValueError(f"two producers for one build object: {key}")
         sha = hashlib.sha256(data).hexdigest()
-        self.objects[key] = [sha, len(data)]
-        path = self.root / layout.object_key(sha)
-        if path.exists():
+        self.objects[key] = [sha, data.nbytes if isinstance(data, memoryview) else len(data)]
+        # os.path on strings: a big build writes tens of thousands of objects
+        path = os.path.join(self.root, layout.object_key(sha))
+        if os.path.exists(path):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        tmp = os.path.join(folder, f".{sha}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
 
 
@@ -60,3 +68,12 @@ class RecordSink(Protocol):
     def add_day(self, day: str, records: list[IOCRecord]) -> None: ...
 
     def finish(self, out: ObjectWriter, info: BuildInfo) -> None: ...
+
+
+@runtime_checkable
+class RenderedSink(RecordSink, Protocol):
+    """A sink that also reads the day's rendered lines (variant → one line per record), so it
+    need not render a variant again."""
+
+    def add_rendered(self, day: str, records: list[IOCRecord],
+                     rendered: Mapping[str, list[bytes]]) -> None: ...

@@ -1,39 +1,49 @@
 """The TAXII 2.1 part of a build: resources, object pages, manifests and their indexes.
 
-A build sink (``generator/build.py`` ``SINKS``). Each record's STIX objects are rendered once by
-``exports/stix21.py`` (``render_line``, split per object) and spooled to a temporary file with a
-few numbers per object. Once every record is seen, each object gets its ``date_added``
-(``generator/taxii_order.py``), and every collection is written in ``date_added`` order: data
-chunks of ``CHUNK`` objects and manifest records, one fixed-size entry per object
-(``taxii/c/<name>/index.bin``), one entry file per STIX type for ``match[type]``, and one
-id index over all objects for ``match[id]``. Layout: ``worker/taxii_common.py``; how the
-worker slices it: docs/taxii.md.
+A build sink (``generator/build.py`` ``SINKS``). It reads each record's STIX line as the day
+partitions rendered it (``exports/stix21.py`` ``render_line``), finds the objects in it, and
+spools the line to a temporary file with a few numbers per object. Once every record is seen,
+each object gets its ``date_added`` (``generator/taxii_order.py``), and every collection is
+written in ``date_added`` order: data chunks of ``CHUNK`` objects and manifest records, one
+fixed-size entry per object (``taxii/c/<name>/index.bin``), one entry file per STIX type for
+``match[type]``, and one id index over all objects for ``match[id]``. Layout:
+``worker/taxii_common.py``; how the worker slices it: docs/taxii.md.
+
+The per-object numbers live in flat arrays, and ``finish`` works on them column-wise with
+pyarrow (sorts, takes, string joins): a million records make about three million objects, too
+many for a Python loop or a sort of tuples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import re
 import tempfile
 from array import array
+from collections.abc import Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from exports import stix21
 from exports.model import IOCRecord
 from generator.objects import BuildInfo, ObjectWriter
-from generator.taxii_order import (
-    DateAllocator,
-    object_key,
-    relationship_events,
-    strictly_increasing,
-)
+from generator.taxii_order import MICRO, dates_added, strictly_increasing
 from worker import layout
 from worker import taxii_common as tc
 
 HEAD = re.compile(rb'\{"type":"([a-z-]+)","spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"')
 SPLIT = b',{"type":"relationship",'  # cannot occur inside a JSON string: its quotes are bare
+RELATIONSHIP = re.compile(re.escape(SPLIT) + rb'"spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"')
 IOC_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
+TYPE_CODES = {name.encode(): code for name, code in tc.TYPE_CODES.items()}
+RELATIONSHIP_CODE = tc.TYPE_CODES["relationship"]
 MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-only server)
+RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
+# The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
+MAX_US = 253_402_300_799_999_999
 
 
 class TaxiiError(RuntimeError):
@@ -49,162 +59,416 @@ def split_objects(line: bytes) -> list[bytes]:
     return [parts[0] + b","] + [head + p + b"," for p in parts[1:-1]] + [head + parts[-1]]
 
 
+def _int_array(values: array, type_: pa.DataType) -> pa.Array:
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
+
+
+_RANGE: list[pa.Array] = [pa.array([], pa.int64())]
+
+
+def _arange(n: int) -> pa.Array:
+    """0, 1, …, n - 1 as int64: a slice of the longest one made so far."""
+    if n > len(_RANGE[0]):
+        _RANGE[0] = _int_array(array("q", range(n)), pa.int64())
+    return _RANGE[0].slice(0, n)
+
+
+def _words(arr: pa.Array) -> memoryview:
+    """A fixed-width array's values as 32-bit words."""
+    width = arr.type.bit_width // 8
+    buf = arr.buffers()[1]
+    return memoryview(buf).cast("B")[arr.offset * width : (arr.offset + len(arr)) * width].cast("I")
+
+
+def _bytes_of(arr: pa.Array) -> memoryview:
+    width = arr.type.byte_width
+    buf = arr.buffers()[1]
+    return memoryview(buf).cast("B")[arr.offset * width : (arr.offset + len(arr)) * width]
+
+
+def _as_binary(values: pa.Array, width: int) -> pa.Array:
+    """A fixed-width array's values, each as ``width`` bytes (little-endian for numbers)."""
+    fixed = pa.Array.from_buffers(pa.binary(width), len(values), [None, values.buffers()[1]],
+                                  offset=values.offset)
+    return pc.cast(fixed, pa.binary())
+
+
+def _data_of(values: pa.Array) -> memoryview:
+    """The bytes of a binary array's values, back to back."""
+    offsets = _offsets(values)
+    first, last = offsets[0].as_py(), offsets[-1].as_py()
+    return memoryview(values.buffers()[2]).cast("B")[first:last]
+
+
 class TaxiiSink:
-    """Spools every STIX object with its numbers; writes the TAXII tree at ``finish``."""
+    """Spools every record's STIX line and numbers per object; writes the TAXII tree at ``finish``."""
 
     def __init__(self) -> None:
-        self.alloc = DateAllocator()
         self.spool = tempfile.TemporaryFile(prefix="socdef-taxii-")
         self.size = 0
-        self.event = array("q")  # the time of each object's current version event
-        self.key = array("Q")
-        self.modified = array("q")  # µs
-        self.offset = array("Q")
-        self.length = array("I")
-        self.collection = bytearray()  # IOC type code of the record
+        # per object
+        self.ends = array("q", [0])  # object i is spool[ends[i]:ends[i + 1]]
+        self.current = array("q")  # its latest version event: an index into the members
         self.stix_type = bytearray()
-        self.uuids = bytearray()  # 16 bytes per object
+        self.uuid_text = bytearray()  # 36 characters per object
+        # per version event of an object (a member of the event's group, taxii_order.py)
+        self.member_time = array("q")
+        # per record
+        self.record_ends = array("q")  # objects of record j end at record_ends[j]
+        self.record_modified = array("q")  # µs
+        self.record_collection = bytearray()  # IOC type code
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
-        for r in records:
-            self.add_record(r)
+        self.add_rendered(day, records, {"stix": [stix21.render_line(r) for r in records]})
 
-    def add_record(self, r: IOCRecord) -> None:
-        parts = split_objects(stix21.render_line(r))
-        main = r.version_times or (max(r.ingested_at, r.last_seen),)
-        if len(parts) > 1 and len(parts) != len(r.mitre_techniques) + 1:
-            raise TaxiiError(f"{r.type} {r.value}: {len(parts)} objects for "
+    def add_rendered(self, day: str, records: list[IOCRecord],
+                     rendered: Mapping[str, list[bytes]]) -> None:
+        lines = rendered.get("stix")
+        if lines is None:  # rendered by another process
+            lines = [stix21.render_line(r) for r in records]
+        ends, current, member_time = self.ends, self.current, self.member_time
+        stix_type, uuid_text = self.stix_type, self.uuid_text
+        size = self.size
+        for r, line in zip(records, lines, strict=True):
+            head = HEAD.match(line)
+            code = TYPE_CODES.get(head.group(1)) if head else None
+            if code is None:
+                raise TaxiiError(f"unexpected STIX object head: {line[:80]!r}")
+            main = r.version_times or (max(r.ingested_at, r.last_seen),)
+            stix_type.append(code)
+            uuid_text += head.group(2)
+            member_time.extend(main)
+            current.append(len(member_time) - 1)
+            parts = line.split(SPLIT)
+            if len(parts) > 1:
+                self._relationships(r, line, parts, main, size)
+            else:
+                ends.append(size + len(line))
+            size += len(line)
+            self.record_ends.append(len(current))
+            self.record_modified.append(r.last_seen * MICRO)
+            self.record_collection.append(IOC_CODES[r.type])
+        self.spool.write(b"".join(lines))
+        self.size = size
+
+    def _relationships(self, r: IOCRecord, line: bytes, parts: list[bytes],
+                       main: tuple[int, ...], start: int) -> None:
+        count = len(parts) - 1
+        if count != len(r.mitre_techniques):
+            raise TaxiiError(f"{r.type} {r.value}: {count + 1} objects for "
                              f"{len(r.mitre_techniques)} techniques")
-        for k, part in enumerate(parts):
-            events = main
-            if k:
-                joined = r.technique_times[k - 1] if r.technique_times else 0
-                events = relationship_events(main, joined or main[0])
-            self._add(part, r, events)
-
-    def _add(self, data: bytes, r: IOCRecord, events: tuple[int, ...]) -> None:
-        found = HEAD.match(data)
-        if found is None or found.group(1).decode() not in tc.TYPE_CODES:
-            raise TaxiiError(f"unexpected STIX object head: {data[:80]!r}")
-        uuid_hex = found.group(2).decode()
-        key = object_key(uuid_hex)
-        self.alloc.add(events, key)
-        self.event.append(events[-1])
-        self.key.append(key)
-        self.modified.append(r.last_seen * 1_000_000)
-        self.offset.append(self.size)
-        self.length.append(len(data))
-        self.collection.append(IOC_CODES[r.type])
-        self.stix_type.append(tc.TYPE_CODES[found.group(1).decode()])
-        self.uuids += bytes.fromhex(uuid_hex.replace("-", ""))
-        self.spool.write(data)
-        self.size += len(data)
+        ids = RELATIONSHIP.findall(line)
+        if len(ids) != count:
+            raise TaxiiError(f"unexpected STIX relationship head in {r.type} {r.value}")
+        ends, current, member_time = self.ends, self.current, self.member_time
+        end = start + len(parts[0]) + 1
+        ends.append(end)
+        for p in parts[1:-1]:
+            end += len(p) + len(SPLIT)
+            ends.append(end)
+        ends.append(start + len(line))
+        self.stix_type += bytes((RELATIONSHIP_CODE,)) * count
+        self.uuid_text += b"".join(ids)
+        first = main[0]
+        for k in range(count):
+            joined = (r.technique_times[k] if r.technique_times else 0) or first
+            # generator.taxii_order.relationship_events(main, joined)
+            if len(main) == 1:
+                if first > joined:
+                    member_time.append(joined)
+                member_time.append(first if first > joined else joined)
+            else:
+                member_time.append(joined)
+                member_time.extend(t for t in main if t > joined)
+            current.append(len(member_time) - 1)
 
     def finish(self, out: ObjectWriter, info: BuildInfo) -> None:
-        dates = self._dates()
-        order = sorted(range(len(dates)), key=dates.__getitem__)
-        members: dict[str, list[int]] = {name: [] for name in tc.COLLECTIONS}
-        members[tc.ALL_COLLECTION] = order
-        for i in order:
-            members[layout.IOC_TYPES[self.collection[i]]].append(i)
         self.spool.flush()
-        data = mmap.mmap(self.spool.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
-        positions = {name: array("I", bytes(4 * len(dates))) for name in ("all", "own")}
+        data = mmap.mmap(self.spool.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
         try:
-            for name, picked in members.items():
-                pos = positions["all" if name == tc.ALL_COLLECTION else "own"]
-                CollectionWriter(self, name, dates, data).write(out, picked, pos)
+            objects = Objects(self, data)
+            # the columns wrap these buffers; the sink's own references would outlive them
+            self.ends, self.uuid_text, self.stix_type = array("q"), bytearray(), bytearray()
+            objects.write(out)
+            del objects  # it holds views of the mapped spool
         finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
+            if data is not None:
+                with contextlib.suppress(BufferError):  # on an error, views may live on
+                    data.close()
             self.spool.close()
-        self._write_ids(out, positions["all"], positions["own"])
+            _RANGE[0] = pa.array([], pa.int64())
         write_resources(out, info.source_name)
 
-    def _dates(self) -> array:
-        self.alloc.finish()
-        dates = array("q", map(self.alloc.date_added, self.event, self.key))
-        order = sorted(range(len(dates)), key=dates.__getitem__)
-        ordered = array("q", (dates[i] for i in order))
-        if strictly_increasing(ordered):
-            for j, i in enumerate(order):
-                dates[i] = ordered[j]
-        return dates
 
-    def _write_ids(self, out: ObjectWriter, pos_all: array, pos_own: array) -> None:
-        u = self.uuids
-        rows = sorted(
-            (bytes(u[16 * i : 16 * i + 16]), self.stix_type[i], self.collection[i], pos_all[i],
-             pos_own[i])
-            for i in range(len(self.key))
+class Objects:
+    """Every spooled object as columns, ordered by ``date_added``; writes the collections."""
+
+    def __init__(self, sink: TaxiiSink, data: mmap.mmap | None) -> None:
+        n = self.n = len(sink.current)
+        self.data = data
+        self.read = 0  # spool bytes read since its pages were last let go
+        raw = bytes.fromhex(sink.uuid_text.replace(b"-", b"").decode("ascii"))
+        if len(raw) != 16 * n:
+            raise TaxiiError("an object id is not a UUID")
+        self.uuids = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw)])
+        self.uuid_text = pa.Array.from_buffers(pa.binary(36), n,
+                                               [None, pa.py_buffer(sink.uuid_text)])
+        self.keys = _uuid_words(raw, n, 0)
+        self.low_keys = _uuid_words(raw, n, 8)
+        record = _runs(sink.record_ends)
+        self.modified = pc.take(_int_array(sink.record_modified, pa.int64()), record)
+        self.collection = pc.take(_uint8(sink.record_collection), record)
+        self.stix_type = _uint8(sink.stix_type)
+        self.objects = pa.Array.from_buffers(
+            pa.large_binary(), n,
+            [None, pa.py_buffer(sink.ends), pa.py_buffer(data if data is not None else b"")])
+        owner = _runs(array("q", (i + 1 for i in sink.current)))
+        members = dates_added(_int_array(sink.member_time, pa.int64()), pc.take(self.keys, owner))
+        self.dates = pc.take(members, _int_array(sink.current, pa.int64()))
+        del owner, members
+        sink.member_time, sink.current = array("q"), array("q")  # not needed any more
+        self.order = pc.sort_indices(self.dates)
+        self.sorted_dates = pc.take(self.dates, self.order)
+        if n > 1 and pc.any(pc.less_equal(self.sorted_dates[1:], self.sorted_dates[:-1])).as_py():
+            fixed = array("q", self.sorted_dates.to_pylist())
+            strictly_increasing(fixed)
+            self.sorted_dates = _int_array(fixed, pa.int64())
+            self.dates = pc.take(self.sorted_dates, pc.sort_indices(self.order))
+        lowest = min(pc.min(self.dates).as_py() or 0, pc.min(self.modified).as_py() or 0)
+        highest = max(pc.max(self.dates).as_py() or 0, pc.max(self.modified).as_py() or 0)
+        self.stamps = None  # plain times: formatted column-wise
+        if 0 <= lowest and highest <= MAX_US:
+            self.stamps = (Stamps(self.dates, 6), Stamps(self.modified, 3))
+
+    def write(self, out: ObjectWriter) -> None:
+        codes = pc.take(self.collection, self.order)  # in date order
+        writers = [CollectionWriter(self, tc.ALL_COLLECTION, None)]
+        for code, name in enumerate(layout.IOC_TYPES):
+            writers.append(CollectionWriter(self, name, pc.indices_nonzero(pc.equal(codes, code))))
+        del codes
+        # Every collection advances through date order together, so the spool is read in one
+        # pass, a window at a time, and its pages are let go as the window moves on.
+        for frontier in range(tc.CHUNK, self.n + tc.CHUNK, tc.CHUNK):
+            for writer in writers:
+                writer.chunks_before(out, frontier)
+            if self.read >= RELEASE_BYTES and self.data is not None:
+                self.data.madvise(mmap.MADV_DONTNEED)
+                self.read = 0
+        for writer in writers:
+            writer.chunks_before(out, self.n + 1)
+        self.stamps = None
+        own = _arange(0)
+        for writer in writers:
+            writer.finish(out)
+            pa.default_memory_pool().release_unused()
+        if self.n:
+            members = pa.concat_arrays([writer.picked for writer in writers[1:]])
+            ranks = pa.concat_arrays([_arange(writer.count) for writer in writers[1:]])
+            own = pc.take(ranks, pc.sort_indices(members))
+            del members, ranks
+        del writers
+        # the id index needs none of the objects' data, dates or texts: let them go first
+        del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
+        if self.data is not None:
+            self.data.madvise(mmap.MADV_DONTNEED)
+        pa.default_memory_pool().release_unused()
+        self._write_ids(out, pc.sort_indices(self.order), own)
+
+    def manifest_records(self, at: pa.Array) -> pa.Array:
+        """The manifest records of objects ``at``, each followed by a comma."""
+        if self.stamps is not None:
+            added, version = self.stamps[0].of(at), self.stamps[1].of(at)
+        else:
+            dates = pc.take(self.dates, at).to_pylist()
+            modified = pc.take(self.modified, at).to_pylist()
+            added = (pa.array([tc.timestamp_us(d)[:-1].encode() for d in dates], pa.binary()), b"")
+            version = (pa.array([tc.version_string(m)[:-1].encode() for m in modified],
+                                pa.binary()), b"")
+        return pc.binary_join_element_wise(
+            pc.take(ID_PREFIXES, pc.take(self.stix_type, at)),
+            pc.cast(pc.take(self.uuid_text, at), pa.binary()),
+            b'","date_added":"', *added, b'Z","version":"', *version,
+            b'Z","media_type":"' + tc.STIX_MEDIA_TYPE.encode() + b'"},',
+            b"",
         )
-        out.put(tc.ID_INDEX_KEY, b"".join(tc.ID_ENTRY.pack(*row) for row in rows))
-        out.put(tc.ID_FENCE_KEY, b"".join(row[0] for row in rows[:: tc.ID_BLOCK]))
+
+    def _write_ids(self, out: ObjectWriter, pos_all: pa.Array, pos_own: pa.Array) -> None:
+        """``ids.bin``: every object's ID_ENTRY sorted (as tuples: UUID, type, collection,
+        positions); ``ids.fence``: every ID_BLOCK-th UUID of it."""
+        n = self.n
+        columns = {"hi": self.keys, "lo": self.low_keys, "s": self.stix_type,
+                   "c": self.collection, "a": pos_all, "o": pos_own}
+        order = pc.sort_indices(pa.table(columns),
+                                sort_keys=[(name, "ascending") for name in columns])
+        # each row's fields as bytes (little-endian), joined: the rows of ids.bin
+        rows = pc.binary_join_element_wise(
+            _as_binary(self.uuids, 16), _as_binary(self.stix_type, 1),
+            _as_binary(self.collection, 1), _as_binary(pc.cast(pos_all, pa.uint32()), 4),
+            _as_binary(pc.cast(pos_own, pa.uint32()), 4), b"")
+        out.put(tc.ID_INDEX_KEY, _data_of(pc.take(rows, order)))
+        del rows
+        fenced = pc.take(order, _int_array(array("q", range(0, n, tc.ID_BLOCK)), pa.int64()))
+        out.put(tc.ID_FENCE_KEY, _bytes_of(pc.take(self.uuids, fenced)))
 
 
 class CollectionWriter:
     """Writes one collection: chunks, manifest records, entries, type entries, meta, info."""
 
-    def __init__(self, sink: TaxiiSink, name: str, dates: array, data: bytes | mmap.mmap) -> None:
-        self.s = sink
+    def __init__(self, objects: Objects, name: str, positions: pa.Array | None) -> None:
+        self.o = objects
         self.name = name
-        self.dates = dates
-        self.data = data
-        self.entries = bytearray()
-        self.fences: list[int] = []
-        self.by_type: dict[int, bytearray] = {}
-        self.type_fences: dict[int, list[int]] = {}
+        # the date-order positions of the collection's objects (None: all of them) and the
+        # objects themselves, in date order
+        self.positions = positions
+        self.picked = objects.order if positions is None else pc.take(objects.order, positions)
+        self.count = len(self.picked)
+        # the date-order position of each chunk's last object
+        ends = [min(self.count, start + tc.CHUNK) - 1 for start in range(0, self.count, tc.CHUNK)]
+        if positions is None:
+            self.lasts = ends
+        else:
+            self.lasts = pc.take(positions, pa.array(ends, pa.int64())).to_pylist()
+        self.written = 0
+        # per chunk: the offsets of its objects and of its manifest records (len + 1 each)
+        self.spans: dict[str, list[pa.Array]] = {"obj": [], "man": []}
 
-    def write(self, out: ObjectWriter, picked: list[int], positions: array) -> None:
-        for start in range(0, len(picked), tc.CHUNK):
-            self._chunk(out, start // tc.CHUNK, picked[start : start + tc.CHUNK], positions, start)
-        out.put(tc.collection_key(self.name, "index.bin"), bytes(self.entries))
+    def chunks_before(self, out: ObjectWriter, frontier: int) -> None:
+        """Write every chunk whose objects all lie before date-order position ``frontier``."""
+        while self.written < len(self.lasts) and self.lasts[self.written] < frontier:
+            self._chunk(out, self.written)
+            self.written += 1
+
+    def _chunk(self, out: ObjectWriter, number: int) -> None:
+        at = self.picked.slice(number * tc.CHUNK, tc.CHUNK)
+        for kind, values in (("obj", pc.take(self.o.objects, at)),
+                             ("man", self.o.manifest_records(at))):
+            offsets = _offsets(values)
+            first, last = offsets[0].as_py(), offsets[-1].as_py()
+            out.put(tc.chunk_key(self.name, kind, number),
+                    memoryview(values.buffers()[2]).cast("B")[first:last])
+            if first:
+                offsets = pc.subtract(offsets, first)
+            self.spans[kind].append(pc.cast(offsets, pa.uint32()))
+            if kind == "obj":
+                self.o.read += last - first
+
+    def _dates(self) -> pa.Array:
+        if self.positions is None:
+            return self.o.sorted_dates
+        return pc.take(self.o.sorted_dates, self.positions)
+
+    def finish(self, out: ObjectWriter) -> None:
+        count = self.count
+        words = tc.ENTRY.size // 4
+        entries = bytearray(tc.ENTRY.size * count)
+        view = memoryview(entries).cast("I")
+
+        def fill(word: int, values: pa.Array) -> None:
+            src = _words(values)
+            width = values.type.bit_width // 32
+            for k in range(width):
+                view[word + k :: words] = src[k::width]
+
+        fill(0, self._dates())
+        fill(2, pc.take(self.o.modified, self.picked))
+        fill(4, pc.cast(pc.divide(_arange(count), tc.CHUNK), pa.uint32()))
+        for word, kind in ((5, "obj"), (7, "man")):
+            spans = self.spans.pop(kind)
+            fill(word, pa.concat_arrays([o[:-1] for o in spans]) if spans else _uint32())
+            fill(word + 1, pa.concat_arrays([o[1:] for o in spans]) if spans else _uint32())
+            del spans
+        kinds = pc.take(self.o.stix_type, self.picked)
+        fill(9, pc.cast(kinds, pa.uint32()))
+        view.release()
+        out.put(tc.collection_key(self.name, "index.bin"), entries)
+        table = pa.Array.from_buffers(pa.binary(tc.ENTRY.size), count,
+                                      [None, pa.py_buffer(entries)])
+        dates = self._dates()
         types = {}
-        for code in sorted(self.by_type):
+        for code in sorted(pc.unique(kinds).to_pylist()):
             stix_type = tc.STIX_TYPES[code]
-            out.put(tc.type_index_key(self.name, stix_type), bytes(self.by_type[code]))
-            entries = self.by_type[code]
-            types[stix_type] = {"count": len(entries) // tc.ENTRY.size,
-                                "fences": self.type_fences[code],
-                                "last": tc.ENTRY.unpack_from(entries, len(entries) - tc.ENTRY.size)[0]}
-        meta = {"count": len(picked), "fences": self.fences, "types": types}
-        if picked:
-            meta["last"] = self.dates[picked[-1]]
+            mask = pc.equal(kinds, code)
+            out.put(tc.type_index_key(self.name, stix_type), _bytes_of(pc.filter(table, mask)))
+            typed_dates = pc.filter(dates, mask)
+            types[stix_type] = {"count": len(typed_dates),
+                                "fences": _every(typed_dates, tc.CHUNK),
+                                "last": typed_dates[-1].as_py()}
+        meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        if count:
+            meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
         out.put(tc.collection_key(self.name, "info.json"), _compact(collection_resource(self.name)))
 
-    def _chunk(self, out: ObjectWriter, number: int, picked: list[int], positions: array,
-               start: int) -> None:
-        s = self.s
-        objects, manifest = bytearray(), bytearray()
-        self.fences.append(self.dates[picked[0]])
-        for n, i in enumerate(picked):
-            positions[i] = start + n
-            o0, m0 = len(objects), len(manifest)
-            objects += self.data[s.offset[i] : s.offset[i] + s.length[i]]
-            manifest += self._manifest_record(i)
-            entry = tc.ENTRY.pack(self.dates[i], s.modified[i], number, o0, len(objects), m0,
-                                  len(manifest), s.stix_type[i])
-            self.entries += entry
-            self._typed(s.stix_type[i], entry, self.dates[i])
-        out.put(tc.chunk_key(self.name, "obj", number), bytes(objects))
-        out.put(tc.chunk_key(self.name, "man", number), bytes(manifest))
 
-    def _typed(self, code: int, entry: bytes, date: int) -> None:
-        found = self.by_type.get(code)
-        if found is None:
-            found = self.by_type[code] = bytearray()
-            self.type_fences[code] = []
-        if (len(found) // tc.ENTRY.size) % tc.CHUNK == 0:
-            self.type_fences[code].append(date)
-        found += entry
+ID_PREFIXES = pa.array([f'{{"id":"{name}--'.encode() for name in tc.STIX_TYPES], pa.binary())
 
-    def _manifest_record(self, i: int) -> bytes:
-        s = self.s
-        oid = tc.object_id(s.stix_type[i], bytes(s.uuids[16 * i : 16 * i + 16]))
-        return (f'{{"id":"{oid}","date_added":"{tc.timestamp_us(self.dates[i])}",'
-                f'"version":"{tc.version_string(s.modified[i])}",'
-                f'"media_type":"{tc.STIX_MEDIA_TYPE}"}},').encode()
+
+def _uint32() -> pa.Array:
+    return pa.array([], pa.uint32())
+
+
+def _uint8(values: bytearray) -> pa.Array:
+    return pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(values)])
+
+
+def _runs(ends: array) -> pa.Array:
+    """``i`` repeated for every position below ``ends[i]`` (and at or above ``ends[i - 1]``)."""
+    return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
+        _int_array(ends, pa.int64()), _arange(len(ends))))
+
+
+def _uuid_words(raw: bytes, n: int, start: int) -> pa.Array:
+    """The big-endian 64-bit number in bytes ``start…start+8`` of every 16-byte UUID."""
+    src = memoryview(raw)
+    buf = bytearray(8 * n)
+    view = memoryview(buf)
+    for k in range(8):
+        view[k::8] = src[start + 7 - k :: 16]
+    return pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(buf)])
+
+
+def _offsets(values: pa.Array) -> pa.Array:
+    """The value offsets of a binary or large_binary array (len + 1 of them)."""
+    width = pa.int64() if pa.types.is_large_binary(values.type) else pa.int32()
+    return pa.Array.from_buffers(width, len(values) + 1, [None, values.buffers()[1]],
+                                 offset=values.offset)
+
+
+class Stamps:
+    """``%Y-%m-%dT%H:%M:%S.`` plus the first ``digits`` digits of the µs (6 or 3), as binary
+    pieces to join.
+
+    For non-negative µs values only (``Objects.stamps``): division truncates. Each
+    distinct second is formatted once; every value keeps the number of its second's text.
+    """
+
+    def __init__(self, micros: pa.Array, digits: int) -> None:
+        self.micros = micros
+        self.digits = digits
+        seconds = pc.divide(micros, MICRO)
+        distinct = pc.unique(seconds)
+        self.text = pc.cast(pc.strftime(pc.cast(distinct, pa.timestamp("s")),
+                                        format="%Y-%m-%dT%H:%M:%S."), pa.binary())
+        self.second = pc.index_in(seconds, value_set=distinct)
+        whole = pc.all(pc.equal(pc.subtract(micros, pc.multiply(seconds, MICRO)), 0)).as_py()
+        self.zeros = b"0" * digits if whole or not len(micros) else None  # every fraction is 0
+
+    def of(self, at: pa.Array) -> tuple[pa.Array, pa.Array | bytes]:
+        """(the seconds' texts, the fractions' digits) of values ``at``."""
+        seconds = pc.take(self.text, pc.take(self.second, at))
+        if self.zeros is not None:
+            return seconds, self.zeros
+        micros = pc.take(self.micros, at)
+        fraction = pc.subtract(micros, pc.multiply(pc.divide(micros, MICRO), MICRO))
+        if self.digits < 6:
+            fraction = pc.divide(fraction, 10 ** (6 - self.digits))
+        digits = pc.utf8_lpad(pc.cast(fraction, pa.string()), self.digits, "0")
+        return seconds, pc.cast(digits, pa.binary())
+
+
+def _every(values: pa.Array, step: int) -> list[int]:
+    return pc.take(values, _int_array(array("q", range(0, len(values), step)),
+                                      pa.int64())).to_pylist()
 
 
 def collection_resource(name: str) -> dict:

@@ -87,6 +87,13 @@ def test_builds_are_deterministic(sample_store, tmp_path):
     assert tree_digest(tmp_path / "b1") == tree_digest(tmp_path / "b2")
 
 
+def test_one_process_builds_what_two_do(sample_store, tmp_path):
+    two = build(sample_store, tmp_path / "b2", processes=2)
+    one = build(sample_store, tmp_path / "b1", processes=1)
+    assert one.build_id == two.build_id
+    assert tree_digest(tmp_path / "b1") == tree_digest(tmp_path / "b2")
+
+
 def test_publish_switches_atomically_and_skips_what_arrived(sample_store, tmp_path):
     out, bucket = tmp_path / "build", tmp_path / "bucket"
     first = build(sample_store, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from array import array
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from generator.build import build
 from generator.record_history import joined, version_times
 from generator.store import Article, Sighting, Store
 from generator.synthetic import synthetic_store
-from generator.taxii_order import DateAllocator, strictly_increasing
+from generator.taxii_order import DateAllocator, dates_added, strictly_increasing
 from worker import taxii_common as tc
 from worker.errors import InvalidParameter
 from worker.storage import Build, LocalBucket
@@ -158,6 +159,19 @@ def test_dates_are_unique_and_do_not_move_when_later_ingests_arrive(raw, new_key
     for key in {old, new_key} - {None}:
         if grown[key][-1] == 70:
             assert after[key] > max(before.values(), default=0)
+
+
+@given(st.lists(st.tuples(st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True),
+                         st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1))), max_size=60))
+def test_column_wise_dates_are_the_allocators(raw):
+    members = [(t, key) for times, key in raw for t in sorted(times)]
+    alloc = DateAllocator()
+    for t, key in members:
+        alloc.add((t,), key)
+    alloc.finish()
+    got = dates_added(pa.array([t for t, _ in members], pa.int64()),
+                      pa.array([key for _, key in members], pa.uint64()))
+    assert got.to_pylist() == [alloc.date_added(t, key) for t, key in members]
 
 
 def test_ties_are_broken_by_a_microsecond():
