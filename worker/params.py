@@ -43,7 +43,9 @@ class ListParams:
         return self.format
 
 
-def _choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: str) -> str:
+def choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: str) -> str:
+    """``query[name]`` when it is ``all`` (the default) or one of ``allowed``; else a 400 that
+    lists the valid values as ``valid_<name>s``."""
     value = query.get(name, layout.ALL)
     if value == layout.ALL or value in allowed:
         return value
@@ -68,7 +70,8 @@ def _seconds(moment: datetime, *, up: bool) -> int:
     return whole + 1 if up and moment.microsecond else whole
 
 
-def _integer(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def integer(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """``query[name]`` as an integer in ``[low, high]`` (``default`` when absent); else a 400."""
     raw = query.get(name)
     if raw is None:
         return default
@@ -84,7 +87,8 @@ def _integer(query: dict[str, str], name: str, default: int, low: int, high: int
     return value
 
 
-def _flag(query: dict[str, str], name: str, default: bool) -> bool:
+def flag(query: dict[str, str], name: str, default: bool) -> bool:
+    """``query[name]`` as a boolean (true/false and their usual spellings); else a 400."""
     raw = query.get(name)
     if raw is None:
         return default
@@ -109,15 +113,15 @@ def window(query: dict[str, str], tier: Tier, now: int) -> tuple[int, int]:
 
 
 def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, ...]) -> ListParams:
-    type_ = _choice(query, "type", layout.IOC_TYPES, "IOC type")
-    category = _choice(query, "category", layout.CATEGORIES, "category")
-    confidence = _choice(query, "confidence", layout.CONFIDENCES, "confidence")
+    type_ = choice(query, "type", layout.IOC_TYPES, "IOC type")
+    category = choice(query, "category", layout.CATEGORIES, "category")
+    confidence = choice(query, "confidence", layout.CONFIDENCES, "confidence")
     fmt = query.get("format", formats[0])
     if fmt not in formats:
         raise InvalidParameter(f"Invalid format: {fmt}", details={"valid_formats": list(formats)})
-    limit = min(_integer(query, "limit", 100, 1, MAX_LIMIT), tier.max_limit)
-    offset = _integer(query, "offset", 0, 0, 2**31 - 1)
-    include_context = _flag(query, "include_context", True)
+    limit = min(integer(query, "limit", 100, 1, MAX_LIMIT), tier.max_limit)
+    offset = integer(query, "offset", 0, 0, 2**31 - 1)
+    include_context = flag(query, "include_context", True)
     since, until = window(query, tier, now)
     is_default = not ({"since", "until", "offset"} & query.keys()) and limit == 100
     return ListParams(type_, category, confidence, since, until, limit, offset, fmt,

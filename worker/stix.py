@@ -22,7 +22,7 @@ from worker import layout, query
 from worker.errors import InvalidParameter
 from worker.export_query import conditional, etag
 from worker.http import Response
-from worker.params import _choice, _flag, _integer, window
+from worker.params import choice, flag, integer, window
 from worker.routing import Ctx
 from worker.stix_common import (
     DEFAULT_TLPS,
@@ -73,14 +73,14 @@ def _tlp(raw: str | None) -> str | None:
 
 
 def parse_stix(q: dict[str, str], tier: Tier, now: int) -> StixParams:
-    type_ = _choice(q, "type", layout.IOC_TYPES, "IOC type")
+    type_ = choice(q, "type", layout.IOC_TYPES, "IOC type")
     fmt = q.get("format", FORMATS[0])
     if fmt not in FORMATS:
         raise InvalidParameter(f"Invalid format: {fmt}", details={"valid_formats": list(FORMATS)})
-    limit = min(_integer(q, "limit", 100, 1, MAX_LIMIT), tier.max_limit)
+    limit = min(integer(q, "limit", 100, 1, MAX_LIMIT), tier.max_limit)
     since, until = window({k: v for k, v in q.items() if k == "since"}, tier, now)
-    return StixParams(type_, since, until, limit, fmt, _flag(q, "include_identity", True),
-                      _flag(q, "include_tlp_markings", True), _tlp(q.get("tlp")))
+    return StixParams(type_, since, until, limit, fmt, flag(q, "include_identity", True),
+                      flag(q, "include_tlp_markings", True), _tlp(q.get("tlp")))
 
 
 def swap_markings(data: bytes, level: str) -> bytes:
