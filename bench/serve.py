@@ -1,12 +1,15 @@
 """The default hourly poll through the worker vs the same bytes from nginx, in one run.
 
     python bench/serve.py [--seconds 10] [--rounds 3] [--iocs 20000]
+    python bench/serve.py --trivial   # the servers' own floor: apps that only return the bytes
+    python bench/serve.py --in-process 20000   # the worker's own work per request, by part
 
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
 wrk (``-t2 -c32 --latency``) against ``GET /api/v1/iocs`` with ``Authorization: Bearer`` on:
-the worker with the SQLite limiter and with the Redis limiter (a ``redis-server`` the bench
-starts on 127.0.0.1; 1 and 2 processes each), the worker with the in-memory limiter, the same with ``--server uvicorn`` instead of
-granian (SQLite limiter), and nginx
+the worker (granian, RSGI: what ``socdef serve`` runs) with the SQLite limiter and with the
+Redis limiter (a ``redis-server`` the bench starts on 127.0.0.1; 1 and 2 processes each), the
+worker with the in-memory limiter, the worker over granian's ASGI interface
+(``--interface asgi``) and under ``--server uvicorn`` (SQLite limiter both), and nginx
 (2 workers) serving the identical body as a static file. Rounds are interleaved and
 medians reported, with each figure's ratio to nginx from the same run. Limits are scaled up
 (``--limit-scale``) so the limiter does its full work on every request but never refuses.
@@ -15,6 +18,12 @@ rows) spent per request during the measured run: unlike req/s, it barely moves w
 load the machine.
 Needs ``wrk``, ``nginx`` and ``redis-server`` (Debian packages); without nginx a Python static
 server stands in, without redis-server the Redis rows are left out.
+
+``--trivial`` measures what the server interfaces themselves cost: granian running an ASGI app
+and an RSGI app that do nothing but return the same body with the same headers (and an RSGI
+app that also waits once per request on a batched future, as the limiter's decisions do, one
+that sends the worker's 12 headers, and one that answers with ``response_file``), and nginx, in the same interleaved rounds (no build, key or limiter); ``--granian-options`` adds
+RSGI rows with other granian settings.
 """
 
 from __future__ import annotations
@@ -140,10 +149,10 @@ class Redis:
 
 class Worker:
     def __init__(self, data: Path, limiter: str, workers: int, redis_url: str = "",
-                 server: str = "granian") -> None:
+                 server: str = "granian", interface: str = "rsgi") -> None:
         self.port = free_port()
         extra = ["--redis-url", redis_url] if redis_url else []
-        extra += ["--server", server]
+        extra += ["--server", server, "--interface", interface]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "generator", "serve", "--data-dir", str(data), "--port",
              str(self.port), "--limiter", limiter, "--workers", str(workers),
@@ -151,6 +160,123 @@ class Worker:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
         wait(f"http://127.0.0.1:{self.port}/healthz")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+BODY_ENV = "SOCDEF_BENCH_BODY"  # the file whose bytes the trivial apps answer with
+
+
+def _trivial_body() -> bytes:
+    return Path(os.environ[BODY_ENV]).read_bytes()
+
+
+def trivial_asgi() -> object:
+    """An ASGI app answering every request with the bench body (granian ``--factory``)."""
+    body = _trivial_body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    message = {"type": "http.response.body", "body": body}
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            await send(start)  # type: ignore[operator]
+            await send(message)  # type: ignore[operator]
+
+    return app
+
+
+def trivial_rsgi() -> object:
+    """The same as :func:`trivial_asgi` over granian's RSGI interface."""
+    body = _trivial_body()
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+
+    class App:
+        async def __rsgi__(self, scope: object, protocol: object) -> None:
+            protocol.response_bytes(200, headers, body)  # type: ignore[attr-defined]
+
+    return App()
+
+
+WORKER_HEADERS = [  # the names and sizes of the worker's answer to the default poll
+    ("etag", '"3eb80d1f4b1f779603dfae39"'), ("last-modified", "Sun, 29 Nov 2026 04:39:54 GMT"),
+    ("cache-control", "private, max-age=0, must-revalidate"), ("vary", "Accept-Encoding"),
+    ("x-ratelimit-limit", "1000000000"), ("x-ratelimit-remaining", "999999997"),
+    ("x-ratelimit-reset", "1795927380"),
+    ("ratelimit-policy", '"minute";q=1000000000;w=60, "day";q=1000000000000;w=86400'),
+    ("ratelimit", '"minute";r=999999997;t=4'), ("x-request-id", "req_1fe67df547acb1fa")]
+
+
+def trivial_rsgi_headers() -> object:
+    """:func:`trivial_rsgi` with the worker's headers: what sending them costs the server."""
+    body = _trivial_body()
+    headers = [("content-type", "application/json"), ("content-length", str(len(body))),
+               *WORKER_HEADERS]
+
+    class App:
+        async def __rsgi__(self, scope: object, protocol: object) -> None:
+            protocol.response_bytes(200, list(headers), body)  # type: ignore[attr-defined]
+
+    return App()
+
+
+def trivial_rsgi_file() -> object:
+    """:func:`trivial_rsgi` answering with ``response_file`` (granian reads the file)."""
+    path = os.environ[BODY_ENV]
+    headers = [("content-type", "application/json"),
+               ("content-length", str(Path(path).stat().st_size))]
+
+    class App:
+        async def __rsgi__(self, scope: object, protocol: object) -> None:
+            protocol.response_file(200, headers, path)  # type: ignore[attr-defined]
+
+    return App()
+
+
+def trivial_rsgi_wait() -> object:
+    """:func:`trivial_rsgi`, but each request first waits on a future resolved with the others
+    of its event-loop turn, as the worker's batched limiter decisions do: the cost of a request
+    that suspends once."""
+    import asyncio
+
+    body = _trivial_body()
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+    pending: list[asyncio.Future] = []
+
+    def resolve() -> None:
+        batch = pending[:]
+        pending.clear()
+        for future in batch:
+            future.set_result(None)
+
+    class App:
+        async def __rsgi__(self, scope: object, protocol: object) -> None:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            if not pending:
+                loop.call_soon(resolve)
+            pending.append(future)
+            await future
+            protocol.response_bytes(200, headers, body)  # type: ignore[attr-defined]
+
+    return App()
+
+
+class Trivial:
+    """granian (1 process, uvloop) running one of the trivial apps."""
+
+    def __init__(self, body_file: Path, interface: str, options: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "granian", "--interface", interface.split("_")[0], "--factory",
+             "--port", str(self.port), "--workers", "1", "--no-ws", "--loop", "uvloop",
+             "--log-level", "warning", *options, f"bench.serve:trivial_{interface}"],
+            cwd=ROOT, env={**os.environ, BODY_ENV: str(body_file)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
+        wait(self.url)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -186,9 +312,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iocs", type=int, default=20_000)
+    parser.add_argument("--trivial", action="store_true",
+                        help="only the servers' floor: trivial ASGI and RSGI apps vs nginx")
+    parser.add_argument("--in-process", type=int, default=0, metavar="REQUESTS",
+                        help="only the worker's own work per hot-path request, in process, "
+                        "and its parts (no server, no wrk)")
+    parser.add_argument("--limiter", default="sqlite", choices=["sqlite", "memory"],
+                        help="the limiter of --in-process")
+    parser.add_argument("--granian-options", action="append", default=[], metavar="OPTIONS",
+                        help="with --trivial: one more RSGI row with these granian options "
+                        "(e.g. '--http 1 --runtime-threads 2'); repeatable")
     args = parser.parse_args()
+    if args.in_process:
+        in_process(args.in_process, args.iocs, args.limiter)
+        return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is required: apt-get install wrk")
+    if args.trivial:
+        trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
+        return
     from generator.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -204,6 +346,8 @@ def main() -> None:
             "worker 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1),
             "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
             "worker 1 proc, memory limiter": lambda: Worker(tmp / "data", "memory", 1),
+            "worker ASGI 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
+                                                                 interface="asgi"),
             "uvicorn 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
                                                              server="uvicorn"),
         }
@@ -238,6 +382,157 @@ def main() -> None:
         finally:  # also when a run fails: leave no redis-server behind
             if redis is not None:
                 redis.stop()
+    table(results, nginx_name)
+
+
+def trivial(seconds: int, rounds: int, iocs: int, variants: list[str]) -> None:
+    """granian with a do-nothing ASGI app and RSGI app vs nginx, on a body of the poll's size."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        body = b"[" + b",".join(b'{"value":"%08d.example.org","type":"domain"}' % i
+                                for i in range(max(1, iocs // 18))) + b"]"
+        (tmp / "body.json").write_bytes(body)
+        print(f"trivial apps, body {len(body):,} bytes; wrk -t2 -c32 -d{seconds}s, {rounds} rounds, "
+              f"medians")
+        configs: dict[str, tuple[str, tuple[str, ...]]] = {
+            "granian ASGI, trivial app": ("asgi", ()), "granian RSGI, trivial app": ("rsgi", ()),
+            "granian RSGI, one batched wait": ("rsgi_wait", ()),
+            "granian RSGI, the worker's headers": ("rsgi_headers", ()),
+            "granian RSGI, response_file": ("rsgi_file", ())}
+        for options in variants:
+            configs[f"RSGI {options}"] = ("rsgi", tuple(options.split()))
+        results: dict[str, list[dict[str, float]]] = {}
+        nginx_name = ""
+        for round_no in range(rounds):
+            for name, (interface, options) in configs.items():
+                server = Trivial(tmp / "body.json", interface, options)
+                results.setdefault(name, []).append(
+                    wrk(server.url, "-", seconds, (server.proc.pid,)))
+                server.stop()
+            nginx = Nginx(body, tmp / f"nginx-{round_no}")
+            nginx_name = nginx.name
+            results.setdefault(nginx_name, []).append(
+                wrk(nginx.url, "-", seconds, (nginx.proc.pid,)))
+            nginx.stop()
+    table(results, nginx_name)
+
+
+class _Headers:
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
+class _Scope:
+    """What granian's RSGI scope offers, for a bearer GET of the default poll."""
+
+    proto, http_version, scheme, method = "http", "1.1", "http", "GET"
+    server, client, path, query_string = "127.0.0.1:8000", "127.0.0.1:5000", "/api/v1/iocs", ""
+
+    def __init__(self, key: str) -> None:
+        self.headers = _Headers([("host", "127.0.0.1:8000"), ("authorization", f"Bearer {key}")])
+
+
+class _Protocol:
+    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
+        self.status = status
+
+
+def in_process(requests: int, iocs: int, limiter: str) -> None:
+    """The worker's own work per hot-path request, without a server or sockets: the RSGI
+    entry point called in-process, 32 requests per event-loop turn (so the limiter decides
+    in batches of 32, as under wrk -c32), CPU time of this process; then each part alone."""
+    import asyncio
+    import timeit
+
+    from generator.synthetic import synthetic_store
+    from worker.app import rate_text
+    from worker.config import WorkerConfig, create_app
+    from worker.http import new_request_id
+    from worker.rsgi import RSGIApp, hot_inputs
+    from worker.usage import UsageLog
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        synthetic_store(str(tmp / "data" / "store"), iocs, now=int(time.time()), days=60)
+        socdef(tmp / "data", "build")
+        socdef(tmp / "data", "publish")
+        created = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org",
+                         "--tier", "enterprise")
+        key = created.split("API key: ")[1].split()[0]
+        results: dict[str, float] = {}
+
+        def per_request(app: object, label: str) -> None:
+            scope, protocol = _Scope(key), _Protocol()
+            rsgi = RSGIApp(app)  # type: ignore[arg-type]
+
+            async def turns(n: int) -> None:
+                for _ in range(n // 32):
+                    await asyncio.gather(*(rsgi.__rsgi__(scope, protocol) for _ in range(32)))
+
+            async def floor(n: int) -> None:
+                async def nothing() -> None:
+                    protocol.response_bytes(200, [], b"")
+
+                for _ in range(n // 32):
+                    await asyncio.gather(*(nothing() for _ in range(32)))
+
+            async def run() -> None:
+                await turns(4_096)  # keeps the answer, fills the key cache, flushes usage once
+                for name, job in ((f"{label}: hot path", turns), ("do-nothing coroutine", floor)):
+                    started = time.process_time()
+                    await job(requests)
+                    results[name] = (time.process_time() - started) / requests * 1e6
+                assert protocol.status == 200
+
+            try:
+                import uvloop  # the servers' loop, when installed
+
+                factory = uvloop.new_event_loop
+            except ImportError:
+                factory = asyncio.new_event_loop
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(run())
+
+        config = WorkerConfig.for_data_dir(tmp / "data", limiter=limiter, limit_scale=1e6)
+        app = create_app(config)
+        per_request(app, "RSGI app")
+        app.usage = None
+        per_request(app, "RSGI app without the usage log")
+        scope = _Scope(key)
+        hot = hot_inputs(scope)
+        found = app._hot_ready(hot)
+        assert hot is not None and found is not None
+        record, ready = found
+        limits = app._limits(record.tier)
+        decider = app.coalescer.limiter if app.coalescer is not None else None
+        batch = [(record.id, *limits)] * 32
+        decision = app.limiter.hit(record.id, *limits)
+        usage = UsageLog(tmp / "data" / "usage-parts.sqlite")
+
+        def timed(job: object, calls: int = 20_000) -> float:
+            return timeit.timeit(job, number=calls) / calls * 1e6  # type: ignore[arg-type]
+
+        parts = {
+            "request parse (hot_inputs)": timed(lambda: hot_inputs(scope)),
+            "key cache + kept-answer lookup": timed(lambda: app._hot_ready(hot)),
+            "limiter: one decision in a batch of 32": (
+                timed(lambda: decider.hit_many(batch), 500) / 32 if decider is not None
+                else timed(lambda: app.limiter.hit(record.id, *limits))),
+            "rate-limit headers + header list": timed(lambda: ready.text + rate_text(decision)),
+            "request id": timed(new_request_id),
+            "usage log row (flushes included)": timed(
+                lambda: usage.record(record.id, "/api/v1/iocs", 200, 0.1, 100)),
+        }
+    print(f"in-process, {limiter} limiter, {requests:,} requests, CPU µs per request")
+    for name, value in {**results, **parts}.items():
+        print(f"  {name:<44} {value:7.2f}")
+
+
+def table(results: dict[str, list[dict[str, float]]], nginx_name: str) -> None:
     base = statistics.median(r["rps"] for r in results[nginx_name])
     print(f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} "
           f"{'CPU µs/req':>10}")

@@ -5,9 +5,10 @@
 
 1. Builds and publishes a synthetic store with the real CLI, takes one objects page
    (``limit=100`` with ``added_after`` and ``next``) and runs wrk (``-t2 -c32``, Bearer key) on
-   it through the worker (1 process, memory limiter) and on nginx (2 workers) serving the same
-   page bytes as a static file, rounds interleaved, medians and the ratio to nginx; the
-   worker's precomputed ``/api/v1/iocs`` default poll is measured too, as its own floor.
+   it through the worker (1 process, memory limiter; granian over RSGI, as ``socdef serve``
+   runs it, and over ASGI) and on nginx (2 workers) serving the same page bytes as a static
+   file, rounds interleaved, medians and the ratio to nginx; the worker's precomputed
+   ``/api/v1/iocs`` default poll is measured too, as its own floor.
 2. medallion 3.0.0 (its memory backend, loaded with 1,000 of our objects and their manifest
    records) timed on the same request, sequentially, against our worker on the same
    collection size.
@@ -72,18 +73,27 @@ def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
     for round_no in range(rounds):
         worker = Worker(tmp / "data", "memory", 1)
         results.setdefault("worker: TAXII objects page", []).append(
-            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds))
+            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
+                (worker.proc.pid,)))
         results.setdefault("worker: /api/v1/iocs default poll", []).append(
-            wrk(worker.url, key, seconds))  # the worker's own floor, for scale
+            wrk(worker.url, key, seconds, (worker.proc.pid,)))  # the worker's own floor
+        worker.stop()
+        worker = Worker(tmp / "data", "memory", 1, interface="asgi")
+        results.setdefault("worker ASGI: TAXII objects page", []).append(
+            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
+                (worker.proc.pid,)))
         worker.stop()
         nginx = Nginx(body, tmp / f"nginx-{round_no}")
-        results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds))
+        results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds,
+                                                      (nginx.proc.pid,)))
         nginx.stop()
     baseline = statistics.median(r["rps"] for r in results[nginx.name])
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
-        print(f"  {name:<34} {rps:>9,.0f} req/s  p99 {p99:6.2f} ms  {rps / baseline:.2f}× nginx")
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        print(f"  {name:<34} {rps:>9,.0f} req/s  p99 {p99:6.2f} ms  {rps / baseline:.2f}× nginx"
+              f"  CPU {cpu:4.0f} µs/req")
 
 
 def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:

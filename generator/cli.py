@@ -162,6 +162,9 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--access-log/--no-access-log", default=False, show_default=True),
         click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian",
                      show_default=True, help="The HTTP server that runs the worker app."),
+        click.option("--interface", type=click.Choice(["rsgi", "asgi"]), default="rsgi",
+                     show_default=True, help="granian's interface to the worker app (uvicorn "
+                     "always runs it over ASGI); the answers are the same, RSGI is cheaper."),
         click.option("--limit-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
                      show_default=True,
                      help="Multiply every tier's request limits (internal deployments)."),

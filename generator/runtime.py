@@ -124,19 +124,24 @@ def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
 
 
 SERVERS = ("granian", "uvicorn")
+INTERFACES = ("rsgi", "asgi")  # granian's; uvicorn runs the app over ASGI
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
                access_log: bool, limit_scale: float = 1.0, redis_url: str = "",
                limiter_fallback: float = 0.1, limiter_factory: str = "",
-               server: str = "granian") -> None:
+               server: str = "granian", interface: str = "rsgi") -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
-    Both run the same ASGI factory ``worker.config:app_from_env``, which reads the settings
-    from ``SOCDEF_WORKER_*`` variables and sets up logging in every worker process.
+    Both run the worker app made by ``worker.config:app_from_env``, which reads the settings
+    from ``SOCDEF_WORKER_*`` variables and sets up logging in every worker process: uvicorn
+    over ASGI, granian over RSGI (``worker.rsgi:rsgi_from_env``: the hot path directly, every
+    other request through the same ASGI app; ``interface="asgi"`` runs the ASGI factory).
     """
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
+    if interface not in INTERFACES:
+        raise ValueError(f"unknown interface {interface!r}; choose one of {', '.join(INTERFACES)}")
     config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
                                        jwt_secret=settings.jwt_secret,
                                        source_name=settings.source_name, limiter=limiter,
@@ -162,8 +167,10 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     from granian.log import LogLevels
     from granian.server import Server
 
-    Server("worker.config:app_from_env", factory=True, address=host, port=port,
-           interface=Interfaces.ASGI, workers=workers, websockets=False,
+    rsgi = interface == "rsgi"
+    Server("worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env", factory=True,
+           address=host, port=port, interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
+           workers=workers, websockets=False,
            loop=Loops.uvloop if _has_uvloop() else Loops.auto, log_access=False,
            log_level=LogLevels.warning).serve()
 

@@ -103,6 +103,41 @@ def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
             (b"ratelimit-policy", _policy_raw(d.limit, d.day_limit)), (b"ratelimit", current)]
 
 
+@functools.lru_cache(maxsize=64)
+def _fixed_text(limit: int, day_limit: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    return ("x-ratelimit-limit", str(limit)), ("ratelimit-policy", _policy(limit, day_limit))
+
+
+@functools.lru_cache(maxsize=64)
+def _reset_text(reset: int) -> tuple[str, str]:
+    return "x-ratelimit-reset", str(reset)
+
+
+def rate_text(d: Decision) -> list[tuple[str, str]]:
+    """The rate-limit headers of ``rate_headers`` as ``str`` pairs (the RSGI hot path's)."""
+    now = int(time.time())
+    if d.binding == "day":
+        current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
+    else:
+        current = f'"minute";r={d.remaining};t={max(0, d.reset - now)}'
+    limit, policy = _fixed_text(d.limit, d.day_limit)
+    return [limit, ("x-ratelimit-remaining", str(d.remaining)), _reset_text(d.reset), policy,
+            ("ratelimit", current)]
+
+
+def text_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Raw headers as the ``str`` pairs RSGI takes; granian sends a value's UTF-8 bytes, so a
+    value is decoded as UTF-8 (the same bytes go out), as Latin-1 only when it is not UTF-8."""
+    out = []
+    for name, value in headers:
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        out.append((name.decode("latin-1"), text))
+    return out
+
+
 # Headers that change per request: left out of a kept answer, added on every reply.
 PER_REQUEST = frozenset({b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset",
                          b"ratelimit-policy", b"ratelimit", b"x-request-id"})
@@ -128,6 +163,7 @@ class Ready:
     body: bytes
     route: Route
     iocs: int
+    text: list[tuple[str, str]]  # ``headers`` as str pairs, for the RSGI interface
 
 
 def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
@@ -163,16 +199,29 @@ def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
             accept = value
     if auth is None:
         return None
+    token = presented_key(auth)
+    if not token:
+        return None
+    return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
+
+
+def presented_key(auth: bytes) -> bytes:
+    """The key in an ``Authorization`` value (Bearer, Token or Basic); empty when none."""
     kind, _, token = auth.strip().partition(b" ")
     token = token.strip()
     kind = kind.lower()
     if kind == b"basic":
-        token = _basic_secret(token)
-    elif kind not in (b"bearer", b"token"):
-        return None
-    if not token:
-        return None
-    return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
+        return _basic_secret(token)
+    if kind not in (b"bearer", b"token"):
+        return b""
+    return token
+
+
+def log_access(client: str, method: str, target: str, status: int, size: int, started: float,
+               request_id: str) -> None:
+    """One access-log line; ``api_key=`` values in the target are redacted."""
+    access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact(target), status, size,
+                    (time.perf_counter() - started) * 1000, request_id)
 
 
 def _basic_secret(credentials: bytes) -> bytes:
@@ -237,6 +286,7 @@ class App:
         # then go out together, which the servers handle faster (docs/rate-limits.md)
         primary = getattr(limiter, "primary", limiter)
         self.coalescer = Coalescer(limiter) if hasattr(primary, "hit_many") else None
+        self._scaled: dict[str, tuple[int, int]] = {}  # tier -> limits with limit_scale
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
@@ -256,6 +306,12 @@ class App:
             if access_log.isEnabledFor(logging.INFO):
                 self._log_access(scope, status, len(body), started, request_id)
             return
+        await self.full(scope, receive, send, started, hot)
+
+    async def full(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                   send: Callable[[dict], Awaitable[None]], started: float,
+                   hot: tuple[bytes, tuple] | None) -> None:
+        """The full path of an HTTP request; ``hot`` is its ``hot_inputs`` (None: keep nothing)."""
         req = Request.from_scope(scope)
         request_id = new_request_id()
         body = await _read_body(receive) if req.method in BODY_METHODS else b""
@@ -279,10 +335,10 @@ class App:
     @staticmethod
     def _log_access(scope: dict, status: int, size: int, started: float, request_id: str) -> None:
         client = scope.get("client") or ("-", 0)
-        access_log.info('%s "%s %s" %s %d %.1fms %s', client[0], scope["method"],
-                        redact(scope.get("raw_path", b"").decode("latin-1") + "?"
-                               + scope.get("query_string", b"").decode("latin-1")),
-                        status, size, (time.perf_counter() - started) * 1000, request_id)
+        log_access(str(client[0]), scope["method"],
+                   scope.get("raw_path", b"").decode("latin-1") + "?"
+                   + scope.get("query_string", b"").decode("latin-1"),
+                   status, size, started, request_id)
 
     def _keep(self, resp: Response, headers: list[tuple[bytes, bytes]], request: tuple) -> None:
         """Keep a shared answer for the hot path, under the build that produced it."""
@@ -295,8 +351,8 @@ class App:
             memo.clear()
             memo.size = 0
         memo.size += len(body)
-        memo[(tier, *request)] = Ready(resp.status, [h for h in headers if h[0] not in PER_REQUEST],
-                                       body, route, iocs)
+        kept = [h for h in headers if h[0] not in PER_REQUEST]
+        memo[(tier, *request)] = Ready(resp.status, kept, body, route, iocs, text_headers(kept))
 
     def _hot_ready(self, hot: tuple[bytes, tuple]) -> tuple[Any, Ready] | None:
         """(key, kept answer) for a repeated shared GET by a cached valid key, else None."""
@@ -312,17 +368,25 @@ class App:
             return None
         return key, ready
 
-    async def _hot(self, key: Any, ready: Ready, started: float
-                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+    def _limits(self, tier_name: str) -> tuple[int, int]:
+        """(per minute, per day) of a tier with ``limit_scale`` applied; computed once."""
+        found = self._scaled.get(tier_name)
+        if found is None:
+            tier = TIERS[tier_name]
+            found = self._scaled[tier_name] = (int(tier.per_minute * self.limit_scale),
+                                               int(tier.per_day * self.limit_scale))
+        return found
+
+    async def _hot(self, key: Any, ready: Ready, started: float, text: bool = False
+                   ) -> tuple[int, list[Any], bytes, str] | None:
         """Answer a repeated shared GET from a kept answer, or None for the full path.
 
         Nothing is spent before every check that could send the request to the full path has
         passed, so a request is never counted twice; the answer is the full path's, byte for
         byte, apart from the per-request headers (see docs/rate-limits.md, "Hot path").
+        The headers come as raw ASGI pairs, or as ``str`` pairs with ``text`` (RSGI).
         """
-        tier = TIERS[key.tier]
-        per_minute = int(tier.per_minute * self.limit_scale)
-        per_day = int(tier.per_day * self.limit_scale)
+        per_minute, per_day = self._limits(key.tier)
         try:
             decision = (await self.coalescer.decide(key.id, per_minute, per_day)
                         if self.coalescer is not None
@@ -330,15 +394,22 @@ class App:
         except LimiterUnavailable:
             return None  # nothing was spent: the full path answers (503 without a fallback)
         request_id = new_request_id()
+        headers: list[Any]
         if decision.allowed:
             status, body, iocs = ready.status, ready.body, ready.iocs
-            headers = ready.headers + rate_raw(decision)
-            headers.append((b"x-request-id", request_id.encode()))
+            if text:
+                headers = ready.text + rate_text(decision)
+                headers.append(("x-request-id", request_id))
+            else:
+                headers = ready.headers + rate_raw(decision)
+                headers.append((b"x-request-id", request_id.encode()))
         else:
-            resp = self._error(_limited(decision, tier.name), request_id, ready.route)
+            resp = self._error(_limited(decision, key.tier), request_id, ready.route)
             rate_headers(resp, decision)
             resp.header("x-request-id", request_id)
             status, body, iocs, headers = resp.status, resp.body, 0, resp.raw_headers(False)
+            if text:
+                headers = text_headers(headers)
         if self.usage is not None:
             self.usage.record(key.id, ready.route.pattern, status,
                               (time.perf_counter() - started) * 1000, iocs)

