@@ -191,6 +191,7 @@ class Lane:
             if progress:
                 progress("records", done, count)
         clock.lap("records")
+        pa.default_memory_pool().release_unused()  # the store's columns went with the records
         for sink in self.sinks:
             sink.finish(self.out, info)
             clock.lap(f"{type(sink).__name__}.finish")
@@ -321,7 +322,7 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
                 records = chain((first,), records)
             generated_at = now if now is not None else (store.state().get("as_of") or newest)
             info = BuildInfo(generated_at, source_name, store)
-            pa.default_memory_pool().release_unused()  # the store's tables are gone
+            pa.default_memory_pool().release_unused()  # what the records need of the store stays
             clock.lap("aggregate")
             main, views = _main_lane(out_dir, info, processes)
             if ship is not None:

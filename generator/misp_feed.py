@@ -17,6 +17,7 @@ import hashlib
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import orjson
 
@@ -39,6 +40,7 @@ from worker.tiers import TIERS
 FEED = "misp"
 MAX_ATTRIBUTES = 1_000
 LOOKBACK_TIER = "enterprise"
+HASH_BLOCK = 65_536  # hashes.csv lines made at a time
 
 
 @dataclass(slots=True)
@@ -105,28 +107,44 @@ def since_of(generated_at: int) -> int:
 
 
 class FeedWriter:
-    """Writes events day by day (newest day first); ``finish`` writes the manifest and hashes."""
+    """Writes events day by day (newest day first); ``finish`` writes the manifest and hashes.
+
+    What it keeps until then is compact (a million indicators make tens of thousands of
+    events): each manifest entry as its JSON bytes, each value's MD5 digest with the number
+    of its event.
+    """
 
     def __init__(self, source_name: str) -> None:
         self.source_name = source_name
-        self.manifest: dict[str, dict] = {}
-        self.hashes = bytearray()
+        self.manifest: dict[str, bytes] = {}  # event uuid → its entry, JSON
+        self.digests = bytearray()  # 16 bytes per attribute: the MD5 of its value
+        self.events = array("I")  # per attribute: its event's number in ``manifest``
+        self.numbers: dict[str, int] = {}  # event uuid → its number
 
     def add(self, out: ObjectWriter, day: str, articles: list[Article]) -> None:
         for article in articles:
             for meta, attributes, values in events_of(article, day):
                 body = event_bytes(meta, self.source_name, attributes)
                 out.put(layout.feed_key(FEED, f"{meta.uuid}.json"), body)
-                self.manifest[meta.uuid] = manifest_entry(meta, self.source_name)
-                tail = f",{meta.uuid}\n".encode()
+                entry = orjson.dumps(manifest_entry(meta, self.source_name))
+                # an exact-size copy: the bytes orjson answers keep a buffer of several KB
+                self.manifest[meta.uuid] = bytes(memoryview(entry))
+                number = self.numbers.setdefault(meta.uuid, len(self.numbers))
                 for value in values:
-                    self.hashes += hashlib.md5(value.encode(),
-                                               usedforsecurity=False).hexdigest().encode()
-                    self.hashes += tail
+                    self.digests += hashlib.md5(value.encode(), usedforsecurity=False).digest()
+                self.events.extend(repeat(number, len(values)))
 
     def finish(self, out: ObjectWriter) -> None:
-        out.put(layout.feed_key(FEED, "manifest.json"), orjson.dumps(self.manifest))
-        out.put(layout.feed_key(FEED, "hashes.csv"), bytes(self.hashes))
+        # orjson.dumps of the dict of entries, to the byte
+        out.put(layout.feed_key(FEED, "manifest.json"), b"{" + b",".join(
+            orjson.dumps(uuid) + b":" + entry for uuid, entry in self.manifest.items()) + b"}")
+        tails = [f",{uuid}\n".encode() for uuid in self.numbers]
+        digests, events = self.digests, self.events
+        with out.stream(layout.feed_key(FEED, "hashes.csv")) as hashes:
+            for start in range(0, len(events), HASH_BLOCK):
+                hashes.write(b"".join(
+                    digests[16 * i : 16 * i + 16].hex().encode() + tails[events[i]]
+                    for i in range(start, min(start + HASH_BLOCK, len(events)))))
 
 
 def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.stix21 import uuid5
@@ -85,47 +86,120 @@ class _Acc:
         self.rank = max(self.rank, rank)
 
 
-def fold(articles: pa.Table, sightings: pa.Table) -> tuple[dict[str, tuple], dict]:
-    """One accumulator per (type, value), reading the sightings a batch at a time."""
-    index = _article_index(articles)
-    accs: dict[tuple[str, str], _Acc] = {}
-    names = ("article_id", "type", "value", "context", "confidence", "ingested_at")
-    if "ingested_at" not in sightings.column_names:  # a bare table: ingested when published
-        sightings = sightings.append_column("ingested_at", pa.nulls(sightings.num_rows, pa.int64()))
-    for batch in sightings.select(list(names)).to_batches(max_chunksize=65_536):
-        cols = [batch.column(i).to_pylist() for i in range(len(names))]
-        for article_id, type_, value, context, confidence, ingested in zip(*cols, strict=True):
-            art = index.get(article_id)
-            if art is None:
-                continue
-            rank = RANK.get(confidence, 1)
-            ingested = art[0] if ingested is None else ingested
-            acc = accs.get((type_, value))
-            if acc is None:
-                accs[(type_, value)] = _Acc(art[0], article_id, context, rank, ingested)
-            else:
-                acc.add(art[0], article_id, context, rank, ingested)
-    return index, accs
+BATCH = 4_096  # records made per read of the columns
+
+
+class _Grouped:
+    """The sightings of known articles as columns, grouped by indicator in record order.
+
+    The store's rows stay in Arrow columns (their strings are not Python objects) and only the
+    records being made are read out, a batch at a time: a fold of Python objects per indicator
+    would keep hundreds of MB alive for a million of them, scattered over the heap.
+    """
+
+    def __init__(self, index: dict[str, tuple], sightings: pa.Table) -> None:
+        self.ids = list(index)  # an article's number is its place here
+        where = pc.index_in(sightings["article_id"], value_set=pa.array(self.ids, pa.string()))
+        known = pc.is_valid(where)
+        if not pc.all(known).as_py():  # sightings of unknown articles count for nothing
+            sightings = sightings.filter(known)
+            where = pc.drop_null(where)
+        self.article = _array(where)
+        published = pa.array([index[a][0] for a in self.ids], pa.int64())
+        self.published = pc.take(published, self.article)
+        if "ingested_at" in sightings.column_names:  # else: ingested when published
+            self.ingested = _array(pc.coalesce(sightings["ingested_at"], self.published))
+        else:
+            self.ingested = self.published
+        levels = pa.array(list(RANK), pa.string())
+        self.rank = _array(pc.coalesce(
+            pc.take(pa.array(list(RANK.values()), pa.int8()),
+                    pc.index_in(sightings["confidence"], value_set=levels)),
+            pa.scalar(RANK["low"], pa.int8())))
+        self.types = _array(sightings["type"])
+        self.values = _array(sightings["value"])
+        self.contexts = _array(sightings["context"])
+        self.rows, self.sizes = self._order()
+        self.count = len(self.sizes)
+
+    def _order(self) -> tuple[pa.Array, pa.Array]:
+        """(the rows, one group of rows per indicator, indicators in record order;
+        how many rows each indicator has)."""
+        n = len(self.values)
+        if n == 0:
+            return pa.array([], pa.int64()), pa.array([], pa.int64())
+        by_key = pc.sort_indices(
+            pa.table({"t": self.types, "v": self.values, "p": self.published}),
+            sort_keys=[("t", "ascending"), ("v", "ascending"), ("p", "descending")])
+        types, values = pc.take(self.types, by_key), pc.take(self.values, by_key)
+        change = pc.or_(pc.not_equal(types[1:], types[:-1]),
+                        pc.not_equal(values[1:], values[:-1]))
+        del types, values
+        starts = pa.concat_arrays([pa.array([0], pa.int64()),
+                                   pc.add(pc.indices_nonzero(change), 1).cast(pa.int64())])
+        ends = pa.concat_arrays([starts[1:], pa.array([n], pa.int64())])
+        groups = len(starts)
+        number = _arange(groups)
+        # an indicator's last_seen is its group's first (latest) publication time
+        last = pc.take(pc.take(self.published, by_key), starts)
+        # record order: last_seen descending, then type and value (the groups' order)
+        ranked = pc.sort_indices(pa.table({"l": last, "g": number}),
+                                 sort_keys=[("l", "descending"), ("g", "ascending")])
+        place = pc.sort_indices(ranked)  # each group's place in record order
+        # every sorted row's group, then the rows by their group's place (stable)
+        group_of = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, place))
+        rows = pc.take(by_key, pc.sort_indices(group_of))
+        sizes = pc.take(pc.subtract(ends, starts), ranked)
+        return _array(rows), _array(sizes)
+
+    def batches(self) -> Iterator[tuple[list[int], list[list]]]:
+        """(each record's number of rows, the columns of their rows), BATCH records a time."""
+        row = 0
+        for first in range(0, self.count, BATCH):
+            sizes = self.sizes.slice(first, BATCH).to_pylist()
+            rows = self.rows.slice(row, sum(sizes))
+            row += len(rows)
+            yield sizes, [pc.take(column, rows).to_pylist() for column in (
+                self.types, self.values, self.article, self.published, self.contexts,
+                self.rank, self.ingested)] + [rows.to_pylist()]
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _arange(n: int) -> pa.Array:
+    return pa.array(range(n), pa.int64())
 
 
 def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator[IOCRecord]]:
     """(count, records newest first), made lazily so that few are alive at once."""
-    index, accs = fold(articles, sightings)
-    order = sorted(accs, key=lambda k: (-accs[k].last, k[0], k[1]))
+    index = _article_index(articles)
+    grouped = _Grouped(index, sightings)
     times = technique_times_of(sightings)
     shared: dict[tuple[str, int], tuple] = {}
+    ids = grouped.ids
 
     def records() -> Iterator[IOCRecord]:
-        order.reverse()
-        while order:
-            key = order.pop()  # nothing keeps a record's key or fold once it is made
-            acc = accs.pop(key)
-            if acc.seen is None:
-                yield _single(key, acc, index, times, shared)
-            else:
-                yield _record(key, acc, index, times)
+        for sizes, (types, values, article, published, contexts, rank, ingested, rows) \
+                in grouped.batches():
+            k = 0
+            for size in sizes:
+                key = (types[k], values[k])
+                if size == 1:
+                    acc = _Acc(published[k], ids[article[k]], contexts[k], rank[k], ingested[k])
+                    yield _single(key, acc, index, times, shared)
+                else:
+                    # the sightings of one indicator, folded in store order
+                    mine = sorted(range(k, k + size), key=rows.__getitem__)
+                    j = mine[0]
+                    acc = _Acc(published[j], ids[article[j]], contexts[j], rank[j], ingested[j])
+                    for j in mine[1:]:
+                        acc.add(published[j], ids[article[j]], contexts[j], rank[j], ingested[j])
+                    yield _record(key, acc, index, times)
+                k += size
 
-    return len(order), records()
+    return grouped.count, records()
 
 
 def aggregate(articles: pa.Table, sightings: pa.Table) -> list[IOCRecord]:

@@ -49,6 +49,60 @@ class ObjectWriter:
             fh.write(data)
         os.replace(tmp, path)
 
+    def stream(self, key: str) -> ObjectStream:
+        """An object under ``key`` written a piece at a time (for one too big to hold whole)."""
+        if key in self.objects:
+            raise ValueError(f"two producers for one build object: {key}")
+        return ObjectStream(self, key)
+
+    def _place(self, key: str, tmp: str, sha: str, size: int) -> None:
+        """Put the finished temporary file ``tmp`` (``size`` bytes, SHA-256 ``sha``) in place."""
+        if key in self.objects:
+            raise ValueError(f"two producers for one build object: {key}")
+        self.objects[key] = [sha, size]
+        path = os.path.join(self.root, layout.object_key(sha))
+        if os.path.exists(path):
+            os.unlink(tmp)
+            return
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        os.replace(tmp, path)
+
+
+class ObjectStream:
+    """One object written a piece at a time (``ObjectWriter.stream``): hashed as it is written,
+    put in place when the ``with`` block ends, and dropped if it ends with an error."""
+
+    _made = 0  # temporary files made by this process
+
+    def __init__(self, writer: ObjectWriter, key: str) -> None:
+        self.writer = writer
+        self.key = key
+        self.digest = hashlib.sha256()
+        self.size = 0
+        folder = os.path.join(writer.root, "objects")
+        os.makedirs(folder, exist_ok=True)
+        ObjectStream._made += 1
+        self.tmp = os.path.join(folder, f".stream.{os.getpid()}.{ObjectStream._made}.tmp")
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by __exit__)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.digest.update(data)
+        self.file.write(data)
+        self.size += data.nbytes if isinstance(data, memoryview) else len(data)
+
+    def __enter__(self) -> ObjectStream:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.file.close()
+        if kind is not None:
+            os.unlink(self.tmp)
+            return
+        self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.size)
+
 
 @dataclass(frozen=True, slots=True)
 class BuildInfo:

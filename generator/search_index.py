@@ -33,6 +33,9 @@ from array import array
 from collections.abc import Iterator
 from itertools import chain, repeat
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from exports.model import IOCRecord
 from generator.objects import BuildInfo, ObjectWriter
 from worker import layout
@@ -41,6 +44,7 @@ from worker.ioc_norm import normalise
 MAX_RELATED = 20
 TARGET_PER_SHARD = 32
 MAX_PREFIX_HEX = 4
+SORTED_BATCH = 65_536  # sorted records read out at a time
 _TYPE_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 
 
@@ -92,14 +96,12 @@ class SearchIndex:
         length = prefix_hex(count)
         refs = [f"{d}.{n}" for d, n in zip(self.day_numbers, self.lines, strict=True)]
         related = Related(self._members(), refs)
-        data = bytearray()
         offsets = array("Q", [0])
-        for shard in self._shards(length):
-            data += "".join([self._line(i, related.of(i, self._articles(i)), refs)
-                             for i in shard]).encode()
-            offsets.append(len(data))
-        out.put(layout.SEARCH_SHARDS_KEY, data)
-        del data
+        with out.stream(layout.SEARCH_SHARDS_KEY) as data:  # hundreds of MB at 1M records
+            for shard in self._shards(length):
+                data.write("".join([self._line(i, related.of(i, self._articles(i)), refs)
+                                    for i in shard]).encode())
+                offsets.append(data.size)
         out.put(layout.SEARCH_OFFSETS_KEY, offsets.tobytes())
         meta = {"prefix_hex": length, "shards": 16**length, "entries": count,
                 "max_related": MAX_RELATED, "hash": "sha256"}
@@ -117,15 +119,27 @@ class SearchIndex:
         return members
 
     def _shards(self, length: int) -> Iterator[list[int]]:
-        """The records of every shard, in prefix order (empty shards too)."""
+        """The records of every shard, in prefix order (empty shards too), each sorted by
+        (hash, type): one sort of every record by (hash, type) lists the shards in order, since
+        a shard is a prefix of the hash."""
         shift = 16 - 4 * length
-        digests, types = self.digests, self.types
-        shards: list[list[int]] = [[] for _ in range(16**length)]
-        for i in range(len(self.lines)):
-            shards[int.from_bytes(digests[32 * i : 32 * i + 2], "big") >> shift].append(i)
-        for rows in shards:
-            yield sorted(rows, key=lambda i: (digests[32 * i : 32 * i + 32], types[i]))
-            rows.clear()
+        n = len(self.lines)
+        digests = self.digests
+        order = pc.sort_indices(
+            pa.table({"d": pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digests)]),
+                      "t": pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(self.types)])}),
+            sort_keys=[("d", "ascending"), ("t", "ascending")])
+        shard, rows = 0, []
+        for start in range(0, n, SORTED_BATCH):
+            for i in order.slice(start, SORTED_BATCH).to_pylist():
+                prefix = (digests[32 * i] << 8 | digests[32 * i + 1]) >> shift
+                while shard < prefix:
+                    yield rows
+                    rows, shard = [], shard + 1
+                rows.append(i)
+        while shard < 16**length:
+            yield rows
+            rows, shard = [], shard + 1
 
     def _line(self, i: int, related: str, refs: list[str]) -> str:
         return (f"{self.digests[32 * i : 32 * i + 32].hex()}\t{layout.IOC_TYPES[self.types[i]]}\t"

@@ -42,6 +42,9 @@ TYPE_CODES = {name.encode(): code for name, code in tc.TYPE_CODES.items()}
 RELATIONSHIP_CODE = tc.TYPE_CODES["relationship"]
 MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-only server)
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
+UUID_BLOCK = 65_536  # object ids converted at a time
+ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
+ID_ROWS = 262_144  # rows of the id index made and written at a time
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
 
@@ -86,18 +89,20 @@ def _bytes_of(arr: pa.Array) -> memoryview:
     return memoryview(buf).cast("B")[arr.offset * width : (arr.offset + len(arr)) * width]
 
 
-def _as_binary(values: pa.Array, width: int) -> pa.Array:
-    """A fixed-width array's values, each as ``width`` bytes (little-endian for numbers)."""
-    fixed = pa.Array.from_buffers(pa.binary(width), len(values), [None, values.buffers()[1]],
-                                  offset=values.offset)
-    return pc.cast(fixed, pa.binary())
-
-
-def _data_of(values: pa.Array) -> memoryview:
-    """The bytes of a binary array's values, back to back."""
-    offsets = _offsets(values)
-    first, last = offsets[0].as_py(), offsets[-1].as_py()
-    return memoryview(values.buffers()[2]).cast("B")[first:last]
+def _rows(columns: list[pa.Array]) -> bytearray:
+    """The values of fixed-width columns side by side, row by row, each as its bytes."""
+    widths = [column.type.byte_width for column in columns]
+    width = sum(widths)
+    rows = bytearray(width * len(columns[0]))
+    view = memoryview(rows)
+    at = 0
+    for column, size in zip(columns, widths, strict=True):
+        values = _bytes_of(column)
+        for k in range(size):
+            view[at + k :: width] = values[k::size]
+        at += size
+    view.release()
+    return rows
 
 
 class TaxiiSink:
@@ -207,25 +212,26 @@ class Objects:
         n = self.n = len(sink.current)
         self.data = data
         self.read = 0  # spool bytes read since its pages were last let go
-        raw = bytes.fromhex(sink.uuid_text.replace(b"-", b"").decode("ascii"))
-        if len(raw) != 16 * n:
-            raise TaxiiError("an object id is not a UUID")
+        raw = _uuid_bytes(sink.uuid_text, n)
         self.uuids = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw)])
         self.uuid_text = pa.Array.from_buffers(pa.binary(36), n,
                                                [None, pa.py_buffer(sink.uuid_text)])
-        self.keys = _uuid_words(raw, n, 0)
-        self.low_keys = _uuid_words(raw, n, 8)
         record = _runs(sink.record_ends)
         self.modified = pc.take(_int_array(sink.record_modified, pa.int64()), record)
         self.collection = pc.take(_uint8(sink.record_collection), record)
+        del record
+        sink.record_ends, sink.record_modified = array("q"), array("q")
         self.stix_type = _uint8(sink.stix_type)
         self.objects = pa.Array.from_buffers(
             pa.large_binary(), n,
             [None, pa.py_buffer(sink.ends), pa.py_buffer(data if data is not None else b"")])
-        owner = _runs(array("q", (i + 1 for i in sink.current)))
-        members = dates_added(_int_array(sink.member_time, pa.int64()), pc.take(self.keys, owner))
-        self.dates = pc.take(members, _int_array(sink.current, pa.int64()))
-        del owner, members
+        current = _int_array(sink.current, pa.int64())
+        owner = _runs(pc.add(current, 1))
+        members = dates_added(_int_array(sink.member_time, pa.int64()),
+                              pc.take(_uuid_words(raw, n, 0), owner))
+        del owner
+        self.dates = pc.take(members, current)
+        del current, members
         sink.member_time, sink.current = array("q"), array("q")  # not needed any more
         self.order = pc.sort_indices(self.dates)
         self.sorted_dates = pc.take(self.dates, self.order)
@@ -296,17 +302,21 @@ class Objects:
         """``ids.bin``: every object's ID_ENTRY sorted (as tuples: UUID, type, collection,
         positions); ``ids.fence``: every ID_BLOCK-th UUID of it."""
         n = self.n
-        columns = {"hi": self.keys, "lo": self.low_keys, "s": self.stix_type,
+        raw = memoryview(self.uuids.buffers()[1]).cast("B")
+        columns = {"hi": _uuid_words(raw, n, 0), "lo": _uuid_words(raw, n, 8), "s": self.stix_type,
                    "c": self.collection, "a": pos_all, "o": pos_own}
         order = pc.sort_indices(pa.table(columns),
                                 sort_keys=[(name, "ascending") for name in columns])
-        # each row's fields as bytes (little-endian), joined: the rows of ids.bin
-        rows = pc.binary_join_element_wise(
-            _as_binary(self.uuids, 16), _as_binary(self.stix_type, 1),
-            _as_binary(self.collection, 1), _as_binary(pc.cast(pos_all, pa.uint32()), 4),
-            _as_binary(pc.cast(pos_own, pa.uint32()), 4), b"")
-        out.put(tc.ID_INDEX_KEY, _data_of(pc.take(rows, order)))
-        del rows
+        del columns
+        # each row's fields as bytes (little-endian), side by side: the rows of ids.bin,
+        # made and written a block at a time
+        fields = [self.uuids, self.stix_type, self.collection, pc.cast(pos_all, pa.uint32()),
+                  pc.cast(pos_own, pa.uint32())]
+        with out.stream(tc.ID_INDEX_KEY) as ids:
+            for start in range(0, n, ID_ROWS):
+                at = order.slice(start, ID_ROWS)
+                ids.write(_rows([pc.take(field, at) for field in fields]))
+        del fields
         fenced = pc.take(order, _int_array(array("q", range(0, n, tc.ID_BLOCK)), pa.int64()))
         out.put(tc.ID_FENCE_KEY, _bytes_of(pc.take(self.uuids, fenced)))
 
@@ -358,9 +368,49 @@ class CollectionWriter:
         return pc.take(self.o.sorted_dates, self.positions)
 
     def finish(self, out: ObjectWriter) -> None:
+        """Write the entries (all, and per STIX type) a block of ``ENTRY_CHUNKS`` chunks at a
+        time, then the meta and info documents."""
         count = self.count
+        dates = self._dates()
+        modified = pc.take(self.o.modified, self.picked)
+        kinds = pc.take(self.o.stix_type, self.picked)
+        codes = sorted(pc.unique(kinds).to_pylist())
+        spans = {kind: self.spans.pop(kind) for kind in ("obj", "man")}
+        block = ENTRY_CHUNKS * tc.CHUNK
+        with contextlib.ExitStack() as files:
+            index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
+            typed = {code: files.enter_context(out.stream(
+                tc.type_index_key(self.name, tc.STIX_TYPES[code]))) for code in codes}
+            for start in range(0, count, block):
+                size = min(block, count - start)
+                chunks = slice(start // tc.CHUNK, (start + size + tc.CHUNK - 1) // tc.CHUNK)
+                entries = self._entries(start, size, dates, modified, kinds,
+                                        {kind: spans[kind][chunks] for kind in spans})
+                index.write(entries)
+                table = pa.Array.from_buffers(pa.binary(tc.ENTRY.size), size,
+                                              [None, pa.py_buffer(entries)])
+                block_kinds = kinds.slice(start, size)
+                for code, stream in typed.items():
+                    stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
+                del table
+        del spans, modified
+        types = {}
+        for code in codes:
+            typed_dates = pc.filter(dates, pc.equal(kinds, code))
+            types[tc.STIX_TYPES[code]] = {"count": len(typed_dates),
+                                          "fences": _every(typed_dates, tc.CHUNK),
+                                          "last": typed_dates[-1].as_py()}
+        meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        if count:
+            meta["last"] = dates[-1].as_py()
+        out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
+        out.put(tc.collection_key(self.name, "info.json"), _compact(collection_resource(self.name)))
+
+    def _entries(self, start: int, size: int, dates: pa.Array, modified: pa.Array,
+                 kinds: pa.Array, spans: dict[str, list[pa.Array]]) -> bytearray:
+        """The ENTRY of objects ``start … start + size`` (whole chunks: ``spans`` are theirs)."""
         words = tc.ENTRY.size // 4
-        entries = bytearray(tc.ENTRY.size * count)
+        entries = bytearray(tc.ENTRY.size * size)
         view = memoryview(entries).cast("I")
 
         def fill(word: int, values: pa.Array) -> None:
@@ -369,35 +419,15 @@ class CollectionWriter:
             for k in range(width):
                 view[word + k :: words] = src[k::width]
 
-        fill(0, self._dates())
-        fill(2, pc.take(self.o.modified, self.picked))
-        fill(4, pc.cast(pc.divide(_arange(count), tc.CHUNK), pa.uint32()))
+        fill(0, dates.slice(start, size))
+        fill(2, modified.slice(start, size))
+        fill(4, pc.cast(pc.divide(pc.add(_arange(size), start), tc.CHUNK), pa.uint32()))
         for word, kind in ((5, "obj"), (7, "man")):
-            spans = self.spans.pop(kind)
-            fill(word, pa.concat_arrays([o[:-1] for o in spans]) if spans else _uint32())
-            fill(word + 1, pa.concat_arrays([o[1:] for o in spans]) if spans else _uint32())
-            del spans
-        kinds = pc.take(self.o.stix_type, self.picked)
-        fill(9, pc.cast(kinds, pa.uint32()))
+            fill(word, pa.concat_arrays([o[:-1] for o in spans[kind]]))
+            fill(word + 1, pa.concat_arrays([o[1:] for o in spans[kind]]))
+        fill(9, pc.cast(kinds.slice(start, size), pa.uint32()))
         view.release()
-        out.put(tc.collection_key(self.name, "index.bin"), entries)
-        table = pa.Array.from_buffers(pa.binary(tc.ENTRY.size), count,
-                                      [None, pa.py_buffer(entries)])
-        dates = self._dates()
-        types = {}
-        for code in sorted(pc.unique(kinds).to_pylist()):
-            stix_type = tc.STIX_TYPES[code]
-            mask = pc.equal(kinds, code)
-            out.put(tc.type_index_key(self.name, stix_type), _bytes_of(pc.filter(table, mask)))
-            typed_dates = pc.filter(dates, mask)
-            types[stix_type] = {"count": len(typed_dates),
-                                "fences": _every(typed_dates, tc.CHUNK),
-                                "last": typed_dates[-1].as_py()}
-        meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
-        if count:
-            meta["last"] = dates[-1].as_py()
-        out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
-        out.put(tc.collection_key(self.name, "info.json"), _compact(collection_resource(self.name)))
+        return entries
 
 
 ID_PREFIXES = pa.array([f'{{"id":"{name}--'.encode() for name in tc.STIX_TYPES], pa.binary())
@@ -411,13 +441,29 @@ def _uint8(values: bytearray) -> pa.Array:
     return pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(values)])
 
 
-def _runs(ends: array) -> pa.Array:
+def _runs(ends: array | pa.Array) -> pa.Array:
     """``i`` repeated for every position below ``ends[i]`` (and at or above ``ends[i - 1]``)."""
-    return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
-        _int_array(ends, pa.int64()), _arange(len(ends))))
+    if not isinstance(ends, pa.Array):
+        ends = _int_array(ends, pa.int64())
+    return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, _arange(len(ends))))
 
 
-def _uuid_words(raw: bytes, n: int, start: int) -> pa.Array:
+def _uuid_bytes(text: bytearray, n: int) -> bytearray:
+    """The 16 bytes of each of ``n`` 36-character UUIDs, a block at a time (a million records
+    make millions of objects: their ids at once would cost hundreds of MB in copies)."""
+    if len(text) != 36 * n:
+        raise TaxiiError("an object id is not a UUID")
+    raw = bytearray(16 * n)
+    for start in range(0, n, UUID_BLOCK):
+        part = text[36 * start : 36 * (start + UUID_BLOCK)]
+        values = bytes.fromhex(part.replace(b"-", b"").decode("ascii"))
+        if len(values) * 36 != len(part) * 16:
+            raise TaxiiError("an object id is not a UUID")
+        raw[16 * start : 16 * start + len(values)] = values
+    return raw
+
+
+def _uuid_words(raw: bytes | bytearray | memoryview, n: int, start: int) -> pa.Array:
     """The big-endian 64-bit number in bytes ``start…start+8`` of every 16-byte UUID."""
     src = memoryview(raw)
     buf = bytearray(8 * n)

@@ -90,7 +90,12 @@ def dates_added(times: pa.Array, keys: pa.Array) -> pa.Array:
     order = pc.sort_indices(pa.table({"t": times, "k": keys}),
                             sort_keys=[("t", "ascending"), ("k", "ascending")])
     sorted_times = pc.take(times, order)
+    sorted_keys = pc.take(keys, order)
+    ties = pc.and_(pc.equal(sorted_times[1:], sorted_times[:-1]),
+                   pc.equal(sorted_keys[1:], sorted_keys[:-1]))
+    del sorted_keys  # a big build has millions of members: few such columns at once
     runs = pc.run_end_encode(sorted_times, run_end_type=pa.int64())
+    del sorted_times
     stops = runs.run_ends.to_pylist()
     shifts = array("q")
     end = start = 0
@@ -99,17 +104,15 @@ def dates_added(times: pa.Array, keys: pa.Array) -> pa.Array:
         shifts.append(base - start)
         end = base + stop - start
         start = stop
-    shift = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
-        pa.array(stops, pa.int64()), _int64(shifts)))
-    dates = pc.add(shift, _int64(array("q", range(n))))
-    sorted_keys = pc.take(keys, order)
-    ties = pc.and_(pc.equal(sorted_times[1:], sorted_times[:-1]),
-                   pc.equal(sorted_keys[1:], sorted_keys[:-1]))
+    del runs
+    dates = pc.add(pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
+        pa.array(stops, pa.int64()), _int64(shifts))), _int64(array("q", range(n))))
     if pc.any(ties).as_py():
         fixed = array("q", dates.to_pylist())
         for p in pc.indices_nonzero(ties).to_pylist():
             fixed[p + 1] = fixed[p]
         dates = _int64(fixed)
+    del ties
     return pc.take(dates, pc.sort_indices(order))
 
 

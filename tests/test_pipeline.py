@@ -7,13 +7,18 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from generator.build import build
 from generator.ingest import IngestError, ingest, offline_reader
+from generator.model import RANK, _Acc, _article_index, _record, iter_records
+from generator.objects import ObjectWriter
 from generator.publish import LocalDestination, PublishError, publish
+from generator.record_history import technique_times_of
 from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
+from generator.synthetic import synthetic_tables
 from tests.conftest import socdef
 from worker import layout
 from worker.storage import BuildSource, LocalBucket
@@ -184,3 +189,95 @@ def test_cli_pipeline_and_errors(tmp_path):
                  data_dir=data, check=False)
     assert bad.returncode == 1 and "category must be one of" in bad.stderr
     assert "url must be http" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def reference_records(articles: pa.Table, sightings: pa.Table) -> list:
+    """The records as a fold of every sighting into one accumulator per indicator, in store
+    order, sorted at the end (what ``generator.model`` computes column-wise)."""
+    index = _article_index(articles)
+    accs: dict[tuple[str, str], _Acc] = {}
+    if "ingested_at" not in sightings.column_names:
+        sightings = sightings.append_column("ingested_at", pa.nulls(sightings.num_rows, pa.int64()))
+    names = ("article_id", "type", "value", "context", "confidence", "ingested_at")
+    columns = [sightings[name].to_pylist() for name in names]
+    for article_id, type_, value, context, confidence, ingested in zip(*columns, strict=True):
+        art = index.get(article_id)
+        if art is None:
+            continue
+        ingested = art[0] if ingested is None else ingested
+        rank = RANK.get(confidence, 1)
+        acc = accs.get((type_, value))
+        if acc is None:
+            accs[(type_, value)] = _Acc(art[0], article_id, context, rank, ingested)
+        else:
+            acc.add(art[0], article_id, context, rank, ingested)
+    times = technique_times_of(sightings)
+    order = sorted(accs, key=lambda k: (-accs[k].last, k[0], k[1]))
+    return [_record(key, accs[key], index, times) for key in order]
+
+
+def odd_tables() -> tuple[pa.Table, pa.Table]:
+    """Synthetic tables plus what a store may hold: repeated rows, sightings of unknown
+    articles, unknown or missing confidences, indicators reported by several articles
+    published at the same second, ingest times for some sightings only."""
+    articles, sightings = synthetic_tables(3_000, now=NOW, days=60)
+    published = articles["published"].to_pylist()
+    published[1] = published[2] = published[3]  # ties: the smallest article id wins
+    articles = articles.set_column(articles.schema.get_field_index("published"), "published",
+                                   pa.array(published, pa.int64()))
+    ids = articles["article_id"].to_pylist()
+    tied = {name: [] for name in sightings.column_names}
+    for n, article in enumerate((ids[3], ids[1], ids[2], "missing", ids[2])):
+        for name, value in (("article_id", article), ("type", "domain"),
+                            ("value", "tied.example.com"), ("context", f"context {n}"),
+                            ("confidence", ("high", "low", None, "odd", "medium")[n]),
+                            ("defanged", False)):
+            tied[name].append(value)
+    sightings = pa.concat_tables([
+        sightings, sightings.slice(10, 40), sightings.slice(500, 5),
+        pa.table(tied, schema=sightings.schema)])
+    confidence = sightings["confidence"].to_pylist()
+    confidence[7], confidence[8] = None, "unknown"
+    articles_of = sightings["article_id"].to_pylist()
+    articles_of[20] = "gone"
+    sightings = sightings.set_column(0, "article_id", pa.array(articles_of, pa.string()))
+    sightings = sightings.set_column(4, "confidence", pa.array(confidence, pa.string()))
+    types = sightings["type"].to_pylist()
+    ingested = [None if n % 3 and types[n] != "mitre_attack" else NOW - 7 * n
+                for n in range(sightings.num_rows)]
+    return articles, sightings.append_column("ingested_at", pa.array(ingested, pa.int64()))
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "odd", "odd without ingest times", "empty"])
+def test_records_are_the_fold_of_the_sightings(kind):
+    articles, sightings = (synthetic_tables(2_000, now=NOW, days=30) if kind == "synthetic"
+                           else odd_tables())
+    if kind == "odd without ingest times":
+        sightings = sightings.drop_columns(["ingested_at"])
+    if kind == "empty":
+        sightings = sightings.slice(0, 0)
+    expected = reference_records(articles, sightings)
+    count, records = iter_records(articles, sightings)
+    assert list(records) == expected
+    assert count == len(expected)
+    if kind.startswith("odd"):
+        tied = next(r for r in expected if r.value == "tied.example.com")
+        ids = articles["article_id"].to_pylist()
+        assert (tied.article_id, tied.context) == (ids[1], "context 1") and ids[1] < ids[3]
+
+
+def test_a_streamed_object_is_the_object_put(tmp_path):
+    out = ObjectWriter(tmp_path)
+    out.put("a", b"hello, world")
+    with out.stream("b") as stream:
+        stream.write(b"hello, ")
+        stream.write(memoryview(b"world"))
+    assert out.objects["a"] == out.objects["b"] == [hashlib.sha256(b"hello, world").hexdigest(),
+                                                    12]
+    with pytest.raises(RuntimeError), out.stream("c") as stream:
+        stream.write(b"half")
+        raise RuntimeError("the producer failed")
+    assert "c" not in out.objects
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+    with pytest.raises(ValueError, match="two producers"):
+        out.stream("a")
