@@ -114,8 +114,9 @@ def test_scope_and_usage_are_kept(data_dir, tmp_path) -> None:
     for _ in range(5):
         assert call(app, auth)[0] == 200
     rows = app.usage.rows(record.id, 0)
-    assert len(rows) == 5 and {r[1] for r in rows} == {PATH} and {r[2] for r in rows} == {200}
-    assert {r[4] for r in rows} == {100}  # indicators per answer, hot or not
+    assert sum(r[5] for r in rows) == 5  # requests, hot or not
+    assert {r[1] for r in rows} == {PATH} and {r[2] for r in rows} == {200}
+    assert sum(r[4] for r in rows) == 500  # 100 indicators per answer, hot or not
     narrow, _ = app.keys.create("ana@example.org", "pro", scopes=["read:search"])
     narrow_auth = [(b"authorization", f"Bearer {narrow}".encode())]
     for _ in range(2):  # same tier, kept answer exists: the scope still refuses

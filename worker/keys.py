@@ -10,6 +10,7 @@ of the database alone cannot be used to test candidate keys.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import random
@@ -38,6 +39,8 @@ PEPPER_VERSION = 1
 MAX_NAME_LENGTH = 100
 MAX_USER_LENGTH = 254
 MAX_EXPIRY_DAYS = 365
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104's ipad, as a translation table
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))  # and its opad
 CACHE_SIZE = 10_000
 TOUCH_INTERVAL = 60
 BUSY_TIMEOUT_MS = 5_000
@@ -61,6 +64,29 @@ CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user, created_at);
 
 class KeyStoreError(ValueError):
     """Invalid input to the key store, or a store it cannot use. Never carries a key."""
+
+
+class HmacSha256:
+    """HMAC-SHA256 under one key (RFC 2104), with the key's inner and outer SHA-256 states
+    made once: each digest is ``hmac.digest(key, message, "sha256")``, in about a third of the
+    time (OpenSSL sets the key up again on every one-shot call). Safe to share between threads:
+    a digest works on copies of the two states."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > hashlib.sha256().block_size:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(hashlib.sha256().block_size, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +280,7 @@ class KeyStore:
         if not isinstance(secret, bytes) or len(secret) < SECRET_BYTES:
             raise KeyStoreError(f"secret must be at least {SECRET_BYTES} bytes")
         self._secret = secret
+        self._hmac = HmacSha256(secret)
         self._clock = clock
         self._cache_ttl = cache_ttl
         self._cache: OrderedDict[bytes, tuple[float, ApiKey | None]] = OrderedDict()
@@ -353,7 +380,7 @@ class KeyStore:
         the cache, so a miss (or a revoked, expired or stale entry) means "ask ``authenticate``".
         Used by the worker's hot path; the same ``cache_ttl`` rules apply.
         """
-        entry = self._cache.get(hmac.digest(self._secret, presented, "sha256"))
+        entry = self._cache.get(self._hmac.digest(presented))
         if entry is None or entry[1] is None:
             return None
         now = self._clock()
@@ -364,7 +391,7 @@ class KeyStore:
         return record
 
     def _digest(self, key: str) -> bytes:
-        return hmac.digest(self._secret, key.encode("ascii"), "sha256")  # one-shot, in C
+        return self._hmac.digest(key.encode("ascii"))
 
     def _lookup(self, digest: bytes, now: float) -> ApiKey | None:
         with self._lock:

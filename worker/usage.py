@@ -1,10 +1,15 @@
-"""Usage log: one row per keyed request, written in batches, summarised per key on demand.
+"""Usage log: what each key did, written in batches, summarised per key on demand.
 
 Rows carry the key's id (never the key), the route pattern, the status, the latency and how
-many indicators the answer held. Each worker process buffers rows and writes them at most every
-``flush_every`` seconds (or every ``max_buffer`` rows), so usage seen from another process lags
-by at most that much. Rows older than ``retention_days`` are deleted as new ones are written, at
-most once per ``PRUNE_EVERY`` seconds (the delete scans the table, so not on every flush).
+many indicators the answers held. Each worker process counts requests in memory and writes
+them at most every ``flush_every`` seconds (or once ``max_buffer`` groups are pending), so usage
+seen from another process lags by at most that much. Requests of one key, route, status and
+latency (kept to ``LATENCY_STEP`` ms) within one such period share a row: ``n`` requests, ``ts``
+the latest of them, ``iocs`` their total. A busy key therefore costs a few rows a second, not
+one per request, and every figure of the usage statistics is the same as from one row per
+request (latency percentiles and averages to the 0.01 ms kept). Rows older than
+``retention_days`` are deleted as new ones are written, at most once per ``PRUNE_EVERY``
+seconds (the delete scans the table, so not on every flush).
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ CREATE TABLE IF NOT EXISTS usage (
     endpoint TEXT NOT NULL,
     status INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
-    iocs INTEGER NOT NULL DEFAULT 0
+    iocs INTEGER NOT NULL DEFAULT 0,
+    n INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 """
 DAY = 86_400
 PRUNE_EVERY = 3_600
+LATENCY_DIGITS = 2  # latency kept to 0.01 ms
+LATENCY_STEP = 10**-LATENCY_DIGITS
+Row = tuple[float, str, int, float, int, int]  # ts, endpoint, status, latency ms, iocs, n
 
 
 class UsageLog:
@@ -40,11 +49,15 @@ class UsageLog:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(usage)")}
+        if "n" not in columns:  # a log written before rows were shared: one request a row
+            self._conn.execute("ALTER TABLE usage ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
         self._clock = clock
         self._flush_every = flush_every
         self._max_buffer = max_buffer
         self._retention = retention_days * DAY
-        self._buffer: list[tuple] = []
+        # (key, endpoint, status, latency) -> [latest ts, requests, indicators]
+        self._groups: dict[tuple[str, str, int, float], list] = {}
         self._flushed = clock()
         self._pruned = float("-inf")
         self._lock = threading.Lock()
@@ -52,19 +65,33 @@ class UsageLog:
     def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
                iocs: int = 0) -> None:
         now = self._clock()
-        self._buffer.append((key_id, now, endpoint, status, latency_ms, iocs))
-        if len(self._buffer) >= self._max_buffer or now - self._flushed >= self._flush_every:
+        group = (key_id, endpoint, status, round(latency_ms, LATENCY_DIGITS))
+        with self._lock:
+            counts = self._groups.get(group)
+            if counts is None:
+                self._groups[group] = [now, 1, iocs]
+                full = len(self._groups) >= self._max_buffer
+            else:
+                counts[0] = now
+                counts[1] += 1
+                counts[2] += iocs
+                full = False
+        if full or now - self._flushed >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            rows, self._buffer = self._buffer, []
+            groups, self._groups = self._groups, {}
             self._flushed = self._clock()
-            if not rows:
+            if not groups:
                 return
+            rows = [(key_id, ts, endpoint, status, latency, iocs, n)
+                    for (key_id, endpoint, status, latency), (ts, n, iocs) in groups.items()]
             with self._conn:
                 self._conn.execute("BEGIN")
-                self._conn.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._conn.executemany(
+                    "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 if self._flushed - self._pruned >= PRUNE_EVERY:
                     self._pruned = self._flushed
                     self._conn.execute("DELETE FROM usage WHERE ts < ?",
@@ -77,14 +104,15 @@ class UsageLog:
             return {}
         marks = ",".join("?" * len(key_ids))
         rows = self._conn.execute(
-            f"SELECT key_id, count(*), max(ts) FROM usage WHERE key_id IN ({marks}) "
+            f"SELECT key_id, sum(n), max(ts) FROM usage WHERE key_id IN ({marks}) "
             "GROUP BY key_id", key_ids).fetchall()
         return {k: (n, last) for k, n, last in rows}
 
-    def rows(self, key_id: str, since: float) -> list[tuple[float, str, int, float, int]]:
+    def rows(self, key_id: str, since: float) -> list[Row]:
+        """(ts, endpoint, status, latency ms, indicators, requests) of a key since ``since``."""
         self.flush()
         return self._conn.execute(
-            "SELECT ts, endpoint, status, latency_ms, iocs FROM usage "
+            "SELECT ts, endpoint, status, latency_ms, iocs, n FROM usage "
             "WHERE key_id = ? AND ts >= ? ORDER BY ts", (key_id, since)).fetchall()
 
     def close(self) -> None:
@@ -92,43 +120,48 @@ class UsageLog:
         self._conn.close()
 
 
-def _percentile(sorted_values: list[float], pct: float) -> int:
-    if not sorted_values:
+def _percentile(latencies: list[tuple[float, int]], total: int, pct: float) -> int:
+    """The ``pct`` percentile of ``total`` requests, given as sorted (latency, requests)."""
+    if not total:
         return 0
-    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
-    return round(sorted_values[index])
+    index = min(total - 1, max(0, round(pct / 100 * total) - 1))
+    seen = 0
+    for latency, n in latencies:
+        seen += n
+        if seen > index:
+            return round(latency)
+    return round(latencies[-1][0])
 
 
 def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-def summarise(rows: list[tuple[float, str, int, float, int]], *, days: int,
-              now: float) -> dict[str, Any]:
+def summarise(rows: list[Row], *, days: int, now: float) -> dict[str, Any]:
     """The parts of ``APIKeyUsageStats`` that come from the log."""
-    ok = [r for r in rows if r[2] < 400]
-    latencies = sorted(r[3] for r in rows)
-    by_endpoint: dict[str, list[tuple]] = {}
+    total = sum(r[5] for r in rows)
+    ok = sum(r[5] for r in rows if r[2] < 400)
+    latencies = sorted((r[3], r[5]) for r in rows)
+    by_endpoint: dict[str, list[Row]] = {}
     for r in rows:
         by_endpoint.setdefault(r[1], []).append(r)
     statuses: dict[int, int] = {}
     for r in rows:
-        statuses[r[2]] = statuses.get(r[2], 0) + 1
+        statuses[r[2]] = statuses.get(r[2], 0) + r[5]
     limited: dict[str, int] = {}
     for r in rows:
         if r[2] == 429:
-            limited[r[1]] = limited.get(r[1], 0) + 1
-    total = len(rows)
+            limited[r[1]] = limited.get(r[1], 0) + r[5]
     return {
         "summary": {
             "totalRequests": total,
-            "successfulRequests": len(ok),
-            "failedRequests": total - len(ok),
-            "successRate": round(100 * len(ok) / total, 2) if total else 100.0,
-            "avgResponseTime": round(sum(latencies) / total) if total else 0,
+            "successfulRequests": ok,
+            "failedRequests": total - ok,
+            "successRate": round(100 * ok / total, 2) if total else 100.0,
+            "avgResponseTime": round(sum(r[3] * r[5] for r in rows) / total) if total else 0,
             "totalIOCsReturned": sum(r[4] for r in rows),
         },
-        "latencyPercentiles": {f"p{p}": _percentile(latencies, p) for p in (50, 95, 99)},
+        "latencyPercentiles": {f"p{p}": _percentile(latencies, total, p) for p in (50, 95, 99)},
         "rateLimitHits": {
             "total": sum(limited.values()),
             "byEndpoint": [{"endpoint": e, "count": n} for e, n in sorted(limited.items())],
@@ -144,23 +177,24 @@ def summarise(rows: list[tuple[float, str, int, float, int]], *, days: int,
     }
 
 
-def _endpoint_row(endpoint: str, rows: list[tuple]) -> dict[str, Any]:
-    errors = sum(1 for r in rows if r[2] >= 400)
+def _endpoint_row(endpoint: str, rows: list[Row]) -> dict[str, Any]:
+    count = sum(r[5] for r in rows)
+    errors = sum(r[5] for r in rows if r[2] >= 400)
     return {
         "endpoint": endpoint,
-        "count": len(rows),
-        "avgTime": round(sum(r[3] for r in rows) / len(rows)),
+        "count": count,
+        "avgTime": round(sum(r[3] * r[5] for r in rows) / count),
         "errors": errors,
-        "errorRate": round(100 * errors / len(rows), 2),
+        "errorRate": round(100 * errors / count, 2),
     }
 
 
-def daily(rows: list[tuple], *, days: int, now: float) -> list[dict[str, Any]]:
+def daily(rows: list[Row], *, days: int, now: float) -> list[dict[str, Any]]:
     """One entry per UTC day of the period, oldest first, zero-filled."""
     series = {_day(now - i * DAY): [0, 0] for i in range(days - 1, -1, -1)}
     for r in rows:
         slot = series.get(_day(r[0]))
         if slot is not None:
-            slot[0] += 1
-            slot[1] += r[2] >= 400
+            slot[0] += r[5]
+            slot[1] += r[5] if r[2] >= 400 else 0
     return [{"date": d, "requests": n, "errors": e} for d, (n, e) in series.items()]
