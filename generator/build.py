@@ -191,6 +191,8 @@ class Lane:
             if progress:
                 progress("records", done, count)
         clock.lap("records")
+        if ship is not None:  # the second process finishes its sinks while this one does
+            ship.close()
         pa.default_memory_pool().release_unused()  # the store's columns went with the records
         for sink in self.sinks:
             sink.finish(self.out, info)
@@ -237,6 +239,9 @@ class RecordShipper:
         self.size += len(data)
 
     def close(self) -> None:
+        """Tell the second process the last day was shipped (once; later calls do nothing)."""
+        if self.notices.closed:
+            return
         self.notices.send(None)
         self.notices.close()
 
@@ -328,8 +333,6 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
             if ship is not None:
                 ship.notices.send((generated_at, count))
             main.run(split_days(records), info, count, progress, ship)
-            if ship is not None:
-                ship.close()
             derived_objects = _join(main, child, receiver, stages, clock)
         finally:
             if child is not None and child.is_alive():
