@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 
 
 class ObjectWriter:
-    """Writes content-addressed objects under ``root/objects`` and remembers their keys."""
+    """Writes content-addressed objects under ``root/objects`` and remembers their keys.
+
+    ``put`` writes an object in place, under its SHA-256: no temporary file and rename, which
+    cost a second journalled metadata change per object (a million-IOC build writes tens of
+    thousands of objects). A build killed while writing leaves a file shorter than its object;
+    the next build into the same folder sees the wrong size and writes it again, and a file of
+    the right size is the object (sizes only grow as bytes are written). Nothing reads a build
+    folder's new objects before the build that writes them has finished.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -38,16 +46,18 @@ class ObjectWriter:
         self.objects[key] = [sha, data.nbytes if isinstance(data, memoryview) else len(data)]
         # os.path on strings: a big build writes tens of thousands of objects
         path = os.path.join(self.root, layout.object_key(sha))
-        if os.path.exists(path):
-            return
+        size = self.objects[key][1]
+        try:
+            if os.stat(path).st_size == size:
+                return
+        except FileNotFoundError:
+            pass
         folder = os.path.dirname(path)
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        tmp = os.path.join(folder, f".{sha}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with open(path, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
 
     def stream(self, key: str) -> ObjectStream:
         """An object under ``key`` written a piece at a time (for one too big to hold whole)."""

@@ -281,3 +281,18 @@ def test_a_streamed_object_is_the_object_put(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     with pytest.raises(ValueError, match="two producers"):
         out.stream("a")
+
+
+def test_an_object_cut_short_by_a_killed_build_is_written_again(tmp_path):
+    data = b"x" * 10_000
+    first = ObjectWriter(tmp_path)
+    first.put("a", data)
+    path = tmp_path / layout.object_key(first.objects["a"][0])
+    assert path.read_bytes() == data
+    path.write_bytes(data[:4_096])  # what a build killed mid-write leaves
+    ObjectWriter(tmp_path).put("a", data)
+    assert path.read_bytes() == data
+    stamp = path.stat().st_mtime_ns
+    ObjectWriter(tmp_path).put("a", data)  # present and whole: left as it is
+    assert path.stat().st_mtime_ns == stamp and path.read_bytes() == data
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
