@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.usage import DAY, UsageLog, daily, summarise
+from worker.usage import DAY, UsageLog, add_count_column, daily, summarise
 
 T0 = 1_795_000_000.0
 KEYS = ("key_a", "key_b")
@@ -19,7 +20,9 @@ request = st.tuples(
     st.sampled_from([200, 304, 400, 401, 429, 500]),
     st.integers(0, 40_000).map(lambda k: k / 4),  # latency ms, exact in binary and to 0.01 ms
     st.integers(0, 10_000),  # indicators returned
-    st.floats(0, 3 * DAY),  # seconds since the previous request
+    # seconds since the previous request: at once (one row) or after the flush period (the
+    # test's is an hour: a row is exact to its flush period, so its requests share a time)
+    st.one_of(st.just(0.0), st.floats(3_600, 3 * DAY)),
     st.booleans(),  # a flush (another process reading usage) right after this request
 )
 
@@ -75,6 +78,23 @@ def test_a_busy_key_costs_a_row_per_kind_of_request(tmp_path) -> None:
     log.close()
 
 
+def test_a_period_or_a_day_ends_a_shared_row(tmp_path) -> None:
+    clock = Clock()
+    clock.now = 1_795_046_399.6  # 0.4 s before a UTC midnight
+    log = UsageLog(tmp_path / "usage.sqlite", clock=clock, flush_every=3_600)
+    for step in (0.0, 0.2, 0.4, 0.1):  # the last two after midnight
+        clock.now += step
+        log.record("key_a", "/api/v1/iocs", 200, 1.0, 10)
+    clock.now += 3_600  # a request after the flush period: its own row, even unflushed
+    log.record("key_a", "/api/v1/iocs", 200, 1.0, 10)
+    rows = log.rows("key_a", 0)
+    assert [r[5] for r in rows] == [2, 2, 1]
+    assert [r[0] for r in rows] == pytest.approx([1_795_046_399.8, 1_795_046_400.3,
+                                                  1_795_050_000.3])
+    assert [d["requests"] for d in daily(rows, days=2, now=clock.now)] == [2, 3]
+    log.close()
+
+
 def test_a_log_from_before_shared_rows_reads_as_one_request_a_row(tmp_path) -> None:
     path = tmp_path / "usage.sqlite"
     with sqlite3.connect(path) as conn:
@@ -94,3 +114,23 @@ def test_a_log_from_before_shared_rows_reads_as_one_request_a_row(tmp_path) -> N
     assert stats["totalRequests"] == 3 and stats["failedRequests"] == 1
     assert stats["totalIOCsReturned"] == 200
     log.close()
+
+
+def test_two_processes_opening_an_old_log_at_once_both_start(tmp_path) -> None:
+    path = tmp_path / "usage.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE usage (key_id TEXT NOT NULL, ts REAL NOT NULL, endpoint TEXT "
+                     "NOT NULL, status INTEGER NOT NULL, latency_ms REAL NOT NULL, "
+                     "iocs INTEGER NOT NULL DEFAULT 0)")
+    first = UsageLog(path)  # adds the column
+    # a second process that looked at the columns before the first added it adds it again
+    with sqlite3.connect(path) as conn:
+        add_count_column(conn)
+    with sqlite3.connect(tmp_path / "other.sqlite") as conn:  # any other error still raises
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            add_count_column(conn)
+    second = UsageLog(path)
+    second.record("key_a", "/api/v1/iocs", 200, 1.0)
+    assert second.totals(["key_a"]) == {"key_a": (1, second.rows("key_a", 0)[0][0])}
+    first.close()
+    second.close()

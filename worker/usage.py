@@ -4,8 +4,9 @@ Rows carry the key's id (never the key), the route pattern, the status, the late
 many indicators the answers held. Each worker process counts requests in memory and writes
 them at most every ``flush_every`` seconds (or once ``max_buffer`` groups are pending), so usage
 seen from another process lags by at most that much. Requests of one key, route, status and
-latency (kept to ``LATENCY_STEP`` ms) within one such period share a row: ``n`` requests, ``ts``
-the latest of them, ``iocs`` their total. A busy key therefore costs a few rows a second, not
+latency (kept to ``LATENCY_STEP`` ms) within one such period and UTC day share a row: ``n``
+requests, ``ts`` the latest of them, ``iocs`` their total (so a period boundary such as
+``since`` is exact to the flush period). A busy key therefore costs a few rows a second, not
 one per request, and every figure of the usage statistics is the same as from one row per
 request (latency percentiles and averages to the 0.01 ms kept). Rows older than
 ``retention_days`` are deleted as new ones are written, at most once per ``PRUNE_EVERY``
@@ -40,6 +41,16 @@ LATENCY_STEP = 10**-LATENCY_DIGITS
 Row = tuple[float, str, int, float, int, int]  # ts, endpoint, status, latency ms, iocs, n
 
 
+def add_count_column(conn: sqlite3.Connection) -> None:
+    """Give a log written before rows were shared its ``n`` column (1: one request a row).
+    Worker processes starting together may all try: the column added by another is fine."""
+    try:
+        conn.execute("ALTER TABLE usage ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
@@ -51,13 +62,13 @@ class UsageLog:
         self._conn.executescript(SCHEMA)
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(usage)")}
         if "n" not in columns:  # a log written before rows were shared: one request a row
-            self._conn.execute("ALTER TABLE usage ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
+            add_count_column(self._conn)
         self._clock = clock
         self._flush_every = flush_every
         self._max_buffer = max_buffer
         self._retention = retention_days * DAY
-        # (key, endpoint, status, latency) -> [latest ts, requests, indicators]
-        self._groups: dict[tuple[str, str, int, float], list] = {}
+        # (key, endpoint, status, latency, day) -> [latest ts, requests, indicators]
+        self._groups: dict[tuple[str, str, int, float, int], list] = {}
         self._flushed = clock()
         self._pruned = float("-inf")
         self._lock = threading.Lock()
@@ -65,7 +76,10 @@ class UsageLog:
     def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
                iocs: int = 0) -> None:
         now = self._clock()
-        group = (key_id, endpoint, status, round(latency_ms, LATENCY_DIGITS))
+        if now - self._flushed >= self._flush_every:  # a row never spans more than a period
+            self.flush()
+        # the UTC day too: a row's requests all fall on the day its time names
+        group = (key_id, endpoint, status, round(latency_ms, LATENCY_DIGITS), int(now // DAY))
         with self._lock:
             counts = self._groups.get(group)
             if counts is None:
@@ -76,7 +90,7 @@ class UsageLog:
                 counts[1] += 1
                 counts[2] += iocs
                 full = False
-        if full or now - self._flushed >= self._flush_every:
+        if full:
             self.flush()
 
     def flush(self) -> None:
@@ -86,7 +100,7 @@ class UsageLog:
             if not groups:
                 return
             rows = [(key_id, ts, endpoint, status, latency, iocs, n)
-                    for (key_id, endpoint, status, latency), (ts, n, iocs) in groups.items()]
+                    for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
             with self._conn:
                 self._conn.execute("BEGIN")
                 self._conn.executemany(
