@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +166,26 @@ class Ready:
     text: list[tuple[str, str]]  # ``headers`` as str pairs, for the RSGI interface
 
 
+# The headers a kept answer may depend on, Authorization first, with their places in
+# ``hot_headers``'s answer: raw (ASGI) names and text (RSGI) names.
+HOT_HEADERS = {b"authorization": 0, b"host": 1, b"accept-encoding": 2, b"if-none-match": 3,
+               b"accept": 4}
+HOT_HEADERS_TEXT = {name.decode(): place for name, place in HOT_HEADERS.items()}
+
+
+def hot_headers(pairs: Iterable[tuple[Any, Any]], names: dict[Any, int]) -> list[Any] | None:
+    """The values of the ``names`` headers in their places (None where absent); None when one
+    of them is repeated (the full path joins repeats)."""
+    found: list[Any] = [None] * len(names)
+    for name, value in pairs:
+        place = names.get(name)
+        if place is not None:
+            if found[place] is not None:
+                return None
+            found[place] = value
+    return found
+
+
 def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
     """(presented key, request part of the kept-answer key) of a GET that the hot path may
     answer: one ``Authorization`` header (Bearer, Token or Basic), no ``api_key`` in the query,
@@ -175,28 +195,10 @@ def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
     query = scope.get("query_string", b"")
     if query and b"api_key" in query.lower():
         return None
-    auth = host = coding = inm = accept = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if auth is not None:
-                return None
-            auth = value
-        elif name == b"host":
-            if host is not None:
-                return None
-            host = value
-        elif name == b"accept-encoding":
-            if coding is not None:
-                return None
-            coding = value
-        elif name == b"if-none-match":
-            if inm is not None:
-                return None
-            inm = value
-        elif name == b"accept":
-            if accept is not None:
-                return None
-            accept = value
+    found = hot_headers(scope["headers"], HOT_HEADERS)
+    if found is None:
+        return None
+    auth, host, coding, inm, accept = found
     if auth is None:
         return None
     token = presented_key(auth)

@@ -21,10 +21,12 @@ from typing import Any
 from urllib.parse import quote
 
 from worker.app import (
+    HOT_HEADERS_TEXT,
     USAGE_FLUSH_SECONDS,
     App,
     _every,
     access_log,
+    hot_headers,
     log_access,
     presented_key,
     text_headers,
@@ -39,28 +41,10 @@ def hot_inputs(scope: Any) -> tuple[bytes, tuple] | None:
     query = scope.query_string
     if query and "api_key" in query.lower():
         return None
-    auth = host = coding = inm = accept = None
-    for name, value in scope.headers.items():
-        if name == "authorization":
-            if auth is not None:
-                return None
-            auth = value
-        elif name == "host":
-            if host is not None:
-                return None
-            host = value
-        elif name == "accept-encoding":
-            if coding is not None:
-                return None
-            coding = value
-        elif name == "if-none-match":
-            if inm is not None:
-                return None
-            inm = value
-        elif name == "accept":
-            if accept is not None:
-                return None
-            accept = value
+    found = hot_headers(scope.headers.items(), HOT_HEADERS_TEXT)
+    if found is None:
+        return None
+    auth, host, coding, inm, accept = found
     if auth is None:
         return None
     token = presented_key(auth.encode())
