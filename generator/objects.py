@@ -40,24 +40,11 @@ class ObjectWriter:
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         """Store ``data`` (bytes, or a C-contiguous byte view) under ``key``."""
-        if key in self.objects:
-            raise ValueError(f"two producers for one build object: {key}")
-        sha = hashlib.sha256(data).hexdigest()
-        self.objects[key] = [sha, data.nbytes if isinstance(data, memoryview) else len(data)]
-        # os.path on strings: a big build writes tens of thousands of objects
-        path = os.path.join(self.root, layout.object_key(sha))
-        size = self.objects[key][1]
-        try:
-            if os.stat(path).st_size == size:
-                return
-        except FileNotFoundError:
-            pass
-        folder = os.path.dirname(path)
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
-        with open(path, "wb") as fh:
-            fh.write(data)
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        path = self._claim(key, hashlib.sha256(data).hexdigest(), size)
+        if path is not None:
+            with open(path, "wb") as fh:
+                fh.write(data)
 
     def stream(self, key: str) -> ObjectStream:
         """An object under ``key`` written a piece at a time (for one too big to hold whole)."""
@@ -67,18 +54,30 @@ class ObjectWriter:
 
     def _place(self, key: str, tmp: str, sha: str, size: int) -> None:
         """Put the finished temporary file ``tmp`` (``size`` bytes, SHA-256 ``sha``) in place."""
+        path = self._claim(key, sha, size)
+        if path is None:
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+
+    def _claim(self, key: str, sha: str, size: int) -> str | None:
+        """Record object ``sha`` under ``key``; the path to write it to (its folder made), or
+        None when the folder already holds it whole."""
         if key in self.objects:
             raise ValueError(f"two producers for one build object: {key}")
         self.objects[key] = [sha, size]
+        # os.path on strings: a big build writes tens of thousands of objects
         path = os.path.join(self.root, layout.object_key(sha))
-        if os.path.exists(path):
-            os.unlink(tmp)
-            return
+        try:
+            if os.stat(path).st_size == size:
+                return None
+        except FileNotFoundError:
+            pass
         folder = os.path.dirname(path)
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        os.replace(tmp, path)
+        return path
 
 
 class ObjectStream:
