@@ -433,10 +433,6 @@ class CollectionWriter:
 ID_PREFIXES = pa.array([f'{{"id":"{name}--'.encode() for name in tc.STIX_TYPES], pa.binary())
 
 
-def _uint32() -> pa.Array:
-    return pa.array([], pa.uint32())
-
-
 def _uint8(values: bytearray) -> pa.Array:
     return pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(values)])
 
