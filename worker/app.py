@@ -71,19 +71,8 @@ def _policy(limit: int, day_limit: int) -> str:
     return f'"minute";q={limit};w=60, "day";q={day_limit};w=86400'
 
 
-def _rate_values(d: Decision) -> tuple[tuple[str, str], ...]:
-    now = int(time.time())
-    if d.binding == "day":
-        current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
-    else:
-        current = f'"minute";r={d.remaining};t={max(0, d.reset - now)}'
-    return (("x-ratelimit-limit", str(d.limit)), ("x-ratelimit-remaining", str(d.remaining)),
-            ("x-ratelimit-reset", str(d.reset)),
-            ("ratelimit-policy", _policy(d.limit, d.day_limit)), ("ratelimit", current))
-
-
 def rate_headers(resp: Response, d: Decision) -> None:
-    resp.headers += _rate_values(d)
+    resp.headers += rate_text(d)
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,7 +81,7 @@ def _policy_raw(limit: int, day_limit: int) -> bytes:
 
 
 def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
-    """The rate-limit headers of ``rate_headers``, as raw ASGI headers (the hot path's)."""
+    """The rate-limit headers of ``rate_text``, as raw ASGI headers (the hot path's)."""
     now = int(time.time())
     if d.binding == "day":
         current = b'"day";r=%d;t=%d' % (d.day_remaining, max(0, d.day_reset - now))
@@ -114,7 +103,8 @@ def _reset_text(reset: int) -> tuple[str, str]:
 
 
 def rate_text(d: Decision) -> list[tuple[str, str]]:
-    """The rate-limit headers of ``rate_headers`` as ``str`` pairs (the RSGI hot path's)."""
+    """The rate-limit headers of a decision as ``str`` pairs (``rate_headers``, and the RSGI
+    hot path's)."""
     now = int(time.time())
     if d.binding == "day":
         current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
