@@ -75,12 +75,17 @@ def start_server(data_dir: Path, log_path: Path, *extra: str) -> Server:
     return server
 
 
-def stop_server(server: Server) -> None:
-    server.proc.terminate()
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a server process; kill it if it has not ended within 10 s."""
+    proc.terminate()
     try:
-        server.proc.wait(timeout=10)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        server.proc.kill()
+        proc.kill()
+
+
+def stop_server(server: Server) -> None:
+    stop_process(server.proc)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import ROOT, build_and_publish, free_port, wait_http
+from tests.conftest import ROOT, build_and_publish, free_port, stop_process, wait_http
 from worker import taxii_common as tc
 from worker.config import WorkerConfig, session_secret
 from worker.keys import KeyStore, load_or_create_secret
@@ -79,11 +79,7 @@ class Granian:
         wait_http(self.url + "/healthz", self.proc)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
     def access(self) -> list[str]:
         return [line.split(" socdef.access ", 1)[1] for line in
