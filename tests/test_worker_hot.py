@@ -192,3 +192,55 @@ def test_raw_rate_headers_match_the_full_paths() -> None:
         resp = Response(200)
         rate_headers(resp, decision)
         assert rate_raw(decision) == [(k.encode(), v.encode()) for k, v in resp.headers]
+
+
+def _hot_scope(key: str) -> dict:
+    return {"type": "http", "method": "GET", "path": PATH, "raw_path": PATH.encode(),
+            "query_string": b"", "scheme": "http", "client": ("127.0.0.1", 5000),
+            "headers": [(b"host", b"feeds.test"), (b"authorization", f"Bearer {key}".encode())]}
+
+
+def test_memory_limiter_answers_without_waiting(data_dir, tmp_path) -> None:
+    """A single-process deployment's hot path decides inline: the request coroutine finishes in
+    its first step (no suspension for a batch that would save nothing)."""
+    app = make_app(data_dir, tmp_path, limiter="memory")
+    assert app.coalescer is None
+    key, _ = app.keys.create("ana@example.org", "pro")
+    auth = [(b"authorization", f"Bearer {key}".encode())]
+    first = call(app, auth)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        raise AssertionError("the hot path reads no body")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    step = app(_hot_scope(key), receive, send)
+    with pytest.raises(StopIteration):  # done in one step: never handed back to the loop
+        step.send(None)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == first[2]
+    assert dict(sent[0]["headers"])[b"x-ratelimit-remaining"] == b"98"
+
+
+def test_shared_limiter_decides_a_turn_in_one_batch(data_dir, tmp_path) -> None:
+    """With SQLite, the hot requests of one event-loop turn share one transaction."""
+    app = make_app(data_dir, tmp_path, limiter="sqlite")
+    key, _ = app.keys.create("ana@example.org", "pro")
+    call(app, [(b"authorization", f"Bearer {key}".encode())])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        raise AssertionError("the hot path reads no body")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def many() -> None:
+        await asyncio.gather(*(app(_hot_scope(key), receive, send) for _ in range(20)))
+
+    asyncio.run(many())
+    assert app.coalescer.batches == 1
+    remaining = sorted(int(dict(m["headers"])[b"x-ratelimit-remaining"]) for m in sent
+                       if m["type"] == "http.response.start")
+    assert remaining == list(range(79, 99))

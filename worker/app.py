@@ -39,7 +39,7 @@ from worker.errors import (
     Unavailable,
 )
 from worker.http import Request, Response, new_request_id
-from worker.limits import Coalescer, Decision, Limiter, LimiterUnavailable
+from worker.limits import Coalescer, Decision, Limiter, LimiterUnavailable, batches
 from worker.routes import ROUTES
 from worker.routing import Ctx, Route, Router
 from worker.storage import Build, BuildSource, NoBuild, StorageError
@@ -273,11 +273,10 @@ class App:
         self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
         # the hot path needs a key cache that answers without the database, and in-memory builds
         self._cached_key = None if self.offload else getattr(keys, "cached", None)
-        # the hot path's hits are decided in batches, one per event-loop turn: one transaction
-        # or round trip per batch for a shared store; for every store, the answers of a batch
-        # then go out together, which the servers handle faster (docs/rate-limits.md)
-        primary = getattr(limiter, "primary", limiter)
-        self.coalescer = Coalescer(limiter) if hasattr(primary, "hit_many") else None
+        # a shared store's hot-path hits are decided in batches, one per event-loop turn: one
+        # transaction or round trip per batch; the memory store decides inline, so a request
+        # never waits (docs/rate-limits.md)
+        self.coalescer = Coalescer(limiter) if batches(limiter) else None
         self._scaled: dict[str, tuple[int, int]] = {}  # tier -> limits with limit_scale
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],

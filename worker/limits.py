@@ -14,7 +14,8 @@ key stands without spending. A backend whose store cannot be reached raises
 transaction; Redis: one script per key, all sent in one round trip), with the same result as
 calling ``hit`` for each in turn with nothing else in between. ``Coalescer`` feeds it: every
 hit asked for in one turn of the event loop is decided by one ``hit_many`` call, so under load
-the store sees one transaction or round trip per batch instead of one per request.
+the store sees one transaction or round trip per batch instead of one per request
+(SQLite and Redis; the memory store decides inline, see ``batches``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,9 @@ def standing(
 
 class MemoryLimiter:
     """Fixed-window counters in a dict; for one process (thread-safe)."""
+
+    # decisions are dict updates in this process: a batch saves nothing (see ``batches``)
+    local = True
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -354,6 +358,15 @@ class SQLiteLimiter:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def batches(limiter: Limiter) -> bool:
+    """Whether the hot path should decide this limiter's hits in batches (``Coalescer``): its
+    store has ``hit_many`` and each decision costs a transaction or a round trip. A ``local``
+    store (``MemoryLimiter``) decides inline: a batch saves it nothing, and waiting for one
+    suspends every request, which costs the server more than the decision itself."""
+    primary = getattr(limiter, "primary", limiter)
+    return hasattr(primary, "hit_many") and not getattr(primary, "local", False)
 
 
 class Coalescer:
