@@ -5,10 +5,11 @@
 
 1. Builds and publishes a synthetic store with the real CLI, takes one objects page
    (``limit=100`` with ``added_after`` and ``next``) and runs wrk (``-t2 -c32``, Bearer key) on
-   it through the worker (1 process, memory limiter; granian over RSGI, as ``socdef serve``
-   runs it, and over ASGI; and 2 processes sharing the SQLite limiter) and on nginx (2
-   workers) serving the same page bytes as a static file, rounds interleaved, medians and the ratio to nginx; the worker's precomputed
-   ``/api/v1/iocs`` default poll is measured too, as its own floor.
+   it through the worker (granian over RSGI, as ``socdef serve`` runs it: 1 process with the
+   memory limiter, 1 with SQLite (``socdef serve``'s defaults) and 2 sharing SQLite; and 1
+   process with the memory limiter over ASGI) and on nginx (2 workers) serving the same page
+   bytes as a static file, rounds interleaved, medians and the ratio to nginx; the worker's
+   precomputed ``/api/v1/iocs`` default poll is measured too, as its own floor.
 2. medallion 3.0.0 (its memory backend, loaded with 1,000 of our objects and their manifest
    records) timed on the same request, sequentially, against our worker on the same
    collection size.
@@ -77,6 +78,11 @@ def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
                 (worker.proc.pid,)))
         results.setdefault("worker: /api/v1/iocs default poll", []).append(
             wrk(worker.url, key, seconds, (worker.proc.pid,)))  # the worker's own floor
+        worker.stop()
+        worker = Worker(tmp / "data", "sqlite", 1)  # socdef serve's defaults
+        results.setdefault("worker 1 proc, SQLite: TAXII page", []).append(
+            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
+                (worker.proc.pid,)))
         worker.stop()
         worker = Worker(tmp / "data", "sqlite", 2)  # a deployment's shape: shared limits
         results.setdefault("worker 2 procs, SQLite: TAXII page", []).append(

@@ -157,6 +157,12 @@ def test_a_killed_publish_resumes_and_a_polling_reader_never_sees_a_mix(moto_s3,
                                        data_dir=data, env=moto_s3.env).stdout)
             assert resumed["uploaded"] == left  # what arrived before the kill is not re-sent
             time.sleep(0.5)
+        # the second observation from now began after the last publish ended (one observation
+        # against moto can take longer than the pause above when the machine is busy)
+        after = len(reader.seen) + 2
+        deadline = time.monotonic() + 60
+        while len(reader.seen) < after and not reader.errors and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         reader.stop.set()
         reader.join(timeout=60)
