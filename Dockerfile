@@ -1,4 +1,4 @@
-# The worker as a plain ASGI app in a container: `socdef serve` (uvicorn) on port 8000.
+# The worker in a container: `socdef serve` (granian, 2 processes, SQLite limiter), port 8000.
 # Builds happen elsewhere (CI, see .github/workflows/feeds.yml); the container only serves.
 #   docker build -t socdef .
 #   docker run -p 8000:8000 -v socdef-data:/data -e SOCDEF_BUCKET=s3://bucket/prefix socdef
