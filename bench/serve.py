@@ -443,8 +443,9 @@ class _Protocol:
 
 def in_process(requests: int, iocs: int, limiter: str) -> None:
     """The worker's own work per hot-path request, without a server or sockets: the RSGI
-    entry point called in-process, 32 requests per event-loop turn (so the limiter decides
-    in batches of 32, as under wrk -c32), CPU time of this process; then each part alone."""
+    entry point called in-process, 32 requests per event-loop turn (so SQLite and Redis decide
+    in batches of 32, as under wrk -c32; memory decides inline), CPU time of this process; then
+    each part alone."""
     import asyncio
     import timeit
 
@@ -519,7 +520,8 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
         parts = {
             "request parse (hot_inputs)": timed(lambda: hot_inputs(scope)),
             "key cache + kept-answer lookup": timed(lambda: app._hot_ready(hot)),
-            "limiter: one decision in a batch of 32": (
+            ("limiter: one decision in a batch of 32" if decider is not None
+             else "limiter: one decision, inline"): (
                 timed(lambda: decider.hit_many(batch), 500) / 32 if decider is not None
                 else timed(lambda: app.limiter.hit(record.id, *limits))),
             "rate-limit headers + header list": timed(lambda: ready.text + rate_text(decision)),
