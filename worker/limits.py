@@ -76,7 +76,12 @@ class Window:
 
     @classmethod
     def at(cls, now: float) -> Window:
-        return cls(now, int(now // MINUTE) * MINUTE, int(now // DAY) * DAY)
+        return cls(now, *window_starts(now))
+
+
+def window_starts(now: float) -> tuple[int, int]:
+    """The starts of the minute and day windows ``now`` falls in."""
+    return int(now // MINUTE) * MINUTE, int(now // DAY) * DAY
 
 
 def check_limits(per_minute: int, per_day: int) -> None:
@@ -147,10 +152,9 @@ class MemoryLimiter:
     def hit(self, key_id: str, per_minute: int, per_day: int) -> Decision:
         check_limits(per_minute, per_day)
         with self._lock:
-            now = self._clock()  # the window starts of Window.at, without the object
-            minute, day = int(now // MINUTE) * MINUTE, int(now // DAY) * DAY
-            if day != self._day:
-                self._sweep(day)
+            now = self._clock()
+            minute, day = window_starts(now)  # Window.at's, without the object
+            self._sweep(day)
             m_start, m_count, d_start, d_count = self._counters.get(key_id, (0, 0, 0, 0))
             m_count = m_count if m_start == minute else 0
             d_count = d_count if d_start == day else 0
