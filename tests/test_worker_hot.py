@@ -7,6 +7,7 @@ import asyncio
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,14 +201,8 @@ def _hot_scope(key: str) -> dict:
             "headers": [(b"host", b"feeds.test"), (b"authorization", f"Bearer {key}".encode())]}
 
 
-def test_memory_limiter_answers_without_waiting(data_dir, tmp_path) -> None:
-    """A single-process deployment's hot path decides inline: the request coroutine finishes in
-    its first step (no suspension for a batch that would save nothing)."""
-    app = make_app(data_dir, tmp_path, limiter="memory")
-    assert app.coalescer is None
-    key, _ = app.keys.create("ana@example.org", "pro")
-    auth = [(b"authorization", f"Bearer {key}".encode())]
-    first = call(app, auth)
+def _hot_exchange() -> tuple[list[dict], Any, Any]:
+    """(messages sent, receive, send) for hot requests: a hot answer reads no body."""
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -216,6 +211,18 @@ def test_memory_limiter_answers_without_waiting(data_dir, tmp_path) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
+    return sent, receive, send
+
+
+def test_memory_limiter_answers_without_waiting(data_dir, tmp_path) -> None:
+    """A single-process deployment's hot path decides inline: the request coroutine finishes in
+    its first step (no suspension for a batch that would save nothing)."""
+    app = make_app(data_dir, tmp_path, limiter="memory")
+    assert app.coalescer is None
+    key, _ = app.keys.create("ana@example.org", "pro")
+    auth = [(b"authorization", f"Bearer {key}".encode())]
+    first = call(app, auth)
+    sent, receive, send = _hot_exchange()
     step = app(_hot_scope(key), receive, send)
     with pytest.raises(StopIteration):  # done in one step: never handed back to the loop
         step.send(None)
@@ -228,13 +235,7 @@ def test_shared_limiter_decides_a_turn_in_one_batch(data_dir, tmp_path) -> None:
     app = make_app(data_dir, tmp_path, limiter="sqlite")
     key, _ = app.keys.create("ana@example.org", "pro")
     call(app, [(b"authorization", f"Bearer {key}".encode())])
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        raise AssertionError("the hot path reads no body")
-
-    async def send(message: dict) -> None:
-        sent.append(message)
+    sent, receive, send = _hot_exchange()
 
     async def many() -> None:
         await asyncio.gather(*(app(_hot_scope(key), receive, send) for _ in range(20)))
