@@ -63,6 +63,14 @@ def page_url(base: str, key: str) -> str:
                                                  "next": cursor}))
 
 
+# The TAXII page rows after the memory-limiter worker's: name, limiter, processes, interface
+PAGE_ROWS = (
+    ("worker 1 proc, SQLite: TAXII page", "sqlite", 1, "rsgi"),  # socdef serve's defaults
+    ("worker 2 procs, SQLite: TAXII page", "sqlite", 2, "rsgi"),  # a deployment's shape
+    ("worker ASGI: TAXII objects page", "memory", 1, "asgi"),
+)
+
+
 def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
     probe = Worker(tmp / "data", "memory", 1)
     url = page_url(f"http://127.0.0.1:{probe.port}", key)
@@ -79,21 +87,12 @@ def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
         results.setdefault("worker: /api/v1/iocs default poll", []).append(
             wrk(worker.url, key, seconds, (worker.proc.pid,)))  # the worker's own floor
         worker.stop()
-        worker = Worker(tmp / "data", "sqlite", 1)  # socdef serve's defaults
-        results.setdefault("worker 1 proc, SQLite: TAXII page", []).append(
-            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
-                (worker.proc.pid,)))
-        worker.stop()
-        worker = Worker(tmp / "data", "sqlite", 2)  # a deployment's shape: shared limits
-        results.setdefault("worker 2 procs, SQLite: TAXII page", []).append(
-            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
-                (worker.proc.pid,)))
-        worker.stop()
-        worker = Worker(tmp / "data", "memory", 1, interface="asgi")
-        results.setdefault("worker ASGI: TAXII objects page", []).append(
-            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
-                (worker.proc.pid,)))
-        worker.stop()
+        for name, limiter, procs, interface in PAGE_ROWS:
+            worker = Worker(tmp / "data", limiter, procs, interface=interface)
+            results.setdefault(name, []).append(
+                wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
+                    (worker.proc.pid,)))
+            worker.stop()
         nginx = Nginx(body, tmp / f"nginx-{round_no}")
         results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds,
                                                       (nginx.proc.pid,)))
