@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import socdef
+from tests.conftest import socdef, wait_for_room_in_minute
 from tests.redis_server import RedisServer, running_redis
 from worker.limits import SQLiteLimiter
 
@@ -47,12 +47,6 @@ def new_pro_key(data_dir: Path) -> tuple[str, str]:
     out = socdef("keys", "create", "--user", "burst@example.org", "--tier", "pro",
                  data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0], out.split("id: ")[1].split()[0]
-
-
-def wait_for_room_in_minute(need: float) -> None:
-    left = 60 - time.time() % 60
-    if left < need:
-        time.sleep(left + 1)
 
 
 async def _fire(url: str, key: str, count: int) -> list[httpx.Response]:

@@ -26,7 +26,14 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import ROOT, build_and_publish, free_port, stop_process, wait_http
+from tests.conftest import (
+    ROOT,
+    build_and_publish,
+    free_port,
+    stop_process,
+    wait_for_room_in_minute,
+    wait_http,
+)
 from worker import taxii_common as tc
 from worker.config import WorkerConfig, session_secret
 from worker.keys import KeyStore, load_or_create_secret
@@ -102,16 +109,9 @@ def servers(published, keys, tmp_path_factory) -> Iterator[dict[str, Granian]]:
             server.stop()
 
 
-def _same_window() -> None:
-    """Wait out a minute boundary that is about to fall between the two servers' answers."""
-    left = 60 - time.time() % 60
-    if left < 1.5:
-        time.sleep(left + 0.1)
-
-
 def both(servers: dict[str, Granian], method: str, path: str, **kwargs) -> httpx.Response:
     """The request on both servers; their answers must be the same. Returns the RSGI one."""
-    _same_window()
+    wait_for_room_in_minute(1.5)  # no minute boundary between the two servers' answers
     headers = httpx.Headers(kwargs.pop("headers", None))
     headers.setdefault("host", "feeds.test")  # links in the answers name the Host
     answers = {name: httpx.request(method, server.url + path, headers=headers, timeout=10,
