@@ -111,6 +111,18 @@ class Reader(threading.Thread):
             time.sleep(0.1)
 
 
+def settled_objects(dest: S3Destination) -> set[str]:
+    """The bucket's objects once a PUT that moto was still receiving when its sender was killed
+    has landed: two listings 0.3 s apart that agree."""
+    seen = set(dest.sizes("objects/"))
+    while True:
+        time.sleep(0.3)
+        now = set(dest.sizes("objects/"))
+        if now == seen:
+            return now
+        seen = now
+
+
 def wait_for(s3, bucket: str, key: str, proc: subprocess.Popen) -> bool:
     """Poll until ``key`` exists; False if the process ended first."""
     while proc.poll() is None:
@@ -151,7 +163,7 @@ def test_a_killed_publish_resumes_and_a_polling_reader_never_sees_a_mix(moto_s3,
             killed_mid_upload += seed != 3 and proc.poll() is None
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-            left = len(object_keys(manifest_of(out, build_id)) - set(dest.sizes("objects/")))
+            left = len(object_keys(manifest_of(out, build_id)) - settled_objects(dest))
             assert seed == 3 or left < len(todo)  # some arrived before the kill
             resumed = published(socdef("publish", "--to", spec, "--build-id", build_id,
                                        data_dir=data, env=moto_s3.env).stdout)
