@@ -16,8 +16,10 @@ medians reported, with each figure's ratio to nginx from the same run. Limits ar
 The last column is the CPU time the server (all its processes, plus redis-server for the Redis
 rows) spent per request during the measured run: unlike req/s, it barely moves when other jobs
 load the machine.
-Needs ``wrk``, ``nginx`` and ``redis-server`` (Debian packages); without nginx a Python static
-server stands in, without redis-server the Redis rows are left out.
+Needs ``wrk``, ``nginx`` and ``redis-server`` (Debian packages): it stops with an error naming
+the missing one (the nginx rows are the baseline, so nothing stands in for nginx). Each Redis
+row checks that Redis's day counter grew by at least the requests wrk counted in the measured
+run (read after wrk's warm-up, so warm-up requests cannot make up for fail-open decisions).
 
 ``--trivial`` measures what the server interfaces themselves cost: granian running an ASGI app
 and an RSGI app that do nothing but return the same body with the same headers (and an RSGI
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -67,6 +70,15 @@ http {{
 def socdef(data: Path, *args: str) -> str:
     return subprocess.run([sys.executable, "-m", "generator", *args, "--data-dir", str(data)],
                           cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+
+def require(*tools: str) -> None:
+    """Stop with a clear message when a Debian tool the benchmark measures against is missing."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        packages = {"nginx": "nginx-light"}
+        raise SystemExit(f"{', '.join(missing)} required: apt-get install "
+                         + " ".join(packages.get(tool, tool) for tool in missing))
 
 
 def free_port() -> int:
@@ -102,10 +114,14 @@ def cpu_seconds(*roots: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = ()) -> dict[str, float]:
+def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = (),
+        after_warmup: Callable[[], None] | None = None) -> dict[str, float]:
+    """wrk after a 1 s warm-up; ``after_warmup`` runs between the two (to read counters)."""
     cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "--timeout", "10s",
            "-H", f"Authorization: Bearer {key}", url]
     subprocess.run(cmd[:4] + ["-d1s"] + cmd[5:], capture_output=True, check=True)  # warm-up
+    if after_warmup is not None:
+        after_warmup()
     cpu = cpu_seconds(*pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(*pids) - cpu
@@ -291,13 +307,9 @@ class Nginx:
         (tmp / "www" / "api" / "v1" / "iocs").write_bytes(body)
         conf = tmp / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=tmp, port=self.port))
-        if shutil.which("nginx"):
-            cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
-            self.name = "nginx (2 workers)"
-        else:
-            cmd = [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
-                   "--directory", str(tmp / "www")]
-            self.name = "python http.server (nginx absent)"
+        require("nginx")
+        cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
+        self.name = "nginx (2 workers)"
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
         wait(self.url)
@@ -326,11 +338,11 @@ def main() -> None:
     if args.in_process:
         in_process(args.in_process, args.iocs, args.limiter)
         return
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is required: apt-get install wrk")
+    require("wrk", "nginx")
     if args.trivial:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
         return
+    require("redis-server")
     from generator.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -351,12 +363,11 @@ def main() -> None:
             "uvicorn 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
                                                              server="uvicorn"),
         }
-        redis = Redis(tmp) if shutil.which("redis-server") else None
-        if redis is not None:
-            configs["worker 1 proc, Redis limiter"] = lambda: Worker(
-                tmp / "data", "redis", 1, redis.url)
-            configs["worker 2 procs, Redis limiter"] = lambda: Worker(
-                tmp / "data", "redis", 2, redis.url)
+        redis = Redis(tmp)
+        configs["worker 1 proc, Redis limiter"] = lambda: Worker(
+            tmp / "data", "redis", 1, redis.url)
+        configs["worker 2 procs, Redis limiter"] = lambda: Worker(
+            tmp / "data", "redis", 2, redis.url)
         probe = Worker(tmp / "data", "memory", 1)
         body = httpx.get(probe.url, headers={"Authorization": f"Bearer {key}"}).content
         probe.stop()
@@ -364,15 +375,21 @@ def main() -> None:
               f"{args.rounds} rounds, medians")
         results: dict[str, list[dict[str, float]]] = {}
         nginx_name = ""
+        decided = [0]  # Redis's day counter for the key, read after each run's warm-up
+
+        def read_counter() -> None:
+            decided[0] = redis.decided(key_id)
+
         try:
             for round_no in range(args.rounds):
                 for name, start in configs.items():
                     server = start()
-                    decided = redis.decided(key_id) if redis is not None else 0
                     pids = (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
-                    results.setdefault(name, []).append(run := wrk(server.url, key, args.seconds, pids))
+                    results.setdefault(name, []).append(run := wrk(
+                        server.url, key, args.seconds, pids,
+                        read_counter if "Redis" in name else None))
                     server.stop()
-                    if "Redis" in name and redis.decided(key_id) - decided < run["n"]:
+                    if "Redis" in name and redis.decided(key_id) - decided[0] < run["n"]:
                         raise SystemExit(f"{name}: Redis did not decide every request")
                 nginx = Nginx(body, tmp / f"nginx-{round_no}")
                 nginx_name = nginx.name
@@ -380,8 +397,7 @@ def main() -> None:
                     wrk(nginx.url, key, args.seconds, (nginx.proc.pid,)))
                 nginx.stop()
         finally:  # also when a run fails: leave no redis-server behind
-            if redis is not None:
-                redis.stop()
+            redis.stop()
     table(results, nginx_name)
 
 
