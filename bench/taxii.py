@@ -10,20 +10,27 @@
    process with the memory limiter over ASGI) and on nginx (2 workers) serving the same page
    bytes as a static file, rounds interleaved, medians and the ratio to nginx; the worker's
    precomputed ``/api/v1/iocs`` default poll is measured too, as its own floor.
-2. medallion 3.0.0 (its memory backend, loaded with 1,000 of our objects and their manifest
-   records) timed on the same request, sequentially, against our worker on the same
-   collection size.
+2. medallion 3.0.0 (its memory backend, under gunicorn: one sync worker process, as a
+   production WSGI deployment runs it, not Flask's development server) loaded with the first
+   n of our objects and their manifest records, for each n of ``--medallion-sizes``: the first
+   page of 100, sequential requests on one kept-alive connection, median after one warm-up
+   request, and the growth exponent between sizes (log of the time ratio over log of the size
+   ratio: 1 is linear, 2 the square). Our worker is timed on the same request against the
+   largest of those collections.
 3. Our page time (the worker's own slicing code, in process, median of 200) on collections of
    each ``--sizes`` object count: it must stay flat.
-Needs ``wrk`` and ``nginx`` (Debian packages) and medallion (a test dependency).
+Needs ``wrk`` and ``nginx`` (Debian packages; the script stops naming what is missing),
+medallion (a test dependency) and gunicorn (the ``bench`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve import Nginx, Worker, free_port, socdef, wrk  # noqa: E402
+from bench.serve import Nginx, Worker, free_port, require, socdef, wait, wrk  # noqa: E402
 from worker import taxii_common as tc  # noqa: E402
 
 OBJECTS = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"
@@ -119,11 +126,43 @@ def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:
     return statistics.median(times)
 
 
-def versus_medallion(tmp: Path, requests: int) -> None:
-    from tests.medallion_server import PASSWORD, USER, Medallion
+class GunicornMedallion:
+    """medallion's Flask app (``medallion.load_app``) under gunicorn, one sync worker."""
 
+    def __init__(self, folder: Path, collection: dict, objects: list[dict],
+                 manifest: list[dict]) -> None:
+        from tests.medallion_server import PASSWORD, USER, medallion_data
+
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        data, config = folder / "medallion-data.json", folder / "medallion-config.json"
+        data.write_text(json.dumps(medallion_data(port, collection, objects, manifest)))
+        config.write_text(json.dumps({
+            "backend": {"module": "medallion.backends.memory_backend",
+                        "module_class": "MemoryBackend", "filename": str(data)},
+            "users": {USER: PASSWORD}, "taxii": {"max_page_size": 100}}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--timeout", "3600",
+             "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+             f"medallion:load_app({str(config)!r})"],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        wait(f"{self.url}/taxii2/")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
+    from tests.medallion_server import PASSWORD, USER
+
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        raise SystemExit("gunicorn is required: pip install -e '.[bench]'") from None
     data = tmp / "small"
-    key = make_data(data, round(1_000 / OBJECTS_PER_IOC))
+    key = make_data(data, round(max(sizes) / OBJECTS_PER_IOC) + 20)
     worker = Worker(data, "memory", 1)
     base = f"http://127.0.0.1:{worker.port}"
     auth = {"Authorization": f"Bearer {key}"}
@@ -138,20 +177,33 @@ def versus_medallion(tmp: Path, requests: int) -> None:
         if not env["more"]:
             break
         after = env["next"]
+    assert len(objects) >= max(sizes), f"only {len(objects)} objects for {max(sizes)}"
     info = httpx.get(base + OBJECTS[: -len("objects/")], headers=auth).json()
-    ref = Medallion(tmp, free_port(), info, objects, records)
     accept = {"Accept": tc.TAXII_MEDIA_TYPE}
-    try:
-        theirs = timed_get(f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
-                           (USER, PASSWORD), accept, requests)
-    finally:
-        ref.stop()
     ours = timed_get(base + OBJECTS + "?limit=100", None,
                      {**auth, **accept, "Accept-Encoding": "identity"}, max(requests, 50))
     worker.stop()
-    print(f"first page of a {len(objects):,}-object collection, sequential, one connection, "
-          f"median: medallion 3.0.0 {theirs * 1000:,.0f} ms, ours {ours * 1000:.2f} ms "
-          f"({theirs / ours:,.0f}× faster)")
+    print(f"first page of 100, sequential, one kept-alive connection, median of {requests} "
+          f"after a warm-up; medallion 3.0.0 under gunicorn {__import__('gunicorn').__version__}"
+          f" (1 sync worker); ours on the {len(objects):,}-object collection: "
+          f"{ours * 1000:.2f} ms")
+    previous = None
+    for n in sizes:
+        subset = objects[:n]
+        ids = {o["id"] for o in subset}
+        ref = GunicornMedallion(tmp / f"medallion-{n}", info, subset,
+                                [m for m in records if m["id"] in ids])
+        try:
+            theirs = timed_get(f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
+                               (USER, PASSWORD), accept, requests)
+        finally:
+            ref.stop()
+        growth = (f"; growth exponent from {previous[0]:,}: "
+                  f"{math.log(theirs / previous[1]) / math.log(n / previous[0]):.2f}"
+                  if previous else "")
+        print(f"  medallion, {n:>6,} objects: {theirs * 1000:9,.1f} ms "
+              f"({theirs / ours:,.0f}× ours){growth}")
+        previous = (n, theirs)
 
 
 def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
@@ -192,20 +244,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iocs", type=int, default=20_000)
     parser.add_argument("--medallion-requests", type=int, default=3)
+    parser.add_argument("--medallion-sizes", default="250,500,1000",
+                        help="collection sizes (objects) medallion is timed at")
     parser.add_argument("--sizes", default="1000,100000",
                         help="collection sizes (objects) for the flatness check")
     parser.add_argument("--sizes-only", action="store_true",
                         help="run only the flatness check (no wrk, nginx or medallion)")
     args = parser.parse_args()
-    if not args.sizes_only and not shutil.which("wrk"):
-        raise SystemExit("wrk is required: apt-get install wrk")
+    medallion_sizes = [int(n) for n in args.medallion_sizes.split(",")]
+    if min(medallion_sizes) <= 100:
+        parser.error("--medallion-sizes: each size must exceed the page of 100 objects")
+    if not args.sizes_only:
+        require("wrk", "nginx")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # nginx workers drop privileges and must read the page
         if not args.sizes_only:
             key = make_data(tmp / "data", args.iocs)
             serving(tmp, key, args.seconds, args.rounds)
-            versus_medallion(tmp, args.medallion_requests)
+            versus_medallion(tmp, args.medallion_requests, medallion_sizes)
         sizes = [page_time(tmp, int(s)) for s in args.sizes.split(",")]
         small = sizes[0][1]
         for count, seconds in sizes:
