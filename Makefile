@@ -25,12 +25,16 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check .
 
+# Every script in bench/, one after another (about an hour on the 2-core machine).
 bench: setup system-deps
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/taxii.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/formats.py
 	$(BIN)/python bench/storage.py
-	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/extract_eval.py
 
 # Servers and tools the tests and benchmarks start on 127.0.0.1.

@@ -1,6 +1,7 @@
 """Publish to S3 and read builds back through the worker's storage; compress answers.
 
     python bench/storage.py          # needs moto[server] (a local S3 endpoint on 127.0.0.1)
+    python bench/storage.py --iocs 300   # a smaller store
 
 Prints medians of interleaved rounds, each with its ratio to a baseline from the same run:
 - publish: a full upload vs. re-publishing the same build vs. a build with 1% of sightings
@@ -13,6 +14,7 @@ Prints medians of interleaved rounds, each with its ratio to a baseline from the
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -117,6 +119,9 @@ def bench_encoding(out: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iocs", type=int, default=3_000, help="synthetic IOCs in the store")
+    args = parser.parse_args()
     os.environ.update(AWS_ENV)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -126,7 +131,7 @@ def main() -> None:
         wait_http(endpoint + "/moto-api/", proc)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "build"
-            ids = build_series(Path(tmp), out, 3000, [None, 1])
+            ids = build_series(Path(tmp), out, args.iocs, [None, 1])
             publish(out, LocalDestination(Path(tmp) / "bucket"), build_id=ids[1])
             bench_publish(endpoint, out, ids)
             bench_reads(endpoint, Path(tmp) / "bucket", ids, "bench-0")
