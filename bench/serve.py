@@ -117,9 +117,9 @@ def cpu_seconds(*roots: int) -> float:
 def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = (),
         after_warmup: Callable[[], None] | None = None) -> dict[str, float]:
     """wrk after a 1 s warm-up; ``after_warmup`` runs between the two (to read counters)."""
-    cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "--timeout", "10s",
-           "-H", f"Authorization: Bearer {key}", url]
-    subprocess.run(cmd[:4] + ["-d1s"] + cmd[5:], capture_output=True, check=True)  # warm-up
+    base = ["wrk", "-t2", "-c32", "--timeout", "10s", "-H", f"Authorization: Bearer {key}"]
+    cmd = [*base, f"-d{seconds}s", "--latency", url]
+    subprocess.run([*base, "-d1s", url], capture_output=True, check=True)  # warm-up
     if after_warmup is not None:
         after_warmup()
     cpu = cpu_seconds(*pids)
