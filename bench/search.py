@@ -1,6 +1,6 @@
 """Search lookups through the worker in-process vs SQLite with an index on the same records.
 
-    python bench/search.py [-n 100000] [--million] [--seconds 2] [--rounds 3]
+    python bench/search.py [-n 100000] [--million] [--seconds 2] [--rounds 5]
 
 Builds a synthetic store of N IOCs with the real build, then, interleaving rounds, measures
 lookups per second of: ``GET /api/v1/iocs/search`` through the whole worker chain in-process
