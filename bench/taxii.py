@@ -2,6 +2,7 @@
 
     python bench/taxii.py [--seconds 10] [--rounds 3] [--iocs 20000] [--sizes 1000,100000]
     python bench/taxii.py --sizes-only --sizes 1000,1000000   # part 3 alone
+    python bench/taxii.py --medallion-only --medallion-sizes 250,500,1000   # part 2 alone
 
 1. Builds and publishes a synthetic store with the real CLI, takes one objects page
    (``limit=100`` with ``added_after`` and ``next``) and runs wrk (``-t2 -c32``, Bearer key) on
@@ -14,8 +15,9 @@
    production WSGI deployment runs it, not Flask's development server) loaded with the first
    n of our objects and their manifest records, for each n of ``--medallion-sizes``: the first
    page of 100, sequential requests on one kept-alive connection, median after one warm-up
-   request, and the growth exponent between sizes (log of the time ratio over log of the size
-   ratio: 1 is linear, 2 the square). Our worker is timed on the same request against the
+   request, with the CPU time gunicorn's processes spent per request (steadier than the wall
+   clock when other jobs load the machine), and the growth exponent between sizes of both
+   (log of the time ratio over log of the size ratio: 1 is linear, 2 the square). Our worker is timed on the same request against the
    largest of those collections.
 3. Our page time (the worker's own slicing code, in process, median of 200) on collections of
    each ``--sizes`` object count: it must stay flat.
@@ -41,7 +43,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve import Nginx, Worker, free_port, require, socdef, wait, wrk  # noqa: E402
+from bench.serve import (  # noqa: E402
+    Nginx,
+    Worker,
+    cpu_seconds,
+    free_port,
+    require,
+    socdef,
+    wait,
+    wrk,
+)
 from worker import taxii_common as tc  # noqa: E402
 
 OBJECTS = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"
@@ -194,16 +205,19 @@ def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
         ref = GunicornMedallion(tmp / f"medallion-{n}", info, subset,
                                 [m for m in records if m["id"] in ids])
         try:
+            cpu = cpu_seconds(ref.proc.pid)
             theirs = timed_get(f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
                                (USER, PASSWORD), accept, requests)
+            cpu = (cpu_seconds(ref.proc.pid) - cpu) / (requests + 1)  # + the warm-up request
         finally:
             ref.stop()
-        growth = (f"; growth exponent from {previous[0]:,}: "
-                  f"{math.log(theirs / previous[1]) / math.log(n / previous[0]):.2f}"
+        growth = (f"; growth exponent from {previous[0]:,}: wall "
+                  f"{math.log(theirs / previous[1]) / math.log(n / previous[0]):.2f}, CPU "
+                  f"{math.log(cpu / previous[2]) / math.log(n / previous[0]):.2f}"
                   if previous else "")
-        print(f"  medallion, {n:>6,} objects: {theirs * 1000:9,.1f} ms "
+        print(f"  medallion, {n:>6,} objects: {theirs * 1000:9,.1f} ms, CPU {cpu * 1000:9,.1f} ms "
               f"({theirs / ours:,.0f}× ours){growth}")
-        previous = (n, theirs)
+        previous = (n, theirs, cpu)
 
 
 def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
@@ -250,15 +264,20 @@ def main() -> None:
                         help="collection sizes (objects) for the flatness check")
     parser.add_argument("--sizes-only", action="store_true",
                         help="run only the flatness check (no wrk, nginx or medallion)")
+    parser.add_argument("--medallion-only", action="store_true",
+                        help="run only the medallion comparison (no wrk, nginx or sizes)")
     args = parser.parse_args()
     medallion_sizes = [int(n) for n in args.medallion_sizes.split(",")]
     if min(medallion_sizes) <= 100:
         parser.error("--medallion-sizes: each size must exceed the page of 100 objects")
-    if not args.sizes_only:
+    if not args.sizes_only and not args.medallion_only:
         require("wrk", "nginx")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # nginx workers drop privileges and must read the page
+        if args.medallion_only:
+            versus_medallion(tmp, args.medallion_requests, medallion_sizes)
+            return
         if not args.sizes_only:
             key = make_data(tmp / "data", args.iocs)
             serving(tmp, key, args.seconds, args.rounds)

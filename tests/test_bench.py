@@ -110,8 +110,8 @@ def test_taxii_prints_pages_medallion_growth_and_flatness():
           rf"^  nginx \(2 workers\)\s+{NUMBER} req/s .* 1\.00× nginx",
           r"medallion 3\.0\.0 under gunicorn",
           rf"^  medallion,\s+120 objects:\s+{NUMBER} ms",
-          rf"^  medallion,\s+200 objects:\s+{NUMBER} ms \({NUMBER}× ours\); growth exponent "
-          rf"from 160: -?{NUMBER}$",
+          rf"^  medallion,\s+200 objects:\s+{NUMBER} ms, CPU\s+{NUMBER} ms \({NUMBER}× ours\); "
+          rf"growth exponent from 160: wall -?{NUMBER}, CPU -?{NUMBER}$",
           rf"^page of 100 \(added_after mid-collection\) in a\s+{NUMBER}-object collection:")
 
 
