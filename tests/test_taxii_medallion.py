@@ -2,8 +2,9 @@
 
 medallion (the OASIS reference server) holds a copy of one of our collections: its objects and
 manifest records as our server serves them. Every client call must return the same objects,
-in the same order, from both. medallion's cost grows with the square of a collection's size,
-so the collection is kept near 300 objects.
+in the same order, from both. medallion's page time grows about with the square of a
+collection's size (`bench/taxii.py --medallion-only` measures it at three sizes; figures in
+docs/performance.md), so the collection is kept near 300 objects.
 """
 
 from __future__ import annotations
