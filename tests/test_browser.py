@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def shot(page, name: str) -> None:
 
 
 def new_key(data_dir: Path, tier: str) -> str:
-    out = socdef("keys", "create", "--user", "ops@example.org", "--tier", tier,
+    user = f"ops-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
+    out = socdef("keys", "create", "--user", user, "--tier", tier,
                  data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0]
 

@@ -4,6 +4,7 @@ answers enterprise and pro keys, and every answer goes through the format's chec
 from __future__ import annotations
 
 import time
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -37,7 +38,8 @@ def server(data_dir, tmp_path_factory):
 
 
 def key_for(data_dir, tier: str) -> str:
-    out = socdef("keys", "create", "--user", "soc@example.org", "--tier", tier,
+    user = f"soc-{uuid4().hex[:12]}@example.org"  # limits are per account: one each
+    out = socdef("keys", "create", "--user", user, "--tier", tier,
                  data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0]
 

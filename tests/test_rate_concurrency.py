@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from generator.synthetic import synthetic_store
 from tests.conftest import socdef, wait_for_room_in_minute
 from tests.redis_server import RedisServer, running_redis
+from worker.keys import account_limit_id
 from worker.limits import SQLiteLimiter
 
 BURST = 1_000
@@ -44,9 +46,10 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 def new_pro_key(data_dir: Path) -> tuple[str, str]:
-    out = socdef("keys", "create", "--user", "burst@example.org", "--tier", "pro",
-                 data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0], out.split("id: ")[1].split()[0]
+    """A pro key of a fresh account, and the id the limiter counts that account under."""
+    user = f"burst-{uuid.uuid4().hex[:12]}@example.org"
+    out = socdef("keys", "create", "--user", user, "--tier", "pro", data_dir=data_dir).stdout
+    return out.split("API key: ")[1].split()[0], account_limit_id(user)
 
 
 async def _fire(url: str, key: str, count: int) -> list[httpx.Response]:
@@ -63,11 +66,11 @@ def burst(server_url: str, data_dir: Path) -> tuple[list[httpx.Response], str]:
     (every response names its window's reset), it is repeated once with another fresh key.
     """
     for _ in range(2):
-        key, key_id = new_pro_key(data_dir)
+        key, limit_id = new_pro_key(data_dir)
         wait_for_room_in_minute(20)
         responses = asyncio.run(_fire(server_url + PATH, key, BURST))
         if len({r.headers.get("x-ratelimit-reset") for r in responses}) == 1:
-            return responses, key_id
+            return responses, limit_id
     pytest.fail("two bursts in a row straddled a minute boundary")
 
 
@@ -91,17 +94,17 @@ def test_redis_admits_exactly_the_limit(serve_process, data_dir, redis_server) -
 
     server = serve_process(data_dir, "--workers", "2", "--limiter", "redis",
                            "--redis-url", redis_server.url)
-    responses, key_id = burst(server.url, data_dir)
+    responses, limit_id = burst(server.url, data_dir)
     assert_exactly_the_limit(responses)
-    counts = RedisLimiter(redis_server.url).peek(key_id, PRO_PER_MINUTE, PRO_PER_DAY)
+    counts = RedisLimiter(redis_server.url).peek(limit_id, PRO_PER_MINUTE, PRO_PER_DAY)
     assert counts.day_remaining == PRO_PER_DAY - PRO_PER_MINUTE  # refusals spent nothing
 
 
 def test_sqlite_admits_exactly_the_limit(serve_process, data_dir) -> None:
     server = serve_process(data_dir, "--workers", "2", "--limiter", "sqlite")
-    responses, key_id = burst(server.url, data_dir)
+    responses, limit_id = burst(server.url, data_dir)
     assert_exactly_the_limit(responses)
-    counts = SQLiteLimiter(data_dir / "limits.sqlite").peek(key_id, PRO_PER_MINUTE, PRO_PER_DAY)
+    counts = SQLiteLimiter(data_dir / "limits.sqlite").peek(limit_id, PRO_PER_MINUTE, PRO_PER_DAY)
     assert counts.day_remaining == PRO_PER_DAY - PRO_PER_MINUTE
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 
 import httpx
 import jsonschema
@@ -63,7 +64,8 @@ def server(data_dir, tmp_path_factory):
 
 
 def key_for(data_dir, tier: str) -> dict[str, str]:
-    out = socdef("keys", "create", "--user", "soc@example.org", "--tier", tier,
+    user = f"soc-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
+    out = socdef("keys", "create", "--user", user, "--tier", tier,
                  data_dir=data_dir).stdout
     return {"Authorization": f"Bearer {out.split('API key: ')[1].split()[0]}"}
 

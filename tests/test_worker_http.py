@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 
 import httpx
 import pytest
@@ -23,7 +24,9 @@ def data_dir(tmp_path_factory):
 
 
 def new_key(data_dir, tier: str) -> str:
-    out = socdef("keys", "create", "--user", "ana@example.org", "--tier", tier,
+    """A key of a fresh account: limits are per account, so tests sharing one would collide."""
+    user = f"ana-{uuid.uuid4().hex[:12]}@example.org"
+    out = socdef("keys", "create", "--user", user, "--tier", tier,
                  data_dir=data_dir).stdout
     key = out.split("API key: ")[1].split()[0]
     assert key.startswith(KEY_PREFIX)

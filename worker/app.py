@@ -379,9 +379,9 @@ class App:
         """
         per_minute, per_day = self._limits(key.tier)
         try:
-            decision = (await self.coalescer.decide(key.id, per_minute, per_day)
+            decision = (await self.coalescer.decide(key.limit_id, per_minute, per_day)
                         if self.coalescer is not None
-                        else self.limiter.hit(key.id, per_minute, per_day))
+                        else self.limiter.hit(key.limit_id, per_minute, per_day))
         except LimiterUnavailable:
             return None  # nothing was spent: the full path answers (503 without a fallback)
         request_id = new_request_id()
@@ -464,7 +464,7 @@ class App:
         ctx.key = authenticate(ctx.req, self.keys)
         ctx.tier = tier = TIERS[ctx.key.tier]
         ctx.decision = decision = self.limiter.hit(
-            ctx.key.id, int(tier.per_minute * self.limit_scale), int(tier.per_day * self.limit_scale))
+            ctx.key.limit_id, int(tier.per_minute * self.limit_scale), int(tier.per_day * self.limit_scale))
         if not decision.allowed:
             raise _limited(decision, tier.name)
         if route.scope and route.scope not in ctx.key.scopes:

@@ -23,7 +23,7 @@ import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worker.tiers import TIERS
 
@@ -44,6 +44,8 @@ _OUTER_PAD = bytes(x ^ 0x5C for x in range(256))  # and its opad
 CACHE_SIZE = 10_000
 TOUCH_INTERVAL = 60
 BUSY_TIMEOUT_MS = 5_000
+# the rate limiter counts an account's requests under uuid5(ACCOUNT_NAMESPACE, account id)
+ACCOUNT_NAMESPACE = uuid.UUID("6f1b7c1e-3d0a-5b8e-9a41-2c6d8e0f4b17")
 
 _FORMAT = re.compile(re.escape(KEY_PREFIX) + f"[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}")
 _FIELDS = (
@@ -64,6 +66,26 @@ CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user, created_at);
 
 class KeyStoreError(ValueError):
     """Invalid input to the key store, or a store it cannot use. Never carries a key."""
+
+
+class KeyLimitReached(KeyStoreError):
+    """The account already holds as many live keys as its tier allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this account already holds {limit} live API keys, the most its tier "
+                         "allows; revoke one first")
+        self.limit = limit
+
+
+def account_limit_id(user: str) -> str:
+    """The id the rate limiter counts an account under: a UUID, so no account name (an e-mail
+    address) reaches the limiter's store or its key names."""
+    return str(uuid.uuid5(ACCOUNT_NAMESPACE, user.strip().lower()))
+
+
+def key_ops_limit_id(user: str) -> str:
+    """The id the rate limiter counts an account's key creations and revocations under."""
+    return str(uuid.uuid5(ACCOUNT_NAMESPACE, "key-ops:" + user.strip().lower()))
 
 
 class HmacSha256:
@@ -102,6 +124,11 @@ class ApiKey:
     revoked_at: int | None = None
     revoke_reason: str | None = None
     last_used_at: int | None = None
+    # the rate-limit windows this key spends: its account's, shared by all the account's keys
+    limit_id: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit_id", account_limit_id(self.user))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +325,14 @@ class KeyStore:
         name: str | None = None,
         expires_in_days: int | None = None,
         scopes: Sequence[str] | None = None,
+        max_live: int | None = None,
     ) -> tuple[str, ApiKey]:
-        """Create a key; returns (full key, record). The full key is never stored."""
+        """Create a key; returns (full key, record). The full key is never stored.
+
+        With ``max_live``, raise ``KeyLimitReached`` instead when ``user`` already holds that
+        many live keys (not revoked, not expired); the count and the insert are one write
+        transaction, so processes creating keys at once cannot pass the cap together.
+        """
         owner = _clean_user(user)
         granted = _check_scopes(tier, scopes)
         name = _check_name(name)
@@ -313,12 +346,26 @@ class KeyStore:
         digest = self._digest(key)
         marks = ", ".join("?" * (len(_FIELDS) + 2))
         with self._lock:
-            self._conn.execute(
-                f"INSERT INTO api_keys (digest, pepper_version, {_COLUMNS}) VALUES ({marks})",
-                (digest, PEPPER_VERSION, *_key_to_row(record)),
-            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if max_live is not None and self._live(owner, now) >= max_live:
+                    raise KeyLimitReached(max_live)
+                self._conn.execute(
+                    f"INSERT INTO api_keys (digest, pepper_version, {_COLUMNS}) VALUES ({marks})",
+                    (digest, PEPPER_VERSION, *_key_to_row(record)),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
             self._cache.pop(digest, None)
         return key, record
+
+    def _live(self, owner: str, now: int) -> int:
+        return self._conn.execute(
+            "SELECT count(*) FROM api_keys WHERE user = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)", (owner, now)).fetchone()[0]
 
     def list(self, user: str | None = None) -> list[ApiKey]:
         """All keys, or one user's keys; newest first."""

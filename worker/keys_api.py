@@ -3,6 +3,10 @@
 Every operation is scoped to the session's user: someone else's key id answers 404 exactly like
 an unknown one. Request bodies may carry only ``name`` and ``expires_in_days`` (create) or
 ``reason`` (revoke); tier, scopes and limits come from the account, ids from the server.
+
+An account holds at most its tier's ``max_keys`` live keys (one more answers 400
+``key_limit_reached``: the spec documents no other failure for creation), and creations and
+revocations spend the account's key-operation windows (429 with ``Retry-After`` when spent).
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ import json
 import time
 from typing import Any
 
-from worker.errors import ApiError, InvalidParameter, NotFound
+from worker.errors import ApiError, InvalidParameter, NotFound, RateLimited
 from worker.http import Response
-from worker.keys import ApiKey, KeyStoreError
+from worker.keys import ApiKey, KeyLimitReached, KeyStoreError, key_ops_limit_id
 from worker.routing import Ctx
-from worker.tiers import TIERS
+from worker.tiers import KEY_OPS_PER_DAY, TIERS
 from worker.usage import daily, summarise
 
 CREATE_FIELDS = {"name", "expires_in_days"}
@@ -26,6 +30,25 @@ DAY = 86_400
 class InvalidBody(ApiError):
     status = 400
     code = "invalid_body"
+
+
+class TooManyKeys(ApiError):
+    status = 400
+    code = "key_limit_reached"
+
+
+def _spend_key_op(ctx: Ctx, tier_name: str) -> None:
+    """Count one key creation or revocation against the account; 429 once its windows are spent."""
+    tier, scale = TIERS[tier_name], ctx.app.limit_scale
+    per_minute, per_day = int(tier.key_ops_per_minute * scale), int(KEY_OPS_PER_DAY * scale)
+    decision = ctx.app.limiter.hit(key_ops_limit_id(ctx.user), per_minute, per_day)
+    if not decision.allowed:
+        window = decision.binding
+        raise RateLimited(
+            "Too many API key operations. Please wait before creating or revoking more keys.",
+            details={"limit": per_day if window == "day" else per_minute, "window": window,
+                     "scope": "key_operations", "tier": tier_name},
+            headers={"retry-after": str(max(1, decision.retry_after))})
 
 
 def _iso(ts: float | None) -> str | None:
@@ -111,8 +134,13 @@ def create_key(ctx: Ctx) -> Response:
         raise InvalidParameter("expires_in_days must be an integer from 1 to 365",
                                details={"parameter": "expires_in_days"})
     tier = ctx.app.accounts.tier_of(ctx.user)
+    _spend_key_op(ctx, tier)
+    cap = TIERS[tier].max_keys
     try:
-        secret, key = ctx.app.keys.create(ctx.user, tier, name=name.strip(), expires_in_days=days)
+        secret, key = ctx.app.keys.create(ctx.user, tier, name=name.strip(), expires_in_days=days,
+                                          max_live=cap)
+    except KeyLimitReached as exc:
+        raise TooManyKeys(str(exc), details={"max_keys": cap, "tier": tier}) from None
     except KeyStoreError as exc:
         raise InvalidParameter(str(exc)) from None
     data = key_info(key, {}, time.time()) | {"key": secret}
@@ -137,6 +165,7 @@ def revoke_key(ctx: Ctx) -> Response:
     if not isinstance(reason, str) or len(reason) > 500:
         raise InvalidParameter("reason must be a string of at most 500 characters",
                                details={"parameter": "reason"})
+    _spend_key_op(ctx, ctx.app.accounts.tier_of(ctx.user))
     _own_key(ctx)
     ctx.app.keys.revoke(ctx.params["keyId"], user=ctx.user, reason=reason)
     return _json(200, {"success": True, "message": "API key revoked successfully"})
@@ -166,7 +195,7 @@ def key_usage(ctx: Ctx) -> Response:
     start = now - days * DAY
     tier = TIERS[key.tier]
     stats = summarise(ctx.app.usage.rows(key.id, start), days=days, now=now)
-    peek = ctx.app.limiter.peek(key.id, tier.per_minute, tier.per_day)
+    peek = ctx.app.limiter.peek(key.limit_id, tier.per_minute, tier.per_day)  # the account's
     stats["rateLimits"] = {
         "perMinute": _window(tier.per_minute, tier.per_minute - peek.remaining),
         "perDay": _window(tier.per_day, tier.per_day - peek.day_remaining),

@@ -1,4 +1,7 @@
-"""Per-key rate limits: a per-minute and a per-day fixed window, decided together.
+"""Rate limits: a per-minute and a per-day fixed window per id, decided together.
+
+The worker counts under an account's id (``ApiKey.limit_id``), so all keys of an account share
+the windows; key management counts under a second id per account (docs/rate-limits.md).
 
 A request is admitted only if BOTH windows have room, and then BOTH counters are incremented;
 a refused request spends nothing. Windows are aligned to the clock: the minute window starts at

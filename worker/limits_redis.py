@@ -4,9 +4,9 @@ Any number of worker processes and replicas can share one Redis. A script runs a
 other command runs while it does), reads the time with ``TIME`` (so replica clocks do not
 matter), and increments the minute and the day counter only if both have room: a refused request
 writes nothing. Each window is a small hash ``{w: window start, n: count}`` that expires one
-second after its window ends, so Redis holds at most two keys per recently active API key. Key
-names carry the API key's id (a UUID), never the key; both names share the hash tag ``{id}``,
-so the script also runs on Redis Cluster.
+second after its window ends, so Redis holds at most two keys per recently active account. Key
+names carry the id counted under (an account's UUID), never a key or an account name; both
+names share the hash tag ``{id}``, so the script also runs on Redis Cluster.
 
 The script is loaded once (``SCRIPT LOAD``) and called by its SHA-1 (``EVALSHA``); when Redis
 answers ``NOSCRIPT`` (restarted, or ``SCRIPT FLUSH``) it is loaded again and the call repeated.

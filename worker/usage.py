@@ -11,6 +11,12 @@ one per request, and every figure of the usage statistics is the same as from on
 request (latency percentiles and averages to the 0.01 ms kept). Rows older than
 ``retention_days`` are deleted as new ones are written, at most once per ``PRUNE_EVERY``
 seconds (the delete scans the table, so not on every flush).
+
+Buffered requests are not lost when a process is killed: each is also appended to the process's
+journal (``worker/usage_journal.py``) as it is recorded, and the journal of a process that ended
+without flushing is written to the log by the next usage log opened on the same database (a
+restarted worker) or by a running one within ``REPLAY_EVERY`` seconds. Each request is written
+once: a flush stores how far into its journal it reaches in the same transaction as its rows.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from worker import usage_journal
+from worker.usage_journal import Journal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -38,6 +47,7 @@ DAY = 86_400
 PRUNE_EVERY = 3_600
 LATENCY_DIGITS = 2  # latency kept to 0.01 ms
 LATENCY_STEP = 10**-LATENCY_DIGITS
+REPLAY_EVERY = 10.0  # seconds between looks for the journals of ended processes
 Row = tuple[float, str, int, float, int, int]  # ts, endpoint, status, latency ms, iocs, n
 
 
@@ -54,7 +64,7 @@ def add_count_column(conn: sqlite3.Connection) -> None:
 class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
-                 retention_days: int = 90) -> None:
+                 retention_days: int = 90, journal: bool = True) -> None:
         self._conn = sqlite3.connect(os.fspath(path), timeout=5, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -63,6 +73,7 @@ class UsageLog:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(usage)")}
         if "n" not in columns:  # a log written before rows were shared: one request a row
             add_count_column(self._conn)
+        self._path = os.fspath(path)
         self._clock = clock
         self._flush_every = flush_every
         self._max_buffer = max_buffer
@@ -72,6 +83,11 @@ class UsageLog:
         self._flushed = clock()
         self._pruned = float("-inf")
         self._lock = threading.Lock()
+        self._journal = Journal(os.fspath(path)) if journal else None
+        self._replayed = float("-inf")
+        if self._journal is not None:
+            self._conn.execute(usage_journal.SCHEMA)
+            self.replay()
 
     def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
                iocs: int = 0) -> None:
@@ -79,17 +95,13 @@ class UsageLog:
         if now - self._flushed >= self._flush_every:  # a row never spans more than a period
             self.flush()
         # the UTC day too: a row's requests all fall on the day its time names
-        group = (key_id, endpoint, status, round(latency_ms, LATENCY_DIGITS), int(now // DAY))
+        latency = round(latency_ms, LATENCY_DIGITS)
         with self._lock:
-            counts = self._groups.get(group)
-            if counts is None:
-                self._groups[group] = [now, 1, iocs]
-                full = len(self._groups) >= self._max_buffer
-            else:
-                counts[0] = now
-                counts[1] += 1
-                counts[2] += iocs
-                full = False
+            if self._journal is not None:
+                self._journal.append(usage_journal.line(key_id, endpoint, status, latency, iocs,
+                                                        now))
+            full = _add(self._groups, (key_id, endpoint, status, latency, int(now // DAY)), now,
+                        iocs) and len(self._groups) >= self._max_buffer
         if full:
             self.flush()
 
@@ -97,8 +109,53 @@ class UsageLog:
         with self._lock:
             groups, self._groups = self._groups, {}
             self._flushed = self._clock()
-            if not groups:
-                return
+            if groups:
+                self._write(groups)
+        if self._journal is not None and self._flushed - self._replayed >= REPLAY_EVERY:
+            self.replay()
+
+    def _write(self, groups: dict) -> None:
+        """Insert the rows of ``groups`` and, in the same transaction, how far this process's
+        journal is now in the log; a large journal wholly in the log is then replaced."""
+        rows = [(key_id, ts, endpoint, status, latency, iocs, n)
+                for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
+        journal = self._journal
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if journal is not None and journal.name:
+                self._conn.execute(_CHECKPOINT, (journal.name, journal.size))
+            if self._flushed - self._pruned >= PRUNE_EVERY:
+                self._pruned = self._flushed
+                self._conn.execute("DELETE FROM usage WHERE ts < ?",
+                                   (self._flushed - self._retention,))
+        if journal is not None and journal.size >= usage_journal.ROTATE_BYTES:
+            self._forget(journal.discard())
+
+    def replay(self) -> int:
+        """Write to the log the requests in the journals of processes that ended before
+        flushing them; returns how many. Each journal is deleted once it is in the log."""
+        self._replayed = self._clock()
+        written = 0
+        for name, fd in usage_journal.dead_journals(self._path):
+            try:
+                written += self._replay_one(name, fd)
+            finally:
+                os.close(fd)
+        return written
+
+    def _replay_one(self, name: str, fd: int) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT offset FROM usage_journal WHERE name = ?",
+                                     (name,)).fetchone()
+            offset = row[0] if row else 0
+            entries, used = usage_journal.parse(usage_journal.unread(fd, offset))
+            groups: dict = {}
+            for key_id, endpoint, status, latency, iocs, ts in entries:
+                # one row per key, route, status, latency and second: ``ts`` stays exact to 1 s
+                _add(groups, (key_id, endpoint, status, latency, int(ts)), ts, iocs)
             rows = [(key_id, ts, endpoint, status, latency, iocs, n)
                     for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
             with self._conn:
@@ -106,10 +163,19 @@ class UsageLog:
                 self._conn.executemany(
                     "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                if self._flushed - self._pruned >= PRUNE_EVERY:
-                    self._pruned = self._flushed
-                    self._conn.execute("DELETE FROM usage WHERE ts < ?",
-                                       (self._flushed - self._retention,))
+                self._conn.execute(_CHECKPOINT, (name, offset + used))
+            self._forget(name, unlink=True)
+        return sum(n for _, n, _ in groups.values())
+
+    def _forget(self, name: str, *, unlink: bool = False) -> None:
+        """Delete a journal that is wholly in the log, then its stored offset (a crash in
+        between leaves an offset without a file, which nothing reads)."""
+        if unlink:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+        self._conn.execute("DELETE FROM usage_journal WHERE name = ?", (name,))
 
     def totals(self, key_ids: list[str]) -> dict[str, tuple[int, float | None]]:
         """Per key: (total requests ever kept, last request time)."""
@@ -131,7 +197,25 @@ class UsageLog:
 
     def close(self) -> None:
         self.flush()
+        if self._journal is not None and self._journal.name:
+            self._forget(self._journal.discard())
         self._conn.close()
+
+
+_CHECKPOINT = ("INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset")
+
+
+def _add(groups: dict, group: tuple, ts: float, iocs: int) -> bool:
+    """Count one request into ``groups``; True when it opened a new group."""
+    counts = groups.get(group)
+    if counts is None:
+        groups[group] = [ts, 1, iocs]
+        return True
+    counts[0] = ts
+    counts[1] += 1
+    counts[2] += iocs
+    return False
 
 
 def _percentile(latencies: list[tuple[float, int]], total: int, pct: float) -> int:
