@@ -1,0 +1,83 @@
+"""Hostile and unusual requests against a real ``socdef serve``: each is answered in the spec's
+error shape (TAXII's on TAXII routes), never with a 500, and no credential reaches the log."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from generator.synthetic import synthetic_store
+from tests.conftest import build_and_publish, running_server, socdef
+from worker import taxii_common as tc
+
+COOKIE = "sb-access-token"
+COLLECTION = f"/api/taxii2/api/collections/{tc.collection_id('all')}/"
+# valid ISO 8601, but outside the years 1-9999 once moved to UTC
+OUT_OF_RANGE = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
+DATED = [("/api/v1/iocs", "since"), ("/api/v1/iocs", "until"), ("/api/v1/iocs/stix", "since"),
+         ("/api/v1/iocs/misp", "since"), ("/api/v1/iocs/cef", "since"),
+         ("/api/v1/iocs/openioc", "since")]
+TAXII_DATED = [(COLLECTION + "objects/", "added_after"), (COLLECTION + "objects/", "match[version]"),
+               (COLLECTION + "manifest/", "added_after"),
+               (COLLECTION + "manifest/", "match[version]")]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    data = tmp_path_factory.mktemp("faults")
+    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
+    build_and_publish(data)
+    socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def key(data_dir) -> str:
+    out = socdef("keys", "create", "--user", "reader@example.org", "--tier", "enterprise",
+                 data_dir=data_dir).stdout
+    return out.split("API key: ")[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "server.log"
+    with running_server(data_dir, log, "--access-log", "--limit-scale", "100") as srv:
+        yield srv
+
+
+def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == "application/json"
+    error = resp.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert error["request_id"] == resp.headers["x-request-id"]
+    return error
+
+
+def assert_taxii_error(resp: httpx.Response, status: int) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == tc.TAXII_MEDIA_TYPE
+    error = resp.json()
+    assert error["http_status"] == str(status) and error["title"]
+    assert error["error_id"] == resp.headers["x-request-id"]
+    return error
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+@pytest.mark.parametrize(("path", "name"), DATED)
+def test_dates_out_of_range_are_a_400(server, key, path, name, value):
+    resp = httpx.get(server.url + path, params={name: value}, timeout=30,
+                     headers={"Authorization": f"Bearer {key}"})
+    error = assert_error(resp, 400, "invalid_parameter")
+    assert error["details"] == {"parameter": name, "value": value}
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+@pytest.mark.parametrize(("path", "name"), TAXII_DATED)
+def test_taxii_dates_out_of_range_are_a_taxii_400(server, key, path, name, value):
+    resp = httpx.get(server.url + path, params={name: value}, timeout=30,
+                     headers={"Authorization": f"Bearer {key}"})
+    error = assert_taxii_error(resp, 400)
+    assert error["details"] == {"parameter": name, "value": value}
