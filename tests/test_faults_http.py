@@ -81,3 +81,25 @@ def test_taxii_dates_out_of_range_are_a_taxii_400(server, key, path, name, value
                      headers={"Authorization": f"Bearer {key}"})
     error = assert_taxii_error(resp, 400)
     assert error["details"] == {"parameter": name, "value": value}
+
+
+@pytest.fixture(scope="module")
+def session(data_dir) -> dict[str, str]:
+    token = socdef("session", "create", "--user", "owner@example.org", data_dir=data_dir)
+    return {COOKIE: token.stdout.strip()}
+
+
+def write(server, method: str, path: str, session, headers=None, **kw) -> httpx.Response:
+    """A cookie-authenticated write as a same-origin page makes it (``headers`` on top)."""
+    sent = {"Origin": server.url, "Sec-Fetch-Site": "same-origin",
+            "Content-Type": "application/json", **(headers or {})}
+    sent = {k: v for k, v in sent.items() if v is not None}
+    with httpx.Client(base_url=server.url, cookies=session, timeout=30) as client:
+        return client.request(method, path, headers=sent, **kw)
+
+
+@pytest.mark.parametrize("depth", [5_000, 60_000])
+def test_deeply_nested_key_body_is_a_400(server, session, depth):
+    resp = write(server, "POST", "/api/v1/keys", session,
+                 content=b'{"name":' + b"[" * depth)
+    assert_error(resp, 400, "invalid_body")

@@ -48,6 +48,8 @@ def _body(ctx: Ctx, allowed: set[str], *, required: bool) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidBody("The request body is not valid JSON.") from None
+    except RecursionError:  # nesting deeper than the parser's stack
+        raise InvalidBody("The request body nests too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidBody("The request body must be a JSON object.")
     extra = sorted(set(body) - allowed)
