@@ -3,6 +3,8 @@ error shape (TAXII's on TAXII routes), never with a 500, and no credential reach
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import httpx
@@ -103,3 +105,37 @@ def test_deeply_nested_key_body_is_a_400(server, session, depth):
     resp = write(server, "POST", "/api/v1/keys", session,
                  content=b'{"name":' + b"[" * depth)
     assert_error(resp, 400, "invalid_body")
+
+
+def test_every_api_answer_says_nosniff(server, key, session):
+    bearer = {"Authorization": f"Bearer {key}"}
+    answers = [httpx.get(server.url + "/api/v1/iocs", headers=bearer, timeout=30)
+               for _ in range(3)]  # the repeats come from the kept answer (the hot path)
+    answers += [httpx.get(server.url + "/api/v1/iocs", timeout=30),
+                httpx.get(server.url + "/api/v1/iocs", params={"since": "x"}, headers=bearer),
+                httpx.get(server.url + COLLECTION + "objects/", headers=bearer, timeout=30),
+                httpx.get(server.url + "/api/v1/keys", cookies=session, timeout=30),
+                httpx.get(server.url + "/healthz", timeout=30),
+                httpx.get(server.url + "/docs/", timeout=30)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 401, 400, 200, 200, 200, 200]
+    for resp in answers:
+        assert resp.headers.get_list("x-content-type-options") == ["nosniff"], resp.url
+
+
+def test_a_401_challenges_bearer_and_basic(server):
+    resp = httpx.get(server.url + "/api/v1/iocs", timeout=30)
+    assert_error(resp, 401, "missing_api_key")
+    assert resp.headers.get_list("www-authenticate") == ["Bearer", 'Basic realm="socdef"']
+    bad = httpx.get(server.url + "/api/v1/iocs/stix", headers={"X-API-Key": "sk_live_nope"})
+    assert_error(bad, 401, "invalid_api_key")
+    assert "www-authenticate" in bad.headers
+
+
+def test_wget_user_and_password_answer_the_challenge(server, key, tmp_path):
+    """wget sends ``--user``/``--password`` only after a ``Basic`` challenge."""
+    out = tmp_path / "iocs.json"
+    done = subprocess.run(["wget", "-q", "--user", "siem", "--password", key, "-O", str(out),
+                           server.url + "/api/v1/iocs?limit=5"], capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(out.read_bytes())["data"]) == 5

@@ -50,6 +50,8 @@ access_log = logging.getLogger("socdef.access")
 REDACT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
 
 SessionAuth = Callable[[Request], str]
+# a 401 for a missing or bad API key: the key goes as a Bearer token or as Basic's password
+CHALLENGES = [("www-authenticate", "Bearer"), ("www-authenticate", 'Basic realm="socdef"')]
 
 
 def redact(text: str) -> str:
@@ -493,6 +495,8 @@ class App:
                 resp.header("www-authenticate", 'Basic realm="socdef TAXII"')
         else:
             resp = Response(exc.status, exc.body(request_id))
+            if exc.status == 401 and route is not None and route.auth == "key":
+                resp.headers += CHALLENGES  # so clients that wait for one (wget) send the key
         for name, value in exc.headers.items():
             resp.header(name, value)
         return resp
