@@ -139,3 +139,42 @@ def test_wget_user_and_password_answer_the_challenge(server, key, tmp_path):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(out.read_bytes())["data"]) == 5
+
+
+@pytest.mark.parametrize("media", ["text/plain; charset=json", "application/x-www-form-urlencoded; a=json",
+                                   "application/jsonx", "text/json", "multipart/form-data; json"])
+def test_cookie_writes_need_the_json_media_type(server, session, media):
+    resp = write(server, "POST", "/api/v1/keys", session, headers={"Content-Type": media},
+                 content=b'{"name": "from a form"}')
+    assert assert_error(resp, 400, "invalid_body")["details"] == {"content_type": media}
+
+
+@pytest.mark.parametrize("media", ["application/json", "Application/JSON; charset=utf-8"])
+def test_cookie_writes_take_json_with_parameters(server, session, media):
+    resp = write(server, "POST", "/api/v1/keys", session, headers={"Content-Type": media},
+                 content=b'{"name": "json"}')
+    assert resp.status_code == 201, resp.text
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": None, "Sec-Fetch-Site": None},
+    {"Origin": "null", "Sec-Fetch-Site": None},
+    {"Origin": None, "Sec-Fetch-Site": "none"},
+    {"Origin": None, "Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+])
+def test_cookie_writes_need_a_same_origin_sign(server, session, headers):
+    made = write(server, "POST", "/api/v1/keys", session, headers=headers,
+                 json={"name": "csrf"})
+    assert_error(made, 403, "cross_site_request")
+    revoked = write(server, "DELETE", "/api/v1/keys/key_nope", session, headers=headers)
+    assert_error(revoked, 403, "cross_site_request")
+
+
+@pytest.mark.parametrize("headers", [{"Origin": None}, {"Sec-Fetch-Site": None}])
+def test_either_same_origin_sign_is_enough(server, session, headers):
+    made = write(server, "POST", "/api/v1/keys", session, headers=headers, json={"name": "ok"})
+    assert made.status_code == 201, made.text
+    key_id = made.json()["data"]["id"]
+    revoked = write(server, "DELETE", f"/api/v1/keys/{key_id}", session, headers=headers)
+    assert revoked.status_code == 200, revoked.text
