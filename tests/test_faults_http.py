@@ -4,6 +4,7 @@ error shape (TAXII's on TAXII routes), never with a 500, and no credential reach
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ import pytest
 from generator.synthetic import synthetic_store
 from tests.conftest import build_and_publish, running_server, socdef
 from worker import taxii_common as tc
+from worker.app import RedactingFilter
 
 COOKIE = "sb-access-token"
 COLLECTION = f"/api/taxii2/api/collections/{tc.collection_id('all')}/"
@@ -125,7 +127,7 @@ def test_every_api_answer_says_nosniff(server, key, session):
 def test_a_401_challenges_bearer_and_basic(server):
     resp = httpx.get(server.url + "/api/v1/iocs", timeout=30)
     assert_error(resp, 401, "missing_api_key")
-    assert resp.headers.get_list("www-authenticate") == ["Bearer", 'Basic realm="socdef"']
+    assert resp.headers.get_list("www-authenticate") == ['Basic realm="socdef", Bearer']
     bad = httpx.get(server.url + "/api/v1/iocs/stix", headers={"X-API-Key": "sk_live_nope"})
     assert_error(bad, 401, "invalid_api_key")
     assert "www-authenticate" in bad.headers
@@ -178,3 +180,55 @@ def test_either_same_origin_sign_is_enough(server, session, headers):
     key_id = made.json()["data"]["id"]
     revoked = write(server, "DELETE", f"/api/v1/keys/{key_id}", session, headers=headers)
     assert revoked.status_code == 200, revoked.text
+
+
+@pytest.fixture(scope="module", params=["rsgi", "asgi"])
+def logging_server(request, data_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "server.log"
+    with running_server(data_dir, log, "--access-log", "--interface", request.param) as srv:
+        yield srv
+
+
+def logged(server, *responses: httpx.Response) -> str:
+    """The server's log once every answer's access line is in it."""
+    ids = [r.headers["x-request-id"] for r in responses]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = server.log()
+        if all(i in log for i in ids):
+            return log
+        time.sleep(0.05)
+    raise AssertionError(f"access lines missing from the log:\n{server.log()}")
+
+
+# ``%5F`` is ``_``, ``%61`` is ``a``: each name decodes to ``api_key`` and authenticates
+ENCODED_NAMES = ["api%5Fkey", "api%5fkey", "%61pi_key", "%61%70%69%5F%6B%65%79", "api_key"]
+
+
+def test_no_credential_reaches_the_access_log(logging_server, key):
+    url = logging_server.url + "/api/v1/iocs"
+    answers = [httpx.get(f"{url}?limit=1&{name}={key}", timeout=30) for name in ENCODED_NAMES]
+    assert [r.status_code for r in answers] == [200] * len(ENCODED_NAMES)
+    answers += [
+        httpx.get(f"{url}?api_key={key}x&%61pi_key={key}y&limit=2", timeout=30),  # 401
+        httpx.get(f"{url}?api%5Fkey={key}", timeout=30, headers={"X-API-Key": key}),
+        httpx.get(url, timeout=30, headers={"X-API-Key": key}),
+        httpx.get(url, timeout=30, auth=("siem", key)),
+    ]
+    for _ in range(3):  # kept answers: the hot path logs these
+        answers.append(httpx.get(f"{url}?api%5Fkey={key}", timeout=30,
+                                 headers={"Authorization": f"Bearer {key}"}))
+    assert [r.status_code for r in answers[len(ENCODED_NAMES):]] == [401] + [200] * 6
+    log = logged(logging_server, *answers)
+    assert key not in log and key[8:] not in log and key[-12:] not in log
+    for name in ENCODED_NAMES:
+        assert f"{name}=[redacted]" in log
+
+
+
+def test_log_records_lose_encoded_credentials_whoever_writes_them():
+    record = logging.LogRecord("granian.access", logging.INFO, __file__, 1,
+                               'GET "/x?%%61pi_key=%s&api%%5Fkey=%s&limit=1" 200', ("s1", "s2"),
+                               None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == 'GET "/x?%61pi_key=[redacted]&api%5Fkey=[redacted]&limit=1" 200'
