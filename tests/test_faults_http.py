@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import time
+import urllib.request
 
 import httpx
 import pytest
@@ -232,3 +233,13 @@ def test_log_records_lose_encoded_credentials_whoever_writes_them():
                                None)
     assert RedactingFilter().filter(record)
     assert record.getMessage() == 'GET "/x?%61pi_key=[redacted]&api%5Fkey=[redacted]&limit=1" 200'
+
+
+def test_urllib_basic_auth_handler_answers_the_challenge(server, key):
+    """Python's HTTPBasicAuthHandler, like wget, sends the password only when challenged."""
+    url = server.url + "/api/v1/iocs?limit=3"
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, server.url, "siem", key)
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
+    with opener.open(url, timeout=30) as resp:
+        assert resp.status == 200 and len(json.loads(resp.read())["data"]) == 3
