@@ -203,7 +203,8 @@ def test_taxii_pages_and_basic_auth(servers, keys) -> None:
 def test_request_bodies_reach_the_app(servers, keys) -> None:
     token = mint("owner@example.org", Path(keys["dir"], "session.key").read_bytes(),
                  now=time.time())
-    cookie = {"Cookie": f"sb-access-token={token}", "Content-Type": "application/json"}
+    cookie = {"Cookie": f"sb-access-token={token}", "Content-Type": "application/json",
+              "Sec-Fetch-Site": "same-origin"}
     made = {name: httpx.post(server.url + "/api/v1/keys", headers=cookie,
                              content=b'{"name": "ci"}', timeout=10)
             for name, server in servers.items()}

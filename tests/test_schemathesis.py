@@ -36,6 +36,7 @@ from tests.conftest import ROOT, Server, build_and_publish, running_server, socd
 SPEC = ROOT / "spec" / "openapi.json"
 COOKIE = "sb-access-token"
 KEY_SCHEMES = ("BearerAuth", "ApiKeyAuth")
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 TAXII_MEDIA = "application/taxii+json;version=2.1"
 STIX_MEDIA = "application/stix+json;version=2.1"
 # per operation in the fuzzing phase: ~25 s for the file on 2 cores; raise it for a deeper run
@@ -243,7 +244,7 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
         own = []
         for i in range(3):
             resp = httpx.post(server.url + "/api/v1/keys", json={"name": f"contract {i}"},
-                              cookies={COOKIE: session}, timeout=30)
+                              cookies={COOKIE: session}, headers=SAME_ORIGIN, timeout=30)
             assert resp.status_code == 201, resp.text
             own.append(resp.json()["data"]["id"])
         listed = httpx.get(server.url + "/api/taxii2/api/collections/", timeout=30,
@@ -268,6 +269,7 @@ def test_operation_conforms(case, contract: Contract) -> None:
     cookies: dict[str, str] = {}
     if "CookieAuth" in schemes:
         cookies[COOKIE] = contract.session
+        headers.update(SAME_ORIGIN)  # what the keys page's fetch sends; writes need it
         if "keyId" in case.path_parameters and turn % 2:
             # every other request names a key the session's user owns, so 200s are judged too
             case.path_parameters["keyId"] = contract.own_key_ids[turn % len(contract.own_key_ids)]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from worker.auth import authenticate
 from worker.csrf import check_same_origin
@@ -47,22 +48,59 @@ from worker.tiers import TIERS
 
 log = logging.getLogger("socdef.worker")
 access_log = logging.getLogger("socdef.access")
-REDACT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
+# ``name=value`` in free text; a name is a credential when it decodes to ``api_key``
+# (``api%5Fkey``, ``%61pi_key``: the worker decodes query names before it looks for the key)
+PAIR = re.compile(r"([^&?\s\"'=;]+)=([^&\s\"']*)")
+CREDENTIAL = "api_key"
+REDACTED = "[redacted]"
 
 SessionAuth = Callable[[Request], str]
+# a 401 for a missing or bad API key: the key goes as Basic's password or a Bearer token; one
+# comma-joined header (no header twice), Basic first for clients that read only the first
+CHALLENGE = ("www-authenticate", 'Basic realm="socdef", Bearer')
+
+
+def is_credential(name: str) -> bool:
+    """Whether a query parameter's raw name carries the key once decoded (any case)."""
+    return CREDENTIAL in unquote_plus(name).lower()
+
+
+def redact_query(query: str) -> str:
+    """``query`` with the value of every credential parameter replaced, split exactly as the
+    worker's parser splits it (on ``&``), so no part of a value survives."""
+    if "=" not in query:
+        return query
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, eq, _ = part.partition("=")
+        if eq and is_credential(name):
+            parts[i] = f"{name}={REDACTED}"
+    return "&".join(parts)
+
+
+def redact_target(target: str) -> str:
+    """A request target (path ``?`` query) with its credential values redacted."""
+    path, mark, query = target.partition("?")
+    return path + mark + redact_query(query)
 
 
 def redact(text: str) -> str:
-    return REDACT.sub(r"\1[redacted]", text)
+    """Credential values in free text (a log message): every ``name=value`` whose name
+    decodes to ``api_key``."""
+    if "=" not in text:
+        return text
+    return PAIR.sub(lambda m: f"{m[1]}={REDACTED}" if is_credential(m[1]) else m[0], text)
 
 
 class RedactingFilter(logging.Filter):
-    """Strip ``api_key=`` values from every log record, whoever wrote it."""
+    """Strip credential values (``api_key=``, however encoded) from every log record, whoever
+    wrote it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "api_key=" in message.lower():
-            record.msg, record.args = redact(message), None
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
@@ -211,9 +249,10 @@ def presented_key(auth: bytes) -> bytes:
 
 def log_access(client: str, method: str, target: str, status: int, size: int, started: float,
                request_id: str) -> None:
-    """One access-log line; ``api_key=`` values in the target are redacted."""
-    access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact(target), status, size,
-                    (time.perf_counter() - started) * 1000, request_id)
+    """One access-log line; credential values in the target's query are redacted, and no
+    header is logged (``Authorization``, ``X-API-Key``)."""
+    access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact_target(target),
+                    status, size, (time.perf_counter() - started) * 1000, request_id)
 
 
 def _basic_secret(credentials: bytes) -> bytes:
@@ -493,6 +532,8 @@ class App:
                 resp.header("www-authenticate", 'Basic realm="socdef TAXII"')
         else:
             resp = Response(exc.status, exc.body(request_id))
+            if exc.status == 401 and route is not None and route.auth == "key":
+                resp.headers.append(CHALLENGE)  # clients that wait for one (wget) send the key
         for name, value in exc.headers.items():
             resp.header(name, value)
         return resp

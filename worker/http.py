@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 ID_BATCH = 512  # request ids drawn from the OS random source at once
 _ids: list[str] = []
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 os.register_at_fork(after_in_child=_ids.clear)  # a forked process never repeats its parent's
 
 
@@ -91,6 +92,8 @@ class Response:
         if self.status != 304:
             out.append((b"content-length", str(len(self.body)).encode()))
         out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers)
+        if not any(k == "x-content-type-options" for k, _ in self.headers):
+            out.append(NOSNIFF)  # no answer is ever to be read as another media type
         return out
 
 

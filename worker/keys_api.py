@@ -25,6 +25,7 @@ from worker.usage import daily, summarise
 CREATE_FIELDS = {"name", "expires_in_days"}
 REVOKE_FIELDS = {"reason"}
 DAY = 86_400
+JSON_MEDIA = "application/json"  # parameters such as charset may follow
 
 
 class InvalidBody(ApiError):
@@ -65,12 +66,16 @@ def _body(ctx: Ctx, allowed: set[str], *, required: bool) -> dict[str, Any]:
         if required:
             raise InvalidBody("A JSON request body is required.")
         return {}
-    if "json" not in ctx.req.headers.get("content-type", ""):
-        raise InvalidBody("The request body must be JSON (Content-Type: application/json).")
+    media = ctx.req.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != JSON_MEDIA:  # a form or text/plain is what a cross-site page can send unasked
+        raise InvalidBody("The request body must be JSON (Content-Type: application/json).",
+                          details={"content_type": ctx.req.headers.get("content-type", "")})
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidBody("The request body is not valid JSON.") from None
+    except RecursionError:  # nesting deeper than the parser's stack
+        raise InvalidBody("The request body nests too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidBody("The request body must be a JSON object.")
     extra = sorted(set(body) - allowed)

@@ -55,18 +55,20 @@ def choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: st
 
 
 def parse_time(name: str, raw: str) -> datetime:
+    """``raw`` as an aware UTC date-time; a 400 when it is not one or falls outside the years
+    1-9999 once moved to UTC (``0001-01-01T00:00:00+01:00``)."""
     try:
         parsed = datetime.fromisoformat(raw.strip().replace("z", "Z"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidParameter(
             f"Invalid {name}: expected an ISO 8601 date-time such as 2024-12-01T00:00:00Z",
             details={"parameter": name, "value": raw},
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _seconds(moment: datetime, *, up: bool) -> int:
-    whole = calendar.timegm(moment.astimezone(UTC).utctimetuple())
+    whole = calendar.timegm(moment.utctimetuple())
     return whole + 1 if up and moment.microsecond else whole
 
 

@@ -86,15 +86,16 @@ def objects_offers(strict_taxii: bool) -> tuple[str, ...]:
 
 
 def parse_timestamp(name: str, raw: str) -> int:
-    """An RFC 3339 timestamp as µs since the epoch."""
+    """An RFC 3339 timestamp as µs since the epoch; a 400 when it is not one or falls outside
+    the years 1-9999 once moved to UTC."""
     try:
         moment = datetime.fromisoformat(raw.strip().replace("z", "Z"))
-    except ValueError:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidParameter(
             f"Invalid {name}: expected a timestamp such as 2026-01-01T00:00:00.000000Z",
             details={"parameter": name, "value": raw},
         ) from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
