@@ -10,9 +10,11 @@ import dataclasses
 import functools
 import json
 import os
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +108,19 @@ def extract(file: Any) -> None:
 @cli.command()
 @with_settings
 @click.option("--now", type=int, help="Unix time the build is as of [default: last ingest].")
-def build(settings: Settings, now: int | None) -> None:
+@click.option("--init", is_flag=True,
+              help="Create an empty store first when the data dir has none (else an error).")
+def build(settings: Settings, now: int | None, init: bool) -> None:
     """Precompute the build tree from the store."""
+    from generator.store import Store
+
+    store = Store(settings.store_dir)
+    if init:
+        store.init()
+    elif not store.exists():
+        raise click.ClickException(
+            f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
+            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store")
     result = runtime.run_build(settings, now=now)
     click.echo(f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
                f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s")
@@ -182,6 +195,17 @@ def serve(settings: Settings, **options: Any) -> None:
     runtime.run_server(settings, **options)
 
 
+@contextmanager
+def key_database(settings: Settings) -> Iterator[None]:
+    """Turn a key database sqlite cannot read into one line naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(
+            f"the key database {settings.keys_db} is unreadable ({exc}); restore it from a "
+            "backup or move it away to start a new one") from None
+
+
 @cli.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
@@ -196,8 +220,9 @@ def keys() -> None:
 def keys_create(settings: Settings, user: str, tier: str, name: str | None,
                 expires_in_days: int | None) -> None:
     """Create a key and print it once: it cannot be shown again."""
-    key, record = runtime.key_store(settings).create(user, tier, name=name,
-                                                     expires_in_days=expires_in_days)
+    with key_database(settings):
+        key, record = runtime.key_store(settings).create(user, tier, name=name,
+                                                         expires_in_days=expires_in_days)
     click.echo(f"API key: {key}")
     click.echo(f"id: {record.id}  tier: {record.tier}  scopes: {' '.join(record.scopes)}")
 
@@ -207,7 +232,9 @@ def keys_create(settings: Settings, user: str, tier: str, name: str | None,
 @click.option("--user", help="Only this owner's keys.")
 def keys_list(settings: Settings, user: str | None) -> None:
     """List keys (previews only; full keys are never stored)."""
-    for k in runtime.key_store(settings).list(user):
+    with key_database(settings):
+        found = runtime.key_store(settings).list(user)
+    for k in found:
         status = "revoked" if k.revoked_at else (
             "expired" if k.expires_at and k.expires_at <= time.time() else "active")
         click.echo(f"{k.id}  {k.preview:<14} {k.tier:<10} {status:<8} {k.user}  {k.name or ''}")
@@ -219,7 +246,9 @@ def keys_list(settings: Settings, user: str | None) -> None:
 @click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
 def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     """Revoke a key at once."""
-    if runtime.key_store(settings).revoke(key_id, reason=reason) is None:
+    with key_database(settings):
+        revoked = runtime.key_store(settings).revoke(key_id, reason=reason)
+    if revoked is None:
         raise click.ClickException(f"no key with id {key_id}")
     click.echo(f"revoked {key_id}")
 
@@ -250,7 +279,8 @@ def users() -> None:
 @click.argument("tier", type=click.Choice(TIER_NAMES))
 def users_set_tier(settings: Settings, user: str, tier: str) -> None:
     """Set USER's tier; keys the user creates through the API get it."""
-    runtime.set_tier(settings, user, tier)
+    with key_database(settings):
+        runtime.set_tier(settings, user, tier)
     click.echo(f"{user}: {tier}")
 
 

@@ -102,6 +102,18 @@ class Store:
             return None
         return self.root / name
 
+    def exists(self) -> bool:
+        """Whether a generation was ever committed here (by an ingest or :meth:`init`)."""
+        return self.generation() is not None
+
+    def init(self) -> bool:
+        """Commit an empty first generation unless one exists; answer whether it did."""
+        if self.exists():
+            return False
+        self.commit(ARTICLE_SCHEMA.empty_table(), SIGHTING_SCHEMA.empty_table(),
+                    {"as_of": None, "sources": {}})
+        return True
+
     def articles(self) -> pa.Table:
         return self._table("articles.parquet", ARTICLE_SCHEMA)
 

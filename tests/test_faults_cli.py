@@ -1,0 +1,80 @@
+"""The command line on bad input: one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from generator.sources import SAMPLE_DIR
+from generator.store import Store
+from tests.conftest import ROOT, socdef
+
+
+def run(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "generator", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_ingest_reads_a_relative_offline_folder_into_a_relative_data_dir(tmp_path):
+    (tmp_path / "feeds").mkdir()
+    shutil.copy(SAMPLE_DIR / "krebs.xml", tmp_path / "feeds" / "krebs.xml")
+    result = run("ingest", "--offline", "feeds", "--data-dir", "data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "file URI" not in result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("krebs"))
+    assert line.split()[1] == "ok", line
+    assert Store(tmp_path / "data" / "store").articles().num_rows > 0
+
+
+def test_the_readme_sample_path_is_relative_to_the_checkout(tmp_path):
+    result = socdef("ingest", "--offline", "generator/sample", data_dir=tmp_path / "d",
+                    check=False)
+    assert result.returncode == 0, result.stderr
+    assert " error " not in result.stdout, result.stdout
+
+
+def test_build_without_a_store_is_an_error_and_creates_nothing(tmp_path):
+    typo = tmp_path / "socdef-dta"
+    one_line_error(socdef("build", data_dir=typo, check=False), str(typo), "--init")
+    assert not typo.exists()
+
+
+def test_build_init_builds_an_empty_store(tmp_path):
+    data = tmp_path / "fresh"
+    result = socdef("build", "--init", data_dir=data)
+    assert "build " in result.stdout and "0 IOCs" in result.stdout
+    assert Store(data / "store").exists()
+    assert "build " in socdef("build", data_dir=data).stdout  # the store is there now
+
+
+def test_publish_to_an_unparseable_destination_is_an_error(tmp_path):
+    data = tmp_path / "data"
+    socdef("build", "--init", data_dir=data)
+    for bad in ("s3:/bad", "s3:bad", "https:/x", "s3://"):
+        one_line_error(run("publish", "--to", bad, "--data-dir", str(data), cwd=tmp_path), bad)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], bad
+    good = run("publish", "--to", "./s3:ok", "--data-dir", str(data), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "s3:ok" / "current.json").is_file()
+
+
+def test_keys_on_a_corrupt_key_database_name_the_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "keys.sqlite"
+    db.write_bytes(b"this is not a database, it is a note\n" * 200)
+    for args in (("keys", "list"), ("keys", "create", "--user", "a@b.c"),
+                 ("keys", "revoke", "k_123"), ("users", "set-tier", "a@b.c", "pro")):
+        one_line_error(socdef(*args, data_dir=data, check=False), str(db))
