@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from generator.sources import SAMPLE_DIR
 from generator.store import Store
+from generator.synthetic import synthetic_store
 from tests.conftest import ROOT, socdef
 
 
@@ -78,3 +84,55 @@ def test_keys_on_a_corrupt_key_database_name_the_file(tmp_path):
     for args in (("keys", "list"), ("keys", "create", "--user", "a@b.c"),
                  ("keys", "revoke", "k_123"), ("users", "set-tier", "a@b.c", "pro")):
         one_line_error(socdef(*args, data_dir=data, check=False), str(db))
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return "Z" not in state.split()[1]
+
+
+def poll(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="the build forks its second process on Linux with two CPUs only")
+def test_a_killed_build_takes_its_second_process_with_it(tmp_path):
+    data = tmp_path / "data"
+    synthetic_store(str(data / "store"), 6000, now=1_790_000_000, days=20)
+    proc = subprocess.Popen([sys.executable, "-m", "generator", "build", "--data-dir", str(data)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: set[int] = set()
+    try:
+        poll(lambda: children_of(proc.pid) or proc.poll() is not None, 60, "the fork")
+        children = children_of(proc.pid)
+        assert children, "the build ended before it forked"
+        proc.kill()
+        assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-build, not finished
+        poll(lambda: not any(running(c) for c in children), 20, "the second process to end")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in children:  # a second process that outlived the build (the bug) is ended
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
