@@ -76,8 +76,9 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
         click.echo(f"skipped {len(skipped)} sources with no saved feed in {offline}")
     m = report.merge
     if m is not None:
+        kept = f" ({m.sightings_kept} kept from earlier reads)" if m.sightings_kept else ""
         click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
-                   f"{m.sightings} sightings")
+                   f"{m.sightings} sightings{kept}")
 
 
 @cli.command()
