@@ -6,6 +6,7 @@ unless ``SOCDEF_DEBUG=1``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -46,6 +47,14 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def private_data_dir(settings: Settings) -> None:
+    """What this command creates is owner-only (files 0600, folders 0700: umask 077), and the
+    data dir itself is made 0700 (an existing one too)."""
+    os.umask(0o077)
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        settings.data_dir.chmod(0o700)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="socdef")
 def cli() -> None:
@@ -64,6 +73,7 @@ def cli() -> None:
 def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift_dates: bool,
            now: int | None) -> None:
     """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
+    private_data_dir(settings)
     report = runtime.run_ingest(settings, offline=offline, sources=sources,
                                 shift_dates=shift_dates, now=now)
     skipped = [s.source for s in report.sources if s.status == "skipped"]
@@ -116,6 +126,8 @@ def build(settings: Settings, now: int | None, init: bool) -> None:
     from generator.store import Store
 
     store = Store(settings.store_dir)
+    if store.exists() or init:
+        private_data_dir(settings)
     if init:
         store.init()
     elif not store.exists():
@@ -150,6 +162,8 @@ def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
 def publish(settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int,
             build_id: str | None) -> None:
     """Copy a build to the bucket and switch the pointer to it atomically."""
+    if not (dest or settings.bucket):  # the default bucket lies in the data dir
+        private_data_dir(settings)
     result = runtime.run_publish(settings, dest=dest, build_id=build_id,
                                  endpoint_url=endpoint_url, jobs=jobs)
     click.echo(f"published {result.build_id}: uploaded {result.uploaded} "
@@ -221,6 +235,7 @@ def keys() -> None:
 def keys_create(settings: Settings, user: str, tier: str, name: str | None,
                 expires_in_days: int | None) -> None:
     """Create a key and print it once: it cannot be shown again."""
+    private_data_dir(settings)
     with key_database(settings):
         key, record = runtime.key_store(settings).create(user, tier, name=name,
                                                          expires_in_days=expires_in_days)
@@ -233,6 +248,7 @@ def keys_create(settings: Settings, user: str, tier: str, name: str | None,
 @click.option("--user", help="Only this owner's keys.")
 def keys_list(settings: Settings, user: str | None) -> None:
     """List keys (previews only; full keys are never stored)."""
+    private_data_dir(settings)
     with key_database(settings):
         found = runtime.key_store(settings).list(user)
     for k in found:
@@ -247,6 +263,7 @@ def keys_list(settings: Settings, user: str | None) -> None:
 @click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
 def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     """Revoke a key at once."""
+    private_data_dir(settings)
     with key_database(settings):
         revoked = runtime.key_store(settings).revoke(key_id, reason=reason)
     if revoked is None:
@@ -266,6 +283,7 @@ def session() -> None:
               help="Seconds until the token expires.")
 def session_create(settings: Settings, user: str, ttl: int) -> None:
     """Print a signed session token to send as the sb-access-token cookie."""
+    private_data_dir(settings)
     click.echo(runtime.mint_session(settings, user, ttl))
 
 
@@ -280,6 +298,7 @@ def users() -> None:
 @click.argument("tier", type=click.Choice(TIER_NAMES))
 def users_set_tier(settings: Settings, user: str, tier: str) -> None:
     """Set USER's tier; keys the user creates through the API get it."""
+    private_data_dir(settings)
     with key_database(settings):
         runtime.set_tier(settings, user, tier)
     click.echo(f"{user}: {tier}")
@@ -290,6 +309,7 @@ def users_set_tier(settings: Settings, user: str, tier: str) -> None:
 @serve_options
 def demo(settings: Settings, **options: Any) -> None:
     """Ingest the bundled sample, build, publish, create a demo key and serve."""
+    private_data_dir(settings)
     key = runtime.prepare_demo(settings, echo=click.echo)
     base = f"http://{options['host']}:{options['port']}"
     click.echo(f"API key: {key}")

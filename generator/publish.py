@@ -110,6 +110,8 @@ def publish(
 ) -> PublishResult:
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
+    if isinstance(dest, LocalDestination):  # what a killed publish left behind
+        dest.remove_stale_temporary()
     manifest_raw = _read(src / layout.manifest_key(build_id))
     manifest = json.loads(manifest_raw)
     pointer, version = dest.get_versioned(layout.POINTER_KEY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from generator.destinations import LocalDestination
 from generator.sources import SAMPLE_DIR
 from generator.store import Store
 from generator.synthetic import synthetic_store
 from tests.conftest import ROOT, socdef
+from worker.limits import SQLiteLimiter
+from worker.usage import UsageLog
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -136,3 +140,88 @@ def test_a_killed_build_takes_its_second_process_with_it(tmp_path):
         for pid in children:  # a second process that outlived the build (the bug) is ended
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def modes(root: Path) -> dict[str, int]:
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[path.relative_to(root).as_posix()] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+def test_every_file_the_cli_writes_under_the_data_dir_is_owner_only(tmp_path):
+    (tmp_path / "feeds").mkdir()
+    shutil.copy(SAMPLE_DIR / "krebs.xml", tmp_path / "feeds" / "krebs.xml")
+    data = tmp_path / "data"
+    socdef("ingest", "--offline", str(tmp_path / "feeds"), data_dir=data)
+    socdef("build", data_dir=data)
+    socdef("publish", data_dir=data)
+    socdef("keys", "create", "--user", "a@b.c", data_dir=data)
+    socdef("users", "set-tier", "a@b.c", "pro", data_dir=data)
+    found = modes(data)
+    assert {"store", "build", "bucket", "keys.sqlite", "secret.key"} <= set(found)
+    wrong = {name: oct(mode) for name, mode in found.items()
+             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    assert wrong == {}
+
+
+def test_an_existing_data_dir_is_made_owner_only(tmp_path):
+    data = tmp_path / "data"
+    socdef("build", "--init", data_dir=data)
+    data.chmod(0o755)
+    socdef("keys", "list", data_dir=data)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_usage_and_limit_databases_are_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        usage = UsageLog(tmp_path / "usage.sqlite")
+        usage.record("k1", "/api/v1/iocs", 200, 1.5)
+        usage.flush()
+        limiter = SQLiteLimiter(tmp_path / "limits.sqlite")
+        limiter.hit("k1", 10, 100)
+        stale = tmp_path / "old-usage.sqlite"
+        stale.touch(mode=0o644)
+        stale.chmod(0o644)
+        again = UsageLog(stale)
+    finally:
+        os.umask(old)
+    try:
+        found = {name: oct(mode) for name, mode in modes(tmp_path).items() if name != "."}
+        assert {"usage.sqlite", "limits.sqlite", "old-usage.sqlite"} <= set(found)
+        assert {name: mode for name, mode in found.items() if mode != oct(0o600)} == {}
+    finally:
+        usage.close()
+        limiter.close()
+        again.close()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_publish_removes_the_temporary_files_a_killed_publish_left(tmp_path):
+    data = tmp_path / "data"
+    socdef("build", "--init", data_dir=data)
+    bucket = data / "bucket" / "objects" / "ab"
+    bucket.mkdir(parents=True)
+    stale = [bucket / f".abcdef.json.{dead_pid()}.140234.tmp",
+             data / "bucket" / f".current.json.{dead_pid()}.99.tmp"]
+    live = bucket / f".abcdef.json.{os.getpid()}.7.tmp"  # a publish still running
+    other = bucket / ".notes.tmp"  # not of publish's naming
+    for path in (*stale, live, other):
+        path.write_bytes(b"half an object")
+    socdef("publish", data_dir=data)
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and other.exists()
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    dest = LocalDestination(tmp_path)
+    (tmp_path / "objects" / "taken").mkdir(parents=True)  # a folder where the object goes
+    with pytest.raises(OSError):
+        dest.put("objects/taken", b"data", content_type="application/json", cache_control="x")
+    assert sorted(p.name for p in (tmp_path / "objects").iterdir()) == ["taken"]

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from worker.private import private_sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
     key_id TEXT NOT NULL,
@@ -55,7 +57,7 @@ class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
                  retention_days: int = 90) -> None:
-        self._conn = sqlite3.connect(os.fspath(path), timeout=5, isolation_level=None,
+        self._conn = sqlite3.connect(private_sqlite(path), timeout=5, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
