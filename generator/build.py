@@ -8,21 +8,25 @@ always give the same bytes and therefore the same build id.
 On Linux with two CPUs the per-day work is split over two processes (``SECOND``): the first
 aggregates, makes the records and ships each day of them to the second, which it forked before
 reading the store; each renders its variants and feeds its sinks, and the second sends back
-the keys of what it wrote. ``build(..., processes=1)`` does it all in one process, to the byte.
+the keys of what it wrote. The second process ends with the first, even one killed by
+SIGKILL (``_die_with_parent``). ``build(..., processes=1)`` does it all in one process, to the byte.
 The cyclic garbage collector is off during a build: millions of long-lived objects and no
 cycles, so its passes would only rescan them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import json
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from array import array
@@ -254,11 +258,45 @@ def shipped_days(spool: BinaryIO, notices: Connection) -> Iterator[tuple[str, li
         yield day, [IOCRecord(*row) for row in rows]
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_SECONDS = 0.5
+
+
+def _die_with_parent(parent: int, inherited: Iterable[Connection]) -> None:
+    """Make the second process end when the first one does, however it ends (even SIGKILL).
+
+    The pipe ends the first process keeps were inherited by the fork: closed here, the
+    second process's reads see end-of-file once the first is gone, instead of waiting on a
+    write end it holds itself. On Linux the kernel also kills it when its parent dies
+    (``PR_SET_PDEATHSIG``); everywhere a thread polls the parent pid as a fallback.
+    """
+    for end in inherited:
+        end.close()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the poll below still ends it
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="socdef-parent-watch", daemon=True).start()
+
+
 def _second_process(conn: Connection, spool: BinaryIO, notices: Connection, out_dir: Path,
-                    store: Store, source_name: str) -> None:
+                    store: Store, source_name: str, parent: int = 0,
+                    inherited: tuple[Connection, ...] = ()) -> None:
     """The second process, forked before the store is read (so it shares no aggregation with
     the first): once told the build time, run its lane over the shipped days and send back
-    its objects and stage times."""
+    its objects and stage times. It ends when the first process (``parent``) dies."""
+    if parent:
+        _die_with_parent(parent, inherited)
     try:
         start = notices.recv()
         if start is None:
@@ -314,7 +352,8 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
             receiver, sender = context.Pipe(duplex=False)
             notices, notify = context.Pipe(duplex=False)
             child = context.Process(target=_second_process, daemon=True,
-                                    args=(sender, spool, notices, out_dir, store, source_name))
+                                    args=(sender, spool, notices, out_dir, store, source_name,
+                                          os.getpid(), (receiver, notify)))
             child.start()
             sender.close()
             notices.close()

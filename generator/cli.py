@@ -6,13 +6,16 @@ unless ``SOCDEF_DEBUG=1``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,14 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def private_data_dir(settings: Settings) -> None:
+    """What this command creates is owner-only (files 0600, folders 0700: umask 077), and the
+    data dir itself is made 0700 (an existing one too)."""
+    os.umask(0o077)
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        settings.data_dir.chmod(0o700)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="socdef")
 def cli() -> None:
@@ -62,6 +73,7 @@ def cli() -> None:
 def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift_dates: bool,
            now: int | None) -> None:
     """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
+    private_data_dir(settings)
     report = runtime.run_ingest(settings, offline=offline, sources=sources,
                                 shift_dates=shift_dates, now=now)
     skipped = [s.source for s in report.sources if s.status == "skipped"]
@@ -74,8 +86,9 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
         click.echo(f"skipped {len(skipped)} sources with no saved feed in {offline}")
     m = report.merge
     if m is not None:
+        kept = f" ({m.sightings_kept} kept from earlier reads)" if m.sightings_kept else ""
         click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
-                   f"{m.sightings} sightings")
+                   f"{m.sightings} sightings{kept}")
 
 
 @cli.command()
@@ -106,8 +119,21 @@ def extract(file: Any) -> None:
 @cli.command()
 @with_settings
 @click.option("--now", type=int, help="Unix time the build is as of [default: last ingest].")
-def build(settings: Settings, now: int | None) -> None:
+@click.option("--init", is_flag=True,
+              help="Create an empty store first when the data dir has none (else an error).")
+def build(settings: Settings, now: int | None, init: bool) -> None:
     """Precompute the build tree from the store."""
+    from generator.store import Store
+
+    store = Store(settings.store_dir)
+    if store.exists() or init:
+        private_data_dir(settings)
+    if init:
+        store.init()
+    elif not store.exists():
+        raise click.ClickException(
+            f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
+            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store")
     result = runtime.run_build(settings, now=now)
     click.echo(f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
                f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s")
@@ -136,6 +162,8 @@ def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
 def publish(settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int,
             build_id: str | None) -> None:
     """Copy a build to the bucket and switch the pointer to it atomically."""
+    if not (dest or settings.bucket):  # the default bucket lies in the data dir
+        private_data_dir(settings)
     result = runtime.run_publish(settings, dest=dest, build_id=build_id,
                                  endpoint_url=endpoint_url, jobs=jobs)
     click.echo(f"published {result.build_id}: uploaded {result.uploaded} "
@@ -182,6 +210,17 @@ def serve(settings: Settings, **options: Any) -> None:
     runtime.run_server(settings, **options)
 
 
+@contextmanager
+def key_database(settings: Settings) -> Iterator[None]:
+    """Turn a key database sqlite cannot read into one line naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(
+            f"the key database {settings.keys_db} is unreadable ({exc}); restore it from a "
+            "backup or move it away to start a new one") from None
+
+
 @cli.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
@@ -196,8 +235,10 @@ def keys() -> None:
 def keys_create(settings: Settings, user: str, tier: str, name: str | None,
                 expires_in_days: int | None) -> None:
     """Create a key and print it once: it cannot be shown again."""
-    key, record = runtime.key_store(settings).create(user, tier, name=name,
-                                                     expires_in_days=expires_in_days)
+    private_data_dir(settings)
+    with key_database(settings):
+        key, record = runtime.key_store(settings).create(user, tier, name=name,
+                                                         expires_in_days=expires_in_days)
     click.echo(f"API key: {key}")
     click.echo(f"id: {record.id}  tier: {record.tier}  scopes: {' '.join(record.scopes)}")
 
@@ -207,7 +248,10 @@ def keys_create(settings: Settings, user: str, tier: str, name: str | None,
 @click.option("--user", help="Only this owner's keys.")
 def keys_list(settings: Settings, user: str | None) -> None:
     """List keys (previews only; full keys are never stored)."""
-    for k in runtime.key_store(settings).list(user):
+    private_data_dir(settings)
+    with key_database(settings):
+        found = runtime.key_store(settings).list(user)
+    for k in found:
         status = "revoked" if k.revoked_at else (
             "expired" if k.expires_at and k.expires_at <= time.time() else "active")
         click.echo(f"{k.id}  {k.preview:<14} {k.tier:<10} {status:<8} {k.user}  {k.name or ''}")
@@ -219,7 +263,10 @@ def keys_list(settings: Settings, user: str | None) -> None:
 @click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
 def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     """Revoke a key at once."""
-    if runtime.key_store(settings).revoke(key_id, reason=reason) is None:
+    private_data_dir(settings)
+    with key_database(settings):
+        revoked = runtime.key_store(settings).revoke(key_id, reason=reason)
+    if revoked is None:
         raise click.ClickException(f"no key with id {key_id}")
     click.echo(f"revoked {key_id}")
 
@@ -236,6 +283,7 @@ def session() -> None:
               help="Seconds until the token expires.")
 def session_create(settings: Settings, user: str, ttl: int) -> None:
     """Print a signed session token to send as the sb-access-token cookie."""
+    private_data_dir(settings)
     click.echo(runtime.mint_session(settings, user, ttl))
 
 
@@ -250,7 +298,9 @@ def users() -> None:
 @click.argument("tier", type=click.Choice(TIER_NAMES))
 def users_set_tier(settings: Settings, user: str, tier: str) -> None:
     """Set USER's tier; keys the user creates through the API get it."""
-    runtime.set_tier(settings, user, tier)
+    private_data_dir(settings)
+    with key_database(settings):
+        runtime.set_tier(settings, user, tier)
     click.echo(f"{user}: {tier}")
 
 
@@ -259,6 +309,7 @@ def users_set_tier(settings: Settings, user: str, tier: str) -> None:
 @serve_options
 def demo(settings: Settings, **options: Any) -> None:
     """Ingest the bundled sample, build, publish, create a demo key and serve."""
+    private_data_dir(settings)
     key = runtime.prepare_demo(settings, echo=click.echo)
     base = f"http://{options['host']}:{options['port']}"
     click.echo(f"API key: {key}")

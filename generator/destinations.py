@@ -5,8 +5,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -20,6 +21,22 @@ class PointerMoved(PublishError):
     def __init__(self, key: str) -> None:
         super().__init__(f"{key} changed while publishing (another publish won); re-run to "
                          "publish on top of it")
+
+
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.\d+\.tmp")  # LocalDestination.put's naming
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is this process or another live one (then its files may be in use)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def version_of(data: bytes) -> str:
@@ -46,11 +63,31 @@ class LocalDestination:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def remove_stale_temporary(self) -> int:
+        """Remove the temporary files (``.NAME.PID.N.tmp``) of publishes that are no longer
+        running, such as one killed mid-upload; answer how many. A running publish's files,
+        and files of any other naming, are left alone."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for path in self.root.rglob(".*.tmp"):
+            match = _TEMPORARY.fullmatch(path.name)
+            if match is None or not path.is_file() or _running(int(match.group(1))):
+                continue
+            with suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        return removed
 
     def get(self, key: str) -> bytes | None:
         try:

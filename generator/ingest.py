@@ -60,6 +60,8 @@ class IngestReport:
 
 
 def offline_reader(folder: Path) -> Fetch:
+    folder = Path(folder).absolute()  # a relative folder has no file URI
+
     def read(source: Source, validators: Validators | None = None) -> FetchResult:
         for suffix in (".xml", ".rss", ".atom"):
             path = folder / f"{source.id}{suffix}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -33,6 +34,7 @@ __all__ = ["Destination", "LocalDestination", "PointerMoved", "PublishError", "P
            "open_destination", "publish", "IMMUTABLE", "SHORT"]
 
 Progress = Callable[[str, int, int], None]
+_URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # s3:/x, s3:x, https:/x; not a drive letter
 MIN_KEEP = 2  # the build readers may still hold while the pointer moves is never pruned
 
 
@@ -70,14 +72,22 @@ class PublishResult:
 
 
 def open_destination(target: str | os.PathLike[str], *, endpoint_url: str | None = None) -> Destination:
-    """``s3://BUCKET/PREFIX`` (boto3, loaded only then) or a folder."""
+    """``s3://BUCKET/PREFIX`` (boto3, loaded only then) or a folder.
+
+    Anything that starts like a URL (``scheme:``, two letters or more) and is not
+    ``s3://BUCKET/...`` is refused rather than taken for a folder named ``s3:``.
+    """
     text = os.fspath(target)
+    if not text.strip():
+        raise PublishError("cannot publish to an empty destination: use s3://BUCKET/PREFIX "
+                           "or a folder")
     if text.startswith("s3://"):
         from generator.s3 import S3Destination
 
         return S3Destination.from_url(text, endpoint_url=endpoint_url)
-    if "://" in text:
-        raise PublishError(f"cannot publish to {text}: use s3://BUCKET/PREFIX or a folder")
+    if "://" in text or _URL_LIKE.match(text):
+        raise PublishError(f"cannot publish to {text}: use s3://BUCKET/PREFIX or a folder "
+                           "(prefix a folder whose name has a colon with ./)")
     return LocalDestination(text)
 
 
@@ -100,6 +110,8 @@ def publish(
 ) -> PublishResult:
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
+    if isinstance(dest, LocalDestination):  # what a killed publish left behind
+        dest.remove_stale_temporary()
     manifest_raw = _read(src / layout.manifest_key(build_id))
     manifest = json.loads(manifest_raw)
     pointer, version = dest.get_versioned(layout.POINTER_KEY)

@@ -14,6 +14,11 @@ publication time unchanged) and gives every other sighting the merge's time, lat
 article's publication time. The TAXII ``date_added`` of an object derives from it
 (docs/taxii.md).
 
+Re-reading an article (same id) updates it without losing anything seen: its stored sightings
+stay unless the new read has them too (then the new read's context and confidence win), and
+its tags and techniques are the union of both reads. Withdrawing an indicator is not something
+a shorter feed body can do.
+
 A merge writes a complete new generation beside the live one and then swaps ``CURRENT`` with
 ``os.replace``, so an interrupted ingest leaves the previous generation intact.
 """
@@ -87,6 +92,7 @@ class MergeStats:
     articles_added: int = 0
     articles_updated: int = 0
     sightings: int = 0
+    sightings_kept: int = 0  # stored sightings an updated article's new read no longer had
     per_source: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,6 +107,18 @@ class Store:
         except FileNotFoundError:
             return None
         return self.root / name
+
+    def exists(self) -> bool:
+        """Whether a generation was ever committed here (by an ingest or :meth:`init`)."""
+        return self.generation() is not None
+
+    def init(self) -> bool:
+        """Commit an empty first generation unless one exists; answer whether it did."""
+        if self.exists():
+            return False
+        self.commit(ARTICLE_SCHEMA.empty_table(), SIGHTING_SCHEMA.empty_table(),
+                    {"as_of": None, "sources": {}})
+        return True
 
     def articles(self) -> pa.Table:
         return self._table("articles.parquet", ARTICLE_SCHEMA)
@@ -131,15 +149,24 @@ class Store:
         as_of: int,
         sources_state: dict[str, Any] | None = None,
     ) -> MergeStats:
-        """Add or replace articles (and all their sightings) and commit a new generation."""
-        new_articles = _articles_table(articles)
+        """Add articles or update them, and commit a new generation.
+
+        An update never loses what was seen: an article read again (a known id) keeps every
+        sighting the store holds for it that the new read lacks, and the union of its tags
+        and techniques; its title, URL and date are the new read's. A shorter or emptied
+        body therefore adds nothing and removes nothing.
+        """
         old_articles, old_sightings = self.articles(), self.sightings()
-        new_sightings = _stamp(_sightings_table(sightings), new_articles, old_articles,
+        new_articles = _keep_labels(_articles_table(articles), old_articles)
+        fresh = _sightings_table(sightings)
+        carried = _carried(old_sightings, new_articles, fresh)
+        new_sightings = _stamp(pa.concat_tables([fresh, carried]), new_articles, old_articles,
                                old_sightings, as_of)
         replaced = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
         stats = MergeStats(
             articles_updated=pc.sum(replaced).as_py() or 0,
             sightings=new_sightings.num_rows,
+            sightings_kept=carried.num_rows,
         )
         stats.articles_added = new_articles.num_rows - stats.articles_updated
         merged_articles = pa.concat_tables([old_articles.filter(pc.invert(replaced)), new_articles])
@@ -190,6 +217,27 @@ def _sightings_table(sightings: Iterable[Sighting]) -> pa.Table:
     rows = {(s.article_id, s.type, s.value): s for s in sightings}
     cols = {name: [getattr(s, name) for s in rows.values()] for name in SIGHTING_SCHEMA.names}
     return pa.table(cols, schema=SIGHTING_SCHEMA)
+
+
+def _carried(old: pa.Table, new_articles: pa.Table, fresh: pa.Table) -> pa.Table:
+    """The stored sightings of re-read articles that their new read lacks (schema columns)."""
+    mine = old.filter(pc.is_in(old["article_id"], value_set=new_articles["article_id"]))
+    gone = pc.invert(pc.is_in(_key(mine), value_set=_key(fresh)))
+    return mine.filter(gone).select(SIGHTING_SCHEMA.names)
+
+
+def _keep_labels(new: pa.Table, old: pa.Table) -> pa.Table:
+    """``new`` with each updated article's tags and techniques joined with the stored ones."""
+    at = pc.index_in(new["article_id"], value_set=old["article_id"]).to_pylist()
+    if not any(i is not None for i in at):
+        return new
+    for name in ("tags", "techniques"):
+        before, now = old[name].to_pylist(), new[name].to_pylist()
+        merged = [sorted(set(n) | set(before[i])) if i is not None else n
+                  for n, i in zip(now, at, strict=True)]
+        new = new.set_column(new.schema.get_field_index(name), ARTICLE_SCHEMA.field(name),
+                             pa.array(merged, ARTICLE_SCHEMA.field(name).type))
+    return new
 
 
 def _published_of(sightings: pa.Table, articles: pa.Table) -> pa.Array:

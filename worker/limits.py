@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from worker.private import private_sqlite
+
 MINUTE = 60
 DAY = 86_400
 BUSY_TIMEOUT_MS = 5_000
@@ -264,7 +266,7 @@ class SQLiteLimiter:
         self._lock = threading.Lock()
         self._day = -1
         self._conn = sqlite3.connect(
-            os.fspath(path),
+            private_sqlite(path),
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=False,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker import usage_journal
+from worker.private import private_sqlite
 from worker.usage_journal import Journal
 
 SCHEMA = """
@@ -65,7 +66,7 @@ class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
                  retention_days: int = 90, journal: bool = True) -> None:
-        self._conn = sqlite3.connect(os.fspath(path), timeout=5, isolation_level=None,
+        self._conn = sqlite3.connect(private_sqlite(path), timeout=5, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
