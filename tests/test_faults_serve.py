@@ -272,3 +272,68 @@ def test_a_worker_that_never_loaded_a_build_answers_503_alike(published, tmp_pat
             stop_process(server.proc)
     finally:
         path.write_bytes(good)
+
+
+# --- a corrupt limiter database at run time ---------------------------------------------------
+
+
+def corrupt_sqlite(path: Path) -> None:
+    """Overwrite a live SQLite database, its WAL and its shared-memory index in place."""
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        part = path.with_name(name)
+        if part.exists():
+            with open(part, "r+b") as fh:
+                fh.write(b"\xde\xad\xbe\xef" * (os.fstat(fh.fileno()).st_size // 4 + 1))
+
+
+def test_a_corrupt_limits_database_is_an_unavailable_store(tmp_path):
+    from worker.limits import LimiterUnavailable, SQLiteLimiter
+    from worker.limits_fallback import FallbackLimiter
+
+    path = tmp_path / "limits.sqlite"
+    primary = SQLiteLimiter(path)
+    assert primary.hit("k", 100, 1000).remaining == 99
+    corrupt_sqlite(path)
+    for call in (lambda: primary.hit("k", 100, 1000), lambda: primary.peek("k", 100, 1000),
+                 lambda: primary.hit_many([("k", 100, 1000), ("j", 100, 1000)])):
+        with pytest.raises(LimiterUnavailable, match=r"limits\.sqlite: file is not a database"):
+            call()
+    limiter = FallbackLimiter(primary)
+    decided = [limiter.hit("k", 100, 1000) for _ in range(12)]
+    assert [d.allowed for d in decided] == [True] * 10 + [False] * 2  # the 10 % cap
+    assert not limiter.healthy
+    assert len(limiter.hit_many([("j", 100, 1000)] * 3)) == 3
+
+
+@pytest.mark.parametrize("fallback", ["0.1", "0"])
+def test_a_worker_with_a_corrupt_limits_database_applies_the_documented_policy(
+        published, tmp_path, fallback):
+    data, _, key = published
+    copy = tmp_path / "data"
+    copy.mkdir()
+    for name in ("keys.sqlite", "secret.key"):
+        (copy / name).write_bytes((data / name).read_bytes())
+    (copy / "bucket").symlink_to(data / "bucket")
+    server = start(copy, tmp_path / "serve.log", "--limiter-fallback", fallback)
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        for _ in range(2):  # the full path, then the kept answer (the hot path)
+            assert httpx.get(server.url + "/api/v1/iocs", headers=auth).status_code == 200
+        corrupt_sqlite(copy / "limits.sqlite")
+        answers = [httpx.get(server.url + "/api/v1/iocs", headers=auth) for _ in range(4)]
+    finally:
+        stop_process(server.proc)
+    log = server.log()
+    assert "Traceback" not in log and "unhandled" not in log
+    if fallback == "0":
+        for resp in answers:
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "service_unavailable"
+            assert resp.headers["retry-after"] == "1"
+        assert "rate limiter: sqlite" in log and "file is not a database" in log
+    else:
+        for resp in answers:
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-ratelimit-limit"] == "100"  # 10 % of enterprise's 1000
+        assert log.count("rate-limit store unavailable") == 1, log
+        assert "limits.sqlite: file is not a database" in log
