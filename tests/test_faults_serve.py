@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -337,3 +338,77 @@ def test_a_worker_with_a_corrupt_limits_database_applies_the_documented_policy(
             assert resp.headers["x-ratelimit-limit"] == "100"  # 10 % of enterprise's 1000
         assert log.count("rate-limit store unavailable") == 1, log
         assert "limits.sqlite: file is not a database" in log
+
+
+# --- the server process: corrupt databases at start, a killed worker -------------------------
+
+
+@pytest.mark.parametrize("name", ["keys.sqlite", "limits.sqlite", "usage.sqlite"])
+@pytest.mark.parametrize("damage", ["garbage", "header"])
+def test_a_corrupt_database_stops_serve_before_workers_start(tmp_path, name, damage):
+    import sqlite3
+
+    path = tmp_path / name
+    if damage == "garbage":
+        path.write_bytes(b"this is not SQLite\n" * 300)
+    else:  # a real database whose header was overwritten
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE t (x)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(500)])
+        conn.commit()
+        conn.close()
+        with open(path, "r+b") as fh:
+            fh.write(b"\x00" * 100)
+    started = time.monotonic()
+    result = socdef("serve", "--port", str(free_port()), "--workers", "2", data_dir=tmp_path,
+                    check=False, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - started < 30
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path} is not a usable SQLite "
+                                                   "database ("), result.stderr
+    assert "worker" not in result.stderr.lower()
+
+
+def worker_pids(pid: int) -> set[int]:
+    """The server's worker processes: its children that run the app."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in map(int, children):
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                found.add(child)
+    return found
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path, server):
+    data, _, key = published
+    proc = start(data, tmp_path / "serve.log", "--workers", "2", "--server", server)
+    url = proc.url + "/api/v1/iocs"
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        first = poll(lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+                     "two workers")
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        # the others keep serving while the dead one is replaced
+        survivors = set(first) - {victim}
+        while not (worker_pids(proc.proc.pid) - set(first)):
+            assert proc.proc.poll() is None, proc.log()
+            assert httpx.get(url, headers=auth, timeout=10).status_code == 200
+        now = poll(lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+                   "the replacement worker", timeout=30)
+        assert survivors < now and victim not in now
+        for _ in range(20):
+            assert httpx.get(url, headers=auth, timeout=10).status_code == 200
+        assert proc.proc.poll() is None
+    finally:
+        stop_process(proc.proc)
