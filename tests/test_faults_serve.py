@@ -412,3 +412,35 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path,
         assert proc.proc.poll() is None
     finally:
         stop_process(proc.proc)
+
+
+def test_every_worker_loads_the_build_as_it_starts(bucket, tmp_path):
+    from worker.config import WorkerConfig, create_app
+
+    root, ids, _ = bucket
+    app = create_app(WorkerConfig.for_data_dir(tmp_path, bucket=str(root), pointer_ttl=0))
+    poll(lambda: app.builds.build_id == ids[1], "the build to load without a request")
+    (root / layout.POINTER_KEY).unlink()
+    assert app.builds.current().build_id == ids[1]  # the first request already finds it
+    assert app.builds.problem == f"the pointer {layout.POINTER_KEY} is missing"
+
+
+def test_a_deleted_pointer_leaves_every_worker_serving(published, tmp_path):
+    data, _, key = published
+    path = data / "bucket" / layout.POINTER_KEY
+    good = path.read_bytes()
+    server = start(data, tmp_path / "serve.log", "--workers", "2")
+    try:
+        path.unlink()
+        deadline = time.monotonic() + 4 * 2.0  # twice the pointer TTL, with margin
+        seen = set()
+        while time.monotonic() < deadline:
+            health = httpx.get(server.url + "/healthz")
+            assert health.status_code == 200, health.text
+            seen.add(health.json()["status"])
+            api = httpx.get(server.url + "/api/v1/iocs", headers={"Authorization": f"Bearer {key}"})
+            assert api.status_code == 200, api.text
+        assert "degraded" in seen
+    finally:
+        path.write_bytes(good)
+        stop_process(server.proc)

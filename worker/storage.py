@@ -155,6 +155,28 @@ class BuildSource:
             raise NoBuild("no build has been published yet")
         return self._build
 
+    @property
+    def build_id(self) -> str | None:
+        """The id of the loaded build, None before one is loaded."""
+        return self._build.build_id if self._build is not None else None
+
+    def preload(self) -> threading.Thread:
+        """Load the current build now, in the background, rather than on the first request: a
+        worker process that has not answered anything yet still holds the last good build when
+        the pointer breaks later. Failures are reported like any refresh's."""
+
+        def load() -> None:
+            try:
+                self.current()
+            except StorageError:
+                pass  # reported by _refresh; the next request tries again
+            except Exception:
+                log.exception("loading the current build failed")
+
+        thread = threading.Thread(target=load, name="socdef-preload", daemon=True)
+        thread.start()
+        return thread
+
     def _refresh(self, now: float) -> None:
         self._checked = now
         try:
