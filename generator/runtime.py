@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -154,6 +155,8 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     if limiter == "memory" and workers > 1 and not limiter_factory:
         raise ValueError("the memory limiter counts per process: use --limiter sqlite "
                          "with more than one worker")
+    check_databases(Path(config.data_dir), limits=config.limiter == "sqlite"
+                    and not limiter_factory)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     if server == "uvicorn":
@@ -170,9 +173,44 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     rsgi = interface == "rsgi"
     Server("worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env", factory=True,
            address=host, port=port, interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
-           workers=workers, websockets=False,
+           workers=workers, websockets=False, respawn_failed_workers=True,
            loop=Loops.uvloop if _has_uvloop() else Loops.auto, log_access=False,
            log_level=LogLevels.warning).serve()
+
+
+class CorruptDatabase(RuntimeError):
+    """A database in the data folder is not usable SQLite."""
+
+
+def check_databases(data_dir: Path, *, limits: bool = True) -> None:
+    """Refuse to start, naming the file, when a database of the data folder is not usable SQLite.
+
+    Every worker process opens them as it starts: a corrupt one would kill each worker with a
+    traceback, and the server with them. The key and limiter databases are small and get
+    SQLite's quick check; the usage log, which may be large, has its header and schema read.
+    A missing database is fine (it is created).
+    """
+    names = ["keys.sqlite", *(["limits.sqlite"] if limits else []), "usage.sqlite"]
+    for name in names:
+        path = data_dir / name
+        if not path.exists():
+            continue
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            try:
+                if name == "usage.sqlite":
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    problem = "ok"
+                else:
+                    problem = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem != "ok":
+            problem = " ".join(problem.split())  # one line
+            raise CorruptDatabase(f"{path} is not a usable SQLite database ({problem}): restore "
+                                  "it from a backup, or move it aside to start with an empty one")
 
 
 def _has_uvloop() -> bool:

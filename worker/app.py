@@ -43,7 +43,7 @@ from worker.http import Request, Response, new_request_id
 from worker.limits import Coalescer, Decision, Limiter, LimiterUnavailable, batches
 from worker.routes import ROUTES
 from worker.routing import Ctx, Route, Router
-from worker.storage import Build, BuildSource, NoBuild, StorageError
+from worker.storage import BadPointer, Build, BuildSource, NoBuild, StorageError
 from worker.tiers import TIERS
 
 log = logging.getLogger("socdef.worker")
@@ -514,14 +514,21 @@ class App:
             self.usage.flush()
 
     def _health(self) -> Response:
+        """200 while a build is served ("degraded", with the reason, when the pointer or the
+        manifest it names is unreadable and the last good build is kept), 503 without one."""
         try:
             build = self.builds.current()
         except StorageError as exc:  # a remote bucket's address stays out of the answer
-            status = "no_build" if isinstance(exc, NoBuild) else "storage_unreachable"
-            return Response(503, json.dumps({"status": status, "detail": str(exc) if isinstance(
-                exc, NoBuild) else "the bucket did not answer"}).encode())
-        body = {"status": "ok", "build_id": build.build_id,
+            status = ("no_build" if isinstance(exc, NoBuild) else "build_unreadable"
+                      if isinstance(exc, BadPointer) else "storage_unreachable")
+            detail = str(exc) if isinstance(exc, NoBuild | BadPointer) else \
+                "the bucket did not answer"
+            return Response(503, json.dumps({"status": status, "detail": detail}).encode())
+        problem = getattr(self.builds, "problem", None)
+        body = {"status": "degraded" if problem else "ok", "build_id": build.build_id,
                 "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.generated_at))}
+        if problem:
+            body["detail"] = f"{problem}; serving the last good build"
         return Response(200, json.dumps(body).encode())
 
     @staticmethod

@@ -102,6 +102,10 @@ def create_app(config: WorkerConfig) -> App:
     data.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(data / "secret.key")
     keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
+    builds = BuildSource(open_bucket(config.bucket, endpoint=config.s3_endpoint,
+                                     cache_bytes=int(config.cache_mb * (1 << 20))),
+                         pointer_ttl=config.pointer_ttl)
+    builds.preload()  # every worker holds the build before the pointer can break
     sessions = cookie_authenticator(session_secret(config), cookie=config.session_cookie,
                                     audience=config.jwt_audience or None)
     return App(
@@ -111,9 +115,7 @@ def create_app(config: WorkerConfig) -> App:
         allowed_origins=tuple(o.strip() for o in config.allowed_origins.split(",") if o.strip()),
         keys=keys,
         limiter=make_limiter(config),
-        builds=BuildSource(open_bucket(config.bucket, endpoint=config.s3_endpoint,
-                                       cache_bytes=int(config.cache_mb * (1 << 20))),
-                           pointer_ttl=config.pointer_ttl),
+        builds=builds,
         public_url=config.public_url or None,
         source_name=config.source_name,
         limit_scale=config.limit_scale,

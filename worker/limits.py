@@ -244,12 +244,14 @@ def _params(key_id: str, w: Window, per_minute: int, per_day: int) -> dict[str, 
 
 
 @contextmanager
-def _unavailable_on_error() -> Iterator[None]:
-    """A locked, unreadable or unwritable database is an unavailable store, not a crash."""
+def _unavailable_on_error(path: str = "") -> Iterator[None]:
+    """A locked, unreadable, unwritable or corrupt database (``sqlite3.DatabaseError``: "file is
+    not a database", "database disk image is malformed") is an unavailable store, not a crash:
+    the fallback policy or the documented 503 applies (docs/rate-limits.md)."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        raise LimiterUnavailable(f"sqlite: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise LimiterUnavailable(f"sqlite {path}: {exc}" if path else f"sqlite: {exc}") from exc
 
 
 class SQLiteLimiter:
@@ -265,6 +267,7 @@ class SQLiteLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._day = -1
+        self._path = os.fspath(path)
         self._conn = sqlite3.connect(
             private_sqlite(path),
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -280,7 +283,7 @@ class SQLiteLimiter:
         check_limits(per_minute, per_day)
         w = Window.at(self._clock())
         params = _params(key_id, w, per_minute, per_day)
-        with self._lock, _unavailable_on_error():
+        with self._lock, _unavailable_on_error(self._path):
             counts = dict(self._conn.execute(_HIT, params).fetchall())
             if counts:
                 self._housekeep(params, counts[MINUTE_KIND] == 1, w.day)
@@ -301,7 +304,7 @@ class SQLiteLimiter:
         w = Window.at(self._clock())
         out: list[Decision] = []
         counts: dict[str, list[int]] = {}  # key -> [minute count, day count, admitted here]
-        with self._lock, _unavailable_on_error():
+        with self._lock, _unavailable_on_error(self._path):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for key_id, per_minute, per_day in hits:
@@ -334,7 +337,7 @@ class SQLiteLimiter:
     def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
         check_limits(per_minute, per_day)
         w = Window.at(self._clock())
-        with self._lock, _unavailable_on_error():
+        with self._lock, _unavailable_on_error(self._path):
             rows = self._conn.execute(_COUNTS, _params(key_id, w, per_minute, per_day))
             counts = dict(rows.fetchall())
         return standing(w, counts.get(MINUTE_KIND, 0), counts.get(DAY_KIND, 0), per_minute, per_day)
@@ -355,7 +358,7 @@ class SQLiteLimiter:
                 self._day = day
             elif new_minute:
                 self._conn.execute(_FORGET_KEY, params)
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:
             pass
 
     def prune(self) -> None:

@@ -11,6 +11,7 @@ import json
 import logging
 import mmap
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Protocol
 from worker import layout
 
 log = logging.getLogger("socdef.storage")
+BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
 
 class StorageError(RuntimeError):
     """The bucket is unreadable or holds no published build."""
@@ -28,6 +30,10 @@ class StorageError(RuntimeError):
 
 class NoBuild(StorageError):
     """The bucket answers but holds no published build yet."""
+
+
+class BadPointer(StorageError):
+    """The bucket answers, but its pointer or the manifest it names is missing or unreadable."""
 
 
 class Bucket(Protocol):
@@ -117,7 +123,15 @@ class Build:
 
 
 class BuildSource:
-    """Follows the bucket's pointer and keeps the current :class:`Build` in memory."""
+    """Follows the bucket's pointer and keeps the current :class:`Build` in memory.
+
+    Once a build is loaded it is served until a valid pointer names another readable build: a
+    pointer that is unreadable, deleted, not JSON or without a ``build_id``, or that names a
+    manifest which is missing or unreadable leaves the loaded build in place. ``problem`` then
+    says why (for ``/healthz``); it is logged once when it appears or changes, and once more
+    when a valid pointer is back. Without a loaded build such a pointer is a
+    :class:`StorageError` (:class:`NoBuild` when there is no pointer at all).
+    """
 
     def __init__(
         self, bucket: Bucket, *, pointer_ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
@@ -128,6 +142,7 @@ class BuildSource:
         self._build: Build | None = None
         self._checked = float("-inf")
         self._lock = threading.Lock()
+        self.problem: str | None = None  # why the pointer was not followed, safe to show
 
     def current(self) -> Build:
         now = self.clock()
@@ -140,21 +155,103 @@ class BuildSource:
             raise NoBuild("no build has been published yet")
         return self._build
 
+    @property
+    def build_id(self) -> str | None:
+        """The id of the loaded build, None before one is loaded."""
+        return self._build.build_id if self._build is not None else None
+
+    def preload(self) -> threading.Thread:
+        """Load the current build now, in the background, rather than on the first request: a
+        worker process that has not answered anything yet still holds the last good build when
+        the pointer breaks later. Failures are reported like any refresh's."""
+
+        def load() -> None:
+            try:
+                self.current()
+            except StorageError:
+                pass  # reported by _refresh; the next request tries again
+            except Exception:
+                log.exception("loading the current build failed")
+
+        thread = threading.Thread(target=load, name="socdef-preload", daemon=True)
+        thread.start()
+        return thread
+
     def _refresh(self, now: float) -> None:
+        self._checked = now
+        try:
+            build = self._follow()
+        except _Unfollowable as exc:
+            self._report(exc.shown, exc.logged)
+            if self._build is None:
+                raise exc.kind(exc.shown) from None
+            return
+        if build is not None:
+            self._build = build
+        self._report(None, "")
+
+    def _follow(self) -> Build | None:
+        """The build the pointer names; None when it is the loaded one."""
         try:
             raw = self.bucket.get(layout.POINTER_KEY)
-        except StorageError as exc:
-            if self._build is None:
-                raise
-            log.warning("pointer unreadable, still serving %s: %s", self._build.build_id, exc)
-            raw = None
-        self._checked = now
+        except (StorageError, OSError) as exc:
+            raise _Unfollowable("the pointer could not be read (the bucket did not answer)",
+                                str(exc), StorageError) from exc
         if raw is None:
-            return
-        build_id = json.loads(raw)["build_id"]
+            raise _Unfollowable("no build has been published yet" if self._build is None else
+                                f"the pointer {layout.POINTER_KEY} is missing", "", NoBuild)
+        build_id = _pointer_build_id(raw)
         if self._build is not None and self._build.build_id == build_id:
-            return
-        manifest = self.bucket.get(layout.manifest_key(build_id))
+            return None
+        where = f"the manifest of build {build_id}"
+        try:
+            manifest = self.bucket.get(layout.manifest_key(build_id))
+        except (StorageError, OSError) as exc:
+            raise _Unfollowable(f"{where} could not be read (the bucket did not answer)",
+                                str(exc), StorageError) from exc
         if manifest is None:
-            raise StorageError(f"pointer names build {build_id} whose manifest is missing")
-        self._build = Build(self.bucket, json.loads(manifest))
+            raise _Unfollowable(f"the pointer names build {build_id} whose manifest is missing", "")
+        try:
+            build = Build(self.bucket, json.loads(manifest))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise _Unfollowable(f"{where} is not a valid manifest", repr(exc)) from exc
+        if build.build_id != build_id:
+            raise _Unfollowable(f"{where} names build {build.build_id!r}", "")
+        return build
+
+    def _report(self, problem: str | None, detail: str) -> None:
+        """Log a change of ``problem`` (once, not per request) and keep it for ``/healthz``."""
+        if problem == self.problem:
+            return
+        self.problem = problem
+        serving = self._build.build_id if self._build is not None else None
+        if problem is None:
+            log.warning("pointer valid again: serving build %s", serving)
+        elif serving is not None:
+            log.warning("%s%s; still serving build %s", problem, f" ({detail})" if detail else "",
+                        serving)
+        else:
+            log.warning("%s%s", problem, f" ({detail})" if detail else "")
+
+
+class _Unfollowable(Exception):
+    """Why the pointer could not be followed: ``shown`` (no bucket address, for ``/healthz``),
+    ``logged`` (the underlying error), ``kind``: what it is when no build is loaded."""
+
+    def __init__(self, shown: str, logged: str, kind: type[StorageError] = BadPointer) -> None:
+        super().__init__(shown)
+        self.shown, self.logged, self.kind = shown, logged, kind
+
+
+def _pointer_build_id(raw: bytes) -> str:
+    """The ``build_id`` of a pointer's bytes, or ``_Unfollowable`` (truncated, not JSON, an
+    HTML error page an origin answered with 200, no ``build_id``, not a plain name)."""
+    try:
+        build_id = json.loads(raw).get("build_id")
+    except (ValueError, AttributeError) as exc:
+        raise _Unfollowable(f"the pointer {layout.POINTER_KEY} is not a JSON object",
+                            f"{exc}; starts {bytes(raw[:60])!r}") from exc
+    if not isinstance(build_id, str) or not BUILD_ID.fullmatch(build_id):
+        raise _Unfollowable(f"the pointer {layout.POINTER_KEY} names no valid build_id",
+                            f"build_id {build_id!r}")
+    return build_id
