@@ -17,7 +17,9 @@ from generator.htmltext import html_to_text
 
 __all__ = ["decode_report", "extract_report", "indicator_lines", "looks_like_html"]
 
-_HTML_START = re.compile(rb"\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]",
+# A comment ends at its first "-->" (atomic group): letting the engine retry each comment
+# ending at a later "-->" made a run of comments exponential (22 of them took a second).
+_HTML_START = re.compile(rb"\s*+(?><!--.*?-->\s*)*+<(?:!doctype\s+html|html|head|body)[\s>]",
                          re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(
     rb"</?(?:p|div|span|table|thead|tbody|tr|td|th|ul|ol|li|br|a|pre|code|h[1-6]|b|i|em|strong)"

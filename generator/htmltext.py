@@ -114,10 +114,22 @@ def _walk(root: etree._Element) -> str:
     return out.result()
 
 
+def _sub_tags(pattern: re.Pattern[str], repl: str, text: str) -> str:
+    """``pattern.sub(repl, text)`` for a tag pattern whose matches end at a ``>``.
+
+    No match starts after the last ``>``, so that tail is left out of the scan: there
+    each ``<`` would have the engine read on to the end of the text for a ``>`` (a run of
+    ``<br`` without one was quadratic). Before it, each match ends at the first ``>``
+    after its ``<`` and the scan goes on from there: linear time.
+    """
+    end = text.rfind(">") + 1
+    return pattern.sub(repl, text[:end]) + text[end:]
+
+
 def _fallback(markup: str) -> str:
     text = _FALLBACK_DROP.sub(" ", markup)
-    text = _FALLBACK_BREAK.sub("\n", text)
-    text = htmllib.unescape(_FALLBACK_TAG.sub(" ", text))
+    text = _sub_tags(_FALLBACK_BREAK, "\n", text)
+    text = htmllib.unescape(_sub_tags(_FALLBACK_TAG, " ", text))
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 __all__ = ["CONTEXT_LIMIT", "LABEL_WORDS", "ListDetector", "SentenceContexts", "sentence_context"]
 
@@ -13,8 +14,15 @@ _LONG_LINE = 4000
 # A pattern led by a repeat gets no first-character prefilter from the regex engine, so
 # the first punctuation mark is spelled out; a text without "!" or "?" takes the variant
 # led by a literal full stop, which the engine finds fastest.
-_SENT_END = re.compile(r"[.!?][.!?]*\s+(?=[A-Z])")
-_SENT_END_DOTS = re.compile(r"\.\.*\s+(?=[A-Z])")
+# A match starts only at the first mark of a run (the look-behind): tried from every mark
+# of a run with no sentence after it, the engine would rescan the rest of the run each
+# time, quadratic in the run's length ("." * 40000 took seconds). From a later mark the
+# match would end where the one from the run's first mark ends, so no match is lost; a
+# scan that starts inside a run goes through ``_sentence_ends``.
+_MARKS = frozenset(".!?")
+_SENT_END = re.compile(r"[.!?](?<![.!?][.!?])[.!?]*+\s++(?=[A-Z])")
+_SENT_END_DOTS = re.compile(r"\.(?<!\.\.)\.*+\s++(?=[A-Z])")
+_SENT_END_FROM_INSIDE = re.compile(r"[.!?]++\s++(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'&-]*")
 _CELL_SEP = re.compile(r" \| |\t")
 _NEWLINE = re.compile("\n")
@@ -43,11 +51,26 @@ def _collapse(value: str) -> str:
     return head + " ".join(words) + (" " if value[-1].isspace() else "")
 
 
+def _sentence_ends(text: str, pos: int, endpos: int) -> Iterator[re.Match[str]]:
+    """The matches of ``[.!?]+\\s+(?=[A-Z])`` in ``text[pos:endpos]``, in linear time.
+
+    ``_SENT_END`` skips a match that would start inside a run of marks; only the first
+    scanned position can lie inside one (a match ends before a letter), so it is tried
+    on its own, once.
+    """
+    if 0 < pos < endpos and text[pos] in _MARKS and text[pos - 1] in _MARKS:
+        m = _SENT_END_FROM_INSIDE.match(text, pos, endpos)
+        if m:
+            yield m
+            pos = m.end()
+    yield from _SENT_END.finditer(text, pos, endpos)
+
+
 def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     lo = max(0, start - _WINDOW)
     nl = text.rfind("\n", lo, start)
     seg_start = nl + 1 if nl != -1 else lo
-    for m in _SENT_END.finditer(text, seg_start, min(len(text), start + 1)):
+    for m in _sentence_ends(text, seg_start, min(len(text), start + 1)):
         seg_start = m.end()
     return seg_start, _sentence_end(text, end)
 
@@ -56,7 +79,7 @@ def _sentence_end(text: str, end: int) -> int:
     hi = min(len(text), end + _WINDOW)
     nl = text.find("\n", end, hi)
     seg_end = nl if nl != -1 else hi
-    m = _SENT_END.search(text, end, seg_end)
+    m = next(_sentence_ends(text, end, seg_end), None)
     if m:
         seg_end = m.start() + 1
     return seg_end

@@ -254,13 +254,26 @@ def valid_ipv6(text: str) -> str | None:
 
 
 def _trim_url(url: str) -> str:
-    while url and url[-1] in _URL_TRAIL:
-        last = url[-1]
+    """Drop trailing punctuation, keeping a closing bracket that an opening one balances.
+
+    The brackets are counted once and the count of the closing one dropped is kept up to
+    date (the opening ones are never dropped), so a URL ending in a long run of ``)``
+    costs linear time, not one count of the whole URL per character dropped.
+    """
+    end = len(url)
+    counts: dict[str, int] = {}
+    while end and url[end - 1] in _URL_TRAIL:
+        last = url[end - 1]
         opener = _PAIRS.get(last)
-        if opener and url.count(opener) >= url.count(last):
-            break
-        url = url[:-1]
-    return url
+        if opener:
+            if last not in counts:
+                counts[last] = url.count(last, 0, end)
+                counts[opener] = url.count(opener, 0, end)
+            if counts[opener] >= counts[last]:
+                break
+            counts[last] -= 1
+        end -= 1
+    return url[:end]
 
 
 def _url_host(hostport: str) -> tuple[str, str] | None:

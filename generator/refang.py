@@ -81,7 +81,9 @@ def _marker_matches(text: str) -> list[re.Match[str]]:
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _LOCAL_CHARS = _LABEL_CHARS | frozenset("._%+")
-_CHAIN_HEAD = re.compile(r"(\S+)(?: (?:dot|DOT) [A-Za-z0-9-]+)*\Z")
+# A `` dot `` chain is a token followed by `` dot label`` pieces; its head is that token.
+_CHAIN_WINDOW = 256  # how far back from a piece the token before it is looked for
+_DOT_WORDS = (" dot ", " DOT ")
 _HEAD_MARK = re.compile(r"(?i)://|\[:\]|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\[at\]|\(at\)|\[@\]|@|hxxp")
 _FIXED = {"sep": "://", "colon": ":", "slash": "/"}
 
@@ -120,14 +122,47 @@ class Refanged:
         return i >= 0 and self.new_ends[i] > start
 
 
-def _word_dot_ok(text: str, start: int) -> bool:
+def _head_marked(text: str, space: int, heads: dict[int, bool]) -> bool:
+    """True when the head of the `` dot `` chain ending at ``space`` shows a defang mark.
+
+    ``space`` is the position of the space before a ``dot``/``DOT`` word. The token before
+    it (whitespace-free, at most ``_CHAIN_WINDOW`` characters) is the head unless it is a
+    label that another `` dot ``/`` DOT `` piece precedes; then the chain goes on leftwards.
+    ``heads`` keeps the verdict for every chain end already seen, so that each piece of a
+    long chain is walked once, not once per `` dot `` after it (which was quadratic).
+    """
+    pending: list[int] = []
+    while True:
+        known = heads.get(space)
+        if known is not None:
+            break
+        pending.append(space)
+        window = text[max(0, space - _CHAIN_WINDOW) : space]
+        token = window.rsplit(None, 1)[-1] if window and not window[-1].isspace() else ""
+        begin = space - len(token)
+        if (
+            token
+            and _LABEL_CHARS.issuperset(token)
+            and text[begin - 5 : begin] in _DOT_WORDS
+            and begin > 5
+            and not text[begin - 6].isspace()
+        ):
+            space = begin - 5  # a piece of the chain: its head is the chain's head
+            continue
+        known = bool(token) and _HEAD_MARK.search(token) is not None
+        break
+    for end in pending:
+        heads[end] = known
+    return known
+
+
+def _word_dot_ok(text: str, start: int, heads: dict[int, bool]) -> bool:
     word = text[start + 1 : start + 4]
     if word == "DOT":
         return True
     if word != "dot":
         return False
-    head = _CHAIN_HEAD.search(text, max(0, start - 256), start)
-    return bool(head and _HEAD_MARK.search(head.group(1)))
+    return _head_marked(text, start, heads)
 
 
 def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> int | None:
@@ -139,8 +174,11 @@ def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> i
     return None
 
 
-def _replacement(m: re.Match[str], last: int) -> tuple[int, str] | None:
-    """Return (original start, replacement) for a marker match, or None to keep it."""
+def _replacement(m: re.Match[str], last: int, heads: dict[int, bool]) -> tuple[int, str] | None:
+    """Return (original start, replacement) for a marker match, or None to keep it.
+
+    ``heads`` caches ``_head_marked`` verdicts for the text being refanged.
+    """
     text, start = m.string, m.start()
     # The alternatives are exclusive, so the last group a match closed tells which one
     # matched: a scheme's always closes its (possibly empty) "s" group.
@@ -161,7 +199,7 @@ def _replacement(m: re.Match[str], last: int) -> tuple[int, str] | None:
         begin = _after_label(text, start, last, _LOCAL_CHARS)
         return None if begin is None else (begin, "@")
     if kind == "word" and start - 2 >= last and text[start - 2] in _LABEL_CHARS:
-        return (start - 1, ".") if _word_dot_ok(text, start - 1) else None
+        return (start - 1, ".") if _word_dot_ok(text, start - 1, heads) else None
     return None
 
 
@@ -181,12 +219,13 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
     last = 0
     new_pos = 0
     scanned = 0  # end of the previous match
+    heads: dict[int, bool] = {}
     for m in matches:
         end = m.end()
         if m.start() < scanned:
             return None
         scanned = end
-        found = _replacement(m, last)
+        found = _replacement(m, last, heads)
         if found is None:
             continue
         start, repl = found
