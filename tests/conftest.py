@@ -8,15 +8,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -111,6 +113,32 @@ def wait_for_room_in_minute(need: float) -> None:
     left = 60 - time.time() % 60
     if left < need:
         time.sleep(left + 1)
+
+
+def in_one_minute(sequence: Callable[[], T], need: float = 20, attempts: int = 3) -> T:
+    """``sequence()`` with all of it inside one minute window of the wall clock (which the
+    worker's limiters use): it starts with at least ``need`` seconds left in the minute, and if
+    it still ended in the next minute (a stalled machine) it runs again. ``sequence`` must start
+    from nothing each time, such as with a key of its own."""
+    for _ in range(attempts):
+        wait_for_room_in_minute(need)
+        started = time.time() // 60
+        result = sequence()
+        if time.time() // 60 == started:
+            return result
+    raise AssertionError(f"{attempts} runs each crossed a minute boundary")
+
+
+def poll_until(condition: Callable[[], T], timeout: float = 15, what: str = "") -> T:
+    """The first truthy ``condition()``, polled every 50 ms until ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = condition()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what or condition}")
+        time.sleep(0.05)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
