@@ -6,13 +6,15 @@ import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.build import build
 from generator.model import aggregate
-from generator.synthetic import synthetic_store
+from generator.store import Store
+from generator.synthetic import synthetic_store, synthetic_tables
 from tests.reference import iso, reference
 from worker import iocs, layout
 from worker.errors import InvalidParameter
@@ -178,3 +180,43 @@ def test_window_ends_are_inclusive(built, tier_name, end):
             assert json.loads(resp.body) == expected, params
             on_edge = any(r.last_seen == ts for r in records if since <= r.last_seen <= until)
             assert on_edge == (at == ts or (at < ts) == (end == "since"))
+
+
+@pytest.fixture(scope="module")
+def day_edges(tmp_path_factory):
+    """A build whose articles (hence last_seen) fall on the first and last second of days."""
+    root = tmp_path_factory.mktemp("oracle-edges")
+    articles, sightings = synthetic_tables(600, now=NOW, days=30)
+    day = NOW - NOW % 86400
+    edges = sorted({day - k * 86400 + off for k in (2, 5, 9) for off in (0, 86399)})
+    published = articles.column("published").to_pylist()
+    published[:len(edges)] = edges
+    articles = articles.set_column(articles.schema.get_field_index("published"), "published",
+                                   pa.array(published, articles.schema.field("published").type))
+    store = Store(str(root / "store"))
+    store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
+    result = build(store, root / "build")
+    manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
+    records = aggregate(store.articles(), store.sightings())
+    return Build(LocalBucket(root / "build"), manifest), records, edges
+
+
+def test_windows_ending_on_a_day_edge(day_edges):
+    """since on a day's last second and until on a day's first second, where a record's
+    last_seen lies: the day is trimmed, not skipped."""
+    build_, records, edges = day_edges
+    tier = TIERS["enterprise"]
+    for edge in edges:
+        on_edge = [r for r in records if r.last_seen == edge]
+        assert on_edge, edge
+        for since, until in ((edge, NOW), (NOW - 300 * 86400, edge), (edge, edge)):
+            params = {"since": iso(since), "until": iso(until), "limit": "10000"}
+            resp = iocs.list_answer(request(params), build_, tier, public_url=BASE,
+                                    source_name="socdef")
+            _, expected = reference(records, tier=tier, generated_at=NOW,
+                                    build_id=build_.build_id, params=params, since=since,
+                                    until=until, base=BASE)
+            got = json.loads(resp.body)
+            assert got == expected, params
+            assert {(r.type, r.value) for r in on_edge} <= {
+                (d["type"], d["value"]) for d in got["data"]}
