@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= socdef-demo
 PORT ?= 8000
 
-.PHONY: setup demo test lint bench system-deps clean
+.PHONY: setup demo test lint bench mutants system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: setup system-deps
 	$(BIN)/python bench/formats.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/extract_eval.py
+
+# Hand-written mutants against fast test subsets (docs/testing.md); prints killed/survived.
+mutants: setup system-deps
+	$(BIN)/python tools/mutants.py
 
 # Servers and tools the tests and benchmarks start on 127.0.0.1.
 SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium

@@ -174,7 +174,9 @@ def publish(settings: Settings, dest: str | None, endpoint_url: str | None, jobs
 def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--host", default="127.0.0.1", show_default=True),
-        click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535)),
+        click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+                     help="0 picks a free port; stdout then names it in the line "
+                     "'listening on http://HOST:PORT'."),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
         click.option("--limiter", type=click.Choice(["sqlite", "memory", "redis"]),
                      default="sqlite", show_default=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -21,6 +22,7 @@ from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
 from worker.config import WorkerConfig, setup_logging
 from worker.keys import KeyStore, load_or_create_secret
+from worker.layout import POINTER_KEY
 
 if TYPE_CHECKING:
     from generator.ingest import IngestReport
@@ -159,9 +161,18 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
                     and not limiter_factory)
     os.environ.update(config.to_env())
     setup_logging(access_log)
+    warn_without_build(config.bucket)
     if server == "uvicorn":
         import uvicorn
 
+        if port == 0:  # bound here, so the port is known before uvicorn starts
+            listener = socket.create_server((host, 0), family=_family(host))
+            announce(host, listener.getsockname()[1])
+            uvicorn.run("worker.config:app_from_env", factory=True, fd=listener.fileno(),
+                        workers=workers, access_log=False, log_level="warning", loop="auto",
+                        http="auto", lifespan="on")
+            return
+        announce(host, port)
         uvicorn.run("worker.config:app_from_env", factory=True, host=host, port=port,
                     workers=workers, access_log=False, log_level="warning", loop="auto",
                     http="auto", lifespan="on")
@@ -171,11 +182,53 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     from granian.server import Server
 
     rsgi = interface == "rsgi"
-    Server("worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env", factory=True,
-           address=host, port=port, interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
-           workers=workers, websockets=False, respawn_failed_workers=True,
-           loop=Loops.uvloop if _has_uvloop() else Loops.auto, log_access=False,
-           log_level=LogLevels.warning).serve()
+    reserved = _reserve_port(host) if port == 0 else None
+    if reserved is not None:
+        port = reserved.getsockname()[1]
+    granian = Server("worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env",
+                     factory=True, address=host, port=port,
+                     interface=Interfaces.RSGI if rsgi else Interfaces.ASGI, workers=workers,
+                     websockets=False, respawn_failed_workers=True,
+                     loop=Loops.uvloop if _has_uvloop() else Loops.auto,
+                     log_access=False, log_level=LogLevels.warning)
+    granian.on_startup(lambda: announce(host, port))  # granian has bound the address by then
+    try:
+        granian.serve()
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def announce(host: str, port: int) -> None:
+    """The line a supervisor or test reads to learn where the worker listens (``--port 0``)."""
+    shown = f"[{host}]" if ":" in host else host
+    print(f"listening on http://{shown}:{port}", flush=True)
+
+
+def warn_without_build(bucket: str) -> None:
+    """Say so on stdout when a folder bucket has no published build: every API answer would be
+    503 until ``socdef publish`` runs. A remote bucket is not read here."""
+    if "://" in bucket or (Path(bucket) / POINTER_KEY).is_file():
+        return
+    print(f"warning: no published build in {bucket}: the API answers 503 until "
+          "`socdef build` and `socdef publish` have run", flush=True)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _reserve_port(host: str) -> socket.socket:
+    """A free port for ``--port 0``, held for the server's life.
+
+    granian (2.x) binds one SO_REUSEPORT socket per worker on Linux and takes no file
+    descriptor, so port 0 would give each worker a different port. This socket is bound with
+    SO_REUSEPORT but never listens: the kernel hands it no connections, the port cannot be taken
+    by another program, and granian's workers bind the same port next to it."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, 0))
+    return sock
 
 
 class CorruptDatabase(RuntimeError):

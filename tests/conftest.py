@@ -1,27 +1,50 @@
-"""Shared factories: a free port, the real CLI, and a real worker process on 127.0.0.1."""
+"""Shared factories: the real CLI, and a real worker process on 127.0.0.1 on a port it picked."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
+    """A port that was free a moment ago: another program may take it before it is used. Only
+    for servers that cannot bind port 0 and say which port they got (``announced``), or for an
+    address that must refuse connections."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def announced(log_path: Path, proc: subprocess.Popen, pattern: str, timeout: float = 60) -> re.Match:
+    """The first match of ``pattern`` in the output a server writes to ``log_path`` (such as the
+    port it bound), polled until ``timeout``; fails at once if the server exits."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        found = regex.search(text)
+        if found:
+            return found
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited ({proc.returncode}) before {pattern!r}:\n{text}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {pattern!r} within {timeout} s:\n{text}")
+        time.sleep(0.05)
 
 
 def socdef(*args: str, data_dir: Path | None = None, check: bool = True,
@@ -61,17 +84,26 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, *extra: str) -> Server:
-    """``socdef serve`` on a free port of 127.0.0.1, answering; its output goes to ``log_path``."""
-    port = free_port()
+LISTENING = r"listening on (http://127\.0\.0\.1:[1-9][0-9]*)\n"
+
+
+def start_server(data_dir: Path, log_path: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> Server:
+    """``socdef serve --port 0`` on 127.0.0.1, answering; its output goes to ``log_path``. The
+    server binds the port itself and names it on stdout, so no other program can take it first."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir),
-             "--port", str(port), *extra],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+             "--port", "0", *extra],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(server.url + "/healthz", proc)
+    try:
+        url = announced(log_path, proc, LISTENING).group(1)
+        server = Server(url, proc, log_path)
+        wait_http(server.url + "/healthz", proc)
+    except BaseException:
+        stop_process(proc)
+        raise
     return server
 
 
@@ -81,6 +113,32 @@ def wait_for_room_in_minute(need: float) -> None:
     left = 60 - time.time() % 60
     if left < need:
         time.sleep(left + 1)
+
+
+def in_one_minute(sequence: Callable[[], T], need: float = 20, attempts: int = 3) -> T:
+    """``sequence()`` with all of it inside one minute window of the wall clock (which the
+    worker's limiters use): it starts with at least ``need`` seconds left in the minute, and if
+    it still ended in the next minute (a stalled machine) it runs again. ``sequence`` must start
+    from nothing each time, such as with a key of its own."""
+    for _ in range(attempts):
+        wait_for_room_in_minute(need)
+        started = time.time() // 60
+        result = sequence()
+        if time.time() // 60 == started:
+            return result
+    raise AssertionError(f"{attempts} runs each crossed a minute boundary")
+
+
+def poll_until(condition: Callable[[], T], timeout: float = 15, what: str = "") -> T:
+    """The first truthy ``condition()``, polled every 50 ms until ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = condition()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what or condition}")
+        time.sleep(0.05)
 
 
 def stop_process(proc: subprocess.Popen) -> None:

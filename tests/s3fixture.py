@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import announced, wait_http
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key",
@@ -57,14 +57,15 @@ class MotoS3:
 def moto_s3_fixture(tmp_path_factory) -> Iterator[MotoS3]:
     saved = {k: os.environ.get(k) for k in AWS_ENV}
     os.environ.update(AWS_ENV)
-    port = free_port()
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **AWS_ENV})
-    server = MotoS3(f"http://127.0.0.1:{port}", proc, log_path)
+    # port 0: moto binds a free port itself and names it in werkzeug's "Running on" line
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **AWS_ENV, "PYTHONUNBUFFERED": "1"})
     try:
+        endpoint = announced(log_path, proc, r"Running on (http://127\.0\.0\.1:[1-9][0-9]*)")
+        server = MotoS3(endpoint.group(1), proc, log_path)
         wait_http(server.endpoint + "/moto-api/", proc)
         yield server
     finally:

@@ -20,6 +20,7 @@ from generator.synthetic import synthetic_store
 from tests.conftest import (
     ROOT,
     build_and_publish,
+    poll_until,
     running_server,
     socdef,
 )
@@ -165,7 +166,8 @@ def session_token(data_dir: Path, user: str) -> str:
 
 def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
     socdef("users", "set-tier", USER, "pro", data_dir=data_dir)
-    page.context.add_cookies([{"name": "sb-access-token", "value": session_token(data_dir, USER),
+    session = {"sb-access-token": session_token(data_dir, USER)}
+    page.context.add_cookies([{"name": "sb-access-token", "value": session["sb-access-token"],
                                "url": server.url}])
     page.goto(server.url + "/docs/keys/")
     page.wait_for_selector("#account", state="visible")
@@ -183,7 +185,13 @@ def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
     for _ in range(3):
         assert httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
                          timeout=30).status_code == 200
-    time.sleep(1.5)  # the worker flushes its usage log every second
+
+    def counted() -> bool:  # the worker flushes its usage log every second
+        listed = httpx.get(server.url + "/api/v1/keys", cookies=session, timeout=30).json()
+        return any(k["name"] == "Browser SIEM" and k["total_requests"] == 3
+                   for k in listed["data"])
+
+    poll_until(counted, what="the three requests in the key's usage")
     row.locator("button", has_text="Usage").click()
     page.wait_for_selector("#usage", state="visible")
     page.locator("#usage-chart svg rect").first.wait_for()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, running_server, socdef, wait_for_room_in_minute
+from tests.conftest import build_and_publish, in_one_minute, poll_until, running_server, socdef
 
 COOKIE = "sb-access-token"
 
@@ -157,17 +157,29 @@ def test_cross_site_writes_are_refused(server, data_dir):
 
 
 def test_usage_counts_what_the_key_did(server, data_dir):
-    socdef("users", "set-tier", "cy@example.org", "free", data_dir=data_dir)
-    cy = session_for(data_dir, "cy@example.org")
-    info = create(server, cy, name="usage").json()["data"]
-    key = info["key"]
-    wait_for_room_in_minute(15)  # the requests and the usage read fall in one minute window
-    for params in ({}, {"limit": "5"}, {"type": "bogus"}, {"format": "csv"}):
-        httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key}, params=params)
-    for _ in range(8):  # 4 + 8 > 10/min: two are refused
-        httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key}, params={"limit": "1"})
-    time.sleep(1.2)  # usage rows are written at most a second apart
-    usage = api(server, "GET", f"/api/v1/keys/{info['id']}/usage", cy, params={"days": "3"})
+    runs = iter(range(10))
+
+    def sequence() -> tuple[dict, dict, httpx.Response]:
+        # a user and key of its own each run; the requests and the usage read in one minute
+        user = f"cy{next(runs)}@example.org"
+        socdef("users", "set-tier", user, "free", data_dir=data_dir)
+        cy = session_for(data_dir, user)
+        info = create(server, cy, name="usage").json()["data"]
+        for params in ({}, {"limit": "5"}, {"type": "bogus"}, {"format": "csv"}):
+            httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": info["key"]},
+                      params=params)
+        for _ in range(8):  # 4 + 8 > 10/min: two are refused
+            httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": info["key"]},
+                      params={"limit": "1"})
+
+        def read() -> httpx.Response | None:  # usage rows are written at most a second apart
+            got = api(server, "GET", f"/api/v1/keys/{info['id']}/usage", cy, params={"days": "3"})
+            return got if got.status_code != 200 or got.json()["data"]["summary"][
+                "totalRequests"] >= 12 else None
+
+        return cy, info, poll_until(read, what="the twelve requests in the usage")
+
+    cy, info, usage = in_one_minute(sequence, need=30)
     assert usage.status_code == 200, usage.text
     data = usage.json()["data"]
     assert data["key"] == {"id": info["id"], "name": "usage", "tier": "free"}
@@ -183,16 +195,23 @@ def test_usage_counts_what_the_key_did(server, data_dir):
     assert summary["totalIOCsReturned"] > 0
     assert api(server, "GET", f"/api/v1/keys/{info['id']}/usage", cy,
                params={"days": "91"}).status_code == 400
-    listed = api(server, "GET", "/api/v1/keys", cy).json()["data"][0]
-    assert listed["total_requests"] == 12 and listed["last_used_at"]
+    listed = api(server, "GET", "/api/v1/keys", cy).json()["data"]
+    assert [k["id"] for k in listed] == [info["id"]]
+    assert listed[0]["total_requests"] == 12 and listed[0]["last_used_at"]
+
+
+def usage_rows(data_dir, key_id: str) -> list[tuple]:
+    with sqlite3.connect(data_dir / "usage.sqlite") as db:
+        return db.execute("SELECT * FROM usage WHERE key_id = ?", (key_id,)).fetchall()
 
 
 def test_no_full_key_in_logs_usage_or_stored_data(server, data_dir):
     ana = session_for(data_dir, "ana@example.org")
-    key = create(server, ana, name="leak check").json()["data"]["key"]
+    made = create(server, ana, name="leak check").json()["data"]
+    key = made["key"]
     httpx.get(server.url + "/api/v1/iocs", params={"api_key": key}, timeout=30)
     httpx.get(server.url + "/api/v1/iocs", params={"api_key": key[:-1] + "x"}, timeout=30)
-    time.sleep(1.2)
+    poll_until(lambda: usage_rows(data_dir, made["id"]), what="the request's usage row")
     assert key not in server.log() and key[8:] not in server.log()
     for path in data_dir.glob("*.sqlite*"):
         raw = path.read_bytes()

@@ -6,14 +6,16 @@ import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.build import build
 from generator.model import aggregate
-from generator.synthetic import synthetic_store
-from tests.reference import reference
+from generator.store import Store
+from generator.synthetic import synthetic_store, synthetic_tables
+from tests.reference import iso, reference
 from worker import iocs, layout
 from worker.errors import InvalidParameter
 from worker.http import Request
@@ -34,13 +36,19 @@ def built(tmp_path_factory):
     return Build(LocalBucket(root / "build"), manifest), records
 
 
-def stamp(draw, name: str) -> tuple[str, float] | None:
+def stamp(draw, name: str, anchors: list[int]) -> tuple[str, float] | None:
     if not draw(st.booleans()):
         return None
-    seconds = draw(st.integers(NOW - 430 * 86400, NOW + 86400))
-    if draw(st.booleans()):  # land exactly on a day boundary sometimes
-        seconds -= seconds % 86400
-    fraction = draw(st.sampled_from([0, 0, 0.25, 0.999]))
+    if anchors and draw(st.booleans()):
+        # a record's own last_seen, or one second either side: where an off-by-one in the
+        # window's ends shows (random seconds almost never hit a record's timestamp)
+        seconds = draw(st.sampled_from(anchors)) + draw(st.sampled_from([0, 0, -1, 1]))
+        fraction = 0.0
+    else:
+        seconds = draw(st.integers(NOW - 430 * 86400, NOW + 86400))
+        if draw(st.booleans()):  # land exactly on a day boundary sometimes
+            seconds -= seconds % 86400
+        fraction = draw(st.sampled_from([0, 0, 0.25, 0.999]))
     offset = draw(st.sampled_from([0, 0, 2, -5]))
     moment = datetime.fromtimestamp(seconds + fraction, UTC).astimezone(
         timezone(timedelta(hours=offset)))
@@ -51,7 +59,7 @@ def stamp(draw, name: str) -> tuple[str, float] | None:
 
 
 @st.composite
-def queries(draw):
+def queries(draw, anchors: list[int] = ()):
     params: dict[str, str] = {}
     for name, values in (("type", layout.IOC_TYPES), ("category", layout.CATEGORIES),
                          ("confidence", layout.CONFIDENCES), ("format", layout.LIST_FORMATS)):
@@ -59,7 +67,7 @@ def queries(draw):
             params[name] = draw(st.sampled_from(values))
     times = {}
     for name in ("since", "until"):
-        got = stamp(draw, name)
+        got = stamp(draw, name, list(anchors))
         if got:
             params[name], times[name] = got
     if draw(st.booleans()):
@@ -71,15 +79,21 @@ def queries(draw):
     return draw(st.sampled_from(sorted(TIERS))), params, times
 
 
+def anchors(records) -> list[int]:
+    """Some records' last_seen, recent ones first in weight (every tier's window reaches them)."""
+    stamps = sorted({r.last_seen for r in records}, reverse=True)
+    return stamps[:40] + stamps[40::50]
+
+
 def request(params: dict[str, str]) -> Request:
     return Request("GET", "/api/v1/iocs", dict(params), {"host": "ignored"}, "http", "test")
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(queries())
-def test_worker_equals_reference(built, query):
+@given(st.data())
+def test_worker_equals_reference(built, data):
     build_, records = built
-    tier_name, params, times = query
+    tier_name, params, times = data.draw(queries(anchors(records)))
     tier = TIERS[tier_name]
     floor = NOW - tier.lookback_days * 86400
     since = math.ceil(times["since"]) if "since" in times else floor
@@ -141,3 +155,68 @@ def test_windows_cut_inside_days(built, view, share):
     got = json.loads(resp.body)
     assert got == expected
     assert got["data"], "the case must exercise a non-empty page"
+
+
+
+@pytest.mark.parametrize("tier_name", sorted(TIERS))
+@pytest.mark.parametrize("end", ["since", "until"])
+def test_window_ends_are_inclusive(built, tier_name, end):
+    """``since`` and ``until`` exactly on a record's last_seen, and one second either side: the
+    worker equals the reference, whose window is inclusive at both ends."""
+    build_, records = built
+    tier = TIERS[tier_name]
+    floor = NOW - tier.lookback_days * 86400
+    stamps = sorted({r.last_seen for r in records if floor < r.last_seen < NOW}, reverse=True)
+    assert stamps
+    for ts in sorted({stamps[0], stamps[len(stamps) // 2], stamps[-1]}):
+        for at in (ts - 1, ts, ts + 1):
+            params = {end: iso(at), "limit": str(tier.max_limit)}
+            since, until = (at, NOW) if end == "since" else (floor, at)
+            resp = iocs.list_answer(request(params), build_, tier, public_url=BASE,
+                                    source_name="socdef")
+            _, expected = reference(records, tier=tier, generated_at=NOW,
+                                    build_id=build_.build_id, params=params, since=since,
+                                    until=until, base=BASE)
+            assert json.loads(resp.body) == expected, params
+            on_edge = any(r.last_seen == ts for r in records if since <= r.last_seen <= until)
+            assert on_edge == (at == ts or (at < ts) == (end == "since"))
+
+
+@pytest.fixture(scope="module")
+def day_edges(tmp_path_factory):
+    """A build whose articles (hence last_seen) fall on the first and last second of days."""
+    root = tmp_path_factory.mktemp("oracle-edges")
+    articles, sightings = synthetic_tables(600, now=NOW, days=30)
+    day = NOW - NOW % 86400
+    edges = sorted({day - k * 86400 + off for k in (2, 5, 9) for off in (0, 86399)})
+    published = articles.column("published").to_pylist()
+    published[:len(edges)] = edges
+    articles = articles.set_column(articles.schema.get_field_index("published"), "published",
+                                   pa.array(published, articles.schema.field("published").type))
+    store = Store(str(root / "store"))
+    store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
+    result = build(store, root / "build")
+    manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
+    records = aggregate(store.articles(), store.sightings())
+    return Build(LocalBucket(root / "build"), manifest), records, edges
+
+
+def test_windows_ending_on_a_day_edge(day_edges):
+    """since on a day's last second and until on a day's first second, where a record's
+    last_seen lies: the day is trimmed, not skipped."""
+    build_, records, edges = day_edges
+    tier = TIERS["enterprise"]
+    for edge in edges:
+        on_edge = [r for r in records if r.last_seen == edge]
+        assert on_edge, edge
+        for since, until in ((edge, NOW), (NOW - 300 * 86400, edge), (edge, edge)):
+            params = {"since": iso(since), "until": iso(until), "limit": "10000"}
+            resp = iocs.list_answer(request(params), build_, tier, public_url=BASE,
+                                    source_name="socdef")
+            _, expected = reference(records, tier=tier, generated_at=NOW,
+                                    build_id=build_.build_id, params=params, since=since,
+                                    until=until, base=BASE)
+            got = json.loads(resp.body)
+            assert got == expected, params
+            assert {(r.type, r.value) for r in on_edge} <= {
+                (d["type"], d["value"]) for d in got["data"]}

@@ -16,6 +16,7 @@ import base64
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,8 @@ from generator.synthetic import synthetic_store
 from tests.conftest import (
     ROOT,
     build_and_publish,
-    free_port,
+    in_one_minute,
+    poll_until,
     stop_process,
     wait_for_room_in_minute,
     wait_http,
@@ -60,7 +62,10 @@ def keys(published, tmp_path_factory) -> dict[str, str]:
     store = KeyStore(data / "keys.sqlite", load_or_create_secret(data / "secret.key"))
     made = {tier: store.create(f"{tier}@example.org", tier)[0]
             for tier in ("free", "pro", "enterprise")}
-    made["limited"] = store.create("limited@example.org", "free")[0]
+    for n in range(3):  # one per run of a limit sequence (in_one_minute)
+        made[f"limited{n}"] = store.create(f"limited{n}@example.org", "free")[0]
+    made["flush"], flush = store.create("flush@example.org", "free")
+    made["flush_id"] = flush.id
     store.close()
     session_secret(WorkerConfig.for_data_dir(data))  # the session key both servers share
     made["dir"] = str(data)
@@ -68,12 +73,19 @@ def keys(published, tmp_path_factory) -> dict[str, str]:
 
 
 class Granian:
-    """granian (1 process) serving the worker over one interface, its log in a file."""
+    """granian (1 process) serving the worker over one interface, its log in a file.
+
+    granian binds with SO_REUSEPORT and cannot announce a port 0 it bound, so the port is
+    reserved here first: a socket bound with SO_REUSEPORT that never listens holds it for the
+    server's life (the kernel gives it no connections; no other program can take the port)."""
 
     def __init__(self, interface: str, data: Path, bucket: Path, log: Path) -> None:
         config = WorkerConfig.for_data_dir(data, bucket=str(bucket), access_log=True)
         self.data = data
-        self.port = free_port()
+        self.reserved = socket.socket()
+        self.reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.reserved.bind(("127.0.0.1", 0))
+        self.port = self.reserved.getsockname()[1]
         self.log_path = log
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
@@ -87,6 +99,7 @@ class Granian:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        self.reserved.close()
 
     def access(self) -> list[str]:
         return [line.split(" socdef.access ", 1)[1] for line in
@@ -182,8 +195,13 @@ def test_errors_are_the_same(servers, keys) -> None:
                 params={"limit": "zero"}).status_code == 400
     two = [("Authorization", f"Bearer {keys['pro']}"), ("Authorization", "Bearer sk_live_x")]
     both(servers, "GET", IOCS, headers=two)
-    limited = bearer(keys["limited"])
-    statuses = [both(servers, "GET", IOCS, headers=limited).status_code for _ in range(12)]
+    fresh = iter(keys[f"limited{n}"] for n in range(3))
+
+    def twelve() -> list[int]:  # a key of its own each run: its minute starts empty
+        limited = bearer(next(fresh))
+        return [both(servers, "GET", IOCS, headers=limited).status_code for _ in range(12)]
+
+    statuses = in_one_minute(twelve)
     assert statuses[:10] == [200] * 10 and statuses[10:] == [429, 429]  # free: 10 a minute
 
 
@@ -221,12 +239,17 @@ def test_request_bodies_reach_the_app(servers, keys) -> None:
 
 
 def test_access_log_lines_match_and_api_key_is_redacted(servers, keys) -> None:
+    before = {name: len(server.access()) for name, server in servers.items()}
     both(servers, "GET", IOCS, params={"api_key": keys["pro"], "limit": "2"})
     both(servers, "GET", IOCS, params={"api_key": keys["pro"] + "x"})
     for _ in range(2):
         both(servers, "GET", IOCS + "?limit=4", headers=bearer(keys["pro"]))
-    time.sleep(0.5)
-    lines = {name: server.access() for name, server in servers.items()}
+
+    def logged() -> dict[str, list[str]] | None:
+        got = {name: server.access() for name, server in servers.items()}
+        return got if all(len(got[name]) >= before[name] + 4 for name in got) else None
+
+    lines = poll_until(logged, what="the four requests in both access logs")
     for name, found in lines.items():
         assert found and all(keys["pro"] not in line for line in found), name
         assert any("api_key=[redacted]" in line for line in found), name
@@ -341,8 +364,8 @@ def test_the_adapter_reads_bodies_and_streams() -> None:
     assert one.sent == [(200, [], b"done")] and one.streamed == []
 
 
-def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, monkeypatch
-                                                                      ) -> None:
+def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, monkeypatch,
+                                                                      capsys) -> None:
     import granian.server
     import uvicorn
     from granian.constants import Interfaces
@@ -355,6 +378,9 @@ def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, m
     class Recorder:
         def __init__(self, target: str, **options: object) -> None:
             seen.update(options, target=target)
+
+        def on_startup(self, hook) -> None:
+            seen["startup"] = hook
 
         def serve(self) -> None:
             seen["served"] = True
@@ -369,6 +395,9 @@ def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, m
     runtime.run_server(settings, **options)
     assert seen["target"] == "worker.rsgi:rsgi_from_env" and seen["interface"] == Interfaces.RSGI
     assert seen["served"] is True and seen["factory"] is True
+    assert seen["port"] != 0  # --port 0: a free port is picked (and held) before granian starts
+    seen["startup"]()
+    assert capsys.readouterr().out.endswith(f"listening on http://127.0.0.1:{seen['port']}\n")
     runtime.run_server(settings, **options, server="uvicorn")
     assert seen["uvicorn"] == "worker.config:app_from_env"
 
@@ -424,13 +453,13 @@ def test_request_ids_are_unique_and_a_forked_child_draws_its_own() -> None:
 def test_usage_rows_are_flushed_by_the_periodic_task(servers, keys) -> None:
     import sqlite3
 
-    def rows(server: Granian) -> int:
+    def rows(server: Granian) -> int:  # of the key this test alone uses
         with sqlite3.connect(server.data / "usage.sqlite") as db:
-            return db.execute("SELECT count(*) FROM usage").fetchone()[0]
+            return db.execute("SELECT coalesce(sum(n), 0) FROM usage WHERE key_id = ?",
+                              (keys["flush_id"],)).fetchone()[0]
 
-    time.sleep(1.5)  # rows of earlier requests are written first
-    before = {name: rows(server) for name, server in servers.items()}
-    both(servers, "GET", IOCS, headers=bearer(keys["free"]))
-    time.sleep(2.5)  # no request after it: only the once-a-second flush can write its row
-    assert {name: rows(server) - before[name] for name, server in servers.items()} == {
-        "asgi": 1, "rsgi": 1}
+    assert {name: rows(server) for name, server in servers.items()} == {"asgi": 0, "rsgi": 0}
+    both(servers, "GET", IOCS, headers=bearer(keys["flush"]))
+    # no request after it: only the once-a-second flush can write its row
+    poll_until(lambda: all(rows(server) == 1 for server in servers.values()),
+               what="the request's usage row on both servers")

@@ -9,13 +9,10 @@ docs/performance.md), so the collection is kept near 300 objects.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from taxii2client.v21 import Server, as_pages
 
-from tests.conftest import ROOT, free_port, wait_http
+from tests.conftest import free_port, start_server, stop_server
 from tests.medallion_server import PASSWORD, USER, Medallion
 from tests.test_taxii_http import make_data
 from tests.test_worker_http import new_key
@@ -37,13 +34,9 @@ def both(tmp_path_factory, request):
     """(our collection, medallion's collection), each reached through taxii2-client."""
     folder = tmp_path_factory.mktemp("medallion")
     data = make_data(folder, iocs=100, days=20)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--data-dir", str(data),
-                             "--port", str(port), "--limit-scale", "1000"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    request.addfinalizer(proc.terminate)
-    ours_url = f"http://127.0.0.1:{port}"
-    wait_http(ours_url + "/healthz", proc)
+    server = start_server(data, folder / "server.log", "--limit-scale", "1000")
+    request.addfinalizer(lambda: stop_server(server))
+    ours_url = server.url
     key = new_key(data, "enterprise")
     root = Server(ours_url + "/api/taxii2/", user="soc", password=key).api_roots[0]
     ours = next(c for c in root.collections if c.alias == "all")

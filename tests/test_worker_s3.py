@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import os
-import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.buildseries import make_store
-from tests.conftest import ROOT, Server, free_port, socdef, wait_http
+from tests.conftest import Server, free_port, socdef, start_server
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from worker.encoding import CODERS
 
@@ -48,16 +45,7 @@ def fetch(server: Server, query: str, key: str, **headers: str):
 
 
 def start(data_dir, log_dir, name: str, env: dict[str, str]) -> Server:
-    port = free_port()
-    log_path = log_dir / f"{name}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-         str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, **env})
-    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(server.url + "/healthz", proc)
-    return server
+    return start_server(data_dir, log_dir / f"{name}.log", env=env)
 
 
 @pytest.fixture(scope="module")

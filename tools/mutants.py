@@ -1,0 +1,193 @@
+"""Hand-written mutants, each applied alone to a copy of the tree and run against a fast subset
+of the tests: a mutant the subset does not fail on "survived" (docs/testing.md).
+
+    python tools/mutants.py            # every mutant; exit 1 if one survives that is not accepted
+    python tools/mutants.py --list
+    python tools/mutants.py --only etag-weak --only since-edge
+
+The working tree is never written: the tracked and untracked (not ignored) files are copied to a
+temporary directory once, each mutant edits its file there, runs, and puts the file back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0")
+
+ETAG = ("tests/test_etag.py",)
+ORACLE = ("tests/test_oracle.py",)
+LIMITS = ("tests/test_limits.py",)
+FALLBACK = ("tests/test_limits_fallback.py",)
+REFANG = ("tests/test_extract.py",)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]
+    accepted: str = ""  # why a survivor is accepted (docs/testing.md); empty: it must be killed
+
+
+MUTANTS = [
+    # worker/http.py etag_matches: RFC 9110 weak comparison, "*", lists, whitespace
+    Mutant("etag-weak", "worker/http.py", '.removeprefix("W/")', "", ETAG),
+    Mutant("etag-star", "worker/http.py", 'if if_none_match.strip() == "*":',
+           'if if_none_match.strip() == "**":', ETAG),
+    Mutant("etag-star-space", "worker/http.py", 'if if_none_match.strip() == "*":',
+           'if if_none_match == "*":', ETAG),
+    Mutant("etag-list", "worker/http.py", 'for t in if_none_match.split(",")',
+           "for t in [if_none_match]", ETAG),
+    Mutant("etag-space", "worker/http.py", "(t.strip().removeprefix", "(t.removeprefix", ETAG),
+    Mutant("etag-none", "worker/http.py", "    if not if_none_match:\n        return False\n",
+           "", ETAG),
+    # worker/query.py: the window's ends inside a boundary day, and which days are boundary days
+    Mutant("since-edge", "worker/query.py", "hi = bisect.bisect_right(stamps, -q.since",
+           "hi = bisect.bisect_left(stamps, -q.since", ORACLE),
+    Mutant("until-edge", "worker/query.py", "lo = bisect.bisect_left(stamps, -q.until",
+           "lo = bisect.bisect_right(stamps, -q.until", ORACLE),
+    Mutant("since-day", "worker/query.py", "if last < q.since:", "if last <= q.since:", ORACLE),
+    Mutant("until-day", "worker/query.py", "if first > q.until:", "if first >= q.until:", ORACLE),
+    Mutant("whole-day", "worker/query.py", "if q.since <= first and last <= q.until:",
+           "if q.since < first and last <= q.until:", ORACLE,
+           accepted="equivalent: a day that starts exactly at since is then trimmed, and the "
+                    "trim keeps every record of it, so the answer is the same"),
+    # worker/params.py: a fractional since rounds up, a fractional until down
+    Mutant("since-round", "worker/params.py", "return whole + 1 if up and moment.microsecond",
+           "return whole + 1 if up", ORACLE),
+    # worker/limits.py: the memory and SQLite limiters and the shared decision helpers
+    Mutant("memory-full", "worker/limits.py", "if m_count >= per_minute or d_count >= per_day:",
+           "if m_count > per_minute or d_count >= per_day:", LIMITS),
+    Mutant("memory-day-full", "worker/limits.py",
+           "if m_count >= per_minute or d_count >= per_day:",
+           "if m_count >= per_minute or d_count > per_day:", LIMITS),
+    Mutant("window-start", "worker/limits.py", "return int(now // MINUTE) * MINUTE,",
+           "return round(now / MINUTE) * MINUTE,", LIMITS),
+    Mutant("sqlite-minute", "worker/limits.py",
+           "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) < :per_minute",
+           "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) <= :per_minute",
+           LIMITS),
+    Mutant("binding-window", "worker/limits.py", "day_full = day_count >= per_day",
+           "day_full = day_count > per_day", LIMITS),
+    Mutant("retry-after-floor", "worker/limits.py", "return max(1, math.ceil(end - now))",
+           "return max(0, math.ceil(end - now))", LIMITS),
+    Mutant("remaining", "worker/limits.py",
+           "remaining = per_minute - minute_count if per_minute > minute_count else 0",
+           "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
+           LIMITS),
+    # worker/limits_fallback.py: the capped share while the shared store is down
+    Mutant("fallback-cap", "worker/limits_fallback.py",
+           "return 0 if limit <= 0 else max(1, int(limit * fraction))",
+           "return 0 if limit <= 0 else max(1, int(limit))", FALLBACK),
+    Mutant("fallback-probe", "worker/limits_fallback.py", "if now < self._next_probe:",
+           "if now < self._next_probe + 3600:", FALLBACK),
+    # generator/refang.py: defanged indicators turned back into real ones
+    Mutant("refang-hxxps", "generator/refang.py", 'base = "http" if kind == "s" else "ftp"',
+           'base = "http" if kind == "fs" else "ftp"', REFANG),
+    Mutant("refang-at", "generator/refang.py", 'return None if begin is None else (begin, "@")',
+           'return None if begin is None else (begin, ".")', REFANG),
+    Mutant("refang-overlap", "generator/refang.py", "if m.start() < scanned:",
+           "if m.start() < scanned - 1:", REFANG),
+    # worker/encoding.py: the coded representation has its own tag
+    Mutant("coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'",
+           "return etag", ETAG),
+]
+
+
+def copy_tree(dest: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.split(b"\0")
+    for raw in filter(None, listed):
+        rel = raw.decode()
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, float, str]:
+    """(passed, seconds, tail of the output); a timeout counts as failed."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *tests], cwd=tree,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, time.monotonic() - started, "timeout"
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+    return done.returncode == 0, time.monotonic() - started, tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", action="append", default=[], help="run only this mutant (repeat)")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    unknown = set(args.only) - {m.name for m in MUTANTS}
+    if unknown:
+        ap.error(f"unknown mutant(s): {', '.join(sorted(unknown))}")
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:20} {m.path:28} {' '.join(m.tests)}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="socdef-mutants-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        found = subprocess.run([sys.executable, "-c", "import worker; print(worker.__file__)"],
+                               cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                               capture_output=True, text=True, check=True).stdout.strip()
+        if not found.startswith(str(tree)):
+            print(f"the copy's modules are not the ones imported ({found})", file=sys.stderr)
+            return 2
+        for subset in sorted({m.tests for m in chosen}):  # the unmutated tree must pass
+            ok, secs, tail = run_tests(tree, subset, args.timeout)
+            if not ok:
+                print(f"baseline fails: {' '.join(subset)}\n{tail}", file=sys.stderr)
+                return 2
+            print(f"baseline  {' '.join(subset)} passes ({secs:.0f} s)", flush=True)
+        killed, survived, bad = 0, [], []
+        for m in chosen:
+            target = tree / m.path
+            original = target.read_text()
+            if original.count(m.old) != 1:
+                print(f"{m.name}: the text to mutate occurs {original.count(m.old)} times in "
+                      f"{m.path}", file=sys.stderr)
+                return 2
+            target.write_text(original.replace(m.old, m.new))
+            try:
+                ok, secs, tail = run_tests(tree, m.tests, args.timeout)
+            finally:
+                target.write_text(original)
+            if ok:
+                survived.append(m)
+                if not m.accepted:
+                    bad.append(m)
+                note = f"accepted: {m.accepted}" if m.accepted else "NOT ACCEPTED"
+                print(f"SURVIVED  {m.name:20} {secs:5.0f} s  {note}", flush=True)
+            else:
+                killed += 1
+                print(f"killed    {m.name:20} {secs:5.0f} s  {tail.splitlines()[-1]}",
+                      flush=True)
+    print(f"\n{killed} killed, {len(survived)} survived "
+          f"({len(survived) - len(bad)} accepted) of {len(chosen)} mutants")
+    for m in bad:
+        print(f"  survivor not accepted: {m.name} ({m.path})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
