@@ -15,6 +15,7 @@ cycles, so its passes would only rescan them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -255,10 +256,13 @@ def shipped_days(spool: BinaryIO, notices: Connection) -> Iterator[tuple[str, li
 
 
 def _second_process(conn: Connection, spool: BinaryIO, notices: Connection, out_dir: Path,
-                    store: Store, source_name: str) -> None:
+                    store: Store, source_name: str, parents: tuple[Connection, ...] = ()) -> None:
     """The second process, forked before the store is read (so it shares no aggregation with
     the first): once told the build time, run its lane over the shipped days and send back
-    its objects and stage times."""
+    its objects and stage times. It closes the first process's pipe ends it inherited
+    (``parents``), so that if the first process dies its ``recv`` ends, and so does it."""
+    for end in parents:
+        end.close()
     try:
         start = notices.recv()
         if start is None:
@@ -269,7 +273,8 @@ def _second_process(conn: Connection, spool: BinaryIO, notices: Connection, out_
         lane.run(shipped_days(spool, notices), info, count)
         conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages))
     except BaseException:
-        conn.send(("error", traceback.format_exc()))
+        with contextlib.suppress(OSError):  # the first process may be gone (killed)
+            conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
 
@@ -314,7 +319,8 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
             receiver, sender = context.Pipe(duplex=False)
             notices, notify = context.Pipe(duplex=False)
             child = context.Process(target=_second_process, daemon=True,
-                                    args=(sender, spool, notices, out_dir, store, source_name))
+                                    args=(sender, spool, notices, out_dir, store, source_name,
+                                          (receiver, notify)))
             child.start()
             sender.close()
             notices.close()
