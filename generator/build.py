@@ -384,8 +384,11 @@ def _join(main: Lane, child: BaseProcess | None, receiver: Connection | None,
             answer = ("error", "it ended without an answer")
         child.join()
         clock.lap("wait for the second process")
-        if answer[0] != "ok":
-            raise RuntimeError(f"the second build process failed:\n{answer[1]}")
+        if answer[0] != "ok":  # one line (the CLI prints it); the child's traceback as a note
+            error = RuntimeError("the second build process failed: "
+                                 + (answer[1].strip().splitlines() or ["?"])[-1])
+            error.add_note(answer[1])
+            raise error
         _, objects, child_derived, child_stages = answer
         _merge(out, objects)
         derived_objects.update(child_derived)

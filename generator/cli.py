@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from worker.tiers import TIER_NAMES
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ValueError,
+    sqlite3.DatabaseError,  # a damaged keys database: one line naming the file
     RuntimeError,
     SettingsError,
 )

@@ -133,14 +133,15 @@ def test_kill9_build_at_random_points_keeps_store_and_builds(data, tmp_path):
 def test_kill9_publish_to_a_folder_at_random_points(data, tmp_path):
     now = int(time.time())
     mid_run = 0
-    for seed in (1, 2, 3, 4):
+    duration = 0.0
+    for seed in (1, 2, 3):
         socdef("build", "--now", str(now + seed), data_dir=data)
         new = latest_build(data / "build")
         before = Snapshot(data)
-        # how long this publish takes, measured on a scratch copy of the bucket
-        scratch = tmp_path / f"scratch-{seed}"
-        subprocess.run(["cp", "-a", str(data / "bucket"), str(scratch)], check=True)
-        duration = timed("publish", "--to", str(scratch), data_dir=data)
+        if not duration:  # how long such a publish takes, on a scratch copy of the bucket
+            scratch = tmp_path / "scratch"
+            subprocess.run(["cp", "-a", str(data / "bucket"), str(scratch)], check=True)
+            duration = timed("publish", "--to", str(scratch), data_dir=data)
         rng = random.Random(seed)
         proc = spawn("publish", data_dir=data, log=tmp_path / f"publish-{seed}.log")
         time.sleep(rng.uniform(0.2, 0.9) * duration)
@@ -152,13 +153,13 @@ def test_kill9_publish_to_a_folder_at_random_points(data, tmp_path):
         assert pointed_build(data / "bucket") in (before.published, new)
         socdef("publish", data_dir=data)
         assert pointed_build(data / "bucket") == new
-    assert mid_run >= 3, "most kills should land while the publish runs"
+    assert mid_run >= 2, "most kills should land while the publish runs"
 
 
 def test_kill9_publish_to_s3_at_random_points(moto_s3, tmp_path):
     data = tmp_path / "data"
     out = data / "build"
-    ids = build_series(tmp_path, out, 3000, [None, 21, 22, 23])
+    ids = build_series(tmp_path, out, N_IOCS, [None, 21, 22])
     known = local_answers(out, ids)
     name = moto_s3.new_bucket()
     spec = f"s3://{name}/feeds"
@@ -166,7 +167,7 @@ def test_kill9_publish_to_s3_at_random_points(moto_s3, tmp_path):
     dest = S3Destination(name, "feeds/", endpoint_url=moto_s3.endpoint)
     socdef("publish", "--to", spec, "--build-id", ids[0], data_dir=data, env=moto_s3.env)
     mid_run = 0
-    for seed, build_id in zip((1, 2, 3), ids[1:], strict=True):
+    for seed, build_id in zip((1, 2), ids[1:], strict=True):
         previous = observe(open_bucket(spec, environ=moto_s3.env),
                            lambda: dest.sizes("objects/"), known)
         todo = sorted(object_keys(manifest_of(out, build_id)) - set(dest.sizes("objects/")))
@@ -234,7 +235,7 @@ def test_kill9_worker_under_load_keeps_data_keys_and_limits(data, tmp_path):
     server = start_server(data, tmp_path / "server-1.log")
     try:
         assert_worker_answers(server.url, pro, before.published)
-        wait_for_room_in_minute(40)
+        wait_for_room_in_minute(20)
         used, windows = admitted(server.url, free, 6)
         assert used == 6
         loads = [Load(server.url, pro) for _ in range(3)]
