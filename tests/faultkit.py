@@ -79,8 +79,9 @@ def fault_log(request, tmp_path_factory) -> Iterator[FaultLog]:
 # ---------------------------------------------------------------- digests and checks
 
 
-def store_digest(root: Path) -> str:
-    """SHA-256 of the store's committed records (articles, sightings) and state, row order aside."""
+def store_digest(root: Path, *, with_state: bool = True) -> str:
+    """SHA-256 of the store's committed records (articles, sightings) and, unless told not to,
+    its state (the sources' fetch state), row order aside."""
     store = Store(root)
     digest = hashlib.sha256()
     for table in (store.articles(), store.sightings()):
@@ -88,7 +89,8 @@ def store_digest(root: Path) -> str:
         digest.update(f"{len(rows)}\n".encode())
         for row in rows:
             digest.update(row.encode() + b"\n")
-    digest.update(json.dumps(store.state(), sort_keys=True, default=str).encode())
+    if with_state:
+        digest.update(json.dumps(store.state(), sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -114,8 +116,8 @@ def assert_kept(before: dict[str, str], after: dict[str, str], *, may_change: tu
     LOG.checks += 1
 
 
-def assert_same_store(before: str, root: Path) -> None:
-    if store_digest(root) != before:
+def assert_same_store(before: str, root: Path, *, with_state: bool = True) -> None:
+    if store_digest(root, with_state=with_state) != before:
         LOG.data_lost += 1
         raise AssertionError(f"the store under {root} changed")
     LOG.checks += 1
@@ -157,8 +159,10 @@ def pointed_build(bucket: Path) -> str:
 
 
 def spawn(*args: str, data_dir: Path, env: dict[str, str] | None = None,
-          log: Path | None = None, limit_file_size: int | None = None) -> subprocess.Popen:
-    """``socdef ARGS --data-dir DATA_DIR`` in its own process group; output to ``log``."""
+          log: Path | None = None, limit_file_size: int | None = None,
+          capture: bool = False) -> subprocess.Popen:
+    """``socdef ARGS --data-dir DATA_DIR`` in its own process group; output to ``log`` (or to
+    pipes with ``capture``)."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     preexec = None
     if limit_file_size is not None:
@@ -168,8 +172,9 @@ def spawn(*args: str, data_dir: Path, env: dict[str, str] | None = None,
     try:
         return subprocess.Popen([sys.executable, "-m", "generator", *args, "--data-dir",
                                  str(data_dir)], cwd=ROOT, env={**os.environ, **(env or {})},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=preexec)
+                                stdout=subprocess.PIPE if capture else out,
+                                stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+                                text=capture, start_new_session=True, preexec_fn=preexec)
     finally:
         if log is not None:
             out.close()
@@ -268,12 +273,59 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-@contextlib.contextmanager
-def small_fs(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` (e.g. ``2m``) mounted on ``path`` (root only)."""
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+class SmallDisk:
+    """A folder whose writes can be made to fail for want of space.
+
+    As root (CI runs as root) it is a tmpfs of ``size`` mounted on the folder; :meth:`fill`
+    writes a filler file until the file system is full, then gives back ``leave`` bytes, so a
+    command fails part-way with ENOSPC. Otherwise nothing is mounted and commands run with a
+    per-file size limit (RLIMIT_FSIZE) instead: a write past it fails with EFBIG.
+    """
+
+    def __init__(self, path: Path, size: str = "48m") -> None:
+        self.path = path
+        self.root = is_root()
+        self.limit: int | None = None
+        path.mkdir(parents=True, exist_ok=True)
+        if self.root:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                           check=True)
+
+    @property
+    def error_words(self) -> tuple[str, ...]:
+        return ("no space left",) if self.root else ("too large",)
+
+    def fill(self, leave: int = 96 << 10) -> None:
+        if not self.root:
+            self.limit = leave
+            return
+        filler = self.path / ".filler"
+        chunk = b"\0" * (1 << 20)
+        with open(filler, "wb") as fh:
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(chunk)
+                    fh.flush()
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
+
+    def free(self) -> None:
+        self.limit = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / ".filler").unlink()
+
+    def close(self) -> None:
+        if self.root:
+            subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+
+def run(*args: str, data_dir: Path, env: dict[str, str] | None = None,
+        limit_file_size: int | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``socdef ARGS --data-dir DATA_DIR`` to its end, output captured."""
+    proc = spawn(*args, data_dir=data_dir, env=env, limit_file_size=limit_file_size,
+                 capture=True)
     try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
