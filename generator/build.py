@@ -16,6 +16,7 @@ cycles, so its passes would only rescan them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import hashlib
@@ -307,7 +308,8 @@ def _second_process(conn: Connection, spool: BinaryIO, notices: Connection, out_
         lane.run(shipped_days(spool, notices), info, count)
         conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages))
     except BaseException:
-        conn.send(("error", traceback.format_exc()))
+        with contextlib.suppress(OSError):  # the first process may be gone (killed)
+            conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
 
@@ -417,8 +419,11 @@ def _join(main: Lane, child: BaseProcess | None, receiver: Connection | None,
             answer = ("error", "it ended without an answer")
         child.join()
         clock.lap("wait for the second process")
-        if answer[0] != "ok":
-            raise RuntimeError(f"the second build process failed:\n{answer[1]}")
+        if answer[0] != "ok":  # one line (the CLI prints it); the child's traceback as a note
+            error = RuntimeError("the second build process failed: "
+                                 + (answer[1].strip().splitlines() or ["?"])[-1])
+            error.add_note(answer[1])
+            raise error
         _, objects, child_derived, child_stages = answer
         _merge(out, objects)
         derived_objects.update(child_derived)

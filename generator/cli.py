@@ -28,6 +28,7 @@ from worker.tiers import TIER_NAMES
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ValueError,
+    sqlite3.DatabaseError,  # a damaged keys database: one line naming the file
     RuntimeError,
     SettingsError,
 )

@@ -115,6 +115,7 @@ def publish(
     manifest_raw = _read(src / layout.manifest_key(build_id))
     manifest = json.loads(manifest_raw)
     pointer, version = dest.get_versioned(layout.POINTER_KEY)
+    _history_of(pointer)  # a damaged pointer stops the publish before anything is sent
     present = dest.sizes("objects/")
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
@@ -177,7 +178,7 @@ def _put(dest: Destination, key: str, data: bytes, content_type: str, cache_cont
 
 def _switch(dest: Destination, build_id: str, generated_at: int, old: bytes | None,
             version: str | None, keep: int, clock: Callable[[], float]) -> list[str]:
-    history = json.loads(old).get("history", []) if old else []
+    history = _history_of(old)
     history = [build_id] + [b for b in history if b != build_id]
     history = history[: max(MIN_KEEP, keep)]
     pointer = {
@@ -189,6 +190,19 @@ def _switch(dest: Destination, build_id: str, generated_at: int, old: bytes | No
     dest.swap(layout.POINTER_KEY, json.dumps(pointer, sort_keys=True).encode(), version,
               content_type="application/json", cache_control=SHORT)
     return history
+
+
+def _history_of(pointer: bytes | None) -> list[str]:
+    """The builds a pointer keeps (none without a pointer); a damaged pointer is an error: the
+    builds it kept are unknown, and pruning without them could delete a build still served."""
+    try:
+        history = json.loads(pointer).get("history", []) if pointer else []
+        if isinstance(history, list) and all(isinstance(b, str) for b in history):
+            return history
+    except (ValueError, AttributeError):
+        pass
+    raise PublishError(f"the bucket's pointer {layout.POINTER_KEY} is damaged (not a JSON object "
+                       "with a history list); fix or delete it, then publish again")
 
 
 def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> int:

@@ -267,6 +267,9 @@ def _connect(path: str) -> sqlite3.Connection:
                 conn.close()
                 raise
             time.sleep(0.01 + random.random() * 0.04)
+        except sqlite3.DatabaseError as exc:  # not a database (garbage, truncated): name it
+            conn.close()
+            raise sqlite3.DatabaseError(f"{path}: {exc}") from exc
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
