@@ -444,3 +444,24 @@ def test_a_deleted_pointer_leaves_every_worker_serving(published, tmp_path):
     finally:
         path.write_bytes(good)
         stop_process(server.proc)
+
+
+@pytest.mark.parametrize("body", [b"not gzip at all", b"\x1f\x8b\x08\x00truncated"])
+def test_a_gzip_pointer_that_does_not_decode_keeps_the_loaded_build(moto_s3, two_builds, body):
+    from worker.remote import S3Bucket
+    from worker.sigv4 import Credentials
+
+    root, ids = two_builds
+    name = moto_s3.new_bucket()
+    client = moto_s3.client()
+    for path in [root / layout.POINTER_KEY, root / layout.manifest_key(ids[1])]:
+        client.put_object(Bucket=name, Key=str(path.relative_to(root)), Body=path.read_bytes())
+    bucket = S3Bucket(name, endpoint=moto_s3.endpoint,
+                      credentials=lambda: Credentials("testing-key", "testing-secret"))
+    source = BuildSource(bucket, pointer_ttl=0)
+    assert source.current().build_id == ids[1]
+    client.put_object(Bucket=name, Key=layout.POINTER_KEY, Body=body, ContentEncoding="gzip")
+    with pytest.raises(StorageError, match="does not decode"):
+        bucket.get(layout.POINTER_KEY)
+    assert source.current().build_id == ids[1]
+    assert source.problem == "the pointer could not be read (the bucket did not answer)"
