@@ -206,6 +206,8 @@ def check_databases(data_dir: Path, *, limits: bool = True) -> None:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc):  # busy, not broken: the workers wait for it themselves
+                continue
             problem = str(exc)
         if problem != "ok":
             problem = " ".join(problem.split())  # one line

@@ -40,6 +40,7 @@ BAD_POINTERS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
                          "manifest is missing"),
 }
 
+SERVED_CASES = ("truncated", "html error page", "no build_id", "missing manifest")
 
 # --- BuildSource over a folder ------------------------------------------------------------------
 
@@ -219,7 +220,8 @@ def test_a_worker_keeps_serving_its_build_through_bad_pointers(published, moto_s
         build_id = health["build_id"]
         answer = httpx.get(server.url + "/api/v1/iocs", headers=auth)
         assert answer.status_code == 200
-        cases = [(case, make(good), says) for case, (make, says) in BAD_POINTERS.items()]
+        cases = [(case, make(good), says) for case, (make, says) in BAD_POINTERS.items()
+                 if case in SERVED_CASES]  # the unit tests above take every case
         cases.append(("deleted", None, f"the pointer {layout.POINTER_KEY} is missing"))
         for case, raw, says in cases:
             write(raw)
