@@ -182,7 +182,7 @@ class CorruptDatabase(RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 
-def check_databases(data_dir: Path, *, limits: bool = True) -> None:
+def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0) -> None:
     """Refuse to start, naming the file, when a database of the data folder is not usable SQLite.
 
     Every worker process opens them as it starts: a corrupt one would kill each worker with a
@@ -196,7 +196,7 @@ def check_databases(data_dir: Path, *, limits: bool = True) -> None:
         if not path.exists():
             continue
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
             try:
                 if name == "usage.sqlite":
                     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -467,3 +467,22 @@ def test_a_gzip_pointer_that_does_not_decode_keeps_the_loaded_build(moto_s3, two
         bucket.get(layout.POINTER_KEY)
     assert source.current().build_id == ids[1]
     assert source.problem == "the pointer could not be read (the bucket did not answer)"
+
+
+def test_a_locked_database_at_start_is_not_called_corrupt(tmp_path):
+    import sqlite3
+
+    from generator.runtime import CorruptDatabase, check_databases
+
+    path = tmp_path / "keys.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # a rollback-journal database: readers wait for it
+    try:
+        check_databases(tmp_path, timeout=0.05)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    path.write_bytes(b"garbage" * 100)
+    with pytest.raises(CorruptDatabase, match="keys.sqlite is not a usable SQLite database"):
+        check_databases(tmp_path, timeout=0.05)
