@@ -21,6 +21,7 @@ from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
 from worker.config import WorkerConfig, setup_logging
 from worker.keys import KeyStore, load_or_create_secret
+from worker.remote import open_bucket
 
 if TYPE_CHECKING:
     from generator.ingest import IngestReport
@@ -157,6 +158,8 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
                          "with more than one worker")
     check_databases(Path(config.data_dir), limits=config.limiter == "sqlite"
                     and not limiter_factory)
+    open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
+    # traceback from every worker (it reads nothing)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     if server == "uvicorn":

@@ -486,3 +486,11 @@ def test_a_locked_database_at_start_is_not_called_corrupt(tmp_path):
     path.write_bytes(b"garbage" * 100)
     with pytest.raises(CorruptDatabase, match="keys.sqlite is not a usable SQLite database"):
         check_databases(tmp_path, timeout=0.05)
+
+
+def test_an_unknown_bucket_stops_serve_before_workers_start(tmp_path):
+    result = socdef("serve", "--port", str(free_port()), "--workers", "2", data_dir=tmp_path,
+                    check=False, timeout=60, env={"SOCDEF_BUCKET": "ftp://feeds.example.org/x"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: unknown bucket 'ftp://feeds.example.org/x': use a folder, s3://… or https://…"]
