@@ -494,3 +494,18 @@ def test_an_unknown_bucket_stops_serve_before_workers_start(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         "Error: unknown bucket 'ftp://feeds.example.org/x': use a folder, s3://… or https://…"]
+
+
+def test_the_first_publish_is_not_reported_as_a_recovery(two_builds, tmp_path, caplog):
+    root, ids = two_builds
+    empty = tmp_path / "bucket"
+    empty.mkdir()
+    source = BuildSource(LocalBucket(empty), pointer_ttl=0)
+    with caplog.at_level(logging.INFO, logger="socdef.storage"):
+        for _ in range(3):
+            with pytest.raises(NoBuild):
+                source.current()
+        publish(root.parent / "build", LocalDestination(empty), build_id=ids[0])
+        assert source.current().build_id == ids[0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "no build has been published yet", f"a build has been published: serving build {ids[0]}"]
