@@ -265,7 +265,10 @@ def test_a_worker_that_never_loaded_a_build_answers_503_alike(published, tmp_pat
             assert health.json() == {"status": "build_unreadable", "detail":
                                      f"the pointer {layout.POINTER_KEY} is not a JSON object"}
             api = httpx.get(server.url + "/api/v1/iocs", headers={"Authorization": f"Bearer {key}"})
-            assert api.status_code == 503 and api.json()["error"]["code"]
+            assert api.status_code == 503, api.text
+            assert api.json()["error"]["code"] == "service_unavailable"
+            assert api.json()["error"]["message"] == \
+                "The published feed cannot be read; retry shortly."
             path.write_bytes(good)
             poll(lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
                  "the worker to load the build once the pointer is valid")
