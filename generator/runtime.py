@@ -23,6 +23,7 @@ from generator.store import Store
 from worker.config import WorkerConfig, setup_logging
 from worker.keys import KeyStore, load_or_create_secret
 from worker.layout import POINTER_KEY
+from worker.remote import open_bucket
 
 if TYPE_CHECKING:
     from generator.ingest import IngestReport
@@ -159,6 +160,8 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
                          "with more than one worker")
     check_databases(Path(config.data_dir), limits=config.limiter == "sqlite"
                     and not limiter_factory)
+    open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
+    # traceback from every worker (it reads nothing)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     warn_without_build(config.bucket)
@@ -235,7 +238,7 @@ class CorruptDatabase(RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 
-def check_databases(data_dir: Path, *, limits: bool = True) -> None:
+def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0) -> None:
     """Refuse to start, naming the file, when a database of the data folder is not usable SQLite.
 
     Every worker process opens them as it starts: a corrupt one would kill each worker with a
@@ -249,7 +252,7 @@ def check_databases(data_dir: Path, *, limits: bool = True) -> None:
         if not path.exists():
             continue
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
             try:
                 if name == "usage.sqlite":
                     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -259,6 +262,8 @@ def check_databases(data_dir: Path, *, limits: bool = True) -> None:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc):  # busy, not broken: the workers wait for it themselves
+                continue
             problem = str(exc)
         if problem != "ok":
             problem = " ".join(problem.split())  # one line

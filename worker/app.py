@@ -470,7 +470,9 @@ class App:
         except StorageError as exc:
             log.error("storage: %s", exc)
             resp = self._error(Unavailable("No feed has been published yet.") if isinstance(
-                exc, NoBuild) else Unavailable("The feed store is unreachable; retry shortly.",
+                exc, NoBuild) else Unavailable("The published feed cannot be read; retry shortly."
+                                               if isinstance(exc, BadPointer) else
+                                               "The feed store is unreachable; retry shortly.",
                                                headers={"retry-after": "1"}), request_id, route)
         except LimiterUnavailable as exc:  # only without the fail-open fallback
             log.error("rate limiter: %s", exc)

@@ -15,6 +15,7 @@ import re
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -106,7 +107,11 @@ class HttpBucket:
             return None
         self._check(reply, key, 200)
         if reply.headers.get("content-encoding", "identity") == "gzip":
-            return gzip.decompress(reply.body)
+            try:
+                return gzip.decompress(reply.body)
+            except (OSError, EOFError, zlib.error) as exc:  # truncated or not gzip at all
+                raise StorageError(f"{self!r}: GET {key}: the gzip body does not decode: "
+                                   f"{exc}") from exc
         return reply.body
 
     def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes:

@@ -22,6 +22,7 @@ from typing import Protocol
 from worker import layout
 
 log = logging.getLogger("socdef.storage")
+NOTHING_PUBLISHED = "no build has been published yet"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
 
 class StorageError(RuntimeError):
@@ -152,7 +153,7 @@ class BuildSource:
             if self._build is None or now - self._checked >= self.pointer_ttl:
                 self._refresh(now)  # once, however many requests waited for the lock
         if self._build is None:
-            raise NoBuild("no build has been published yet")
+            raise NoBuild(NOTHING_PUBLISHED)
         return self._build
 
     @property
@@ -198,7 +199,7 @@ class BuildSource:
             raise _Unfollowable("the pointer could not be read (the bucket did not answer)",
                                 str(exc), StorageError) from exc
         if raw is None:
-            raise _Unfollowable("no build has been published yet" if self._build is None else
+            raise _Unfollowable(NOTHING_PUBLISHED if self._build is None else
                                 f"the pointer {layout.POINTER_KEY} is missing", "", NoBuild)
         build_id = _pointer_build_id(raw)
         if self._build is not None and self._build.build_id == build_id:
@@ -223,9 +224,11 @@ class BuildSource:
         """Log a change of ``problem`` (once, not per request) and keep it for ``/healthz``."""
         if problem == self.problem:
             return
-        self.problem = problem
+        before, self.problem = self.problem, problem
         serving = self._build.build_id if self._build is not None else None
-        if problem is None:
+        if problem is None and before == NOTHING_PUBLISHED:
+            log.info("a build has been published: serving build %s", serving)
+        elif problem is None:
             log.warning("pointer valid again: serving build %s", serving)
         elif serving is not None:
             log.warning("%s%s; still serving build %s", problem, f" ({detail})" if detail else "",
