@@ -69,9 +69,13 @@ class Journal:
         self.size += len(data)
 
     def _open(self) -> None:
-        name = f"{self._base}{SUFFIX}{uuid.uuid4().hex}"
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        """Create the file under a name no replayer looks at, lock it, then give it its journal
+        name: a replayer never finds a journal that is not yet locked."""
+        token = uuid.uuid4().hex
+        name, draft = f"{self._base}{SUFFIX}{token}", f"{self._base}.draft-{token}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(draft, name)
         self._fd, self._pid, self.name, self.size = fd, os.getpid(), name, 0
 
     def discard(self) -> str:
