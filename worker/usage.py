@@ -125,13 +125,13 @@ class UsageLog:
             self._conn.executemany(
                 "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            if journal is not None and journal.name:
+            if journal is not None and journal.owned:
                 self._conn.execute(_CHECKPOINT, (journal.name, journal.size))
             if self._flushed - self._pruned >= PRUNE_EVERY:
                 self._pruned = self._flushed
                 self._conn.execute("DELETE FROM usage WHERE ts < ?",
                                    (self._flushed - self._retention,))
-        if journal is not None and journal.size >= usage_journal.ROTATE_BYTES:
+        if journal is not None and journal.owned and journal.size >= usage_journal.ROTATE_BYTES:
             self._forget(journal.discard())
 
     def replay(self) -> int:
@@ -197,7 +197,7 @@ class UsageLog:
 
     def close(self) -> None:
         self.flush()
-        if self._journal is not None and self._journal.name:
+        if self._journal is not None and self._journal.owned:
             self._forget(self._journal.discard())
         self._conn.close()
 

@@ -62,6 +62,11 @@ class Journal:
         self.name = ""
         self.size = 0
 
+    @property
+    def owned(self) -> bool:
+        """Whether this process has a journal open (not one inherited across a fork)."""
+        return self._pid == os.getpid()
+
     def append(self, data: bytes) -> None:
         if self._pid != os.getpid():
             self._open()
@@ -79,19 +84,13 @@ class Journal:
         self._fd, self._pid, self.name, self.size = fd, os.getpid(), name, 0
 
     def discard(self) -> str:
-        """Delete this process's journal (its lines are all in the database); the next append
-        starts a new one. Returns the old name, whose stored offset may now be forgotten."""
+        """Delete this process's journal (``owned``; its lines are all in the database); the
+        next append starts a new one. Returns the old name, whose stored offset may now be forgotten."""
         name = self.name
-        if self._pid == os.getpid():
-            os.unlink(name)
-            os.close(self._fd)
+        os.unlink(name)
+        os.close(self._fd)
         self._fd, self._pid, self.name, self.size = -1, 0, "", 0
         return name
-
-    def close(self) -> None:
-        """Delete the journal once the caller has written all of it to the database."""
-        if self._pid == os.getpid():
-            self.discard()
 
 
 def dead_journals(base: str) -> Iterator[tuple[str, int]]:
