@@ -141,6 +141,24 @@ def test_a_replaced_journal_keeps_every_request_once(tmp_path, monkeypatch):
     reader.close()
 
 
+def test_an_unwritable_journal_costs_durability_not_requests(tmp_path, monkeypatch, caplog):
+    log = UsageLog(tmp_path / "usage.sqlite", flush_every=3600)
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(usage_journal.os, "write", full_disk)
+        for _ in range(3):
+            log.record("k4", "/api/v1/iocs", 200, 1.0)
+    assert [r.message for r in caplog.records if r.name == "socdef.usage"] == [
+        f"usage journal {log._journal.name} cannot be written: usage since the last flush is "
+        "lost if this process is killed"]
+    log.record("k4", "/api/v1/iocs", 200, 1.0)  # the disk has room again
+    assert log.totals(["k4"])["k4"][0] == 4
+    log.close()
+
+
 def serve(data_dir: Path, log_path: Path) -> subprocess.Popen:
     """``socdef serve`` with two worker processes, in a process group of its own."""
     port = free_port()

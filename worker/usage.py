@@ -21,6 +21,7 @@ once: a flush stores how far into its journal it reaches in the same transaction
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -48,6 +49,7 @@ PRUNE_EVERY = 3_600
 LATENCY_DIGITS = 2  # latency kept to 0.01 ms
 LATENCY_STEP = 10**-LATENCY_DIGITS
 REPLAY_EVERY = 10.0  # seconds between looks for the journals of ended processes
+log = logging.getLogger("socdef.usage")
 Row = tuple[float, str, int, float, int, int]  # ts, endpoint, status, latency ms, iocs, n
 
 
@@ -84,6 +86,7 @@ class UsageLog:
         self._pruned = float("-inf")
         self._lock = threading.Lock()
         self._journal = Journal(self._path)
+        self._unjournaled = False  # the last append failed (logged once per failing run)
         self._replayed = float("-inf")
         self._conn.execute(usage_journal.SCHEMA)
         self.replay()
@@ -96,7 +99,12 @@ class UsageLog:
         # the UTC day too: a row's requests all fall on the day its time names
         latency = round(latency_ms, LATENCY_DIGITS)
         with self._lock:
-            self._journal.append(usage_journal.line(key_id, endpoint, status, latency, iocs, now))
+            journaled = self._journal.append(
+                usage_journal.line(key_id, endpoint, status, latency, iocs, now))
+            if not journaled and not self._unjournaled:
+                log.warning("usage journal %s cannot be written: usage since the last flush "
+                            "is lost if this process is killed", self._journal.name or self._path)
+            self._unjournaled = not journaled
             full = _add(self._groups, (key_id, endpoint, status, latency, int(now // DAY)), now,
                         iocs) and len(self._groups) >= self._max_buffer
         if full:

@@ -67,11 +67,16 @@ class Journal:
         """Whether this process has a journal open (not one inherited across a fork)."""
         return self._pid == os.getpid()
 
-    def append(self, data: bytes) -> None:
-        if self._pid != os.getpid():
-            self._open()
-        os.write(self._fd, data)
-        self.size += len(data)
+    def append(self, data: bytes) -> bool:
+        """Append ``data``; False when the journal cannot be written (a full or read-only
+        disk): the request is then only in memory, as without a journal, and the caller logs."""
+        try:
+            if self._pid != os.getpid():
+                self._open()
+            self.size += os.write(self._fd, data)
+        except OSError:
+            return False
+        return True
 
     def _open(self) -> None:
         """Create the file under a name no replayer looks at, lock it, then give it its journal
