@@ -22,6 +22,7 @@ from tests.conftest import (
     wait_for_room_in_minute,
     wait_http,
 )
+from worker import usage_journal
 from worker.keys import account_limit_id
 from worker.limits import SQLiteLimiter
 from worker.tiers import TIERS
@@ -32,6 +33,7 @@ COOKIE = "sb-access-token"
 PRO = TIERS["pro"]
 CHILD = """
 import sys, time
+from worker import usage_journal
 from worker.usage import UsageLog
 log = UsageLog(sys.argv[1], flush_every=3600)
 for _ in range(5):
@@ -116,6 +118,44 @@ def test_a_torn_last_line_is_left_out_and_garbage_is_skipped(tmp_path):
                         b"k2\t/api/v1/iocs\t200\t1.0\t4\t10")
     log = UsageLog(path)
     assert log.totals(["k2"]) == {"k2": (1, 1000.5)}
+    log.close()
+
+
+def test_a_replaced_journal_keeps_every_request_once(tmp_path, monkeypatch):
+    """A journal wholly in the log is replaced; the next one is replayed from its start."""
+    monkeypatch.setattr(usage_journal, "ROTATE_BYTES", 1)
+    path = tmp_path / "usage.sqlite"
+    log = UsageLog(path, flush_every=3600)
+    for _ in range(3):
+        log.record("k3", "/api/v1/iocs", 200, 1.0)
+    first = log._journal.name
+    log.flush()
+    assert not Path(first).exists()
+    for _ in range(2):
+        log.record("k3", "/api/v1/iocs", 200, 1.0)
+    assert log._journal.name != first
+    os.close(log._journal._fd)  # the process ends without a flush: its lock is released
+    reader = UsageLog(path)
+    assert reader.totals(["k3"])["k3"][0] == 5
+    assert reader._conn.execute("SELECT count(*) FROM usage_journal").fetchone()[0] == 0
+    reader.close()
+
+
+def test_an_unwritable_journal_costs_durability_not_requests(tmp_path, monkeypatch, caplog):
+    log = UsageLog(tmp_path / "usage.sqlite", flush_every=3600)
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(usage_journal.os, "write", full_disk)
+        for _ in range(3):
+            log.record("k4", "/api/v1/iocs", 200, 1.0)
+    assert [r.message for r in caplog.records if r.name == "socdef.usage"] == [
+        f"usage journal {log._journal.name} cannot be written: usage since the last flush is "
+        "lost if this process is killed"]
+    log.record("k4", "/api/v1/iocs", 200, 1.0)  # the disk has room again
+    assert log.totals(["k4"])["k4"][0] == 4
     log.close()
 
 

@@ -3,7 +3,7 @@
 ``FallbackLimiter(primary)`` asks the primary (Redis or SQLite) first. When the primary raises
 ``LimiterUnavailable``, the request is decided by a per-process in-memory limiter whose limits
 are ``fraction`` of the tier's (10 % by default, at least 1 request), so data reads stay
-available while abuse stays bounded: with N worker processes a key gets at most N × the cap.
+available while abuse stays bounded: with N worker processes an account gets at most N × the cap.
 While the store is down the primary is tried again at most once per ``probe_every`` seconds
 (so an outage adds no store round trip to most requests), and enforcement returns to the store
 on the first call that succeeds. Entering and leaving the degraded state are logged as

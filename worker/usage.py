@@ -21,6 +21,7 @@ once: a flush stores how far into its journal it reaches in the same transaction
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -49,6 +50,7 @@ PRUNE_EVERY = 3_600
 LATENCY_DIGITS = 2  # latency kept to 0.01 ms
 LATENCY_STEP = 10**-LATENCY_DIGITS
 REPLAY_EVERY = 10.0  # seconds between looks for the journals of ended processes
+log = logging.getLogger("socdef.usage")
 Row = tuple[float, str, int, float, int, int]  # ts, endpoint, status, latency ms, iocs, n
 
 
@@ -65,7 +67,7 @@ def add_count_column(conn: sqlite3.Connection) -> None:
 class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
-                 retention_days: int = 90, journal: bool = True) -> None:
+                 retention_days: int = 90) -> None:
         self._conn = sqlite3.connect(private_sqlite(path), timeout=5, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -84,11 +86,11 @@ class UsageLog:
         self._flushed = clock()
         self._pruned = float("-inf")
         self._lock = threading.Lock()
-        self._journal = Journal(os.fspath(path)) if journal else None
+        self._journal = Journal(self._path)
+        self._unjournaled = False  # the last append failed (logged once per failing run)
         self._replayed = float("-inf")
-        if self._journal is not None:
-            self._conn.execute(usage_journal.SCHEMA)
-            self.replay()
+        self._conn.execute(usage_journal.SCHEMA)
+        self.replay()
 
     def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
                iocs: int = 0) -> None:
@@ -98,9 +100,12 @@ class UsageLog:
         # the UTC day too: a row's requests all fall on the day its time names
         latency = round(latency_ms, LATENCY_DIGITS)
         with self._lock:
-            if self._journal is not None:
-                self._journal.append(usage_journal.line(key_id, endpoint, status, latency, iocs,
-                                                        now))
+            journaled = self._journal.append(
+                usage_journal.line(key_id, endpoint, status, latency, iocs, now))
+            if not journaled and not self._unjournaled:
+                log.warning("usage journal %s cannot be written: usage since the last flush "
+                            "is lost if this process is killed", self._journal.name or self._path)
+            self._unjournaled = not journaled
             full = _add(self._groups, (key_id, endpoint, status, latency, int(now // DAY)), now,
                         iocs) and len(self._groups) >= self._max_buffer
         if full:
@@ -112,27 +117,23 @@ class UsageLog:
             self._flushed = self._clock()
             if groups:
                 self._write(groups)
-        if self._journal is not None and self._flushed - self._replayed >= REPLAY_EVERY:
+        if self._flushed - self._replayed >= REPLAY_EVERY:
             self.replay()
 
     def _write(self, groups: dict) -> None:
         """Insert the rows of ``groups`` and, in the same transaction, how far this process's
         journal is now in the log; a large journal wholly in the log is then replaced."""
-        rows = [(key_id, ts, endpoint, status, latency, iocs, n)
-                for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
         journal = self._journal
         with self._conn:
             self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            if journal is not None and journal.name:
+            self._conn.executemany(_INSERT, _rows(groups))
+            if journal.owned:
                 self._conn.execute(_CHECKPOINT, (journal.name, journal.size))
             if self._flushed - self._pruned >= PRUNE_EVERY:
                 self._pruned = self._flushed
                 self._conn.execute("DELETE FROM usage WHERE ts < ?",
                                    (self._flushed - self._retention,))
-        if journal is not None and journal.size >= usage_journal.ROTATE_BYTES:
+        if journal.owned and journal.size >= usage_journal.ROTATE_BYTES:
             self._forget(journal.discard())
 
     def replay(self) -> int:
@@ -157,13 +158,9 @@ class UsageLog:
             for key_id, endpoint, status, latency, iocs, ts in entries:
                 # one row per key, route, status, latency and second: ``ts`` stays exact to 1 s
                 _add(groups, (key_id, endpoint, status, latency, int(ts)), ts, iocs)
-            rows = [(key_id, ts, endpoint, status, latency, iocs, n)
-                    for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
             with self._conn:
                 self._conn.execute("BEGIN")
-                self._conn.executemany(
-                    "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.executemany(_INSERT, _rows(groups))
                 self._conn.execute(_CHECKPOINT, (name, offset + used))
             self._forget(name, unlink=True)
         return sum(n for _, n, _ in groups.values())
@@ -198,13 +195,20 @@ class UsageLog:
 
     def close(self) -> None:
         self.flush()
-        if self._journal is not None and self._journal.name:
+        if self._journal.owned:
             self._forget(self._journal.discard())
         self._conn.close()
 
 
+_INSERT = ("INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _CHECKPOINT = ("INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
                "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset")
+
+
+def _rows(groups: dict) -> list[tuple]:
+    return [(key_id, ts, endpoint, status, latency, iocs, n)
+            for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
 
 
 def _add(groups: dict, group: tuple, ts: float, iocs: int) -> bool:

@@ -62,32 +62,40 @@ class Journal:
         self.name = ""
         self.size = 0
 
-    def append(self, data: bytes) -> None:
-        if self._pid != os.getpid():
-            self._open()
-        os.write(self._fd, data)
-        self.size += len(data)
+    @property
+    def owned(self) -> bool:
+        """Whether this process has a journal open (not one inherited across a fork)."""
+        return self._pid == os.getpid()
+
+    def append(self, data: bytes) -> bool:
+        """Append ``data``; False when the journal cannot be written (a full or read-only
+        disk): the request is then only in memory, as without a journal, and the caller logs."""
+        try:
+            if self._pid != os.getpid():
+                self._open()
+            self.size += os.write(self._fd, data)
+        except OSError:
+            return False
+        return True
 
     def _open(self) -> None:
-        name = f"{self._base}{SUFFIX}{uuid.uuid4().hex}"
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        """Create the file under a name no replayer looks at, lock it, then give it its journal
+        name: a replayer never finds a journal that is not yet locked."""
+        token = uuid.uuid4().hex
+        name, draft = f"{self._base}{SUFFIX}{token}", f"{self._base}.draft-{token}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(draft, name)
         self._fd, self._pid, self.name, self.size = fd, os.getpid(), name, 0
 
     def discard(self) -> str:
-        """Delete this process's journal (its lines are all in the database); the next append
-        starts a new one. Returns the old name, whose stored offset may now be forgotten."""
+        """Delete this process's journal (``owned``; its lines are all in the database); the
+        next append starts a new one. Returns the old name, whose stored offset may now be forgotten."""
         name = self.name
-        if self._pid == os.getpid():
-            os.unlink(name)
-            os.close(self._fd)
+        os.unlink(name)
+        os.close(self._fd)
         self._fd, self._pid, self.name, self.size = -1, 0, "", 0
         return name
-
-    def close(self) -> None:
-        """Delete the journal once the caller has written all of it to the database."""
-        if self._pid == os.getpid():
-            self.discard()
 
 
 def dead_journals(base: str) -> Iterator[tuple[str, int]]:
