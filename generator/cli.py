@@ -49,11 +49,17 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def private_data_dir(settings: Settings) -> None:
-    """What this command creates is owner-only (files 0600, folders 0700: umask 077), and the
-    data dir itself is made 0700 (an existing one too)."""
+    """What this command creates is owner-only (files 0600, folders 0700: umask 077); the data
+    dir of an older version is made so too: itself and what lies directly in it (the key
+    database, secrets, the store, build and bucket folders; deeper files are behind those)."""
     os.umask(0o077)
+    data = settings.data_dir
     with contextlib.suppress(FileNotFoundError, PermissionError):
-        settings.data_dir.chmod(0o700)
+        data.chmod(0o700)
+        for entry in data.iterdir():
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if not entry.is_symlink():
+                    entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

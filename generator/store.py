@@ -6,6 +6,7 @@ Layout under the store root::
     gen-000007/articles.parquet
     gen-000007/sightings.parquet
     gen-000007/state.json     {"as_of": unix seconds of the last ingest, "sources": {...}}
+    gen-000007/revisions.parquet  the articles' revision history (absent in older stores)
 
 Each sighting also carries ``ingested_at``: the time of the ingest that first stored it. A merge
 keeps it for a sighting the store already held (same article, type and value, article
@@ -61,6 +62,20 @@ SIGHTING_SCHEMA = pa.schema(
     ]
 )
 INGESTED_AT = pa.field("ingested_at", pa.int64())
+# One row per update that changed a stored article: what it was before (title, url, published)
+# and what the new read brought (sightings read, new ones, stored ones it lacked and that stayed).
+REVISION_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("revised_at", pa.int64()),
+        ("title", pa.string()),
+        ("url", pa.string()),
+        ("published", pa.int64()),
+        ("read", pa.int64()),
+        ("added", pa.int64()),
+        ("kept", pa.int64()),
+    ]
+)
 KEEP_GENERATIONS = 2
 
 
@@ -128,6 +143,13 @@ class Store:
         table = self._table("sightings.parquet", SIGHTING_SCHEMA.append(INGESTED_AT))
         return with_ingested_at(table, self.articles())
 
+    def revisions(self) -> pa.Table:
+        """Every update that changed a stored article, oldest first (``REVISION_SCHEMA``)."""
+        gen = self.generation()
+        if gen is None or not (gen / "revisions.parquet").is_file():
+            return REVISION_SCHEMA.empty_table()
+        return pq.read_table(gen / "revisions.parquet", schema=REVISION_SCHEMA)
+
     def state(self) -> dict[str, Any]:
         gen = self.generation()
         if gen is None:
@@ -153,8 +175,9 @@ class Store:
 
         An update never loses what was seen: an article read again (a known id) keeps every
         sighting the store holds for it that the new read lacks, and the union of its tags
-        and techniques; its title, URL and date are the new read's. A shorter or emptied
-        body therefore adds nothing and removes nothing.
+        and techniques; its title, URL and date are the new read's (an empty title or URL
+        keeps the stored one). A shorter or emptied body therefore adds nothing and removes
+        nothing. Each update that changed a stored article is added to :meth:`revisions`.
         """
         old_articles, old_sightings = self.articles(), self.sightings()
         new_articles = _keep_labels(_articles_table(articles), old_articles)
@@ -162,6 +185,9 @@ class Store:
         carried = _carried(old_sightings, new_articles, fresh)
         new_sightings = _stamp(pa.concat_tables([fresh, carried]), new_articles, old_articles,
                                old_sightings, as_of)
+        history = self.revisions()
+        revised = _revisions(old_articles, old_sightings, new_articles, fresh, carried, as_of,
+                             history)
         replaced = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
         stats = MergeStats(
             articles_updated=pc.sum(replaced).as_py() or 0,
@@ -175,10 +201,16 @@ class Store:
         state = self.state()
         state["as_of"] = max(as_of, state.get("as_of") or 0)
         state["sources"].update(sources_state or {})
-        self.commit(merged_articles, merged_sightings, state)
+        self.commit(merged_articles, merged_sightings, state,
+                    revisions=pa.concat_tables([history, revised]))
         return stats
 
-    def commit(self, articles: pa.Table, sightings: pa.Table, state: dict[str, Any]) -> None:
+    def commit(self, articles: pa.Table, sightings: pa.Table, state: dict[str, Any], *,
+               revisions: pa.Table | None = None) -> None:
+        """Write a new generation and make it live; ``revisions`` (default: the live
+        generation's) is the whole revision history."""
+        if revisions is None:
+            revisions = self.revisions()
         articles = articles.sort_by([("article_id", "ascending")])
         sightings = with_ingested_at(sightings, articles)
         sightings = sightings.sort_by(
@@ -192,6 +224,7 @@ class Store:
         gen.mkdir()
         pq.write_table(articles, gen / "articles.parquet")
         pq.write_table(sightings, gen / "sightings.parquet")
+        pq.write_table(revisions.cast(REVISION_SCHEMA), gen / "revisions.parquet")
         (gen / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
         _fsync_dir(gen)
         tmp = self.root / "CURRENT.tmp"
@@ -226,11 +259,56 @@ def _carried(old: pa.Table, new_articles: pa.Table, fresh: pa.Table) -> pa.Table
     return mine.filter(gone).select(SIGHTING_SCHEMA.names)
 
 
+def _revisions(old_articles: pa.Table, old_sightings: pa.Table, new_articles: pa.Table,
+               fresh: pa.Table, carried: pa.Table, as_of: int, history: pa.Table) -> pa.Table:
+    """The revision rows of this merge: each stored article the new read changed (new
+    sightings, another title, URL or date, or fewer sightings than the read before: the same
+    short read every hour is one revision, not one an hour)."""
+    updated = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
+    before = {r["article_id"]: r for r in old_articles.filter(updated).to_pylist()}
+    if not before:
+        return REVISION_SCHEMA.empty_table()
+    ids = pa.array(sorted(before), pa.string())
+    stored = old_sightings.filter(pc.is_in(old_sightings["article_id"], value_set=ids))
+    known = set(_key(stored).to_pylist())
+    mine = fresh.filter(pc.is_in(fresh["article_id"], value_set=ids))
+    read: dict[str, int] = {}
+    added: dict[str, int] = {}
+    for aid, key in zip(mine["article_id"].to_pylist(), _key(mine).to_pylist(), strict=True):
+        read[aid] = read.get(aid, 0) + 1
+        added[aid] = added.get(aid, 0) + (key not in known)
+    kept: dict[str, int] = {}
+    for aid in carried["article_id"].to_pylist():
+        kept[aid] = kept.get(aid, 0) + 1
+    after = {r["article_id"]: r for r in new_articles.filter(
+        pc.is_in(new_articles["article_id"], value_set=ids)).to_pylist()}
+    last_kept = dict(zip(history["article_id"].to_pylist(), history["kept"].to_pylist(),
+                         strict=True))  # the latest revision of each article wins
+    rows = []
+    for aid, old in before.items():
+        new = after[aid]
+        moved = any(old[f] != new[f] for f in ("title", "url", "published"))
+        if moved or added.get(aid) or kept.get(aid, 0) != last_kept.get(aid, 0):
+            rows.append({"article_id": aid, "revised_at": as_of, "title": old["title"],
+                         "url": old["url"], "published": old["published"],
+                         "read": read.get(aid, 0), "added": added.get(aid, 0),
+                         "kept": kept.get(aid, 0)})
+    rows.sort(key=lambda r: r["article_id"])
+    return pa.Table.from_pylist(rows, schema=REVISION_SCHEMA)
+
+
 def _keep_labels(new: pa.Table, old: pa.Table) -> pa.Table:
-    """``new`` with each updated article's tags and techniques joined with the stored ones."""
+    """``new`` with each updated article's tags and techniques joined with the stored ones,
+    and its stored title and URL where the new read has none."""
     at = pc.index_in(new["article_id"], value_set=old["article_id"]).to_pylist()
     if not any(i is not None for i in at):
         return new
+    for name in ("title", "url"):
+        before, now = old[name].to_pylist(), new[name].to_pylist()
+        merged = [before[i] if i is not None and not n else n
+                  for n, i in zip(now, at, strict=True)]
+        new = new.set_column(new.schema.get_field_index(name), ARTICLE_SCHEMA.field(name),
+                             pa.array(merged, pa.string()))
     for name in ("tags", "techniques"):
         before, now = old[name].to_pylist(), new[name].to_pylist()
         merged = [sorted(set(n) | set(before[i])) if i is not None else n

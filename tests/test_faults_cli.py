@@ -168,9 +168,16 @@ def test_every_file_the_cli_writes_under_the_data_dir_is_owner_only(tmp_path):
 def test_an_existing_data_dir_is_made_owner_only(tmp_path):
     data = tmp_path / "data"
     socdef("build", "--init", data_dir=data)
-    data.chmod(0o755)
     socdef("keys", "list", data_dir=data)
-    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    data.chmod(0o755)  # as an older version left it
+    for name in ("store", "build"):
+        (data / name).chmod(0o755)
+    for name in ("keys.sqlite", "secret.key"):
+        (data / name).chmod(0o644)
+    socdef("keys", "list", data_dir=data)
+    found = {name: oct(mode) for name, mode in modes(data).items() if "/" not in name}
+    assert found == {".": oct(0o700), "store": oct(0o700), "build": oct(0o700),
+                     "keys.sqlite": oct(0o600), "secret.key": oct(0o600)}
 
 
 def test_usage_and_limit_databases_are_owner_only(tmp_path):

@@ -54,10 +54,17 @@ def test_an_emptied_or_truncated_feed_body_keeps_every_sighting(tmp_path):
         assert sighting_keys(store) == keys, body
         assert ioc_count(store) == iocs and store.articles().num_rows == articles
         assert report.merge is not None and report.merge.sightings_kept > 0
+    # the first emptied read is in the articles' revision history; the same short read again
+    # changed nothing, so it is no new revision
+    revisions = store.revisions().to_pylist()
+    assert len(revisions) == 3 and {r["revised_at"] for r in revisions} == {NOW + 3600}
+    assert all(r["kept"] > 0 and r["added"] == 0 and r["read"] == 0 for r in revisions)
     # the full body again: nothing new, nothing lost, the same store
     shutil.copy(SAMPLE_DIR / "volexity.xml", feeds / "volexity.xml")
     ingest(store, sources, offline_reader(feeds), now=NOW + 7200)
     assert sighting_keys(store) == keys and ioc_count(store) == iocs
+    back = store.revisions().to_pylist()[3:]  # the body is back: nothing kept any more
+    assert len(back) == 3 and all(r["kept"] == 0 and r["read"] > 0 for r in back)
 
 
 def test_an_update_adds_what_is_new_and_keeps_what_was_seen(tmp_path):
@@ -81,9 +88,18 @@ def test_an_update_adds_what_is_new_and_keeps_what_was_seen(tmp_path):
     (art,) = store.articles().to_pylist()
     assert art["title"] == "edited title"
     assert art["tags"] == ["apt28", "c2"] and art["techniques"] == ["T1059"]
-    # the same read again changes nothing
+    (rev,) = store.revisions().to_pylist()
+    assert rev == {"article_id": "a1", "revised_at": 2_000, "title": "first title",
+                   "url": "https://x.example/1", "published": 900, "read": 2, "added": 1,
+                   "kept": 1}
+    # the same read again changes nothing, and is no revision
     store.merge([edited], [changed, three], as_of=3_000)
-    assert store.sightings().to_pylist() == rows
+    assert store.sightings().to_pylist() == rows and store.revisions().num_rows == 1
+    # an empty title or URL keeps the stored one
+    blank = Article("a1", "s", "S", "news", "", "", 900)
+    store.merge([blank], [], as_of=4_000)
+    (art,) = store.articles().to_pylist()
+    assert art["title"] == "edited title" and art["url"] == "https://x.example/1"
 
 
 def test_a_republished_article_keeps_its_sightings_under_the_new_date(tmp_path):
