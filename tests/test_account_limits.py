@@ -48,6 +48,10 @@ def cli_key(data_dir: Path, user: str, tier: str = "free") -> str:
     return out.split("API key: ")[1].split()[0]
 
 
+# what the keys page's fetch sends: cookie-authenticated writes need it
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
 def session(data_dir: Path, user: str) -> dict[str, str]:
     return {COOKIE: socdef("session", "create", "--user", user, data_dir=data_dir).stdout.strip()}
 
@@ -115,7 +119,7 @@ def test_usage_stays_per_key_while_the_limits_report_the_account(server, data_di
     user = fresh_user("usage")
     socdef("users", "set-tier", user, "pro", data_dir=data_dir)
     cookies = session(data_dir, user)
-    with httpx.Client(base_url=server.url, cookies=cookies, timeout=30) as client:
+    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
         made = [client.post("/api/v1/keys", json={"name": f"k{i}"}).json()["data"]
                 for i in range(2)]
         wait_for_room_in_minute(15)
@@ -146,7 +150,7 @@ def test_live_keys_are_capped_per_tier_and_revoked_keys_free_a_slot(server, data
     user = fresh_user("cap")
     cookies = session(data_dir, user)
     wait_for_room_in_minute(15)  # five key operations: the free tier's per-minute five
-    with httpx.Client(base_url=server.url, cookies=cookies, timeout=30) as client:
+    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
         made = [client.post("/api/v1/keys", json={"name": f"k{i}"}) for i in range(FREE.max_keys)]
         assert [r.status_code for r in made] == [201] * FREE.max_keys
         refused = client.post("/api/v1/keys", json={"name": "one too many"})
@@ -164,7 +168,7 @@ def test_key_operations_are_rate_limited_per_account(server, data_dir):
     user = fresh_user("ops")
     cookies = session(data_dir, user)
     wait_for_room_in_minute(20)
-    with httpx.Client(base_url=server.url, cookies=cookies, timeout=30) as client:
+    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
         answers = []
         for i in range(FREE.key_ops_per_minute):  # create, revoke, create, revoke, create
             if i % 2 == 0:

@@ -189,7 +189,8 @@ def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
     server = serve(data, log_path)
     try:
         made = httpx.post(server.url + "/api/v1/keys", json={"name": "crash"},  # type: ignore
-                          cookies=cookies, timeout=30).json()["data"]
+                          cookies=cookies, headers={"Sec-Fetch-Site": "same-origin"},
+                          timeout=30).json()["data"]
         wait_for_room_in_minute(45)
         statuses = []
         for _ in range(2):
