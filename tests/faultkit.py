@@ -69,11 +69,13 @@ def fault_log(request, tmp_path_factory) -> Iterator[FaultLog]:
     for path in paths:
         path.write_text(summary + "\n")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
         s = LOG.summary()
-        reporter.write_line(f"\nfaults injected: {s['faults_injected']}, bad inputs tried: "
-                            f"{s['bad_inputs_tried']}, data lost: {s['data_lost']} "
-                            f"(written to {paths[0]})")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nfaults injected: {s['faults_injected']}, bad inputs tried: "
+                                f"{s['bad_inputs_tried']}, data lost: {s['data_lost']} "
+                                f"(written to {paths[0]})")
 
 
 # ---------------------------------------------------------------- digests and checks
