@@ -7,6 +7,7 @@ The suite counts what it injects (see tests/faultkit.py and docs/reliability.md)
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -383,6 +384,25 @@ def test_full_disk_under_the_data_dir(template, disk, tmp_path):
     assert len(Store(data / "store").articles()) > 0
     socdef("publish", data_dir=data)
     serves(data, tmp_path / "server.log", latest_build(data / "build"))
+
+
+def test_a_full_disk_in_the_second_build_process_is_one_line(tmp_path, monkeypatch):
+    """Where the disk fills decides which build process fails first; the second one's failure
+    reads like the first one's: one line (its traceback kept as a note)."""
+    from generator import build as build_module
+
+    def no_space(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build_module, "_second_lane", no_space)  # the forked child runs it
+    store = make_store(tmp_path / "store", 300)
+    with pytest.raises(RuntimeError) as info:
+        build_module.build(store, tmp_path / "build", processes=2)
+    LOG.fault("disk full: second build process")
+    assert str(info.value) == ("the second build process failed: "
+                               "OSError: [Errno 28] No space left on device")
+    assert "Traceback" in "".join(getattr(info.value, "__notes__", []))
+    assert not (tmp_path / "build" / "LATEST").exists()
 
 
 def test_full_disk_under_the_publish_target(data, disk, tmp_path):
