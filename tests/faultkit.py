@@ -286,7 +286,8 @@ class SmallDisk:
 
     def __init__(self, path: Path, size: str = "48m") -> None:
         self.path = path
-        self.root = is_root()
+        # SOCDEF_FAULTS_NO_MOUNT=1 tries the fallback as root too
+        self.root = is_root() and not os.environ.get("SOCDEF_FAULTS_NO_MOUNT")
         self.limit: int | None = None
         path.mkdir(parents=True, exist_ok=True)
         if self.root:
@@ -299,7 +300,7 @@ class SmallDisk:
 
     def fill(self, leave: int = 96 << 10) -> None:
         if not self.root:
-            self.limit = leave
+            self.limit = min(leave, 4096)
             return
         filler = self.path / ".filler"
         chunk = b"\0" * (1 << 20)
