@@ -237,18 +237,29 @@ class RecordShipper:
         self.notices = notices
         self.size = 0
 
+    def start(self, generated_at: int, count: int) -> None:
+        self._notify((generated_at, count))
+
     def send(self, day: str, records: list[IOCRecord]) -> None:
+        if self.notices.closed:
+            return  # the second process ended early; _join reports why
         data = pickle.dumps((day, list(map(_FIELDS, records))), pickle.HIGHEST_PROTOCOL)
         os.pwrite(self.spool.fileno(), data, self.size)
-        self.notices.send((self.size, len(data)))
+        self._notify((self.size, len(data)))
         self.size += len(data)
 
     def close(self) -> None:
         """Tell the second process the last day was shipped (once; later calls do nothing)."""
         if self.notices.closed:
             return
-        self.notices.send(None)
+        self._notify(None)
         self.notices.close()
+
+    def _notify(self, notice: object) -> None:
+        try:
+            self.notices.send(notice)
+        except BrokenPipeError:  # the second process ended (failed): stop shipping to it
+            self.notices.close()
 
 
 def shipped_days(spool: BinaryIO, notices: Connection) -> Iterator[tuple[str, list[IOCRecord]]]:
@@ -372,7 +383,7 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
             clock.lap("aggregate")
             main, views = _main_lane(out_dir, info, processes)
             if ship is not None:
-                ship.notices.send((generated_at, count))
+                ship.start(generated_at, count)
             main.run(split_days(records), info, count, progress, ship)
             derived_objects = _join(main, child, receiver, stages, clock)
         finally:
