@@ -543,7 +543,7 @@ def test_an_origin_answering_garbage_fails_its_source_and_keeps_the_store(tmp_pa
     assert len(Store(data / "store").articles()) == len(ids) * 3
 
 
-# ---------------------------------------------------------------- rows being fixed
+# ---------------------------------------------------------------- faults that were fatal
 
 
 def health(url: str) -> tuple[int, dict]:
@@ -554,10 +554,10 @@ def health(url: str) -> tuple[int, dict]:
         return r.status_code, {"body": r.text}
 
 
-class TestRowsBeingFixed:
-    """The behaviour issue #15 asks for where today's code falls short (the worker keeps its
-    last good build; damaged databases stop ``serve`` with one line; a damaged limiter store
-    is the documented fallback or 503, never 500)."""
+class TestOnceFatalFaults:
+    """Faults that once stopped the service (issue #15): the worker keeps its last good build
+    when the pointer breaks; damaged databases stop ``serve`` with one line; a damaged limiter
+    store is the documented fallback or 503, never 500."""
 
     @pytest.mark.parametrize("damage", ["truncated", "not JSON", "without build_id",
                                         "names a missing manifest"])
