@@ -216,6 +216,7 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @serve_options
 def serve(settings: Settings, **options: Any) -> None:
     """Run the worker (granian, or uvicorn with --server uvicorn) in the foreground."""
+    private_data_dir(settings)
     runtime.run_server(settings, **options)
 
 

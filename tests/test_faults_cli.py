@@ -11,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from generator.destinations import LocalDestination
 from generator.sources import SAMPLE_DIR
 from generator.store import Store
 from generator.synthetic import synthetic_store
-from tests.conftest import ROOT, socdef
+from tests.conftest import ROOT, poll_until, running_server, socdef
 from worker.limits import SQLiteLimiter
 from worker.usage import UsageLog
 
@@ -160,6 +161,44 @@ def test_every_file_the_cli_writes_under_the_data_dir_is_owner_only(tmp_path):
     socdef("users", "set-tier", "a@b.c", "pro", data_dir=data)
     found = modes(data)
     assert {"store", "build", "bucket", "keys.sqlite", "secret.key"} <= set(found)
+    wrong = {name: oct(mode) for name, mode in found.items()
+             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    assert wrong == {}
+
+
+def test_a_data_dir_serve_creates_is_owner_only(tmp_path):
+    data = tmp_path / "fresh"
+    old = os.umask(0o022)  # the worker's own files are owner-only whatever the umask
+    try:
+        with running_server(data, tmp_path / "serve.log", "--limiter", "sqlite") as server:
+            assert httpx.get(server.url + "/healthz", timeout=30).status_code == 503  # no build
+    finally:
+        os.umask(old)
+    found = modes(data)
+    assert {"keys.sqlite", "secret.key"} <= set(found)
+    wrong = {name: oct(mode) for name, mode in found.items()
+             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    assert wrong == {}
+
+
+def test_every_file_a_serving_worker_writes_under_the_data_dir_is_owner_only(tmp_path):
+    data = tmp_path / "data"
+    socdef("build", "--init", data_dir=data)
+    socdef("publish", data_dir=data)
+    made = socdef("keys", "create", "--user", "a@b.c", data_dir=data).stdout
+    key = made.split("API key:")[1].split()[0]
+    old = os.umask(0o022)
+    try:
+        with running_server(data, tmp_path / "serve.log", "--limiter", "sqlite") as server:
+            for _ in range(3):
+                answer = httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
+                                   timeout=30)
+                assert answer.status_code == 200
+            poll_until(lambda: (data / "usage.sqlite").exists(), what="the usage database")
+    finally:
+        os.umask(old)
+    found = modes(data)
+    assert {"keys.sqlite", "secret.key", "usage.sqlite", "limits.sqlite"} <= set(found)
     wrong = {name: oct(mode) for name, mode in found.items()
              if mode != (0o700 if (data / name).is_dir() else 0o600)}
     assert wrong == {}

@@ -99,7 +99,7 @@ def session_secret(config: WorkerConfig) -> bytes:
 
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
     secret = load_or_create_secret(data / "secret.key")
     keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
     builds = BuildSource(open_bucket(config.bucket, endpoint=config.s3_endpoint,
