@@ -317,25 +317,34 @@ _LOCAL_PART_CHARS = frozenset(
 _HOST_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 
-def _email_matches(text: str) -> Iterator[re.Match[str]]:
+_LOCAL_AT = re.compile(rb"[A-Za-z0-9._%+\-]@")
+
+
+def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Match[str]]:
     """The matches of ``_EMAIL.finditer(text)``, found from the ``@`` signs.
 
     The pattern may only start where the run of local-part characters before an ``@``
     starts (inside the run the look-behind fails), so one anchored match per ``@`` finds
-    the same matches without trying the pattern at every word in the text.
+    the same matches without trying the pattern at every word in the text. The runs are
+    found in ``ascii_text`` (``text`` one byte per character) with every other character
+    blanked, so that each run's start is one ``rfind`` away.
     """
+    if ascii_text is None:
+        ascii_text = text.encode("ascii", "replace")
+    runs = ascii_text.translate(_RUN_TABLES[_LOCAL_PART_CHARS])
     last = 0
-    at = text.find("@")
-    while at != -1:
-        start = at
-        while start > 0 and text[start - 1] in _LOCAL_PART_CHARS:
-            start -= 1
+    # An "@" with no local-part character before it starts no match: a run of "@" is
+    # skipped by the engine.
+    found = _LOCAL_AT.search(ascii_text)
+    while found:
+        at = found.end() - 1
+        start = runs.rfind(b" ", 0, at) + 1
         if start >= last:
             m = _EMAIL.match(text, start)
             if m:
                 yield m
                 last = m.end()
-        at = text.find("@", at + 1)
+        found = _LOCAL_AT.search(ascii_text, at + 1)
 
 
 _IPV6_RUN_CHARS = frozenset("0123456789abcdefABCDEF:.")
@@ -348,7 +357,8 @@ def _run_classes(run_chars: frozenset[str]) -> bytes:
 
 
 _RUN_TABLES = {
-    chars: _run_classes(chars) for chars in (_HOST_RUN_CHARS, _IPV4_RUN_CHARS, _IPV6_RUN_CHARS)
+    chars: _run_classes(chars)
+    for chars in (_HOST_RUN_CHARS, _IPV4_RUN_CHARS, _IPV6_RUN_CHARS, _LOCAL_PART_CHARS)
 }
 
 
@@ -358,6 +368,11 @@ def _mark_in_run(mark: str) -> re.Pattern[bytes]:
 
 
 _MARK_IN_RUN = {mark: _mark_in_run(mark) for mark in ".:"}
+# What every IPv4 address and every standalone domain holds: a dot between digits, a dot
+# between a letter or digit and another. A run of dots and hyphens ("... ", "-.-") is
+# then skipped by the engine instead of being tried one run at a time.
+_IPV4_NEEDLE = re.compile(rb"[0-9]\.[0-9]")
+_DOMAIN_NEEDLE = re.compile(rb"[A-Za-z0-9]\.[A-Za-z0-9]")
 
 
 def _run_matches(
@@ -367,6 +382,7 @@ def _run_matches(
     run_chars: frozenset[str],
     ascii_text: bytes | None = None,
     claims: _Claims | None = None,
+    needle: re.Pattern[bytes] | None = None,
 ) -> Iterator[re.Match[str]]:
     """The matches of ``pattern.finditer(text)``, found from the ``mark`` characters.
 
@@ -380,14 +396,15 @@ def _run_matches(
     ``run_chars`` are ASCII. The runs are found in ``ascii_text`` (``text`` encoded one
     byte per character, non-ASCII characters as ``?``) with its other characters blanked,
     so that each run's ends are one ``find`` away. With ``claims``, a run that lies inside
-    a claimed span is skipped: every match in it would be claimed.
+    a claimed span is skipped: every match in it would be claimed. ``needle``, when given,
+    replaces the ``mark`` search: a pattern that every match holds, in the translated text.
     """
     if ascii_text is None:
         ascii_text = text.encode("ascii", "replace")
     table = _RUN_TABLES.get(run_chars) or _run_classes(run_chars)
     runs = ascii_text.translate(table)
     n = len(runs)
-    marks = _MARK_IN_RUN.get(mark) or _mark_in_run(mark)
+    marks = needle or _MARK_IN_RUN.get(mark) or _mark_in_run(mark)
     found = marks.search(runs)
     while found:
         pos = found.start()
@@ -440,9 +457,11 @@ def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     return spans
 
 
-def _emails(rf: Refanged, claims: _Claims, out: list[Candidate]) -> list[tuple[int, int]]:
+def _emails(
+    rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
+) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _email_matches(rf.text):
+    for m in _email_matches(rf.text, ascii_text):
         start, end = m.span()
         if claims.covers(start, end):
             continue
@@ -502,7 +521,7 @@ def _version_before(text: str, start: int) -> bool:
 
 def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
-    for m in _run_matches(text, _IPV4, ".", _IPV4_RUN_CHARS, ascii_text, claims):
+    for m in _run_matches(text, _IPV4, ".", _IPV4_RUN_CHARS, ascii_text, claims, _IPV4_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end) or _version_before(text, start):
             continue
@@ -514,7 +533,9 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
-    for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims):
+    for m in _run_matches(
+        text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE
+    ):
         start, end = m.span()
         if claims.covers(start, end):
             continue
@@ -597,7 +618,7 @@ def find_candidates(rf: Refanged) -> list[Candidate]:
     if "://" in text:
         claims.add_all(_urls(rf, out))
     if "@" in text:
-        claims.add_all(_emails(rf, claims, out))
+        claims.add_all(_emails(rf, ascii_text, claims, out))
     if ":" in text:
         claims.add_all(_ipv6(rf, ascii_text, claims, out))
     _ipv4(rf, ascii_text, claims, out)

@@ -69,8 +69,11 @@ def _marker_matches(text: str) -> list[re.Match[str]]:
     triggers = "[({\\"
     if "xxp" in lowered or "fxp" in lowered:
         triggers += "xX"
-    if " dot " in lowered:
-        triggers += "dD"
+    if " DOT " in text:
+        triggers += "D"
+    if " dot " in text and _HEAD_MARK.search(text):
+        # A lowercase " dot " counts only after a token with a mark from _HEAD_MARK.
+        triggers += "d"
     patterns = [_MARKERS_LED_BY[char] for char in triggers if char in text]
     if len(patterns) == 1:
         return list(patterns[0].finditer(text))
@@ -137,8 +140,10 @@ def _head_marked(text: str, space: int, heads: dict[int, bool]) -> bool:
         if known is not None:
             break
         pending.append(space)
-        window = text[max(0, space - _CHAIN_WINDOW) : space]
-        token = window.rsplit(None, 1)[-1] if window and not window[-1].isspace() else ""
+        lo = space - _CHAIN_WINDOW if space > _CHAIN_WINDOW else 0
+        token = text[text.rfind(" ", lo, space) + 1 or lo : space]
+        if not _LABEL_CHARS.issuperset(token):  # then it may hold other whitespace
+            token = token.rsplit(None, 1)[-1] if token and not token[-1].isspace() else ""
         begin = space - len(token)
         if (
             token
