@@ -344,7 +344,8 @@ def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Ma
             if m:
                 yield m
                 last = m.end()
-        found = _LOCAL_AT.search(ascii_text, at + 1)
+        # An "@" whose run starts before ``last`` is skipped, so the search resumes there.
+        found = _LOCAL_AT.search(ascii_text, at + 1 if at >= last else last)
 
 
 _IPV6_RUN_CHARS = frozenset("0123456789abcdefABCDEF:.")
@@ -461,9 +462,10 @@ def _emails(
     rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
 ) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
+    claimed = claims.covers if claims.starts else None
     for m in _email_matches(rf.text, ascii_text):
         start, end = m.span()
-        if claims.covers(start, end):
+        if claimed is not None and claimed(start, end):
             continue
         spans.append((start, end))
         local, _, host = m.group().lower().rpartition("@")

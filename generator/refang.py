@@ -179,12 +179,15 @@ def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> i
     return None
 
 
-def _replacement(m: re.Match[str], last: int, heads: dict[int, bool]) -> tuple[int, str] | None:
-    """Return (original start, replacement) for a marker match, or None to keep it.
+def _replacement(
+    m: re.Match[str], start: int, last: int, heads: dict[int, bool]
+) -> tuple[int, str] | None:
+    """Return (original start, replacement) for a marker match starting at ``start``, or
+    None to keep it.
 
     ``heads`` caches ``_head_marked`` verdicts for the text being refanged.
     """
-    text, start = m.string, m.start()
+    text = m.string
     # The alternatives are exclusive, so the last group a match closed tells which one
     # matched: a scheme's always closes its (possibly empty) "s" group.
     kind = m.lastgroup
@@ -226,17 +229,16 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
     scanned = 0  # end of the previous match
     heads: dict[int, bool] = {}
     for m in matches:
-        end = m.end()
-        if m.start() < scanned:
+        start, end = m.span()
+        if start < scanned:
             return None
         scanned = end
-        found = _replacement(m, last, heads)
+        found = _replacement(m, start, last, heads)
         if found is None:
             continue
         start, repl = found
-        pieces.append(text[last:start])
+        pieces += (text[last:start], repl)
         new_pos += start - last
-        pieces.append(repl)
         new_starts.append(new_pos)
         orig_starts.append(start)
         new_pos += len(repl)
