@@ -317,7 +317,9 @@ _LOCAL_PART_CHARS = frozenset(
 _HOST_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 
-_LOCAL_AT = re.compile(rb"[A-Za-z0-9._%+\-]@")
+# Led by the literal "@", which the engine finds fastest; the character before it by
+# look-behind.
+_LOCAL_AT = re.compile(rb"@(?<=[A-Za-z0-9._%+\-]@)")
 
 
 def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Match[str]]:
@@ -331,13 +333,15 @@ def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Ma
     """
     if ascii_text is None:
         ascii_text = text.encode("ascii", "replace")
-    runs = ascii_text.translate(_RUN_TABLES[_LOCAL_PART_CHARS])
-    last = 0
     # An "@" with no local-part character before it starts no match: a run of "@" is
     # skipped by the engine.
     found = _LOCAL_AT.search(ascii_text)
+    if not found:
+        return
+    runs = ascii_text.translate(_RUN_TABLES[_LOCAL_PART_CHARS])
+    last = 0
     while found:
-        at = found.end() - 1
+        at = found.start()
         start = runs.rfind(b" ", 0, at) + 1
         if start >= last:
             m = _EMAIL.match(text, start)
@@ -372,8 +376,10 @@ _MARK_IN_RUN = {mark: _mark_in_run(mark) for mark in ".:"}
 # What every IPv4 address and every standalone domain holds: a dot between digits, a dot
 # between a letter or digit and another. A run of dots and hyphens ("... ", "-.-") is
 # then skipped by the engine instead of being tried one run at a time.
-_IPV4_NEEDLE = re.compile(rb"[0-9]\.[0-9]")
-_DOMAIN_NEEDLE = re.compile(rb"[A-Za-z0-9]\.[A-Za-z0-9]")
+# Led by the literal dot, which the engine finds fastest (the character before it is
+# checked by look-behind).
+_IPV4_NEEDLE = re.compile(rb"\.(?<=[0-9]\.)[0-9]")
+_DOMAIN_NEEDLE = re.compile(rb"\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
 
 
 def _run_matches(
