@@ -320,6 +320,9 @@ _HOST_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 # Led by the literal "@", which the engine finds fastest; the character before it by
 # look-behind.
 _LOCAL_AT = re.compile(rb"@(?<=[A-Za-z0-9._%+\-]@)")
+# With more than one "@" per this many characters, ``_EMAIL.finditer`` (about 20 ns per
+# character) is cheaper than one anchored match per "@" (about 1 µs each).
+_DENSE_AT = 50
 
 
 def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Match[str]]:
@@ -329,8 +332,14 @@ def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Ma
     starts (inside the run the look-behind fails), so one anchored match per ``@`` finds
     the same matches without trying the pattern at every word in the text. The runs are
     found in ``ascii_text`` (``text`` one byte per character) with every other character
-    blanked, so that each run's start is one ``rfind`` away.
+    blanked, so that each run's start is one ``rfind`` away. A text dense in ``@`` takes
+    ``finditer`` itself.
     """
+    if text.count("@") * _DENSE_AT > len(text):
+        # Text thick with "@" (a list of addresses, or a hostile run): one C-level scan
+        # costs less than a Python step per "@".
+        yield from _EMAIL.finditer(text)
+        return
     if ascii_text is None:
         ascii_text = text.encode("ascii", "replace")
     # An "@" with no local-part character before it starts no match: a run of "@" is
@@ -348,8 +357,9 @@ def _email_matches(text: str, ascii_text: bytes | None = None) -> Iterator[re.Ma
             if m:
                 yield m
                 last = m.end()
-        # An "@" whose run starts before ``last`` is skipped, so the search resumes there.
-        found = _LOCAL_AT.search(ascii_text, at + 1 if at >= last else last)
+        # An "@" at or before ``last`` has its run start before ``last`` (the look-behind
+        # saw a local-part character before it) and would be skipped: resume after both.
+        found = _LOCAL_AT.search(ascii_text, (at if at > last else last) + 1)
 
 
 _IPV6_RUN_CHARS = frozenset("0123456789abcdefABCDEF:.")

@@ -134,40 +134,37 @@ def _head_marked(text: str, space: int, heads: dict[int, bool]) -> bool:
     ``heads`` keeps the verdict for every chain end already seen, so that each piece of a
     long chain is walked once, not once per `` dot `` after it (which was quadratic).
     """
-    pending: list[int] = []
+    known = heads.get(space)
+    if known is not None:
+        return known
+    pending = [space]
     while True:
-        known = heads.get(space)
-        if known is not None:
-            break
-        pending.append(space)
         lo = space - _CHAIN_WINDOW if space > _CHAIN_WINDOW else 0
-        token = text[text.rfind(" ", lo, space) + 1 or lo : space]
-        if not _LABEL_CHARS.issuperset(token):  # then it may hold other whitespace
+        begin = text.rfind(" ", lo, space) + 1 or lo
+        token = text[begin:space]
+        is_label = _LABEL_CHARS.issuperset(token)
+        if not is_label:  # then it may hold other whitespace
             token = token.rsplit(None, 1)[-1] if token and not token[-1].isspace() else ""
-        begin = space - len(token)
+            begin = space - len(token)
+            is_label = _LABEL_CHARS.issuperset(token)
         if (
-            token
-            and _LABEL_CHARS.issuperset(token)
-            and text[begin - 5 : begin] in _DOT_WORDS
+            is_label
+            and token
             and begin > 5
+            and text[begin - 5 : begin] in _DOT_WORDS
             and not text[begin - 6].isspace()
         ):
             space = begin - 5  # a piece of the chain: its head is the chain's head
+            known = heads.get(space)
+            if known is not None:
+                break
+            pending.append(space)
             continue
         known = bool(token) and _HEAD_MARK.search(token) is not None
         break
     for end in pending:
         heads[end] = known
     return known
-
-
-def _word_dot_ok(text: str, start: int, heads: dict[int, bool]) -> bool:
-    word = text[start + 1 : start + 4]
-    if word == "DOT":
-        return True
-    if word != "dot":
-        return False
-    return _head_marked(text, start, heads)
 
 
 def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> int | None:
@@ -194,6 +191,13 @@ def _replacement(
     if kind == "dot":
         begin = _after_label(text, start, last, _LABEL_CHARS)
         return None if begin is None else (begin, ".")
+    if kind == "word":
+        if start - 2 < last or text[start - 2] not in _LABEL_CHARS:
+            return None
+        word = text[start : start + 3]  # the match starts on the "d" after the space
+        if word == "DOT" or (word == "dot" and _head_marked(text, start - 1, heads)):
+            return start - 1, "."
+        return None
     if kind == "s" or kind == "fs":
         base = "http" if kind == "s" else "ftp"
         # The mark starts on the letter before the match; no match ends on that letter.
@@ -206,8 +210,6 @@ def _replacement(
     if kind == "at":
         begin = _after_label(text, start, last, _LOCAL_CHARS)
         return None if begin is None else (begin, "@")
-    if kind == "word" and start - 2 >= last and text[start - 2] in _LABEL_CHARS:
-        return (start - 1, ".") if _word_dot_ok(text, start - 1, heads) else None
     return None
 
 

@@ -134,10 +134,13 @@ def test_hostile_input_costs_at_most_3x_prose_per_mb(name: str, prose_per_char: 
     assert len(text) >= 200_000
     limit = _hostile_seconds_limit(prose_per_char, len(text))
     ratio = _best(extract, text, limit=limit) / len(text) / prose_per_char
-    if ratio > LIMIT:  # measure both again before calling it a failure
+    if ratio > LIMIT:  # measure both again, turn about, before calling it a failure
         prose = _prose(SIZE)
-        fresh = _best(extract, prose, runs=5) / len(prose)
-        ratio = _best(extract, text, runs=5, limit=limit) / len(text) / fresh
+        prose_best = hostile_best = float("inf")
+        for _ in range(5):
+            prose_best = min(prose_best, _best(extract, prose, runs=1))
+            hostile_best = min(hostile_best, _best(extract, text, runs=1, limit=limit))
+        ratio = hostile_best / len(text) / (prose_best / len(prose))
     assert ratio <= LIMIT, f"{name}: {ratio:.2f} times the time per MB of prose"
 
 
@@ -302,6 +305,10 @@ def test_needle_scans_match_full_scans(text: str) -> None:
                                    (m._DOMAIN, m._HOST_RUN_CHARS, m._DOMAIN_NEEDLE)):
         found = m._run_matches(text, pattern, ".", chars, ascii_text, None, needle)
         assert [x.span() for x in found] == [x.span() for x in pattern.finditer(text)]
-    assert [x.span() for x in m._email_matches(text, ascii_text)] == [
-        x.span() for x in m._EMAIL.finditer(text)
-    ]
+    expected = [x.span() for x in m._EMAIL.finditer(text)]
+    dense = m._DENSE_AT
+    try:
+        for m._DENSE_AT in (0, 10**9):  # the anchored scan, then finditer, whatever the text
+            assert [x.span() for x in m._email_matches(text, ascii_text)] == expected
+    finally:
+        m._DENSE_AT = dense
