@@ -59,7 +59,7 @@ _MARKERS_LED_BY = {
 _START = methodcaller("start")
 
 
-def _marker_matches(text: str) -> list[re.Match[str]]:
+def _marker_matches(text: str) -> Iterable[re.Match[str]]:
     """The matches of the trigger-led patterns for ``text``, ordered by start.
 
     No two of them start at one position (their first characters differ), so when no two
@@ -76,7 +76,7 @@ def _marker_matches(text: str) -> list[re.Match[str]]:
         triggers += "d"
     patterns = [_MARKERS_LED_BY[char] for char in triggers if char in text]
     if len(patterns) == 1:
-        return list(patterns[0].finditer(text))
+        return patterns[0].finditer(text)  # streamed: no list of every match at once
     matches = [m for pattern in patterns for m in pattern.finditer(text)]
     matches.sort(key=_START)
     return matches
@@ -204,9 +204,8 @@ def _replacement(
         return start - 1, base + m.group(kind).lower()
     if kind in _FIXED:
         return start, _FIXED[kind]
-    if kind == "bsdot":
-        begin = _after_label(text, start, last, _LABEL_CHARS)
-        return None if begin != start else (begin, ".")
+    if kind == "bsdot":  # only right after a label: "evil\.com"
+        return (start, ".") if start > last and text[start - 1] in _LABEL_CHARS else None
     if kind == "at":
         begin = _after_label(text, start, last, _LOCAL_CHARS)
         return None if begin is None else (begin, "@")
@@ -230,6 +229,8 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
     new_pos = 0
     scanned = 0  # end of the previous match
     heads: dict[int, bool] = {}
+    add_new_start, add_new_end = new_starts.append, new_ends.append
+    add_orig_start, add_orig_end = orig_starts.append, orig_ends.append
     for m in matches:
         start, end = m.span()
         if start < scanned:
@@ -241,11 +242,11 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
         start, repl = found
         pieces += (text[last:start], repl)
         new_pos += start - last
-        new_starts.append(new_pos)
-        orig_starts.append(start)
+        add_new_start(new_pos)
+        add_orig_start(start)
         new_pos += len(repl)
-        new_ends.append(new_pos)
-        orig_ends.append(end)
+        add_new_end(new_pos)
+        add_orig_end(end)
         last = end
     if not new_starts:
         out.text = text
