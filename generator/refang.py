@@ -28,32 +28,31 @@ _SCHEME_END = r"(?=:|\[:\]|\(:\)|\{:\}|\[://\])"
 # ahead quickly; conditions on the characters before a mark are checked in Python. The
 # defanged schemes are matched from their first "x" (rare in prose, unlike "h" or "f"),
 # the letter before it by look-behind: such a match starts one character after its mark.
-_MARKERS = re.compile(
-    r"""
-    [\[({\\xXdD](?:
-        (?<=[hH][xX])(?<![A-Za-z][hH][xX])(?P<http>[xX][pP])(?P<s>[sS]?)"""
-    + _SCHEME_END
-    + r"""
-      | (?<=[fF][xX])(?<![A-Za-z][fF][xX])(?P<ftp>[pP])(?P<fs>[sS]?)"""
-    + _SCHEME_END
-    + r"""
-      | (?<=\[)(?P<sep>://\])
-      | (?<=[\[({])(?P<colon>:[\])}])
-      | (?<=\[)(?P<slash>/\])
-      | (?<=\\)(?P<bsdot>\.)(?=[A-Za-z0-9-])
-      | (?<=[\[({])(?P<dot>\s?(?i:\.|dot)\s?[\])}])\x20?(?=[A-Za-z0-9-])
-      | (?<=[\[({])(?P<at>\s?(?i:at|@)\s?[\])}])\x20?(?=[A-Za-z0-9])
-      | (?<=\x20[dD])(?P<word>ot|OT)\x20(?=[A-Za-z0-9])
-    )""",
-    re.VERBOSE,
+# (the trigger characters an alternative can follow, the alternative)
+_ALTERNATIVES = (
+    ("xX", r"(?<=[hH][xX])(?<![A-Za-z][hH][xX])(?P<http>[xX][pP])(?P<s>[sS]?)" + _SCHEME_END),
+    ("xX", r"(?<=[fF][xX])(?<![A-Za-z][fF][xX])(?P<ftp>[pP])(?P<fs>[sS]?)" + _SCHEME_END),
+    ("[", r"(?<=\[)(?P<sep>://\])"),
+    ("[({", r"(?<=[\[({])(?P<colon>:[\])}])"),
+    ("[", r"(?<=\[)(?P<slash>/\])"),
+    ("\\", r"(?<=\\)(?P<bsdot>\.)(?=[A-Za-z0-9-])"),
+    ("[({", r"(?<=[\[({])(?P<dot>\s?(?i:\.|dot)\s?[\])}])\x20?(?=[A-Za-z0-9-])"),
+    ("[({", r"(?<=[\[({])(?P<at>\s?(?i:at|@)\s?[\])}])\x20?(?=[A-Za-z0-9])"),
+    ("dD", r"(?<=\x20[dD])(?P<word>ot|OT)\x20(?=[A-Za-z0-9])"),
 )
+_MARKERS = re.compile(r"[\[({\\xXdD](?:" + "|".join(alt for _, alt in _ALTERNATIVES) + ")")
 # The same alternatives led by one literal trigger character each, which the regex engine
-# finds much faster than a character class. A text is scanned for the triggers it holds;
-# the letters only when a letter-led mark can occur ("xxp"/"fxp" for the schemes, " dot "
-# for the word), since "x" and "d" are common in prose.
-_MARKER_HEAD = r"[\[({\\xXdD](?:"
+# finds much faster than a character class, and holding only the alternatives whose
+# look-behind accepts that character. A text is scanned for the triggers it holds; the
+# letters only when a letter-led mark can occur ("xxp"/"fxp" for the schemes, " dot " for
+# the word), since "x" and "d" are common in prose.
 _MARKERS_LED_BY = {
-    char: re.compile(_MARKERS.pattern.replace(_MARKER_HEAD, re.escape(char) + "(?:", 1), re.VERBOSE)
+    char: re.compile(
+        re.escape(char)
+        + "(?:"
+        + "|".join(alt for chars, alt in _ALTERNATIVES if char in chars)
+        + ")"
+    )
     for char in "[({\\xXdD"
 }
 _START = methodcaller("start")
