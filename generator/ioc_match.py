@@ -421,23 +421,25 @@ def _run_matches(
     table = _RUN_TABLES.get(run_chars) or _run_classes(run_chars)
     runs = ascii_text.translate(table)
     n = len(runs)
-    marks = needle or _MARK_IN_RUN.get(mark) or _mark_in_run(mark)
-    found = marks.search(runs)
+    search = (needle or _MARK_IN_RUN.get(mark) or _mark_in_run(mark)).search
+    claim_starts = claims.starts if claims is not None else []
+    claim_ends = claims.ends if claims is not None else []
+    found = search(runs)
     while found:
         pos = found.start()
         start = runs.rfind(b" ", 0, pos) + 1
         end = runs.find(b" ", pos + 1)
         if end == -1:
             end = n
-        if claims is not None:
-            k = bisect_right(claims.starts, start) - 1  # ``claims.covers(start, end)``
-            if k >= 0 and claims.ends[k] >= end:
-                found = marks.search(runs, end)
+        if claim_starts:
+            k = bisect_right(claim_starts, start) - 1  # ``claims.covers(start, end)``
+            if k >= 0 and claim_ends[k] >= end:
+                found = search(runs, end)
                 continue
         m = pattern.match(text, start)
         if m:
             yield m
-        found = marks.search(runs, end)
+        found = search(runs, end)
 
 
 def _url_matches(text: str) -> Iterator[re.Match[str]]:
