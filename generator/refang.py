@@ -28,38 +28,37 @@ _SCHEME_END = r"(?=:|\[:\]|\(:\)|\{:\}|\[://\])"
 # ahead quickly; conditions on the characters before a mark are checked in Python. The
 # defanged schemes are matched from their first "x" (rare in prose, unlike "h" or "f"),
 # the letter before it by look-behind: such a match starts one character after its mark.
-_MARKERS = re.compile(
-    r"""
-    [\[({\\xXdD](?:
-        (?<=[hH][xX])(?<![A-Za-z][hH][xX])(?P<http>[xX][pP])(?P<s>[sS]?)"""
-    + _SCHEME_END
-    + r"""
-      | (?<=[fF][xX])(?<![A-Za-z][fF][xX])(?P<ftp>[pP])(?P<fs>[sS]?)"""
-    + _SCHEME_END
-    + r"""
-      | (?<=\[)(?P<sep>://\])
-      | (?<=[\[({])(?P<colon>:[\])}])
-      | (?<=\[)(?P<slash>/\])
-      | (?<=\\)(?P<bsdot>\.)(?=[A-Za-z0-9-])
-      | (?<=[\[({])(?P<dot>\s?(?i:\.|dot)\s?[\])}])\x20?(?=[A-Za-z0-9-])
-      | (?<=[\[({])(?P<at>\s?(?i:at|@)\s?[\])}])\x20?(?=[A-Za-z0-9])
-      | (?<=\x20[dD])(?P<word>ot|OT)\x20(?=[A-Za-z0-9])
-    )""",
-    re.VERBOSE,
+# (the trigger characters an alternative can follow, the alternative)
+_ALTERNATIVES = (
+    ("xX", r"(?<=[hH][xX])(?<![A-Za-z][hH][xX])(?P<http>[xX][pP])(?P<s>[sS]?)" + _SCHEME_END),
+    ("xX", r"(?<=[fF][xX])(?<![A-Za-z][fF][xX])(?P<ftp>[pP])(?P<fs>[sS]?)" + _SCHEME_END),
+    ("[", r"(?<=\[)(?P<sep>://\])"),
+    ("[({", r"(?<=[\[({])(?P<colon>:[\])}])"),
+    ("[", r"(?<=\[)(?P<slash>/\])"),
+    ("\\", r"(?<=\\)(?P<bsdot>\.)(?=[A-Za-z0-9-])"),
+    ("[({", r"(?<=[\[({])(?P<dot>\s?(?i:\.|dot)\s?[\])}])\x20?(?=[A-Za-z0-9-])"),
+    ("[({", r"(?<=[\[({])(?P<at>\s?(?i:at|@)\s?[\])}])\x20?(?=[A-Za-z0-9])"),
+    ("dD", r"(?<=\x20[dD])(?P<word>ot|OT)\x20(?=[A-Za-z0-9])"),
 )
+_MARKERS = re.compile(r"[\[({\\xXdD](?:" + "|".join(alt for _, alt in _ALTERNATIVES) + ")")
 # The same alternatives led by one literal trigger character each, which the regex engine
-# finds much faster than a character class. A text is scanned for the triggers it holds;
-# the letters only when a letter-led mark can occur ("xxp"/"fxp" for the schemes, " dot "
-# for the word), since "x" and "d" are common in prose.
-_MARKER_HEAD = r"[\[({\\xXdD](?:"
+# finds much faster than a character class, and holding only the alternatives whose
+# look-behind accepts that character. A text is scanned for the triggers it holds; the
+# letters only when a letter-led mark can occur ("xxp"/"fxp" for the schemes, " dot " for
+# the word), since "x" and "d" are common in prose.
 _MARKERS_LED_BY = {
-    char: re.compile(_MARKERS.pattern.replace(_MARKER_HEAD, re.escape(char) + "(?:", 1), re.VERBOSE)
+    char: re.compile(
+        re.escape(char)
+        + "(?:"
+        + "|".join(alt for chars, alt in _ALTERNATIVES if char in chars)
+        + ")"
+    )
     for char in "[({\\xXdD"
 }
 _START = methodcaller("start")
 
 
-def _marker_matches(text: str) -> list[re.Match[str]]:
+def _marker_matches(text: str) -> Iterable[re.Match[str]]:
     """The matches of the trigger-led patterns for ``text``, ordered by start.
 
     No two of them start at one position (their first characters differ), so when no two
@@ -69,11 +68,14 @@ def _marker_matches(text: str) -> list[re.Match[str]]:
     triggers = "[({\\"
     if "xxp" in lowered or "fxp" in lowered:
         triggers += "xX"
-    if " dot " in lowered:
-        triggers += "dD"
+    if " DOT " in text:
+        triggers += "D"
+    if " dot " in text and _HEAD_MARK.search(text):
+        # A lowercase " dot " counts only after a token with a mark from _HEAD_MARK.
+        triggers += "d"
     patterns = [_MARKERS_LED_BY[char] for char in triggers if char in text]
     if len(patterns) == 1:
-        return list(patterns[0].finditer(text))
+        return patterns[0].finditer(text)  # streamed: no list of every match at once
     matches = [m for pattern in patterns for m in pattern.finditer(text)]
     matches.sort(key=_START)
     return matches
@@ -131,38 +133,37 @@ def _head_marked(text: str, space: int, heads: dict[int, bool]) -> bool:
     ``heads`` keeps the verdict for every chain end already seen, so that each piece of a
     long chain is walked once, not once per `` dot `` after it (which was quadratic).
     """
-    pending: list[int] = []
+    known = heads.get(space)
+    if known is not None:
+        return known
+    pending = [space]
     while True:
-        known = heads.get(space)
-        if known is not None:
-            break
-        pending.append(space)
-        window = text[max(0, space - _CHAIN_WINDOW) : space]
-        token = window.rsplit(None, 1)[-1] if window and not window[-1].isspace() else ""
-        begin = space - len(token)
+        lo = space - _CHAIN_WINDOW if space > _CHAIN_WINDOW else 0
+        begin = text.rfind(" ", lo, space) + 1 or lo
+        token = text[begin:space]
+        is_label = _LABEL_CHARS.issuperset(token)
+        if not is_label:  # then it may hold other whitespace
+            token = token.rsplit(None, 1)[-1] if token and not token[-1].isspace() else ""
+            begin = space - len(token)
+            is_label = _LABEL_CHARS.issuperset(token)
         if (
-            token
-            and _LABEL_CHARS.issuperset(token)
-            and text[begin - 5 : begin] in _DOT_WORDS
+            is_label
+            and token
             and begin > 5
+            and text[begin - 5 : begin] in _DOT_WORDS
             and not text[begin - 6].isspace()
         ):
             space = begin - 5  # a piece of the chain: its head is the chain's head
+            known = heads.get(space)
+            if known is not None:
+                break
+            pending.append(space)
             continue
         known = bool(token) and _HEAD_MARK.search(token) is not None
         break
     for end in pending:
         heads[end] = known
     return known
-
-
-def _word_dot_ok(text: str, start: int, heads: dict[int, bool]) -> bool:
-    word = text[start + 1 : start + 4]
-    if word == "DOT":
-        return True
-    if word != "dot":
-        return False
-    return _head_marked(text, start, heads)
 
 
 def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> int | None:
@@ -174,32 +175,39 @@ def _after_label(text: str, start: int, last: int, allowed: frozenset[str]) -> i
     return None
 
 
-def _replacement(m: re.Match[str], last: int, heads: dict[int, bool]) -> tuple[int, str] | None:
-    """Return (original start, replacement) for a marker match, or None to keep it.
+def _replacement(
+    m: re.Match[str], start: int, last: int, heads: dict[int, bool]
+) -> tuple[int, str] | None:
+    """Return (original start, replacement) for a marker match starting at ``start``, or
+    None to keep it.
 
     ``heads`` caches ``_head_marked`` verdicts for the text being refanged.
     """
-    text, start = m.string, m.start()
+    text = m.string
     # The alternatives are exclusive, so the last group a match closed tells which one
     # matched: a scheme's always closes its (possibly empty) "s" group.
     kind = m.lastgroup
     if kind == "dot":
         begin = _after_label(text, start, last, _LABEL_CHARS)
         return None if begin is None else (begin, ".")
+    if kind == "word":
+        if start - 2 < last or text[start - 2] not in _LABEL_CHARS:
+            return None
+        word = text[start : start + 3]  # the match starts on the "d" after the space
+        if word == "DOT" or (word == "dot" and _head_marked(text, start - 1, heads)):
+            return start - 1, "."
+        return None
     if kind == "s" or kind == "fs":
         base = "http" if kind == "s" else "ftp"
         # The mark starts on the letter before the match; no match ends on that letter.
         return start - 1, base + m.group(kind).lower()
     if kind in _FIXED:
         return start, _FIXED[kind]
-    if kind == "bsdot":
-        begin = _after_label(text, start, last, _LABEL_CHARS)
-        return None if begin != start else (begin, ".")
+    if kind == "bsdot":  # only right after a label: "evil\.com"
+        return (start, ".") if start > last and text[start - 1] in _LABEL_CHARS else None
     if kind == "at":
         begin = _after_label(text, start, last, _LOCAL_CHARS)
         return None if begin is None else (begin, "@")
-    if kind == "word" and start - 2 >= last and text[start - 2] in _LABEL_CHARS:
-        return (start - 1, ".") if _word_dot_ok(text, start - 1, heads) else None
     return None
 
 
@@ -220,23 +228,24 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
     new_pos = 0
     scanned = 0  # end of the previous match
     heads: dict[int, bool] = {}
+    add_new_start, add_new_end = new_starts.append, new_ends.append
+    add_orig_start, add_orig_end = orig_starts.append, orig_ends.append
     for m in matches:
-        end = m.end()
-        if m.start() < scanned:
+        start, end = m.span()
+        if start < scanned:
             return None
         scanned = end
-        found = _replacement(m, last, heads)
+        found = _replacement(m, start, last, heads)
         if found is None:
             continue
         start, repl = found
-        pieces.append(text[last:start])
+        pieces += (text[last:start], repl)
         new_pos += start - last
-        pieces.append(repl)
-        new_starts.append(new_pos)
-        orig_starts.append(start)
+        add_new_start(new_pos)
+        add_orig_start(start)
         new_pos += len(repl)
-        new_ends.append(new_pos)
-        orig_ends.append(end)
+        add_new_end(new_pos)
+        add_orig_end(end)
         last = end
     if not new_starts:
         out.text = text

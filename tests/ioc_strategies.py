@@ -64,3 +64,15 @@ def records(draw: st.DrawFn, types: tuple[str, ...] = tuple(VALUES)) -> IOCRecor
         tags=tuple(draw(st.lists(text, max_size=3))),
         mitre_techniques=draw(techniques),
     )
+
+# Hostile text for the extractor: long runs of what its patterns and defang rules look at
+# (sentence marks, digits, hex, defang marks, labels, brackets, ``@``, `` dot `` chains).
+# Used by tests/test_extract_adversarial.py, which builds its timed corpus from the same
+# pieces.
+HOSTILE_UNITS = (".", "!", "?", ".!?", "... ", "1", "0123456789", "0123456789abcdef", "a[.]",
+                 "[.]", "(.)", "a[dot]", "hxxp", "hxxp://", "hxxps[:]//a", "a.", "1.", "a.1.",
+                 "(", "[", "{", ")", "]", "\\", "a\\.", "a dot ", "a DOT ", "hxxp://a dot ",
+                 "@", "a@", "a@b.", "a[at]", ":", "a:", "::", "T1", "CVE-", "-", "a-", "é.")
+hostile_runs = st.builds(lambda unit, n: unit * n, st.sampled_from(HOSTILE_UNITS),
+                         st.integers(1, 4000))
+hostile_text = st.lists(hostile_runs, min_size=1, max_size=4).map("".join)
