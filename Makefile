@@ -25,7 +25,7 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check .
 
-# Every script in bench/, one after another (about an hour on the 2-core machine).
+# Every script in bench/, one after another (half an hour or more on the 2-core machine).
 bench: setup system-deps
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/build.py
