@@ -11,7 +11,7 @@ PORT ?= 8000
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'  # tests/test_bench.py runs every bench script
 	touch $@
 
 setup: $(BIN)/.installed
