@@ -29,6 +29,7 @@ ORACLE = ("tests/test_oracle.py",)
 LIMITS = ("tests/test_limits.py",)
 FALLBACK = ("tests/test_limits_fallback.py",)
 REFANG = ("tests/test_extract.py",)
+FOLD = ("tests/test_pipeline.py::test_records_are_the_fold_of_the_sightings",)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,18 @@ MUTANTS = [
            'return None if begin is None else (begin, ".")', REFANG),
     Mutant("refang-overlap", "generator/refang.py", "if m.start() < scanned:",
            "if m.start() < scanned - 1:", REFANG),
+    # generator/model.py: the merge rules of sightings into records
+    Mutant("fold-tie", "generator/model.py",
+           "(published == self.last and article_id < self.primary)",
+           "(published == self.last and article_id > self.primary)", FOLD),
+    Mutant("fold-raise", "generator/model.py",
+           "rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank", "rank = acc.rank",
+           FOLD),
+    Mutant("fold-once", "generator/model.py",
+           "ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))",
+           "ids = [acc.primary, *(acc.others or ())]", FOLD),
+    Mutant("fold-first", "generator/model.py", "self.first = min(self.first, published)",
+           "self.first = max(self.first, published)", FOLD),
     # worker/encoding.py: the coded representation has its own tag
     Mutant("coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'",
            "return etag", ETAG),
