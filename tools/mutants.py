@@ -83,7 +83,9 @@ MUTANTS = [
     Mutant("binding-window", "worker/limits.py", "day_full = day_count >= per_day",
            "day_full = day_count > per_day", LIMITS),
     Mutant("retry-after-floor", "worker/limits.py", "return max(1, math.ceil(end - now))",
-           "return max(0, math.ceil(end - now))", LIMITS),
+           "return max(0, math.ceil(end - now))", LIMITS,
+           accepted="equivalent: a refusal's window end is always after now, so the ceiling is "
+                    "at least 1 already (and worker/app.py floors Retry-After at 1 again)"),
     Mutant("remaining", "worker/limits.py",
            "remaining = per_minute - minute_count if per_minute > minute_count else 0",
            "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
