@@ -29,6 +29,8 @@ ORACLE = ("tests/test_oracle.py",)
 LIMITS = ("tests/test_limits.py",)
 FALLBACK = ("tests/test_limits_fallback.py",)
 REFANG = ("tests/test_extract.py",)
+SESSION = ("tests/test_session.py",)
+CSRF = ("tests/test_keys_api.py",)
 FOLD = ("tests/test_pipeline.py::test_records_are_the_fold_of_the_sightings",)
 
 
@@ -115,6 +117,18 @@ MUTANTS = [
            "ids = [acc.primary, *(acc.others or ())]", FOLD),
     Mutant("fold-first", "generator/model.py", "self.first = min(self.first, published)",
            "self.first = max(self.first, published)", FOLD),
+    # worker/session.py: session tokens of the key pages
+    Mutant("session-expiry", "worker/session.py", "if now >= exp:", "if now > exp + 60:", SESSION),
+    Mutant("session-nbf", "worker/session.py", "if nbf is not None and now < nbf:",
+           "if nbf is not None and now < nbf - 3600:", SESSION),
+    Mutant("session-alg", "worker/session.py", 'if header.get("alg") != "HS256" or "crit" in header:',
+           'if "crit" in header:', SESSION),
+    Mutant("session-aud-list", "worker/session.py",
+           "return aud == expected or (isinstance(aud, list) and expected in aud)",
+           "return aud == expected", SESSION),
+    # worker/csrf.py: key changes only from the site itself
+    Mutant("csrf-same-site", "worker/csrf.py", 'if site in ("cross-site", "same-site"):',
+           'if site in ("cross-site",):', CSRF),
     # worker/encoding.py: the coded representation has its own tag
     Mutant("coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'",
            "return etag", ETAG),
