@@ -246,7 +246,7 @@ def _single(key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: Tec
 def _record(key: tuple[str, str], acc: _Acc, index: dict[str, tuple],
             times: TechniqueTimes | None = None) -> IOCRecord:
     art = index[acc.primary]
-    ids = [acc.primary, *(acc.others or ())]
+    ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))  # an article counts once
     arts = [index[a] for a in ids]
     sources = {a[5] for a in arts}
     rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank

@@ -7,6 +7,7 @@ record renderers, so that a difference means the partitions or indexes answered 
 from __future__ import annotations
 
 import time
+import uuid
 from urllib.parse import urlencode
 
 from exports.ioc_json import record_dict
@@ -61,3 +62,75 @@ def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_
         "data": [record_dict(r, context=context) for r in page],
         "links": links,
     }
+
+
+# --- the fold of the store into records, from the rules in docs/architecture.md ---------------
+# Written from the documented rules (docs/architecture.md "From sightings to records", the
+# docstrings of generator/model.py and generator/record_history.py), row by row in plain Python;
+# it imports nothing of generator/ so that a wrong rule there is not copied here.
+
+IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")  # ids stable across installs
+LEVELS = ("low", "medium", "high")
+
+
+def fold_records(articles, sightings) -> list[IOCRecord]:
+    """One record per (type, value) of the sightings of known articles, newest first."""
+    arts = {a["article_id"]: a for a in articles.to_pylist()}
+    rows = sightings.to_pylist()
+    has_ingest = "ingested_at" in sightings.column_names
+    # a sighting without an ingest time was ingested when its article was published
+    for row in rows:
+        if row["article_id"] in arts and row.get("ingested_at") is None:
+            row["ingested_at"] = arts[row["article_id"]]["published"]
+    # (article, technique) -> when the article's own mitre_attack sighting of it was stored
+    technique_seen: dict[tuple[str, str], int] = {}
+    if has_ingest:
+        for row in rows:
+            if row["type"] == "mitre_attack" and row["article_id"] in arts:
+                pair = (row["article_id"], row["value"])
+                technique_seen[pair] = min(technique_seen.get(pair, row["ingested_at"]),
+                                           row["ingested_at"])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row["article_id"] in arts:  # sightings of unknown articles count for nothing
+            groups.setdefault((row["type"], row["value"]), []).append(row)
+    records = [_fold_one(key, group, arts, technique_seen) for key, group in groups.items()]
+    records.sort(key=lambda r: (-r.last_seen, r.type, r.value))
+    return records
+
+
+def _fold_one(key: tuple[str, str], group: list[dict], arts: dict[str, dict],
+              technique_seen: dict[tuple[str, str], int]) -> IOCRecord:
+    type_, value = key
+    article_ids = sorted({row["article_id"] for row in group})
+    published = {a: arts[a]["published"] for a in article_ids}
+    # the primary article: the latest; ties go to the smallest article id
+    primary = min(article_ids, key=lambda a: (-published[a], a))
+    context = next(row["context"] for row in group if row["article_id"] == primary)
+    best = max(LEVELS.index(row["confidence"]) if row["confidence"] in LEVELS else 0
+               for row in group)
+    if len({arts[a]["source_id"] for a in article_ids}) >= 2:  # two sources raise it a level
+        best = min(best + 1, len(LEVELS) - 1)
+    techniques = sorted({t for a in article_ids for t in arts[a]["techniques"]})
+    ingests = sorted({row["ingested_at"] for row in group})
+    versions, latest = [], None
+    for at in ingests:  # replay in ingest order: a version whenever last_seen rose
+        now_latest = max(published[row["article_id"]] for row in group
+                         if row["ingested_at"] <= at)
+        if latest is None or now_latest > latest:
+            versions.append(at)
+            latest = now_latest
+    joined = tuple(
+        min(max(row["ingested_at"], technique_seen.get((row["article_id"], t), 0))
+            for row in group if t in arts[row["article_id"]]["techniques"])
+        for t in techniques)
+    art = arts[primary]
+    return IOCRecord(
+        id=str(uuid.uuid5(IOC_NAMESPACE, f"{type_}:{value}")),
+        type=type_, value=value, confidence=LEVELS[best],
+        first_seen=min(published.values()), last_seen=max(published.values()),
+        sightings=len(article_ids), article_id=primary, article_title=art["title"],
+        article_url=art["url"], feed_name=art["feed_name"], category=art["category"],
+        context=context, tags=tuple(sorted({t for a in article_ids for t in arts[a]["tags"]})),
+        mitre_techniques=tuple(techniques), article_ids=tuple(article_ids),
+        ingested_at=ingests[0], version_times=tuple(versions), technique_times=joined)

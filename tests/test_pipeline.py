@@ -12,14 +12,14 @@ import pytest
 
 from generator.build import build
 from generator.ingest import IngestError, ingest, offline_reader
-from generator.model import RANK, _Acc, _article_index, _record, iter_records
+from generator.model import iter_records
 from generator.objects import ObjectWriter
 from generator.publish import LocalDestination, PublishError, publish
-from generator.record_history import technique_times_of
 from generator.sources import SAMPLE_DIR, load_sources
 from generator.store import Store
 from generator.synthetic import synthetic_tables
 from tests.conftest import socdef
+from tests.reference import fold_records
 from worker import layout
 from worker.storage import BuildSource, LocalBucket
 
@@ -191,31 +191,6 @@ def test_cli_pipeline_and_errors(tmp_path):
     assert "url must be http" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def reference_records(articles: pa.Table, sightings: pa.Table) -> list:
-    """The records as a fold of every sighting into one accumulator per indicator, in store
-    order, sorted at the end (what ``generator.model`` computes column-wise)."""
-    index = _article_index(articles)
-    accs: dict[tuple[str, str], _Acc] = {}
-    if "ingested_at" not in sightings.column_names:
-        sightings = sightings.append_column("ingested_at", pa.nulls(sightings.num_rows, pa.int64()))
-    names = ("article_id", "type", "value", "context", "confidence", "ingested_at")
-    columns = [sightings[name].to_pylist() for name in names]
-    for article_id, type_, value, context, confidence, ingested in zip(*columns, strict=True):
-        art = index.get(article_id)
-        if art is None:
-            continue
-        ingested = art[0] if ingested is None else ingested
-        rank = RANK.get(confidence, 1)
-        acc = accs.get((type_, value))
-        if acc is None:
-            accs[(type_, value)] = _Acc(art[0], article_id, context, rank, ingested)
-        else:
-            acc.add(art[0], article_id, context, rank, ingested)
-    times = technique_times_of(sightings)
-    order = sorted(accs, key=lambda k: (-accs[k].last, k[0], k[1]))
-    return [_record(key, accs[key], index, times) for key in order]
-
-
 def odd_tables() -> tuple[pa.Table, pa.Table]:
     """Synthetic tables plus what a store may hold: repeated rows, sightings of unknown
     articles, unknown or missing confidences, indicators reported by several articles
@@ -256,7 +231,7 @@ def test_records_are_the_fold_of_the_sightings(kind):
         sightings = sightings.drop_columns(["ingested_at"])
     if kind == "empty":
         sightings = sightings.slice(0, 0)
-    expected = reference_records(articles, sightings)
+    expected = fold_records(articles, sightings)
     count, records = iter_records(articles, sightings)
     assert list(records) == expected
     assert count == len(expected)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from generator.synthetic import synthetic_store
-from tests.conftest import socdef, wait_for_room_in_minute
+from tests.conftest import in_one_minute, poll_until, socdef, wait_for_room_in_minute
 from tests.redis_server import RedisServer, running_redis
 from worker.keys import account_limit_id
 from worker.limits import SQLiteLimiter
@@ -136,19 +136,26 @@ def get(url: str, key: str) -> httpx.Response:
 def test_redis_down_fails_open_with_a_cap_then_recovers(serve_process, data_dir,
                                                          own_redis) -> None:
     server = serve_process(data_dir, "--limiter", "redis", "--redis-url", own_redis.url)
-    key, _ = new_pro_key(data_dir)
-    wait_for_room_in_minute(30)  # the fallback counts per minute too
-    before = [get(server.url, key) for _ in range(3)]
+
+    def sequence() -> tuple[str, list[httpx.Response], list[httpx.Response]]:
+        if own_redis.proc is None:  # a run that crossed a minute: Redis back first
+            own_redis.start()
+            poll_until(lambda: get(server.url, probe).headers["x-ratelimit-limit"] == "100",
+                       timeout=5, what="enforcement back on Redis")
+        key, _ = new_pro_key(data_dir)  # a fresh key: its minute starts empty everywhere
+        before = [get(server.url, key) for _ in range(3)]
+        own_redis.stop()
+        return key, before, [get(server.url, key) for _ in range(15)]
+
+    probe, _ = new_pro_key(data_dir)
+    # the fallback counts per minute too: the whole sequence inside one window
+    key, before, during = in_one_minute(sequence, need=30)
     assert [r.headers["x-ratelimit-remaining"] for r in before] == ["99", "98", "97"]
-    own_redis.stop()
-    during = [get(server.url, key) for _ in range(15)]
     assert [r.status_code for r in during] == [200] * 10 + [429] * 5  # 10 % of 100 per process
     assert {r.headers["x-ratelimit-limit"] for r in during} == {"10"}
     own_redis.start()
-    deadline = time.monotonic() + 5
-    while get(server.url, key).headers["x-ratelimit-limit"] != "100":
-        assert time.monotonic() < deadline, "enforcement did not return to Redis within 5 s"
-        time.sleep(0.2)
+    poll_until(lambda: get(server.url, key).headers["x-ratelimit-limit"] == "100", timeout=5,
+               what="enforcement back on Redis within 5 s")
     log = server.log()
     assert "rate-limit store unavailable" in log and "available again" in log
     assert key not in log

@@ -75,6 +75,13 @@ def test_audience_is_checked_when_configured():
     assert verify(t, SECRET, now=NOW, audience="authenticated")
     with pytest.raises(SessionRequired):
         verify(t, SECRET, now=NOW, audience="other")
+    # RFC 7519 § 4.1.3: aud may be a list; the token is for us when the list names us
+    listed = token({"alg": "HS256"}, {**GOOD_CLAIMS, "aud": ["other", "authenticated"]})
+    assert verify(listed, SECRET, now=NOW, audience="authenticated") == "ana@example.org"
+    for aud in (["other"], [], None, "authenticated-x", ["authenticated-x"]):
+        with pytest.raises(SessionRequired):
+            verify(token({"alg": "HS256"}, {**GOOD_CLAIMS, "aud": aud}), SECRET, now=NOW,
+                   audience="authenticated")
 
 
 @given(st.text(max_size=300))

@@ -29,6 +29,9 @@ ORACLE = ("tests/test_oracle.py",)
 LIMITS = ("tests/test_limits.py",)
 FALLBACK = ("tests/test_limits_fallback.py",)
 REFANG = ("tests/test_extract.py",)
+SESSION = ("tests/test_session.py",)
+CSRF = ("tests/test_keys_api.py",)
+FOLD = ("tests/test_pipeline.py::test_records_are_the_fold_of_the_sightings",)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,9 @@ MUTANTS = [
     Mutant("binding-window", "worker/limits.py", "day_full = day_count >= per_day",
            "day_full = day_count > per_day", LIMITS),
     Mutant("retry-after-floor", "worker/limits.py", "return max(1, math.ceil(end - now))",
-           "return max(0, math.ceil(end - now))", LIMITS),
+           "return max(0, math.ceil(end - now))", LIMITS,
+           accepted="equivalent: a refusal's window end is always after now, so the ceiling is "
+                    "at least 1 already (and worker/app.py floors Retry-After at 1 again)"),
     Mutant("remaining", "worker/limits.py",
            "remaining = per_minute - minute_count if per_minute > minute_count else 0",
            "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
@@ -100,6 +105,30 @@ MUTANTS = [
            'return None if begin is None else (begin, ".")', REFANG),
     Mutant("refang-overlap", "generator/refang.py", "if m.start() < scanned:",
            "if m.start() < scanned - 1:", REFANG),
+    # generator/model.py: the merge rules of sightings into records
+    Mutant("fold-tie", "generator/model.py",
+           "(published == self.last and article_id < self.primary)",
+           "(published == self.last and article_id > self.primary)", FOLD),
+    Mutant("fold-raise", "generator/model.py",
+           "rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank", "rank = acc.rank",
+           FOLD),
+    Mutant("fold-once", "generator/model.py",
+           "ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))",
+           "ids = [acc.primary, *(acc.others or ())]", FOLD),
+    Mutant("fold-first", "generator/model.py", "self.first = min(self.first, published)",
+           "self.first = max(self.first, published)", FOLD),
+    # worker/session.py: session tokens of the key pages
+    Mutant("session-expiry", "worker/session.py", "if now >= exp:", "if now > exp + 60:", SESSION),
+    Mutant("session-nbf", "worker/session.py", "if nbf is not None and now < nbf:",
+           "if nbf is not None and now < nbf - 3600:", SESSION),
+    Mutant("session-alg", "worker/session.py", 'if header.get("alg") != "HS256" or "crit" in header:',
+           'if "crit" in header:', SESSION),
+    Mutant("session-aud-list", "worker/session.py",
+           "return aud == expected or (isinstance(aud, list) and expected in aud)",
+           "return aud == expected", SESSION),
+    # worker/csrf.py: key changes only from the site itself
+    Mutant("csrf-same-site", "worker/csrf.py", 'if site in ("cross-site", "same-site"):',
+           'if site in ("cross-site",):', CSRF),
     # worker/encoding.py: the coded representation has its own tag
     Mutant("coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'",
            "return etag", ETAG),
