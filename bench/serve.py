@@ -47,6 +47,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from worker.keys import account_limit_id  # noqa: E402  (the checkout's own worker)
+
 NGINX_CONF = """
 worker_processes 2;
 pid {dir}/nginx.pid;
@@ -159,14 +161,14 @@ class Redis:
                     raise SystemExit("redis-server did not start") from None
                 time.sleep(0.05)
 
-    def decided(self, key_id: str) -> int:
-        """The key's day counter in Redis: proves the limiter decided every request in Redis,
+    def decided(self, limit_id: str) -> int:
+        """The account's day counter in Redis: proves the limiter decided every request in Redis,
         not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
         import redis
 
         from worker.limits_redis import DEFAULT_PREFIX
 
-        count = redis.Redis.from_url(self.url).hget(f"{DEFAULT_PREFIX}{{{key_id}}}:d", "n")
+        count = redis.Redis.from_url(self.url).hget(f"{DEFAULT_PREFIX}{{{limit_id}}}:d", "n")
         return int(count or 0)
 
     def stop(self) -> None:
@@ -364,7 +366,8 @@ def main() -> None:
         socdef(tmp / "data", "publish")
         created = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org",
                          "--tier", "enterprise")
-        key, key_id = created.split("API key: ")[1].split()[0], created.split("id: ")[1].split()[0]
+        key = created.split("API key: ")[1].split()[0]
+        limit_id = account_limit_id("bench@example.org")  # limits count per account
         configs = {
             "worker 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1),
             "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
@@ -389,7 +392,7 @@ def main() -> None:
         decided = [0]  # Redis's day counter for the key, read after each run's warm-up
 
         def read_counter() -> None:
-            decided[0] = redis.decided(key_id)
+            decided[0] = redis.decided(limit_id)
 
         try:
             for round_no in range(args.rounds):
@@ -400,7 +403,7 @@ def main() -> None:
                         server.url, key, args.seconds, pids,
                         read_counter if "Redis" in name else None))
                     server.stop()
-                    if "Redis" in name and redis.decided(key_id) - decided[0] < run["n"]:
+                    if "Redis" in name and redis.decided(limit_id) - decided[0] < run["n"]:
                         raise SystemExit(f"{name}: Redis did not decide every request")
                 nginx = Nginx(body, tmp / f"nginx-{round_no}")
                 nginx_name = nginx.name
