@@ -13,7 +13,6 @@ docs/rate-limits.md, "Batched decisions (the hot path)".
 from __future__ import annotations
 
 import asyncio
-import binascii
 import functools
 import json
 import logging
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from worker.auth import authenticate
+from worker.auth import authenticate, authorization_key
 from worker.csrf import check_same_origin
 from worker.encoding import Encoder
 from worker.errors import (
@@ -229,22 +228,10 @@ def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
     auth, host, coding, inm, accept = found
     if auth is None:
         return None
-    token = presented_key(auth)
+    token = authorization_key(auth)
     if not token:
         return None
     return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
-
-
-def presented_key(auth: bytes) -> bytes:
-    """The key in an ``Authorization`` value (Bearer, Token or Basic); empty when none."""
-    kind, _, token = auth.strip().partition(b" ")
-    token = token.strip()
-    kind = kind.lower()
-    if kind == b"basic":
-        return _basic_secret(token)
-    if kind not in (b"bearer", b"token"):
-        return b""
-    return token
 
 
 def log_access(client: str, method: str, target: str, status: int, size: int, started: float,
@@ -253,15 +240,6 @@ def log_access(client: str, method: str, target: str, status: int, size: int, st
     header is logged (``Authorization``, ``X-API-Key``)."""
     access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact_target(target),
                     status, size, (time.perf_counter() - started) * 1000, request_id)
-
-
-def _basic_secret(credentials: bytes) -> bytes:
-    """The key in ``Basic`` credentials: the password, or the user name when it is empty."""
-    try:
-        user, _, password = binascii.a2b_base64(credentials, strict_mode=True).partition(b":")
-    except (binascii.Error, ValueError):
-        return b""
-    return password or user
 
 
 def _limited(d: Decision, tier: str) -> RateLimited:

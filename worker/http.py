@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,16 +64,6 @@ class Request:
             return public_url.rstrip("/")
         host = self.headers.get("host", "localhost")
         return f"{self.scheme}://{host}"
-
-    def basic_password(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        if not auth[:6].lower() == "basic ":
-            return None
-        try:
-            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return password or user
 
 
 @dataclass(slots=True)
