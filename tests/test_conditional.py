@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from worker.http import PRIVATE, PUBLIC, Request, conditional
+from worker.http import PRIVATE, PUBLIC, Request, conditional, strong_etag
 
 WORKER = Path(__file__).resolve().parent.parent / "worker"
 
@@ -42,3 +42,9 @@ def test_no_route_writes_its_own_cache_policy_or_etag_check():
         calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
                  and getattr(n.func, "id", getattr(n.func, "attr", None)) == "etag_matches"]
         assert not calls, path.name
+
+
+def test_a_strong_etag_is_24_hex_digits_in_quotes_of_its_identity():
+    tag = strong_etag("build|range|abcde")
+    assert tag == strong_etag(b"build|range|abcde") != strong_etag("build|range|abcdf")
+    assert len(tag) == 26 and tag[0] == tag[-1] == '"' and int(tag[1:-1], 16) >= 0

@@ -7,7 +7,6 @@ endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +43,7 @@ def select(build: Build, p: ExportParams, variant: str) -> query.Selection:
 
 
 def etag(identity: str) -> str:
-    return '"' + hashlib.blake2b(identity.encode(), digest_size=12).hexdigest() + '"'
+    return http.strong_etag(identity)
 
 
 def conditional(req: Request, build: Build, tag: str, content_type: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class Response:
 @lru_cache(maxsize=256)  # called with a build's generated_at on every answer
 def http_date(ts: int) -> str:
     return formatdate(ts, usegmt=True)
+
+
+def strong_etag(identity: str | bytes) -> str:
+    """The quoted strong ETag of an answer whose bytes ``identity`` determines."""
+    raw = identity.encode() if isinstance(identity, str) else identity
+    return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
 from worker import layout, query
-from worker.http import Request, Response, conditional, query_string
+from worker.http import Request, Response, conditional, query_string, strong_etag
 from worker.params import ListParams, link_params, parse_list
 from worker.routing import Ctx
 from worker.storage import Build
@@ -33,8 +32,7 @@ def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> d
 
 
 def _etag(identity: str, tail: bytes) -> str:
-    digest = hashlib.blake2b(identity.encode() + b"\0" + tail, digest_size=12).hexdigest()
-    return f'"{digest}"'
+    return strong_etag(identity.encode() + b"\0" + tail)
 
 
 def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[bytes, int, str]:

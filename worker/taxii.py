@@ -10,14 +10,13 @@ negotiation: ``worker/taxii_params.py``. Routes use TAXII's error shape and medi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 
 from worker import layout
 from worker import taxii_common as tc
 from worker.errors import NotFound
-from worker.http import Response, conditional, query_string
+from worker.http import Response, conditional, query_string, strong_etag
 from worker.routing import Ctx
 from worker.stix_common import STIX_NAMESPACE
 from worker.storage import Build
@@ -157,7 +156,7 @@ def _page_body(build: Build, name: str, page: Page, kind: str, media: str, ident
 def _page(ctx: Ctx, build: Build, name: str, f: Filters, page: Page, media: str,
           kind: str) -> Response:
     identity = f"{build.build_id}|{name}|{kind}|{media}|{f.identity()}|{_floor(ctx, build)}"
-    etag = f'"{hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()}"'
+    etag = strong_etag(identity)
     ctx.iocs = len(page.entries)
     resp = conditional(ctx.req, etag, media,
                        lambda: _page_body(build, name, page, kind, media, identity), modified=None)
