@@ -10,7 +10,7 @@ import tomllib
 
 from generator.synthetic import synthetic_store
 from tests.conftest import ROOT
-from worker import site
+from worker import http, site
 
 NOW = 1_795_000_000
 
@@ -54,7 +54,7 @@ def test_netlify_build_script_refuses_a_missing_or_bad_origin(tmp_path):
 def test_netlify_headers_match_the_worker():
     assert netlify()["build"]["publish"] == "public"
     assert headers_for("/*.html")["Content-Security-Policy"] == site.CSP
-    assert headers_for("/*")["Cache-Control"] == site.CACHE_CONTROL
+    assert headers_for("/*")["Cache-Control"] == http.PUBLIC
     assert "immutable" in headers_for("/objects/*")["Cache-Control"]
     assert "immutable" in headers_for("/builds/*")["Cache-Control"]
     assert "must-revalidate" in headers_for("/current.json")["Cache-Control"]

@@ -13,7 +13,6 @@ docs/rate-limits.md, "Batched decisions (the hot path)".
 from __future__ import annotations
 
 import asyncio
-import binascii
 import functools
 import json
 import logging
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from worker.auth import authenticate
+from worker.auth import authenticate, authorization_key
 from worker.csrf import check_same_origin
 from worker.encoding import Encoder
 from worker.errors import (
@@ -104,35 +103,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-@functools.lru_cache(maxsize=64)
-def _policy(limit: int, day_limit: int) -> str:
-    return f'"minute";q={limit};w=60, "day";q={day_limit};w=86400'
-
-
 def rate_headers(resp: Response, d: Decision) -> None:
     resp.headers += rate_text(d)
 
 
 @functools.lru_cache(maxsize=64)
-def _policy_raw(limit: int, day_limit: int) -> bytes:
-    return _policy(limit, day_limit).encode()
-
-
-def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
-    """The rate-limit headers of ``rate_text``, as raw ASGI headers (the hot path's)."""
-    now = int(time.time())
-    if d.binding == "day":
-        current = b'"day";r=%d;t=%d' % (d.day_remaining, max(0, d.day_reset - now))
-    else:
-        current = b'"minute";r=%d;t=%d' % (d.remaining, max(0, d.reset - now))
-    return [(b"x-ratelimit-limit", b"%d" % d.limit), (b"x-ratelimit-remaining", b"%d" % d.remaining),
-            (b"x-ratelimit-reset", b"%d" % d.reset),
-            (b"ratelimit-policy", _policy_raw(d.limit, d.day_limit)), (b"ratelimit", current)]
-
-
-@functools.lru_cache(maxsize=64)
 def _fixed_text(limit: int, day_limit: int) -> tuple[tuple[str, str], tuple[str, str]]:
-    return ("x-ratelimit-limit", str(limit)), ("ratelimit-policy", _policy(limit, day_limit))
+    return ("x-ratelimit-limit", str(limit)), (
+        "ratelimit-policy", f'"minute";q={limit};w=60, "day";q={day_limit};w=86400')
 
 
 @functools.lru_cache(maxsize=64)
@@ -141,8 +119,8 @@ def _reset_text(reset: int) -> tuple[str, str]:
 
 
 def rate_text(d: Decision) -> list[tuple[str, str]]:
-    """The rate-limit headers of a decision as ``str`` pairs (``rate_headers``, and the RSGI
-    hot path's)."""
+    """The rate-limit headers of a decision as ``str`` pairs, the one place they are written
+    (``rate_headers``, the RSGI hot path's; ``rate_raw`` encodes them)."""
     now = int(time.time())
     if d.binding == "day":
         current = f'"day";r={d.day_remaining};t={max(0, d.day_reset - now)}'
@@ -151,6 +129,11 @@ def rate_text(d: Decision) -> list[tuple[str, str]]:
     limit, policy = _fixed_text(d.limit, d.day_limit)
     return [limit, ("x-ratelimit-remaining", str(d.remaining)), _reset_text(d.reset), policy,
             ("ratelimit", current)]
+
+
+def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
+    """``rate_text`` as raw ASGI headers (the ASGI hot path's); the values are ASCII."""
+    return [(name.encode(), value.encode()) for name, value in rate_text(d)]
 
 
 def text_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -229,22 +212,10 @@ def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
     auth, host, coding, inm, accept = found
     if auth is None:
         return None
-    token = presented_key(auth)
+    token = authorization_key(auth)
     if not token:
         return None
     return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
-
-
-def presented_key(auth: bytes) -> bytes:
-    """The key in an ``Authorization`` value (Bearer, Token or Basic); empty when none."""
-    kind, _, token = auth.strip().partition(b" ")
-    token = token.strip()
-    kind = kind.lower()
-    if kind == b"basic":
-        return _basic_secret(token)
-    if kind not in (b"bearer", b"token"):
-        return b""
-    return token
 
 
 def log_access(client: str, method: str, target: str, status: int, size: int, started: float,
@@ -253,15 +224,6 @@ def log_access(client: str, method: str, target: str, status: int, size: int, st
     header is logged (``Authorization``, ``X-API-Key``)."""
     access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact_target(target),
                     status, size, (time.perf_counter() - started) * 1000, request_id)
-
-
-def _basic_secret(credentials: bytes) -> bytes:
-    """The key in ``Basic`` credentials: the password, or the user name when it is empty."""
-    try:
-        user, _, password = binascii.a2b_base64(credentials, strict_mode=True).partition(b":")
-    except (binascii.Error, ValueError):
-        return b""
-    return password or user
 
 
 def _limited(d: Decision, tier: str) -> RateLimited:

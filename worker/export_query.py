@@ -7,17 +7,14 @@ endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker import query
-from worker.http import Request, Response, etag_matches, http_date
+from worker import http, query
+from worker.http import Request, Response
 from worker.params import parse_list
 from worker.storage import Build
 from worker.tiers import Tier
-
-CACHE_CONTROL = "private, max-age=0, must-revalidate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +43,11 @@ def select(build: Build, p: ExportParams, variant: str) -> query.Selection:
 
 
 def etag(identity: str) -> str:
-    return '"' + hashlib.blake2b(identity.encode(), digest_size=12).hexdigest() + '"'
+    return http.strong_etag(identity)
 
 
 def conditional(req: Request, build: Build, tag: str, content_type: str,
                 body: Callable[[], bytes]) -> Response:
-    """200 with ``body()``, or 304 without computing it when ``If-None-Match`` has ``tag``."""
-    matched = etag_matches(req.headers.get("if-none-match"), tag)
-    resp = Response(304 if matched else 200, b"" if matched else body(), content_type)
-    resp.header("etag", tag)
-    resp.header("last-modified", http_date(build.generated_at))
-    resp.header("cache-control", CACHE_CONTROL)
-    return resp
+    """:func:`worker.http.conditional` dated by the build: 200 with ``body()``, or 304 without
+    computing it when ``If-None-Match`` has ``tag``."""
+    return http.conditional(req, tag, content_type, body, modified=build.generated_at)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+# The cache policies, one per kind of answer: a keyed API answer is revalidated on every use (its
+# ETag makes that a 304); a public site page may be reused for five minutes.
+PRIVATE = "private, max-age=0, must-revalidate"
+PUBLIC = "public, max-age=300"
 ID_BATCH = 512  # request ids drawn from the OS random source at once
 _ids: list[str] = []
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -61,16 +66,6 @@ class Request:
         host = self.headers.get("host", "localhost")
         return f"{self.scheme}://{host}"
 
-    def basic_password(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        if not auth[:6].lower() == "basic ":
-            return None
-        try:
-            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return password or user
-
 
 @dataclass(slots=True)
 class Response:
@@ -102,6 +97,12 @@ def http_date(ts: int) -> str:
     return formatdate(ts, usegmt=True)
 
 
+def strong_etag(identity: str | bytes) -> str:
+    """The quoted strong ETag of an answer whose bytes ``identity`` determines."""
+    raw = identity.encode() if isinstance(identity, str) else identity
+    return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
+
+
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
@@ -109,6 +110,20 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
         return True
     tags = (t.strip().removeprefix("W/") for t in if_none_match.split(","))
     return etag in tags
+
+
+def conditional(req: Request, etag: str, content_type: str, body: Callable[[], bytes], *,
+                modified: int | None, cache: str = PRIVATE) -> Response:
+    """Conditional GET for every route: a 200 with ``body()``, or a 304 without computing it
+    when ``If-None-Match`` holds ``etag``. Headers in this order: ``etag``, ``last-modified``
+    (``modified``, a Unix time; None leaves it out), ``cache-control`` (``cache``)."""
+    matched = etag_matches(req.headers.get("if-none-match"), etag)
+    resp = Response(304 if matched else 200, b"" if matched else body(), content_type)
+    resp.header("etag", etag)
+    if modified is not None:
+        resp.header("last-modified", http_date(modified))
+    resp.header("cache-control", cache)
+    return resp
 
 
 def query_string(params: dict[str, str]) -> str:

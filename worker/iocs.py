@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
 from worker import layout, query
-from worker.http import Request, Response, etag_matches, http_date, query_string
+from worker.http import Request, Response, conditional, query_string, strong_etag
 from worker.params import ListParams, link_params, parse_list
 from worker.routing import Ctx
 from worker.storage import Build
@@ -18,7 +17,6 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "txt": "text/plain; charset=utf-8",
 }
-CACHE_CONTROL = "private, max-age=0, must-revalidate"
 MAX_CACHED_RESPONSES = 2048
 JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
@@ -34,8 +32,7 @@ def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> d
 
 
 def _etag(identity: str, tail: bytes) -> str:
-    digest = hashlib.blake2b(identity.encode() + b"\0" + tail, digest_size=12).hexdigest()
-    return f'"{digest}"'
+    return strong_etag(identity.encode() + b"\0" + tail)
 
 
 def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[bytes, int, str]:
@@ -106,10 +103,7 @@ def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | Non
         body, etag = _cached_default(req, build, tier, p, public_url, source_name)
     else:
         body, etag = _full_answer(req, build, tier, p, public_url, source_name)
-    resp = Response(200, body, CONTENT_TYPES[p.format], shared=build if shared else None)
-    resp.header("etag", etag)
-    resp.header("last-modified", http_date(build.generated_at))
-    resp.header("cache-control", CACHE_CONTROL)
-    if etag_matches(req.headers.get("if-none-match"), etag):
-        resp.status, resp.body = 304, b""
+    resp = conditional(req, etag, CONTENT_TYPES[p.format], lambda: body,
+                       modified=build.generated_at)
+    resp.shared = build if shared else None
     return resp

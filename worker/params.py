@@ -13,6 +13,7 @@ from worker.tiers import Tier
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
 MAX_LIMIT = 10_000
+DATE_TIME = "an ISO 8601 date-time such as 2024-12-01T00:00:00Z"
 LINK_ORDER = (
     "type", "category", "confidence", "since", "until", "limit", "offset", "format",
     "include_context",
@@ -54,16 +55,16 @@ def choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: st
     )
 
 
-def parse_time(name: str, raw: str) -> datetime:
-    """``raw`` as an aware UTC date-time; a 400 when it is not one or falls outside the years
-    1-9999 once moved to UTC (``0001-01-01T00:00:00+01:00``)."""
+def parse_time(name: str, raw: str, expected: str = DATE_TIME) -> datetime:
+    """``raw`` as an aware UTC date-time (no zone: UTC), the worker's one timestamp parser; a
+    400 naming ``expected`` when it is not one or falls outside the years 1-9999 once moved to
+    UTC (``0001-01-01T00:00:00+01:00``)."""
     try:
         parsed = datetime.fromisoformat(raw.strip().replace("z", "Z"))
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidParameter(
-            f"Invalid {name}: expected an ISO 8601 date-time such as 2024-12-01T00:00:00Z",
-            details={"parameter": name, "value": raw},
+            f"Invalid {name}: expected {expected}", details={"parameter": name, "value": raw},
         ) from None
 
 

@@ -1,7 +1,8 @@
 """Routes as data: a path pattern, its method handlers, how it authenticates and what it needs.
 
 A handler takes a :class:`Ctx` and returns a :class:`~worker.http.Response`. New endpoints are
-one :class:`Route` line in ``worker/routes.py``.
+one :class:`Route` line in ``worker/routes.py``. A handler reaches the worker only through
+:class:`Services` (``worker.app.App`` is one), so no endpoint imports the app that routes to it.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.http import Request, Response
 
 if TYPE_CHECKING:
-    from worker.app import App
-    from worker.storage import Build
+    from worker.limits import Limiter
+    from worker.storage import Build, BuildSource
     from worker.tiers import Tier
 
 Handler = Callable[["Ctx"], Response]
@@ -31,10 +32,23 @@ class Route:
     errors: str = "spec"  # "spec" (the OpenAPI error shape) or "taxii"
 
 
+class Services(Protocol):
+    """What an endpoint may use of the worker that serves it."""
+
+    builds: BuildSource  # the current build
+    public_url: str | None  # the base of links in answers (None: from the request's Host)
+    source_name: str  # the feed's name in answers
+    keys: Any  # worker.keys.KeyStore: the session routes' key management
+    limiter: Limiter  # the account limits (key operations spend them too)
+    limit_scale: float
+    accounts: Any  # worker.accounts.Accounts: an account's tier
+    usage: Any  # worker.usage.UsageLog
+
+
 @dataclass(slots=True)
 class Ctx:
     req: Request
-    app: App
+    app: Services
     route: Route
     params: dict[str, str] = field(default_factory=dict)
     key: Any = None  # worker.keys.ApiKey for "key" routes

@@ -28,9 +28,9 @@ from worker.app import (
     access_log,
     hot_headers,
     log_access,
-    presented_key,
     text_headers,
 )
+from worker.auth import authorization_key
 
 PATH_SAFE = "/!$&'()*+,;=:@~-._"  # characters a request path carries unencoded
 
@@ -47,7 +47,7 @@ def hot_inputs(scope: Any) -> tuple[bytes, tuple] | None:
     auth, host, coding, inm, accept = found
     if auth is None:
         return None
-    token = presented_key(auth.encode())
+    token = authorization_key(auth.encode())
     if not token:
         return None
     return token, (scope.path, query.encode(), scope.scheme,

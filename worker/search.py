@@ -8,13 +8,12 @@ say whether one indicator is known, which is not bulk access to the feed (see do
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 
 from worker.errors import InvalidParameter
-from worker.http import Request, Response, etag_matches, http_date
+from worker.http import Request, Response, conditional, strong_etag
 from worker.ioc_norm import normalise, search_hash
 from worker.params import FALSE, TRUE
 from worker.query import iso
@@ -25,7 +24,6 @@ from worker.storage import Build
 MIN_QUERY = 2  # the spec's minLength
 MAX_QUERY = 2048
 RANGE_PREFIX = re.compile(r"[0-9a-fA-F]{5}")
-CACHE_CONTROL = "private, max-age=0, must-revalidate"
 
 
 def _query(query: dict[str, str]) -> str:
@@ -108,14 +106,8 @@ def range_answer(build: Build, prefix: str, source_name: str) -> tuple[bytes, in
 
 def cacheable(req: Request, build: Build, body: bytes, identity: str) -> Response:
     """A 200 with a strong ETag for an answer fixed by the build (304 when it matches)."""
-    etag = '"' + hashlib.blake2b(f"{build.build_id}|{identity}".encode(), digest_size=12).hexdigest() + '"'
-    resp = Response(200, body)
-    resp.header("etag", etag)
-    resp.header("last-modified", http_date(build.generated_at))
-    resp.header("cache-control", CACHE_CONTROL)
-    if etag_matches(req.headers.get("if-none-match"), etag):
-        resp.status, resp.body = 304, b""
-    return resp
+    return conditional(req, strong_etag(f"{build.build_id}|{identity}"), "application/json",
+                       lambda: body, modified=build.generated_at)
 
 
 def ioc_range(ctx: Ctx) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from worker import layout
 from worker.errors import NotFound
-from worker.http import Response, etag_matches, http_date
+from worker.http import PUBLIC, Response, conditional
 from worker.routing import Ctx
 
 CONTENT_TYPES = {
@@ -24,7 +24,6 @@ CONTENT_TYPES = {
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
 }
-CACHE_CONTROL = "public, max-age=300"
 # The pages load only their own stylesheet and script and call only this origin's API.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -52,16 +51,10 @@ def page(ctx: Ctx) -> Response:
     if ref is None or kind is None:
         raise NotFound(f"No page at {path}")
     etag = f'"{ref.sha256[:32]}"'
-    resp = Response(200, b"", kind)
-    resp.header("etag", etag)
-    resp.header("last-modified", http_date(build.generated_at))
-    resp.header("cache-control", CACHE_CONTROL)
+    resp = conditional(ctx.req, etag, kind, lambda: build.read(key) or b"",
+                       modified=build.generated_at, cache=PUBLIC)
     resp.header("x-content-type-options", "nosniff")
     if kind.startswith("text/html"):
         resp.header("content-security-policy", CSP)
         resp.header("referrer-policy", "same-origin")
-    if etag_matches(ctx.req.headers.get("if-none-match"), etag):
-        resp.status = 304
-    else:
-        resp.body = build.read(key) or b""
     return resp

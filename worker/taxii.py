@@ -10,21 +10,19 @@ negotiation: ``worker/taxii_params.py``. Routes use TAXII's error shape and medi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 
 from worker import layout
 from worker import taxii_common as tc
 from worker.errors import NotFound
-from worker.http import Response, etag_matches, query_string
+from worker.http import Response, conditional, query_string, strong_etag
 from worker.routing import Ctx
 from worker.stix_common import STIX_NAMESPACE
 from worker.storage import Build
 from worker.taxii_index import Page, entry_of, page_bytes, select
 from worker.taxii_params import Filters, encode_cursor, negotiate, objects_offers, parse_filters
 
-CACHE_CONTROL = "private, max-age=0, must-revalidate"
 TAXII_ONLY = (tc.TAXII_MEDIA_TYPE,)
 
 
@@ -150,19 +148,18 @@ def _date_headers(resp: Response, page: Page) -> None:
         resp.header("x-taxii-date-added-last", tc.timestamp_us(page.entries[-1][0]))
 
 
+def _page_body(build: Build, name: str, page: Page, kind: str, media: str, identity: str) -> bytes:
+    data = page_bytes(build, name, page.entries, kind)
+    return _envelope(data, page) if media == tc.TAXII_MEDIA_TYPE else _bundle(data, identity)
+
+
 def _page(ctx: Ctx, build: Build, name: str, f: Filters, page: Page, media: str,
           kind: str) -> Response:
     identity = f"{build.build_id}|{name}|{kind}|{media}|{f.identity()}|{_floor(ctx, build)}"
-    etag = f'"{hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()}"'
+    etag = strong_etag(identity)
     ctx.iocs = len(page.entries)
-    if etag_matches(ctx.req.headers.get("if-none-match"), etag):
-        resp = Response(304, b"", media)
-    else:
-        data = page_bytes(build, name, page.entries, kind)
-        body = _envelope(data, page) if media == tc.TAXII_MEDIA_TYPE else _bundle(data, identity)
-        resp = Response(200, body, media)
-    resp.header("etag", etag)
-    resp.header("cache-control", CACHE_CONTROL)
+    resp = conditional(ctx.req, etag, media,
+                       lambda: _page_body(build, name, page, kind, media, identity), modified=None)
     _date_headers(resp, page)
     if media != tc.TAXII_MEDIA_TYPE and page.cursor is not None:
         resp.header("link", f'<{_next_url(ctx, page.cursor)}>; rel="next"')

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from worker.errors import ApiError, InvalidParameter
+from worker.params import parse_time
 from worker.taxii_common import MAX_PAGE, SPEC_VERSION, STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE
 
 DEFAULT_LIMIT = 100
@@ -21,6 +22,8 @@ VERSION_WORDS = ("first", "last", "all")
 TOKEN = re.compile(r"[a-z0-9][a-z0-9-]*")
 SPEC = re.compile(r"\d+\.\d+")
 CURSOR = struct.Struct(">Q")
+TIMESTAMP = "a timestamp such as 2026-01-01T00:00:00.000000Z"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class NotAcceptable(ApiError):
@@ -87,16 +90,8 @@ def objects_offers(strict_taxii: bool) -> tuple[str, ...]:
 
 def parse_timestamp(name: str, raw: str) -> int:
     """An RFC 3339 timestamp as µs since the epoch; a 400 when it is not one or falls outside
-    the years 1-9999 once moved to UTC."""
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace("z", "Z"))
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidParameter(
-            f"Invalid {name}: expected a timestamp such as 2026-01-01T00:00:00.000000Z",
-            details={"parameter": name, "value": raw},
-        ) from None
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    the years 1-9999 once moved to UTC (:func:`worker.params.parse_time`)."""
+    delta = parse_time(name, raw, TIMESTAMP) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
