@@ -84,15 +84,15 @@ def test_every_format_has_a_golden_a_media_type_and_docs(fmt):
 
 
 def test_a_record_without_golden_media_type_or_docs_is_reported():
-    toy = Format("tsv", "TSV", "", "tsv", "read:iocs",
-                 (Variant("tsv", "exports.ioc_tsv.render_line", "tab separated"),),
-                 "formats/tsv.md")
+    toy = Format("toy", "Toy list", "", "toy", "read:iocs",
+                 (Variant("toy", "exports.ioc_toy.render_line", "toy lines"),),
+                 "formats/toy.md")
     found = problems(toy)
-    assert "tsv: variant tsv has no entry in tests.golden.VARIANT_GOLDENS" in found
-    assert "tsv: no media type" in found and "tsv: variant tsv has no media type" in found
-    assert "tsv: docs/formats/tsv.md does not describe TSV" in found
-    assert "tsv: TSV is not described on the site's formats page" in found
-    assert "tsv: not in the spec's format parameter of /api/v1/iocs" in found
+    assert "toy: variant toy has no entry in tests.golden.VARIANT_GOLDENS" in found
+    assert "toy: no media type" in found and "toy: variant toy has no media type" in found
+    assert "toy: docs/formats/toy.md does not describe Toy list" in found
+    assert "toy: Toy list is not described on the site's formats page" in found
+    assert "toy: not in the spec's format parameter of /api/v1/iocs" in found
 
 
 def test_a_golden_file_that_is_missing_is_reported(monkeypatch):
