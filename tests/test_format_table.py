@@ -79,11 +79,11 @@ def problems(fmt: Format) -> list[str]:
 
 
 @pytest.mark.parametrize("fmt", formats.FORMATS, ids=lambda f: f.name)
-def test_every_format_has_a_golden_a_media_type_and_docs(fmt):
+def test_every_format_has_a_golden_a_media_type_and_docs(fmt: Format) -> None:
     assert problems(fmt) == []
 
 
-def test_a_record_without_golden_media_type_or_docs_is_reported():
+def test_a_record_without_golden_media_type_or_docs_is_reported() -> None:
     toy = Format("toy", "Toy list", "", "toy", "read:iocs",
                  (Variant("toy", "exports.ioc_toy.render_line", "toy lines"),),
                  "formats/toy.md")
@@ -95,20 +95,20 @@ def test_a_record_without_golden_media_type_or_docs_is_reported():
     assert "toy: not in the spec's format parameter of /api/v1/iocs" in found
 
 
-def test_a_golden_file_that_is_missing_is_reported(monkeypatch):
+def test_a_golden_file_that_is_missing_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(VARIANT_GOLDENS, "csv", ("no-such-golden.csv", lambda: b""))
     assert golden_problems(formats.BY_NAME["csv"]) == [
         "csv: no golden file tests/golden/no-such-golden.csv"]
 
 
-def test_a_media_type_the_spec_does_not_answer_is_reported():
+def test_a_media_type_the_spec_does_not_answer_is_reported() -> None:
     wrong = Format("stix", "STIX 2.1", "text/plain", "json", "read:stix", (), "formats/stix.md",
                    route="/api/v1/iocs/stix")
     assert media_problems(wrong) == [
         "stix: the spec's /api/v1/iocs/stix does not answer text/plain"]
 
 
-def test_names_are_unique_and_a_format_stores_its_own_variant_first():
+def test_names_are_unique_and_a_format_stores_its_own_variant_first() -> None:
     names = [f.name for f in formats.FORMATS]
     variants = [v.name for v in formats.VARIANTS]
     assert len(set(names)) == len(names) and len(set(variants)) == len(variants)
@@ -116,7 +116,7 @@ def test_names_are_unique_and_a_format_stores_its_own_variant_first():
     assert set(spec_list_formats()) == {f.name for f in formats.LISTED}
 
 
-def test_the_table_imports_nothing_but_the_standard_library():
+def test_the_table_imports_nothing_but_the_standard_library() -> None:
     code = ("import sys; before = set(sys.modules); import worker.formats; print(sorted("
             "m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -124,13 +124,13 @@ def test_the_table_imports_nothing_but_the_standard_library():
     assert out.strip() == "['worker', 'worker.formats']"
 
 
-def test_the_renderers_are_the_ones_the_table_names():
+def test_the_renderers_are_the_ones_the_table_names() -> None:
     assert list(VARIANT_RENDERERS) == [v.name for v in formats.VARIANTS]
     for v in formats.VARIANTS:
         assert VARIANT_RENDERERS[v.name] is load(v.renderer)
 
 
-def test_published_objects_take_the_tables_media_types():
+def test_published_objects_take_the_tables_media_types() -> None:
     for v in formats.VARIANTS:
         key = layout.day_data_key("2026-11-28", v.name)
         assert objectmeta.content_type(key) == v.media_type, key
@@ -139,7 +139,7 @@ def test_published_objects_take_the_tables_media_types():
         assert objectmeta.content_type(key) == f.media_type, key
 
 
-def test_the_worker_build_and_site_read_the_table():
+def test_the_worker_build_and_site_read_the_table() -> None:
     assert layout.LIST_FORMATS == tuple(f.name for f in formats.LISTED)
     assert iocs.CONTENT_TYPES == {f.name: f.media_type for f in formats.LISTED}
     assert site_links.FORMATS is formats.FORMATS
