@@ -1,26 +1,29 @@
-"""The table of record variants the build writes per day; a new variant is one line here."""
+"""The renderers of the record variants the build writes per day, loaded from ``worker.formats``.
+
+A variant is declared by its record in ``worker.formats`` (name, renderer path, media type);
+this module only turns the renderer paths into functions, and adds faster batch renderers.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
+from typing import cast
 
-from exports import cef, ioc_csv, ioc_json, ioc_txt, misp, openioc, stix21
+from exports import cef, ioc_csv, ioc_json
 from exports.model import IOCRecord
+from worker import formats
 
 LineRenderer = Callable[[IOCRecord], bytes]
 
-VARIANT_RENDERERS: dict[str, LineRenderer] = {
-    "json": ioc_json.render_line,
-    "jsonnc": ioc_json.render_line_no_context,
-    "csv": ioc_csv.render_line,
-    "txt": ioc_txt.render_line,
-    "stix": stix21.render_line,
-    "misp": misp.render_line,
-    "cef": cef.render_line,
-    "syslog": cef.render_syslog_line,
-    "openioc": openioc.render_item,
-    "openiocp": openioc.render_params,
-}
+
+def load(path: str) -> LineRenderer:
+    """The function a dotted path names: ``exports.ioc_csv.render_line``."""
+    module, _, name = path.rpartition(".")
+    return cast(LineRenderer, getattr(importlib.import_module(module), name))
+
+
+VARIANT_RENDERERS: dict[str, LineRenderer] = {v.name: load(v.renderer) for v in formats.VARIANTS}
 
 
 # Renderers of a day's records, several variants at once where they share work: the same

@@ -157,9 +157,11 @@ DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed
 DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
 # the rest and makes the records, which it ships to the second. The split only balances the
-# work: the objects are the same either way.
+# work: the objects are the same either way. The first renders STIX, whose lines its TAXII sink
+# takes; the second every other variant of worker.formats.
+FIRST_VARIANTS = frozenset({"stix"})
 SECOND: frozenset[object] = frozenset({
-    "json", "jsonnc", "csv", "txt", "misp", "cef", "syslog", "openioc", "openiocp",
+    *(v for v in VARIANT_RENDERERS if v not in FIRST_VARIANTS),
     SearchIndex, MispFeed, Stats, Site,
 })
 

@@ -9,7 +9,7 @@ docs/publish.md).
 
 from __future__ import annotations
 
-from worker import layout
+from worker import formats, layout
 
 IMMUTABLE = "public, max-age=31536000, immutable"  # content-addressed objects and manifests
 SHORT = "public, max-age=30"  # the pointer: a reader follows a publish within 30 s
@@ -31,7 +31,9 @@ BY_SUFFIX = {
     ".idx": BINARY,
 }
 # Day partitions ``<variant>.dat``: one rendered record per line.
-DAT_BY_VARIANT = {"csv": "text/csv; charset=utf-8", "json": TEXT, "jsonnc": TEXT, "txt": TEXT}
+DAT_BY_VARIANT = {v.name: v.media_type for v in formats.VARIANTS}
+# Default answers ``iocs/default/<tier>/<view>.<format>``: what the worker answers with.
+DEFAULT_BY_FORMAT = {f.name: f.media_type for f in formats.LISTED}
 
 
 def content_type(logical_key: str) -> str:
@@ -41,6 +43,8 @@ def content_type(logical_key: str) -> str:
         return BINARY
     if suffix == "dat":
         return DAT_BY_VARIANT.get(stem, TEXT)
+    if logical_key.startswith(layout.DEFAULT_PREFIX):
+        return DEFAULT_BY_FORMAT[suffix]
     return BY_SUFFIX.get("." + suffix, BINARY)
 
 

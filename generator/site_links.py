@@ -12,32 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from worker import layout
+from worker import formats, layout
+from worker.formats import Format
 from worker.routes import ROUTES
 from worker.tiers import TIERS
 
 KEY_PLACEHOLDER = "YOUR_KEY"
-
-
-@dataclass(frozen=True, slots=True)
-class Format:
-    label: str
-    path: str  # the spec's path
-    params: tuple[tuple[str, str], ...]
-    scope: str
-    media: str  # what comes back
-
-
-FORMATS: tuple[Format, ...] = (
-    Format("JSON", "/api/v1/iocs", (("format", "json"),), "read:iocs", "application/json"),
-    Format("CSV", "/api/v1/iocs", (("format", "csv"),), "read:iocs", "text/csv"),
-    Format("TXT", "/api/v1/iocs", (("format", "txt"),), "read:iocs", "text/plain"),
-    Format("STIX 2.1", "/api/v1/iocs/stix", (), "read:stix", "application/stix+json"),
-    Format("MISP", "/api/v1/iocs/misp", (), "read:misp", "application/json"),
-    Format("CEF", "/api/v1/iocs/cef", (("format", "cef"),), "read:cef", "text/plain"),
-    Format("Syslog", "/api/v1/iocs/cef", (("format", "syslog"),), "read:cef", "text/plain"),
-    Format("OpenIOC", "/api/v1/iocs/openioc", (), "read:openioc", "application/xml"),
-)
+FORMATS: tuple[Format, ...] = formats.FORMATS  # label, path, params, scope of each column
 TYPES = (layout.ALL, *layout.IOC_TYPES)
 
 

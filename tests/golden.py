@@ -3,7 +3,8 @@
 Every record variant in ``exports.registry.VARIANT_RENDERERS`` has an entry in
 ``VARIANT_GOLDENS``: the golden file it is checked against and how the seed corpus
 (``tests/seed.py``) is rendered into it — the variant's lines in the order the build writes
-them, wrapped the way the worker answers with them.
+them, wrapped the way the worker answers with them. A list format of ``worker.formats`` gets its
+entry from its record: ``iocs.<extension>``, wrapped as its record says.
 
 Regenerate after a deliberate change, then review the diff before committing:
 
@@ -17,11 +18,12 @@ import argparse
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from exports.registry import VARIANT_RENDERERS
 from tests.seed import SEED_NOW, seed_records
-from worker import layout, query
+from worker import formats, layout, query
 from worker.export_query import ExportParams
 from worker.misp import event_document
 from worker.openioc import document as openioc_document
@@ -66,8 +68,11 @@ def _json_list(variant: str) -> bytes:
     return query.json_head(meta, variant_lines(variant)) + b"}\n"
 
 
-def _csv() -> bytes:
-    return layout.CSV_HEADER + variant_lines("csv")
+def list_answer(fmt: formats.Format) -> bytes:
+    """The seed corpus as the list answer of ``fmt`` (a JSON one ends with its links' ``}``)."""
+    if fmt.json_envelope:
+        return _json_list(fmt.name)
+    return fmt.header + variant_lines(fmt.name)
 
 
 def _stix() -> bytes:
@@ -88,10 +93,8 @@ def _openioc() -> bytes:
 # variant -> (golden file name, renderer of the seed corpus). The two OpenIOC variants (items
 # and their parameters) only exist together, as one document, so they share one golden file.
 VARIANT_GOLDENS: dict[str, tuple[str, Callable[[], bytes]]] = {
-    "json": ("iocs.json", lambda: _json_list("json")),
+    **{f.name: (f"iocs.{f.extension}", partial(list_answer, f)) for f in formats.LISTED},
     "jsonnc": ("iocs-no-context.json", lambda: _json_list("jsonnc")),
-    "csv": ("iocs.csv", _csv),
-    "txt": ("iocs.txt", lambda: variant_lines("txt")),
     "stix": ("stix_bundle.json", _stix),
     "misp": ("misp-event.json", _misp),
     "cef": ("cef.log", lambda: variant_lines("cef")),

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from exports.ioc_json import record_dict
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
-from worker.layout import CSV_HEADER
+from worker import formats
 from worker.params import LINK_ORDER
 from worker.tiers import Tier
 
@@ -24,7 +24,7 @@ def iso(ts: int) -> str:
 
 def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_id: str,
               params: dict[str, str], since: int, until: int, base: str) -> tuple[str, object]:
-    """(format, expected): parsed JSON document for json, bytes for csv and txt."""
+    """(format, expected): parsed JSON document for json, bytes for the other list formats."""
     t, c, f = (params.get(k, "all") for k in ("type", "category", "confidence"))
     limit = min(int(params.get("limit", 100)), tier.max_limit)
     offset = int(params.get("offset", 0))
@@ -37,10 +37,8 @@ def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_
     ]
     matching.sort(key=lambda r: (-r.last_seen, r.type, r.value))
     page = matching[offset : offset + limit]
-    if fmt == "csv":
-        return fmt, CSV_HEADER + b"".join(VARIANT_RENDERERS["csv"](r) for r in page)
-    if fmt == "txt":
-        return fmt, b"".join(r.value.encode() + b"\n" for r in page)
+    if not formats.BY_NAME[fmt].json_envelope:  # CSV's header or nothing, then the lines
+        return fmt, formats.BY_NAME[fmt].header + b"".join(VARIANT_RENDERERS[fmt](r) for r in page)
 
     def link(off: int) -> str:
         q = {k: params[k] for k in LINK_ORDER if k in params}

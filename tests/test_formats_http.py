@@ -19,6 +19,7 @@ from tests.conftest import (
 )
 from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
+from worker import formats
 
 ENDPOINTS = {"/api/v1/iocs/misp": "read:misp", "/api/v1/iocs/cef": "read:cef",
              "/api/v1/iocs/openioc": "read:openioc", "/feeds/misp/manifest.json": "read:misp"}
@@ -136,3 +137,10 @@ def test_misp_feed_as_a_misp_instance_reads_it(server, enterprise):
                                                      manifest.headers["etag"]}).status_code == 304
     assert_error(get(server, "/feeds/misp/nothing.json", enterprise), 404, "not_found")
     assert_error(get(server, "/feeds/misp/manifest.json", {}), 401, "missing_api_key")
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS, ids=lambda f: f.name)
+def test_every_format_is_served_with_the_media_type_of_its_record(server, enterprise, fmt):
+    resp = get(server, fmt.path, enterprise, **dict(fmt.params))
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == fmt.media_type

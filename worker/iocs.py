@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import re
 
-from worker import layout, query
+from worker import formats, layout, query
 from worker.http import Request, Response, conditional, query_string, strong_etag
 from worker.params import ListParams, link_params, parse_list
 from worker.routing import Ctx
 from worker.storage import Build
 from worker.tiers import Tier
 
-CONTENT_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "txt": "text/plain; charset=utf-8",
-}
+CONTENT_TYPES = {f.name: f.media_type for f in formats.LISTED}
+# The lines an answer holds before its records, by Content-Type (CSV's header row).
+HEADER_LINES = {f.media_type: f.header.count(b"\n") for f in formats.LISTED if f.header}
 MAX_CACHED_RESPONSES = 2048
 JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
@@ -41,7 +39,7 @@ def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[
     ref = build.ref(key) if p.is_default else None
     if ref is not None:
         body = build.read(key) or b""
-        total = _total_of(body, p) if p.format == "json" else -1
+        total = _total_of(body, p) if formats.BY_NAME[p.format].json_envelope else -1
         return body, total, ref.sha256
     q = query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
     body, sel = query.render(build, q, p.format, source_name)
@@ -58,7 +56,7 @@ def _full_answer(req: Request, build: Build, tier: Tier, p: ListParams, public_u
                  source_name: str) -> tuple[bytes, str]:
     body, total, identity = _answer(build, tier, p, source_name)
     tail = b""
-    if p.format == "json":
+    if formats.BY_NAME[p.format].json_envelope:
         links = _links(req, public_url, p, total)
         tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
     return body + tail, _etag(identity, tail)
@@ -92,7 +90,7 @@ def count_records(resp: Response) -> int:
             return resp.body.count(b'{"id":')
         total, limit, offset = map(int, head.groups())
         return max(0, min(limit, total - offset))
-    return max(0, resp.body.count(b"\n") - (resp.content_type == CONTENT_TYPES["csv"]))
+    return max(0, resp.body.count(b"\n") - HEADER_LINES.get(resp.content_type, 0))
 
 
 def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | None,

@@ -29,6 +29,8 @@ The all-records view has no ``.bin``: its line numbers are 0..count-1 of each da
 
 from __future__ import annotations
 
+from worker import formats
+
 IOC_TYPES = (
     "ipv4", "ipv6", "domain", "url", "md5", "sha1", "sha256", "sha512", "email", "cve",
     "mitre_attack",
@@ -37,11 +39,9 @@ CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
 CONFIDENCES = ("high", "medium", "low")
 ALL = "all"
 
-# The record variants stored per day are the keys of exports.registry.VARIANT_RENDERERS.
-LIST_FORMATS = ("json", "csv", "txt")
-CSV_HEADER = (
-    b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags\n"
-)
+# The formats and the record variants stored per day are the records of worker.formats.
+LIST_FORMATS = tuple(f.name for f in formats.LISTED)
+CSV_HEADER = formats.CSV_HEADER
 
 POINTER_KEY = "current.json"
 FORMAT_VERSION = 1
@@ -94,8 +94,11 @@ def view_lines_key(view: str) -> str:
     return f"iocs/view/{view}.bin"
 
 
+DEFAULT_PREFIX = "iocs/default/"
+
+
 def default_key(tier: str, view: str, fmt: str) -> str:
-    return f"iocs/default/{tier}/{view}.{fmt}"
+    return f"{DEFAULT_PREFIX}{tier}/{view}.{fmt}"
 
 
 SEARCH_META_KEY = "iocs/search/meta.json"

@@ -16,7 +16,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
-from worker import layout
+from worker import formats, layout
 from worker.storage import Build
 
 
@@ -177,10 +177,9 @@ def json_head(meta: dict, data: bytes) -> bytes:
 def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, Selection]:
     """The body of a list answer in ``fmt`` (JSON without its links tail)."""
     sel = select(build, q)
-    if fmt == "csv":
-        return layout.CSV_HEADER + sel.data, sel
-    if fmt == "txt":
-        return sel.data, sel
+    record = formats.BY_NAME[fmt]
+    if not record.json_envelope:
+        return record.header + sel.data, sel
     meta = {
         "total": sel.total,
         "limit": q.limit,
