@@ -56,6 +56,7 @@ def day_start(day: str) -> int:
 def view_days(build: Build, view: str) -> list[tuple[str, int, int]]:
     def load() -> list[tuple[str, int, int]]:
         raw = build.read_json(layout.view_index_key(view))
+        # the build writes the view index as a JSON object with a "days" list
         return [] if raw is None else [tuple(d) for d in raw["days"]]  # type: ignore[index]
 
     return build.cached(f"view:{view}", load)
