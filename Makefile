@@ -22,8 +22,10 @@ demo: setup
 test: setup system-deps
 	$(BIN)/python -m pytest -q
 
+# The checks .ci/run and the pre-commit hooks run: lint, then types ([tool.mypy] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy generator exports worker
 
 # Every script in bench/, one after another (half an hour or more on the 2-core machine).
 bench: setup system-deps

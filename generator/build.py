@@ -120,7 +120,8 @@ def write_day(out: ObjectWriter, day: str, records: list[IOCRecord],
 
 def split_days(records: Iterable[IOCRecord]) -> Iterator[tuple[str, list[IOCRecord]]]:
     """Group records (newest first) into UTC days, one day alive at a time."""
-    day, batch = "", []
+    day = ""
+    batch: list[IOCRecord] = []
     number = None  # the day's number (Unix seconds // 86400): the name is made once a day
     for r in records:
         if r.last_seen // layout.DAY_SECONDS != number:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import cast
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -302,11 +303,16 @@ def _atom_kind(element: etree._Element) -> str | None:
     return _ATOM_KINDS.get(kind, "text" if kind.startswith("text/") else None)
 
 
+def _tag(element: etree._Element) -> str:
+    """The tag of a parsed element: always text ({namespace}name) for the elements read here."""
+    return cast(str, element.tag)
+
+
 def _plain(element: etree._Element | None) -> str:
     """Plain text of a title-like element, whitespace collapsed."""
     if element is None:
         return ""
-    if not element.tag.startswith(_ATOM_PREFIXES):
+    if not _tag(element).startswith(_ATOM_PREFIXES):
         return _collapse(_text(element))
     kind = _atom_kind(element)
     if kind == "html":
@@ -316,7 +322,7 @@ def _plain(element: etree._Element | None) -> str:
 
 def _markup(element: etree._Element) -> str:
     """HTML for a body element: escaped HTML, embedded XHTML or (Atom) escaped plain text."""
-    if not element.tag.startswith(_ATOM_PREFIXES):
+    if not _tag(element).startswith(_ATOM_PREFIXES):
         has_markup = any(isinstance(child.tag, str) for child in element)
         return _inner_markup(element) if has_markup else _text(element)
     kind = _atom_kind(element)

@@ -45,7 +45,9 @@ class _Zlib:
                 piece = self.decoder.decompress(data, room)
             except zlib.error as exc:
                 if self.wbits == zlib.MAX_WBITS and not self.started:
-                    self.__init__(-zlib.MAX_WBITS)  # raw deflate without the zlib header
+                    # raw deflate without the zlib header; _Inflate has no subclasses, so re-running its own
+                    # __init__ is sound.
+                    self.__init__(-zlib.MAX_WBITS)  # type: ignore[misc]
                     continue
                 raise BodyError(f"corrupt compressed body: {exc}") from None
             self.started = True
@@ -66,14 +68,14 @@ class _Zlib:
 
 class _Brotli:
     def __init__(self) -> None:
-        self.decoder: Any = _brotli.Decompressor()  # type: ignore[union-attr]
+        self.decoder: Any = _brotli.Decompressor()
 
     def decode(self, data: bytes, room: int) -> Iterator[bytes]:
         try:
             yield self.decoder.process(data, output_buffer_limit=room)
             while not self.decoder.can_accept_more_data():
                 yield self.decoder.process(b"", output_buffer_limit=room)
-        except _brotli.error as exc:  # type: ignore[union-attr]
+        except _brotli.error as exc:
             raise BodyError(f"corrupt brotli body: {exc}") from None
 
     def finish(self, room: int) -> Iterator[bytes]:

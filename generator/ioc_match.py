@@ -592,7 +592,7 @@ def _hash_matches(text: str, ascii_text: bytes) -> Iterator[re.Match[str]]:
         m = _HASH.match(text, pos)
         if m:
             yield m
-        run_end = _X_RUN.match(classes, pos).end()
+        run_end = _X_RUN.match(classes, pos).end()  # type: ignore[union-attr]  # x* always matches
         pos = classes.find(_HEX_RUN, run_end)
 
 

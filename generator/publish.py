@@ -157,10 +157,11 @@ def _upload(src: Path, dest: Destination, missing: dict[str, int], types: dict[s
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for future in done:
-                if future.exception() is not None:
+                exc = future.exception()
+                if exc is not None:
                     for rest in pending:
                         rest.cancel()
-                    raise future.exception()  # type: ignore[misc]
+                    raise exc
                 sent += future.result()
             if progress:
                 progress("upload", len(missing) - len(pending), len(missing))

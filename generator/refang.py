@@ -20,6 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import methodcaller
+from typing import cast
 
 __all__ = ["Refanged", "refang", "refang_token"]
 
@@ -215,7 +216,8 @@ def refang(text: str) -> Refanged:
     """Return ``text`` with defang marks undone, plus the offset map."""
     out = _refang(text, _marker_matches(text))
     # Overlapping matches of different triggers: the one alternation decides which counts.
-    return out if out is not None else _refang(text, _MARKERS.finditer(text))
+    # The matches of one alternation never overlap, so this second pass never returns None.
+    return out if out is not None else cast(Refanged, _refang(text, _MARKERS.finditer(text)))
 
 
 def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:

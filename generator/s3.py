@@ -74,8 +74,10 @@ class S3Destination:
     def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
             content_encoding: str | None = None, **conditions: str) -> None:
         extra = {"ContentEncoding": content_encoding} if content_encoding else {}
-        self._call("put_object", Key=self.prefix + key, Body=data, ContentType=content_type,
-                   CacheControl=cache_control, **extra, **conditions)
+        params: dict[str, Any] = {"Key": self.prefix + key, "Body": data,
+                                  "ContentType": content_type, "CacheControl": cache_control,
+                                  **extra, **conditions}
+        self._call("put_object", **params)
 
     def get(self, key: str) -> bytes | None:
         return self.get_versioned(key)[0]

@@ -129,7 +129,8 @@ class SearchIndex:
             pa.table({"d": pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digests)]),
                       "t": pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(self.types)])}),
             sort_keys=[("d", "ascending"), ("t", "ascending")])
-        shard, rows = 0, []
+        shard = 0
+        rows: list[int] = []
         for start in range(0, n, SORTED_BATCH):
             for i in order.slice(start, SORTED_BATCH).to_pylist():
                 prefix = (digests[32 * i] << 8 | digests[32 * i + 1]) >> shift

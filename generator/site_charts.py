@@ -72,7 +72,7 @@ def stacked_bars(days: Sequence[str], series: Sequence[Series],
     body = _y_axis(top, step, plot_h)
     for i, day in enumerate(days):
         x = LEFT + i * slot + slot * 0.1
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         for s in series:
             count = values.get(day, {}).get(s.name, 0)
             if not count:

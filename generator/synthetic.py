@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,7 +39,7 @@ def synthetic_tables(n_iocs: int, *, now: int, days: int = 400, seed: int = 7,
                      per_article: int = 20) -> tuple[pa.Table, pa.Table]:
     rng = random.Random(seed)
     n_articles = max(1, n_iocs // per_article)
-    articles = {name: [] for name in ARTICLE_SCHEMA.names}
+    articles: dict[str, list[Any]] = {name: [] for name in ARTICLE_SCHEMA.names}
     for i in range(n_articles):
         source = i % 37
         row = {
@@ -54,7 +55,7 @@ def synthetic_tables(n_iocs: int, *, now: int, days: int = 400, seed: int = 7,
         }
         for k, v in row.items():
             articles[k].append(v)
-    sightings = {name: [] for name in SIGHTING_SCHEMA.names}
+    sightings: dict[str, list[Any]] = {name: [] for name in SIGHTING_SCHEMA.names}
     for n in range(n_iocs):
         type_ = IOC_TYPES[n % len(IOC_TYPES)]
         value = synthetic_value(type_, n)

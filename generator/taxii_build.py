@@ -137,7 +137,7 @@ class TaxiiSink:
         for r, line in zip(records, lines, strict=True):
             head = HEAD.match(line)
             code = TYPE_CODES.get(head.group(1)) if head else None
-            if code is None:
+            if head is None or code is None:
                 raise TaxiiError(f"unexpected STIX object head: {line[:80]!r}")
             main = r.version_times or (max(r.ingested_at, r.last_seen),)
             stix_type.append(code)

@@ -158,7 +158,7 @@ READY_BYTES = 64 << 20  # body bytes kept per build; emptied when full
 READY_LARGEST = 4 << 20  # a larger body is not kept: its transfer dwarfs the work saved
 
 
-class Kept(dict):
+class Kept(dict[tuple[Any, ...], "Ready"]):
     """A build's kept answers, with the size of their bodies."""
 
     size = 0
@@ -183,6 +183,12 @@ HOT_HEADERS = {b"authorization": 0, b"host": 1, b"accept-encoding": 2, b"if-none
                b"accept": 4}
 HOT_HEADERS_TEXT = {name.decode(): place for name, place in HOT_HEADERS.items()}
 
+# ``hot_inputs``'s answer: (presented key, request part of the kept-answer key); the request
+# part holds raw (ASGI) or text (RSGI) values.
+HotInputs = tuple[bytes, tuple[Any, ...]]
+# One ASGI message or scope.
+Message = dict[str, Any]
+
 
 def hot_headers(pairs: Iterable[tuple[Any, Any]], names: dict[Any, int]) -> list[Any] | None:
     """The values of the ``names`` headers in their places (None where absent); None when one
@@ -197,7 +203,7 @@ def hot_headers(pairs: Iterable[tuple[Any, Any]], names: dict[Any, int]) -> list
     return found
 
 
-def hot_inputs(scope: dict) -> tuple[bytes, tuple] | None:
+def hot_inputs(scope: Message) -> HotInputs | None:
     """(presented key, request part of the kept-answer key) of a GET that the hot path may
     answer: one ``Authorization`` header (Bearer, Token or Basic), no ``api_key`` in the query,
     and at most one each of the headers a shared answer may depend on. None: the full path."""
@@ -273,15 +279,16 @@ class App:
         # a remote bucket may wait on the network: answer such requests on a thread
         self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
         # the hot path needs a key cache that answers without the database, and in-memory builds
-        self._cached_key = None if self.offload else getattr(keys, "cached", None)
+        self._cached_key: Callable[[bytes], Any] | None = (
+            None if self.offload else getattr(keys, "cached", None))
         # a shared store's hot-path hits are decided in batches, one per event-loop turn: one
         # transaction or round trip per batch; the memory store decides inline, so a request
         # never waits (docs/rate-limits.md)
         self.coalescer = Coalescer(limiter) if batches(limiter) else None
         self._scaled: dict[str, tuple[int, int]] = {}  # tier -> limits with limit_scale
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send, self._flush_usage)
             return
@@ -300,9 +307,9 @@ class App:
             return
         await self.full(scope, receive, send, started, hot)
 
-    async def full(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                   send: Callable[[dict], Awaitable[None]], started: float,
-                   hot: tuple[bytes, tuple] | None) -> None:
+    async def full(self, scope: Message, receive: Callable[[], Awaitable[Message]],
+                   send: Callable[[Message], Awaitable[None]], started: float,
+                   hot: HotInputs | None) -> None:
         """The full path of an HTTP request; ``hot`` is its ``hot_inputs`` (None: keep nothing)."""
         req = Request.from_scope(scope)
         request_id = new_request_id()
@@ -325,14 +332,15 @@ class App:
             self._log_access(scope, resp.status, len(body), started, request_id)
 
     @staticmethod
-    def _log_access(scope: dict, status: int, size: int, started: float, request_id: str) -> None:
+    def _log_access(scope: Message, status: int, size: int, started: float, request_id: str) -> None:
         client = scope.get("client") or ("-", 0)
         log_access(str(client[0]), scope["method"],
                    scope.get("raw_path", b"").decode("latin-1") + "?"
                    + scope.get("query_string", b"").decode("latin-1"),
                    status, size, started, request_id)
 
-    def _keep(self, resp: Response, headers: list[tuple[bytes, bytes]], request: tuple) -> None:
+    def _keep(self, resp: Response, headers: list[tuple[bytes, bytes]],
+              request: tuple[Any, ...]) -> None:
         """Keep a shared answer for the hot path, under the build that produced it."""
         route, tier, iocs = resp.ready
         body = b"" if resp.status == 304 else resp.body
@@ -346,9 +354,10 @@ class App:
         kept = [h for h in headers if h[0] not in PER_REQUEST]
         memo[(tier, *request)] = Ready(resp.status, kept, body, route, iocs, text_headers(kept))
 
-    def _hot_ready(self, hot: tuple[bytes, tuple]) -> tuple[Any, Ready] | None:
+    def _hot_ready(self, hot: HotInputs) -> tuple[Any, Ready] | None:
         """(key, kept answer) for a repeated shared GET by a cached valid key, else None."""
-        key = self._cached_key(hot[0])
+        cached_key = self._cached_key
+        key = cached_key(hot[0]) if cached_key is not None else None
         if key is None:
             return None
         try:
@@ -416,7 +425,7 @@ class App:
         started = time.perf_counter()
         found = self.router.match(req.path)
         route = found[0] if found else None
-        ctx = Ctx(req, self, route, found[1]) if found else None
+        ctx = Ctx(req, self, found[0], found[1]) if found else None
         try:
             if ctx is None or route is None:
                 raise NotFound()
@@ -515,7 +524,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY = 64 * 1024
 
 
-async def _read_body(receive: Callable[[], Awaitable[dict]]) -> bytes | None:
+async def _read_body(receive: Callable[[], Awaitable[Message]]) -> bytes | None:
     """The request body, or None when it is larger than ``MAX_BODY``."""
     chunks: list[bytes] = []
     size = 0
@@ -532,11 +541,11 @@ async def _read_body(receive: Callable[[], Awaitable[dict]]) -> bytes | None:
     return b"".join(chunks) if size <= MAX_BODY else None
 
 
-async def _lifespan(receive: Callable[[], Awaitable[dict]],
-                    send: Callable[[dict], Awaitable[None]],
+async def _lifespan(receive: Callable[[], Awaitable[Message]],
+                    send: Callable[[Message], Awaitable[None]],
                     flush: Callable[[], None]) -> None:
     """Start the periodic usage flush with the server; flush once more when it stops."""
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import binascii
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from worker.errors import InvalidApiKey, MissingApiKey
 from worker.http import Request
+
+if TYPE_CHECKING:
+    from worker.keys import ApiKey, AuthResult
 
 MESSAGES = {
     "malformed": "The API key is not valid. Check that it was copied whole.",
@@ -17,7 +20,7 @@ MESSAGES = {
 
 
 class KeyLookup(Protocol):
-    def authenticate(self, presented: str): ...
+    def authenticate(self, presented: str) -> AuthResult: ...
 
 
 def authorization_key(value: bytes) -> bytes | None:
@@ -60,7 +63,7 @@ def presented_key(req: Request) -> str | None:
     return req.headers.get("x-api-key", "").strip() or req.query.get("api_key") or None
 
 
-def authenticate(req: Request, keys: KeyLookup):
+def authenticate(req: Request, keys: KeyLookup) -> ApiKey | None:
     presented = presented_key(req)
     if not presented:
         raise MissingApiKey()

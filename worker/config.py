@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -53,6 +53,7 @@ class WorkerConfig:
         base = Path(data_dir).resolve()
         values: dict[str, object] = {"data_dir": str(base), "bucket": str(base / "bucket")}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # the keys are field names; each override is given with its field's type by the caller
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -66,6 +67,7 @@ class WorkerConfig:
             if raw is not None:
                 values[f.name] = (float(raw) if f.type == "float" else raw == "True"
                                   if f.type == "bool" else raw)
+        # each value was converted above to its field's type (float, bool or str)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -74,7 +76,8 @@ def make_limiter(config: WorkerConfig) -> Limiter:
     fallback fraction is 0 (then an unreachable store answers 503). See docs/rate-limits.md."""
     if config.limiter_factory:
         module, _, name = config.limiter_factory.partition(":")
-        return getattr(importlib.import_module(module), name)(config)
+        factory: Callable[[WorkerConfig], Limiter] = getattr(importlib.import_module(module), name)
+        return factory(config)
     if config.limiter == "memory":
         return MemoryLimiter()
     if config.limiter == "sqlite":

@@ -32,7 +32,8 @@ def _gzip(body: bytes) -> bytes:
 
 
 def _brotli(body: bytes) -> bytes:
-    return brotli.compress(body, quality=5 if len(body) <= LARGE else 1)
+    compressed: bytes = brotli.compress(body, quality=5 if len(body) <= LARGE else 1)
+    return compressed
 
 
 CODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gzip}

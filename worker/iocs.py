@@ -76,6 +76,7 @@ def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
 
 
 def list_iocs(ctx: Ctx) -> Response:
+    assert ctx.tier is not None  # a key route: App._admit set the key's tier
     resp = list_answer(ctx.req, ctx.build(), ctx.tier, public_url=ctx.app.public_url,
                        source_name=ctx.app.source_name)
     ctx.iocs = count_records(resp)

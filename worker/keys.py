@@ -24,6 +24,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from worker.tiers import TIERS
 
@@ -227,12 +228,12 @@ def _normal_id(key_id: str) -> str | None:
 # --- storage ------------------------------------------------------------------------------
 
 
-def _row_to_key(row: tuple) -> ApiKey:
+def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
     values = dict(zip(_FIELDS, row, strict=True))
     return ApiKey(**values | {"scopes": tuple(values["scopes"].split())})
 
 
-def _key_to_row(record: ApiKey) -> tuple:
+def _key_to_row(record: ApiKey) -> tuple[Any, ...]:
     values = [getattr(record, field) for field in _FIELDS]
     values[_FIELDS.index("scopes")] = " ".join(record.scopes)
     return tuple(values)
@@ -301,7 +302,7 @@ class KeyStore:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         secret: bytes,
         *,
         clock: Callable[[], float] = time.time,
@@ -366,14 +367,15 @@ class KeyStore:
         return key, record
 
     def _live(self, owner: str, now: int) -> int:
-        return self._conn.execute(
+        live: int = self._conn.execute(
             "SELECT count(*) FROM api_keys WHERE user = ? AND revoked_at IS NULL "
             "AND (expires_at IS NULL OR expires_at > ?)", (owner, now)).fetchone()[0]
+        return live
 
     def list(self, user: str | None = None) -> list[ApiKey]:
         """All keys, or one user's keys; newest first."""
         sql = f"SELECT {_COLUMNS} FROM api_keys"
-        params: tuple = ()
+        params: tuple[str, ...] = ()
         if user is not None:
             sql, params = sql + " WHERE user = ?", (user.strip().lower(),)
         with self._lock:
@@ -431,10 +433,12 @@ class KeyStore:
         Used by the worker's hot path; the same ``cache_ttl`` rules apply.
         """
         entry = self._cache.get(self._hmac.digest(presented))
-        if entry is None or entry[1] is None:
+        if entry is None:
+            return None
+        seen, record = entry
+        if record is None:
             return None
         now = self._clock()
-        seen, record = entry
         if now - seen >= self._cache_ttl or record.revoked_at is not None or (
                 record.expires_at is not None and now >= record.expires_at):
             return None
@@ -488,7 +492,7 @@ class KeyStore:
             self._conn.close()
 
 
-def load_or_create_secret(path: str | os.PathLike) -> bytes:
+def load_or_create_secret(path: str | os.PathLike[str]) -> bytes:
     """Read the pepper at ``path``, or create it (32 random bytes, mode 0600, atomically)."""
     target = os.fspath(path)
     try:

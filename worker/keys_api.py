@@ -42,6 +42,7 @@ def _spend_key_op(ctx: Ctx, tier_name: str) -> None:
     """Count one key creation or revocation against the account; 429 once its windows are spent."""
     tier, scale = TIERS[tier_name], ctx.app.limit_scale
     per_minute, per_day = int(tier.key_ops_per_minute * scale), int(KEY_OPS_PER_DAY * scale)
+    assert ctx.user is not None  # a session route: App._admit set the user
     decision = ctx.app.limiter.hit(key_ops_limit_id(ctx.user), per_minute, per_day)
     if not decision.allowed:
         window = decision.binding
@@ -93,7 +94,7 @@ def _status(key: ApiKey, now: float) -> str:
     return "active"
 
 
-def key_info(key: ApiKey, totals: dict[str, tuple[int, float | None]], now: float) -> dict:
+def key_info(key: ApiKey, totals: dict[str, tuple[int, float | None]], now: float) -> dict[str, Any]:
     tier = TIERS[key.tier]
     count, last = totals.get(key.id, (0, None))
     last_used = max(t for t in (last, key.last_used_at, 0) if t is not None) or None
@@ -115,7 +116,7 @@ def key_info(key: ApiKey, totals: dict[str, tuple[int, float | None]], now: floa
 
 
 def _own_key(ctx: Ctx) -> ApiKey:
-    key = ctx.app.keys.get(ctx.params.get("keyId", ""), user=ctx.user)
+    key: ApiKey | None = ctx.app.keys.get(ctx.params.get("keyId", ""), user=ctx.user)
     if key is None:
         raise NotFound("No API key with this id belongs to you.")
     return key

@@ -263,7 +263,7 @@ class SQLiteLimiter:
     period past its end so that a process whose clock lags slightly never re-creates it.
     """
 
-    def __init__(self, path: str | os.PathLike, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._day = -1
@@ -350,7 +350,7 @@ class SQLiteLimiter:
             minute_count = per_minute  # a window was deleted in between: report the minute one
         return refused(w, minute_count, day_count, per_minute, per_day)
 
-    def _housekeep(self, params: dict, new_minute: bool, day: int) -> None:
+    def _housekeep(self, params: dict[str, object], new_minute: bool, day: int) -> None:
         """Delete finished windows; best effort, as the request has already been decided."""
         try:
             if day != self._day:
@@ -393,12 +393,12 @@ class Coalescer:
 
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Hit, asyncio.Future]]] = {}
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Hit, asyncio.Future[Decision]]]] = {}
         self.batches = 0  # batches decided so far (for tests and benchmarks)
 
     async def decide(self, key_id: str, per_minute: int, per_day: int) -> Decision:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[Decision] = loop.create_future()
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
@@ -412,6 +412,7 @@ class Coalescer:
             return
         self.batches += 1
         try:
+            # only built for a store with hit_many (``batches``), which Limiter does not declare
             decisions = self.limiter.hit_many([hit for hit, _ in batch])  # type: ignore[attr-defined]
         except Exception as exc:
             for _, future in batch:

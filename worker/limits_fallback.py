@@ -74,7 +74,9 @@ class FallbackLimiter:
         is up, else hit by hit by the capped fallback, exactly as ``hit`` would."""
         if self._should_try_primary():
             try:
-                decisions = self.primary.hit_many(hits)  # type: ignore[attr-defined]
+                # called only when the primary has hit_many (``batches``); Limiter does not
+                # declare it
+                decisions: list[Decision] = self.primary.hit_many(hits)  # type: ignore[attr-defined]
             except LimiterUnavailable as exc:
                 self._failed(exc)
             else:

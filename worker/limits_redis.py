@@ -202,7 +202,7 @@ class RedisLimiter:
                 _, per_minute, per_day = hits[i]
                 out[i] = (admitted if allowed else refused)(w, minute_count, day_count,
                                                             per_minute, per_day)
-        return out  # type: ignore[return-value]
+        return out  # type: ignore[return-value]  # every index was filled in the loop above
 
     def _batch(self, commands: list[bytes]) -> list[list[int]]:
         """Send every command, read every reply; repeat only the runs that found no script."""
@@ -219,13 +219,13 @@ class RedisLimiter:
                     raise reply
             return replies
 
-    def _pipeline(self, commands: list[bytes]) -> list:
+    def _pipeline(self, commands: list[bytes]) -> list[Any]:
         """One write of all commands, then their replies in order (an error reply is returned,
         not raised). A connection dropped before any reply arrived is reopened once and the
         whole batch sent again, as ``_call`` does for one command; a timeout is never repeated.
         """
         for attempt in (0, 1):
-            replies: list = []
+            replies: list[Any] = []
             try:
                 self._conn.send_packed_command(commands, check_health=False)
                 for _ in commands:
@@ -264,7 +264,7 @@ class RedisLimiter:
         self.last_now = now_us / 1_000_000
         return allowed, minute_count, day_count, Window.at(self.last_now)
 
-    def _evalsha(self, args: tuple) -> list[int]:
+    def _evalsha(self, args: tuple[str | int, ...]) -> list[int]:
         command = [evalsha_command(*args)]
         with self._lock:
             try:
@@ -285,7 +285,8 @@ class RedisLimiter:
     def _send_and_read(self, command: list[bytes]) -> list[int]:
         try:
             self._conn.send_packed_command(command, check_health=False)
-            return self._conn.read_response()
+            reply: list[int] = self._conn.read_response()  # the scripts answer integer lists
+            return reply
         except (RedisConnectionError, RedisTimeoutError):
             self._conn.disconnect()  # a late reply must not be read as the next one's
             raise

@@ -43,6 +43,7 @@ def event_document(build_id: str, generated_at: int, p: ExportParams, source: st
 
 def misp_event(ctx: Ctx) -> Response:
     build = ctx.build()
+    assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return conditional(
         ctx.req, build, etag(f"misp|{build.build_id}|{p.key}"), MEDIA_TYPE,

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 # Our namespace for UUIDv5 ids of MISP events and of the publishing organisation.
 MISP_NAMESPACE = uuid.UUID("2738a5fc-bec8-45a0-859e-afd75848850b")
@@ -90,7 +91,7 @@ def event_bytes(meta: EventMeta, source_name: str, attributes: bytes) -> bytes:
     return event_head(meta, source_name) + attributes.removesuffix(b",") + b"]}}"
 
 
-def manifest_entry(meta: EventMeta, source_name: str) -> dict:
+def manifest_entry(meta: EventMeta, source_name: str) -> dict[str, Any]:
     """The event's entry in a feed's ``manifest.json``, as ``MISPEvent.manifest`` writes it."""
     return {
         "Orgc": orgc(source_name),

@@ -59,6 +59,7 @@ def document(build_id: str, generated_at: int, p: ExportParams, source: str, ite
 
 def openioc_document(ctx: Ctx) -> Response:
     build = ctx.build()
+    assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return conditional(
         ctx.req, build, etag(f"openioc|{build.build_id}|{p.key}"), MEDIA_TYPE,

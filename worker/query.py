@@ -15,6 +15,7 @@ import json
 import time
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
 from worker import formats, layout
 from worker.storage import Build
@@ -55,21 +56,22 @@ def day_start(day: str) -> int:
 def view_days(build: Build, view: str) -> list[tuple[str, int, int]]:
     def load() -> list[tuple[str, int, int]]:
         raw = build.read_json(layout.view_index_key(view))
+        # the build writes the view index as a JSON object with a "days" list
         return [] if raw is None else [tuple(d) for d in raw["days"]]  # type: ignore[index]
 
-    return build.cached(f"view:{view}", load)  # type: ignore[return-value]
+    return build.cached(f"view:{view}", load)
 
 
-def _day_array(build: Build, key: str, code: str) -> array:
-    def load() -> array:
+def _day_array(build: Build, key: str, code: str) -> array[int]:
+    def load() -> array[int]:
         values = array(code)
         values.frombytes(build.read(key) or b"")
         return values
 
-    return build.cached(key, load)  # type: ignore[return-value]
+    return build.cached(key, load)
 
 
-def _view_lines(build: Build, view: str, start: int, stop: int) -> array:
+def _view_lines(build: Build, view: str, start: int, stop: int) -> array[int]:
     lines = array("I")
     lines.frombytes(build.read_range(layout.view_lines_key(view), start * 4, stop * 4))
     return lines
@@ -79,7 +81,7 @@ def _trim(build: Build, view: str, day: str, start: int, count: int, q: Query) -
     """Narrow a boundary day to the records whose last_seen lies inside the window."""
     ts = _day_array(build, layout.day_ts_key(day), "q")
     if view == layout.ALL_VIEW:
-        stamps: list[int] | array = ts
+        stamps: list[int] | array[int] = ts
     else:
         stamps = [ts[i] for i in _view_lines(build, view, start, start + count)]
     lo = bisect.bisect_left(stamps, -q.until, key=lambda t: -t)
@@ -121,7 +123,7 @@ def page(found: list[Segment], offset: int, limit: int) -> list[Segment]:
     return picked
 
 
-def _runs(lines: array) -> list[tuple[int, int]]:
+def _runs(lines: array[int]) -> list[tuple[int, int]]:
     """Coalesce ascending line numbers into [first, last] runs."""
     runs: list[tuple[int, int]] = []
     for line in lines:
@@ -167,7 +169,7 @@ def iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def json_head(meta: dict, data: bytes) -> bytes:
+def json_head(meta: dict[str, Any], data: bytes) -> bytes:
     """A JSON list answer without its ``links`` member (the edge appends it)."""
     if data.endswith(b","):
         data = data[:-1]

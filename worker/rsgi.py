@@ -24,6 +24,8 @@ from worker.app import (
     HOT_HEADERS_TEXT,
     USAGE_FLUSH_SECONDS,
     App,
+    HotInputs,
+    Message,
     _every,
     access_log,
     hot_headers,
@@ -35,7 +37,7 @@ from worker.auth import authorization_key
 PATH_SAFE = "/!$&'()*+,;=:@~-._"  # characters a request path carries unencoded
 
 
-def hot_inputs(scope: Any) -> tuple[bytes, tuple] | None:
+def hot_inputs(scope: Any) -> HotInputs | None:
     """``worker.app.hot_inputs`` of an RSGI GET: the same key and kept-answer key as the ASGI
     scope the adapter builds for the same request (values as the bytes that were received)."""
     query = scope.query_string
@@ -96,10 +98,10 @@ class _Exchange:
         self.protocol = protocol
         self.chunks: Any = None
         self.ended = False
-        self.start: dict | None = None
+        self.start: Message | None = None
         self.stream: Any = None
 
-    async def receive(self) -> dict:
+    async def receive(self) -> Message:
         if self.ended:  # the body was read: what a server reports next is the disconnect
             await self.protocol.client_disconnect()
             return {"type": "http.disconnect"}
@@ -112,7 +114,7 @@ class _Exchange:
             return {"type": "http.request", "body": b"", "more_body": False}
         return {"type": "http.request", "body": bytes(chunk), "more_body": True}
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.start = message
@@ -137,7 +139,7 @@ class RSGIApp:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self._flusher: asyncio.Task | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the periodic usage flush with the worker process (ASGI's lifespan startup)."""
@@ -168,8 +170,8 @@ class RSGIApp:
                 return
         await self.call_asgi(asgi_scope(scope), protocol, started, hot)
 
-    async def call_asgi(self, scope: dict, protocol: Any, started: float,
-                        hot: tuple[bytes, tuple] | None) -> None:
+    async def call_asgi(self, scope: Message, protocol: Any, started: float,
+                        hot: HotInputs | None) -> None:
         """The full path through the ASGI app (which answers every error itself)."""
         exchange = _Exchange(protocol)
         await self.app.full(scope, exchange.receive, exchange.send, started, hot)

@@ -44,7 +44,7 @@ def prefix_hex(build: Build) -> int:
             raise Unavailable("The published build has no search index; rebuild and publish.")
         return int(meta["prefix_hex"])
 
-    return build.cached("search:prefix_hex", load)  # type: ignore[return-value]
+    return build.cached("search:prefix_hex", load)
 
 
 def shard(build: Build, hash_prefix: str) -> bytes:

@@ -97,5 +97,6 @@ class _BotocoreChain:
             self._found = botocore.session.get_session().get_credentials()
         if self._found is None:
             return None
+        # botocore ships no types: _found is its Credentials object
         frozen = self._found.get_frozen_credentials()  # type: ignore[attr-defined]
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)

@@ -26,7 +26,7 @@ def stats_answer(build: Build, source_name: str) -> bytes:
                 "source": source_name}
         return b'{"meta":' + json.dumps(meta, separators=(",", ":")).encode() + b',"data":' + data + b"}"
 
-    return build.cached(f"stats:{source_name}", make)  # type: ignore[return-value]
+    return build.cached(f"stats:{source_name}", make)
 
 
 def get_stats(ctx: Ctx) -> Response:

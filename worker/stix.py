@@ -116,6 +116,7 @@ def stix_body(build: Build, p: StixParams) -> bytes:
 
 def export_stix(ctx: Ctx) -> Response:
     build = ctx.build()
-    p = parse_stix(ctx.req.query, ctx.tier, build.generated_at)  # type: ignore[arg-type]
+    assert ctx.tier is not None  # a key route: App._admit set the key's tier
+    p = parse_stix(ctx.req.query, ctx.tier, build.generated_at)
     tag = etag("stix|" + p.identity(build.build_id))
     return conditional(ctx.req, build, tag, MEDIA_TYPE, lambda: stix_body(build, p))

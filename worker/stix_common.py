@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 # Our own namespace for UUIDv5 ids of SDOs, SROs and bundles. STIX reserves
 # 00abedb4-aa42-466c-9c01-fed23315a9b7 for SCO ids; this is deliberately another one.
@@ -22,7 +23,7 @@ def stix_id(stix_type: str, name: str) -> str:
 
 
 IDENTITY_ID = stix_id("identity", "socdef")
-IDENTITY: dict = {
+IDENTITY: dict[str, Any] = {
     "type": "identity",
     "spec_version": "2.1",
     "id": IDENTITY_ID,
@@ -52,7 +53,7 @@ CONFIDENCE_TLP = {"high": "green", "medium": "amber", "low": "clear"}
 DEFAULT_TLPS = ("clear", "green", "amber")  # the levels records carry before any override
 
 
-def tlp_marking(level: str) -> dict:
+def tlp_marking(level: str) -> dict[str, Any]:
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -65,7 +66,7 @@ def tlp_marking(level: str) -> dict:
     }
 
 
-def _compact(obj: dict) -> bytes:
+def _compact(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from worker import layout
 
 log = logging.getLogger("socdef.storage")
 NOTHING_PUBLISHED = "no build has been published yet"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
+T = TypeVar("T")
 
 class StorageError(RuntimeError):
     """The bucket is unreadable or holds no published build."""
@@ -88,13 +89,14 @@ class ObjectRef:
 class Build:
     """One published build: logical keys resolved through its manifest."""
 
-    def __init__(self, bucket: Bucket, manifest: dict) -> None:
+    def __init__(self, bucket: Bucket, manifest: dict[str, Any]) -> None:
         self.bucket = bucket
         self.build_id: str = manifest["build_id"]
         self.generated_at: int = manifest["generated_at"]
         self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
-        self._cache: dict[str, object] = {}
-        self.responses: dict[tuple, tuple[bytes, str]] = {}  # whole answers, see worker.iocs
+        self._cache: dict[str, Any] = {}
+        # whole answers, see worker.iocs
+        self.responses: dict[tuple[Any, ...], tuple[bytes, str]] = {}
 
     def ref(self, key: str) -> ObjectRef | None:
         return self.objects.get(key)
@@ -111,9 +113,10 @@ class Build:
         ref = self.objects[key]
         return self.bucket.get_range(layout.object_key(ref.sha256), start, end, ref.size)
 
-    def cached(self, name: str, make: Callable[[], object]) -> object:
+    def cached(self, name: str, make: Callable[[], T]) -> T:
         """Memoise a value derived from this (immutable) build."""
-        value = self._cache.get(name)
+        # a name is always made by the same ``make``, so the kept value has its type
+        value: T | None = self._cache.get(name)
         if value is None:
             value = self._cache[name] = make()
         return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from worker import layout
 from worker import taxii_common as tc
@@ -115,7 +116,7 @@ def get_versions(ctx: Ctx) -> Response:
     f = _filters(ctx, (oid,))
     page = select(build, name, Filters(f.after, f.limit, None, f.ids, None, f.spec_ok),
                   _floor(ctx, build))
-    body: dict = {"more": False}
+    body: dict[str, Any] = {"more": False}
     if page.entries:
         body["versions"] = [tc.version_string(e[1]) for e in page.entries]
     resp = Response(200, json.dumps(body, separators=(",", ":")).encode(), tc.TAXII_MEDIA_TYPE)

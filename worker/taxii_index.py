@@ -17,6 +17,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 from worker import taxii_common as tc
 from worker.errors import NotFound
@@ -48,12 +49,13 @@ class Page:
     cursor: int | None  # date_added of the last entry considered, when ``more``
 
 
-def meta(build: Build, name: str) -> dict:
+def meta(build: Build, name: str) -> dict[str, Any]:
     key = tc.collection_key(name, "meta.json")
-    found = build.cached(key, lambda: build.read_json(key))
+    # the build writes a collection's meta.json as one JSON object
+    found = build.cached(key, lambda: cast("dict[str, Any] | None", build.read_json(key)))
     if found is None:
         raise NotFound("This build has no TAXII collections; rebuild and publish.")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Seq]:
@@ -70,7 +72,7 @@ def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Se
 def entries(build: Build, seq: Seq, lo: int, hi: int) -> list[Entry]:
     size = tc.ENTRY.size
     raw = build.read_range(seq.key, lo * size, min(hi, seq.count) * size)
-    return list(tc.ENTRY.iter_unpack(raw))  # type: ignore[arg-type]
+    return list(tc.ENTRY.iter_unpack(raw))
 
 
 def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
@@ -184,7 +186,7 @@ def _id_fences(build: Build) -> list[bytes]:
         raw = build.read(tc.ID_FENCE_KEY) or b""
         return [raw[i : i + 16] for i in range(0, len(raw), 16)]
 
-    return build.cached(tc.ID_FENCE_KEY, load)  # type: ignore[return-value]
+    return build.cached(tc.ID_FENCE_KEY, load)
 
 
 def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, int] | None:

@@ -102,7 +102,8 @@ def encode_cursor(date_added: int) -> str:
 def decode_cursor(raw: str) -> int:
     try:
         packed = base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4))
-        return CURSOR.unpack(packed)[0]
+        date_added: int = CURSOR.unpack(packed)[0]
+        return date_added
     except (binascii.Error, struct.error, ValueError):
         raise InvalidParameter("Invalid next: not a cursor this server returned",
                                details={"parameter": "next"}) from None

@@ -64,6 +64,12 @@ def add_count_column(conn: sqlite3.Connection) -> None:
             raise
 
 
+# (key, endpoint, status, latency, day or second) -> [latest ts, requests, indicators]; the
+# counts are a list (float, int, int) so that a request updates them in place.
+Group = tuple[str, str, int, float, int]
+Groups = dict[Group, list[Any]]
+
+
 class UsageLog:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  flush_every: float = 1.0, max_buffer: int = 512,
@@ -81,8 +87,7 @@ class UsageLog:
         self._flush_every = flush_every
         self._max_buffer = max_buffer
         self._retention = retention_days * DAY
-        # (key, endpoint, status, latency, day) -> [latest ts, requests, indicators]
-        self._groups: dict[tuple[str, str, int, float, int], list] = {}
+        self._groups: Groups = {}
         self._flushed = clock()
         self._pruned = float("-inf")
         self._lock = threading.Lock()
@@ -120,7 +125,7 @@ class UsageLog:
         if self._flushed - self._replayed >= REPLAY_EVERY:
             self.replay()
 
-    def _write(self, groups: dict) -> None:
+    def _write(self, groups: Groups) -> None:
         """Insert the rows of ``groups`` and, in the same transaction, how far this process's
         journal is now in the log; a large journal wholly in the log is then replaced."""
         journal = self._journal
@@ -154,7 +159,7 @@ class UsageLog:
                                      (name,)).fetchone()
             offset = row[0] if row else 0
             entries, used = usage_journal.parse(usage_journal.unread(fd, offset))
-            groups: dict = {}
+            groups: Groups = {}
             for key_id, endpoint, status, latency, iocs, ts in entries:
                 # one row per key, route, status, latency and second: ``ts`` stays exact to 1 s
                 _add(groups, (key_id, endpoint, status, latency, int(ts)), ts, iocs)
@@ -206,12 +211,12 @@ _CHECKPOINT = ("INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
                "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset")
 
 
-def _rows(groups: dict) -> list[tuple]:
+def _rows(groups: Groups) -> list[tuple[str, float, str, int, float, int, int]]:
     return [(key_id, ts, endpoint, status, latency, iocs, n)
             for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
 
 
-def _add(groups: dict, group: tuple, ts: float, iocs: int) -> bool:
+def _add(groups: Groups, group: Group, ts: float, iocs: int) -> bool:
     """Count one request into ``groups``; True when it opened a new group."""
     counts = groups.get(group)
     if counts is None:
