@@ -25,6 +25,7 @@ test: setup system-deps
 # The checks .ci/run and the pre-commit hooks run: lint, then types ([tool.mypy] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy generator exports worker
 
 # Every script in bench/, one after another (half an hour or more on the 2-core machine).

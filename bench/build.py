@@ -43,18 +43,28 @@ def child_build(store_root: str, out: str) -> None:
     result = build(Store(store_root), out)
     me = resource.getrusage(resource.RUSAGE_SELF)
     second = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build's second process
-    print(json.dumps({"build_id": result.build_id, "iocs": result.iocs,
-                      "objects": result.objects, "mb": result.bytes / 1e6,
-                      "seconds": result.seconds, "peak_rss_mb": me.ru_maxrss / 1024,
-                      "second_peak_rss_mb": second.ru_maxrss / 1024,
-                      "cpu_seconds": me.ru_utime + me.ru_stime,
-                      "second_cpu_seconds": second.ru_utime + second.ru_stime,
-                      "stages": result.stages}))
+    print(
+        json.dumps(
+            {
+                "build_id": result.build_id,
+                "iocs": result.iocs,
+                "objects": result.objects,
+                "mb": result.bytes / 1e6,
+                "seconds": result.seconds,
+                "peak_rss_mb": me.ru_maxrss / 1024,
+                "second_peak_rss_mb": second.ru_maxrss / 1024,
+                "cpu_seconds": me.ru_utime + me.ru_stime,
+                "second_cpu_seconds": second.ru_utime + second.ru_stime,
+                "stages": result.stages,
+            }
+        )
+    )
 
 
 def run_child(*args: str) -> str:
-    return subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True,
-                          text=True, cwd=ROOT).stdout
+    return subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout
 
 
 def _rollup(pid: int) -> dict[str, int]:
@@ -92,7 +102,9 @@ class MemorySampler:
     """Samples the PSS of a process tree until stopped; keeps the peaks (kB)."""
 
     pid: int
-    interval: float = 0.5  # a sample reads two large processes' page tables: 0.1 s cost 10-20 % of a core
+    interval: float = (
+        0.5  # a sample reads two large processes' page tables: 0.1 s cost 10-20 % of a core
+    )
     peak_pss: int = 0  # of the sum over the tree, sample by sample
     peak_rss_sum: int = 0  # the same with RSS: an upper bound (shared pages counted twice)
     peak_at: float = 0.0  # seconds after the start
@@ -133,8 +145,9 @@ class MemorySampler:
                 self.peak_pss, self.peak_at = pss, time.perf_counter() - self._started
             self.peak_rss_sum = max(self.peak_rss_sum, rss)
             if log is not None:
-                log.write(f"{time.perf_counter() - self._started:.2f} {pss}"
-                          f" {' '.join(map(str, each))}\n")
+                log.write(
+                    f"{time.perf_counter() - self._started:.2f} {pss} {' '.join(map(str, each))}\n"
+                )
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
@@ -144,8 +157,13 @@ class MemorySampler:
 
 def run_sampled(*args: str, log: str | None = None) -> tuple[str, MemorySampler]:
     """``run_child`` while a :class:`MemorySampler` watches the child's process tree."""
-    with subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=ROOT) as child:
+    with subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    ) as child:
         sampler = MemorySampler(child.pid, log=log)
         try:
             stdout, stderr = child.communicate()
@@ -185,32 +203,44 @@ def main() -> None:
         stdout, memory = run_sampled("--child", "build", store, out, log=args.memory_log)
         figures = json.loads(stdout)
         wall = time.perf_counter() - wall
-    print(f"build: {figures['iocs']:,} distinct IOCs, {figures['objects']:,} objects, "
-          f"{figures['mb']:.0f} MB")
+    print(
+        f"build: {figures['iocs']:,} distinct IOCs, {figures['objects']:,} objects, "
+        f"{figures['mb']:.0f} MB"
+    )
     print(f"build seconds: {figures['seconds']:.1f} (process wall {wall:.1f})")
-    print(f"peak RSS: {figures['peak_rss_mb']:.0f} MB"
-          f" (second process: {figures['second_peak_rss_mb']:.0f} MB, counting the pages it"
-          f" shares with the first)")
+    print(
+        f"peak RSS: {figures['peak_rss_mb']:.0f} MB"
+        f" (second process: {figures['second_peak_rss_mb']:.0f} MB, counting the pages it"
+        f" shares with the first)"
+    )
     if memory.peak_pss:
-        print(f"peak PSS, both processes together: {memory.peak_pss / 1024:.0f} MB"
-              f" at {memory.peak_at:.1f}s (summed RSS peak {memory.peak_rss_sum / 1024:.0f} MB;"
-              f" {memory.samples} samples)")
+        print(
+            f"peak PSS, both processes together: {memory.peak_pss / 1024:.0f} MB"
+            f" at {memory.peak_at:.1f}s (summed RSS peak {memory.peak_rss_sum / 1024:.0f} MB;"
+            f" {memory.samples} samples)"
+        )
         for number, (pid, peaks) in enumerate(sorted(memory.processes.items()), 1):
-            print(f"  process {number} (pid {pid}): peak PSS {peaks['Pss'] / 1024:.0f} MB,"
-                  f" peak RSS {peaks['Rss'] / 1024:.0f} MB")
+            print(
+                f"  process {number} (pid {pid}): peak PSS {peaks['Pss'] / 1024:.0f} MB,"
+                f" peak RSS {peaks['Rss'] / 1024:.0f} MB"
+            )
     else:
         print("peak PSS: not available (no /proc/<pid>/smaps_rollup here)")
-    print(f"CPU seconds: {figures['cpu_seconds']:.1f}"
-          f" (second process: {figures['second_cpu_seconds']:.1f})")
+    print(
+        f"CPU seconds: {figures['cpu_seconds']:.1f}"
+        f" (second process: {figures['second_cpu_seconds']:.1f})"
+    )
     for name, seconds in sorted(figures["stages"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {seconds:7.1f}s")
     if n >= 1_000_000:
         # without PSS, the sum of both peak RSS figures bounds the memory from above
-        peak_mb = (memory.peak_pss / 1024 if memory.peak_pss
-                   else figures["peak_rss_mb"] + figures["second_peak_rss_mb"])
+        peak_mb = (
+            memory.peak_pss / 1024
+            if memory.peak_pss
+            else figures["peak_rss_mb"] + figures["second_peak_rss_mb"]
+        )
         ok = figures["seconds"] <= 120 and peak_mb <= 2048
-        print(f"goal (<= 120 s, <= 2048 MB both processes together): "
-              f"{'met' if ok else 'NOT met'}")
+        print(f"goal (<= 120 s, <= 2048 MB both processes together): {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -45,9 +45,17 @@ from tests.extraction_devset import Document, Pair, Score, evaluate, load_devset
 Extractor = Callable[[Document], Iterable[Pair]]
 _URL_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
 _IOC_FINDER_TYPES = {
-    "ipv4s": "ipv4", "ipv6s": "ipv6", "domains": "domain", "urls": "url",
-    "email_addresses": "email", "md5s": "md5", "sha1s": "sha1", "sha256s": "sha256",
-    "sha512s": "sha512", "cves": "cve", "attack_techniques": "mitre_attack",
+    "ipv4s": "ipv4",
+    "ipv6s": "ipv6",
+    "domains": "domain",
+    "urls": "url",
+    "email_addresses": "email",
+    "md5s": "md5",
+    "sha1s": "sha1",
+    "sha256s": "sha256",
+    "sha512s": "sha512",
+    "cves": "cve",
+    "attack_techniques": "mitre_attack",
 }
 _IOCEXTRACT_TYPES = ("ipv4", "ipv6", "url", "email", "md5", "sha1", "sha256", "sha512")
 
@@ -100,8 +108,13 @@ def cold_caches() -> None:
 def ioc_finder_extractor(doc: Document) -> set[Pair]:
     from ioc_finder import find_iocs
 
-    found = find_iocs(doc.text, parse_domain_from_url=False, parse_domain_from_email_address=False,
-                      parse_urls_without_scheme=False, included_ioc_types=list(_IOC_FINDER_TYPES))
+    found = find_iocs(
+        doc.text,
+        parse_domain_from_url=False,
+        parse_domain_from_email_address=False,
+        parse_urls_without_scheme=False,
+        included_ioc_types=list(_IOC_FINDER_TYPES),
+    )
     pairs: list[Pair] = []
     for key, kind in _IOC_FINDER_TYPES.items():
         values = found.get(key, [])
@@ -164,29 +177,42 @@ def table(name: str, score: Score, types: Iterable[str]) -> None:
             print(f"  {kind:<13} {'n/a':>6}")
             continue
         p, r, f1 = score.prf(kind)
-        print(f"  {kind:<13} {p:6.3f} {r:6.3f} {f1:6.3f}  {score.tp[kind]:4} "
-              f"{score.fp[kind]:4} {score.fn[kind]:4}")
+        print(
+            f"  {kind:<13} {p:6.3f} {r:6.3f} {f1:6.3f}  {score.tp[kind]:4} "
+            f"{score.fp[kind]:4} {score.fn[kind]:4}"
+        )
     p, r, f1 = score.prf()
     print(f"  {'micro':<13} {p:6.3f} {r:6.3f} {f1:6.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="CPU-time budget per extractor, corpus and round")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds; each figure is the median over them")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="CPU-time budget per extractor, corpus and round"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds; each figure is the median over them",
+    )
     parser.add_argument("--errors", action="store_true", help="list our FPs and FNs")
     args = parser.parse_args()
     docs = load_devset()
     size = sum(len(d.text.encode()) for d in docs)
-    print(f"{datetime.now(UTC):%Y-%m-%d} {platform.machine()} {platform.processor() or ''} "
-          f"Python {platform.python_version()}")
-    print(f"dev set: {len(docs)} documents, {size / 1e3:.0f} KB of text, "
-          f"{sum(len(d.gold) for d in docs)} labelled IOCs")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d} {platform.machine()} {platform.processor() or ''} "
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"dev set: {len(docs)} documents, {size / 1e3:.0f} KB of text, "
+        f"{sum(len(d.gold) for d in docs)} labelled IOCs"
+    )
     runs: list[tuple[str, Extractor, tuple[str, ...]]] = [("socdef", socdef_extractor, IOC_TYPES)]
-    for name, fn, types in (("ioc-finder", ioc_finder_extractor, IOC_TYPES),
-                            ("iocextract", iocextract_extractor, _IOCEXTRACT_TYPES)):
+    for name, fn, types in (
+        ("ioc-finder", ioc_finder_extractor, IOC_TYPES),
+        ("iocextract", iocextract_extractor, _IOCEXTRACT_TYPES),
+    ):
         try:
             fn(docs[0])
         except ImportError:
@@ -194,23 +220,32 @@ def main() -> None:
             continue
         runs.append((name, fn, types))
     articles = sample_articles()
-    print(f"throughput corpora: the dev set (one IOC per {size // sum(len(d.gold) for d in docs)}"
-          f" bytes) "
-          f"and the sample feeds' {len(articles)} articles "
-          f"({sum(len(a.text.encode()) for a in articles) / 1e3:.0f} KB)")
+    print(
+        f"throughput corpora: the dev set (one IOC per {size // sum(len(d.gold) for d in docs)}"
+        f" bytes) "
+        f"and the sample feeds' {len(articles)} articles "
+        f"({sum(len(a.text.encode()) for a in articles) / 1e3:.0f} KB)"
+    )
     scores = {name: evaluate(docs, fn) for name, fn, _ in runs}  # every type counts
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in runs}
     for _ in range(args.rounds):  # interleaved, so a burst of load hits every extractor alike
         for name, fn, _ in runs:
-            samples[name].append((throughput(docs, fn, args.seconds),
-                                  throughput(articles, fn, args.seconds)))
+            samples[name].append(
+                (throughput(docs, fn, args.seconds), throughput(articles, fn, args.seconds))
+            )
     results = {}
     for name, _, types in runs:
-        speeds = (statistics.median(s[0] for s in samples[name]),
-                  statistics.median(s[1] for s in samples[name]))
+        speeds = (
+            statistics.median(s[0] for s in samples[name]),
+            statistics.median(s[1] for s in samples[name]),
+        )
         results[name] = (scores[name], speeds)
-        table(f"{name}: {speeds[0]:.2f} MB/s on the dev set, {speeds[1]:.2f} MB/s on articles "
-              f"(median of {args.rounds} rounds, CPU time)", scores[name], types)
+        table(
+            f"{name}: {speeds[0]:.2f} MB/s on the dev set, {speeds[1]:.2f} MB/s on articles "
+            f"(median of {args.rounds} rounds, CPU time)",
+            scores[name],
+            types,
+        )
     report_goals(results)
     if args.errors:
         for doc, what, pair in results["socdef"][0].errors:
@@ -225,14 +260,19 @@ def report_goals(results: dict[str, tuple[Score, tuple[float, float]]]) -> None:
         return
     theirs, their_speeds = results["ioc-finder"]
     behind = [k for k in IOC_TYPES if ours.prf(k)[2] < theirs.prf(k)[2]]
-    print(f"goal ahead of ioc-finder on every type: "
-          f"{'met' if not behind else 'NOT met: ' + ', '.join(behind)} "
-          f"(micro F1 {f1:.4f} vs {theirs.prf()[2]:.4f})")
-    for corpus, speed, their_speed in zip(("dev set", "articles"), speeds, their_speeds,
-                                          strict=True):
+    print(
+        f"goal ahead of ioc-finder on every type: "
+        f"{'met' if not behind else 'NOT met: ' + ', '.join(behind)} "
+        f"(micro F1 {f1:.4f} vs {theirs.prf()[2]:.4f})"
+    )
+    for corpus, speed, their_speed in zip(
+        ("dev set", "articles"), speeds, their_speeds, strict=True
+    ):
         ratio = speed / their_speed
-        print(f"goal >= 10x ioc-finder's MB/s ({corpus}): {speed:.2f} / {their_speed:.2f} = "
-              f"{ratio:.1f}x {'met' if ratio >= 10 else 'NOT met'}")
+        print(
+            f"goal >= 10x ioc-finder's MB/s ({corpus}): {speed:.2f} / {their_speed:.2f} = "
+            f"{ratio:.1f}x {'met' if ratio >= 10 else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

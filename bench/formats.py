@@ -71,9 +71,14 @@ def stix_library(dicts: list[dict], bundle_id: str) -> str:
 
     from worker.stix_common import IDENTITY, TLP_IDS, tlp_marking
 
-    classes = {"indicator": stix2.Indicator, "vulnerability": stix2.Vulnerability,
-               "attack-pattern": stix2.AttackPattern, "relationship": stix2.Relationship,
-               "identity": stix2.Identity, "marking-definition": stix2.MarkingDefinition}
+    classes = {
+        "indicator": stix2.Indicator,
+        "vulnerability": stix2.Vulnerability,
+        "attack-pattern": stix2.AttackPattern,
+        "relationship": stix2.Relationship,
+        "identity": stix2.Identity,
+        "marking-definition": stix2.MarkingDefinition,
+    }
 
     def build(d: dict) -> object:
         return classes[d["type"]](**{k: v for k, v in d.items() if k != "type"})
@@ -128,20 +133,30 @@ def stix_part(n: int, rounds: int) -> None:
     lib_s, lib = timed(lambda: stix_library(dicts, doc["id"]), rounds)
     same = _normalised(json.loads(lib)) == _normalised(doc)
     sample = records[:SAMPLE]
-    verdicts = (problems(json.loads(stix_ours(sample))),
-                problems(json.loads(stix_library(stix_dicts(sample), doc["id"]))))
-    print(f"STIX bundle, {n:,} IOCs -> {count:,} objects ({len(ours) / 1e6:.1f} MB ours, "
-          f"{len(lib) / 1e6:.1f} MB stix2)")
-    print(f"  ours (render lines + envelope), median of {rounds}: {ours_s:.2f} s, "
-          f"{count / ours_s:,.0f} objects/s")
-    print(f"  stix2 {__import__('stix2').__version__} objects + Bundle.serialize(), median of "
-          f"{rounds}: {lib_s:.2f} s, "
-          f"{count / lib_s:,.0f} objects/s")
+    verdicts = (
+        problems(json.loads(stix_ours(sample))),
+        problems(json.loads(stix_library(stix_dicts(sample), doc["id"]))),
+    )
+    print(
+        f"STIX bundle, {n:,} IOCs -> {count:,} objects ({len(ours) / 1e6:.1f} MB ours, "
+        f"{len(lib) / 1e6:.1f} MB stix2)"
+    )
+    print(
+        f"  ours (render lines + envelope), median of {rounds}: {ours_s:.2f} s, "
+        f"{count / ours_s:,.0f} objects/s"
+    )
+    print(
+        f"  stix2 {__import__('stix2').__version__} objects + Bundle.serialize(), median of "
+        f"{rounds}: {lib_s:.2f} s, "
+        f"{count / lib_s:,.0f} objects/s"
+    )
     ratio = lib_s / ours_s
     verdict = "met" if ratio >= 50 else "NOT met"
     print(f"  ratio: ours is {ratio:.0f}x faster (goal >= 50x: {verdict})")
-    print(f"  same objects: {same}; validator on {SAMPLE} records: ours {len(verdicts[0])} "
-          f"problems, stix2 {len(verdicts[1])} problems, identical: {verdicts[0] == verdicts[1]}")
+    print(
+        f"  same objects: {same}; validator on {SAMPLE} records: ours {len(verdicts[0])} "
+        f"problems, stix2 {len(verdicts[1])} problems, identical: {verdicts[0] == verdicts[1]}"
+    )
 
 
 def misp_ours(records: list[IOCRecord]) -> bytes:
@@ -179,9 +194,21 @@ def _misp_view(event: dict) -> list:
     def when(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
-    return [(a["uuid"], a["type"], a["category"], a["value"], a["to_ids"], a["comment"],
-             int(a["timestamp"]), when(a["first_seen"]), when(a["last_seen"]),
-             [t["name"] for t in a["Tag"]]) for a in event["Attribute"]]
+    return [
+        (
+            a["uuid"],
+            a["type"],
+            a["category"],
+            a["value"],
+            a["to_ids"],
+            a["comment"],
+            int(a["timestamp"]),
+            when(a["first_seen"]),
+            when(a["last_seen"]),
+            [t["name"] for t in a["Tag"]],
+        )
+        for a in event["Attribute"]
+    ]
 
 
 def misp_part(n: int, rounds: int) -> None:
@@ -200,17 +227,27 @@ def misp_part(n: int, rounds: int) -> None:
             verdicts.append("valid")
         except AssertionError as exc:
             verdicts.append(f"invalid ({str(exc)[:80]})")
-    print(f"MISP event, {n:,} attributes ({len(ours) / 1e6:.1f} MB ours, "
-          f"{len(lib) / 1e6:.1f} MB pymisp)")
-    print(f"  ours (render lines + envelope), median of {rounds}: {ours_s:.2f} s, "
-          f"{n / ours_s:,.0f} attributes/s")
-    print(f"  pymisp {__import__('pymisp').__version__} add_attribute + to_json(), median of "
-          f"{rounds}: {lib_s:.2f} s, "
-          f"{n / lib_s:,.0f} attributes/s")
+    print(
+        f"MISP event, {n:,} attributes ({len(ours) / 1e6:.1f} MB ours, "
+        f"{len(lib) / 1e6:.1f} MB pymisp)"
+    )
+    print(
+        f"  ours (render lines + envelope), median of {rounds}: {ours_s:.2f} s, "
+        f"{n / ours_s:,.0f} attributes/s"
+    )
+    print(
+        f"  pymisp {__import__('pymisp').__version__} add_attribute + to_json(), median of "
+        f"{rounds}: {lib_s:.2f} s, "
+        f"{n / lib_s:,.0f} attributes/s"
+    )
     ratio = lib_s / ours_s
-    print(f"  ratio: ours is {ratio:.0f}x faster (goal >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
-    print(f"  same attributes: {same}; MISP checks on {SAMPLE} attributes: ours {verdicts[0]}, "
-          f"pymisp {verdicts[1]}")
+    print(
+        f"  ratio: ours is {ratio:.0f}x faster (goal >= 10x: {'met' if ratio >= 10 else 'NOT met'})"
+    )
+    print(
+        f"  same attributes: {same}; MISP checks on {SAMPLE} attributes: ours {verdicts[0]}, "
+        f"pymisp {verdicts[1]}"
+    )
 
 
 PARTS: dict[str, Callable[[int, int], None]] = {"stix": stix_part, "misp": misp_part}
@@ -220,7 +257,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", help=f"any of {', '.join(PARTS)} (default: all)")
     parser.add_argument("-n", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each side, after one warm-up (median)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="timed rounds of each side, after one warm-up (median)",
+    )
     args = parser.parse_args()
     unknown = set(args.parts) - set(PARTS)
     if unknown:

@@ -77,6 +77,7 @@ def main() -> None:
             figures: dict[str, list[tuple[float, float]]] = {}
             for round_no in range(args.rounds + 1):
                 for name, (limiter, pid) in limiters.items():
+
                     def single(lim=limiter) -> None:
                         for _ in range(decisions):
                             lim.hit(*one)
@@ -85,8 +86,10 @@ def main() -> None:
                         for _ in range(decisions // args.batch):
                             lim.hit_many(batch)
 
-                    for label, job in ((f"{name}: hit, one decision per call", single),
-                                       (f"{name}: hit_many, {args.batch} per call", batched)):
+                    for label, job in (
+                        (f"{name}: hit, one decision per call", single),
+                        (f"{name}: hit_many, {args.batch} per call", batched),
+                    ):
                         result = measure(job, decisions, pid)
                         if round_no:  # round 0 is the warm-up
                             figures.setdefault(label, []).append(result)
@@ -95,8 +98,10 @@ def main() -> None:
         finally:
             if redis is not None:
                 redis.stop()
-    print(f"limiter decisions in process, {decisions:,} per run, one key, medians of "
-          f"{args.rounds} rounds; µs per decision")
+    print(
+        f"limiter decisions in process, {decisions:,} per run, one key, medians of "
+        f"{args.rounds} rounds; µs per decision"
+    )
     print(f"  {'limiter and call':<42} {'wall µs':>9} {'CPU µs':>9}")
     for label, runs in figures.items():
         wall = statistics.median(r[0] for r in runs)

@@ -115,8 +115,9 @@ def sqlite_lookup(records: list[IOCRecord], path: str):
     """The indexed baseline: one table of (normalised value, record JSON), a B-tree on value."""
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE iocs (value TEXT NOT NULL, json BLOB NOT NULL)")
-    db.executemany("INSERT INTO iocs VALUES (?, ?)",
-                   ((r.value, orjson.dumps(record_dict(r))) for r in records))
+    db.executemany(
+        "INSERT INTO iocs VALUES (?, ?)", ((r.value, orjson.dumps(record_dict(r))) for r in records)
+    )
     db.execute("CREATE INDEX iocs_value ON iocs (value)")
     db.commit()
     select = "SELECT json FROM iocs WHERE value = ?"
@@ -135,13 +136,15 @@ def shard_write_cost(out_dir: str, objects: int, size: int = 4_422) -> str:
     out = ObjectWriter(Path(out_dir, "one-each"))
     started = time.perf_counter()
     for i in range(objects):
-        out.put(f"search/shard-{i:05x}.jsonl", data[i * size:(i + 1) * size])
+        out.put(f"search/shard-{i:05x}.jsonl", data[i * size : (i + 1) * size])
     each = time.perf_counter() - started
     started = time.perf_counter()
     ObjectWriter(Path(out_dir, "packed")).put("search/packed.bin", data)
     packed = time.perf_counter() - started
-    return (f"{objects:,} shards of {size:,} bytes: one object each {each * 1e3 / objects:.3f} ms "
-            f"per object ({each:.2f} s), packed into one object {packed * 1e3:.1f} ms")
+    return (
+        f"{objects:,} shards of {size:,} bytes: one object each {each * 1e3 / objects:.3f} ms "
+        f"per object ({each:.2f} s), packed into one object {packed * 1e3:.1f} ms"
+    )
 
 
 def rate(lookup: Callable[[str], bytes], qs: list[str], seconds: float) -> float:
@@ -159,10 +162,12 @@ def shard_sizes(build_: Build) -> str:
     offsets = array("Q")
     offsets.frombytes(build_.read(layout.SEARCH_OFFSETS_KEY) or b"")
     sizes = sorted(b - a for a, b in zip(offsets, offsets[1:], strict=False))
-    return (f"search shards: {len(sizes):,} (prefix of {meta['prefix_hex']} hex), "
-            f"{meta['entries']:,} entries, {sum(sizes) / 1e6:.1f} MB; shard bytes "
-            f"mean {statistics.mean(sizes):,.0f}, median {sizes[len(sizes) // 2]:,}, "
-            f"max {sizes[-1]:,}; index {len(offsets) * 8 / 1e3:,.0f} KB")
+    return (
+        f"search shards: {len(sizes):,} (prefix of {meta['prefix_hex']} hex), "
+        f"{meta['entries']:,} entries, {sum(sizes) / 1e6:.1f} MB; shard bytes "
+        f"mean {statistics.mean(sizes):,.0f}, median {sizes[len(sizes) // 2]:,}, "
+        f"max {sizes[-1]:,}; index {len(offsets) * 8 / 1e3:,.0f} KB"
+    )
 
 
 def sink_costs(store: Store, out_dir: str) -> str:
@@ -182,8 +187,10 @@ def sink_costs(store: Store, out_dir: str) -> str:
         t = time.perf_counter()
         sink.finish(out, BuildInfo(NOW, "socdef", store))
         spent[name] += time.perf_counter() - t
-    return "; ".join([f"producing the records {produce:.1f}s"] + [
-        f"{name} {seconds:.1f}s ({seconds / produce:.2f}×)" for name, seconds in spent.items()])
+    return "; ".join(
+        [f"producing the records {produce:.1f}s"]
+        + [f"{name} {seconds:.1f}s ({seconds / produce:.2f}×)" for name, seconds in spent.items()]
+    )
 
 
 def main() -> None:
@@ -192,8 +199,12 @@ def main() -> None:
     parser.add_argument("--million", action="store_true")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--shard-objects", type=int, default=4_096,
-                        help="shards written one object each for the write-cost line")
+    parser.add_argument(
+        "--shard-objects",
+        type=int,
+        default=4_096,
+        help="shards written one object each for the write-cost line",
+    )
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.n
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,9 +223,11 @@ def main() -> None:
         ranged = lambda q: (f"/api/v1/iocs/range/{search_hash(normalise(q))[:5]}", {})  # noqa: E731
         variants = {
             "index lookup alone (search_answer)": lambda q: search_answer(
-                build_, {"q": q, "include_related": "false"}, "socdef")[0],
-            "worker search, include_related=false": worker_lookup(app, key, search,
-                                                                  {"include_related": "false"}),
+                build_, {"q": q, "include_related": "false"}, "socdef"
+            )[0],
+            "worker search, include_related=false": worker_lookup(
+                app, key, search, {"include_related": "false"}
+            ),
             "worker search (20 related)": worker_lookup(app, key, search, {}),
             "worker range/{prefix}": worker_lookup(app, key, ranged, {}),
             "SQLite, indexed (baseline)": sqlite_lookup(records, f"{tmp}/baseline.sqlite"),
@@ -228,8 +241,10 @@ def main() -> None:
     base = statistics.median(figures["SQLite, indexed (baseline)"])
     for name, values in figures.items():
         median = statistics.median(values)
-        print(f"{name:<40} {median:>10,.0f} lookups/s  [{min(values):,.0f}–{max(values):,.0f}]"
-              f"  {median / base:>8,.2f}× SQLite")
+        print(
+            f"{name:<40} {median:>10,.0f} lookups/s  [{min(values):,.0f}–{max(values):,.0f}]"
+            f"  {median / base:>8,.2f}× SQLite"
+        )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,13 @@ http {{
 
 
 def socdef(data: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "generator", *args, "--data-dir", str(data)],
-                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "generator", *args, "--data-dir", str(data)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def require(*tools: str) -> None:
@@ -79,8 +84,10 @@ def require(*tools: str) -> None:
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         packages = {"nginx": "nginx-light"}
-        raise SystemExit(f"{', '.join(missing)} required: apt-get install "
-                         + " ".join(packages.get(tool, tool) for tool in missing))
+        raise SystemExit(
+            f"{', '.join(missing)} required: apt-get install "
+            + " ".join(packages.get(tool, tool) for tool in missing)
+        )
 
 
 def free_port() -> int:
@@ -116,8 +123,13 @@ def cpu_seconds(*roots: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = (),
-        after_warmup: Callable[[], None] | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    key: str,
+    seconds: int,
+    pids: tuple[int, ...] = (),
+    after_warmup: Callable[[], None] | None = None,
+) -> dict[str, float]:
     """wrk after a 1 s warm-up; ``after_warmup`` runs between the two (to read counters)."""
     base = ["wrk", "-t2", "-c32", "--timeout", "10s", "-H", f"Authorization: Bearer {key}"]
     cmd = [*base, f"-d{seconds}s", "--latency", url]
@@ -131,8 +143,13 @@ def wrk(url: str, key: str, seconds: int, pids: tuple[int, ...] = (),
         raise SystemExit(f"non-2xx answers during the run:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     done = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": rps, "p50": _latency(out, "50%"), "p99": _latency(out, "99%"), "n": done,
-            "cpu_us": cpu / done * 1e6}
+    return {
+        "rps": rps,
+        "p50": _latency(out, "50%"),
+        "p99": _latency(out, "99%"),
+        "n": done,
+        "cpu_us": cpu / done * 1e6,
+    }
 
 
 def _latency(out: str, pct: str) -> float:
@@ -145,9 +162,22 @@ class Redis:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
 
         client = redis.Redis.from_url(self.url, socket_timeout=1)
@@ -177,16 +207,40 @@ class Redis:
 
 
 class Worker:
-    def __init__(self, data: Path, limiter: str, workers: int, redis_url: str = "",
-                 server: str = "granian", interface: str = "rsgi") -> None:
+    def __init__(
+        self,
+        data: Path,
+        limiter: str,
+        workers: int,
+        redis_url: str = "",
+        server: str = "granian",
+        interface: str = "rsgi",
+    ) -> None:
         self.port = free_port()
         extra = ["--redis-url", redis_url] if redis_url else []
         extra += ["--server", server, "--interface", interface]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data), "--port",
-             str(self.port), "--limiter", limiter, "--workers", str(workers),
-             "--limit-scale", "1000000", *extra], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "serve",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(self.port),
+                "--limiter",
+                limiter,
+                "--workers",
+                str(workers),
+                "--limit-scale",
+                "1000000",
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
         wait(f"http://127.0.0.1:{self.port}/healthz")
 
@@ -230,19 +284,27 @@ def trivial_rsgi() -> object:
 
 
 WORKER_HEADERS = [  # the names and sizes of the worker's answer to the default poll
-    ("etag", '"3eb80d1f4b1f779603dfae39"'), ("last-modified", "Sun, 29 Nov 2026 04:39:54 GMT"),
-    ("cache-control", "private, max-age=0, must-revalidate"), ("vary", "Accept-Encoding"),
-    ("x-ratelimit-limit", "1000000000"), ("x-ratelimit-remaining", "999999997"),
+    ("etag", '"3eb80d1f4b1f779603dfae39"'),
+    ("last-modified", "Sun, 29 Nov 2026 04:39:54 GMT"),
+    ("cache-control", "private, max-age=0, must-revalidate"),
+    ("vary", "Accept-Encoding"),
+    ("x-ratelimit-limit", "1000000000"),
+    ("x-ratelimit-remaining", "999999997"),
     ("x-ratelimit-reset", "1795927380"),
     ("ratelimit-policy", '"minute";q=1000000000;w=60, "day";q=1000000000000;w=86400'),
-    ("ratelimit", '"minute";r=999999997;t=4'), ("x-request-id", "req_1fe67df547acb1fa")]
+    ("ratelimit", '"minute";r=999999997;t=4'),
+    ("x-request-id", "req_1fe67df547acb1fa"),
+]
 
 
 def trivial_rsgi_headers() -> object:
     """:func:`trivial_rsgi` with the worker's headers: what sending them costs the server."""
     body = _trivial_body()
-    headers = [("content-type", "application/json"), ("content-length", str(len(body))),
-               *WORKER_HEADERS]
+    headers = [
+        ("content-type", "application/json"),
+        ("content-length", str(len(body))),
+        *WORKER_HEADERS,
+    ]
 
     class App:
         async def __rsgi__(self, scope: object, protocol: object) -> None:
@@ -254,8 +316,10 @@ def trivial_rsgi_headers() -> object:
 def trivial_rsgi_file() -> object:
     """:func:`trivial_rsgi` answering with ``response_file`` (granian reads the file)."""
     path = os.environ[BODY_ENV]
-    headers = [("content-type", "application/json"),
-               ("content-length", str(Path(path).stat().st_size))]
+    headers = [
+        ("content-type", "application/json"),
+        ("content-length", str(Path(path).stat().st_size)),
+    ]
 
     class App:
         async def __rsgi__(self, scope: object, protocol: object) -> None:
@@ -299,11 +363,30 @@ class Trivial:
     def __init__(self, body_file: Path, interface: str, options: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", interface.split("_")[0], "--factory",
-             "--port", str(self.port), "--workers", "1", "--no-ws", "--loop", "uvloop",
-             "--log-level", "warning", *options, f"bench.serve:trivial_{interface}"],
-            cwd=ROOT, env={**os.environ, BODY_ENV: str(body_file)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                interface.split("_")[0],
+                "--factory",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--no-ws",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+                *options,
+                f"bench.serve:trivial_{interface}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, BODY_ENV: str(body_file)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
         wait(self.url)
 
@@ -337,16 +420,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iocs", type=int, default=20_000)
-    parser.add_argument("--trivial", action="store_true",
-                        help="only the servers' floor: trivial ASGI and RSGI apps vs nginx")
-    parser.add_argument("--in-process", type=int, default=0, metavar="REQUESTS",
-                        help="only the worker's own work per hot-path request, in process, "
-                        "and its parts (no server, no wrk)")
-    parser.add_argument("--limiter", default="sqlite", choices=["sqlite", "memory"],
-                        help="the limiter of --in-process")
-    parser.add_argument("--granian-options", action="append", default=[], metavar="OPTIONS",
-                        help="with --trivial: one more RSGI row with these granian options "
-                        "(e.g. '--http 1 --runtime-threads 2'); repeatable")
+    parser.add_argument(
+        "--trivial",
+        action="store_true",
+        help="only the servers' floor: trivial ASGI and RSGI apps vs nginx",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="REQUESTS",
+        help="only the worker's own work per hot-path request, in process, "
+        "and its parts (no server, no wrk)",
+    )
+    parser.add_argument(
+        "--limiter",
+        default="sqlite",
+        choices=["sqlite", "memory"],
+        help="the limiter of --in-process",
+    )
+    parser.add_argument(
+        "--granian-options",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="with --trivial: one more RSGI row with these granian options "
+        "(e.g. '--http 1 --runtime-threads 2'); repeatable",
+    )
     args = parser.parse_args()
     if args.in_process:
         in_process(args.in_process, args.iocs, args.limiter)
@@ -364,29 +464,36 @@ def main() -> None:
         synthetic_store(str(tmp / "data" / "store"), args.iocs, now=int(time.time()), days=60)
         socdef(tmp / "data", "build")
         socdef(tmp / "data", "publish")
-        created = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org",
-                         "--tier", "enterprise")
+        created = socdef(
+            tmp / "data", "keys", "create", "--user", "bench@example.org", "--tier", "enterprise"
+        )
         key = created.split("API key: ")[1].split()[0]
         limit_id = account_limit_id("bench@example.org")  # limits count per account
         configs = {
             "worker 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1),
             "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
             "worker 1 proc, memory limiter": lambda: Worker(tmp / "data", "memory", 1),
-            "worker ASGI 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
-                                                                 interface="asgi"),
-            "uvicorn 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1,
-                                                             server="uvicorn"),
+            "worker ASGI 1 proc, SQLite limiter": lambda: Worker(
+                tmp / "data", "sqlite", 1, interface="asgi"
+            ),
+            "uvicorn 1 proc, SQLite limiter": lambda: Worker(
+                tmp / "data", "sqlite", 1, server="uvicorn"
+            ),
         }
         redis = Redis(tmp)
         configs["worker 1 proc, Redis limiter"] = lambda: Worker(
-            tmp / "data", "redis", 1, redis.url)
+            tmp / "data", "redis", 1, redis.url
+        )
         configs["worker 2 procs, Redis limiter"] = lambda: Worker(
-            tmp / "data", "redis", 2, redis.url)
+            tmp / "data", "redis", 2, redis.url
+        )
         probe = Worker(tmp / "data", "memory", 1)
         body = httpx.get(probe.url, headers={"Authorization": f"Bearer {key}"}).content
         probe.stop()
-        print(f"default poll body: {len(body):,} bytes; wrk -t2 -c32 -d{args.seconds}s, "
-              f"{args.rounds} rounds, medians")
+        print(
+            f"default poll body: {len(body):,} bytes; wrk -t2 -c32 -d{args.seconds}s, "
+            f"{args.rounds} rounds, medians"
+        )
         results: dict[str, list[dict[str, float]]] = {}
         nginx_name = ""
         decided = [0]  # Redis's day counter for the key, read after each run's warm-up
@@ -398,17 +505,26 @@ def main() -> None:
             for round_no in range(args.rounds):
                 for name, start in configs.items():
                     server = start()
-                    pids = (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
-                    results.setdefault(name, []).append(run := wrk(
-                        server.url, key, args.seconds, pids,
-                        read_counter if "Redis" in name else None))
+                    pids = (
+                        (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
+                    )
+                    results.setdefault(name, []).append(
+                        run := wrk(
+                            server.url,
+                            key,
+                            args.seconds,
+                            pids,
+                            read_counter if "Redis" in name else None,
+                        )
+                    )
                     server.stop()
                     if "Redis" in name and redis.decided(limit_id) - decided[0] < run["n"]:
                         raise SystemExit(f"{name}: Redis did not decide every request")
                 nginx = Nginx(body, tmp / f"nginx-{round_no}")
                 nginx_name = nginx.name
                 results.setdefault(nginx_name, []).append(
-                    wrk(nginx.url, key, args.seconds, (nginx.proc.pid,)))
+                    wrk(nginx.url, key, args.seconds, (nginx.proc.pid,))
+                )
                 nginx.stop()
         finally:  # also when a run fails: leave no redis-server behind
             redis.stop()
@@ -420,16 +536,26 @@ def trivial(seconds: int, rounds: int, iocs: int, variants: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)
-        body = b"[" + b",".join(b'{"value":"%08d.example.org","type":"domain"}' % i
-                                for i in range(max(1, iocs // 18))) + b"]"
+        body = (
+            b"["
+            + b",".join(
+                b'{"value":"%08d.example.org","type":"domain"}' % i
+                for i in range(max(1, iocs // 18))
+            )
+            + b"]"
+        )
         (tmp / "body.json").write_bytes(body)
-        print(f"trivial apps, body {len(body):,} bytes; wrk -t2 -c32 -d{seconds}s, {rounds} rounds, "
-              f"medians")
+        print(
+            f"trivial apps, body {len(body):,} bytes; wrk -t2 -c32 -d{seconds}s, {rounds} rounds, "
+            f"medians"
+        )
         configs: dict[str, tuple[str, tuple[str, ...]]] = {
-            "granian ASGI, trivial app": ("asgi", ()), "granian RSGI, trivial app": ("rsgi", ()),
+            "granian ASGI, trivial app": ("asgi", ()),
+            "granian RSGI, trivial app": ("rsgi", ()),
             "granian RSGI, one batched wait": ("rsgi_wait", ()),
             "granian RSGI, the worker's headers": ("rsgi_headers", ()),
-            "granian RSGI, response_file": ("rsgi_file", ())}
+            "granian RSGI, response_file": ("rsgi_file", ()),
+        }
         for options in variants:
             configs[f"RSGI {options}"] = ("rsgi", tuple(options.split()))
         results: dict[str, list[dict[str, float]]] = {}
@@ -438,12 +564,14 @@ def trivial(seconds: int, rounds: int, iocs: int, variants: list[str]) -> None:
             for name, (interface, options) in configs.items():
                 server = Trivial(tmp / "body.json", interface, options)
                 results.setdefault(name, []).append(
-                    wrk(server.url, "-", seconds, (server.proc.pid,)))
+                    wrk(server.url, "-", seconds, (server.proc.pid,))
+                )
                 server.stop()
             nginx = Nginx(body, tmp / f"nginx-{round_no}")
             nginx_name = nginx.name
             results.setdefault(nginx_name, []).append(
-                wrk(nginx.url, "-", seconds, (nginx.proc.pid,)))
+                wrk(nginx.url, "-", seconds, (nginx.proc.pid,))
+            )
             nginx.stop()
     table(results, nginx_name)
 
@@ -491,8 +619,9 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
         synthetic_store(str(tmp / "data" / "store"), iocs, now=int(time.time()), days=60)
         socdef(tmp / "data", "build")
         socdef(tmp / "data", "publish")
-        created = socdef(tmp / "data", "keys", "create", "--user", "bench@example.org",
-                         "--tier", "enterprise")
+        created = socdef(
+            tmp / "data", "keys", "create", "--user", "bench@example.org", "--tier", "enterprise"
+        )
         key = created.split("API key: ")[1].split()[0]
         results: dict[str, float] = {}
 
@@ -550,14 +679,20 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
         parts = {
             "request parse (hot_inputs)": timed(lambda: hot_inputs(scope)),
             "key cache + kept-answer lookup": timed(lambda: app._hot_ready(hot)),
-            ("limiter: one decision in a batch of 32" if decider is not None
-             else "limiter: one decision, inline"): (
-                timed(lambda: decider.hit_many(batch), 500) / 32 if decider is not None
-                else timed(lambda: app.limiter.hit(record.id, *limits))),
+            (
+                "limiter: one decision in a batch of 32"
+                if decider is not None
+                else "limiter: one decision, inline"
+            ): (
+                timed(lambda: decider.hit_many(batch), 500) / 32
+                if decider is not None
+                else timed(lambda: app.limiter.hit(record.id, *limits))
+            ),
             "rate-limit headers + header list": timed(lambda: ready.text + rate_text(decision)),
             "request id": timed(new_request_id),
             "usage log row (flushes included)": timed(
-                lambda: usage.record(record.id, "/api/v1/iocs", 200, 0.1, 100)),
+                lambda: usage.record(record.id, "/api/v1/iocs", 200, 0.1, 100)
+            ),
         }
     print(f"in-process, {limiter} limiter, {requests:,} requests, CPU µs per request")
     for name, value in {**results, **parts}.items():
@@ -566,8 +701,9 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
 
 def table(results: dict[str, list[dict[str, float]]], nginx_name: str) -> None:
     base = statistics.median(r["rps"] for r in results[nginx_name])
-    print(f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} "
-          f"{'CPU µs/req':>10}")
+    print(
+        f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} {'CPU µs/req':>10}"
+    )
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50"] for r in runs)

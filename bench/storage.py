@@ -74,11 +74,18 @@ def bench_publish(endpoint: str, out: Path, ids: list[str]) -> None:
         started = time.perf_counter()
         delta = publish(out, dest, build_id=ids[1])
         changed.append(time.perf_counter() - started)
-    print(f"\npublish to S3 (moto): {first.uploaded} objects in a full upload, "
-          f"{delta.uploaded} after 1% of sightings changed")
-    report("publish", {"full upload (baseline)": statistics.median(full),
-                       "same build again": statistics.median(same),
-                       "1% of sightings changed": statistics.median(changed)})
+    print(
+        f"\npublish to S3 (moto): {first.uploaded} objects in a full upload, "
+        f"{delta.uploaded} after 1% of sightings changed"
+    )
+    report(
+        "publish",
+        {
+            "full upload (baseline)": statistics.median(full),
+            "same build again": statistics.median(same),
+            "1% of sightings changed": statistics.median(changed),
+        },
+    )
 
 
 def bench_reads(endpoint: str, out: Path, ids: list[str], name: str) -> None:
@@ -90,11 +97,14 @@ def bench_reads(endpoint: str, out: Path, ids: list[str], name: str) -> None:
 
     warm_build = BuildSource(open_bucket(f"s3://{name}", environ=env), pointer_ttl=3600).current()
     answers(warm_build)
-    report("reads: four list answers + one default", {
-        "local folder (baseline)": median_of(lambda: answers(local)),
-        "S3, cold cache": median_of(cold),
-        "S3, warm cache": median_of(lambda: answers(warm_build)),
-    })
+    report(
+        "reads: four list answers + one default",
+        {
+            "local folder (baseline)": median_of(lambda: answers(local)),
+            "S3, cold cache": median_of(cold),
+            "S3, warm cache": median_of(lambda: answers(warm_build)),
+        },
+    )
 
 
 def bench_encoding(out: Path) -> None:
@@ -125,8 +135,11 @@ def main() -> None:
     os.environ.update(AWS_ENV)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(endpoint + "/moto-api/", proc)
         with tempfile.TemporaryDirectory() as tmp:

@@ -65,20 +65,25 @@ def make_data(data: Path, iocs: int) -> str:
     synthetic_store(str(data / "store"), iocs, now=int(time.time()), days=300)
     socdef(data, "build")
     socdef(data, "publish")
-    return socdef(data, "keys", "create", "--user", "bench@example.org", "--tier",
-                  "enterprise").split("API key: ")[1].split()[0]
+    return (
+        socdef(data, "keys", "create", "--user", "bench@example.org", "--tier", "enterprise")
+        .split("API key: ")[1]
+        .split()[0]
+    )
 
 
 def page_url(base: str, key: str) -> str:
     """A page inside the collection: ``added_after`` a few hundred objects in, one ``next`` on."""
     auth = {"Authorization": f"Bearer {key}"}
-    manifest = httpx.get(base + OBJECTS.replace("objects/", "manifest/"),
-                         params={"limit": 1000}, headers=auth).json()["objects"]
+    manifest = httpx.get(
+        base + OBJECTS.replace("objects/", "manifest/"), params={"limit": 1000}, headers=auth
+    ).json()["objects"]
     after = manifest[len(manifest) // 2]["date_added"]
     first = httpx.get(base + OBJECTS, params={"limit": 100, "added_after": after}, headers=auth)
     cursor = first.json()["next"]
-    return str(httpx.URL(base + OBJECTS, params={"limit": 100, "added_after": after,
-                                                 "next": cursor}))
+    return str(
+        httpx.URL(base + OBJECTS, params={"limit": 100, "added_after": after, "next": cursor})
+    )
 
 
 # The TAXII page rows after the memory-limiter worker's: name, limiter, processes, interface
@@ -100,28 +105,40 @@ def serving(tmp: Path, key: str, seconds: int, rounds: int) -> None:
     for round_no in range(rounds):
         worker = Worker(tmp / "data", "memory", 1)
         results.setdefault("worker: TAXII objects page", []).append(
-            wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
-                (worker.proc.pid,)))
+            wrk(
+                f"http://127.0.0.1:{worker.port}" + url[url.index("/api/") :],
+                key,
+                seconds,
+                (worker.proc.pid,),
+            )
+        )
         results.setdefault("worker: /api/v1/iocs default poll", []).append(
-            wrk(worker.url, key, seconds, (worker.proc.pid,)))  # the worker's own floor
+            wrk(worker.url, key, seconds, (worker.proc.pid,))
+        )  # the worker's own floor
         worker.stop()
         for name, limiter, procs, interface in PAGE_ROWS:
             worker = Worker(tmp / "data", limiter, procs, interface=interface)
             results.setdefault(name, []).append(
-                wrk(f"http://127.0.0.1:{worker.port}" + url[url.index("/api/"):], key, seconds,
-                    (worker.proc.pid,)))
+                wrk(
+                    f"http://127.0.0.1:{worker.port}" + url[url.index("/api/") :],
+                    key,
+                    seconds,
+                    (worker.proc.pid,),
+                )
+            )
             worker.stop()
         nginx = Nginx(body, tmp / f"nginx-{round_no}")
-        results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds,
-                                                      (nginx.proc.pid,)))
+        results.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds, (nginx.proc.pid,)))
         nginx.stop()
     baseline = statistics.median(r["rps"] for r in results[nginx.name])
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
         cpu = statistics.median(r["cpu_us"] for r in runs)
-        print(f"  {name:<34} {rps:>9,.0f} req/s  p99 {p99:6.2f} ms  {rps / baseline:.2f}× nginx"
-              f"  CPU {cpu:4.0f} µs/req")
+        print(
+            f"  {name:<34} {rps:>9,.0f} req/s  p99 {p99:6.2f} ms  {rps / baseline:.2f}× nginx"
+            f"  CPU {cpu:4.0f} µs/req"
+        )
 
 
 def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:
@@ -140,23 +157,47 @@ def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:
 class GunicornMedallion:
     """medallion's Flask app (``medallion.load_app``) under gunicorn, one sync worker."""
 
-    def __init__(self, folder: Path, collection: dict, objects: list[dict],
-                 manifest: list[dict]) -> None:
+    def __init__(
+        self, folder: Path, collection: dict, objects: list[dict], manifest: list[dict]
+    ) -> None:
         from tests.medallion_server import PASSWORD, USER, medallion_data
 
         folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
         data, config = folder / "medallion-data.json", folder / "medallion-config.json"
         data.write_text(json.dumps(medallion_data(port, collection, objects, manifest)))
-        config.write_text(json.dumps({
-            "backend": {"module": "medallion.backends.memory_backend",
-                        "module_class": "MemoryBackend", "filename": str(data)},
-            "users": {USER: PASSWORD}, "taxii": {"max_page_size": 100}}))
+        config.write_text(
+            json.dumps(
+                {
+                    "backend": {
+                        "module": "medallion.backends.memory_backend",
+                        "module_class": "MemoryBackend",
+                        "filename": str(data),
+                    },
+                    "users": {USER: PASSWORD},
+                    "taxii": {"max_page_size": 100},
+                }
+            )
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--timeout", "3600",
-             "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-             f"medallion:load_app({str(config)!r})"],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "1",
+                "--timeout",
+                "3600",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                f"medallion:load_app({str(config)!r})",
+            ],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{port}"
         wait(f"{self.url}/taxii2/")
 
@@ -181,8 +222,9 @@ def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
     while True:
         params = {"limit": 1000, **({"next": after} if after else {})}
         env = httpx.get(base + OBJECTS, params=params, headers=auth).json()
-        man = httpx.get(base + OBJECTS.replace("objects/", "manifest/"), params=params,
-                        headers=auth).json()
+        man = httpx.get(
+            base + OBJECTS.replace("objects/", "manifest/"), params=params, headers=auth
+        ).json()
         objects += env.get("objects", [])
         records += man.get("objects", [])
         if not env["more"]:
@@ -191,32 +233,48 @@ def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
     assert len(objects) >= max(sizes), f"only {len(objects)} objects for {max(sizes)}"
     info = httpx.get(base + OBJECTS[: -len("objects/")], headers=auth).json()
     accept = {"Accept": tc.TAXII_MEDIA_TYPE}
-    ours = timed_get(base + OBJECTS + "?limit=100", None,
-                     {**auth, **accept, "Accept-Encoding": "identity"}, max(requests, 50))
+    ours = timed_get(
+        base + OBJECTS + "?limit=100",
+        None,
+        {**auth, **accept, "Accept-Encoding": "identity"},
+        max(requests, 50),
+    )
     worker.stop()
-    print(f"first page of 100, sequential, one kept-alive connection, median of {requests} "
-          f"after a warm-up; medallion 3.0.0 under gunicorn {__import__('gunicorn').__version__}"
-          f" (1 sync worker); ours on the {len(objects):,}-object collection: "
-          f"{ours * 1000:.2f} ms")
+    print(
+        f"first page of 100, sequential, one kept-alive connection, median of {requests} "
+        f"after a warm-up; medallion 3.0.0 under gunicorn {__import__('gunicorn').__version__}"
+        f" (1 sync worker); ours on the {len(objects):,}-object collection: "
+        f"{ours * 1000:.2f} ms"
+    )
     previous = None
     for n in sizes:
         subset = objects[:n]
         ids = {o["id"] for o in subset}
-        ref = GunicornMedallion(tmp / f"medallion-{n}", info, subset,
-                                [m for m in records if m["id"] in ids])
+        ref = GunicornMedallion(
+            tmp / f"medallion-{n}", info, subset, [m for m in records if m["id"] in ids]
+        )
         try:
             cpu = cpu_seconds(ref.proc.pid)
-            theirs = timed_get(f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
-                               (USER, PASSWORD), accept, requests)
+            theirs = timed_get(
+                f"{ref.url}/api1/collections/{info['id']}/objects/?limit=100",
+                (USER, PASSWORD),
+                accept,
+                requests,
+            )
             cpu = (cpu_seconds(ref.proc.pid) - cpu) / (requests + 1)  # + the warm-up request
         finally:
             ref.stop()
-        growth = (f"; growth exponent from {previous[0]:,}: wall "
-                  f"{math.log(theirs / previous[1]) / math.log(n / previous[0]):.2f}, CPU "
-                  f"{math.log(cpu / previous[2]) / math.log(n / previous[0]):.2f}"
-                  if previous else "")
-        print(f"  medallion, {n:>6,} objects: {theirs * 1000:9,.1f} ms, CPU {cpu * 1000:9,.1f} ms "
-              f"({theirs / ours:,.0f}× ours){growth}")
+        growth = (
+            f"; growth exponent from {previous[0]:,}: wall "
+            f"{math.log(theirs / previous[1]) / math.log(n / previous[0]):.2f}, CPU "
+            f"{math.log(cpu / previous[2]) / math.log(n / previous[0]):.2f}"
+            if previous
+            else ""
+        )
+        print(
+            f"  medallion, {n:>6,} objects: {theirs * 1000:9,.1f} ms, CPU {cpu * 1000:9,.1f} ms "
+            f"({theirs / ours:,.0f}× ours){growth}"
+        )
         previous = (n, theirs, cpu)
 
 
@@ -230,15 +288,23 @@ def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
     from worker.taxii_params import parse_filters
 
     root = tmp / f"size-{objects}"
-    store = synthetic_store(str(root / "store"), round(objects / OBJECTS_PER_IOC),
-                            now=1_795_000_000, days=365)
+    store = synthetic_store(
+        str(root / "store"), round(objects / OBJECTS_PER_IOC), now=1_795_000_000, days=365
+    )
     build(store, root / "build", now=1_795_000_000)
     build_id = (root / "build" / "LATEST").read_text()
-    b = Build(LocalBucket(root / "build"), json.loads(
-        (root / "build" / "builds" / f"{build_id}.json").read_bytes()))
+    b = Build(
+        LocalBucket(root / "build"),
+        json.loads((root / "build" / "builds" / f"{build_id}.json").read_bytes()),
+    )
     count = json.loads(b.read(tc.collection_key("all", "meta.json")))["count"]
-    middle = list(tc.ENTRY.iter_unpack(b.read_range(
-        tc.collection_key("all", "index.bin"), count // 2 * 40, count // 2 * 40 + 40)))[0][0]
+    middle = list(
+        tc.ENTRY.iter_unpack(
+            b.read_range(
+                tc.collection_key("all", "index.bin"), count // 2 * 40, count // 2 * 40 + 40
+            )
+        )
+    )[0][0]
     query = {"limit": "100", "added_after": tc.timestamp_us(middle)}
     times = []
     for _ in range(calls):
@@ -258,14 +324,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iocs", type=int, default=20_000)
     parser.add_argument("--medallion-requests", type=int, default=3)
-    parser.add_argument("--medallion-sizes", default="250,500,1000",
-                        help="collection sizes (objects) medallion is timed at")
-    parser.add_argument("--sizes", default="1000,100000",
-                        help="collection sizes (objects) for the flatness check")
-    parser.add_argument("--sizes-only", action="store_true",
-                        help="run only the flatness check (no wrk, nginx or medallion)")
-    parser.add_argument("--medallion-only", action="store_true",
-                        help="run only the medallion comparison (no wrk, nginx or sizes)")
+    parser.add_argument(
+        "--medallion-sizes",
+        default="250,500,1000",
+        help="collection sizes (objects) medallion is timed at",
+    )
+    parser.add_argument(
+        "--sizes", default="1000,100000", help="collection sizes (objects) for the flatness check"
+    )
+    parser.add_argument(
+        "--sizes-only",
+        action="store_true",
+        help="run only the flatness check (no wrk, nginx or medallion)",
+    )
+    parser.add_argument(
+        "--medallion-only",
+        action="store_true",
+        help="run only the medallion comparison (no wrk, nginx or sizes)",
+    )
     args = parser.parse_args()
     medallion_sizes = [int(n) for n in args.medallion_sizes.split(",")]
     if min(medallion_sizes) <= 100:
@@ -285,8 +361,10 @@ def main() -> None:
         sizes = [page_time(tmp, int(s)) for s in args.sizes.split(",")]
         small = sizes[0][1]
         for count, seconds in sizes:
-            print(f"page of 100 (added_after mid-collection) in a {count:>9,}-object "
-                  f"collection: {seconds * 1e6:7.0f} µs  ({seconds / small:.2f}× the smallest)")
+            print(
+                f"page of 100 (added_after mid-collection) in a {count:>9,}-object "
+                f"collection: {seconds * 1e6:7.0f} µs  ({seconds / small:.2f}× the smallest)"
+            )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,11 @@ VALUE_KEYS: dict[str, tuple[str, str]] = {
     "cve": ("flexString1", "Vulnerability reference"),
     "mitre_attack": ("flexString1", "ATT&CK technique reference"),
 }
-VALUE_LABELS = {"ipv6": ("c6a1Label", "indicator"), "cve": ("flexString1Label", "cve"),
-                "mitre_attack": ("flexString1Label", "mitreTechnique")}
+VALUE_LABELS = {
+    "ipv6": ("c6a1Label", "indicator"),
+    "cve": ("flexString1Label", "cve"),
+    "mitre_attack": ("flexString1Label", "mitreTechnique"),
+}
 _DROP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -62,14 +65,24 @@ def escape_value(text: str, limit: int = 0) -> str:
     clean = _clean(text).strip()
     if limit and len(clean) > limit:
         clean = clean[:limit].rstrip()
-    return clean.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace(
-        "\r", "\\r")
+    return clean.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
 
 
 HEADERS = {
-    (type_, level): "|".join(("CEF:0", VENDOR, PRODUCT, VERSION, f"ioc:{type_}",
-                              escape_header(name), str(SEVERITY[level]))) + "|"
-    for type_, (_, name) in VALUE_KEYS.items() for level in SEVERITY
+    (type_, level): "|".join(
+        (
+            "CEF:0",
+            VENDOR,
+            PRODUCT,
+            VERSION,
+            f"ioc:{type_}",
+            escape_header(name),
+            str(SEVERITY[level]),
+        )
+    )
+    + "|"
+    for type_, (_, name) in VALUE_KEYS.items()
+    for level in SEVERITY
 }
 
 
@@ -88,29 +101,33 @@ def _optional(pairs: tuple[tuple[str, str, str], ...]) -> str:
 def _article(category: str, feed: str, title: str, url: str) -> str:
     """The part shared by every indicator of an article, rendered once."""
     return f" cat={escape_value(category)}" + _optional(
-        (("cs4", "sourceFeed", feed), ("cs5", "articleTitle", title), ("cs6", "articleUrl", url)))
+        (("cs4", "sourceFeed", feed), ("cs5", "articleTitle", title), ("cs6", "articleUrl", url))
+    )
 
 
 @lru_cache(maxsize=4096)
 def _labels(tags: tuple[str, ...], techniques: tuple[str, ...]) -> str:
-    return _optional((("cs2", "tags", ",".join(tags)),
-                      ("cs3", "mitreTechniques", ",".join(techniques))))
+    return _optional(
+        (("cs2", "tags", ",".join(tags)), ("cs3", "mitreTechniques", ",".join(techniques)))
+    )
 
 
 def extension(r: IOCRecord) -> str:
     key, _ = VALUE_KEYS[r.type]
     label = VALUE_LABELS.get(r.type)
     context = escape_value(r.context, MSG_MAX)
-    return "".join((
-        f"{key}={escape_value(r.value)}",
-        f" {label[0]}={label[1]}" if label else "",
-        f" externalId={r.id} cnt={r.sightings} start={r.first_seen}000 end={r.last_seen}000"
-        f" rt={r.last_seen}000 cn1Label=confidenceScore cn1={CONFIDENCE_SCORE[r.confidence]}"
-        f" cs1Label=confidence cs1={r.confidence}",
-        _article(r.category, r.feed_name, r.article_title, r.article_url),
-        _labels(r.tags, r.mitre_techniques),
-        f" msg={context}" if context else "",
-    ))
+    return "".join(
+        (
+            f"{key}={escape_value(r.value)}",
+            f" {label[0]}={label[1]}" if label else "",
+            f" externalId={r.id} cnt={r.sightings} start={r.first_seen}000 end={r.last_seen}000"
+            f" rt={r.last_seen}000 cn1Label=confidenceScore cn1={CONFIDENCE_SCORE[r.confidence]}"
+            f" cs1Label=confidence cs1={r.confidence}",
+            _article(r.category, r.feed_name, r.article_title, r.article_url),
+            _labels(r.tags, r.mitre_techniques),
+            f" msg={context}" if context else "",
+        )
+    )
 
 
 def cef_event(r: IOCRecord) -> str:

@@ -35,8 +35,13 @@ def _clean(text: str) -> str:
 
 def xml_text(text: str) -> str:
     """Character data: ``&``, ``<``, ``>`` (so ``]]>`` is harmless) and CR escaped."""
-    return _clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(
-        "\r", "&#13;")
+    return (
+        _clean(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", "&#13;")
+    )
 
 
 def param_id(r: IOCRecord, name: str) -> str:
@@ -56,8 +61,10 @@ def render_item(r: IOCRecord) -> bytes:
 
 
 def _param(r: IOCRecord, name: str, value: str) -> str:
-    return (f'<param id="{param_id(r, name)}" ref-id="{r.id}" name="{name}">'
-            f'<value type="string">{xml_text(value)}</value></param>')
+    return (
+        f'<param id="{param_id(r, name)}" ref-id="{r.id}" name="{name}">'
+        f'<value type="string">{xml_text(value)}</value></param>'
+    )
 
 
 def render_params(r: IOCRecord) -> bytes:

@@ -224,18 +224,20 @@ def relationships(r: IOCRecord, source: dict[str, Any], kind: str) -> list[dict[
     out = []
     for technique in r.mitre_techniques:
         target = attack_pattern_id(technique)
-        out.append({
-            "type": "relationship",
-            "spec_version": "2.1",
-            "id": relationship_id(kind, source["id"], target),
-            "created": source["created"],
-            "modified": source["modified"],
-            "created_by_ref": IDENTITY_ID,
-            "relationship_type": kind,
-            "source_ref": source["id"],
-            "target_ref": target,
-            "object_marking_refs": source["object_marking_refs"],
-        })
+        out.append(
+            {
+                "type": "relationship",
+                "spec_version": "2.1",
+                "id": relationship_id(kind, source["id"], target),
+                "created": source["created"],
+                "modified": source["modified"],
+                "created_by_ref": IDENTITY_ID,
+                "relationship_type": kind,
+                "source_ref": source["id"],
+                "target_ref": target,
+                "object_marking_refs": source["object_marking_refs"],
+            }
+        )
     return out
 
 
@@ -267,9 +269,11 @@ def render_line(r: IOCRecord) -> bytes:
     if not (kind and r.mitre_techniques):
         return line
     source = main["id"]
-    middle = (f'","created":"{main["created"]}","modified":"{main["modified"]}",'
-              f'"created_by_ref":"{IDENTITY_ID}","relationship_type":"{kind}",'
-              f'"source_ref":"{source}","target_ref":"')
+    middle = (
+        f'","created":"{main["created"]}","modified":"{main["modified"]}",'
+        f'"created_by_ref":"{IDENTITY_ID}","relationship_type":"{kind}",'
+        f'"source_ref":"{source}","target_ref":"'
+    )
     tail = f'","object_marking_refs":["{main["object_marking_refs"][0]}"]}},'
     named = f"{kind}:{source}:"
     rels = []

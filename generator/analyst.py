@@ -19,8 +19,9 @@ __all__ = ["decode_report", "extract_report", "indicator_lines", "looks_like_htm
 
 # A comment ends at its first "-->" (atomic group): letting the engine retry each comment
 # ending at a later "-->" made a run of comments exponential (22 of them took a second).
-_HTML_START = re.compile(rb"\s*+(?><!--.*?-->\s*)*+<(?:!doctype\s+html|html|head|body)[\s>]",
-                         re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"\s*+(?><!--.*?-->\s*)*+<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL
+)
 _HTML_TAG = re.compile(
     rb"</?(?:p|div|span|table|thead|tbody|tr|td|th|ul|ol|li|br|a|pre|code|h[1-6]|b|i|em|strong)"
     rb"(?:\s[^<>]*)?/?>",
@@ -53,5 +54,12 @@ def extract_report(data: bytes) -> list[Indicator]:
 
 def indicator_lines(indicators: Iterable[Indicator]) -> Iterator[str]:
     for i in indicators:
-        yield orjson.dumps({"type": i.type, "value": i.value, "context": i.context,
-                            "confidence": i.confidence, "defanged": i.defanged}).decode()
+        yield orjson.dumps(
+            {
+                "type": i.type,
+                "value": i.value,
+                "context": i.context,
+                "confidence": i.confidence,
+                "defanged": i.defanged,
+            }
+        ).decode()

@@ -103,9 +103,13 @@ class ViewIndex:
                 out.put(layout.view_lines_key(view), self.lines[view].tobytes())
 
 
-def write_day(out: ObjectWriter, day: str, records: list[IOCRecord],
-              variants: Iterable[str] = VARIANT_RENDERERS, timestamps: bool = True,
-              ) -> dict[str, list[bytes]]:
+def write_day(
+    out: ObjectWriter,
+    day: str,
+    records: list[IOCRecord],
+    variants: Iterable[str] = VARIANT_RENDERERS,
+    timestamps: bool = True,
+) -> dict[str, list[bytes]]:
     """Write the day's partitions of ``variants``; answer its lines, variant → one per record."""
     if timestamps:
         out.put(layout.day_ts_key(day), array("q", (r.last_seen for r in records)).tobytes())
@@ -161,10 +165,15 @@ DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defau
 # work: the objects are the same either way. The first renders STIX, whose lines its TAXII sink
 # takes; the second every other variant of worker.formats.
 FIRST_VARIANTS = frozenset({"stix"})
-SECOND: frozenset[object] = frozenset({
-    *(v for v in VARIANT_RENDERERS if v not in FIRST_VARIANTS),
-    SearchIndex, MispFeed, Stats, Site,
-})
+SECOND: frozenset[object] = frozenset(
+    {
+        *(v for v in VARIANT_RENDERERS if v not in FIRST_VARIANTS),
+        SearchIndex,
+        MispFeed,
+        Stats,
+        Site,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -178,8 +187,14 @@ class Lane:
     derived: ObjectWriter  # where derived sinks put their objects
     stages: dict[str, float] = field(default_factory=dict)
 
-    def run(self, days: Iterable[tuple[str, list[IOCRecord]]], info: BuildInfo, count: int,
-            progress: Progress | None = None, ship: RecordShipper | None = None) -> None:
+    def run(
+        self,
+        days: Iterable[tuple[str, list[IOCRecord]]],
+        info: BuildInfo,
+        count: int,
+        progress: Progress | None = None,
+        ship: RecordShipper | None = None,
+    ) -> None:
         clock = _Clock(self.stages)
         done = 0
         for day, day_records in days:
@@ -211,16 +226,26 @@ def _main_lane(out_dir: Path, info: BuildInfo, processes: int) -> tuple[Lane, Vi
     """The main process's lane (all of the work for one process) and its view index."""
     views = ViewIndex()
     mine = (lambda item: item not in SECOND) if processes > 1 else (lambda item: True)
-    lane = Lane([v for v in VARIANT_RENDERERS if mine(v)], True, [views],
-                ObjectWriter(out_dir), ObjectWriter(out_dir))
+    lane = Lane(
+        [v for v in VARIANT_RENDERERS if mine(v)],
+        True,
+        [views],
+        ObjectWriter(out_dir),
+        ObjectWriter(out_dir),
+    )
     lane.sinks += [make() for make in SINKS if mine(make)]
     lane.sinks += [make(info, lane.derived) for make in DERIVED_SINKS if mine(make)]
     return lane, views
 
 
 def _second_lane(out_dir: Path, info: BuildInfo) -> Lane:
-    lane = Lane([v for v in VARIANT_RENDERERS if v in SECOND], False, [],
-                ObjectWriter(out_dir), ObjectWriter(out_dir))
+    lane = Lane(
+        [v for v in VARIANT_RENDERERS if v in SECOND],
+        False,
+        [],
+        ObjectWriter(out_dir),
+        ObjectWriter(out_dir),
+    )
     lane.sinks += [make() for make in SINKS if make in SECOND]
     lane.sinks += [make(info, lane.derived) for make in DERIVED_SINKS if make in SECOND]
     return lane
@@ -304,9 +329,16 @@ def _die_with_parent(parent: int, inherited: Iterable[Connection]) -> None:
     threading.Thread(target=watch, name="socdef-parent-watch", daemon=True).start()
 
 
-def _second_process(conn: Connection, spool: BinaryIO, notices: Connection, out_dir: Path,
-                    store: Store, source_name: str, parent: int = 0,
-                    inherited: tuple[Connection, ...] = ()) -> None:
+def _second_process(
+    conn: Connection,
+    spool: BinaryIO,
+    notices: Connection,
+    out_dir: Path,
+    store: Store,
+    source_name: str,
+    parent: int = 0,
+    inherited: tuple[Connection, ...] = (),
+) -> None:
     """The second process, forked before the store is read (so it shares no aggregation with
     the first): once told the build time, run its lane over the shipped days and send back
     its objects and stage times. It ends when the first process (``parent``) dies."""
@@ -349,15 +381,22 @@ def build(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _build(store, Path(out_dir), now, source_name, progress,
-                      min(2, processes or _processes()))
+        return _build(
+            store, Path(out_dir), now, source_name, progress, min(2, processes or _processes())
+        )
     finally:
         if collecting:
             gc.enable()
 
 
-def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
-           progress: Progress | None, processes: int) -> BuildResult:
+def _build(
+    store: Store,
+    out_dir: Path,
+    now: int | None,
+    source_name: str,
+    progress: Progress | None,
+    processes: int,
+) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
     clock = _Clock(stages)
@@ -367,9 +406,20 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
             context = multiprocessing.get_context("fork")
             receiver, sender = context.Pipe(duplex=False)
             notices, notify = context.Pipe(duplex=False)
-            child = context.Process(target=_second_process, daemon=True,
-                                    args=(sender, spool, notices, out_dir, store, source_name,
-                                          os.getpid(), (receiver, notify)))
+            child = context.Process(
+                target=_second_process,
+                daemon=True,
+                args=(
+                    sender,
+                    spool,
+                    notices,
+                    out_dir,
+                    store,
+                    source_name,
+                    os.getpid(),
+                    (receiver, notify),
+                ),
+            )
             child.start()
             sender.close()
             notices.close()
@@ -418,8 +468,13 @@ def _build(store: Store, out_dir: Path, now: int | None, source_name: str,
     )
 
 
-def _join(main: Lane, child: BaseProcess | None, receiver: Connection | None,
-          stages: dict[str, float], clock: _Clock) -> dict[str, list]:
+def _join(
+    main: Lane,
+    child: BaseProcess | None,
+    receiver: Connection | None,
+    stages: dict[str, float],
+    clock: _Clock,
+) -> dict[str, list]:
     """Wait for the second process; merge its data objects into the main lane's. Answer the
     derived objects of both."""
     out = main.out
@@ -434,8 +489,9 @@ def _join(main: Lane, child: BaseProcess | None, receiver: Connection | None,
         child.join()
         clock.lap("wait for the second process")
         if answer[0] != "ok":  # one line (the CLI prints it); the child's traceback as a note
-            error = RuntimeError("the second build process failed: "
-                                 + (answer[1].strip().splitlines() or ["?"])[-1])
+            error = RuntimeError(
+                "the second build process failed: " + (answer[1].strip().splitlines() or ["?"])[-1]
+            )
             error.add_note(answer[1])
             raise error
         _, objects, child_derived, child_stages = answer

@@ -37,9 +37,12 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--data-dir`` to a command and pass the resolved :class:`Settings` instead."""
 
-    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                  help="Where the store, builds, bucket and key database live "
-                       "[env SOCDEF_DATA_DIR; default ./socdef-data].")
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where the store, builds, bucket and key database live "
+        "[env SOCDEF_DATA_DIR; default ./socdef-data].",
+    )
     @functools.wraps(func)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
         settings = load_settings({"data_dir": data_dir})
@@ -70,19 +73,35 @@ def cli() -> None:
 
 @cli.command()
 @with_settings
-@click.option("--offline", "offline", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Read saved feed files <source-id>.xml from this folder instead of fetching.")
-@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The sources file [default: the bundled sources.toml].")
-@click.option("--shift-dates", is_flag=True,
-              help="Shift every article date so the newest lands now (for saved samples).")
+@click.option(
+    "--offline",
+    "offline",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Read saved feed files <source-id>.xml from this folder instead of fetching.",
+)
+@click.option(
+    "--sources",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The sources file [default: the bundled sources.toml].",
+)
+@click.option(
+    "--shift-dates",
+    is_flag=True,
+    help="Shift every article date so the newest lands now (for saved samples).",
+)
 @click.option("--now", type=int, help="Unix time to ingest as (for reproducible runs).")
-def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift_dates: bool,
-           now: int | None) -> None:
+def ingest(
+    settings: Settings,
+    offline: Path | None,
+    sources: Path | None,
+    shift_dates: bool,
+    now: int | None,
+) -> None:
     """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
     private_data_dir(settings)
-    report = runtime.run_ingest(settings, offline=offline, sources=sources,
-                                shift_dates=shift_dates, now=now)
+    report = runtime.run_ingest(
+        settings, offline=offline, sources=sources, shift_dates=shift_dates, now=now
+    )
     skipped = [s.source for s in report.sources if s.status == "skipped"]
     for s in report.sources:
         if s.status == "skipped":
@@ -94,14 +113,19 @@ def ingest(settings: Settings, offline: Path | None, sources: Path | None, shift
     m = report.merge
     if m is not None:
         kept = f" ({m.sightings_kept} kept from earlier reads)" if m.sightings_kept else ""
-        click.echo(f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
-                   f"{m.sightings} sightings{kept}")
+        click.echo(
+            f"store: {m.articles_added} new articles, {m.articles_updated} updated, "
+            f"{m.sightings} sightings{kept}"
+        )
 
 
 @cli.command()
 @with_settings
-@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The sources file [default: the bundled sources.toml].")
+@click.option(
+    "--sources",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The sources file [default: the bundled sources.toml].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
 def sources(settings: Settings, sources: Path | None, as_json: bool) -> None:
     """Each source's last fetch, status, item and IOC counts and last error."""
@@ -126,8 +150,11 @@ def extract(file: Any) -> None:
 @cli.command()
 @with_settings
 @click.option("--now", type=int, help="Unix time the build is as of [default: last ingest].")
-@click.option("--init", is_flag=True,
-              help="Create an empty store first when the data dir has none (else an error).")
+@click.option(
+    "--init",
+    is_flag=True,
+    help="Create an empty store first when the data dir has none (else an error).",
+)
 def build(settings: Settings, now: int | None, init: bool) -> None:
     """Precompute the build tree from the store."""
     from generator.store import Store
@@ -140,16 +167,23 @@ def build(settings: Settings, now: int | None, init: bool) -> None:
     elif not store.exists():
         raise click.ClickException(
             f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
-            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store")
+            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store"
+        )
     result = runtime.run_build(settings, now=now)
-    click.echo(f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
-               f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s")
+    click.echo(
+        f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
+        f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s"
+    )
 
 
 @cli.command("site")
 @with_settings
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the pages and assets into (e.g. a static host's publish dir).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the pages and assets into (e.g. a static host's publish dir).",
+)
 @click.option("--build-id", help="The build whose site to write [default: the latest build].")
 def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
     """Write a build's docs site as plain files, for a static host."""
@@ -160,51 +194,101 @@ def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
 
 @cli.command()
 @with_settings
-@click.option("--to", "dest", help="Destination: a folder or s3://BUCKET/PREFIX "
-              "[default: the bucket setting, else DATA_DIR/bucket].")
+@click.option(
+    "--to",
+    "dest",
+    help="Destination: a folder or s3://BUCKET/PREFIX "
+    "[default: the bucket setting, else DATA_DIR/bucket].",
+)
 @click.option("--endpoint-url", help="S3-compatible endpoint [default: AWS_ENDPOINT_URL or AWS].")
-@click.option("--jobs", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Uploads in flight at once.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Uploads in flight at once.",
+)
 @click.option("--build-id", help="The build to publish [default: the latest build].")
-def publish(settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int,
-            build_id: str | None) -> None:
+def publish(
+    settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int, build_id: str | None
+) -> None:
     """Copy a build to the bucket and switch the pointer to it atomically."""
     if not (dest or settings.bucket):  # the default bucket lies in the data dir
         private_data_dir(settings)
-    result = runtime.run_publish(settings, dest=dest, build_id=build_id,
-                                 endpoint_url=endpoint_url, jobs=jobs)
-    click.echo(f"published {result.build_id}: uploaded {result.uploaded} "
-               f"({result.uploaded_bytes / 1e6:.1f} MB), skipped {result.skipped}, "
-               f"removed {result.removed}")
+    result = runtime.run_publish(
+        settings, dest=dest, build_id=build_id, endpoint_url=endpoint_url, jobs=jobs
+    )
+    click.echo(
+        f"published {result.build_id}: uploaded {result.uploaded} "
+        f"({result.uploaded_bytes / 1e6:.1f} MB), skipped {result.skipped}, "
+        f"removed {result.removed}"
+    )
 
 
 def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--host", default="127.0.0.1", show_default=True),
-        click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-                     help="0 picks a free port; stdout then names it in the line "
-                     "'listening on http://HOST:PORT'."),
+        click.option(
+            "--port",
+            default=8000,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help="0 picks a free port; stdout then names it in the line "
+            "'listening on http://HOST:PORT'.",
+        ),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
-        click.option("--limiter", type=click.Choice(["sqlite", "memory", "redis"]),
-                     default="sqlite", show_default=True,
-                     help="memory is per process: only for one worker; redis: many replicas."),
-        click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True,
-                     envvar="SOCDEF_REDIS_URL", help="The Redis of --limiter redis "
-                     "[env SOCDEF_REDIS_URL: keeps a password out of the process list]."),
-        click.option("--limiter-fallback", type=click.FloatRange(0, 1), default=0.1,
-                     show_default=True, help="Share of each limit a process allows on its own "
-                     "while the limiter store is unreachable; 0 refuses with 503."),
-        click.option("--limiter-factory", default="", hidden=True,
-                     help="MODULE:CALLABLE building a custom limiter (docs/rate-limits.md)."),
+        click.option(
+            "--limiter",
+            type=click.Choice(["sqlite", "memory", "redis"]),
+            default="sqlite",
+            show_default=True,
+            help="memory is per process: only for one worker; redis: many replicas.",
+        ),
+        click.option(
+            "--redis-url",
+            default="redis://127.0.0.1:6379/0",
+            show_default=True,
+            envvar="SOCDEF_REDIS_URL",
+            help="The Redis of --limiter redis "
+            "[env SOCDEF_REDIS_URL: keeps a password out of the process list].",
+        ),
+        click.option(
+            "--limiter-fallback",
+            type=click.FloatRange(0, 1),
+            default=0.1,
+            show_default=True,
+            help="Share of each limit a process allows on its own "
+            "while the limiter store is unreachable; 0 refuses with 503.",
+        ),
+        click.option(
+            "--limiter-factory",
+            default="",
+            hidden=True,
+            help="MODULE:CALLABLE building a custom limiter (docs/rate-limits.md).",
+        ),
         click.option("--access-log/--no-access-log", default=False, show_default=True),
-        click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian",
-                     show_default=True, help="The HTTP server that runs the worker app."),
-        click.option("--interface", type=click.Choice(["rsgi", "asgi"]), default="rsgi",
-                     show_default=True, help="granian's interface to the worker app (uvicorn "
-                     "always runs it over ASGI); the answers are the same, RSGI is cheaper."),
-        click.option("--limit-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
-                     show_default=True,
-                     help="Multiply every tier's request limits (internal deployments)."),
+        click.option(
+            "--server",
+            type=click.Choice(["granian", "uvicorn"]),
+            default="granian",
+            show_default=True,
+            help="The HTTP server that runs the worker app.",
+        ),
+        click.option(
+            "--interface",
+            type=click.Choice(["rsgi", "asgi"]),
+            default="rsgi",
+            show_default=True,
+            help="granian's interface to the worker app (uvicorn "
+            "always runs it over ASGI); the answers are the same, RSGI is cheaper.",
+        ),
+        click.option(
+            "--limit-scale",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Multiply every tier's request limits (internal deployments).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -228,7 +312,8 @@ def key_database(settings: Settings) -> Iterator[None]:
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(
             f"the key database {settings.keys_db} is unreadable ({exc}); restore it from a "
-            "backup or move it away to start a new one") from None
+            "backup or move it away to start a new one"
+        ) from None
 
 
 @cli.group()
@@ -242,13 +327,15 @@ def keys() -> None:
 @click.option("--tier", type=click.Choice(TIER_NAMES), default="free", show_default=True)
 @click.option("--name", help="A label for the key (at most 100 characters).")
 @click.option("--expires-in-days", type=click.IntRange(1, 365))
-def keys_create(settings: Settings, user: str, tier: str, name: str | None,
-                expires_in_days: int | None) -> None:
+def keys_create(
+    settings: Settings, user: str, tier: str, name: str | None, expires_in_days: int | None
+) -> None:
     """Create a key and print it once: it cannot be shown again."""
     private_data_dir(settings)
     with key_database(settings):
-        key, record = runtime.key_store(settings).create(user, tier, name=name,
-                                                         expires_in_days=expires_in_days)
+        key, record = runtime.key_store(settings).create(
+            user, tier, name=name, expires_in_days=expires_in_days
+        )
     click.echo(f"API key: {key}")
     click.echo(f"id: {record.id}  tier: {record.tier}  scopes: {' '.join(record.scopes)}")
 
@@ -262,8 +349,11 @@ def keys_list(settings: Settings, user: str | None) -> None:
     with key_database(settings):
         found = runtime.key_store(settings).list(user)
     for k in found:
-        status = "revoked" if k.revoked_at else (
-            "expired" if k.expires_at and k.expires_at <= time.time() else "active")
+        status = (
+            "revoked"
+            if k.revoked_at
+            else ("expired" if k.expires_at and k.expires_at <= time.time() else "active")
+        )
         click.echo(f"{k.id}  {k.preview:<14} {k.tier:<10} {status:<8} {k.user}  {k.name or ''}")
 
 
@@ -289,8 +379,13 @@ def session() -> None:
 @session.command("create")
 @with_settings
 @click.option("--user", required=True, help="The account (session subject), e.g. an e-mail.")
-@click.option("--ttl", type=click.IntRange(60, 30 * 86400), default=3600, show_default=True,
-              help="Seconds until the token expires.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(60, 30 * 86400),
+    default=3600,
+    show_default=True,
+    help="Seconds until the token expires.",
+)
 def session_create(settings: Settings, user: str, ttl: int) -> None:
     """Print a signed session token to send as the sb-access-token cookie."""
     private_data_dir(settings)

@@ -19,8 +19,9 @@ class PointerMoved(PublishError):
     """Another publish switched the pointer after this one read it; nothing was switched."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"{key} changed while publishing (another publish won); re-run to "
-                         "publish on top of it")
+        super().__init__(
+            f"{key} changed while publishing (another publish won); re-run to publish on top of it"
+        )
 
 
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.\d+\.tmp")  # LocalDestination.put's naming
@@ -55,11 +56,21 @@ class LocalDestination:
         base = self.root / prefix
         if not base.is_dir():
             return {}
-        return {path.relative_to(self.root).as_posix(): path.stat().st_size
-                for path in base.rglob("*") if path.is_file() and not path.name.startswith(".")}
+        return {
+            path.relative_to(self.root).as_posix(): path.stat().st_size
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        }
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
-            content_encoding: str | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        content_encoding: str | None = None,
+    ) -> None:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.tmp")
@@ -99,8 +110,9 @@ class LocalDestination:
         data = self.get(key)
         return data, None if data is None else version_of(data)
 
-    def swap(self, key: str, data: bytes, expected: str | None, *, content_type: str,
-             cache_control: str) -> None:
+    def swap(
+        self, key: str, data: bytes, expected: str | None, *, content_type: str, cache_control: str
+    ) -> None:
         """Replace ``key`` only if it still has version ``expected`` (None: still absent)."""
         with self._locked():
             if self.get_versioned(key)[1] != expected:

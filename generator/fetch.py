@@ -38,7 +38,9 @@ from generator.netguard import (
 __all__ = ["USER_AGENT", "FetchError", "FetchPolicy", "FetchResult", "HttpFetcher", "Validators"]
 
 USER_AGENT = "socdef/0.1 (+https://github.com/socdef/socdef; threat-intel feed reader)"
-ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -46,8 +48,14 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class FetchError(OSError):
     """The feed could not be fetched; ``retry_after`` is the server's wish, in seconds."""
 
-    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None,
-                 retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        retry_after: float | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -112,10 +120,15 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
 class HttpFetcher:
     """Fetch feeds with the bounds of a :class:`FetchPolicy`; safe to share between threads."""
 
-    def __init__(self, policy: FetchPolicy | None = None, *, resolve: Resolver = system_resolve,
-                 inner_backend: httpcore.NetworkBackend | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        resolve: Resolver = system_resolve,
+        inner_backend: httpcore.NetworkBackend | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self.policy = policy or FetchPolicy()
         self._resolve = resolve
         self._inner = inner_backend
@@ -149,13 +162,16 @@ class HttpFetcher:
             wait = self._rng.uniform(0, min(p.backoff_cap, p.backoff_base * 2 ** (attempt - 1)))
         return wait if time.monotonic() + wait < deadline - 0.05 else None
 
-    def _attempt(self, url: str, validators: Validators, deadline: float,
-                 attempt: int) -> FetchResult:
-        backend = GuardedBackend(self.policy.allow, deadline, resolve=self._resolve,
-                                 inner=self._inner)
+    def _attempt(
+        self, url: str, validators: Validators, deadline: float, attempt: int
+    ) -> FetchResult:
+        backend = GuardedBackend(
+            self.policy.allow, deadline, resolve=self._resolve, inner=self._inner
+        )
         try:
-            with httpcore.ConnectionPool(ssl_context=self._ssl, network_backend=backend,
-                                         max_connections=2, retries=0) as pool:
+            with httpcore.ConnectionPool(
+                ssl_context=self._ssl, network_backend=backend, max_connections=2, retries=0
+            ) as pool:
                 return self._follow(pool, url, validators, deadline, attempt)
         except TargetRefused as exc:
             raise FetchError(str(exc)) from None
@@ -166,15 +182,26 @@ class HttpFetcher:
         except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError, ssl.SSLError) as exc:
             raise FetchError(f"cannot fetch: {exc}") from None
         except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            raise FetchError(f"network error: {exc or type(exc).__name__}",
-                             retryable=True) from None
+            raise FetchError(
+                f"network error: {exc or type(exc).__name__}", retryable=True
+            ) from None
 
-    def _follow(self, pool: httpcore.ConnectionPool, url: str, validators: Validators,
-                deadline: float, attempt: int) -> FetchResult:
+    def _follow(
+        self,
+        pool: httpcore.ConnectionPool,
+        url: str,
+        validators: Validators,
+        deadline: float,
+        attempt: int,
+    ) -> FetchResult:
         for _ in range(self.policy.max_redirects + 1):
             _check_scheme(url)
-            with pool.stream("GET", url, headers=self._headers(validators),
-                             extensions={"timeout": self._timeouts(deadline)}) as resp:
+            with pool.stream(
+                "GET",
+                url,
+                headers=self._headers(validators),
+                extensions={"timeout": self._timeouts(deadline)},
+            ) as resp:
                 location = _header(resp.headers, b"location")
                 if resp.status in _REDIRECTS and location:
                     url = urljoin(url, location)
@@ -189,21 +216,29 @@ class HttpFetcher:
             return FetchResult(None, 304, url, found, attempt)
         if resp.status != 200:
             retry_after = parse_retry_after(_header(headers, b"retry-after"), time.time())
-            raise FetchError(f"HTTP {resp.status}", status=resp.status, retry_after=retry_after,
-                             retryable=resp.status in _RETRY_STATUSES)
+            raise FetchError(
+                f"HTTP {resp.status}",
+                status=resp.status,
+                retry_after=retry_after,
+                retryable=resp.status in _RETRY_STATUSES,
+            )
         length = _header(headers, b"content-length")
         if length.isdigit() and int(length) > self.policy.max_bytes:
             raise FetchError(f"body of {length} bytes is larger than {self.policy.max_bytes}")
         try:
-            body = read_body(resp.iter_stream(), _header(headers, b"content-encoding"),
-                             self.policy.max_bytes)
+            body = read_body(
+                resp.iter_stream(), _header(headers, b"content-encoding"), self.policy.max_bytes
+            )
         except BodyError as exc:
             raise FetchError(str(exc)) from None
         return FetchResult(body, 200, url, found, attempt)
 
     def _headers(self, validators: Validators) -> list[tuple[bytes, bytes]]:
-        headers = [(b"User-Agent", self.policy.user_agent.encode()), (b"Accept", ACCEPT.encode()),
-                   (b"Accept-Encoding", ACCEPT_ENCODING.encode())]
+        headers = [
+            (b"User-Agent", self.policy.user_agent.encode()),
+            (b"Accept", ACCEPT.encode()),
+            (b"Accept-Encoding", ACCEPT_ENCODING.encode()),
+        ]
         if validators.etag:
             headers.append((b"If-None-Match", validators.etag.encode("latin-1")))
         if validators.last_modified:
@@ -213,8 +248,12 @@ class HttpFetcher:
     def _timeouts(self, deadline: float) -> dict[str, float]:
         left = max(deadline - time.monotonic(), 0.001)
         p = self.policy
-        return {"connect": min(p.connect_timeout, left), "read": min(p.read_timeout, left),
-                "write": min(p.read_timeout, left), "pool": left}
+        return {
+            "connect": min(p.connect_timeout, left),
+            "read": min(p.read_timeout, left),
+            "write": min(p.read_timeout, left),
+            "pool": left,
+        }
 
 
 def _check_scheme(url: str) -> None:

@@ -90,8 +90,17 @@ def read_article(source: Source, item: FeedItem, published: int) -> tuple[Articl
     aid = article_id(source, item)
     techniques = tuple(sorted({i.value for i in found if i.type == "mitre_attack"}))
     tags = tuple(sorted(set(item.tags) | set(find_tags(text))))
-    article = Article(aid, source.id, source.name, source.category, item.title, item.link,
-                      published, tags, techniques)
+    article = Article(
+        aid,
+        source.id,
+        source.name,
+        source.category,
+        item.title,
+        item.link,
+        published,
+        tags,
+        techniques,
+    )
     sightings = [Sighting(aid, i.type, i.value, i.context, i.confidence, i.defanged) for i in found]
     return article, sightings
 
@@ -115,8 +124,15 @@ def ingest(
     """
     report = IngestReport()
     previous = {k: SourceState.from_dict(v) for k, v in store.state()["sources"].items()}
-    outcomes = fetch_all(sources, fetch, previous, now=now, honour_backoff=backoff is not None,
-                         workers=workers, progress=progress)
+    outcomes = fetch_all(
+        sources,
+        fetch,
+        previous,
+        now=now,
+        honour_backoff=backoff is not None,
+        workers=workers,
+        progress=progress,
+    )
     parsed = [o for o in outcomes if o.items is not None]
     stamps = [int(i.published.timestamp()) for o in parsed for i in o.items or () if i.published]
     report.shift_seconds = now - max(stamps) if shift_dates and stamps else 0
@@ -126,8 +142,9 @@ def ingest(
     states: dict[str, dict[str, object]] = {}
     for outcome in outcomes:
         prev = previous.get(outcome.source.id, SourceState())
-        line, state = _settle(outcome, prev, now, report.shift_seconds, backoff, known,
-                              (articles, sightings))
+        line, state = _settle(
+            outcome, prev, now, report.shift_seconds, backoff, known, (articles, sightings)
+        )
         report.sources.append(line)
         if state is not None:
             states[outcome.source.id] = state.to_dict()
@@ -137,8 +154,10 @@ def ingest(
         report.merge = store.merge(articles, sightings, as_of=now, sources_state=states)
     if states and not any(s.status in ("ok", "not_modified") for s in report.sources):
         why = "; ".join(f"{s.source}: {s.error}" for s in report.failed[:3])
-        raise IngestError(f"no source could be read ({why}); their failures were recorded, "
-                          "no article changed", report)
+        raise IngestError(
+            f"no source could be read ({why}); their failures were recorded, no article changed",
+            report,
+        )
     return report
 
 
@@ -155,24 +174,34 @@ def _published(item: FeedItem, aid: str, now: int, shift: int, known: dict[str, 
     return stamp
 
 
-def _settle(o: Outcome, prev: SourceState, now: int, shift: int, backoff: Backoff | None,
-            known: dict[str, int], out: tuple[list[Article], list[Sighting]],
-            ) -> tuple[SourceReport, SourceState | None]:
+def _settle(
+    o: Outcome,
+    prev: SourceState,
+    now: int,
+    shift: int,
+    backoff: Backoff | None,
+    known: dict[str, int],
+    out: tuple[list[Article], list[Sighting]],
+) -> tuple[SourceReport, SourceState | None]:
     """Turn one source's outcome into its report line and new state (None: unchanged)."""
     sid = o.source.id
     if o.skipped:
         return SourceReport(sid, "skipped", error="no saved feed"), None
     if o.deferred:
-        return SourceReport(sid, "deferred", prev.items, prev.iocs,
-                            error=f"retrying after {prev.next_attempt_at}"), None
+        return SourceReport(
+            sid, "deferred", prev.items, prev.iocs, error=f"retrying after {prev.next_attempt_at}"
+        ), None
     if o.error is not None:
-        state = prev.failed(now, o.error, http_status=o.http_status,
-                            retry_after=o.retry_after, backoff=backoff)
+        state = prev.failed(
+            now, o.error, http_status=o.http_status, retry_after=o.retry_after, backoff=backoff
+        )
         return SourceReport(sid, "error", error=state.error), state
     assert o.result is not None
     if o.items is None:
-        return (SourceReport(sid, "not_modified", prev.items, prev.iocs),
-                prev.not_modified(now, url=o.result.url))
+        return (
+            SourceReport(sid, "not_modified", prev.items, prev.iocs),
+            prev.not_modified(now, url=o.result.url),
+        )
     found = 0
     for item in o.items:
         published = _published(item, article_id(o.source, item), now, shift, known)
@@ -181,6 +210,13 @@ def _settle(o: Outcome, prev: SourceState, now: int, shift: int, backoff: Backof
         out[1].extend(seen)
         found += len(seen)
     v = o.result.validators
-    state = prev.fetched(now, status=o.result.status, url=o.result.url, etag=v.etag,
-                         last_modified=v.last_modified, items=len(o.items), iocs=found)
+    state = prev.fetched(
+        now,
+        status=o.result.status,
+        url=o.result.url,
+        etag=v.etag,
+        last_modified=v.last_modified,
+        items=len(o.items),
+        iocs=found,
+    )
     return SourceReport(sid, "ok", len(o.items), found), state

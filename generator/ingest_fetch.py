@@ -61,14 +61,22 @@ def read_source(source: Source, fetch: Fetch, prev: SourceState) -> Outcome:
     return out
 
 
-def fetch_all(sources: list[Source], fetch: Fetch, previous: dict[str, SourceState], *,
-              now: int, honour_backoff: bool, workers: int = 8,
-              progress: Progress | None = None) -> list[Outcome]:
+def fetch_all(
+    sources: list[Source],
+    fetch: Fetch,
+    previous: dict[str, SourceState],
+    *,
+    now: int,
+    honour_backoff: bool,
+    workers: int = 8,
+    progress: Progress | None = None,
+) -> list[Outcome]:
     """Outcomes for ``sources``, in their order; ``workers`` fetches run at once."""
     outcomes: dict[int, Outcome] = {}
     jobs = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources) or 1)),
-                            thread_name_prefix="socdef-fetch") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(sources) or 1)), thread_name_prefix="socdef-fetch"
+    ) as pool:
         for index, source in enumerate(sources):
             prev = previous.get(source.id, SourceState())
             if honour_backoff and prev.deferred(now):

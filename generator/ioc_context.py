@@ -202,7 +202,10 @@ class ListDetector:
         line_end = self.newlines[i] if i < len(self.newlines) else len(text)
         if line_end - line_start > _LONG_LINE:
             return line_start, -1, ()
-        if text.find(" | ", line_start, line_end) == -1 and text.find("\t", line_start, line_end) == -1:
+        if (
+            text.find(" | ", line_start, line_end) == -1
+            and text.find("\t", line_start, line_end) == -1
+        ):
             return line_start, line_end, ()
         seps = tuple(m.span() for m in _CELL_SEP.finditer(text, line_start, line_end))
         return line_start, line_end, seps

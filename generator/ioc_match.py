@@ -311,9 +311,7 @@ def _normalise_url(url: str) -> tuple[str, str] | None:
     return f"{scheme.lower()}://{userinfo}{at}{display}{tail}", host
 
 
-_LOCAL_PART_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-"
-)
+_LOCAL_PART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _HOST_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 
@@ -553,9 +551,7 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
-    for m in _run_matches(
-        text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE
-    ):
+    for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end):
             continue

@@ -57,7 +57,7 @@ def _lines(build: Build, day: str, variant: str) -> list[bytes]:
     data = build.read(layout.day_data_key(day, variant)) or b""
     offsets = array("Q")
     offsets.frombytes(build.read(layout.day_index_key(day, variant)) or b"")
-    return [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 def day_articles(build: Build, day: str, since: int) -> list[Article]:
@@ -88,16 +88,21 @@ def events_of(article: Article, day: str) -> Iterator[tuple[EventMeta, bytes, li
     """(meta, attributes, values) per event of an article: parts of MAX_ATTRIBUTES at most."""
     parts = range(0, len(article.records), MAX_ATTRIBUTES)
     for n, start in enumerate(parts, 1):
-        records = article.records[start:start + MAX_ATTRIBUTES]
-        attributes = b"".join(article.attributes[start:start + MAX_ATTRIBUTES])
+        records = article.records[start : start + MAX_ATTRIBUTES]
+        attributes = b"".join(article.attributes[start : start + MAX_ATTRIBUTES])
         source = records[0]["source"]
         title = source["article_title"] or f"{source['feed_name']} article {article.article_id}"
         suffix = f" (part {n} of {len(parts)})" if len(parts) > 1 else ""
         info = one_line(title, 256 - len(suffix)) + suffix
-        newest = max(article.seen[start:start + MAX_ATTRIBUTES])
+        newest = max(article.seen[start : start + MAX_ATTRIBUTES])
         tags = (f"tlp:{strongest_tlp(attributes)}", "type:OSINT", *_galaxy_tags(records))
-        meta = EventMeta(event_uuid(f"article:{article.article_id}:{day}:{n}"), info,
-                         day_of(newest), newest, tags)
+        meta = EventMeta(
+            event_uuid(f"article:{article.article_id}:{day}:{n}"),
+            info,
+            day_of(newest),
+            newest,
+            tags,
+        )
         yield meta, attributes, [r["value"] for r in records]
 
 
@@ -136,15 +141,22 @@ class FeedWriter:
 
     def finish(self, out: ObjectWriter) -> None:
         # orjson.dumps of the dict of entries, to the byte
-        out.put(layout.feed_key(FEED, "manifest.json"), b"{" + b",".join(
-            orjson.dumps(uuid) + b":" + entry for uuid, entry in self.manifest.items()) + b"}")
+        out.put(
+            layout.feed_key(FEED, "manifest.json"),
+            b"{"
+            + b",".join(orjson.dumps(uuid) + b":" + entry for uuid, entry in self.manifest.items())
+            + b"}",
+        )
         tails = [f",{uuid}\n".encode() for uuid in self.numbers]
         digests, events = self.digests, self.events
         with out.stream(layout.feed_key(FEED, "hashes.csv")) as hashes:
             for start in range(0, len(events), HASH_BLOCK):
-                hashes.write(b"".join(
-                    digests[16 * i : 16 * i + 16].hex().encode() + tails[events[i]]
-                    for i in range(start, min(start + HASH_BLOCK, len(events)))))
+                hashes.write(
+                    b"".join(
+                        digests[16 * i : 16 * i + 16].hex().encode() + tails[events[i]]
+                        for i in range(start, min(start + HASH_BLOCK, len(events)))
+                    )
+                )
 
 
 def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:
@@ -160,8 +172,12 @@ def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:
 
 def record_of(r: IOCRecord) -> dict:
     """The fields of a record's JSON line that events read."""
-    return {"type": r.type, "value": r.value, "mitre_techniques": r.mitre_techniques,
-            "source": {"article_title": r.article_title, "feed_name": r.feed_name}}
+    return {
+        "type": r.type,
+        "value": r.value,
+        "mitre_techniques": r.mitre_techniques,
+        "source": {"article_title": r.article_title, "feed_name": r.feed_name},
+    }
 
 
 class MispFeed:
@@ -180,8 +196,9 @@ class MispFeed:
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         self.add_rendered(day, records, {"misp": [render_line(r) for r in records]})
 
-    def add_rendered(self, day: str, records: list[IOCRecord],
-                     rendered: Mapping[str, list[bytes]]) -> None:
+    def add_rendered(
+        self, day: str, records: list[IOCRecord], rendered: Mapping[str, list[bytes]]
+    ) -> None:
         if self.done or query.day_start(day) + layout.DAY_SECONDS <= self.since:
             self.done = True  # days come newest first: every later one is older
             return

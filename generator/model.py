@@ -43,10 +43,20 @@ def ioc_id(type_: str, value: str) -> str:
 
 
 def _article_index(articles: pa.Table) -> dict[str, tuple]:
-    cols = [articles[name].to_pylist() for name in (
-        "article_id", "published", "feed_name", "category", "title", "url", "source_id",
-        "tags", "techniques",
-    )]
+    cols = [
+        articles[name].to_pylist()
+        for name in (
+            "article_id",
+            "published",
+            "feed_name",
+            "category",
+            "title",
+            "url",
+            "source_id",
+            "tags",
+            "techniques",
+        )
+    ]
     return {row[0]: row[1:] for row in zip(*cols, strict=True)}
 
 
@@ -55,8 +65,9 @@ class _Acc:
 
     __slots__ = ("first", "last", "primary", "context", "rank", "others", "ingested", "seen")
 
-    def __init__(self, published: int, article_id: str, context: str, rank: int,
-                 ingested: int = 0) -> None:
+    def __init__(
+        self, published: int, article_id: str, context: str, rank: int, ingested: int = 0
+    ) -> None:
         self.first = self.last = published
         self.primary = article_id
         self.context = context
@@ -68,8 +79,9 @@ class _Acc:
     def history(self) -> list[Seen]:
         return self.seen or [(self.ingested, self.first, self.primary)]
 
-    def add(self, published: int, article_id: str, context: str, rank: int,
-            ingested: int = 0) -> None:
+    def add(
+        self, published: int, article_id: str, context: str, rank: int, ingested: int = 0
+    ) -> None:
         if self.seen is None:
             self.seen = self.history()
         self.seen.append((ingested, published, article_id))
@@ -112,10 +124,15 @@ class _Grouped:
         else:
             self.ingested = self.published
         levels = pa.array(list(RANK), pa.string())
-        self.rank = _array(pc.coalesce(
-            pc.take(pa.array(list(RANK.values()), pa.int8()),
-                    pc.index_in(sightings["confidence"], value_set=levels)),
-            pa.scalar(RANK["low"], pa.int8())))
+        self.rank = _array(
+            pc.coalesce(
+                pc.take(
+                    pa.array(list(RANK.values()), pa.int8()),
+                    pc.index_in(sightings["confidence"], value_set=levels),
+                ),
+                pa.scalar(RANK["low"], pa.int8()),
+            )
+        )
         self.types = _array(sightings["type"])
         self.values = _array(sightings["value"])
         self.contexts = _array(sightings["context"])
@@ -130,21 +147,23 @@ class _Grouped:
             return pa.array([], pa.int64()), pa.array([], pa.int64())
         by_key = pc.sort_indices(
             pa.table({"t": self.types, "v": self.values, "p": self.published}),
-            sort_keys=[("t", "ascending"), ("v", "ascending"), ("p", "descending")])
+            sort_keys=[("t", "ascending"), ("v", "ascending"), ("p", "descending")],
+        )
         types, values = pc.take(self.types, by_key), pc.take(self.values, by_key)
-        change = pc.or_(pc.not_equal(types[1:], types[:-1]),
-                        pc.not_equal(values[1:], values[:-1]))
+        change = pc.or_(pc.not_equal(types[1:], types[:-1]), pc.not_equal(values[1:], values[:-1]))
         del types, values
-        starts = pa.concat_arrays([pa.array([0], pa.int64()),
-                                   pc.add(pc.indices_nonzero(change), 1).cast(pa.int64())])
+        starts = pa.concat_arrays(
+            [pa.array([0], pa.int64()), pc.add(pc.indices_nonzero(change), 1).cast(pa.int64())]
+        )
         ends = pa.concat_arrays([starts[1:], pa.array([n], pa.int64())])
         groups = len(starts)
         number = _arange(groups)
         # an indicator's last_seen is its group's first (latest) publication time
         last = pc.take(pc.take(self.published, by_key), starts)
         # record order: last_seen descending, then type and value (the groups' order)
-        ranked = pc.sort_indices(pa.table({"l": last, "g": number}),
-                                 sort_keys=[("l", "descending"), ("g", "ascending")])
+        ranked = pc.sort_indices(
+            pa.table({"l": last, "g": number}), sort_keys=[("l", "descending"), ("g", "ascending")]
+        )
         place = pc.sort_indices(ranked)  # each group's place in record order
         # every sorted row's group, then the rows by their group's place (stable)
         group_of = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, place))
@@ -159,9 +178,22 @@ class _Grouped:
             sizes = self.sizes.slice(first, BATCH).to_pylist()
             rows = self.rows.slice(row, sum(sizes))
             row += len(rows)
-            yield sizes, [pc.take(column, rows).to_pylist() for column in (
-                self.types, self.values, self.article, self.published, self.contexts,
-                self.rank, self.ingested)] + [rows.to_pylist()]
+            yield (
+                sizes,
+                [
+                    pc.take(column, rows).to_pylist()
+                    for column in (
+                        self.types,
+                        self.values,
+                        self.article,
+                        self.published,
+                        self.contexts,
+                        self.rank,
+                        self.ingested,
+                    )
+                ]
+                + [rows.to_pylist()],
+            )
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -181,8 +213,16 @@ def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator
     ids = grouped.ids
 
     def records() -> Iterator[IOCRecord]:
-        for sizes, (types, values, article, published, contexts, rank, ingested, rows) \
-                in grouped.batches():
+        for sizes, (
+            types,
+            values,
+            article,
+            published,
+            contexts,
+            rank,
+            ingested,
+            rows,
+        ) in grouped.batches():
             k = 0
             for size in sizes:
                 key = (types[k], values[k])
@@ -207,8 +247,13 @@ def aggregate(articles: pa.Table, sightings: pa.Table) -> list[IOCRecord]:
     return list(iter_records(articles, sightings)[1])
 
 
-def _single(key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: TechniqueTimes,
-            shared: dict[tuple[str, int], tuple]) -> IOCRecord:
+def _single(
+    key: tuple[str, str],
+    acc: _Acc,
+    index: dict[str, tuple],
+    times: TechniqueTimes,
+    shared: dict[tuple[str, int], tuple],
+) -> IOCRecord:
     """``_record`` of an indicator seen once (most are): the fields that depend on its article
     and ingest time alone are worked out once per (article, ingest) and shared."""
     article, ingested = acc.primary, acc.ingested
@@ -217,8 +262,13 @@ def _single(key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: Tec
         art = index[article]
         ordered = tuple(sorted(art[7]))
         parts = shared[(article, ingested)] = (
-            art, tuple(sorted(art[6])), ordered, (article,), (ingested,),
-            joined([(ingested, acc.first, article)], ordered, {article: art[7]}, times))
+            art,
+            tuple(sorted(art[6])),
+            ordered,
+            (article,),
+            (ingested,),
+            joined([(ingested, acc.first, article)], ordered, {article: art[7]}, times),
+        )
     art, tags, techniques, ids, versions, technique_times = parts
     return IOCRecord(
         id=ioc_id(*key),
@@ -243,8 +293,9 @@ def _single(key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: Tec
     )
 
 
-def _record(key: tuple[str, str], acc: _Acc, index: dict[str, tuple],
-            times: TechniqueTimes | None = None) -> IOCRecord:
+def _record(
+    key: tuple[str, str], acc: _Acc, index: dict[str, tuple], times: TechniqueTimes | None = None
+) -> IOCRecord:
     art = index[acc.primary]
     ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))  # an article counts once
     arts = [index[a] for a in ids]

@@ -80,7 +80,9 @@ class AddressPolicy:
             try:
                 parsed.append(ipaddress.ip_network(net.strip(), strict=False))
             except ValueError:
-                raise ValueError(f"not a network: {net!r} (expected CIDR, e.g. 10.0.0.0/8)") from None
+                raise ValueError(
+                    f"not a network: {net!r} (expected CIDR, e.g. 10.0.0.0/8)"
+                ) from None
         return cls(tuple(parsed))
 
     def permits(self, ip: IPAddress) -> bool:
@@ -150,8 +152,9 @@ class DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
         budget = self._budget(timeout, httpcore.ConnectTimeout)
         inner = self._inner.start_tls(ssl_context, server_hostname, budget)
         return DeadlineStream(inner, self._deadline)
@@ -163,22 +166,33 @@ class DeadlineStream(httpcore.NetworkStream):
 class GuardedBackend(httpcore.NetworkBackend):
     """Resolve, vet every address, connect to a vetted one; streams obey the deadline."""
 
-    def __init__(self, policy: AddressPolicy, deadline: float, *,
-                 resolve: Resolver = system_resolve,
-                 inner: httpcore.NetworkBackend | None = None) -> None:
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        deadline: float,
+        *,
+        resolve: Resolver = system_resolve,
+        inner: httpcore.NetworkBackend | None = None,
+    ) -> None:
         self.policy = policy
         self.deadline = deadline
         self.resolve = resolve
         self.inner = inner or httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         failure: Exception | None = None
         for address in self.policy.vet(host, port, self.resolve, self._budget(timeout)):
             try:
-                stream = self.inner.connect_tcp(address, port, self._budget(timeout),
-                                                local_address, socket_options)
+                stream = self.inner.connect_tcp(
+                    address, port, self._budget(timeout), local_address, socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
                 continue
@@ -191,8 +205,9 @@ class GuardedBackend(httpcore.NetworkBackend):
             raise httpcore.ConnectTimeout("total deadline exceeded")
         return left if timeout is None else min(timeout, left)
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise TargetRefused("refused: unix sockets are not fetch targets")
 
     def sleep(self, seconds: float) -> None:

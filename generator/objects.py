@@ -138,5 +138,6 @@ class RenderedSink(RecordSink, Protocol):
     """A sink that also reads the day's rendered lines (variant → one line per record), so it
     need not render a variant again."""
 
-    def add_rendered(self, day: str, records: list[IOCRecord],
-                     rendered: Mapping[str, list[bytes]]) -> None: ...
+    def add_rendered(
+        self, day: str, records: list[IOCRecord], rendered: Mapping[str, list[bytes]]
+    ) -> None: ...

@@ -30,8 +30,17 @@ from generator.destinations import LocalDestination, PointerMoved, PublishError
 from generator.objectmeta import IMMUTABLE, SHORT, content_types
 from worker import layout
 
-__all__ = ["Destination", "LocalDestination", "PointerMoved", "PublishError", "PublishResult",
-           "open_destination", "publish", "IMMUTABLE", "SHORT"]
+__all__ = [
+    "Destination",
+    "LocalDestination",
+    "PointerMoved",
+    "PublishError",
+    "PublishResult",
+    "open_destination",
+    "publish",
+    "IMMUTABLE",
+    "SHORT",
+]
 
 Progress = Callable[[str, int, int], None]
 _URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # s3:/x, s3:x, https:/x; not a drive letter
@@ -49,15 +58,23 @@ class Destination(Protocol):
 
     def sizes(self, prefix: str) -> dict[str, int]: ...
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
-            content_encoding: str | None = None) -> None: ...
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        content_encoding: str | None = None,
+    ) -> None: ...
 
     def get(self, key: str) -> bytes | None: ...
 
     def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
 
-    def swap(self, key: str, data: bytes, expected: str | None, *, content_type: str,
-             cache_control: str) -> None: ...
+    def swap(
+        self, key: str, data: bytes, expected: str | None, *, content_type: str, cache_control: str
+    ) -> None: ...
 
     def delete_many(self, keys: Iterable[str]) -> int: ...
 
@@ -71,7 +88,9 @@ class PublishResult:
     uploaded_bytes: int = 0
 
 
-def open_destination(target: str | os.PathLike[str], *, endpoint_url: str | None = None) -> Destination:
+def open_destination(
+    target: str | os.PathLike[str], *, endpoint_url: str | None = None
+) -> Destination:
     """``s3://BUCKET/PREFIX`` (boto3, loaded only then) or a folder.
 
     Anything that starts like a URL (``scheme:``, two letters or more) and is not
@@ -79,15 +98,18 @@ def open_destination(target: str | os.PathLike[str], *, endpoint_url: str | None
     """
     text = os.fspath(target)
     if not text.strip():
-        raise PublishError("cannot publish to an empty destination: use s3://BUCKET/PREFIX "
-                           "or a folder")
+        raise PublishError(
+            "cannot publish to an empty destination: use s3://BUCKET/PREFIX or a folder"
+        )
     if text.startswith("s3://"):
         from generator.s3 import S3Destination
 
         return S3Destination.from_url(text, endpoint_url=endpoint_url)
     if "://" in text or _URL_LIKE.match(text):
-        raise PublishError(f"cannot publish to {text}: use s3://BUCKET/PREFIX or a folder "
-                           "(prefix a folder whose name has a colon with ./)")
+        raise PublishError(
+            f"cannot publish to {text}: use s3://BUCKET/PREFIX or a folder "
+            "(prefix a folder whose name has a colon with ./)"
+        )
     return LocalDestination(text)
 
 
@@ -137,8 +159,14 @@ def _read(path: Path) -> bytes:
         raise PublishError(f"build is incomplete: {path} is missing") from None
 
 
-def _upload(src: Path, dest: Destination, missing: dict[str, int], types: dict[str, str],
-            jobs: int, progress: Progress | None) -> int:
+def _upload(
+    src: Path,
+    dest: Destination,
+    missing: dict[str, int],
+    types: dict[str, str],
+    jobs: int,
+    progress: Progress | None,
+) -> int:
     """Send every missing object on ``jobs`` threads; the first failure stops the rest."""
     if progress:
         progress("upload", 0, len(missing))
@@ -147,8 +175,12 @@ def _upload(src: Path, dest: Destination, missing: dict[str, int], types: dict[s
 
     def send(key: str) -> int:
         data = _read(src / key)
-        dest.put(key, data, content_type=types.get(key, "application/octet-stream"),
-                 cache_control=IMMUTABLE)
+        dest.put(
+            key,
+            data,
+            content_type=types.get(key, "application/octet-stream"),
+            cache_control=IMMUTABLE,
+        )
         return len(data)
 
     sent = 0
@@ -171,14 +203,26 @@ def _upload(src: Path, dest: Destination, missing: dict[str, int], types: dict[s
 def _put(dest: Destination, key: str, data: bytes, content_type: str, cache_control: str) -> None:
     """Write one whole object; large JSON is stored gzip-compressed where the bucket can say so."""
     if dest.encodes and len(data) > 1024:
-        dest.put(key, gzip.compress(data, mtime=0), content_type=content_type,
-                 cache_control=cache_control, content_encoding="gzip")
+        dest.put(
+            key,
+            gzip.compress(data, mtime=0),
+            content_type=content_type,
+            cache_control=cache_control,
+            content_encoding="gzip",
+        )
     else:
         dest.put(key, data, content_type=content_type, cache_control=cache_control)
 
 
-def _switch(dest: Destination, build_id: str, generated_at: int, old: bytes | None,
-            version: str | None, keep: int, clock: Callable[[], float]) -> list[str]:
+def _switch(
+    dest: Destination,
+    build_id: str,
+    generated_at: int,
+    old: bytes | None,
+    version: str | None,
+    keep: int,
+    clock: Callable[[], float],
+) -> list[str]:
     history = _history_of(old)
     history = [build_id] + [b for b in history if b != build_id]
     history = history[: max(MIN_KEEP, keep)]
@@ -188,8 +232,13 @@ def _switch(dest: Destination, build_id: str, generated_at: int, old: bytes | No
         "published_at": int(clock()),
         "history": history,
     }
-    dest.swap(layout.POINTER_KEY, json.dumps(pointer, sort_keys=True).encode(), version,
-              content_type="application/json", cache_control=SHORT)
+    dest.swap(
+        layout.POINTER_KEY,
+        json.dumps(pointer, sort_keys=True).encode(),
+        version,
+        content_type="application/json",
+        cache_control=SHORT,
+    )
     return history
 
 
@@ -202,8 +251,10 @@ def _history_of(pointer: bytes | None) -> list[str]:
             return history
     except (ValueError, AttributeError):
         pass
-    raise PublishError(f"the bucket's pointer {layout.POINTER_KEY} is damaged (not a JSON object "
-                       "with a history list); fix or delete it, then publish again")
+    raise PublishError(
+        f"the bucket's pointer {layout.POINTER_KEY} is damaged (not a JSON object "
+        "with a history list); fix or delete it, then publish again"
+    )
 
 
 def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> int:
@@ -221,4 +272,3 @@ def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> in
     stale = sorted(k for k in dest.sizes("builds/") if k not in kept)
     removed = dest.delete_many(stale)
     return removed + dest.delete_many(sorted(k for k in objects if k not in live))
-

@@ -51,8 +51,12 @@ def version_times(seen: Iterable[Seen]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def joined(seen: Iterable[Seen], techniques: Sequence[str],
-           article_techniques: dict[str, Sequence[str]], times: TechniqueTimes) -> tuple[int, ...]:
+def joined(
+    seen: Iterable[Seen],
+    techniques: Sequence[str],
+    article_techniques: dict[str, Sequence[str]],
+    times: TechniqueTimes,
+) -> tuple[int, ...]:
     """For each of ``techniques`` (sorted), when it first belonged to the record."""
     first: dict[str, int] = {}
     for ingested, _, article in seen:

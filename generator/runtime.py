@@ -37,8 +37,13 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     if not sys.stderr.isatty():
         yield lambda stage, done, total: None
         return
-    bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), transient=True)
+    bars = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
@@ -50,17 +55,28 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def run_ingest(settings: Settings, *, offline: Path | None = None, sources: Path | None = None,
-               shift_dates: bool = False, now: int | None = None) -> IngestReport:
+def run_ingest(
+    settings: Settings,
+    *,
+    offline: Path | None = None,
+    sources: Path | None = None,
+    shift_dates: bool = False,
+    now: int | None = None,
+) -> IngestReport:
     from generator import ingest as ingest_stage  # extraction loads only when ingesting
 
     configured = load_sources(sources or settings.sources)
     fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch(settings)
     with progress_bar() as progress:
-        return ingest_stage.ingest(Store(settings.store_dir), configured, fetch,
-                                   now=now if now is not None else int(time.time()),
-                                   shift_dates=shift_dates, progress=progress,
-                                   backoff=None if offline else Backoff())
+        return ingest_stage.ingest(
+            Store(settings.store_dir),
+            configured,
+            fetch,
+            now=now if now is not None else int(time.time()),
+            shift_dates=shift_dates,
+            progress=progress,
+            backoff=None if offline else Backoff(),
+        )
 
 
 def _http_fetch(settings: Settings) -> Callable[..., Any]:
@@ -76,17 +92,36 @@ def run_sources(settings: Settings, *, sources: Path | None = None) -> list[Sour
 
 def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
     with progress_bar() as progress:
-        return build_stage.build(Store(settings.store_dir), settings.build_dir, now=now,
-                                 source_name=settings.source_name, progress=progress)
+        return build_stage.build(
+            Store(settings.store_dir),
+            settings.build_dir,
+            now=now,
+            source_name=settings.source_name,
+            progress=progress,
+        )
 
 
-def run_publish(settings: Settings, *, dest: str | None = None, build_id: str | None = None,
-                endpoint_url: str | None = None, jobs: int = 8) -> publish_stage.PublishResult:
-    target = publish_stage.open_destination(dest or settings.bucket or settings.bucket_dir,
-                                            endpoint_url=endpoint_url or settings.s3_endpoint)
+def run_publish(
+    settings: Settings,
+    *,
+    dest: str | None = None,
+    build_id: str | None = None,
+    endpoint_url: str | None = None,
+    jobs: int = 8,
+) -> publish_stage.PublishResult:
+    target = publish_stage.open_destination(
+        dest or settings.bucket or settings.bucket_dir,
+        endpoint_url=endpoint_url or settings.s3_endpoint,
+    )
     with progress_bar() as progress:
-        return publish_stage.publish(settings.build_dir, target, build_id=build_id,
-                                     keep=settings.keep_builds, jobs=jobs, progress=progress)
+        return publish_stage.publish(
+            settings.build_dir,
+            target,
+            build_id=build_id,
+            keep=settings.keep_builds,
+            jobs=jobs,
+            progress=progress,
+        )
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -95,8 +130,9 @@ def key_store(settings: Settings) -> KeyStore:
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
-                                     jwt_secret=settings.jwt_secret)
+    return WorkerConfig.for_data_dir(
+        settings.data_dir, public_url=settings.public_url, jwt_secret=settings.jwt_secret
+    )
 
 
 def mint_session(settings: Settings, user: str, ttl: int) -> str:
@@ -104,8 +140,9 @@ def mint_session(settings: Settings, user: str, ttl: int) -> str:
     from worker.session import mint
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return mint(user.strip().lower(), session_secret(worker_config(settings)), now=time.time(),
-                ttl=ttl)
+    return mint(
+        user.strip().lower(), session_secret(worker_config(settings)), now=time.time(), ttl=ttl
+    )
 
 
 def set_tier(settings: Settings, user: str, tier: str) -> None:
@@ -118,8 +155,10 @@ def set_tier(settings: Settings, user: str, tier: str) -> None:
 def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
     """Ingest the bundled sample (dates shifted to now), build, publish; return a new key."""
     report = run_ingest(settings, offline=SAMPLE_DIR, shift_dates=True)
-    echo(f"ingested {sum(s.items for s in report.sources)} articles from "
-         f"{sum(1 for s in report.sources if s.status == 'ok')} sample feeds")
+    echo(
+        f"ingested {sum(s.items for s in report.sources)} articles from "
+        f"{sum(1 for s in report.sources if s.status == 'ok')} sample feeds"
+    )
     result = run_build(settings)
     echo(f"built {result.build_id}: {result.iocs} IOCs")
     run_publish(settings)
@@ -131,10 +170,21 @@ SERVERS = ("granian", "uvicorn")
 INTERFACES = ("rsgi", "asgi")  # granian's; uvicorn runs the app over ASGI
 
 
-def run_server(settings: Settings, *, host: str, port: int, workers: int, limiter: str,
-               access_log: bool, limit_scale: float = 1.0, redis_url: str = "",
-               limiter_fallback: float = 0.1, limiter_factory: str = "",
-               server: str = "granian", interface: str = "rsgi") -> None:
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    limiter: str,
+    access_log: bool,
+    limit_scale: float = 1.0,
+    redis_url: str = "",
+    limiter_fallback: float = 0.1,
+    limiter_factory: str = "",
+    server: str = "granian",
+    interface: str = "rsgi",
+) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
     Both run the worker app made by ``worker.config:app_from_env``, which reads the settings
@@ -146,20 +196,27 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
         raise ValueError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
     if interface not in INTERFACES:
         raise ValueError(f"unknown interface {interface!r}; choose one of {', '.join(INTERFACES)}")
-    config = WorkerConfig.for_data_dir(settings.data_dir, public_url=settings.public_url,
-                                       jwt_secret=settings.jwt_secret,
-                                       source_name=settings.source_name, limiter=limiter,
-                                       limit_scale=limit_scale, bucket=settings.bucket or None,
-                                       s3_endpoint=settings.s3_endpoint,
-                                       redis_url=redis_url or None,
-                                       limiter_fallback=limiter_fallback,
-                                       limiter_factory=limiter_factory,
-                                       access_log=access_log)
+    config = WorkerConfig.for_data_dir(
+        settings.data_dir,
+        public_url=settings.public_url,
+        jwt_secret=settings.jwt_secret,
+        source_name=settings.source_name,
+        limiter=limiter,
+        limit_scale=limit_scale,
+        bucket=settings.bucket or None,
+        s3_endpoint=settings.s3_endpoint,
+        redis_url=redis_url or None,
+        limiter_fallback=limiter_fallback,
+        limiter_factory=limiter_factory,
+        access_log=access_log,
+    )
     if limiter == "memory" and workers > 1 and not limiter_factory:
-        raise ValueError("the memory limiter counts per process: use --limiter sqlite "
-                         "with more than one worker")
-    check_databases(Path(config.data_dir), limits=config.limiter == "sqlite"
-                    and not limiter_factory)
+        raise ValueError(
+            "the memory limiter counts per process: use --limiter sqlite with more than one worker"
+        )
+    check_databases(
+        Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
+    )
     open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
     # traceback from every worker (it reads nothing)
     os.environ.update(config.to_env())
@@ -171,14 +228,31 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
         if port == 0:  # bound here, so the port is known before uvicorn starts
             listener = socket.create_server((host, 0), family=_family(host))
             announce(host, listener.getsockname()[1])
-            uvicorn.run("worker.config:app_from_env", factory=True, fd=listener.fileno(),
-                        workers=workers, access_log=False, log_level="warning", loop="auto",
-                        http="auto", lifespan="on")
+            uvicorn.run(
+                "worker.config:app_from_env",
+                factory=True,
+                fd=listener.fileno(),
+                workers=workers,
+                access_log=False,
+                log_level="warning",
+                loop="auto",
+                http="auto",
+                lifespan="on",
+            )
             return
         announce(host, port)
-        uvicorn.run("worker.config:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, access_log=False, log_level="warning", loop="auto",
-                    http="auto", lifespan="on")
+        uvicorn.run(
+            "worker.config:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+            loop="auto",
+            http="auto",
+            lifespan="on",
+        )
         return
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
@@ -188,12 +262,19 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int, limite
     reserved = _reserve_port(host) if port == 0 else None
     if reserved is not None:
         port = reserved.getsockname()[1]
-    granian = Server("worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env",
-                     factory=True, address=host, port=port,
-                     interface=Interfaces.RSGI if rsgi else Interfaces.ASGI, workers=workers,
-                     websockets=False, respawn_failed_workers=True,
-                     loop=Loops.uvloop if _has_uvloop() else Loops.auto,
-                     log_access=False, log_level=LogLevels.warning)
+    granian = Server(
+        "worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
+        workers=workers,
+        websockets=False,
+        respawn_failed_workers=True,
+        loop=Loops.uvloop if _has_uvloop() else Loops.auto,
+        log_access=False,
+        log_level=LogLevels.warning,
+    )
     granian.on_startup(lambda: announce(host, port))  # granian has bound the address by then
     try:
         granian.serve()
@@ -213,8 +294,11 @@ def warn_without_build(bucket: str) -> None:
     503 until ``socdef publish`` runs. A remote bucket is not read here."""
     if "://" in bucket or (Path(bucket) / POINTER_KEY).is_file():
         return
-    print(f"warning: no published build in {bucket}: the API answers 503 until "
-          "`socdef build` and `socdef publish` have run", flush=True)
+    print(
+        f"warning: no published build in {bucket}: the API answers 503 until "
+        "`socdef build` and `socdef publish` have run",
+        flush=True,
+    )
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -267,8 +351,10 @@ def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0
             problem = str(exc)
         if problem != "ok":
             problem = " ".join(problem.split())  # one line
-            raise CorruptDatabase(f"{path} is not a usable SQLite database ({problem}): restore "
-                                  "it from a backup, or move it aside to start with an empty one")
+            raise CorruptDatabase(
+                f"{path} is not a usable SQLite database ({problem}): restore "
+                "it from a backup, or move it aside to start with an empty one"
+            )
 
 
 def _has_uvloop() -> bool:

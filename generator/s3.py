@@ -43,15 +43,24 @@ class S3Destination:
 
     encodes = True
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 client: Any = None, pool: int = 16) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        pool: int = 16,
+    ) -> None:
         self.bucket, self.prefix = bucket, prefix
         if client is None:
             style = {"addressing_style": "path"} if endpoint_url else {}
-            config = Config(max_pool_connections=pool, s3=style,
-                            retries={"max_attempts": 5, "mode": "standard"})
-            client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None,
-                                                    config=config)
+            config = Config(
+                max_pool_connections=pool, s3=style, retries={"max_attempts": 5, "mode": "standard"}
+            )
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url or None, config=config
+            )
         self.client = client
 
     @classmethod
@@ -68,15 +77,28 @@ class S3Destination:
         pages = self._call("list_objects_v2", paginate=True, Prefix=self.prefix + prefix)
         for page in pages:
             for item in page.get("Contents", ()):
-                found[item["Key"][len(self.prefix):]] = item["Size"]
+                found[item["Key"][len(self.prefix) :]] = item["Size"]
         return found
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
-            content_encoding: str | None = None, **conditions: str) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        content_encoding: str | None = None,
+        **conditions: str,
+    ) -> None:
         extra = {"ContentEncoding": content_encoding} if content_encoding else {}
-        params: dict[str, Any] = {"Key": self.prefix + key, "Body": data,
-                                  "ContentType": content_type, "CacheControl": cache_control,
-                                  **extra, **conditions}
+        params: dict[str, Any] = {
+            "Key": self.prefix + key,
+            "Body": data,
+            "ContentType": content_type,
+            "CacheControl": cache_control,
+            **extra,
+            **conditions,
+        }
         self._call("put_object", **params)
 
     def get(self, key: str) -> bytes | None:
@@ -92,13 +114,13 @@ class S3Destination:
             data = gzip.decompress(data)
         return data, found["ETag"]
 
-    def swap(self, key: str, data: bytes, expected: str | None, *, content_type: str,
-             cache_control: str) -> None:
+    def swap(
+        self, key: str, data: bytes, expected: str | None, *, content_type: str, cache_control: str
+    ) -> None:
         """Conditional PUT: ``If-Match`` the version read before, or ``If-None-Match: *``."""
         condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
         try:
-            self.put(key, data, content_type=content_type, cache_control=cache_control,
-                     **condition)
+            self.put(key, data, content_type=content_type, cache_control=cache_control, **condition)
         except _Precondition:
             raise PointerMoved(key) from None
         except _NotImplemented:  # a store without conditional writes: plain PUT
@@ -108,20 +130,21 @@ class S3Destination:
         batch = [self.prefix + k for k in keys]
         for start in range(0, len(batch), DELETE_BATCH):
             chunk = batch[start : start + DELETE_BATCH]
-            result = self._call("delete_objects", Delete={
-                "Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            result = self._call(
+                "delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
             errors = result.get("Errors") or []
             if errors:
-                raise PublishError(f"could not delete {errors[0].get('Key')}: "
-                                   f"{errors[0].get('Message')}")
+                raise PublishError(
+                    f"could not delete {errors[0].get('Key')}: {errors[0].get('Message')}"
+                )
         return len(batch)
 
     def _call(self, operation: str, *, paginate: bool = False, **params: Any) -> Any:
         """Run one S3 operation; every failure leaves as a :class:`PublishError` (one line)."""
         try:
             if paginate:
-                pages = self.client.get_paginator(operation).paginate(Bucket=self.bucket,
-                                                                      **params)
+                pages = self.client.get_paginator(operation).paginate(Bucket=self.bucket, **params)
                 return list(pages)
             return getattr(self.client, operation)(Bucket=self.bucket, **params)
         except ClientError as exc:
@@ -132,8 +155,10 @@ class S3Destination:
                 raise _Precondition() from None
             if code in ("NotImplemented", "501"):
                 raise _NotImplemented() from None
-            raise PublishError(f"S3 {operation} on s3://{self.bucket}/{params.get('Key', '')}"
-                               f" failed: {code}: {exc.response['Error'].get('Message')}") from None
+            raise PublishError(
+                f"S3 {operation} on s3://{self.bucket}/{params.get('Key', '')}"
+                f" failed: {code}: {exc.response['Error'].get('Message')}"
+            ) from None
         except BotoCoreError as exc:
             raise PublishError(f"S3 {operation} on s3://{self.bucket} failed: {exc}") from None
 

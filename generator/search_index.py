@@ -73,7 +73,9 @@ class SearchIndex:
         self.day_numbers = array("I")
         self.lines = array("I")
         self.article_of: dict[str, int] = {}
-        self.pair_articles = array("I")  # the articles of record i: pair_articles[ends[i-1]:ends[i]]
+        self.pair_articles = array(
+            "I"
+        )  # the articles of record i: pair_articles[ends[i-1]:ends[i]]
         self.pair_ends = array("Q")
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
@@ -99,12 +101,20 @@ class SearchIndex:
         offsets = array("Q", [0])
         with out.stream(layout.SEARCH_SHARDS_KEY) as data:  # hundreds of MB at 1M records
             for shard in self._shards(length):
-                data.write("".join([self._line(i, related.of(i, self._articles(i)), refs)
-                                    for i in shard]).encode())
+                data.write(
+                    "".join(
+                        [self._line(i, related.of(i, self._articles(i)), refs) for i in shard]
+                    ).encode()
+                )
                 offsets.append(data.size)
         out.put(layout.SEARCH_OFFSETS_KEY, offsets.tobytes())
-        meta = {"prefix_hex": length, "shards": 16**length, "entries": count,
-                "max_related": MAX_RELATED, "hash": "sha256"}
+        meta = {
+            "prefix_hex": length,
+            "shards": 16**length,
+            "entries": count,
+            "max_related": MAX_RELATED,
+            "hash": "sha256",
+        }
         out.put(layout.SEARCH_META_KEY, json.dumps(meta, sort_keys=True).encode())
 
     def _articles(self, i: int) -> array:
@@ -126,9 +136,14 @@ class SearchIndex:
         n = len(self.lines)
         digests = self.digests
         order = pc.sort_indices(
-            pa.table({"d": pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digests)]),
-                      "t": pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(self.types)])}),
-            sort_keys=[("d", "ascending"), ("t", "ascending")])
+            pa.table(
+                {
+                    "d": pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digests)]),
+                    "t": pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(self.types)]),
+                }
+            ),
+            sort_keys=[("d", "ascending"), ("t", "ascending")],
+        )
         shard = 0
         rows: list[int] = []
         for start in range(0, n, SORTED_BATCH):
@@ -143,9 +158,11 @@ class SearchIndex:
             rows, shard = [], shard + 1
 
     def _line(self, i: int, related: str, refs: list[str]) -> str:
-        return (f"{self.digests[32 * i : 32 * i + 32].hex()}\t{layout.IOC_TYPES[self.types[i]]}\t"
-                f"{self.confidences[i]}\t{self.first[i]}\t{self.last[i]}\t{self.sightings[i]}\t"
-                f"{refs[i]}\t{related}\n")
+        return (
+            f"{self.digests[32 * i : 32 * i + 32].hex()}\t{layout.IOC_TYPES[self.types[i]]}\t"
+            f"{self.confidences[i]}\t{self.first[i]}\t{self.last[i]}\t{self.sightings[i]}\t"
+            f"{refs[i]}\t{related}\n"
+        )
 
 
 class Related:

@@ -51,11 +51,18 @@ class SiteError(RuntimeError):
 
 def environment() -> Environment:
     if not TEMPLATES.is_dir() or not ASSETS.is_dir():
-        raise SiteError(f"{TEMPLATES} and {ASSETS} are needed to build the site: "
-                        "run socdef build from a source checkout (pip install -e .)")
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
-                      undefined=StrictUndefined, keep_trailing_newline=True,
-                      trim_blocks=True, lstrip_blocks=True)
+        raise SiteError(
+            f"{TEMPLATES} and {ASSETS} are needed to build the site: "
+            "run socdef build from a source checkout (pip install -e .)"
+        )
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["markdown"] = site_apiref.markdown
     env.globals["cell_url"] = site_links.cell_url
     return env

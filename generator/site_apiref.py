@@ -99,9 +99,14 @@ def type_text(schema: dict[str, Any]) -> str:
     notes = []
     if "enum" in schema:
         notes.append("one of " + ", ".join(str(v) for v in schema["enum"]))
-    for word, key in (("min", "minimum"), ("max", "maximum"), ("min length", "minLength"),
-                      ("max length", "maxLength"), ("pattern", "pattern"),
-                      ("default", "default")):
+    for word, key in (
+        ("min", "minimum"),
+        ("max", "maximum"),
+        ("min length", "minLength"),
+        ("max length", "maxLength"),
+        ("pattern", "pattern"),
+        ("default", "default"),
+    ):
         if key in schema:
             value = json.dumps(schema[key]) if isinstance(schema[key], bool) else schema[key]
             notes.append(f"{word} {value}")
@@ -116,8 +121,10 @@ def properties(spec: dict[str, Any], schema: dict[str, Any]) -> list[Field]:
     if "allOf" in schema:
         return [f for part in schema["allOf"] for f in properties(spec, part)]
     required = set(schema.get("required", ()))
-    return [Field(name, "", type_text(s), name in required, s.get("description", ""))
-            for name, s in schema.get("properties", {}).items()]
+    return [
+        Field(name, "", type_text(s), name in required, s.get("description", ""))
+        for name, s in schema.get("properties", {}).items()
+    ]
 
 
 def _params(spec: dict[str, Any], raw: Iterable[dict[str, Any]]) -> list[Field]:
@@ -126,18 +133,29 @@ def _params(spec: dict[str, Any], raw: Iterable[dict[str, Any]]) -> list[Field]:
         text = p.get("description", "")
         if "example" in p:
             text += f" Example: {p['example']}"
-        out.append(Field(p["name"], p["in"], type_text(p.get("schema", {})),
-                         bool(p.get("required")), text.strip()))
+        out.append(
+            Field(
+                p["name"],
+                p["in"],
+                type_text(p.get("schema", {})),
+                bool(p.get("required")),
+                text.strip(),
+            )
+        )
     return out
 
 
 def _reply(spec: dict[str, Any], code: str, node: dict[str, Any]) -> Reply:
     named = ref_name(node["$ref"]) if "$ref" in node else ""
     node = resolve(spec, node)
-    media = [(ctype, type_text(body.get("schema", {})))
-             for ctype, body in node.get("content", {}).items()]
-    headers = [Field(name, "header", type_text(h.get("schema", {})), False,
-                     h.get("description", "")) for name, h in node.get("headers", {}).items()]
+    media = [
+        (ctype, type_text(body.get("schema", {})))
+        for ctype, body in node.get("content", {}).items()
+    ]
+    headers = [
+        Field(name, "header", type_text(h.get("schema", {})), False, h.get("description", ""))
+        for name, h in node.get("headers", {}).items()
+    ]
     description = node.get("description", "") + (f" ({named})" if named else "")
     return Reply(code, description, media, headers)
 
@@ -154,8 +172,10 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
         description=op.get("description", ""),
         auth=auth,
         params=_params(spec, op.get("parameters", [])),
-        body=[(ctype, properties(spec, c.get("schema", {})))
-              for ctype, c in body.get("content", {}).items()],
+        body=[
+            (ctype, properties(spec, c.get("schema", {})))
+            for ctype, c in body.get("content", {}).items()
+        ],
         body_required=bool(body.get("required")),
         replies=[_reply(spec, code, r) for code, r in sorted(op.get("responses", {}).items())],
     )
@@ -163,13 +183,19 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
 
 def operations(spec: dict[str, Any]) -> list[Operation]:
     """Every operation of the spec, in the order of its tags, then its paths."""
-    ops = [_operation(spec, path, m, item[m])
-           for path, item in spec["paths"].items() for m in METHODS if m in item]
+    ops = [
+        _operation(spec, path, m, item[m])
+        for path, item in spec["paths"].items()
+        for m in METHODS
+        if m in item
+    ]
     order = {t["name"]: i for i, t in enumerate(spec.get("tags", []))}
     return sorted(ops, key=lambda o: order.get(o.tag, len(order)))
 
 
 def schemas(spec: dict[str, Any]) -> list[tuple[str, str, list[Field]]]:
     """(name, description, properties) of every component schema."""
-    return [(name, s.get("description", ""), properties(spec, s))
-            for name, s in spec.get("components", {}).get("schemas", {}).items()]
+    return [
+        (name, s.get("description", ""), properties(spec, s))
+        for name, s in spec.get("components", {}).get("schemas", {}).items()
+    ]

@@ -45,9 +45,11 @@ def _n(x: float) -> str:
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
-    head = (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{escape(label)}" '
-            f'xmlns="http://www.w3.org/2000/svg">')
+    head = (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{escape(label)}" '
+        f'xmlns="http://www.w3.org/2000/svg">'
+    )
     return Markup(head + "".join(body) + "</svg>")
 
 
@@ -55,15 +57,21 @@ def _y_axis(top: int, step: int, plot_h: float) -> list[str]:
     out = []
     for tick in range(0, top + 1, step):
         y = TOP + plot_h - plot_h * tick / top
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_n(y)}" '
-                   f'y2="{_n(y)}"/>')
-        out.append(f'<text class="tick" x="{LEFT - 6}" y="{_n(y + 4)}" '
-                   f'text-anchor="end">{tick:,}</text>')
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_n(y)}" y2="{_n(y)}"/>'
+        )
+        out.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{_n(y + 4)}" text-anchor="end">{tick:,}</text>'
+        )
     return out
 
 
-def stacked_bars(days: Sequence[str], series: Sequence[Series],
-                 values: Mapping[str, Mapping[str, int]], label: str) -> Markup:
+def stacked_bars(
+    days: Sequence[str],
+    series: Sequence[Series],
+    values: Mapping[str, Mapping[str, int]],
+    label: str,
+) -> Markup:
     """One stacked bar per day (oldest left); ``values[day][series name]``."""
     totals = [sum(values.get(d, {}).values()) for d in days]
     top, step = nice_ceiling(max(totals, default=0))
@@ -79,12 +87,16 @@ def stacked_bars(days: Sequence[str], series: Sequence[Series],
                 continue
             h = plot_h * count / top
             base -= h
-            body.append(f'<rect class="{s.css}" x="{_n(x)}" y="{_n(base)}" '
-                        f'width="{_n(slot * 0.8)}" height="{_n(h)}">'
-                        f'<title>{escape(day)} · {escape(s.name)}: {count:,}</title></rect>')
+            body.append(
+                f'<rect class="{s.css}" x="{_n(x)}" y="{_n(base)}" '
+                f'width="{_n(slot * 0.8)}" height="{_n(h)}">'
+                f"<title>{escape(day)} · {escape(s.name)}: {count:,}</title></rect>"
+            )
         if i % 5 == (len(days) - 1) % 5:
-            body.append(f'<text class="tick" x="{_n(x + slot * 0.4)}" y="{HEIGHT - 8}" '
-                        f'text-anchor="middle">{escape(day[5:])}</text>')
+            body.append(
+                f'<text class="tick" x="{_n(x + slot * 0.4)}" y="{HEIGHT - 8}" '
+                f'text-anchor="middle">{escape(day[5:])}</text>'
+            )
     return _svg(WIDTH, HEIGHT, label, body)
 
 
@@ -98,9 +110,13 @@ def horizontal_bars(rows: Sequence[tuple[str, int]], label: str, css: str = "c0"
     for i, (name, count) in enumerate(rows):
         y = TOP + i * ROW
         w = plot_w * count / top
-        body.append(f'<text class="tick" x="{label_w - 8}" y="{y + 15}" '
-                    f'text-anchor="end">{escape(name)}</text>')
-        body.append(f'<rect class="{css}" x="{label_w}" y="{y + 3}" width="{_n(w)}" '
-                    f'height="{ROW - 6}"><title>{escape(name)}: {count:,}</title></rect>')
+        body.append(
+            f'<text class="tick" x="{label_w - 8}" y="{y + 15}" '
+            f'text-anchor="end">{escape(name)}</text>'
+        )
+        body.append(
+            f'<rect class="{css}" x="{label_w}" y="{y + 3}" width="{_n(w)}" '
+            f'height="{ROW - 6}"><title>{escape(name)}: {count:,}</title></rect>'
+        )
         body.append(f'<text class="tick" x="{_n(label_w + w + 6)}" y="{y + 15}">{count:,}</text>')
     return _svg(WIDTH, height, label, body)

@@ -24,8 +24,11 @@ def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, Path]:
             raise FileNotFoundError(f"no build in {build_dir}: run socdef build first")
         build_id = latest.read_text().strip()
     manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
-    files = {key[len(PREFIX):]: build_dir / layout.object_key(sha)
-             for key, (sha, _size) in manifest["objects"].items() if key.startswith(PREFIX)}
+    files = {
+        key[len(PREFIX) :]: build_dir / layout.object_key(sha)
+        for key, (sha, _size) in manifest["objects"].items()
+        if key.startswith(PREFIX)
+    }
     if not files:
         raise ValueError(f"build {build_id} holds no site: it was built without the site stage")
     return dict(sorted(files.items()))

@@ -24,8 +24,9 @@ TYPES = (layout.ALL, *layout.IOC_TYPES)
 
 def served_operations() -> set[tuple[str, str]]:
     """(method, path) pairs the worker answers, paths without a trailing slash."""
-    return {(method, route.pattern.rstrip("/") or "/")
-            for route in ROUTES for method in route.handlers}
+    return {
+        (method, route.pattern.rstrip("/") or "/") for route in ROUTES for method in route.handlers
+    }
 
 
 def is_served(method: str, path: str, served: set[tuple[str, str]]) -> bool:
@@ -56,8 +57,9 @@ class Column:
     limit: int | None
 
 
-def tier_columns(spec: dict[str, Any], tier: str,
-                 served: set[tuple[str, str]]) -> tuple[list[Column], list[Format]]:
+def tier_columns(
+    spec: dict[str, Any], tier: str, served: set[tuple[str, str]]
+) -> tuple[list[Column], list[Format]]:
     """The formats a tier may download (as columns) and those it may not."""
     columns, locked = [], []
     for fmt in FORMATS:

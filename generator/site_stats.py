@@ -28,7 +28,8 @@ class SiteStats:
     by_type: dict[str, Counter] = field(default_factory=dict)
     by_category: dict[str, Counter] = field(default_factory=dict)
     mentions: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {"cve": {}, "mitre_attack": {}})
+        default_factory=lambda: {"cve": {}, "mitre_attack": {}}
+    )
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         types: Counter = Counter()
@@ -62,20 +63,27 @@ class SiteStats:
             "days": days,
             "type_series": types,
             "category_series": cats,
-            "by_type": stacked_bars(days, types, self.by_type,
-                                    "Indicators per day by type, last 30 days"),
-            "by_category": stacked_bars(days, cats, self.by_category,
-                                        "Indicators per day by source category, last 30 days"),
-            "techniques": horizontal_bars(self.top("mitre_attack"),
-                                          "Top ATT&CK techniques by articles", "c3"),
+            "by_type": stacked_bars(
+                days, types, self.by_type, "Indicators per day by type, last 30 days"
+            ),
+            "by_category": stacked_bars(
+                days, cats, self.by_category, "Indicators per day by source category, last 30 days"
+            ),
+            "techniques": horizontal_bars(
+                self.top("mitre_attack"), "Top ATT&CK techniques by articles", "c3"
+            ),
             "cves": horizontal_bars(self.top("cve"), "Top CVEs by articles", "c9"),
-            "table": [(d, self.by_type.get(d, Counter()), self.by_category.get(d, Counter()))
-                      for d in reversed(days)],
+            "table": [
+                (d, self.by_type.get(d, Counter()), self.by_category.get(d, Counter()))
+                for d in reversed(days)
+            ],
         }
 
 
 def window(generated_at: int, days: int = WINDOW_DAYS) -> list[str]:
     """The ``days`` UTC days ending on the day of ``generated_at``, oldest first."""
     last = generated_at - generated_at % layout.DAY_SECONDS
-    return [time.strftime("%Y-%m-%d", time.gmtime(last - i * layout.DAY_SECONDS))
-            for i in range(days - 1, -1, -1)]
+    return [
+        time.strftime("%Y-%m-%d", time.gmtime(last - i * layout.DAY_SECONDS))
+        for i in range(days - 1, -1, -1)
+    ]

@@ -64,26 +64,68 @@ class SourceState:
     def deferred(self, now: int) -> bool:
         return self.next_attempt_at is not None and self.next_attempt_at > now
 
-    def fetched(self, now: int, *, status: int, url: str, etag: str, last_modified: str,
-                items: int, iocs: int) -> SourceState:
-        return replace(self, status="ok", last_fetch=now, last_success=now, http_status=status,
-                       items=items, iocs=iocs, error="", etag=etag, last_modified=last_modified,
-                       url=url, consecutive_failures=0, next_attempt_at=None)
+    def fetched(
+        self,
+        now: int,
+        *,
+        status: int,
+        url: str,
+        etag: str,
+        last_modified: str,
+        items: int,
+        iocs: int,
+    ) -> SourceState:
+        return replace(
+            self,
+            status="ok",
+            last_fetch=now,
+            last_success=now,
+            http_status=status,
+            items=items,
+            iocs=iocs,
+            error="",
+            etag=etag,
+            last_modified=last_modified,
+            url=url,
+            consecutive_failures=0,
+            next_attempt_at=None,
+        )
 
     def not_modified(self, now: int, *, url: str) -> SourceState:
-        return replace(self, status="not_modified", last_fetch=now, last_success=now,
-                       http_status=304, error="", url=url, consecutive_failures=0,
-                       next_attempt_at=None)
+        return replace(
+            self,
+            status="not_modified",
+            last_fetch=now,
+            last_success=now,
+            http_status=304,
+            error="",
+            url=url,
+            consecutive_failures=0,
+            next_attempt_at=None,
+        )
 
-    def failed(self, now: int, error: str, *, http_status: int = 0,
-               retry_after: float | None = None, backoff: Backoff | None = None) -> SourceState:
+    def failed(
+        self,
+        now: int,
+        error: str,
+        *,
+        http_status: int = 0,
+        retry_after: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> SourceState:
         failures = self.consecutive_failures + 1
         wait = backoff.delay(failures) if backoff else 0.0
         if retry_after is not None:
             wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
-        return replace(self, status="error", last_fetch=now, http_status=http_status,
-                       error=error[:300], consecutive_failures=failures,
-                       next_attempt_at=now + int(wait + 0.999) if wait > 0 else None)
+        return replace(
+            self,
+            status="error",
+            last_fetch=now,
+            http_status=http_status,
+            error=error[:300],
+            consecutive_failures=failures,
+            next_attempt_at=now + int(wait + 0.999) if wait > 0 else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +155,17 @@ def source_rows(sources: list[Source], state: dict[str, Any]) -> list[SourceRow]
     rows = []
     for source in sources:
         s = SourceState.from_dict(stored.get(source.id))
-        rows.append(SourceRow(source.id, source.name, s.status, _iso(s.last_fetch) or "never",
-                              s.items, s.iocs, s.error, s.consecutive_failures,
-                              _iso(s.next_attempt_at)))
+        rows.append(
+            SourceRow(
+                source.id,
+                source.name,
+                s.status,
+                _iso(s.last_fetch) or "never",
+                s.items,
+                s.iocs,
+                s.error,
+                s.consecutive_failures,
+                _iso(s.next_attempt_at),
+            )
+        )
     return rows

@@ -56,6 +56,4 @@ def load_sources(path: str | Path | None = None) -> list[Source]:
     problems += [f"duplicate source id: {i}" for i in sorted({i for i in ids if ids.count(i) > 1})]
     if problems:
         raise SourcesError(f"{path}: " + "; ".join(problems))
-    return [
-        Source(e["id"], e["name"], e["url"], e["category"], e.get("site", "")) for e in entries
-    ]
+    return [Source(e["id"], e["name"], e["url"], e["category"], e.get("site", "")) for e in entries]

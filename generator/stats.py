@@ -48,8 +48,9 @@ def trend(current: int, previous: int) -> str:
     return "stable"
 
 
-def count_between(sorted_stamps: list[int] | array, low: int, high: int, *,
-                  include_high: bool = True) -> int:
+def count_between(
+    sorted_stamps: list[int] | array, low: int, high: int, *, include_high: bool = True
+) -> int:
     """How many stamps lie in [low, high] (or [low, high) without ``include_high``)."""
     end = bisect_right(sorted_stamps, high) if include_high else bisect_left(sorted_stamps, high)
     return max(0, end - bisect_left(sorted_stamps, low))
@@ -65,8 +66,11 @@ def _last_good(state: Mapping[str, Any]) -> int | None:
 def source_summary(sources: Mapping[str, Mapping[str, Any]], now: int) -> dict[str, Any]:
     fetches = [s["last_fetch"] for s in sources.values() if s.get("last_fetch") is not None]
     active = [s for s in sources.values() if (_last_good(s) or -1) >= now - ACTIVE_WITHIN]
-    return {"total": len(sources), "active": len(active),
-            "last_fetch": iso_z(max(fetches)) if fetches else None}
+    return {
+        "total": len(sources),
+        "active": len(active),
+        "last_fetch": iso_z(max(fetches)) if fetches else None,
+    }
 
 
 def top(counts: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -98,8 +102,9 @@ class Stats:
         data = self.data(info.generated_at, published, info.store.state().get("sources") or {})
         out.put(layout.STATS_KEY, json.dumps(data, separators=(",", ":")).encode())
 
-    def data(self, now: int, published: Iterable[int],
-             sources: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def data(
+        self, now: int, published: Iterable[int], sources: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Any]:
         firsts = sorted(self.first_seen)
         articles = sorted(published)
         week = count_between(firsts, now - WEEK, now)
@@ -109,10 +114,15 @@ class Stats:
             "by_type": dict(self.by_type),
             "by_category": dict(self.by_category),
             "by_confidence": dict(self.by_confidence),
-            "last_24h": {"new_iocs": count_between(firsts, now - DAY, now),
-                         "new_articles": count_between(articles, now - DAY, now)},
-            "last_7d": {"new_iocs": week, "new_articles": count_between(articles, now - WEEK, now),
-                        "trend": trend(week, before)},
+            "last_24h": {
+                "new_iocs": count_between(firsts, now - DAY, now),
+                "new_articles": count_between(articles, now - DAY, now),
+            },
+            "last_7d": {
+                "new_iocs": week,
+                "new_articles": count_between(articles, now - WEEK, now),
+                "trend": trend(week, before),
+            },
             "sources": source_summary(sources, now),
             "top_mitre_techniques": top(self.mentions["mitre_attack"]),
             "top_cves": top(self.mentions["cve"]),

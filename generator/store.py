@@ -131,8 +131,11 @@ class Store:
         """Commit an empty first generation unless one exists; answer whether it did."""
         if self.exists():
             return False
-        self.commit(ARTICLE_SCHEMA.empty_table(), SIGHTING_SCHEMA.empty_table(),
-                    {"as_of": None, "sources": {}})
+        self.commit(
+            ARTICLE_SCHEMA.empty_table(),
+            SIGHTING_SCHEMA.empty_table(),
+            {"as_of": None, "sources": {}},
+        )
         return True
 
     def articles(self) -> pa.Table:
@@ -183,11 +186,13 @@ class Store:
         new_articles = _keep_labels(_articles_table(articles), old_articles)
         fresh = _sightings_table(sightings)
         carried = _carried(old_sightings, new_articles, fresh)
-        new_sightings = _stamp(pa.concat_tables([fresh, carried]), new_articles, old_articles,
-                               old_sightings, as_of)
+        new_sightings = _stamp(
+            pa.concat_tables([fresh, carried]), new_articles, old_articles, old_sightings, as_of
+        )
         history = self.revisions()
-        revised = _revisions(old_articles, old_sightings, new_articles, fresh, carried, as_of,
-                             history)
+        revised = _revisions(
+            old_articles, old_sightings, new_articles, fresh, carried, as_of, history
+        )
         replaced = pc.is_in(old_articles["article_id"], value_set=new_articles["article_id"])
         stats = MergeStats(
             articles_updated=pc.sum(replaced).as_py() or 0,
@@ -196,17 +201,26 @@ class Store:
         )
         stats.articles_added = new_articles.num_rows - stats.articles_updated
         merged_articles = pa.concat_tables([old_articles.filter(pc.invert(replaced)), new_articles])
-        keep = pc.invert(pc.is_in(old_sightings["article_id"], value_set=new_articles["article_id"]))
+        keep = pc.invert(
+            pc.is_in(old_sightings["article_id"], value_set=new_articles["article_id"])
+        )
         merged_sightings = pa.concat_tables([old_sightings.filter(keep), new_sightings])
         state = self.state()
         state["as_of"] = max(as_of, state.get("as_of") or 0)
         state["sources"].update(sources_state or {})
-        self.commit(merged_articles, merged_sightings, state,
-                    revisions=pa.concat_tables([history, revised]))
+        self.commit(
+            merged_articles, merged_sightings, state, revisions=pa.concat_tables([history, revised])
+        )
         return stats
 
-    def commit(self, articles: pa.Table, sightings: pa.Table, state: dict[str, Any], *,
-               revisions: pa.Table | None = None) -> None:
+    def commit(
+        self,
+        articles: pa.Table,
+        sightings: pa.Table,
+        state: dict[str, Any],
+        *,
+        revisions: pa.Table | None = None,
+    ) -> None:
         """Write a new generation and make it live; ``revisions`` (default: the live
         generation's) is the whole revision history."""
         if revisions is None:
@@ -259,8 +273,15 @@ def _carried(old: pa.Table, new_articles: pa.Table, fresh: pa.Table) -> pa.Table
     return mine.filter(gone).select(SIGHTING_SCHEMA.names)
 
 
-def _revisions(old_articles: pa.Table, old_sightings: pa.Table, new_articles: pa.Table,
-               fresh: pa.Table, carried: pa.Table, as_of: int, history: pa.Table) -> pa.Table:
+def _revisions(
+    old_articles: pa.Table,
+    old_sightings: pa.Table,
+    new_articles: pa.Table,
+    fresh: pa.Table,
+    carried: pa.Table,
+    as_of: int,
+    history: pa.Table,
+) -> pa.Table:
     """The revision rows of this merge: each stored article the new read changed (new
     sightings, another title, URL or date, or fewer sightings than the read before: the same
     short read every hour is one revision, not one an hour)."""
@@ -280,19 +301,32 @@ def _revisions(old_articles: pa.Table, old_sightings: pa.Table, new_articles: pa
     kept: dict[str, int] = {}
     for aid in carried["article_id"].to_pylist():
         kept[aid] = kept.get(aid, 0) + 1
-    after = {r["article_id"]: r for r in new_articles.filter(
-        pc.is_in(new_articles["article_id"], value_set=ids)).to_pylist()}
-    last_kept = dict(zip(history["article_id"].to_pylist(), history["kept"].to_pylist(),
-                         strict=True))  # the latest revision of each article wins
+    after = {
+        r["article_id"]: r
+        for r in new_articles.filter(
+            pc.is_in(new_articles["article_id"], value_set=ids)
+        ).to_pylist()
+    }
+    last_kept = dict(
+        zip(history["article_id"].to_pylist(), history["kept"].to_pylist(), strict=True)
+    )  # the latest revision of each article wins
     rows = []
     for aid, old in before.items():
         new = after[aid]
         moved = any(old[f] != new[f] for f in ("title", "url", "published"))
         if moved or added.get(aid) or kept.get(aid, 0) != last_kept.get(aid, 0):
-            rows.append({"article_id": aid, "revised_at": as_of, "title": old["title"],
-                         "url": old["url"], "published": old["published"],
-                         "read": read.get(aid, 0), "added": added.get(aid, 0),
-                         "kept": kept.get(aid, 0)})
+            rows.append(
+                {
+                    "article_id": aid,
+                    "revised_at": as_of,
+                    "title": old["title"],
+                    "url": old["url"],
+                    "published": old["published"],
+                    "read": read.get(aid, 0),
+                    "added": added.get(aid, 0),
+                    "kept": kept.get(aid, 0),
+                }
+            )
     rows.sort(key=lambda r: r["article_id"])
     return pa.Table.from_pylist(rows, schema=REVISION_SCHEMA)
 
@@ -305,16 +339,23 @@ def _keep_labels(new: pa.Table, old: pa.Table) -> pa.Table:
         return new
     for name in ("title", "url"):
         before, now = old[name].to_pylist(), new[name].to_pylist()
-        merged = [before[i] if i is not None and not n else n
-                  for n, i in zip(now, at, strict=True)]
-        new = new.set_column(new.schema.get_field_index(name), ARTICLE_SCHEMA.field(name),
-                             pa.array(merged, pa.string()))
+        merged = [before[i] if i is not None and not n else n for n, i in zip(now, at, strict=True)]
+        new = new.set_column(
+            new.schema.get_field_index(name),
+            ARTICLE_SCHEMA.field(name),
+            pa.array(merged, pa.string()),
+        )
     for name in ("tags", "techniques"):
         before, now = old[name].to_pylist(), new[name].to_pylist()
-        merged = [sorted(set(n) | set(before[i])) if i is not None else n
-                  for n, i in zip(now, at, strict=True)]
-        new = new.set_column(new.schema.get_field_index(name), ARTICLE_SCHEMA.field(name),
-                             pa.array(merged, ARTICLE_SCHEMA.field(name).type))
+        merged = [
+            sorted(set(n) | set(before[i])) if i is not None else n
+            for n, i in zip(now, at, strict=True)
+        ]
+        new = new.set_column(
+            new.schema.get_field_index(name),
+            ARTICLE_SCHEMA.field(name),
+            pa.array(merged, ARTICLE_SCHEMA.field(name).type),
+        )
     return new
 
 
@@ -341,11 +382,13 @@ def with_ingested_at(sightings: pa.Table, articles: pa.Table) -> pa.Table:
 
 def _key(sightings: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(
-        sightings["article_id"], sightings["type"], sightings["value"], "\0")
+        sightings["article_id"], sightings["type"], sightings["value"], "\0"
+    )
 
 
-def _stamp(new: pa.Table, new_articles: pa.Table, old_articles: pa.Table,
-           old: pa.Table, as_of: int) -> pa.Table:
+def _stamp(
+    new: pa.Table, new_articles: pa.Table, old_articles: pa.Table, old: pa.Table, as_of: int
+) -> pa.Table:
     """``new`` with ``ingested_at``: kept for sightings already stored, else a fresh stamp.
 
     The fresh stamp is ``as_of``, or one second after the latest stored stamp when the clock

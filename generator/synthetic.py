@@ -13,8 +13,21 @@ from worker.layout import CATEGORIES, CONFIDENCES, DAY_SECONDS, IOC_TYPES
 
 TAGS = ("apt28", "c2", "emotet", "lazarus", "phishing", "ransomware", "stealer", "botnet")
 TECHNIQUES = ("T1059", "T1059.001", "T1071", "T1105", "T1566.001", "T1486", "T1027")
-CONTEXT_WORDS = ("beacon", "C2", "payload", "dropper", "served", "stage-2", "\"quoted\"",
-                 "a,comma", "naïve", "über", "back\\slash", "pipe|bar", "x=1")
+CONTEXT_WORDS = (
+    "beacon",
+    "C2",
+    "payload",
+    "dropper",
+    "served",
+    "stage-2",
+    '"quoted"',
+    "a,comma",
+    "naïve",
+    "über",
+    "back\\slash",
+    "pipe|bar",
+    "x=1",
+)
 
 
 def synthetic_value(type_: str, n: int) -> str:
@@ -35,8 +48,9 @@ def synthetic_value(type_: str, n: int) -> str:
     }[type_]
 
 
-def synthetic_tables(n_iocs: int, *, now: int, days: int = 400, seed: int = 7,
-                     per_article: int = 20) -> tuple[pa.Table, pa.Table]:
+def synthetic_tables(
+    n_iocs: int, *, now: int, days: int = 400, seed: int = 7, per_article: int = 20
+) -> tuple[pa.Table, pa.Table]:
     rng = random.Random(seed)
     n_articles = max(1, n_iocs // per_article)
     articles: dict[str, list[Any]] = {name: [] for name in ARTICLE_SCHEMA.names}
@@ -45,9 +59,9 @@ def synthetic_tables(n_iocs: int, *, now: int, days: int = 400, seed: int = 7,
         row = {
             "article_id": f"a{i:08x}",
             "source_id": f"src-{source}",
-            "feed_name": f"Source {source}, \"quoted\"",
+            "feed_name": f'Source {source}, "quoted"',
             "category": CATEGORIES[source % len(CATEGORIES)],
-            "title": f"Report {i}: campaign ü \"{rng.choice(TAGS)}\"",
+            "title": f'Report {i}: campaign ü "{rng.choice(TAGS)}"',
             "url": f"https://news{source}.example.org/item/{i}",
             "published": now - rng.randrange(days * DAY_SECONDS),
             "tags": sorted(rng.sample(TAGS, 2)),
@@ -61,9 +75,14 @@ def synthetic_tables(n_iocs: int, *, now: int, days: int = 400, seed: int = 7,
         value = synthetic_value(type_, n)
         for article in {rng.randrange(n_articles) for _ in range(1 + (n % 4 == 0))}:
             context = " ".join(rng.sample(CONTEXT_WORDS, 4)) + f" {value}"
-            for k, v in (("article_id", f"a{article:08x}"), ("type", type_), ("value", value),
-                         ("context", context), ("confidence", rng.choice(CONFIDENCES)),
-                         ("defanged", n % 5 == 0)):
+            for k, v in (
+                ("article_id", f"a{article:08x}"),
+                ("type", type_),
+                ("value", value),
+                ("context", context),
+                ("confidence", rng.choice(CONFIDENCES)),
+                ("defanged", n % 5 == 0),
+            ):
                 sightings[k].append(v)
     return (pa.table(articles, schema=ARTICLE_SCHEMA), pa.table(sightings, schema=SIGHTING_SCHEMA))
 

@@ -36,7 +36,9 @@ from worker import taxii_common as tc
 
 HEAD = re.compile(rb'\{"type":"([a-z-]+)","spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"')
 SPLIT = b',{"type":"relationship",'  # cannot occur inside a JSON string: its quotes are bare
-RELATIONSHIP = re.compile(re.escape(SPLIT) + rb'"spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"')
+RELATIONSHIP = re.compile(
+    re.escape(SPLIT) + rb'"spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"'
+)
 IOC_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 TYPE_CODES = {name.encode(): code for name, code in tc.TYPE_CODES.items()}
 RELATIONSHIP_CODE = tc.TYPE_CODES["relationship"]
@@ -126,8 +128,9 @@ class TaxiiSink:
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         self.add_rendered(day, records, {"stix": [stix21.render_line(r) for r in records]})
 
-    def add_rendered(self, day: str, records: list[IOCRecord],
-                     rendered: Mapping[str, list[bytes]]) -> None:
+    def add_rendered(
+        self, day: str, records: list[IOCRecord], rendered: Mapping[str, list[bytes]]
+    ) -> None:
         lines = rendered.get("stix")
         if lines is None:  # rendered by another process
             lines = [stix21.render_line(r) for r in records]
@@ -156,12 +159,14 @@ class TaxiiSink:
         self.spool.write(b"".join(lines))
         self.size = size
 
-    def _relationships(self, r: IOCRecord, line: bytes, parts: list[bytes],
-                       main: tuple[int, ...], start: int) -> None:
+    def _relationships(
+        self, r: IOCRecord, line: bytes, parts: list[bytes], main: tuple[int, ...], start: int
+    ) -> None:
         count = len(parts) - 1
         if count != len(r.mitre_techniques):
-            raise TaxiiError(f"{r.type} {r.value}: {count + 1} objects for "
-                             f"{len(r.mitre_techniques)} techniques")
+            raise TaxiiError(
+                f"{r.type} {r.value}: {count + 1} objects for {len(r.mitre_techniques)} techniques"
+            )
         ids = RELATIONSHIP.findall(line)
         if len(ids) != count:
             raise TaxiiError(f"unexpected STIX relationship head in {r.type} {r.value}")
@@ -214,8 +219,9 @@ class Objects:
         self.read = 0  # spool bytes read since its pages were last let go
         raw = _uuid_bytes(sink.uuid_text, n)
         self.uuids = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw)])
-        self.uuid_text = pa.Array.from_buffers(pa.binary(36), n,
-                                               [None, pa.py_buffer(sink.uuid_text)])
+        self.uuid_text = pa.Array.from_buffers(
+            pa.binary(36), n, [None, pa.py_buffer(sink.uuid_text)]
+        )
         record = _runs(sink.record_ends)
         self.modified = pc.take(_int_array(sink.record_modified, pa.int64()), record)
         self.collection = pc.take(_uint8(sink.record_collection), record)
@@ -223,12 +229,15 @@ class Objects:
         sink.record_ends, sink.record_modified = array("q"), array("q")
         self.stix_type = _uint8(sink.stix_type)
         self.objects = pa.Array.from_buffers(
-            pa.large_binary(), n,
-            [None, pa.py_buffer(sink.ends), pa.py_buffer(data if data is not None else b"")])
+            pa.large_binary(),
+            n,
+            [None, pa.py_buffer(sink.ends), pa.py_buffer(data if data is not None else b"")],
+        )
         current = _int_array(sink.current, pa.int64())
         owner = _runs(pc.add(current, 1))
-        members = dates_added(_int_array(sink.member_time, pa.int64()),
-                              pc.take(_uuid_words(raw, n, 0), owner))
+        members = dates_added(
+            _int_array(sink.member_time, pa.int64()), pc.take(_uuid_words(raw, n, 0), owner)
+        )
         del owner
         self.dates = pc.take(members, current)
         del current, members
@@ -288,12 +297,17 @@ class Objects:
             dates = pc.take(self.dates, at).to_pylist()
             modified = pc.take(self.modified, at).to_pylist()
             added = (pa.array([tc.timestamp_us(d)[:-1].encode() for d in dates], pa.binary()), b"")
-            version = (pa.array([tc.version_string(m)[:-1].encode() for m in modified],
-                                pa.binary()), b"")
+            version = (
+                pa.array([tc.version_string(m)[:-1].encode() for m in modified], pa.binary()),
+                b"",
+            )
         return pc.binary_join_element_wise(
             pc.take(ID_PREFIXES, pc.take(self.stix_type, at)),
             pc.cast(pc.take(self.uuid_text, at), pa.binary()),
-            b'","date_added":"', *added, b'Z","version":"', *version,
+            b'","date_added":"',
+            *added,
+            b'Z","version":"',
+            *version,
             b'Z","media_type":"' + tc.STIX_MEDIA_TYPE.encode() + b'"},',
             b"",
         )
@@ -303,15 +317,27 @@ class Objects:
         positions); ``ids.fence``: every ID_BLOCK-th UUID of it."""
         n = self.n
         raw = memoryview(self.uuids.buffers()[1]).cast("B")
-        columns = {"hi": _uuid_words(raw, n, 0), "lo": _uuid_words(raw, n, 8), "s": self.stix_type,
-                   "c": self.collection, "a": pos_all, "o": pos_own}
-        order = pc.sort_indices(pa.table(columns),
-                                sort_keys=[(name, "ascending") for name in columns])
+        columns = {
+            "hi": _uuid_words(raw, n, 0),
+            "lo": _uuid_words(raw, n, 8),
+            "s": self.stix_type,
+            "c": self.collection,
+            "a": pos_all,
+            "o": pos_own,
+        }
+        order = pc.sort_indices(
+            pa.table(columns), sort_keys=[(name, "ascending") for name in columns]
+        )
         del columns
         # each row's fields as bytes (little-endian), side by side: the rows of ids.bin,
         # made and written a block at a time
-        fields = [self.uuids, self.stix_type, self.collection, pc.cast(pos_all, pa.uint32()),
-                  pc.cast(pos_own, pa.uint32())]
+        fields = [
+            self.uuids,
+            self.stix_type,
+            self.collection,
+            pc.cast(pos_all, pa.uint32()),
+            pc.cast(pos_own, pa.uint32()),
+        ]
         with out.stream(tc.ID_INDEX_KEY) as ids:
             for start in range(0, n, ID_ROWS):
                 at = order.slice(start, ID_ROWS)
@@ -350,12 +376,16 @@ class CollectionWriter:
 
     def _chunk(self, out: ObjectWriter, number: int) -> None:
         at = self.picked.slice(number * tc.CHUNK, tc.CHUNK)
-        for kind, values in (("obj", pc.take(self.o.objects, at)),
-                             ("man", self.o.manifest_records(at))):
+        for kind, values in (
+            ("obj", pc.take(self.o.objects, at)),
+            ("man", self.o.manifest_records(at)),
+        ):
             offsets = _offsets(values)
             first, last = offsets[0].as_py(), offsets[-1].as_py()
-            out.put(tc.chunk_key(self.name, kind, number),
-                    memoryview(values.buffers()[2]).cast("B")[first:last])
+            out.put(
+                tc.chunk_key(self.name, kind, number),
+                memoryview(values.buffers()[2]).cast("B")[first:last],
+            )
             if first:
                 offsets = pc.subtract(offsets, first)
             self.spans[kind].append(pc.cast(offsets, pa.uint32()))
@@ -379,16 +409,27 @@ class CollectionWriter:
         block = ENTRY_CHUNKS * tc.CHUNK
         with contextlib.ExitStack() as files:
             index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
-            typed = {code: files.enter_context(out.stream(
-                tc.type_index_key(self.name, tc.STIX_TYPES[code]))) for code in codes}
+            typed = {
+                code: files.enter_context(
+                    out.stream(tc.type_index_key(self.name, tc.STIX_TYPES[code]))
+                )
+                for code in codes
+            }
             for start in range(0, count, block):
                 size = min(block, count - start)
                 chunks = slice(start // tc.CHUNK, (start + size + tc.CHUNK - 1) // tc.CHUNK)
-                entries = self._entries(start, size, dates, modified, kinds,
-                                        {kind: spans[kind][chunks] for kind in spans})
+                entries = self._entries(
+                    start,
+                    size,
+                    dates,
+                    modified,
+                    kinds,
+                    {kind: spans[kind][chunks] for kind in spans},
+                )
                 index.write(entries)
-                table = pa.Array.from_buffers(pa.binary(tc.ENTRY.size), size,
-                                              [None, pa.py_buffer(entries)])
+                table = pa.Array.from_buffers(
+                    pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
+                )
                 block_kinds = kinds.slice(start, size)
                 for code, stream in typed.items():
                     stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
@@ -397,17 +438,26 @@ class CollectionWriter:
         types = {}
         for code in codes:
             typed_dates = pc.filter(dates, pc.equal(kinds, code))
-            types[tc.STIX_TYPES[code]] = {"count": len(typed_dates),
-                                          "fences": _every(typed_dates, tc.CHUNK),
-                                          "last": typed_dates[-1].as_py()}
+            types[tc.STIX_TYPES[code]] = {
+                "count": len(typed_dates),
+                "fences": _every(typed_dates, tc.CHUNK),
+                "last": typed_dates[-1].as_py(),
+            }
         meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
         if count:
             meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
         out.put(tc.collection_key(self.name, "info.json"), _compact(collection_resource(self.name)))
 
-    def _entries(self, start: int, size: int, dates: pa.Array, modified: pa.Array,
-                 kinds: pa.Array, spans: dict[str, list[pa.Array]]) -> bytearray:
+    def _entries(
+        self,
+        start: int,
+        size: int,
+        dates: pa.Array,
+        modified: pa.Array,
+        kinds: pa.Array,
+        spans: dict[str, list[pa.Array]],
+    ) -> bytearray:
         """The ENTRY of objects ``start … start + size`` (whole chunks: ``spans`` are theirs)."""
         words = tc.ENTRY.size // 4
         entries = bytearray(tc.ENTRY.size * size)
@@ -472,8 +522,9 @@ def _uuid_words(raw: bytes | bytearray | memoryview, n: int, start: int) -> pa.A
 def _offsets(values: pa.Array) -> pa.Array:
     """The value offsets of a binary or large_binary array (len + 1 of them)."""
     width = pa.int64() if pa.types.is_large_binary(values.type) else pa.int32()
-    return pa.Array.from_buffers(width, len(values) + 1, [None, values.buffers()[1]],
-                                 offset=values.offset)
+    return pa.Array.from_buffers(
+        width, len(values) + 1, [None, values.buffers()[1]], offset=values.offset
+    )
 
 
 class Stamps:
@@ -489,8 +540,10 @@ class Stamps:
         self.digits = digits
         seconds = pc.divide(micros, MICRO)
         distinct = pc.unique(seconds)
-        self.text = pc.cast(pc.strftime(pc.cast(distinct, pa.timestamp("s")),
-                                        format="%Y-%m-%dT%H:%M:%S."), pa.binary())
+        self.text = pc.cast(
+            pc.strftime(pc.cast(distinct, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S."),
+            pa.binary(),
+        )
         self.second = pc.index_in(seconds, value_set=distinct)
         whole = pc.all(pc.equal(pc.subtract(micros, pc.multiply(seconds, MICRO)), 0)).as_py()
         self.zeros = b"0" * digits if whole or not len(micros) else None  # every fraction is 0
@@ -509,8 +562,9 @@ class Stamps:
 
 
 def _every(values: pa.Array, step: int) -> list[int]:
-    return pc.take(values, _int_array(array("q", range(0, len(values), step)),
-                                      pa.int64())).to_pylist()
+    return pc.take(
+        values, _int_array(array("q", range(0, len(values), step)), pa.int64())
+    ).to_pylist()
 
 
 def collection_resource(name: str) -> dict:
@@ -522,7 +576,7 @@ def collection_resource(name: str) -> dict:
         "id": tc.collection_id(name),
         "title": title,
         "description": f"STIX 2.1 objects for {what} extracted from public security articles, "
-                       "with their relationships to ATT&CK techniques.",
+        "with their relationships to ATT&CK techniques.",
         "alias": name,
         "can_read": True,
         "can_write": False,
@@ -534,7 +588,7 @@ def write_resources(out: ObjectWriter, source_name: str) -> None:
     discovery = {
         "title": f"{source_name} TAXII 2.1 server",
         "description": "Indicators of compromise extracted from public security articles, "
-                       "as STIX 2.1 objects. Read-only.",
+        "as STIX 2.1 objects. Read-only.",
     }
     root = {
         "title": f"{source_name} indicators",

@@ -87,12 +87,14 @@ def dates_added(times: pa.Array, keys: pa.Array) -> pa.Array:
     n = len(times)
     if n == 0:
         return pa.array([], pa.int64())
-    order = pc.sort_indices(pa.table({"t": times, "k": keys}),
-                            sort_keys=[("t", "ascending"), ("k", "ascending")])
+    order = pc.sort_indices(
+        pa.table({"t": times, "k": keys}), sort_keys=[("t", "ascending"), ("k", "ascending")]
+    )
     sorted_times = pc.take(times, order)
     sorted_keys = pc.take(keys, order)
-    ties = pc.and_(pc.equal(sorted_times[1:], sorted_times[:-1]),
-                   pc.equal(sorted_keys[1:], sorted_keys[:-1]))
+    ties = pc.and_(
+        pc.equal(sorted_times[1:], sorted_times[:-1]), pc.equal(sorted_keys[1:], sorted_keys[:-1])
+    )
     del sorted_keys  # a big build has millions of members: few such columns at once
     runs = pc.run_end_encode(sorted_times, run_end_type=pa.int64())
     del sorted_times
@@ -105,8 +107,12 @@ def dates_added(times: pa.Array, keys: pa.Array) -> pa.Array:
         end = base + stop - start
         start = stop
     del runs
-    dates = pc.add(pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
-        pa.array(stops, pa.int64()), _int64(shifts))), _int64(array("q", range(n))))
+    dates = pc.add(
+        pc.run_end_decode(
+            pa.RunEndEncodedArray.from_arrays(pa.array(stops, pa.int64()), _int64(shifts))
+        ),
+        _int64(array("q", range(n))),
+    )
     if pc.any(ties).as_py():
         fixed = array("q", dates.to_pylist())
         for p in pc.indices_nonzero(ties).to_pylist():

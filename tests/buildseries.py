@@ -36,9 +36,12 @@ QUERIES = (  # (view, format, since offset from generated_at, offset, limit)
 def small_tables(n_iocs: int, *, days: int = 12) -> tuple[pa.Table, pa.Table]:
     articles, sightings = synthetic_tables(n_iocs, now=NOW, days=days)
     articles = articles.filter(pc.is_in(articles["category"], pa.array(CATEGORIES)))
-    sightings = sightings.filter(pc.and_(
-        pc.is_in(sightings["type"], pa.array(TYPES)),
-        pc.is_in(sightings["article_id"], articles["article_id"])))
+    sightings = sightings.filter(
+        pc.and_(
+            pc.is_in(sightings["type"], pa.array(TYPES)),
+            pc.is_in(sightings["article_id"], articles["article_id"]),
+        )
+    )
     return articles, sightings
 
 
@@ -51,12 +54,14 @@ def changed(sightings: pa.Table, fraction: float, seed: int) -> tuple[pa.Table, 
         rows[i]["context"] = f"{rng.choice(CONTEXT_WORDS)} seen again {seed}/{n} {rows[i]['value']}"
         if n % 2:
             rows[i]["confidence"] = {"high": "low", "low": "medium", "medium": "high"}[
-                rows[i]["confidence"]]
+                rows[i]["confidence"]
+            ]
     return pa.Table.from_pylist(rows, schema=sightings.schema), len(picked)
 
 
-def make_store(root: Path, n_iocs: int, *, seed: int | None = None,
-               fraction: float = 0.01) -> Store:
+def make_store(
+    root: Path, n_iocs: int, *, seed: int | None = None, fraction: float = 0.01
+) -> Store:
     """The base store (``seed=None``) or a variant with ``fraction`` of sightings changed."""
     articles, sightings = small_tables(n_iocs)
     if seed is not None:
@@ -88,8 +93,9 @@ def answers(build_: Build) -> bytes:
     parts = [build_.read(layout.default_key("pro", layout.ALL_VIEW, "json")) or b""]
     for view, fmt, back, offset, limit in QUERIES:
         variant = "json" if fmt == "json" else fmt
-        q = query.Query(view, variant, build_.generated_at - back, build_.generated_at, offset,
-                        limit)
+        q = query.Query(
+            view, variant, build_.generated_at - back, build_.generated_at, offset, limit
+        )
         parts.append(query.render(build_, q, fmt, "socdef")[0])
     return b"\n--\n".join(parts)
 
@@ -105,8 +111,9 @@ class Observation:
     matches: bool
 
 
-def observe(bucket: Bucket, list_objects: Callable[[], dict[str, int]],
-            known: dict[str, bytes]) -> Observation:
+def observe(
+    bucket: Bucket, list_objects: Callable[[], dict[str, int]], known: dict[str, bytes]
+) -> Observation:
     """Resolve the pointer like the worker does; check the build is whole and answers as built.
 
     The bucket's ``objects/`` listing is taken after the manifest was resolved.

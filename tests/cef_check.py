@@ -24,8 +24,15 @@ from cefevent.extensions import extension_dictionary
 from syslog_rfc5424_parser import SyslogMessage
 from syslog_rfc5424_parser.constants import SyslogFacility
 
-HEADER_NAMES = ("version", "deviceVendor", "deviceProduct", "deviceVersion", "signatureId",
-                "name", "severity")
+HEADER_NAMES = (
+    "version",
+    "deviceVendor",
+    "deviceProduct",
+    "deviceVersion",
+    "signatureId",
+    "name",
+    "severity",
+)
 KEY = re.compile(r"^[A-Za-z0-9_]+$")
 VALUE_ESCAPES = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
 BOM = "\ufeff"
@@ -86,7 +93,7 @@ def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
         key = ext[begin:eq]
         assert KEY.match(key) and key not in pairs, f"bad or repeated key {key!r}"
         end = keys[n + 1][0] - 1 if n + 1 < len(keys) else len(ext)
-        pairs[key] = unescape(ext[eq + 1:end])
+        pairs[key] = unescape(ext[eq + 1 : end])
     assert not keys or keys[0][0] == 0, "text before the first key"
     return header, pairs
 
@@ -94,9 +101,15 @@ def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
 def _check_pycef(line: str, header: list[str], pairs: dict[str, str]) -> None:
     found = pycef.parse(line)
     assert found is not None, line
-    assert [found["CEFVersion"], found["DeviceVendor"], found["DeviceProduct"],
-            found["DeviceVersion"], found["DeviceEventClassID"], found["Name"],
-            found["Severity"]] == header
+    assert [
+        found["CEFVersion"],
+        found["DeviceVendor"],
+        found["DeviceProduct"],
+        found["DeviceVersion"],
+        found["DeviceEventClassID"],
+        found["Name"],
+        found["Severity"],
+    ] == header
     for key, value in pairs.items():
         if key.endswith("Label"):
             continue

@@ -30,7 +30,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def announced(log_path: Path, proc: subprocess.Popen, pattern: str, timeout: float = 60) -> re.Match:
+def announced(
+    log_path: Path, proc: subprocess.Popen, pattern: str, timeout: float = 60
+) -> re.Match:
     """The first match of ``pattern`` in the output a server writes to ``log_path`` (such as the
     port it bound), polled until ``timeout``; fails at once if the server exits."""
     regex = re.compile(pattern)
@@ -47,17 +49,30 @@ def announced(log_path: Path, proc: subprocess.Popen, pattern: str, timeout: flo
         time.sleep(0.05)
 
 
-def socdef(*args: str, data_dir: Path | None = None, check: bool = True,
-           timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def socdef(
+    *args: str,
+    data_dir: Path | None = None,
+    check: bool = True,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run the real ``socdef`` command line."""
     argv = [sys.executable, "-m", "generator", *args]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"socdef {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"socdef {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -65,7 +80,9 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"server exited early:\n{proc.stderr.read() if proc.stderr else ''}"
+            )
         try:
             httpx.get(url, timeout=1)
             return
@@ -87,15 +104,28 @@ class Server:
 LISTENING = r"listening on (http://127\.0\.0\.1:[1-9][0-9]*)\n"
 
 
-def start_server(data_dir: Path, log_path: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> Server:
+def start_server(
+    data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> Server:
     """``socdef serve --port 0`` on 127.0.0.1, answering; its output goes to ``log_path``. The
     server binds the port itself and names it on stdout, so no other program can take it first."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir),
-             "--port", "0", *extra],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     try:
         url = announced(log_path, proc, LISTENING).group(1)

@@ -34,8 +34,9 @@ def load_devset(folder: Path = DEVSET) -> list[Document]:
     docs = []
     for label in sorted(folder.glob("*.json")):
         meta = json.loads(label.read_text(encoding="utf-8"))
-        body = next(p for p in (label.with_suffix(".txt"), label.with_suffix(".html"))
-                    if p.is_file())
+        body = next(
+            p for p in (label.with_suffix(".txt"), label.with_suffix(".html")) if p.is_file()
+        )
         raw = body.read_text(encoding="utf-8")
         kind = body.suffix[1:]
         text = html_to_text(raw) if kind == "html" else raw
@@ -51,8 +52,13 @@ class Score:
     fn: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str, Pair]] = field(default_factory=list)  # (doc, "FP"/"FN", pair)
 
-    def add(self, doc: str, predicted: Iterable[Pair], gold: frozenset[Pair],
-            types: Iterable[str] = IOC_TYPES) -> None:
+    def add(
+        self,
+        doc: str,
+        predicted: Iterable[Pair],
+        gold: frozenset[Pair],
+        types: Iterable[str] = IOC_TYPES,
+    ) -> None:
         scored = set(types)
         got = {p for p in predicted if p[0] in scored}
         want = {p for p in gold if p[0] in scored}
@@ -75,8 +81,11 @@ class Score:
         return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def evaluate(docs: list[Document], extractor: Callable[[Document], Iterable[Pair]],
-             types: Iterable[str] = IOC_TYPES) -> Score:
+def evaluate(
+    docs: list[Document],
+    extractor: Callable[[Document], Iterable[Pair]],
+    types: Iterable[str] = IOC_TYPES,
+) -> Score:
     score = Score()
     kinds = tuple(types)
     for doc in docs:

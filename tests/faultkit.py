@@ -49,11 +49,14 @@ class FaultLog:
         self.bad_inputs[kind] += n
 
     def summary(self) -> dict:
-        return {"faults_injected": sum(self.faults.values()),
-                "bad_inputs_tried": sum(self.bad_inputs.values()),
-                "data_lost": self.data_lost, "integrity_checks": self.checks,
-                "faults": dict(sorted(self.faults.items())),
-                "bad_inputs": dict(sorted(self.bad_inputs.items()))}
+        return {
+            "faults_injected": sum(self.faults.values()),
+            "bad_inputs_tried": sum(self.bad_inputs.values()),
+            "data_lost": self.data_lost,
+            "integrity_checks": self.checks,
+            "faults": dict(sorted(self.faults.items())),
+            "bad_inputs": dict(sorted(self.bad_inputs.items())),
+        }
 
 
 LOG = FaultLog()
@@ -73,9 +76,11 @@ def fault_log(request, tmp_path_factory) -> Iterator[FaultLog]:
     if reporter is not None and capture is not None:
         s = LOG.summary()
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nfaults injected: {s['faults_injected']}, bad inputs tried: "
-                                f"{s['bad_inputs_tried']}, data lost: {s['data_lost']} "
-                                f"(written to {paths[0]})")
+            reporter.write_line(
+                f"\nfaults injected: {s['faults_injected']}, bad inputs tried: "
+                f"{s['bad_inputs_tried']}, data lost: {s['data_lost']} "
+                f"(written to {paths[0]})"
+            )
 
 
 # ---------------------------------------------------------------- digests and checks
@@ -105,16 +110,22 @@ def tree_digest(root: Path) -> dict[str, str]:
     return found
 
 
-def assert_kept(before: dict[str, str], after: dict[str, str], *, may_change: tuple[str, ...] = (),
-                what: str = "tree") -> None:
+def assert_kept(
+    before: dict[str, str],
+    after: dict[str, str],
+    *,
+    may_change: tuple[str, ...] = (),
+    what: str = "tree",
+) -> None:
     """Every file of ``before`` is in ``after`` with the same bytes (files may be added; those in
     ``may_change``, such as a pointer, may have new bytes)."""
     lost = [k for k, v in before.items() if k not in may_change and after.get(k) != v]
     gone = [k for k in may_change if k in before and k not in after]
     if lost or gone:
         LOG.data_lost += len(lost) + len(gone)
-        raise AssertionError(f"{what}: {len(lost) + len(gone)} files lost or changed: "
-                             f"{(lost + gone)[:5]}")
+        raise AssertionError(
+            f"{what}: {len(lost) + len(gone)} files lost or changed: {(lost + gone)[:5]}"
+        )
     LOG.checks += 1
 
 
@@ -135,13 +146,18 @@ def assert_build_whole(folder: Path, build_id: str) -> dict:
     bad = []
     for sha, size in {tuple(v) for v in manifest["objects"].values()}:
         obj = folder / layout.object_key(sha)
-        if not obj.is_file() or obj.stat().st_size != size or \
-                hashlib.sha256(obj.read_bytes()).hexdigest() != sha:
+        if (
+            not obj.is_file()
+            or obj.stat().st_size != size
+            or hashlib.sha256(obj.read_bytes()).hexdigest() != sha
+        ):
             bad.append(layout.object_key(sha))
     if bad:
         LOG.data_lost += len(bad)
-        raise AssertionError(f"build {build_id} under {folder}: {len(bad)} objects missing or "
-                             f"damaged, e.g. {bad[:3]}")
+        raise AssertionError(
+            f"build {build_id} under {folder}: {len(bad)} objects missing or "
+            f"damaged, e.g. {bad[:3]}"
+        )
     LOG.checks += 1
     return manifest
 
@@ -160,23 +176,35 @@ def pointed_build(bucket: Path) -> str:
 # ---------------------------------------------------------------- processes
 
 
-def spawn(*args: str, data_dir: Path, env: dict[str, str] | None = None,
-          log: Path | None = None, limit_file_size: int | None = None,
-          capture: bool = False) -> subprocess.Popen:
+def spawn(
+    *args: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    limit_file_size: int | None = None,
+    capture: bool = False,
+) -> subprocess.Popen:
     """``socdef ARGS --data-dir DATA_DIR`` in its own process group; output to ``log`` (or to
     pipes with ``capture``)."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     preexec = None
     if limit_file_size is not None:
+
         def preexec() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+
     try:
-        return subprocess.Popen([sys.executable, "-m", "generator", *args, "--data-dir",
-                                 str(data_dir)], cwd=ROOT, env={**os.environ, **(env or {})},
-                                stdout=subprocess.PIPE if capture else out,
-                                stderr=subprocess.PIPE if capture else subprocess.STDOUT,
-                                text=capture, start_new_session=True, preexec_fn=preexec)
+        return subprocess.Popen(
+            [sys.executable, "-m", "generator", *args, "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE if capture else out,
+            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+            text=capture,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
     finally:
         if log is not None:
             out.close()
@@ -189,7 +217,7 @@ def group_alive(pgid: int) -> list[int]:
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
+                fields = stat[stat.rindex(")") + 2 :].split()
                 if int(fields[2]) == pgid and fields[0] != "Z":
                     found.append(int(entry.name))
     return found
@@ -209,8 +237,10 @@ def kill9(proc: subprocess.Popen, *, orphans_within: float = 20) -> bool:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        raise AssertionError(f"processes {left} of the killed command were still running "
-                             f"{orphans_within:.0f} s after it")
+        raise AssertionError(
+            f"processes {left} of the killed command were still running "
+            f"{orphans_within:.0f} s after it"
+        )
     return running
 
 
@@ -238,9 +268,25 @@ def assert_clean_error(result: subprocess.CompletedProcess, *words: str) -> None
 
 
 def new_key(data_dir: Path, tier: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "generator", "keys", "create", "--user",
-                          "faults@example.org", "--tier", tier, "--data-dir", str(data_dir)],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "keys",
+            "create",
+            "--user",
+            "faults@example.org",
+            "--tier",
+            tier,
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.split("API key: ")[1].split()[0]
 
 
@@ -260,8 +306,7 @@ def admitted(url: str, key: str, n: int) -> tuple[int, set[str]]:
     ok, windows = 0, set()
     with httpx.Client(timeout=30) as client:
         for _ in range(n):
-            r = client.get(url + "/api/v1/iocs", headers={"X-API-Key": key},
-                           params={"limit": 1})
+            r = client.get(url + "/api/v1/iocs", headers={"X-API-Key": key}, params={"limit": 1})
             assert r.status_code in (200, 429), r.text
             ok += r.status_code == 200
             windows.add(r.headers.get("x-ratelimit-reset", ""))
@@ -291,8 +336,9 @@ class SmallDisk:
         self.limit: int | None = None
         path.mkdir(parents=True, exist_ok=True)
         if self.root:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                           check=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True
+            )
 
     @property
     def error_words(self) -> tuple[str, ...]:
@@ -321,11 +367,15 @@ class SmallDisk:
             subprocess.run(["umount", "-l", str(self.path)], check=False)
 
 
-def run(*args: str, data_dir: Path, env: dict[str, str] | None = None,
-        limit_file_size: int | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    *args: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    limit_file_size: int | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """``socdef ARGS --data-dir DATA_DIR`` to its end, output captured."""
-    proc = spawn(*args, data_dir=data_dir, env=env, limit_file_size=limit_file_size,
-                 capture=True)
+    proc = spawn(*args, data_dir=data_dir, env=env, limit_file_size=limit_file_size, capture=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

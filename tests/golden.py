@@ -45,7 +45,9 @@ def assert_golden(name: str, data: bytes) -> None:
         path.write_bytes(data)
     assert path.exists(), f"no golden file {path}: run python -m tests.golden --update"
     expected = path.read_bytes()
-    assert data == expected, f"{name} differs from its golden file (python -m tests.golden --update)"
+    assert data == expected, (
+        f"{name} differs from its golden file (python -m tests.golden --update)"
+    )
 
 
 def variant_lines(variant: str) -> bytes:
@@ -62,8 +64,7 @@ def _json_list(variant: str) -> bytes:
         "generated_at": query.iso(SEED_NOW),
         "feed_version": GOLDEN_BUILD_ID,
         "source": GOLDEN_SOURCE,
-        "filters": query.meta_filters(EXPORT_PARAMS.view, EXPORT_PARAMS.since,
-                                      EXPORT_PARAMS.until),
+        "filters": query.meta_filters(EXPORT_PARAMS.view, EXPORT_PARAMS.since, EXPORT_PARAMS.until),
     }
     return query.json_head(meta, variant_lines(variant)) + b"}\n"
 
@@ -81,13 +82,20 @@ def _stix() -> bytes:
 
 
 def _misp() -> bytes:
-    return event_document(GOLDEN_BUILD_ID, SEED_NOW, EXPORT_PARAMS, GOLDEN_SOURCE,
-                          variant_lines("misp"))
+    return event_document(
+        GOLDEN_BUILD_ID, SEED_NOW, EXPORT_PARAMS, GOLDEN_SOURCE, variant_lines("misp")
+    )
 
 
 def _openioc() -> bytes:
-    return openioc_document(GOLDEN_BUILD_ID, SEED_NOW, EXPORT_PARAMS, GOLDEN_SOURCE,
-                            variant_lines("openioc"), variant_lines("openiocp"))
+    return openioc_document(
+        GOLDEN_BUILD_ID,
+        SEED_NOW,
+        EXPORT_PARAMS,
+        GOLDEN_SOURCE,
+        variant_lines("openioc"),
+        variant_lines("openiocp"),
+    )
 
 
 # variant -> (golden file name, renderer of the seed corpus). The two OpenIOC variants (items
@@ -118,11 +126,16 @@ def update(variants: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.golden",
-                                     description="Check or rewrite the per-variant golden files.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.golden", description="Check or rewrite the per-variant golden files."
+    )
     parser.add_argument("--update", action="store_true", help="rewrite the golden files")
-    parser.add_argument("variants", nargs="*", metavar="VARIANT",
-                        help=f"variants to handle (default: all of {', '.join(VARIANT_GOLDENS)})")
+    parser.add_argument(
+        "variants",
+        nargs="*",
+        metavar="VARIANT",
+        help=f"variants to handle (default: all of {', '.join(VARIANT_GOLDENS)})",
+    )
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANT_GOLDENS]
     if unknown:
@@ -132,9 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in update(variants):
             print(f"wrote {path.relative_to(GOLDEN.parent.parent)}")
         return 0
-    stale = [v for v in variants
-             if not (GOLDEN / VARIANT_GOLDENS[v][0]).exists()
-             or (GOLDEN / VARIANT_GOLDENS[v][0]).read_bytes() != VARIANT_GOLDENS[v][1]()]
+    stale = [
+        v
+        for v in variants
+        if not (GOLDEN / VARIANT_GOLDENS[v][0]).exists()
+        or (GOLDEN / VARIANT_GOLDENS[v][0]).read_bytes() != VARIANT_GOLDENS[v][1]()
+    ]
     for v in stale:
         print(f"{v}: {VARIANT_GOLDENS[v][0]} is stale or missing")
     return 1 if stale else 0

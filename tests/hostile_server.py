@@ -87,8 +87,16 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             self._send(304, b"", {"ETag": tag})
             return
-        self._send(200, route.body, {"Content-Type": "application/rss+xml", "ETag": tag,
-                                     "Last-Modified": LAST_MODIFIED, **route.headers})
+        self._send(
+            200,
+            route.body,
+            {
+                "Content-Type": "application/rss+xml",
+                "ETag": tag,
+                "Last-Modified": LAST_MODIFIED,
+                **route.headers,
+            },
+        )
 
     def _plain(self, route: Route) -> None:
         self._send(200, route.body, {"Content-Type": "application/rss+xml", **route.headers})
@@ -114,8 +122,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(route.status, b"<html>error</html>", headers)
 
     def _redirect(self, route: Route) -> None:
-        self._send(route.status if route.status in (301, 302, 303, 307, 308) else 302, b"",
-                   {"Location": route.location})
+        self._send(
+            route.status if route.status in (301, 302, 303, 307, 308) else 302,
+            b"",
+            {"Location": route.location},
+        )
 
     def _loop(self, route: Route) -> None:
         self._send(302, b"", {"Location": self.path})
@@ -179,8 +190,9 @@ class HostileServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> HostileServer:
         self._thread.start()

@@ -12,11 +12,37 @@ from hypothesis import strategies as st
 
 from exports.model import IOCRecord
 
-TRICKY = ('"', "'", "\\", "\\\\", "|", "=", "\n", "\r", "\r\n", "]]>", "<", ">", "&", "\t",
-          " ", "ü", "日本", "🐍", "\x00", "\x1b", "\x7f", "\ufffe", "\u2028", "\x85", "key=v ")
+TRICKY = (
+    '"',
+    "'",
+    "\\",
+    "\\\\",
+    "|",
+    "=",
+    "\n",
+    "\r",
+    "\r\n",
+    "]]>",
+    "<",
+    ">",
+    "&",
+    "\t",
+    " ",
+    "ü",
+    "日本",
+    "🐍",
+    "\x00",
+    "\x1b",
+    "\x7f",
+    "\ufffe",
+    "\u2028",
+    "\x85",
+    "key=v ",
+)
 CHARS = st.characters(exclude_categories=("Cs",))
-text = st.lists(st.one_of(st.sampled_from(TRICKY), st.text(CHARS, max_size=6)),
-                max_size=8).map("".join)
+text = st.lists(st.one_of(st.sampled_from(TRICKY), st.text(CHARS, max_size=6)), max_size=8).map(
+    "".join
+)
 # An indicator value always has visible characters (extraction guarantees it).
 nonblank = text.filter(lambda s: "".join(c for c in s if c.isprintable()).strip() != "")
 _hex = "0123456789abcdef"
@@ -58,21 +84,62 @@ def records(draw: st.DrawFn, types: tuple[str, ...] = tuple(VALUES)) -> IOCRecor
         article_title=draw(text),
         article_url=draw(text),
         feed_name=draw(text),
-        category=draw(st.sampled_from(("news", "research", "threat-intel", "vendor",
-                                       "government"))),
+        category=draw(
+            st.sampled_from(("news", "research", "threat-intel", "vendor", "government"))
+        ),
         context=draw(text),
         tags=tuple(draw(st.lists(text, max_size=3))),
         mitre_techniques=draw(techniques),
     )
 
+
 # Hostile text for the extractor: long runs of what its patterns and defang rules look at
 # (sentence marks, digits, hex, defang marks, labels, brackets, ``@``, `` dot `` chains).
 # Used by tests/test_extract_adversarial.py, which builds its timed corpus from the same
 # pieces.
-HOSTILE_UNITS = (".", "!", "?", ".!?", "... ", "1", "0123456789", "0123456789abcdef", "a[.]",
-                 "[.]", "(.)", "a[dot]", "hxxp", "hxxp://", "hxxps[:]//a", "a.", "1.", "a.1.",
-                 "(", "[", "{", ")", "]", "\\", "a\\.", "a dot ", "a DOT ", "hxxp://a dot ",
-                 "@", "a@", "a@b.", "a[at]", ":", "a:", "::", "T1", "CVE-", "-", "a-", "é.")
-hostile_runs = st.builds(lambda unit, n: unit * n, st.sampled_from(HOSTILE_UNITS),
-                         st.integers(1, 4000))
+HOSTILE_UNITS = (
+    ".",
+    "!",
+    "?",
+    ".!?",
+    "... ",
+    "1",
+    "0123456789",
+    "0123456789abcdef",
+    "a[.]",
+    "[.]",
+    "(.)",
+    "a[dot]",
+    "hxxp",
+    "hxxp://",
+    "hxxps[:]//a",
+    "a.",
+    "1.",
+    "a.1.",
+    "(",
+    "[",
+    "{",
+    ")",
+    "]",
+    "\\",
+    "a\\.",
+    "a dot ",
+    "a DOT ",
+    "hxxp://a dot ",
+    "@",
+    "a@",
+    "a@b.",
+    "a[at]",
+    ":",
+    "a:",
+    "::",
+    "T1",
+    "CVE-",
+    "-",
+    "a-",
+    "é.",
+)
+hostile_runs = st.builds(
+    lambda unit, n: unit * n, st.sampled_from(HOSTILE_UNITS), st.integers(1, 4000)
+)
 hostile_text = st.lists(hostile_runs, min_size=1, max_size=4).map("".join)

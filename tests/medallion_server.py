@@ -25,12 +25,19 @@ RUN = "from medallion.scripts.run import main; main()"
 def medallion_data(port: int, collection: dict, objects: list[dict], manifest: list[dict]) -> dict:
     base = f"http://127.0.0.1:{port}/{ROOT}/"
     return {
-        "/discovery": {"title": "medallion", "description": "reference", "default": base,
-                       "api_roots": [base]},
+        "/discovery": {
+            "title": "medallion",
+            "description": "reference",
+            "default": base,
+            "api_roots": [base],
+        },
         ROOT: {
-            "information": {"title": "reference", "description": "reference",
-                            "versions": ["application/taxii+json;version=2.1"],
-                            "max_content_length": 9_765_625},
+            "information": {
+                "title": "reference",
+                "description": "reference",
+                "versions": ["application/taxii+json;version=2.1"],
+                "max_content_length": 9_765_625,
+            },
             "status": [],
             "collections": [{**collection, "objects": objects, "manifest": manifest}],
         },
@@ -40,20 +47,38 @@ def medallion_data(port: int, collection: dict, objects: list[dict], manifest: l
 class Medallion:
     """A medallion process serving ``objects`` in one collection shaped like ``collection``."""
 
-    def __init__(self, folder: Path, port: int, collection: dict, objects: list[dict],
-                 manifest: list[dict], *, page_size: int = 100, python: str = sys.executable):
+    def __init__(
+        self,
+        folder: Path,
+        port: int,
+        collection: dict,
+        objects: list[dict],
+        manifest: list[dict],
+        *,
+        page_size: int = 100,
+        python: str = sys.executable,
+    ):
         data, config = folder / "medallion-data.json", folder / "medallion-config.json"
         data.write_text(json.dumps(medallion_data(port, collection, objects, manifest)))
-        config.write_text(json.dumps({
-            "backend": {"module": "medallion.backends.memory_backend",
-                        "module_class": "MemoryBackend", "filename": str(data)},
-            "users": {USER: PASSWORD},
-            "taxii": {"max_page_size": page_size},
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "backend": {
+                        "module": "medallion.backends.memory_backend",
+                        "module_class": "MemoryBackend",
+                        "filename": str(data),
+                    },
+                    "users": {USER: PASSWORD},
+                    "taxii": {"max_page_size": page_size},
+                }
+            )
+        )
         self.log = open(folder / "medallion.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [python, "-c", RUN, "--host", "127.0.0.1", "--port", str(port), str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{port}"
         self.discovery = f"{self.url}/taxii2/"
         self._wait()
@@ -63,8 +88,12 @@ class Medallion:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"medallion exited ({self.proc.returncode})")
             try:
-                httpx.get(self.discovery, auth=(USER, PASSWORD), timeout=1,
-                          headers={"Accept": "application/taxii+json;version=2.1"})
+                httpx.get(
+                    self.discovery,
+                    auth=(USER, PASSWORD),
+                    timeout=1,
+                    headers={"Accept": "application/taxii+json;version=2.1"},
+                )
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -52,7 +52,7 @@ def _check_schema(doc: dict) -> None:
     uniqueness across slices is checked on the attribute uuids instead."""
     attributes = doc["Event"].get("Attribute", [])
     for start in range(0, max(1, len(attributes)), SCHEMA_SLICE):
-        part = {"Event": {**doc["Event"], "Attribute": attributes[start:start + SCHEMA_SLICE]}}
+        part = {"Event": {**doc["Event"], "Attribute": attributes[start : start + SCHEMA_SLICE]}}
         errors = [e.message for e in LAX.iter_errors(part)]
         assert not errors, errors[:5]
     assert len({a["uuid"] for a in attributes}) == len(attributes)
@@ -105,6 +105,8 @@ def _check_with_feed_tooling(feed: dict[str, bytes], manifest: dict) -> None:
         feed_meta_generator(folder)
         derived = json.loads((folder / "manifest.json").read_text())
         assert {k: _tag_names(v) for k, v in derived.items()} == {
-            k: _tag_names(v) for k, v in manifest.items()}
+            k: _tag_names(v) for k, v in manifest.items()
+        }
         assert sorted((folder / "hashes.csv").read_text().splitlines()) == sorted(
-            feed["hashes.csv"].decode().splitlines())
+            feed["hashes.csv"].decode().splitlines()
+        )

@@ -25,7 +25,7 @@ def schema() -> etree.XMLSchema:
 def terms() -> dict[str, str]:
     """search term → display type. The file has a comment before its XML declaration."""
     raw = (SCHEMAS / "current.iocterms").read_bytes()
-    root = etree.fromstring(raw[raw.index(b"<?xml"):], PARSER)
+    root = etree.fromstring(raw[raw.index(b"<?xml") :], PARSER)
     return {t.get("text"): t.get("display-type") for t in root.iter("{*}iocterm")}
 
 

@@ -37,9 +37,24 @@ class RedisServer:
         for attempt in range(5):
             log = open(self.folder / f"redis-{self.port}.log", "a")  # noqa: SIM115 - owned by proc
             self.proc = subprocess.Popen(
-                [BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.folder), "--protected-mode", "yes"],
-                stdout=log, stderr=subprocess.STDOUT)
+                [
+                    BINARY,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.folder),
+                    "--protected-mode",
+                    "yes",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 self._wait_ready()
                 self._fixed_port = True  # restarts keep this port

@@ -22,8 +22,17 @@ def iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_id: str,
-              params: dict[str, str], since: int, until: int, base: str) -> tuple[str, object]:
+def reference(
+    records: list[IOCRecord],
+    *,
+    tier: Tier,
+    generated_at: int,
+    build_id: str,
+    params: dict[str, str],
+    since: int,
+    until: int,
+    base: str,
+) -> tuple[str, object]:
     """(format, expected): parsed JSON document for json, bytes for the other list formats."""
     t, c, f = (params.get(k, "all") for k in ("type", "category", "confidence"))
     limit = min(int(params.get("limit", 100)), tier.max_limit)
@@ -31,9 +40,12 @@ def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_
     fmt = params.get("format", "json")
     context = params.get("include_context", "true") in ("true", "1")
     matching = [
-        r for r in records
-        if (t == "all" or r.type == t) and (c == "all" or r.category == c)
-        and (f == "all" or r.confidence == f) and since <= r.last_seen <= until
+        r
+        for r in records
+        if (t == "all" or r.type == t)
+        and (c == "all" or r.category == c)
+        and (f == "all" or r.confidence == f)
+        and since <= r.last_seen <= until
     ]
     matching.sort(key=lambda r: (-r.last_seen, r.type, r.value))
     page = matching[offset : offset + limit]
@@ -52,10 +64,19 @@ def reference(records: list[IOCRecord], *, tier: Tier, generated_at: int, build_
         links["prev"] = link(max(0, offset - limit))
     return fmt, {
         "meta": {
-            "total": len(matching), "limit": limit, "offset": offset,
-            "generated_at": iso(generated_at), "feed_version": build_id, "source": "socdef",
-            "filters": {"type": t, "category": c, "confidence": f, "since": iso(since),
-                        "until": iso(until)},
+            "total": len(matching),
+            "limit": limit,
+            "offset": offset,
+            "generated_at": iso(generated_at),
+            "feed_version": build_id,
+            "source": "socdef",
+            "filters": {
+                "type": t,
+                "category": c,
+                "confidence": f,
+                "since": iso(since),
+                "until": iso(until),
+            },
         },
         "data": [record_dict(r, context=context) for r in page],
         "links": links,
@@ -86,8 +107,9 @@ def fold_records(articles, sightings) -> list[IOCRecord]:
         for row in rows:
             if row["type"] == "mitre_attack" and row["article_id"] in arts:
                 pair = (row["article_id"], row["value"])
-                technique_seen[pair] = min(technique_seen.get(pair, row["ingested_at"]),
-                                           row["ingested_at"])
+                technique_seen[pair] = min(
+                    technique_seen.get(pair, row["ingested_at"]), row["ingested_at"]
+                )
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         if row["article_id"] in arts:  # sightings of unknown articles count for nothing
@@ -97,38 +119,58 @@ def fold_records(articles, sightings) -> list[IOCRecord]:
     return records
 
 
-def _fold_one(key: tuple[str, str], group: list[dict], arts: dict[str, dict],
-              technique_seen: dict[tuple[str, str], int]) -> IOCRecord:
+def _fold_one(
+    key: tuple[str, str],
+    group: list[dict],
+    arts: dict[str, dict],
+    technique_seen: dict[tuple[str, str], int],
+) -> IOCRecord:
     type_, value = key
     article_ids = sorted({row["article_id"] for row in group})
     published = {a: arts[a]["published"] for a in article_ids}
     # the primary article: the latest; ties go to the smallest article id
     primary = min(article_ids, key=lambda a: (-published[a], a))
     context = next(row["context"] for row in group if row["article_id"] == primary)
-    best = max(LEVELS.index(row["confidence"]) if row["confidence"] in LEVELS else 0
-               for row in group)
+    best = max(
+        LEVELS.index(row["confidence"]) if row["confidence"] in LEVELS else 0 for row in group
+    )
     if len({arts[a]["source_id"] for a in article_ids}) >= 2:  # two sources raise it a level
         best = min(best + 1, len(LEVELS) - 1)
     techniques = sorted({t for a in article_ids for t in arts[a]["techniques"]})
     ingests = sorted({row["ingested_at"] for row in group})
     versions, latest = [], None
     for at in ingests:  # replay in ingest order: a version whenever last_seen rose
-        now_latest = max(published[row["article_id"]] for row in group
-                         if row["ingested_at"] <= at)
+        now_latest = max(published[row["article_id"]] for row in group if row["ingested_at"] <= at)
         if latest is None or now_latest > latest:
             versions.append(at)
             latest = now_latest
     joined = tuple(
-        min(max(row["ingested_at"], technique_seen.get((row["article_id"], t), 0))
-            for row in group if t in arts[row["article_id"]]["techniques"])
-        for t in techniques)
+        min(
+            max(row["ingested_at"], technique_seen.get((row["article_id"], t), 0))
+            for row in group
+            if t in arts[row["article_id"]]["techniques"]
+        )
+        for t in techniques
+    )
     art = arts[primary]
     return IOCRecord(
         id=str(uuid.uuid5(IOC_NAMESPACE, f"{type_}:{value}")),
-        type=type_, value=value, confidence=LEVELS[best],
-        first_seen=min(published.values()), last_seen=max(published.values()),
-        sightings=len(article_ids), article_id=primary, article_title=art["title"],
-        article_url=art["url"], feed_name=art["feed_name"], category=art["category"],
-        context=context, tags=tuple(sorted({t for a in article_ids for t in arts[a]["tags"]})),
-        mitre_techniques=tuple(techniques), article_ids=tuple(article_ids),
-        ingested_at=ingests[0], version_times=tuple(versions), technique_times=joined)
+        type=type_,
+        value=value,
+        confidence=LEVELS[best],
+        first_seen=min(published.values()),
+        last_seen=max(published.values()),
+        sightings=len(article_ids),
+        article_id=primary,
+        article_title=art["title"],
+        article_url=art["url"],
+        feed_name=art["feed_name"],
+        category=art["category"],
+        context=context,
+        tags=tuple(sorted({t for a in article_ids for t in arts[a]["tags"]})),
+        mitre_techniques=tuple(techniques),
+        article_ids=tuple(article_ids),
+        ingested_at=ingests[0],
+        version_times=tuple(versions),
+        technique_times=joined,
+    )

@@ -43,9 +43,13 @@ class MotoS3:
     def client(self):  # noqa: ANN201 - a boto3 S3 client
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def new_bucket(self) -> str:
         name = f"feeds-{os.getpid()}-{next(_names)}"
@@ -60,9 +64,12 @@ def moto_s3_fixture(tmp_path_factory) -> Iterator[MotoS3]:
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process
     # port 0: moto binds a free port itself and names it in werkzeug's "Running on" line
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **AWS_ENV, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **AWS_ENV, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         endpoint = announced(log_path, proc, r"Running on (http://127\.0\.0\.1:[1-9][0-9]*)")
         server = MotoS3(endpoint.group(1), proc, log_path)

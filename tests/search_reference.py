@@ -38,15 +38,23 @@ def reference_search(records: list[IOCRecord], value: str) -> tuple[list[dict], 
     return [record_dict(records[i]) for i in hits], [record_dict(records[j]) for j in related]
 
 
-def reference_range(records: list[IOCRecord], prefix: str,
-                    normal: Callable[[str], str]) -> list[dict]:
+def reference_range(
+    records: list[IOCRecord], prefix: str, normal: Callable[[str], str]
+) -> list[dict]:
     """Entries of the range; ``normal`` gives a value's normal form (the extractor's values,
     unlike some synthetic ones such as ``2a02:1:0::2``, are normal already)."""
     hashed = [(value_hash(normal(r.value)), r) for r in records]
     found = [
-        {"hash": h, "type": r.type, "confidence": r.confidence, "first_seen": iso(r.first_seen),
-         "last_seen": iso(r.last_seen), "sightings": r.sightings}
-        for h, r in hashed if h.startswith(prefix)
+        {
+            "hash": h,
+            "type": r.type,
+            "confidence": r.confidence,
+            "first_seen": iso(r.first_seen),
+            "last_seen": iso(r.last_seen),
+            "sightings": r.sightings,
+        }
+        for h, r in hashed
+        if h.startswith(prefix)
     ]
     return sorted(found, key=lambda e: (e["hash"], e["type"]))
 
@@ -77,24 +85,37 @@ def _sources(sources: dict[str, dict], now: int) -> dict[str, Any]:
             good = s.get("last_fetch")
         active += good is not None and good >= now - 7 * DAY
     fetches = [s["last_fetch"] for s in sources.values() if s.get("last_fetch") is not None]
-    return {"total": len(sources), "active": active,
-            "last_fetch": iso(max(fetches)) if fetches else None}
+    return {
+        "total": len(sources),
+        "active": active,
+        "last_fetch": iso(max(fetches)) if fetches else None,
+    }
 
 
-def reference_stats(records: list[IOCRecord], published: list[int], sources: dict[str, dict],
-                    now: int, types: tuple[str, ...], categories: tuple[str, ...],
-                    confidences: tuple[str, ...]) -> dict[str, Any]:
+def reference_stats(
+    records: list[IOCRecord],
+    published: list[int],
+    sources: dict[str, dict],
+    now: int,
+    types: tuple[str, ...],
+    categories: tuple[str, ...],
+    confidences: tuple[str, ...],
+) -> dict[str, Any]:
     firsts = [r.first_seen for r in records]
     return {
         "total_iocs": len(records),
         "by_type": {t: sum(r.type == t for r in records) for t in types},
         "by_category": {c: sum(r.category == c for r in records) for c in categories},
         "by_confidence": {c: sum(r.confidence == c for r in records) for c in confidences},
-        "last_24h": {"new_iocs": _between(firsts, now - DAY, now),
-                     "new_articles": _between(published, now - DAY, now)},
-        "last_7d": {"new_iocs": _between(firsts, now - 7 * DAY, now),
-                    "new_articles": _between(published, now - 7 * DAY, now),
-                    "trend": _trend(now, firsts)},
+        "last_24h": {
+            "new_iocs": _between(firsts, now - DAY, now),
+            "new_articles": _between(published, now - DAY, now),
+        },
+        "last_7d": {
+            "new_iocs": _between(firsts, now - 7 * DAY, now),
+            "new_articles": _between(published, now - 7 * DAY, now),
+            "trend": _trend(now, firsts),
+        },
         "sources": _sources(sources, now),
         "top_mitre_techniques": _top(records, "mitre_attack"),
         "top_cves": _top(records, "cve"),

@@ -26,16 +26,22 @@ from stix2validator.v21.shoulds import CHECKS
 
 DISABLED = ("uuid-check", "extref-hashes")
 ENABLED = tuple(
-    name for name, check in CHECKS.items()
+    name
+    for name, check in CHECKS.items()
     if callable(check) and check in CHECKS["all"] and name not in DISABLED
 )
 
 
 def options(*, enforce_refs: bool = False) -> ValidationOptions:
     """The gate; ``enforce_refs`` also demands that every reference resolves in the bundle."""
-    return ValidationOptions(strict=True, strict_types=True, strict_properties=True,
-                             enforce_refs=enforce_refs, disabled=list(DISABLED),
-                             enabled=list(ENABLED))
+    return ValidationOptions(
+        strict=True,
+        strict_types=True,
+        strict_properties=True,
+        enforce_refs=enforce_refs,
+        disabled=list(DISABLED),
+        enabled=list(ENABLED),
+    )
 
 
 def problems(document: dict[str, Any], *, enforce_refs: bool = False) -> list[str]:
@@ -53,8 +59,9 @@ def pattern_problems(objects: list[dict[str, Any]]) -> list[str]:
     found = []
     for obj in objects:
         if obj.get("type") == "indicator":
-            found += [f"{obj['pattern']}: {e}" for e in run_validator(obj["pattern"],
-                                                                      stix_version="2.1")]
+            found += [
+                f"{obj['pattern']}: {e}" for e in run_validator(obj["pattern"], stix_version="2.1")
+            ]
     return found
 
 
@@ -72,7 +79,7 @@ def problems_parallel(bundle: dict[str, Any], workers: int | None = None) -> lis
     objects = bundle.get("objects", [])
     workers = workers or os.cpu_count() or 1
     size = -(-len(objects) // workers) or 1
-    chunks = [(bundle["id"], objects[i:i + size]) for i in range(0, len(objects), size)]
+    chunks = [(bundle["id"], objects[i : i + size]) for i in range(0, len(objects), size)]
     with ProcessPoolExecutor(workers) as pool:
         found = [p for chunk in pool.map(_chunk_problems, chunks) for p in chunk]
     seen: dict[tuple[str, str], int] = {}

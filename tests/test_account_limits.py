@@ -69,8 +69,9 @@ def burst(urls: list[str], keys: list[str], each: int) -> list[httpx.Response]:
     wait_for_room_in_minute(20)
 
     async def run() -> list[httpx.Response]:
-        parts = await asyncio.gather(*(_fire(urls[i % len(urls)] + PATH, [key], each)
-                                       for i, key in enumerate(keys)))
+        parts = await asyncio.gather(
+            *(_fire(urls[i % len(urls)] + PATH, [key], each) for i, key in enumerate(keys))
+        )
         return [r for part in parts for r in part]
 
     return asyncio.run(run())
@@ -78,10 +79,13 @@ def burst(urls: list[str], keys: list[str], each: int) -> list[httpx.Response]:
 
 def assert_account_window(responses: list[httpx.Response], per_minute: int) -> None:
     assert len({r.headers["x-ratelimit-reset"] for r in responses}) == 1, "straddled a minute"
-    assert Counter(r.status_code for r in responses) == {200: per_minute,
-                                                         429: len(responses) - per_minute}
-    admitted = sorted(int(r.headers["x-ratelimit-remaining"]) for r in responses
-                      if r.status_code == 200)
+    assert Counter(r.status_code for r in responses) == {
+        200: per_minute,
+        429: len(responses) - per_minute,
+    }
+    admitted = sorted(
+        int(r.headers["x-ratelimit-remaining"]) for r in responses if r.status_code == 200
+    )
     assert admitted == list(range(per_minute))  # one window counted down, whichever key
     assert all(r.headers["x-ratelimit-limit"] == str(per_minute) for r in responses)
 
@@ -97,8 +101,10 @@ def test_keys_of_one_account_share_the_window_across_worker_processes(server, da
 def test_keys_of_one_account_share_the_window_across_redis_replicas(data_dir, tmp_path):
     with running_redis(tmp_path) as redis_server:
         args = ("--workers", "2", "--limiter", "redis", "--redis-url", redis_server.url)
-        with running_server(data_dir, tmp_path / "a.log", *args) as one, \
-                running_server(data_dir, tmp_path / "b.log", *args) as two:
+        with (
+            running_server(data_dir, tmp_path / "a.log", *args) as one,
+            running_server(data_dir, tmp_path / "b.log", *args) as two,
+        ):
             user = fresh_user("replicas")
             keys = [cli_key(data_dir, user) for _ in range(4)]
             responses = burst([one.url, two.url], keys, 8)
@@ -119,9 +125,12 @@ def test_usage_stays_per_key_while_the_limits_report_the_account(server, data_di
     user = fresh_user("usage")
     socdef("users", "set-tier", user, "pro", data_dir=data_dir)
     cookies = session(data_dir, user)
-    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
-        made = [client.post("/api/v1/keys", json={"name": f"k{i}"}).json()["data"]
-                for i in range(2)]
+    with httpx.Client(
+        base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30
+    ) as client:
+        made = [
+            client.post("/api/v1/keys", json={"name": f"k{i}"}).json()["data"] for i in range(2)
+        ]
         wait_for_room_in_minute(15)
         last = None
         for info, count in zip(made, (3, 2), strict=True):
@@ -150,7 +159,9 @@ def test_live_keys_are_capped_per_tier_and_revoked_keys_free_a_slot(server, data
     user = fresh_user("cap")
     cookies = session(data_dir, user)
     wait_for_room_in_minute(15)  # five key operations: the free tier's per-minute five
-    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
+    with httpx.Client(
+        base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30
+    ) as client:
         made = [client.post("/api/v1/keys", json={"name": f"k{i}"}) for i in range(FREE.max_keys)]
         assert [r.status_code for r in made] == [201] * FREE.max_keys
         refused = client.post("/api/v1/keys", json={"name": "one too many"})
@@ -168,7 +179,9 @@ def test_key_operations_are_rate_limited_per_account(server, data_dir):
     user = fresh_user("ops")
     cookies = session(data_dir, user)
     wait_for_room_in_minute(20)
-    with httpx.Client(base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30) as client:
+    with httpx.Client(
+        base_url=server.url, cookies=cookies, headers=SAME_ORIGIN, timeout=30
+    ) as client:
         answers = []
         for i in range(FREE.key_ops_per_minute):  # create, revoke, create, revoke, create
             if i % 2 == 0:
@@ -177,8 +190,10 @@ def test_key_operations_are_rate_limited_per_account(server, data_dir):
                 key_id = answers[-1].json()["data"]["id"]
                 answers.append(client.request("DELETE", f"/api/v1/keys/{key_id}"))
         assert [r.status_code for r in answers] == [201, 200] * (len(answers) // 2) + [201]
-        for refused in (client.post("/api/v1/keys", json={"name": "more"}),
-                        client.request("DELETE", f"/api/v1/keys/{answers[-1].json()['data']['id']}")):
+        for refused in (
+            client.post("/api/v1/keys", json={"name": "more"}),
+            client.request("DELETE", f"/api/v1/keys/{answers[-1].json()['data']['id']}"),
+        ):
             assert refused.status_code == 429
             error = refused.json()["error"]
             assert error["code"] == "rate_limit_exceeded" and error["request_id"]

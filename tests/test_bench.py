@@ -22,11 +22,17 @@ from tests.conftest import ROOT
 NUMBER = r"[\d,]+(?:\.\d+)?"
 
 
-def bench(script: str, *args: str, env: dict[str, str] | None = None,
-          check: bool = True) -> subprocess.CompletedProcess:
+def bench(
+    script: str, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=900)
+        [sys.executable, f"bench/{script}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=900,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -40,8 +46,11 @@ def lines(out: str, *patterns: str) -> None:
 def test_limits_prints_each_limiters_decision_cost():
     out = bench("limits.py", "--decisions", "640", "--rounds", "1").stdout
     for name in ("memory", "SQLite", "Redis"):
-        lines(out, rf"^  {name}: hit, one decision per call\s+{NUMBER}\s+{NUMBER}$",
-              rf"^  {name}: hit_many, 32 per call\s+{NUMBER}\s+{NUMBER}$")
+        lines(
+            out,
+            rf"^  {name}: hit, one decision per call\s+{NUMBER}\s+{NUMBER}$",
+            rf"^  {name}: hit_many, 32 per call\s+{NUMBER}\s+{NUMBER}$",
+        )
 
 
 def test_limits_rejects_an_unknown_limiter():
@@ -50,69 +59,113 @@ def test_limits_rejects_an_unknown_limiter():
 
 
 def test_search_prints_lookups_against_sqlite_and_the_build_costs():
-    out = bench("search.py", "-n", "2000", "--seconds", "0.2", "--rounds", "1",
-                "--shard-objects", "64").stdout
-    lines(out, rf"^build cost: producing the records {NUMBER}s; search index {NUMBER}s",
-          rf"^shard writes: 64 shards of 4,422 bytes: one object each {NUMBER} ms per object",
-          rf"^SQLite, indexed \(baseline\)\s+{NUMBER} lookups/s .* 1\.00× SQLite$",
-          rf"^index lookup alone \(search_answer\)\s+{NUMBER} lookups/s",
-          rf"^worker search, include_related=false\s+{NUMBER} lookups/s .* {NUMBER}× SQLite$",
-          rf"^worker range/\{{prefix\}}\s+{NUMBER} lookups/s",
-          rf"^linear scan in Python \(context\)\s+{NUMBER} lookups/s")
+    out = bench(
+        "search.py", "-n", "2000", "--seconds", "0.2", "--rounds", "1", "--shard-objects", "64"
+    ).stdout
+    lines(
+        out,
+        rf"^build cost: producing the records {NUMBER}s; search index {NUMBER}s",
+        rf"^shard writes: 64 shards of 4,422 bytes: one object each {NUMBER} ms per object",
+        rf"^SQLite, indexed \(baseline\)\s+{NUMBER} lookups/s .* 1\.00× SQLite$",
+        rf"^index lookup alone \(search_answer\)\s+{NUMBER} lookups/s",
+        rf"^worker search, include_related=false\s+{NUMBER} lookups/s .* {NUMBER}× SQLite$",
+        rf"^worker range/\{{prefix\}}\s+{NUMBER} lookups/s",
+        rf"^linear scan in Python \(context\)\s+{NUMBER} lookups/s",
+    )
 
 
 def test_formats_times_both_sides_with_the_same_rounds():
     out = bench("formats.py", "-n", "150", "--rounds", "2").stdout
-    lines(out, rf"^  ours \(render lines \+ envelope\), median of 2: {NUMBER} s",
-          rf"^  stix2 [\d.]+ objects \+ Bundle\.serialize\(\), median of 2: {NUMBER} s",
-          rf"^  pymisp [\d.]+ add_attribute \+ to_json\(\), median of 2: {NUMBER} s",
-          rf"^  ratio: ours is {NUMBER}x faster", r"^  same objects: True",
-          r"^  same attributes: True")
+    lines(
+        out,
+        rf"^  ours \(render lines \+ envelope\), median of 2: {NUMBER} s",
+        rf"^  stix2 [\d.]+ objects \+ Bundle\.serialize\(\), median of 2: {NUMBER} s",
+        rf"^  pymisp [\d.]+ add_attribute \+ to_json\(\), median of 2: {NUMBER} s",
+        rf"^  ratio: ours is {NUMBER}x faster",
+        r"^  same objects: True",
+        r"^  same attributes: True",
+    )
 
 
 def test_storage_prints_publish_reads_and_encoding():
     out = bench("storage.py", "--iocs", "300").stdout
-    lines(out, rf"^  full upload \(baseline\)\s+{NUMBER} ms", rf"^  S3, warm cache\s+{NUMBER} ms",
-          rf"^  br, compressed per request\s+{NUMBER} us")
+    lines(
+        out,
+        rf"^  full upload \(baseline\)\s+{NUMBER} ms",
+        rf"^  S3, warm cache\s+{NUMBER} ms",
+        rf"^  br, compressed per request\s+{NUMBER} us",
+    )
 
 
 def test_extract_eval_prints_the_goals():
     out = bench("extract_eval.py", "--rounds", "1", "--seconds", "0.2").stdout
-    lines(out, r"^goal micro F1 >= 0\.985: ", rf"^goal >= 10x ioc-finder's MB/s \(dev set\): "
-          rf"{NUMBER} / {NUMBER} = {NUMBER}x")
+    lines(
+        out,
+        r"^goal micro F1 >= 0\.985: ",
+        rf"^goal >= 10x ioc-finder's MB/s \(dev set\): "
+        rf"{NUMBER} / {NUMBER} = {NUMBER}x",
+    )
 
 
 def test_build_prints_seconds_memory_and_stages():
     out = bench("build.py", "-n", "1500").stdout
-    lines(out, rf"^build seconds: {NUMBER}", rf"^peak PSS, both processes together: {NUMBER} MB",
-          rf"^  TaxiiSink\.finish\s+{NUMBER}s$", rf"^  2:days\s+{NUMBER}s$")
+    lines(
+        out,
+        rf"^build seconds: {NUMBER}",
+        rf"^peak PSS, both processes together: {NUMBER} MB",
+        rf"^  TaxiiSink\.finish\s+{NUMBER}s$",
+        rf"^  2:days\s+{NUMBER}s$",
+    )
 
 
 def test_serve_prints_every_row_against_nginx():
     out = bench("serve.py", "--seconds", "1", "--rounds", "1", "--iocs", "300").stdout
-    for row in ("worker 1 proc, SQLite limiter", "worker 1 proc, memory limiter",
-                "worker 2 procs, Redis limiter", "uvicorn 1 proc, SQLite limiter"):
+    for row in (
+        "worker 1 proc, SQLite limiter",
+        "worker 1 proc, memory limiter",
+        "worker 2 procs, Redis limiter",
+        "uvicorn 1 proc, SQLite limiter",
+    ):
         lines(out, rf"^{re.escape(row)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     lines(out, rf"^nginx \(2 workers\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+1\.00\s+{NUMBER}$")
 
 
 def test_serve_in_process_prints_the_parts():
     out = bench("serve.py", "--in-process", "640", "--iocs", "300").stdout
-    lines(out, rf"^  RSGI app: hot path\s+{NUMBER}$", rf"^  key cache \+ kept-answer lookup\s+{NUMBER}$",
-          rf"^  limiter: one decision in a batch of 32\s+{NUMBER}$")
+    lines(
+        out,
+        rf"^  RSGI app: hot path\s+{NUMBER}$",
+        rf"^  key cache \+ kept-answer lookup\s+{NUMBER}$",
+        rf"^  limiter: one decision in a batch of 32\s+{NUMBER}$",
+    )
 
 
 def test_taxii_prints_pages_medallion_growth_and_flatness():
-    out = bench("taxii.py", "--seconds", "1", "--rounds", "1", "--iocs", "300",
-                "--medallion-sizes", "120,160,200", "--medallion-requests", "1",
-                "--sizes", "300,900").stdout
-    lines(out, rf"^  worker: TAXII objects page\s+{NUMBER} req/s .* {NUMBER}× nginx",
-          rf"^  nginx \(2 workers\)\s+{NUMBER} req/s .* 1\.00× nginx",
-          r"medallion 3\.0\.0 under gunicorn",
-          rf"^  medallion,\s+120 objects:\s+{NUMBER} ms",
-          rf"^  medallion,\s+200 objects:\s+{NUMBER} ms, CPU\s+{NUMBER} ms \({NUMBER}× ours\); "
-          rf"growth exponent from 160: wall -?{NUMBER}, CPU -?{NUMBER}$",
-          rf"^page of 100 \(added_after mid-collection\) in a\s+{NUMBER}-object collection:")
+    out = bench(
+        "taxii.py",
+        "--seconds",
+        "1",
+        "--rounds",
+        "1",
+        "--iocs",
+        "300",
+        "--medallion-sizes",
+        "120,160,200",
+        "--medallion-requests",
+        "1",
+        "--sizes",
+        "300,900",
+    ).stdout
+    lines(
+        out,
+        rf"^  worker: TAXII objects page\s+{NUMBER} req/s .* {NUMBER}× nginx",
+        rf"^  nginx \(2 workers\)\s+{NUMBER} req/s .* 1\.00× nginx",
+        r"medallion 3\.0\.0 under gunicorn",
+        rf"^  medallion,\s+120 objects:\s+{NUMBER} ms",
+        rf"^  medallion,\s+200 objects:\s+{NUMBER} ms, CPU\s+{NUMBER} ms \({NUMBER}× ours\); "
+        rf"growth exponent from 160: wall -?{NUMBER}, CPU -?{NUMBER}$",
+        rf"^page of 100 \(added_after mid-collection\) in a\s+{NUMBER}-object collection:",
+    )
 
 
 @pytest.fixture
@@ -155,7 +208,8 @@ def test_wrk_reads_counters_after_its_warm_up(tmp_path: Path, monkeypatch: pytes
         "echo '     50%    1.00ms'\n"
         "echo '     99%    2.00ms'\n"
         "echo '  1000 requests in 1.00s, 1.00MB read'\n"
-        "echo 'Requests/sec:   1000.00'\n")
+        "echo 'Requests/sec:   1000.00'\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 

@@ -26,13 +26,22 @@ from tests.conftest import (
 )
 
 CHROMIUM = os.environ.get("SOCDEF_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "artifacts" / "screenshots"
 USER = "dana@example.org"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                               "(pip install -e '.[test]')")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +89,29 @@ def shot(page, name: str) -> None:
 
 def new_key(data_dir: Path, tier: str) -> str:
     user = f"ops-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier,
-                 data_dir=data_dir).stdout
+    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0]
 
 
-@pytest.mark.parametrize(("path", "heading", "name"), [
-    ("/", "Indicators of compromise", "home"),
-    ("/docs/", "Getting started", "getting-started"),
-    ("/docs/api/", "API reference", "api-reference"),
-    ("/docs/formats/", "Formats", "formats"),
-    ("/docs/stats/", "Statistics", "stats"),
-])
+@pytest.mark.parametrize(
+    ("path", "heading", "name"),
+    [
+        ("/", "Indicators of compromise", "home"),
+        ("/docs/", "Getting started", "getting-started"),
+        ("/docs/api/", "API reference", "api-reference"),
+        ("/docs/formats/", "Formats", "formats"),
+        ("/docs/stats/", "Statistics", "stats"),
+    ],
+)
 def test_pages_render_with_their_styles_and_no_script_errors(page, server, path, heading, name):
     resp = page.goto(server.url + path)
     assert resp.status == 200
     assert heading in page.locator("h1").inner_text()
     # the stylesheet applied: the header bar is dark, not the browser's default
-    assert page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor") \
+    assert (
+        page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor")
         == "rgb(16, 33, 63)"
+    )
     assert page.locator("nav a", has_text="API reference").count() == 1
     shot(page, name)
     assert page.errors == []
@@ -126,8 +139,11 @@ def test_download_link_carries_the_typed_key_and_returns_the_feed(page, server, 
         link.click()
     resp = nav.value
     assert resp.status == 200 and resp.headers["content-type"].startswith("text/plain")
-    expected = httpx.get(server.url + href.split("&api_key=")[0],
-                         headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    expected = httpx.get(
+        server.url + href.split("&api_key=")[0],
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert expected.status_code == 200
     assert resp.body() == expected.content and expected.content.count(b"\n") > 0
     assert all(line.count(".") == 3 for line in resp.text().splitlines())  # IPv4 values
@@ -167,8 +183,9 @@ def session_token(data_dir: Path, user: str) -> str:
 def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
     socdef("users", "set-tier", USER, "pro", data_dir=data_dir)
     session = {"sb-access-token": session_token(data_dir, USER)}
-    page.context.add_cookies([{"name": "sb-access-token", "value": session["sb-access-token"],
-                               "url": server.url}])
+    page.context.add_cookies(
+        [{"name": "sb-access-token", "value": session["sb-access-token"], "url": server.url}]
+    )
     page.goto(server.url + "/docs/keys/")
     page.wait_for_selector("#account", state="visible")
     assert page.locator("#signin").is_hidden()
@@ -183,13 +200,16 @@ def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
     assert "pro" in row.inner_text() and "active" in row.inner_text()
     # the new key works, and its use shows up in the usage chart
     for _ in range(3):
-        assert httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
-                         timeout=30).status_code == 200
+        assert (
+            httpx.get(
+                server.url + "/api/v1/iocs", headers={"X-API-Key": key}, timeout=30
+            ).status_code
+            == 200
+        )
 
     def counted() -> bool:  # the worker flushes its usage log every second
         listed = httpx.get(server.url + "/api/v1/keys", cookies=session, timeout=30).json()
-        return any(k["name"] == "Browser SIEM" and k["total_requests"] == 3
-                   for k in listed["data"])
+        return any(k["name"] == "Browser SIEM" and k["total_requests"] == 3 for k in listed["data"])
 
     poll_until(counted, what="the three requests in the key's usage")
     row.locator("button", has_text="Usage").click()
@@ -203,11 +223,14 @@ def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
     assert revoke.inner_text() == "Confirm revoke"
     revoke.click()
     sync_api.expect(page.locator("#key-rows tr", has_text="Browser SIEM")).to_contain_text(
-        "revoked")
+        "revoked"
+    )
     shot(page, "keys-revoked")
     deadline = time.monotonic() + 10  # revocations are seen within the key cache's 5 s
-    while httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
-                    timeout=30).status_code != 401:
+    while (
+        httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key}, timeout=30).status_code
+        != 401
+    ):
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.5)
     assert page.errors == []

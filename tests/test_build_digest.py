@@ -22,8 +22,11 @@ DIGESTS = Path(__file__).resolve().parent / "golden" / "build-tree.sha256"
 
 
 def tree_lines(root: Path) -> list[str]:
-    return [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}"
-            for p in sorted(root.rglob("*")) if p.is_file()]
+    return [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}"
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    ]
 
 
 def test_the_sample_build_tree_is_unchanged(tmp_path):

@@ -35,7 +35,7 @@ def sections(text: str) -> tuple[str, dict[str, str]]:
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         assert m.group(1) not in body, f"two sections for {m.group(1)}"
-        body[m.group(1)] = text[m.end():end]
+        body[m.group(1)] = text[m.end() : end]
     return text[: marks[0].start()] if marks else text, body
 
 
@@ -68,7 +68,8 @@ def test_section_names_every_option_and_argument(path):
     for p in cmd.params:
         if isinstance(p, click.Argument):
             assert p.make_metavar(click.Context(cmd)).split()[0].strip("[]") in text, (
-                f"{path}: argument {p.name} missing from docs/cli.md")
+                f"{path}: argument {p.name} missing from docs/cli.md"
+            )
 
 
 @pytest.mark.parametrize("path", sorted(TREE))
@@ -87,4 +88,5 @@ def test_the_checks_can_fail():
     _, body = sections("## socdef build\n`--now` `--init`\n## socdef nope\n")
     assert set(body) - set(TREE) == {"socdef nope"}
     assert option_names(TREE["socdef build"], visible_only=True) - {"--help"} - set(
-        OPTION.findall(body["socdef build"])) == {"--data-dir"}
+        OPTION.findall(body["socdef build"])
+    ) == {"--data-dir"}

@@ -18,8 +18,11 @@ def _req(inm: str | None = None) -> Request:
 def test_a_fresh_answer_is_200_with_validators_in_order():
     resp = conditional(_req(), '"abc"', "text/csv", lambda: b"body", modified=0)
     assert (resp.status, resp.body, resp.content_type) == (200, b"body", "text/csv")
-    assert resp.headers == [("etag", '"abc"'), ("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT"),
-                            ("cache-control", PRIVATE)]
+    assert resp.headers == [
+        ("etag", '"abc"'),
+        ("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ("cache-control", PRIVATE),
+    ]
 
 
 def test_a_matching_tag_is_304_without_computing_the_body():
@@ -39,8 +42,12 @@ def test_no_route_writes_its_own_cache_policy_or_etag_check():
             continue
         text = path.read_text()
         assert "must-revalidate" not in text and "max-age=" not in text, path.name
-        calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
-                 and getattr(n.func, "id", getattr(n.func, "attr", None)) == "etag_matches"]
+        calls = [
+            n
+            for n in ast.walk(ast.parse(text))
+            if isinstance(n, ast.Call)
+            and getattr(n.func, "id", getattr(n.func, "attr", None)) == "etag_matches"
+        ]
         assert not calls, path.name
 
 

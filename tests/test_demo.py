@@ -23,7 +23,11 @@ def demo(tmp_path_factory):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "generator", "demo", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -51,8 +55,9 @@ def demo(tmp_path_factory):
 def test_demo_prints_an_enterprise_key_and_a_working_curl(demo):
     assert demo["key"].startswith("sk_live_")
     if shutil.which("curl"):
-        out = subprocess.run(shlex.split(demo["curl"]), capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(
+            shlex.split(demo["curl"]), capture_output=True, text=True, timeout=30, check=True
+        ).stdout
     else:  # the same request, made the way the printed line makes it
         url = shlex.split(demo["curl"])[-1]
         out = httpx.get(url, headers={"Authorization": f"Bearer {demo['key']}"}).text
@@ -63,8 +68,13 @@ def test_demo_prints_an_enterprise_key_and_a_working_curl(demo):
 def test_every_tier_window_has_data_today(demo):
     """Dates are shifted at ingest so the sample is fresh on whatever day the demo runs."""
     for tier in ("free", "pro", "enterprise"):
-        key = socdef("keys", "create", "--user", "t@example.org", "--tier", tier,
-                     data_dir=demo["data"]).stdout.split("API key: ")[1].split()[0]
+        key = (
+            socdef(
+                "keys", "create", "--user", "t@example.org", "--tier", tier, data_dir=demo["data"]
+            )
+            .stdout.split("API key: ")[1]
+            .split()[0]
+        )
         body = httpx.get(demo["base"] + "/api/v1/iocs", headers={"X-API-Key": key}).json()
         assert body["meta"]["total"] > 0, tier
         assert body["data"], tier
@@ -75,12 +85,16 @@ def test_sample_covers_every_type_and_category(demo):
     total = httpx.get(demo["base"] + "/api/v1/iocs", headers=headers).json()["meta"]["total"]
     assert total >= 200
     for type_ in IOC_TYPES:
-        body = httpx.get(demo["base"] + "/api/v1/iocs", headers=headers,
-                         params={"type": type_, "limit": "1"}).json()
+        body = httpx.get(
+            demo["base"] + "/api/v1/iocs", headers=headers, params={"type": type_, "limit": "1"}
+        ).json()
         assert body["meta"]["total"] >= 5, type_
     for category in CATEGORIES:
-        body = httpx.get(demo["base"] + "/api/v1/iocs", headers=headers,
-                         params={"category": category, "limit": "1"}).json()
+        body = httpx.get(
+            demo["base"] + "/api/v1/iocs",
+            headers=headers,
+            params={"category": category, "limit": "1"},
+        ).json()
         assert body["meta"]["total"] > 0, category
 
 

@@ -26,11 +26,22 @@ def headers_for(path: str) -> dict[str, str]:
 def test_netlify_build_script_writes_site_feed_files_and_proxy(tmp_path):
     data, out = tmp_path / "data", tmp_path / "public"
     synthetic_store(str(data / "store"), 300, now=NOW, days=5)
-    env = {**os.environ, "PYTHON": sys.executable, "SOCDEF_SKIP_INSTALL": "1",
-           "SOCDEF_SKIP_INGEST": "1", "SOCDEF_DATA_DIR": str(data),
-           "SOCDEF_PUBLISH_DIR": str(out), "SOCDEF_API_ORIGIN": "https://api.example.org/"}
-    result = subprocess.run(["bash", str(ROOT / "deploy" / "netlify-build.sh")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "SOCDEF_SKIP_INSTALL": "1",
+        "SOCDEF_SKIP_INGEST": "1",
+        "SOCDEF_DATA_DIR": str(data),
+        "SOCDEF_PUBLISH_DIR": str(out),
+        "SOCDEF_API_ORIGIN": "https://api.example.org/",
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "netlify-build.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     for page in ("index.html", "docs/index.html", "docs/api/index.html", "static/site.css"):
         assert (out / page).is_file(), page
@@ -45,8 +56,13 @@ def test_netlify_build_script_refuses_a_missing_or_bad_origin(tmp_path):
     for origin in (None, "api.example.org"):
         if origin:
             env["SOCDEF_API_ORIGIN"] = origin
-        result = subprocess.run(["bash", str(ROOT / "deploy" / "netlify-build.sh")], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["bash", str(ROOT / "deploy" / "netlify-build.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode != 0 and "SOCDEF_API_ORIGIN" in result.stderr
         assert not (tmp_path / "p").exists()
 

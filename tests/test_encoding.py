@@ -14,21 +14,24 @@ from worker.http import Request, Response
 BEST = "br" if "br" in CODERS else "gzip"
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None),
-    ("", None),
-    ("gzip", "gzip"),
-    ("GZIP", "gzip"),
-    ("gzip, deflate, br", BEST),
-    ("*", BEST),
-    ("gzip;q=0", None),
-    ("gzip;q=0.5", "gzip"),
-    ("gzip;q=0.5, identity", None),
-    ("identity;q=0.4, gzip;q=0.5", "gzip"),
-    ("br;q=0, *;q=0.3", "gzip"),
-    ("gzip;q=nonsense", None),
-    ("deflate, compress", None),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("", None),
+        ("gzip", "gzip"),
+        ("GZIP", "gzip"),
+        ("gzip, deflate, br", BEST),
+        ("*", BEST),
+        ("gzip;q=0", None),
+        ("gzip;q=0.5", "gzip"),
+        ("gzip;q=0.5, identity", None),
+        ("identity;q=0.4, gzip;q=0.5", "gzip"),
+        ("br;q=0, *;q=0.3", "gzip"),
+        ("gzip;q=nonsense", None),
+        ("deflate, compress", None),
+    ],
+)
 def test_choose(header, expected):
     assert choose(header) == expected
 
@@ -40,8 +43,14 @@ def test_any_accept_encoding_header_is_handled(header):
 
 
 def request(**headers: str) -> Request:
-    return Request("GET", "/api/v1/iocs", {}, {k.lower().replace("_", "-"): v
-                                               for k, v in headers.items()}, "http", "test")
+    return Request(
+        "GET",
+        "/api/v1/iocs",
+        {},
+        {k.lower().replace("_", "-"): v for k, v in headers.items()},
+        "http",
+        "test",
+    )
 
 
 def answer(body: bytes, content_type: str = "application/json", status: int = 200) -> Response:
@@ -62,11 +71,14 @@ def test_the_encoder_compresses_and_caches_by_etag():
     assert again.body is first.body  # compressed once
 
 
-@pytest.mark.parametrize("resp", [
-    answer(b"x" * 5000, "application/octet-stream"),
-    answer(b"x" * 5000, status=404),
-    answer(b"x" * 1000),
-])
+@pytest.mark.parametrize(
+    "resp",
+    [
+        answer(b"x" * 5000, "application/octet-stream"),
+        answer(b"x" * 5000, status=404),
+        answer(b"x" * 1000),
+    ],
+)
 def test_what_is_left_alone(resp):
     body = resp.body
     out = Encoder()(request(accept_encoding="gzip"), resp)

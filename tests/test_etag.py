@@ -83,8 +83,11 @@ def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("etag")
     synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
     build_and_publish(data)
-    return create_app(WorkerConfig.for_data_dir(Path(data / "worker"), bucket=str(data / "bucket"),
-                                                limiter="memory", limit_scale=100))
+    return create_app(
+        WorkerConfig.for_data_dir(
+            Path(data / "worker"), bucket=str(data / "bucket"), limiter="memory", limit_scale=100
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +105,16 @@ def test_if_none_match_on_every_route(app, auth, path, query, extra, coding) -> 
     tag = first["etag"]
     assert tag.startswith('"') and tag.endswith('"') and len(tag) > 2
     if first.get("content-encoding"):  # another representation: a strong tag of its own
-        plain = call(app, [*auth, *extra, (b"accept-encoding", b"identity")], path=path,
-                     query=query)[1]["etag"]
+        plain = call(
+            app, [*auth, *extra, (b"accept-encoding", b"identity")], path=path, query=query
+        )[1]["etag"]
         assert tag != plain and not etag_matches(plain, tag)
     for template in MATCHING:
         value = fill(template, tag)
         for _ in range(2):  # the full path, then any kept answer
-            status, got, body = call(app, [*headers, (b"if-none-match", value.encode())],
-                                     path=path, query=query)
+            status, got, body = call(
+                app, [*headers, (b"if-none-match", value.encode())], path=path, query=query
+            )
             assert (status, body) == (304, b""), (value, status)
             if value.strip() == "*" and coding == "gzip":
                 # the route answers ``*`` before the encoding step picks the coding, so the 304
@@ -120,6 +125,7 @@ def test_if_none_match_on_every_route(app, auth, path, query, extra, coding) -> 
     for template in NOT_MATCHING:
         value = fill(template, tag)
         for _ in range(2):
-            status, got, again = call(app, [*headers, (b"if-none-match", value.encode())],
-                                      path=path, query=query)
+            status, got, again = call(
+                app, [*headers, (b"if-none-match", value.encode())], path=path, query=query
+            )
             assert status == 200 and got["etag"] == tag, (value, status)

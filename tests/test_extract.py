@@ -698,8 +698,12 @@ def test_valid_ipv4_matches_ipaddress_at_range_edges(net: str) -> None:
     from generator.ioc_match import valid_ipv4
 
     n = ipaddress.IPv4Network(net)
-    for x in (int(n.network_address) - 1, int(n.network_address),
-              int(n.broadcast_address), int(n.broadcast_address) + 1):
+    for x in (
+        int(n.network_address) - 1,
+        int(n.network_address),
+        int(n.broadcast_address),
+        int(n.broadcast_address) + 1,
+    ):
         if 0 <= x < 2**32:
             text = str(ipaddress.IPv4Address(x))
             assert valid_ipv4(text) == _ipaddress_v4(text), text
@@ -720,15 +724,16 @@ def test_anchored_scans_and_contexts_match_full_scans(text: str, data: st.DataOb
     from generator import ioc_match as m
     from generator.ioc_context import SentenceContexts, sentence_context
 
-    runs = ((m._DOMAIN, ".", m._HOST_RUN_CHARS), (m._IPV4, ".", m._IPV4_RUN_CHARS),
-            (m._IPV6, ":", m._IPV6_RUN_CHARS))
+    runs = (
+        (m._DOMAIN, ".", m._HOST_RUN_CHARS),
+        (m._IPV4, ".", m._IPV4_RUN_CHARS),
+        (m._IPV6, ":", m._IPV6_RUN_CHARS),
+    )
     for pattern, mark, chars in runs:
         assert [x.span() for x in m._run_matches(text, pattern, mark, chars)] == [
             x.span() for x in pattern.finditer(text)
         ]
-    assert [x.span() for x in m._email_matches(text)] == [
-        x.span() for x in m._EMAIL.finditer(text)
-    ]
+    assert [x.span() for x in m._email_matches(text)] == [x.span() for x in m._EMAIL.finditer(text)]
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
     assert SentenceContexts(text)(start, end) == sentence_context(text, start, end)
@@ -774,8 +779,26 @@ def test_valid_ipv6_matches_ipaddress_at_range_edges() -> None:
 
 _HEXTET = st.one_of(st.just(0), st.integers(0, 15), st.integers(0, 0xFFFF))
 _FIRST_HEXTET = st.one_of(
-    st.sampled_from([0x2001, 0x2002, 0x2606, 0x2A00, 0x3FFF, 0x4000, 0xFC00, 0xFD12, 0xFE00,
-                     0xFE80, 0xFEC0, 0xFEFF, 0xFF00, 0xFF02, 0x0100, 0x0000]),
+    st.sampled_from(
+        [
+            0x2001,
+            0x2002,
+            0x2606,
+            0x2A00,
+            0x3FFF,
+            0x4000,
+            0xFC00,
+            0xFD12,
+            0xFE00,
+            0xFE80,
+            0xFEC0,
+            0xFEFF,
+            0xFF00,
+            0xFF02,
+            0x0100,
+            0x0000,
+        ]
+    ),
     _HEXTET,
 )
 
@@ -861,16 +884,38 @@ def test_public_suffix_rules_match_publicsuffixlist() -> None:
             if not _HOSTNAME_SHAPE.fullmatch(domain):
                 continue  # IDN rules as written, "*" and "!" rules: no hostname has them
             checked += 1
-            assert is_valid_domain.__wrapped__(domain) == (
-                psl.privatesuffix(domain) is not None
-            ), domain
+            assert is_valid_domain.__wrapped__(domain) == (psl.privatesuffix(domain) is not None), (
+                domain
+            )
             public = psl.publicsuffix(domain)
             assert _public_labels(domain) == (public.count(".") + 1 if public else 0), domain
     assert checked > 30000
 
 
-_LABELS = ["a", "www", "evil", "x-y", "123", "-bad", "bad-", "co", "com", "uk", "jp", "kobe",
-           "city", "ck", "www", "py", "zip", "sh", "xn--p1ai", "a" * 63, "a" * 64, ""]
+_LABELS = [
+    "a",
+    "www",
+    "evil",
+    "x-y",
+    "123",
+    "-bad",
+    "bad-",
+    "co",
+    "com",
+    "uk",
+    "jp",
+    "kobe",
+    "city",
+    "ck",
+    "www",
+    "py",
+    "zip",
+    "sh",
+    "xn--p1ai",
+    "a" * 63,
+    "a" * 64,
+    "",
+]
 
 
 @settings(max_examples=500)
@@ -894,9 +939,40 @@ def test_domain_checks_match_publicsuffixlist(domain: str) -> None:
         assert _plain_domain.__wrapped__(domain) == (None if file_like or code else domain)
 
 
-_MARK_PIECES = ["[", "]", "(", ")", "{", "}", "\\", ".", "dot", "DOT", "at", "@", " ", "x", "X",
-                "h", "f", "p", "s", ":", "/", "a", "d", "hxxp", "fxp", " dot ", "[.]", "(.)",
-                "[://]", "[:]", "evil", "com"]
+_MARK_PIECES = [
+    "[",
+    "]",
+    "(",
+    ")",
+    "{",
+    "}",
+    "\\",
+    ".",
+    "dot",
+    "DOT",
+    "at",
+    "@",
+    " ",
+    "x",
+    "X",
+    "h",
+    "f",
+    "p",
+    "s",
+    ":",
+    "/",
+    "a",
+    "d",
+    "hxxp",
+    "fxp",
+    " dot ",
+    "[.]",
+    "(.)",
+    "[://]",
+    "[:]",
+    "evil",
+    "com",
+]
 
 
 @settings(max_examples=500)
@@ -931,6 +1007,7 @@ def test_collapse_matches_whitespace_regex(value: str) -> None:
 
 def _fit_by_pieces(text: str, start: int, end: int, seg_start: int, seg_end: int) -> str:
     """Context fitting done the plain way: collapse each piece, then cut around the IOC."""
+
     def collapse(value: str) -> str:
         return re.sub(r"\s+", " ", value)
 

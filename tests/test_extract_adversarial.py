@@ -49,26 +49,28 @@ CORPUS: dict[str, Callable[[int], str]] = {
     f"run of {unit!r}": (lambda size, unit=unit: PLANT + _repeat(unit, size) + " end")
     for unit in HOSTILE_UNITS
 }
-CORPUS.update({
-    "250-label domains": lambda size: _repeat("a." * 249 + "com ", size),
-    "long a.a.a.a": lambda size: PLANT + "a" + _repeat(".a", size),
-    "long 1.1.1.1": lambda size: PLANT + "1" + _repeat(".1", size),
-    "hex run": lambda size: PLANT + _repeat("deadbeef", size),
-    "url ending in )": lambda size: "http://evil.example.net/" + ")" * size,
-    "url ending in ]": lambda size: "see http://evil.example.net/" + "]" * size + " x",
-    "defanged url of [.] pieces": lambda size: "hxxp://a" + _repeat("[.]a", size),
-    "dot chain after a mark": lambda size: "hxxp://evil" + _repeat(" dot a", size),
-    "dot chain, mark first": lambda size: "x[.]y " + _repeat("a dot ", size),
-    "sentence marks before spaces": lambda size: _repeat("." * 50 + " ", size),
-    "marks then a sentence": lambda size: _repeat("!?." * 300 + "  A ", size),
-    "( and [ runs": lambda size: _repeat("([" * 100 + "x ", size),
-    "unbalanced brackets": lambda size: _repeat("(a[b{c", size),
-    "many @": lambda size: _repeat("a@b@c.d@", size),
-    "1 MB single line of prose": lambda size: _prose(1_000_000).replace("\n", " "),
-    "1 MB single line of hostile runs": lambda size: "".join(
-        _repeat(unit, 1_000_000 // len(HOSTILE_UNITS)) for unit in HOSTILE_UNITS
-    ).replace("\n", " "),
-})
+CORPUS.update(
+    {
+        "250-label domains": lambda size: _repeat("a." * 249 + "com ", size),
+        "long a.a.a.a": lambda size: PLANT + "a" + _repeat(".a", size),
+        "long 1.1.1.1": lambda size: PLANT + "1" + _repeat(".1", size),
+        "hex run": lambda size: PLANT + _repeat("deadbeef", size),
+        "url ending in )": lambda size: "http://evil.example.net/" + ")" * size,
+        "url ending in ]": lambda size: "see http://evil.example.net/" + "]" * size + " x",
+        "defanged url of [.] pieces": lambda size: "hxxp://a" + _repeat("[.]a", size),
+        "dot chain after a mark": lambda size: "hxxp://evil" + _repeat(" dot a", size),
+        "dot chain, mark first": lambda size: "x[.]y " + _repeat("a dot ", size),
+        "sentence marks before spaces": lambda size: _repeat("." * 50 + " ", size),
+        "marks then a sentence": lambda size: _repeat("!?." * 300 + "  A ", size),
+        "( and [ runs": lambda size: _repeat("([" * 100 + "x ", size),
+        "unbalanced brackets": lambda size: _repeat("(a[b{c", size),
+        "many @": lambda size: _repeat("a@b@c.d@", size),
+        "1 MB single line of prose": lambda size: _prose(1_000_000).replace("\n", " "),
+        "1 MB single line of hostile runs": lambda size: "".join(
+            _repeat(unit, 1_000_000 // len(HOSTILE_UNITS)) for unit in HOSTILE_UNITS
+        ).replace("\n", " "),
+    }
+)
 
 
 class _Overtime(Exception):
@@ -149,16 +151,23 @@ SCALING = [name for name in CORPUS if not name.startswith("1 MB")] + ["dense IP 
 CORPUS_SCALING = {**CORPUS, "dense IP list": lambda size: _repeat("8.8.4.4 ", size)}
 
 
-def _doubling_ratio(fn: Callable[[str], object], build: Callable[[int], str], size: int,
-                    limit: float) -> tuple[float, float, float]:
+def _doubling_ratio(
+    fn: Callable[[str], object], build: Callable[[int], str], size: int, limit: float
+) -> tuple[float, float, float]:
     small, large = build(size), build(2 * size)
     t_small = _best(fn, small, limit=limit)
     t_large = _best(fn, large, limit=2 * limit)
     return t_small, t_large, t_large / max(t_small, 1e-9)
 
 
-def _assert_linear(fn: Callable[[str], object], build: Callable[[int], str], size: int,
-                   limit: float, slack: float, what: str) -> None:
+def _assert_linear(
+    fn: Callable[[str], object],
+    build: Callable[[int], str],
+    size: int,
+    limit: float,
+    slack: float,
+    what: str,
+) -> None:
     """Doubling the input at most triples the time (quadratic time would quadruple it).
 
     ``slack`` seconds (a fraction of what prose of the larger size costs) are allowed on
@@ -169,8 +178,9 @@ def _assert_linear(fn: Callable[[str], object], build: Callable[[int], str], siz
         t_small, t_large, ratio = _doubling_ratio(fn, build, size, limit)
         if t_large <= 3 * t_small + slack:
             return
-    pytest.fail(f"{what}: {t_small * 1e3:.1f} ms -> {t_large * 1e3:.1f} ms when doubled "
-                f"({ratio:.2f}x)")
+    pytest.fail(
+        f"{what}: {t_small * 1e3:.1f} ms -> {t_large * 1e3:.1f} ms when doubled ({ratio:.2f}x)"
+    )
 
 
 @pytest.mark.parametrize("name", SCALING)
@@ -246,8 +256,23 @@ def test_windowed_sentence_ends_match_the_plain_pattern(text: str, data: st.Data
 
 
 _OLD_CHAIN_HEAD = re.compile(r"(\S+)(?: (?:dot|DOT) [A-Za-z0-9-]+)*\Z")
-_CHAIN_PIECES = ["a", "b1", "-", " dot ", " DOT ", " Dot ", " ", "  ", "\t", "hxxp://",
-                 "[.]", "x@y", ":", "é", "[at]"]
+_CHAIN_PIECES = [
+    "a",
+    "b1",
+    "-",
+    " dot ",
+    " DOT ",
+    " Dot ",
+    " ",
+    "  ",
+    "\t",
+    "hxxp://",
+    "[.]",
+    "x@y",
+    ":",
+    "é",
+    "[at]",
+]
 
 
 @settings(max_examples=500)
@@ -275,12 +300,17 @@ def test_trim_url_keeps_balanced_brackets() -> None:
 
 # --- Property: hostile runs around a planted indicator ---------------------------------
 
-PLANTED = [("ipv4", "45.33.32.156", "45.33.32.156"),
-           ("domain", "evil-c2.net", "evil-c2[.]net"),
-           ("url", "http://evil-c2.net/gate.php", "hxxp://evil-c2[.]net/gate.php"),
-           ("sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
-           ("email", "ops@evil-c2.net", "ops[at]evil-c2[.]net")]
+PLANTED = [
+    ("ipv4", "45.33.32.156", "45.33.32.156"),
+    ("domain", "evil-c2.net", "evil-c2[.]net"),
+    ("url", "http://evil-c2.net/gate.php", "hxxp://evil-c2[.]net/gate.php"),
+    (
+        "sha256",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    ),
+    ("email", "ops@evil-c2.net", "ops[at]evil-c2[.]net"),
+]
 
 
 @settings(max_examples=60, deadline=None)
@@ -301,8 +331,10 @@ def test_needle_scans_match_full_scans(text: str) -> None:
     from generator import ioc_match as m
 
     ascii_text = text.encode("ascii", "replace")
-    for pattern, chars, needle in ((m._IPV4, m._IPV4_RUN_CHARS, m._IPV4_NEEDLE),
-                                   (m._DOMAIN, m._HOST_RUN_CHARS, m._DOMAIN_NEEDLE)):
+    for pattern, chars, needle in (
+        (m._IPV4, m._IPV4_RUN_CHARS, m._IPV4_NEEDLE),
+        (m._DOMAIN, m._HOST_RUN_CHARS, m._DOMAIN_NEEDLE),
+    ):
         found = m._run_matches(text, pattern, ".", chars, ascii_text, None, needle)
         assert [x.span() for x in found] == [x.span() for x in pattern.finditer(text)]
     expected = [x.span() for x in m._EMAIL.finditer(text)]

@@ -15,9 +15,12 @@ from tests.extraction_devset import evaluate, load_devset
 
 DOCS = load_devset()
 _FORMS = {
-    "md5": re.compile(r"[0-9a-f]{32}"), "sha1": re.compile(r"[0-9a-f]{40}"),
-    "sha256": re.compile(r"[0-9a-f]{64}"), "sha512": re.compile(r"[0-9a-f]{128}"),
-    "cve": re.compile(r"CVE-\d{4}-\d{4,7}"), "mitre_attack": re.compile(r"T1\d{3}(\.\d{3})?"),
+    "md5": re.compile(r"[0-9a-f]{32}"),
+    "sha1": re.compile(r"[0-9a-f]{40}"),
+    "sha256": re.compile(r"[0-9a-f]{64}"),
+    "sha512": re.compile(r"[0-9a-f]{128}"),
+    "cve": re.compile(r"CVE-\d{4}-\d{4,7}"),
+    "mitre_attack": re.compile(r"T1\d{3}(\.\d{3})?"),
     "email": re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}"),
     "domain": re.compile(r"[a-z0-9.-]+\.[a-z0-9-]{2,}"),
     "url": re.compile(r"(https?|ftp)://\S+"),
@@ -57,18 +60,22 @@ def test_micro_f1_on_the_devset_is_at_least_0_985():
 
 # --- cases the dev set surfaced -------------------------------------------------------------
 
+
 def _values(text: str, kind: str) -> list[str]:
     return [i.value for i in extract(text) if i.type == kind]
 
 
-@pytest.mark.parametrize("text", [
-    "firmware versions 3.1.0.12 through 3.4.2.9 and the engineering tool up to 8.0.1.5",
-    "appliances on 7.0.x need the hotfix 7.0.15.1",
-    "The version string of the appliance at the time was 9.1.18.2 (build 24467)",
-    "Its version banner reads v0rtex 1.3.3.7, which is not an address.",
-    "version,1.0.0.1,2026-10-01,client build",
-    "The billing system ran on an old release, 5.4.2.1.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "firmware versions 3.1.0.12 through 3.4.2.9 and the engineering tool up to 8.0.1.5",
+        "appliances on 7.0.x need the hotfix 7.0.15.1",
+        "The version string of the appliance at the time was 9.1.18.2 (build 24467)",
+        "Its version banner reads v0rtex 1.3.3.7, which is not an address.",
+        "version,1.0.0.1,2026-10-01,client build",
+        "The billing system ran on an old release, 5.4.2.1.",
+    ],
+)
 def test_version_numbers_in_version_clauses_are_not_addresses(text):
     assert _values(text, "ipv4") == []
 
@@ -81,14 +88,16 @@ def test_addresses_near_version_words_in_other_sentences_are_kept():
 
 def test_sigma_technique_tags_are_found():
     assert _values("tags:\n  - attack.t1071.004\n  - attack.execution", "mitre_attack") == [
-        "T1071.004"]
+        "T1071.004"
+    ]
 
 
 def test_csv_fields_end_urls_at_the_comma():
     line = "url,https://panel-soft.biz/s/g38f,2026-10-06,payload"
     assert _values(line, "url") == ["https://panel-soft.biz/s/g38f"]
     assert _values("see https://cdn.evil-host.top/w_100,h_100/x.png now", "url") == [
-        "https://cdn.evil-host.top/w_100,h_100/x.png"]
+        "https://cdn.evil-host.top/w_100,h_100/x.png"
+    ]
 
 
 def test_suricata_keywords_and_impersonated_brands_are_not_domains():
@@ -97,6 +106,7 @@ def test_suricata_keywords_and_impersonated_brands_are_not_domains():
 
 
 # --- socdef extract -------------------------------------------------------------------------
+
 
 def test_html_is_detected():
     assert looks_like_html(b"<!DOCTYPE html><html><body>x</body></html>")
@@ -107,11 +117,16 @@ def test_html_is_detected():
 
 def test_cli_extract_prints_json_lines_from_html(tmp_path):
     report = tmp_path / "report.html"
-    report.write_text("<html><body><p>Beacon to <b>bad-c2[.]top</b></p><table><tr>"
-                      "<td>185.220.101.4</td><td>8.8.8.8</td></tr></table></body></html>")
+    report.write_text(
+        "<html><body><p>Beacon to <b>bad-c2[.]top</b></p><table><tr>"
+        "<td>185.220.101.4</td><td>8.8.8.8</td></tr></table></body></html>"
+    )
     rows = [json.loads(line) for line in socdef("extract", str(report)).stdout.splitlines()]
     assert [(r["type"], r["value"]) for r in rows] == [
-        ("domain", "bad-c2.top"), ("ipv4", "185.220.101.4"), ("ipv4", "8.8.8.8")]
+        ("domain", "bad-c2.top"),
+        ("ipv4", "185.220.101.4"),
+        ("ipv4", "8.8.8.8"),
+    ]
     assert all(set(r) == {"type", "value", "context", "confidence", "defanged"} for r in rows)
     assert rows[0]["confidence"] == "high" and rows[0]["context"] == "Beacon to bad-c2[.]top"
 
@@ -122,8 +137,15 @@ def test_cli_extract_reads_stdin():
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-m", "generator", "extract", "-"], cwd=ROOT,
-                         input=b"see hxxp://evil[.]ru/a and CVE-2026-1234", capture_output=True,
-                         check=True, timeout=60).stdout.decode()
+    out = subprocess.run(
+        [sys.executable, "-m", "generator", "extract", "-"],
+        cwd=ROOT,
+        input=b"see hxxp://evil[.]ru/a and CVE-2026-1234",
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
     assert [json.loads(x)["value"] for x in out.splitlines()] == [
-        "http://evil.ru/a", "CVE-2026-1234"]
+        "http://evil.ru/a",
+        "CVE-2026-1234",
+    ]

@@ -101,8 +101,12 @@ class Snapshot:
 
     def assert_kept(self, *, bucket_pointer_may_change: bool = False) -> None:
         assert_same_store(self.store, self.data / "store")
-        assert_kept(self.build, tree_digest(self.data / "build"), may_change=("LATEST",),
-                    what="build folder")
+        assert_kept(
+            self.build,
+            tree_digest(self.data / "build"),
+            may_change=("LATEST",),
+            what="build folder",
+        )
         if bucket_pointer_may_change:
             # a publish that switched the pointer may have pruned builds older than the pointer
             # keeps; the build published before is always kept, whole
@@ -190,13 +194,22 @@ def test_kill9_publish_to_s3_at_random_points(moto_s3, tmp_path):
     socdef("publish", "--to", spec, "--build-id", ids[0], data_dir=data, env=moto_s3.env)
     mid_run = 0
     for seed, build_id in zip((1, 2), ids[1:], strict=True):
-        previous = observe(open_bucket(spec, environ=moto_s3.env),
-                           lambda: dest.sizes("objects/"), known)
+        previous = observe(
+            open_bucket(spec, environ=moto_s3.env), lambda: dest.sizes("objects/"), known
+        )
         todo = sorted(object_keys(manifest_of(out, build_id)) - set(dest.sizes("objects/")))
         rng = random.Random(seed)
         mark = todo[rng.randrange(len(todo) // 10, len(todo) * 9 // 10)]
-        proc = spawn("publish", "--to", spec, "--build-id", build_id, data_dir=data,
-                     env=moto_s3.env, log=tmp_path / f"publish-{seed}.log")
+        proc = spawn(
+            "publish",
+            "--to",
+            spec,
+            "--build-id",
+            build_id,
+            data_dir=data,
+            env=moto_s3.env,
+            log=tmp_path / f"publish-{seed}.log",
+        )
 
         def arrived(mark: str = mark, proc: subprocess.Popen = proc) -> bool:
             try:
@@ -204,17 +217,20 @@ def test_kill9_publish_to_s3_at_random_points(moto_s3, tmp_path):
                 return True
             except Exception:  # noqa: BLE001 - not there yet
                 return proc.poll() is not None
+
         wait_for(arrived, 60, f"object {mark} to arrive", poll=0.005)
         if kill9(proc):
             mid_run += 1
             LOG.fault("kill -9 socdef publish (s3)")
-        seen = observe(open_bucket(spec, environ=moto_s3.env), lambda: dest.sizes("objects/"),
-                       known)
+        seen = observe(
+            open_bucket(spec, environ=moto_s3.env), lambda: dest.sizes("objects/"), known
+        )
         assert seen.missing == 0 and seen.matches, seen  # the pointer names a whole build
         assert seen.build_id in (previous.build_id, build_id)
         socdef("publish", "--to", spec, "--build-id", build_id, data_dir=data, env=moto_s3.env)
-        done = observe(open_bucket(spec, environ=moto_s3.env), lambda: dest.sizes("objects/"),
-                       known)
+        done = observe(
+            open_bucket(spec, environ=moto_s3.env), lambda: dest.sizes("objects/"), known
+        )
         assert done.build_id == build_id and done.missing == 0 and done.matches
         LOG.checks += 2
     assert mid_run >= 2
@@ -236,8 +252,11 @@ class Load(threading.Thread):
         with httpx.Client(timeout=10) as client:
             while not self.stop.is_set():
                 try:
-                    r = client.get(self.url + "/api/v1/iocs", headers={"X-API-Key": self.key},
-                                   params={"limit": 5})
+                    r = client.get(
+                        self.url + "/api/v1/iocs",
+                        headers={"X-API-Key": self.key},
+                        params={"limit": 5},
+                    )
                     kind = str(r.status_code)
                 except httpx.HTTPError as exc:
                     kind = type(exc).__name__
@@ -264,13 +283,19 @@ def test_kill9_worker_under_load_keeps_data_keys_and_limits(data, tmp_path):
         loads = [Load(server.url, pro) for _ in range(3)]
         for load in loads:
             load.start()
-        wait_for(lambda: sum(ld.statuses.get("200", 0) for ld in loads) >= 30, 30,
-                 "the load to be answered")
+        wait_for(
+            lambda: sum(ld.statuses.get("200", 0) for ld in loads) >= 30,
+            30,
+            "the load to be answered",
+        )
         assert kill9(_Pid(worker_pid(server.proc.pid)), orphans_within=0)
         LOG.fault("kill -9 worker process under load")
         # either the server replaces its worker or it ends; a supervisor restarts it then
-        wait_for(lambda: server.proc.poll() is not None or _answers(server.url), 30,
-                 "the server to end or answer again")
+        wait_for(
+            lambda: server.proc.poll() is not None or _answers(server.url),
+            30,
+            "the server to end or answer again",
+        )
         for load in loads:
             load.stop.set()
             load.join(timeout=30)
@@ -301,8 +326,11 @@ class _Pid:
         os.kill(self.pid, sig)
 
     def wait(self, timeout: float) -> int:
-        wait_for(lambda: self.poll() is not None or _zombie(self.pid), timeout,
-                 f"process {self.pid} to end")
+        wait_for(
+            lambda: self.poll() is not None or _zombie(self.pid),
+            timeout,
+            f"process {self.pid} to end",
+        )
         return 0
 
 
@@ -328,8 +356,16 @@ def test_two_builds_at_once_on_one_data_dir(data, tmp_path):
     now = int(time.time())
     before = Snapshot(data)
     for seed in (1, 2):
-        procs = [spawn("build", "--now", str(now + 10 * seed + i), data_dir=data,
-                       log=tmp_path / f"build-{seed}-{i}.log") for i in (0, 1)]
+        procs = [
+            spawn(
+                "build",
+                "--now",
+                str(now + 10 * seed + i),
+                data_dir=data,
+                log=tmp_path / f"build-{seed}-{i}.log",
+            )
+            for i in (0, 1)
+        ]
         LOG.fault("two builds at once")
         codes = [p.wait(timeout=120) for p in procs]
         logs = [(tmp_path / f"build-{seed}-{i}.log").read_text() for i in (0, 1)]
@@ -338,8 +374,12 @@ def test_two_builds_at_once_on_one_data_dir(data, tmp_path):
             assert code == 0 or ("Error: " in log and "Traceback" not in log), log
         before.assert_kept()
         # every build either wrote is whole, and LATEST names one of them
-        built = [line.split()[1].rstrip(":") for log in logs for line in log.splitlines()
-                 if line.startswith("build ")]
+        built = [
+            line.split()[1].rstrip(":")
+            for log in logs
+            for line in log.splitlines()
+            if line.startswith("build ")
+        ]
         for build_id in built:
             assert_build_whole(data / "build", build_id)
         assert latest_build(data / "build") in built
@@ -377,8 +417,10 @@ def test_full_disk_under_the_data_dir(template, disk, tmp_path):
     subprocess.run(["cp", "-a", str(template), str(data)], check=True)
     before = Snapshot(data)
     disk.fill()
-    for args in (("build", "--now", str(int(time.time()))),
-                 ("ingest", "--offline", str(SAMPLE), "--shift-dates")):
+    for args in (
+        ("build", "--now", str(int(time.time()))),
+        ("ingest", "--offline", str(SAMPLE), "--shift-dates"),
+    ):
         failed = run(*args, data_dir=data, limit_file_size=disk.limit)
         LOG.fault(f"disk full: socdef {args[0]}")
         assert_clean_error(failed, *disk.error_words)
@@ -406,8 +448,9 @@ def test_a_full_disk_in_the_second_build_process_is_one_line(tmp_path, monkeypat
     with pytest.raises(RuntimeError) as info:
         build_module.build(store, tmp_path / "build", processes=2)
     LOG.fault("disk full: second build process")
-    assert str(info.value) == ("the second build process failed: "
-                               "OSError: [Errno 28] No space left on device")
+    assert str(info.value) == (
+        "the second build process failed: OSError: [Errno 28] No space left on device"
+    )
     assert "Traceback" in "".join(getattr(info.value, "__notes__", []))
     assert not (tmp_path / "build" / "LATEST").exists()
 
@@ -447,8 +490,10 @@ class TestCorruptFiles:
             truncate(generation / f"{table}.parquet")
             LOG.bad_input(f"truncated store {table}.parquet")
             store_files = tree_digest(data / "store")
-            for args in (("build", "--now", str(int(time.time()))),
-                         ("ingest", "--offline", str(SAMPLE), "--shift-dates")):
+            for args in (
+                ("build", "--now", str(int(time.time()))),
+                ("ingest", "--offline", str(SAMPLE), "--shift-dates"),
+            ):
                 assert_clean_error(run(*args, data_dir=data), f"{table}.parquet")
                 assert_kept(store_files, tree_digest(data / "store"), what="store files")
             (generation / f"{table}.parquet").write_bytes(good)
@@ -473,8 +518,13 @@ class TestCorruptFiles:
 
     def test_a_damaged_bucket_pointer_stops_publish_before_it_sends(self, data):
         socdef("build", "--now", str(int(time.time())), data_dir=data)
-        for pointer in (b'{"build_id": "2026', b"[1, 2]", b"\xff\xfe junk", b"null",
-                        b'{"build_id": "x", "history": "not a list"}'):
+        for pointer in (
+            b'{"build_id": "2026',
+            b"[1, 2]",
+            b"\xff\xfe junk",
+            b"null",
+            b'{"build_id": "x", "history": "not a list"}',
+        ):
             (data / "bucket" / POINTER).write_bytes(pointer)
             LOG.bad_input("damaged bucket pointer (publish)")
             bucket = tree_digest(data / "bucket")
@@ -486,12 +536,17 @@ class TestCorruptFiles:
         assert pointed_build(data / "bucket") == latest_build(data / "build")
 
     def test_a_garbage_keys_database_is_a_clear_cli_error(self, data):
-        for junk in (b"\x00" * 4096, b"SQLite format 3\x00" + b"\xff" * 200,
-                     random.Random(5).randbytes(8192)):
+        for junk in (
+            b"\x00" * 4096,
+            b"SQLite format 3\x00" + b"\xff" * 200,
+            random.Random(5).randbytes(8192),
+        ):
             (data / "keys.sqlite").write_bytes(junk)
             LOG.bad_input("garbage keys.sqlite (keys commands)")
-            for args in (("keys", "create", "--user", "a@example.org", "--tier", "free"),
-                         ("keys", "list")):
+            for args in (
+                ("keys", "create", "--user", "a@example.org", "--tier", "free"),
+                ("keys", "list"),
+            ):
                 assert_clean_error(run(*args, data_dir=data), "keys.sqlite")
             assert (data / "keys.sqlite").read_bytes() == junk  # left for the operator
 
@@ -509,9 +564,13 @@ HOSTILE_ORIGIN = {  # source id: (behaviour, options)
 
 
 def sources_file(path: Path, server: HostileServer, ids: list[str]) -> Path:
-    path.write_text("".join(
-        f'[[source]]\nid = "{sid}"\nname = "{sid}"\nurl = "{server.url("/" + sid)}"\n'
-        f'category = "research"\nsite = "{sid}.example.org"\n\n' for sid in ids))
+    path.write_text(
+        "".join(
+            f'[[source]]\nid = "{sid}"\nname = "{sid}"\nurl = "{server.url("/" + sid)}"\n'
+            f'category = "research"\nsite = "{sid}.example.org"\n\n'
+            for sid in ids
+        )
+    )
     return path
 
 
@@ -529,11 +588,14 @@ def test_an_origin_answering_garbage_fails_its_source_and_keeps_the_store(tmp_pa
             server.route(f"/{sid}", behaviour, **options)
             LOG.bad_input(f"origin: {sid}")
         started = time.monotonic()
-        result = socdef("ingest", "--sources", str(sources), data_dir=data, env=env,
-                        timeout=120)
+        result = socdef("ingest", "--sources", str(sources), data_dir=data, env=env, timeout=120)
         assert time.monotonic() - started < 60  # every fetch ends by its deadline
-    rows = {json.loads(line)["id"]: json.loads(line) for line in socdef(
-        "sources", "--json", "--sources", str(sources), data_dir=data).stdout.splitlines()}
+    rows = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in socdef(
+            "sources", "--json", "--sources", str(sources), data_dir=data
+        ).stdout.splitlines()
+    }
     assert rows["g-ok"]["status"] in ("ok", "not_modified")
     for sid in HOSTILE_ORIGIN:
         assert rows[sid]["status"] == "error" and rows[sid]["error"], (sid, rows[sid])
@@ -559,8 +621,9 @@ class TestOnceFatalFaults:
     when the pointer breaks; damaged databases stop ``serve`` with one line; a damaged limiter
     store is the documented fallback or 503, never 500."""
 
-    @pytest.mark.parametrize("damage", ["truncated", "not JSON", "without build_id",
-                                        "names a missing manifest"])
+    @pytest.mark.parametrize(
+        "damage", ["truncated", "not JSON", "without build_id", "names a missing manifest"]
+    )
     def test_a_bad_pointer_keeps_the_last_good_build(self, data, tmp_path, damage):
         key = new_key(data, "pro")
         old = latest_build(data / "build")
@@ -569,20 +632,32 @@ class TestOnceFatalFaults:
             assert_worker_answers(server.url, key, old)
             pointer = data / "bucket" / POINTER
             good = pointer.read_bytes()
-            bad = {"truncated": good[: len(good) // 2], "not JSON": b"<html>oops</html>",
-                   "without build_id": b'{"generated_at": 1, "history": []}',
-                   "names a missing manifest": good.replace(old.encode(),
-                                                            b"20990101T000000Z-000000000000")}
+            bad = {
+                "truncated": good[: len(good) // 2],
+                "not JSON": b"<html>oops</html>",
+                "without build_id": b'{"generated_at": 1, "history": []}',
+                "names a missing manifest": good.replace(
+                    old.encode(), b"20990101T000000Z-000000000000"
+                ),
+            }
             pointer.write_bytes(bad[damage])
             LOG.bad_input(f"worker: pointer {damage}")
-            status, body = wait_for(lambda: (lambda h: h if h[1].get("status") != "ok" else None)(
-                health(server.url)), 20, "the worker to notice the bad pointer", poll=0.2)
+            status, body = wait_for(
+                lambda: (lambda h: h if h[1].get("status") != "ok" else None)(health(server.url)),
+                20,
+                "the worker to notice the bad pointer",
+                poll=0.2,
+            )
             assert status == 200 and body["status"] == "degraded", body
             assert body["build_id"] == old and body.get("detail")
             assert_worker_answers(server.url, key, old)  # still serving the last good build
             pointer.write_bytes(good)
-            wait_for(lambda: health(server.url)[1].get("status") == "ok", 20,
-                     "the worker to take the good pointer again", poll=0.2)
+            wait_for(
+                lambda: health(server.url)[1].get("status") == "ok",
+                20,
+                "the worker to take the good pointer again",
+                poll=0.2,
+            )
         finally:
             stop_process(server.proc)
 
@@ -604,8 +679,12 @@ class TestOnceFatalFaults:
                     path.write_bytes(random.Random(9).randbytes(path.stat().st_size or 4096))
             LOG.bad_input("worker: garbage limits.sqlite at run time")
             for _ in range(15):
-                r = httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
-                              params={"limit": 1}, timeout=30)
+                r = httpx.get(
+                    server.url + "/api/v1/iocs",
+                    headers={"X-API-Key": key},
+                    params={"limit": 1},
+                    timeout=30,
+                )
                 assert r.status_code in (200, 429, 503), (r.status_code, r.text)
                 if r.status_code == 503:
                     assert r.json()["error"]["code"], r.text

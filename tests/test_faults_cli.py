@@ -24,9 +24,14 @@ from worker.usage import UsageLog
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "generator", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "generator", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -50,8 +55,7 @@ def test_ingest_reads_a_relative_offline_folder_into_a_relative_data_dir(tmp_pat
 
 
 def test_the_readme_sample_path_is_relative_to_the_checkout(tmp_path):
-    result = socdef("ingest", "--offline", "generator/sample", data_dir=tmp_path / "d",
-                    check=False)
+    result = socdef("ingest", "--offline", "generator/sample", data_dir=tmp_path / "d", check=False)
     assert result.returncode == 0, result.stderr
     assert " error " not in result.stdout, result.stdout
 
@@ -86,8 +90,12 @@ def test_keys_on_a_corrupt_key_database_name_the_file(tmp_path):
     data.mkdir()
     db = data / "keys.sqlite"
     db.write_bytes(b"this is not a database, it is a note\n" * 200)
-    for args in (("keys", "list"), ("keys", "create", "--user", "a@b.c"),
-                 ("keys", "revoke", "k_123"), ("users", "set-tier", "a@b.c", "pro")):
+    for args in (
+        ("keys", "list"),
+        ("keys", "create", "--user", "a@b.c"),
+        ("keys", "revoke", "k_123"),
+        ("users", "set-tier", "a@b.c", "pro"),
+    ):
         one_line_error(socdef(*args, data_dir=data, check=False), str(db))
 
 
@@ -118,14 +126,20 @@ def poll(condition, seconds: float, what: str) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
-                    reason="the build forks its second process on Linux with two CPUs only")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+    reason="the build forks its second process on Linux with two CPUs only",
+)
 def test_a_killed_build_takes_its_second_process_with_it(tmp_path):
     data = tmp_path / "data"
     synthetic_store(str(data / "store"), 6000, now=1_790_000_000, days=20)
-    proc = subprocess.Popen([sys.executable, "-m", "generator", "build", "--data-dir", str(data)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", "build", "--data-dir", str(data)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     children: set[int] = set()
     try:
         poll(lambda: children_of(proc.pid) or proc.poll() is not None, 60, "the fork")
@@ -161,8 +175,11 @@ def test_every_file_the_cli_writes_under_the_data_dir_is_owner_only(tmp_path):
     socdef("users", "set-tier", "a@b.c", "pro", data_dir=data)
     found = modes(data)
     assert {"store", "build", "bucket", "keys.sqlite", "secret.key"} <= set(found)
-    wrong = {name: oct(mode) for name, mode in found.items()
-             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    wrong = {
+        name: oct(mode)
+        for name, mode in found.items()
+        if mode != (0o700 if (data / name).is_dir() else 0o600)
+    }
     assert wrong == {}
 
 
@@ -176,8 +193,11 @@ def test_a_data_dir_serve_creates_is_owner_only(tmp_path):
         os.umask(old)
     found = modes(data)
     assert {"keys.sqlite", "secret.key"} <= set(found)
-    wrong = {name: oct(mode) for name, mode in found.items()
-             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    wrong = {
+        name: oct(mode)
+        for name, mode in found.items()
+        if mode != (0o700 if (data / name).is_dir() else 0o600)
+    }
     assert wrong == {}
 
 
@@ -191,16 +211,20 @@ def test_every_file_a_serving_worker_writes_under_the_data_dir_is_owner_only(tmp
     try:
         with running_server(data, tmp_path / "serve.log", "--limiter", "sqlite") as server:
             for _ in range(3):
-                answer = httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key},
-                                   timeout=30)
+                answer = httpx.get(
+                    server.url + "/api/v1/iocs", headers={"X-API-Key": key}, timeout=30
+                )
                 assert answer.status_code == 200
             poll_until(lambda: (data / "usage.sqlite").exists(), what="the usage database")
     finally:
         os.umask(old)
     found = modes(data)
     assert {"keys.sqlite", "secret.key", "usage.sqlite", "limits.sqlite"} <= set(found)
-    wrong = {name: oct(mode) for name, mode in found.items()
-             if mode != (0o700 if (data / name).is_dir() else 0o600)}
+    wrong = {
+        name: oct(mode)
+        for name, mode in found.items()
+        if mode != (0o700 if (data / name).is_dir() else 0o600)
+    }
     assert wrong == {}
 
 
@@ -215,8 +239,13 @@ def test_an_existing_data_dir_is_made_owner_only(tmp_path):
         (data / name).chmod(0o644)
     socdef("keys", "list", data_dir=data)
     found = {name: oct(mode) for name, mode in modes(data).items() if "/" not in name}
-    assert found == {".": oct(0o700), "store": oct(0o700), "build": oct(0o700),
-                     "keys.sqlite": oct(0o600), "secret.key": oct(0o600)}
+    assert found == {
+        ".": oct(0o700),
+        "store": oct(0o700),
+        "build": oct(0o700),
+        "keys.sqlite": oct(0o600),
+        "secret.key": oct(0o600),
+    }
 
 
 def test_usage_and_limit_databases_are_owner_only(tmp_path):
@@ -254,8 +283,10 @@ def test_publish_removes_the_temporary_files_a_killed_publish_left(tmp_path):
     socdef("build", "--init", data_dir=data)
     bucket = data / "bucket" / "objects" / "ab"
     bucket.mkdir(parents=True)
-    stale = [bucket / f".abcdef.json.{dead_pid()}.140234.tmp",
-             data / "bucket" / f".current.json.{dead_pid()}.99.tmp"]
+    stale = [
+        bucket / f".abcdef.json.{dead_pid()}.140234.tmp",
+        data / "bucket" / f".current.json.{dead_pid()}.99.tmp",
+    ]
     live = bucket / f".abcdef.json.{os.getpid()}.7.tmp"  # a publish still running
     other = bucket / ".notes.tmp"  # not of publish's naming
     for path in (*stale, live, other):

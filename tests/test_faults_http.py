@@ -21,12 +21,20 @@ COOKIE = "sb-access-token"
 COLLECTION = f"/api/taxii2/api/collections/{tc.collection_id('all')}/"
 # valid ISO 8601, but outside the years 1-9999 once moved to UTC
 OUT_OF_RANGE = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
-DATED = [("/api/v1/iocs", "since"), ("/api/v1/iocs", "until"), ("/api/v1/iocs/stix", "since"),
-         ("/api/v1/iocs/misp", "since"), ("/api/v1/iocs/cef", "since"),
-         ("/api/v1/iocs/openioc", "since")]
-TAXII_DATED = [(COLLECTION + "objects/", "added_after"), (COLLECTION + "objects/", "match[version]"),
-               (COLLECTION + "manifest/", "added_after"),
-               (COLLECTION + "manifest/", "match[version]")]
+DATED = [
+    ("/api/v1/iocs", "since"),
+    ("/api/v1/iocs", "until"),
+    ("/api/v1/iocs/stix", "since"),
+    ("/api/v1/iocs/misp", "since"),
+    ("/api/v1/iocs/cef", "since"),
+    ("/api/v1/iocs/openioc", "since"),
+]
+TAXII_DATED = [
+    (COLLECTION + "objects/", "added_after"),
+    (COLLECTION + "objects/", "match[version]"),
+    (COLLECTION + "manifest/", "added_after"),
+    (COLLECTION + "manifest/", "match[version]"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +48,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def key(data_dir) -> str:
-    out = socdef("keys", "create", "--user", "reader@example.org", "--tier", "enterprise",
-                 data_dir=data_dir).stdout
+    out = socdef(
+        "keys", "create", "--user", "reader@example.org", "--tier", "enterprise", data_dir=data_dir
+    ).stdout
     return out.split("API key: ")[1].split()[0]
 
 
@@ -73,8 +82,12 @@ def assert_taxii_error(resp: httpx.Response, status: int) -> dict:
 @pytest.mark.parametrize("value", OUT_OF_RANGE)
 @pytest.mark.parametrize(("path", "name"), DATED)
 def test_dates_out_of_range_are_a_400(server, key, path, name, value):
-    resp = httpx.get(server.url + path, params={name: value}, timeout=30,
-                     headers={"Authorization": f"Bearer {key}"})
+    resp = httpx.get(
+        server.url + path,
+        params={name: value},
+        timeout=30,
+        headers={"Authorization": f"Bearer {key}"},
+    )
     error = assert_error(resp, 400, "invalid_parameter")
     assert error["details"] == {"parameter": name, "value": value}
 
@@ -82,8 +95,12 @@ def test_dates_out_of_range_are_a_400(server, key, path, name, value):
 @pytest.mark.parametrize("value", OUT_OF_RANGE)
 @pytest.mark.parametrize(("path", "name"), TAXII_DATED)
 def test_taxii_dates_out_of_range_are_a_taxii_400(server, key, path, name, value):
-    resp = httpx.get(server.url + path, params={name: value}, timeout=30,
-                     headers={"Authorization": f"Bearer {key}"})
+    resp = httpx.get(
+        server.url + path,
+        params={name: value},
+        timeout=30,
+        headers={"Authorization": f"Bearer {key}"},
+    )
     error = assert_taxii_error(resp, 400)
     assert error["details"] == {"parameter": name, "value": value}
 
@@ -96,8 +113,12 @@ def session(data_dir) -> dict[str, str]:
 
 def write(server, method: str, path: str, session, headers=None, **kw) -> httpx.Response:
     """A cookie-authenticated write as a same-origin page makes it (``headers`` on top)."""
-    sent = {"Origin": server.url, "Sec-Fetch-Site": "same-origin",
-            "Content-Type": "application/json", **(headers or {})}
+    sent = {
+        "Origin": server.url,
+        "Sec-Fetch-Site": "same-origin",
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
     sent = {k: v for k, v in sent.items() if v is not None}
     with httpx.Client(base_url=server.url, cookies=session, timeout=30) as client:
         return client.request(method, path, headers=sent, **kw)
@@ -105,21 +126,23 @@ def write(server, method: str, path: str, session, headers=None, **kw) -> httpx.
 
 @pytest.mark.parametrize("depth", [5_000, 60_000])
 def test_deeply_nested_key_body_is_a_400(server, session, depth):
-    resp = write(server, "POST", "/api/v1/keys", session,
-                 content=b'{"name":' + b"[" * depth)
+    resp = write(server, "POST", "/api/v1/keys", session, content=b'{"name":' + b"[" * depth)
     assert_error(resp, 400, "invalid_body")
 
 
 def test_every_api_answer_says_nosniff(server, key, session):
     bearer = {"Authorization": f"Bearer {key}"}
-    answers = [httpx.get(server.url + "/api/v1/iocs", headers=bearer, timeout=30)
-               for _ in range(3)]  # the repeats come from the kept answer (the hot path)
-    answers += [httpx.get(server.url + "/api/v1/iocs", timeout=30),
-                httpx.get(server.url + "/api/v1/iocs", params={"since": "x"}, headers=bearer),
-                httpx.get(server.url + COLLECTION + "objects/", headers=bearer, timeout=30),
-                httpx.get(server.url + "/api/v1/keys", cookies=session, timeout=30),
-                httpx.get(server.url + "/healthz", timeout=30),
-                httpx.get(server.url + "/docs/", timeout=30)]
+    answers = [
+        httpx.get(server.url + "/api/v1/iocs", headers=bearer, timeout=30) for _ in range(3)
+    ]  # the repeats come from the kept answer (the hot path)
+    answers += [
+        httpx.get(server.url + "/api/v1/iocs", timeout=30),
+        httpx.get(server.url + "/api/v1/iocs", params={"since": "x"}, headers=bearer),
+        httpx.get(server.url + COLLECTION + "objects/", headers=bearer, timeout=30),
+        httpx.get(server.url + "/api/v1/keys", cookies=session, timeout=30),
+        httpx.get(server.url + "/healthz", timeout=30),
+        httpx.get(server.url + "/docs/", timeout=30),
+    ]
     assert [r.status_code for r in answers] == [200, 200, 200, 401, 400, 200, 200, 200, 200]
     for resp in answers:
         assert resp.headers.get_list("x-content-type-options") == ["nosniff"], resp.url
@@ -137,38 +160,72 @@ def test_a_401_challenges_bearer_and_basic(server):
 def test_wget_user_and_password_answer_the_challenge(server, key, tmp_path):
     """wget sends ``--user``/``--password`` only after a ``Basic`` challenge."""
     out = tmp_path / "iocs.json"
-    done = subprocess.run(["wget", "-q", "--user", "siem", "--password", key, "-O", str(out),
-                           server.url + "/api/v1/iocs?limit=5"], capture_output=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            "wget",
+            "-q",
+            "--user",
+            "siem",
+            "--password",
+            key,
+            "-O",
+            str(out),
+            server.url + "/api/v1/iocs?limit=5",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(out.read_bytes())["data"]) == 5
 
 
-@pytest.mark.parametrize("media", ["text/plain; charset=json", "application/x-www-form-urlencoded; a=json",
-                                   "application/jsonx", "text/json", "multipart/form-data; json"])
+@pytest.mark.parametrize(
+    "media",
+    [
+        "text/plain; charset=json",
+        "application/x-www-form-urlencoded; a=json",
+        "application/jsonx",
+        "text/json",
+        "multipart/form-data; json",
+    ],
+)
 def test_cookie_writes_need_the_json_media_type(server, session, media):
-    resp = write(server, "POST", "/api/v1/keys", session, headers={"Content-Type": media},
-                 content=b'{"name": "from a form"}')
+    resp = write(
+        server,
+        "POST",
+        "/api/v1/keys",
+        session,
+        headers={"Content-Type": media},
+        content=b'{"name": "from a form"}',
+    )
     assert assert_error(resp, 400, "invalid_body")["details"] == {"content_type": media}
 
 
 @pytest.mark.parametrize("media", ["application/json", "Application/JSON; charset=utf-8"])
 def test_cookie_writes_take_json_with_parameters(server, session, media):
-    resp = write(server, "POST", "/api/v1/keys", session, headers={"Content-Type": media},
-                 content=b'{"name": "json"}')
+    resp = write(
+        server,
+        "POST",
+        "/api/v1/keys",
+        session,
+        headers={"Content-Type": media},
+        content=b'{"name": "json"}',
+    )
     assert resp.status_code == 201, resp.text
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": None, "Sec-Fetch-Site": None},
-    {"Origin": "null", "Sec-Fetch-Site": None},
-    {"Origin": None, "Sec-Fetch-Site": "none"},
-    {"Origin": None, "Sec-Fetch-Site": "same-site"},
-    {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": None, "Sec-Fetch-Site": None},
+        {"Origin": "null", "Sec-Fetch-Site": None},
+        {"Origin": None, "Sec-Fetch-Site": "none"},
+        {"Origin": None, "Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
 def test_cookie_writes_need_a_same_origin_sign(server, session, headers):
-    made = write(server, "POST", "/api/v1/keys", session, headers=headers,
-                 json={"name": "csrf"})
+    made = write(server, "POST", "/api/v1/keys", session, headers=headers, json={"name": "csrf"})
     assert_error(made, 403, "cross_site_request")
     revoked = write(server, "DELETE", "/api/v1/keys/key_nope", session, headers=headers)
     assert_error(revoked, 403, "cross_site_request")
@@ -217,20 +274,28 @@ def test_no_credential_reaches_the_access_log(logging_server, key):
         httpx.get(url, timeout=30, auth=("siem", key)),
     ]
     for _ in range(3):  # kept answers: the hot path logs these
-        answers.append(httpx.get(f"{url}?api%5Fkey={key}", timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}))
-    assert [r.status_code for r in answers[len(ENCODED_NAMES):]] == [401] + [200] * 6
+        answers.append(
+            httpx.get(
+                f"{url}?api%5Fkey={key}", timeout=30, headers={"Authorization": f"Bearer {key}"}
+            )
+        )
+    assert [r.status_code for r in answers[len(ENCODED_NAMES) :]] == [401] + [200] * 6
     log = logged(logging_server, *answers)
     assert key not in log and key[8:] not in log and key[-12:] not in log
     for name in ENCODED_NAMES:
         assert f"{name}=[redacted]" in log
 
 
-
 def test_log_records_lose_encoded_credentials_whoever_writes_them():
-    record = logging.LogRecord("granian.access", logging.INFO, __file__, 1,
-                               'GET "/x?%%61pi_key=%s&api%%5Fkey=%s&limit=1" 200', ("s1", "s2"),
-                               None)
+    record = logging.LogRecord(
+        "granian.access",
+        logging.INFO,
+        __file__,
+        1,
+        'GET "/x?%%61pi_key=%s&api%%5Fkey=%s&limit=1" 200',
+        ("s1", "s2"),
+        None,
+    )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == 'GET "/x?%61pi_key=[redacted]&api%5Fkey=[redacted]&limit=1" 200'
 

@@ -16,8 +16,9 @@ GUID = re.compile(r"<guid[^>]*>([^<]+)</guid>")
 
 def sighting_keys(store: Store) -> set[tuple[str, str, str]]:
     t = store.sightings()
-    return set(zip(t["article_id"].to_pylist(), t["type"].to_pylist(), t["value"].to_pylist(),
-                   strict=True))
+    return set(
+        zip(t["article_id"].to_pylist(), t["type"].to_pylist(), t["value"].to_pylist(), strict=True)
+    )
 
 
 def ioc_count(store: Store) -> int:
@@ -32,11 +33,15 @@ def emptied_feed(original: str, body: str) -> str:
         guid = GUID.search(item).group(1)
         title = re.search(r"<title>(.*?)</title>", item, re.S).group(1)
         date = re.search(r"<pubDate>(.*?)</pubDate>", item, re.S).group(1)
-        out.append(f"<item><title>{title}</title><guid isPermaLink=\"false\">{guid}</guid>"
-                   f"<pubDate>{date}</pubDate><description>{body}</description></item>")
-    return ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-            f"<title>Volexity</title><link>https://www.volexity.com</link>{''.join(out)}"
-            "</channel></rss>")
+        out.append(
+            f'<item><title>{title}</title><guid isPermaLink="false">{guid}</guid>'
+            f"<pubDate>{date}</pubDate><description>{body}</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>Volexity</title><link>https://www.volexity.com</link>{''.join(out)}"
+        "</channel></rss>"
+    )
 
 
 def test_an_emptied_or_truncated_feed_body_keeps_every_sighting(tmp_path):
@@ -69,29 +74,40 @@ def test_an_emptied_or_truncated_feed_body_keeps_every_sighting(tmp_path):
 
 def test_an_update_adds_what_is_new_and_keeps_what_was_seen(tmp_path):
     store = Store(tmp_path)
-    a = Article("a1", "s", "S", "news", "first title", "https://x.example/1", 900,
-                ("apt28",), ("T1059",))
+    a = Article(
+        "a1", "s", "S", "news", "first title", "https://x.example/1", 900, ("apt28",), ("T1059",)
+    )
     one = Sighting("a1", "ipv4", "198.51.100.1", "c2 server", "high")
     two = Sighting("a1", "domain", "evil.example.com", "drop", "medium")
     store.merge([a], [one, two], as_of=1_000)
-    edited = Article("a1", "s", "S", "news", "edited title", "https://x.example/1", 900,
-                     ("c2",), ())
+    edited = Article(
+        "a1", "s", "S", "news", "edited title", "https://x.example/1", 900, ("c2",), ()
+    )
     three = Sighting("a1", "ipv4", "198.51.100.3", "new", "low")
     changed = Sighting("a1", "ipv4", "198.51.100.1", "c2 server, confirmed", "high")
     stats = store.merge([edited], [changed, three], as_of=2_000)
     assert stats.articles_updated == 1 and stats.sightings_kept == 1
     rows = store.sightings().to_pylist()
     got = {r["value"]: (r["context"], r["ingested_at"]) for r in rows}
-    assert got == {"198.51.100.1": ("c2 server, confirmed", 1_000),
-                   "evil.example.com": ("drop", 1_000),
-                   "198.51.100.3": ("new", 2_000)}
+    assert got == {
+        "198.51.100.1": ("c2 server, confirmed", 1_000),
+        "evil.example.com": ("drop", 1_000),
+        "198.51.100.3": ("new", 2_000),
+    }
     (art,) = store.articles().to_pylist()
     assert art["title"] == "edited title"
     assert art["tags"] == ["apt28", "c2"] and art["techniques"] == ["T1059"]
     (rev,) = store.revisions().to_pylist()
-    assert rev == {"article_id": "a1", "revised_at": 2_000, "title": "first title",
-                   "url": "https://x.example/1", "published": 900, "read": 2, "added": 1,
-                   "kept": 1}
+    assert rev == {
+        "article_id": "a1",
+        "revised_at": 2_000,
+        "title": "first title",
+        "url": "https://x.example/1",
+        "published": 900,
+        "read": 2,
+        "added": 1,
+        "kept": 1,
+    }
     # the same read again changes nothing, and is no revision
     store.merge([edited], [changed, three], as_of=3_000)
     assert store.sightings().to_pylist() == rows and store.revisions().num_rows == 1

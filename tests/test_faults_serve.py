@@ -29,15 +29,21 @@ MISSING_BUILD = "20991231T000000Z-0123456789ab"
 BAD_POINTERS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "truncated": (lambda good: good[: len(good) // 2], "is not a JSON object"),
     "not json": (lambda good: b"\x00\xffnot json at all", "is not a JSON object"),
-    "html error page": (lambda good: b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>"
-                        b"</body></html>", "is not a JSON object"),
+    "html error page": (
+        lambda good: b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+        "is not a JSON object",
+    ),
     "json list": (lambda good: b"[1, 2]", "is not a JSON object"),
     "no build_id": (lambda good: b'{"generated_at": 1795000000}', "names no valid build_id"),
-    "build_id not a name": (lambda good: b'{"build_id": "../../etc/passwd"}',
-                            "names no valid build_id"),
+    "build_id not a name": (
+        lambda good: b'{"build_id": "../../etc/passwd"}',
+        "names no valid build_id",
+    ),
     "build_id a number": (lambda good: b'{"build_id": 7}', "names no valid build_id"),
-    "missing manifest": (lambda good: json.dumps({"build_id": MISSING_BUILD}).encode(),
-                         "manifest is missing"),
+    "missing manifest": (
+        lambda good: json.dumps({"build_id": MISSING_BUILD}).encode(),
+        "manifest is missing",
+    ),
 }
 
 SERVED_CASES = ("truncated", "html error page", "no build_id", "missing manifest")
@@ -88,8 +94,9 @@ def test_a_bad_pointer_keeps_the_loaded_build(bucket, case, caplog):
         assert source.current().build_id == ids[0]
         assert source.current().build_id == ids[0]
     assert source.problem is None
-    assert [r.getMessage() for r in caplog.records] == [f"pointer valid again: serving build "
-                                                        f"{ids[0]}"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"pointer valid again: serving build {ids[0]}"
+    ]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_POINTERS))
@@ -111,8 +118,15 @@ def test_a_deleted_pointer_keeps_the_loaded_build(bucket):
         BuildSource(LocalBucket(root), pointer_ttl=0).current()
 
 
-@pytest.mark.parametrize("manifest", [b'{"build_id": "x"', b"<html></html>", b'{"objects": {}}',
-                                      b'{"build_id": "%s", "generated_at": 1, "objects": 3}'])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b'{"build_id": "x"',
+        b"<html></html>",
+        b'{"objects": {}}',
+        b'{"build_id": "%s", "generated_at": 1, "objects": 3}',
+    ],
+)
 def test_an_unreadable_manifest_keeps_the_loaded_build(bucket, manifest):
     root, ids, _ = bucket
     source = BuildSource(LocalBucket(root), pointer_ttl=0)
@@ -144,15 +158,27 @@ def test_an_unreachable_bucket_is_still_a_storage_error_without_a_build(bucket):
 # --- a running worker, local folder and S3 origins --------------------------------------------
 
 
-def start(data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
-          ) -> Server:
+def start(data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     """``socdef serve`` on a free port; its output goes to ``log_path``."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-             str(port), *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     server = Server(f"http://127.0.0.1:{port}", proc, log_path)
     wait_http(server.url + "/healthz", proc)
     return server
@@ -179,8 +205,13 @@ def published(tmp_path_factory, moto_s3):
     socdef("publish", data_dir=data)
     name = moto_s3.new_bucket()
     socdef("publish", "--to", f"s3://{name}/feeds", data_dir=data, env=moto_s3.env)
-    key = socdef("keys", "create", "--user", "faults@example.org", "--tier", "enterprise",
-                 data_dir=data).stdout.split("API key: ")[1].split()[0]
+    key = (
+        socdef(
+            "keys", "create", "--user", "faults@example.org", "--tier", "enterprise", data_dir=data
+        )
+        .stdout.split("API key: ")[1]
+        .split()[0]
+    )
     return data, name, key
 
 
@@ -194,6 +225,7 @@ def origin_writer(origin: str, data: Path, name: str, moto_s3) -> Callable[[byte
                 path.unlink()
             else:
                 path.write_bytes(raw)
+
         return write
     client, key = moto_s3.client(), f"feeds/{layout.POINTER_KEY}"
 
@@ -202,12 +234,14 @@ def origin_writer(origin: str, data: Path, name: str, moto_s3) -> Callable[[byte
             client.delete_object(Bucket=name, Key=key)
         else:  # what an origin answering an error page with 200 sends
             client.put_object(Bucket=name, Key=key, Body=raw, ContentType="text/html")
+
     return put
 
 
 @pytest.mark.parametrize("origin", ["local", "s3"])
-def test_a_worker_keeps_serving_its_build_through_bad_pointers(published, moto_s3, origin,
-                                                               tmp_path):
+def test_a_worker_keeps_serving_its_build_through_bad_pointers(
+    published, moto_s3, origin, tmp_path
+):
     data, name, key = published
     env = {**moto_s3.env, "SOCDEF_BUCKET": f"s3://{name}/feeds"} if origin == "s3" else {}
     write = origin_writer(origin, data, name, moto_s3)
@@ -220,8 +254,11 @@ def test_a_worker_keeps_serving_its_build_through_bad_pointers(published, moto_s
         build_id = health["build_id"]
         answer = httpx.get(server.url + "/api/v1/iocs", headers=auth)
         assert answer.status_code == 200
-        cases = [(case, make(good), says) for case, (make, says) in BAD_POINTERS.items()
-                 if case in SERVED_CASES]  # the unit tests above take every case
+        cases = [
+            (case, make(good), says)
+            for case, (make, says) in BAD_POINTERS.items()
+            if case in SERVED_CASES
+        ]  # the unit tests above take every case
         cases.append(("deleted", None, f"the pointer {layout.POINTER_KEY} is missing"))
         for case, raw, says in cases:
             write(raw)
@@ -239,15 +276,18 @@ def test_a_worker_keeps_serving_its_build_through_bad_pointers(published, moto_s
                 again = httpx.get(server.url + "/api/v1/iocs", headers=auth)
                 assert (again.status_code, again.content) == (200, answer.content), case
             write(good)
-            poll(lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
-                 f"/healthz to recover from {case}")
+            poll(
+                lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
+                f"/healthz to recover from {case}",
+            )
     finally:
         write(good)
         stop_process(server.proc)
     log = server.log()
     for case, _, says in cases:  # once per change, however many requests saw it
         assert sum(says in line for line in log.splitlines()) == sum(
-            s == says for _, _, s in cases), (case, log)
+            s == says for _, _, s in cases
+        ), (case, log)
     assert log.count("pointer valid again") == len(cases)
     assert "Traceback" not in log
 
@@ -262,16 +302,22 @@ def test_a_worker_that_never_loaded_a_build_answers_503_alike(published, tmp_pat
         try:
             health = httpx.get(server.url + "/healthz")
             assert health.status_code == 503
-            assert health.json() == {"status": "build_unreadable", "detail":
-                                     f"the pointer {layout.POINTER_KEY} is not a JSON object"}
+            assert health.json() == {
+                "status": "build_unreadable",
+                "detail": f"the pointer {layout.POINTER_KEY} is not a JSON object",
+            }
             api = httpx.get(server.url + "/api/v1/iocs", headers={"Authorization": f"Bearer {key}"})
             assert api.status_code == 503, api.text
             assert api.json()["error"]["code"] == "service_unavailable"
-            assert api.json()["error"]["message"] == \
-                "The published feed cannot be read; retry shortly."
+            assert (
+                api.json()["error"]["message"]
+                == "The published feed cannot be read; retry shortly."
+            )
             path.write_bytes(good)
-            poll(lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
-                 "the worker to load the build once the pointer is valid")
+            poll(
+                lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
+                "the worker to load the build once the pointer is valid",
+            )
             api = httpx.get(server.url + "/api/v1/iocs", headers={"Authorization": f"Bearer {key}"})
             assert api.status_code == 200
         finally:
@@ -300,8 +346,11 @@ def test_a_corrupt_limits_database_is_an_unavailable_store(tmp_path):
     primary = SQLiteLimiter(path)
     assert primary.hit("k", 100, 1000).remaining == 99
     corrupt_sqlite(path)
-    for call in (lambda: primary.hit("k", 100, 1000), lambda: primary.peek("k", 100, 1000),
-                 lambda: primary.hit_many([("k", 100, 1000), ("j", 100, 1000)])):
+    for call in (
+        lambda: primary.hit("k", 100, 1000),
+        lambda: primary.peek("k", 100, 1000),
+        lambda: primary.hit_many([("k", 100, 1000), ("j", 100, 1000)]),
+    ):
         with pytest.raises(LimiterUnavailable, match=r"limits\.sqlite: file is not a database"):
             call()
     limiter = FallbackLimiter(primary)
@@ -313,7 +362,8 @@ def test_a_corrupt_limits_database_is_an_unavailable_store(tmp_path):
 
 @pytest.mark.parametrize("fallback", ["0.1", "0"])
 def test_a_worker_with_a_corrupt_limits_database_applies_the_documented_policy(
-        published, tmp_path, fallback):
+    published, tmp_path, fallback
+):
     data, _, key = published
     copy = tmp_path / "data"
     copy.mkdir()
@@ -365,13 +415,22 @@ def test_a_corrupt_database_stops_serve_before_workers_start(tmp_path, name, dam
         with open(path, "r+b") as fh:
             fh.write(b"\x00" * 100)
     started = time.monotonic()
-    result = socdef("serve", "--port", str(free_port()), "--workers", "2", data_dir=tmp_path,
-                    check=False, timeout=60)
+    result = socdef(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--workers",
+        "2",
+        data_dir=tmp_path,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert time.monotonic() - started < 30
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: {path} is not a usable SQLite "
-                                                   "database ("), result.stderr
+    assert len(lines) == 1 and lines[0].startswith(
+        f"Error: {path} is not a usable SQLite database ("
+    ), result.stderr
     assert "worker" not in result.stderr.lower()
 
 
@@ -400,8 +459,10 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path,
     url = proc.url + "/api/v1/iocs"
     auth = {"Authorization": f"Bearer {key}"}
     try:
-        first = poll(lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
-                     "two workers")
+        first = poll(
+            lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+            "two workers",
+        )
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         # the others keep serving while the dead one is replaced
@@ -409,8 +470,11 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path,
         while not (worker_pids(proc.proc.pid) - set(first)):
             assert proc.proc.poll() is None, proc.log()
             assert httpx.get(url, headers=auth, timeout=10).status_code == 200
-        now = poll(lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
-                   "the replacement worker", timeout=30)
+        now = poll(
+            lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+            "the replacement worker",
+            timeout=30,
+        )
         assert survivors < now and victim not in now
         for _ in range(20):
             assert httpx.get(url, headers=auth, timeout=10).status_code == 200
@@ -461,8 +525,11 @@ def test_a_gzip_pointer_that_does_not_decode_keeps_the_loaded_build(moto_s3, two
     client = moto_s3.client()
     for path in [root / layout.POINTER_KEY, root / layout.manifest_key(ids[1])]:
         client.put_object(Bucket=name, Key=str(path.relative_to(root)), Body=path.read_bytes())
-    bucket = S3Bucket(name, endpoint=moto_s3.endpoint,
-                      credentials=lambda: Credentials("testing-key", "testing-secret"))
+    bucket = S3Bucket(
+        name,
+        endpoint=moto_s3.endpoint,
+        credentials=lambda: Credentials("testing-key", "testing-secret"),
+    )
     source = BuildSource(bucket, pointer_ttl=0)
     assert source.current().build_id == ids[1]
     client.put_object(Bucket=name, Key=layout.POINTER_KEY, Body=body, ContentEncoding="gzip")
@@ -492,11 +559,21 @@ def test_a_locked_database_at_start_is_not_called_corrupt(tmp_path):
 
 
 def test_an_unknown_bucket_stops_serve_before_workers_start(tmp_path):
-    result = socdef("serve", "--port", str(free_port()), "--workers", "2", data_dir=tmp_path,
-                    check=False, timeout=60, env={"SOCDEF_BUCKET": "ftp://feeds.example.org/x"})
+    result = socdef(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--workers",
+        "2",
+        data_dir=tmp_path,
+        check=False,
+        timeout=60,
+        env={"SOCDEF_BUCKET": "ftp://feeds.example.org/x"},
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
-        "Error: unknown bucket 'ftp://feeds.example.org/x': use a folder, s3://… or https://…"]
+        "Error: unknown bucket 'ftp://feeds.example.org/x': use a folder, s3://… or https://…"
+    ]
 
 
 def test_the_first_publish_is_not_reported_as_a_recovery(two_builds, tmp_path, caplog):
@@ -511,4 +588,6 @@ def test_the_first_publish_is_not_reported_as_a_recovery(two_builds, tmp_path, c
         publish(root.parent / "build", LocalDestination(empty), build_id=ids[0])
         assert source.current().build_id == ids[0]
     assert [r.getMessage() for r in caplog.records] == [
-        "no build has been published yet", f"a build has been published: serving build {ids[0]}"]
+        "no build has been published yet",
+        f"a build has been published: serving build {ids[0]}",
+    ]

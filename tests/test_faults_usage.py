@@ -48,8 +48,9 @@ time.sleep(120)
 
 def killed_writer(path: Path) -> None:
     """A process records 5 requests, flushes, records 3 more, and is killed with SIGKILL."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     finally:
@@ -114,8 +115,9 @@ def test_a_torn_last_line_is_left_out_and_garbage_is_skipped(tmp_path):
     path = tmp_path / "usage.sqlite"
     UsageLog(path).close()
     journal = Path(f"{path}{SUFFIX}dead")
-    journal.write_bytes(b"k2\t/api/v1/iocs\t200\t1.0\t4\t1000.5\nnot a line\n"
-                        b"k2\t/api/v1/iocs\t200\t1.0\t4\t10")
+    journal.write_bytes(
+        b"k2\t/api/v1/iocs\t200\t1.0\t4\t1000.5\nnot a line\nk2\t/api/v1/iocs\t200\t1.0\t4\t10"
+    )
     log = UsageLog(path)
     assert log.totals(["k2"]) == {"k2": (1, 1000.5)}
     log.close()
@@ -153,7 +155,8 @@ def test_an_unwritable_journal_costs_durability_not_requests(tmp_path, monkeypat
             log.record("k4", "/api/v1/iocs", 200, 1.0)
     assert [r.message for r in caplog.records if r.name == "socdef.usage"] == [
         f"usage journal {log._journal.name} cannot be written: usage since the last flush is "
-        "lost if this process is killed"]
+        "lost if this process is killed"
+    ]
     log.record("k4", "/api/v1/iocs", 200, 1.0)  # the disk has room again
     assert log.totals(["k4"])["k4"][0] == 4
     log.close()
@@ -164,9 +167,25 @@ def serve(data_dir: Path, log_path: Path) -> subprocess.Popen:
     port = free_port()
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir), "--port",
-             str(port), "--workers", "2", "--limiter", "sqlite"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--limiter",
+                "sqlite",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     wait_http(proc.url + "/healthz", proc)  # type: ignore[attr-defined]
     return proc
@@ -188,26 +207,38 @@ def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
     log_path = tmp_path / "server.log"
     server = serve(data, log_path)
     try:
-        made = httpx.post(server.url + "/api/v1/keys", json={"name": "crash"},  # type: ignore
-                          cookies=cookies, headers={"Sec-Fetch-Site": "same-origin"},
-                          timeout=30).json()["data"]
+        made = httpx.post(
+            server.url + "/api/v1/keys",
+            json={"name": "crash"},  # type: ignore
+            cookies=cookies,
+            headers={"Sec-Fetch-Site": "same-origin"},
+            timeout=30,
+        ).json()["data"]
         wait_for_room_in_minute(45)
         statuses = []
         for _ in range(2):
             with httpx.Client(base_url=server.url, timeout=30) as client:  # type: ignore
-                statuses += [client.get("/api/v1/iocs?limit=1",
-                                        headers={"X-API-Key": made["key"]}).status_code
-                             for _ in range(70)]
+                statuses += [
+                    client.get(
+                        "/api/v1/iocs?limit=1", headers={"X-API-Key": made["key"]}
+                    ).status_code
+                    for _ in range(70)
+                ]
             kill_group(server)  # at once: the last requests are still in the worker's buffer
             server = serve(data, log_path)
         assert statuses.count(200) == PRO.per_minute or statuses.count(429) == 0
-        usage = httpx.get(f"{server.url}/api/v1/keys/{made['id']}/usage",  # type: ignore
-                          params={"days": 1}, cookies=cookies, timeout=30).json()["data"]
+        usage = httpx.get(
+            f"{server.url}/api/v1/keys/{made['id']}/usage",  # type: ignore
+            params={"days": 1},
+            cookies=cookies,
+            timeout=30,
+        ).json()["data"]
     finally:
         kill_group(server)
     summary = usage["summary"]
     assert summary["totalRequests"] == len(statuses) == 140
     assert summary["successfulRequests"] == statuses.count(200)
-    peek = SQLiteLimiter(data / "limits.sqlite").peek(account_limit_id(user), PRO.per_minute,
-                                                      PRO.per_day)
+    peek = SQLiteLimiter(data / "limits.sqlite").peek(
+        account_limit_id(user), PRO.per_minute, PRO.per_day
+    )
     assert PRO.per_day - peek.day_remaining == statuses.count(200)  # the limiter's admitted

@@ -42,18 +42,37 @@ def server() -> Iterator[HostileServer]:
         yield s
 
 
-def fetcher(backend: httpcore.NetworkBackend | None = None, *, sleeps: list[float] | None = None,
-            resolve=None, **policy) -> HttpFetcher:  # type: ignore[no-untyped-def]
-    options = {"deadline": 2.5, "read_timeout": 5.0, "max_bytes": 1 << 20, "attempts": 3,
-               "backoff_base": 0.01, "backoff_cap": 0.05, "max_retry_after": 1.0,
-               "allow": LOOPBACK, **policy}
+def fetcher(
+    backend: httpcore.NetworkBackend | None = None,
+    *,
+    sleeps: list[float] | None = None,
+    resolve=None,
+    **policy,
+) -> HttpFetcher:  # type: ignore[no-untyped-def]
+    options = {
+        "deadline": 2.5,
+        "read_timeout": 5.0,
+        "max_bytes": 1 << 20,
+        "attempts": 3,
+        "backoff_base": 0.01,
+        "backoff_cap": 0.05,
+        "max_retry_after": 1.0,
+        "allow": LOOPBACK,
+        **policy,
+    }
     extra = {"resolve": resolve} if resolve else {}
     sleep = sleeps.append if sleeps is not None else time.sleep
-    return HttpFetcher(FetchPolicy(**options), inner_backend=backend or LoopbackOnly(),
-                       sleep=sleep, rng=random.Random(7), **extra)
+    return HttpFetcher(
+        FetchPolicy(**options),
+        inner_backend=backend or LoopbackOnly(),
+        sleep=sleep,
+        rng=random.Random(7),
+        **extra,
+    )
 
 
 # --- conditional GET ------------------------------------------------------------------------
+
 
 def test_conditional_get_sends_the_stored_validators_byte_for_byte(server):
     url = server.route("/f", "feed", FEED)
@@ -75,6 +94,7 @@ def test_a_changed_feed_is_fetched_again_despite_old_validators(server):
 
 
 # --- size, time and encodings ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("behaviour", ["gzip", "deflate", "br"])
 def test_compressed_bodies_are_decoded(server, behaviour):
@@ -138,6 +158,7 @@ def test_corrupt_and_unknown_encodings_are_errors():
 
 # --- redirects ------------------------------------------------------------------------------
 
+
 def test_redirects_are_followed_and_the_final_url_kept(server):
     final = server.route("/feed", "feed", FEED)
     start = server.route("/old", "redirect", location="/feed", status=301)
@@ -151,11 +172,21 @@ def test_redirect_loops_end(server):
     assert server.hits["/loop"] == 6  # the first request and five redirects
 
 
-@pytest.mark.parametrize("target", [
-    "http://10.0.0.1/feed", "http://169.254.169.254/latest/meta-data/", "http://[::1]:1/",
-    "http://127.0.0.2:1/", "http://[::ffff:10.0.0.1]:1/", "http://2130706433/",
-    "http://0177.0.0.1/", "http://0x7f.1/", "file:///etc/passwd", "gopher://127.0.0.1/",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://10.0.0.1/feed",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:1/",
+        "http://127.0.0.2:1/",
+        "http://[::ffff:10.0.0.1]:1/",
+        "http://2130706433/",
+        "http://0177.0.0.1/",
+        "http://0x7f.1/",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+    ],
+)
 def test_redirects_to_private_targets_are_refused_before_connecting(server, target):
     backend = LoopbackOnly()
     url = server.route("/r", "redirect", location=target)
@@ -166,6 +197,7 @@ def test_redirects_to_private_targets_are_refused_before_connecting(server, targ
 
 # --- SSRF -----------------------------------------------------------------------------------
 
+
 def test_loopback_is_refused_unless_allowed(server):
     url = server.route("/f", "feed", FEED)
     backend = LoopbackOnly()
@@ -174,21 +206,46 @@ def test_loopback_is_refused_unless_allowed(server):
     assert backend.connected == [] and server.hits["/f"] == 0
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "[::1]", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
-    "100.64.0.1", "0.0.0.0", "[::ffff:127.0.0.1]", "[::ffff:10.0.0.1]", "[2002:7f00:1::]",
-    "[64:ff9b::a00:1]", "[fe80::1]", "[fc00::1]", "224.0.0.1", "2130706433", "0177.0.0.1",
-    "0x7f000001", "127.1", "192.0.2.10",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "[::1]",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:10.0.0.1]",
+        "[2002:7f00:1::]",
+        "[64:ff9b::a00:1]",
+        "[fe80::1]",
+        "[fc00::1]",
+        "224.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f000001",
+        "127.1",
+        "192.0.2.10",
+    ],
+)
 def test_non_public_literals_are_refused(host):
     with pytest.raises(TargetRefused):
         AddressPolicy().check_host(host)
 
 
-@pytest.mark.parametrize("addresses", [
-    ["10.0.0.7"], ["127.0.0.1"], ["169.254.169.254"], ["::1"],
-    ["93.184.216.34", "10.0.0.7"],  # rebinding-style answers: every address is checked
-])
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["10.0.0.7"],
+        ["127.0.0.1"],
+        ["169.254.169.254"],
+        ["::1"],
+        ["93.184.216.34", "10.0.0.7"],  # rebinding-style answers: every address is checked
+    ],
+)
 def test_names_resolving_to_private_addresses_are_refused(addresses):
     backend = LoopbackOnly()
     resolve = lambda host, port: list(addresses)  # noqa: E731 - a stub resolver
@@ -224,6 +281,7 @@ def test_allowed_networks_are_parsed_and_checked():
 
 
 # --- retries --------------------------------------------------------------------------------
+
 
 def test_server_errors_are_retried_with_jittered_backoff(server):
     sleeps: list[float] = []

@@ -39,8 +39,11 @@ def feed_files(build_dir) -> dict[str, bytes]:
     manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_text())
     reader = Build(LocalBucket(build_dir), manifest)
     prefix = layout.feed_key("misp", "")
-    return {k.removeprefix(prefix): reader.read(k) or b"" for k in manifest["objects"]
-            if k.startswith(prefix)}
+    return {
+        k.removeprefix(prefix): reader.read(k) or b""
+        for k in manifest["objects"]
+        if k.startswith(prefix)
+    }
 
 
 def test_event_golden_and_pymisp_accepts_it():
@@ -73,8 +76,11 @@ def test_to_ids_is_off_for_low_confidence_and_for_references():
 
 def test_galaxy_tags_name_the_technique_or_are_left_out():
     assert misp.galaxy_tag("T1071") == (
-        'misp-galaxy:mitre-attack-pattern="Application Layer Protocol - T1071"')
-    assert misp.galaxy_tag("T1059.001") == 'misp-galaxy:mitre-attack-pattern="PowerShell - T1059.001"'
+        'misp-galaxy:mitre-attack-pattern="Application Layer Protocol - T1071"'
+    )
+    assert (
+        misp.galaxy_tag("T1059.001") == 'misp-galaxy:mitre-attack-pattern="PowerShell - T1059.001"'
+    )
     assert misp.galaxy_tag("T1999.999") is None
     technique = next(r for r in RECORDS if r.type == "mitre_attack" and r.value == "T1190")
     names = [t["name"] for t in misp.tags(technique)]
@@ -122,8 +128,9 @@ def test_feed_has_one_event_per_article(seed_build):
     by_article = {r.article_title: set() for r in RECORDS}
     for r in RECORDS:
         by_article[r.article_title].add(r.id)
-    infos = {e["Event"]["info"]: {a["uuid"] for a in e["Event"]["Attribute"]}
-             for e in events.values()}
+    infos = {
+        e["Event"]["info"]: {a["uuid"] for a in e["Event"]["Attribute"]} for e in events.values()
+    }
     assert infos == {" ".join(t.split()): ids for t, ids in by_article.items()}
 
 
@@ -131,8 +138,11 @@ def test_feed_splits_large_articles(tmp_path, monkeypatch):
     monkeypatch.setattr(misp_feed, "MAX_ATTRIBUTES", 2)
     build(seed_store(tmp_path / "store"), tmp_path / "build")
     events = check_feed(feed_files(tmp_path / "build"), 2)
-    parts = [e["Event"]["info"] for e in events.values() if re.search(r"\(part \d of \d\)$",
-                                                                      e["Event"]["info"])]
+    parts = [
+        e["Event"]["info"]
+        for e in events.values()
+        if re.search(r"\(part \d of \d\)$", e["Event"]["info"])
+    ]
     assert parts and sum(len(e["Event"]["Attribute"]) for e in events.values()) == len(RECORDS)
 
 

@@ -18,8 +18,7 @@ from worker.export_query import ExportParams
 from worker.openioc import document
 
 RECORDS = seed_records()
-PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - 365 * layout.DAY_SECONDS, SEED_NOW, 100,
-                      "json")
+PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - 365 * layout.DAY_SECONDS, SEED_NOW, 100, "json")
 FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 

@@ -53,8 +53,11 @@ def golden_problems(fmt: Format) -> list[str]:
 
 
 def media_problems(fmt: Format) -> list[str]:
-    out = [f"{fmt.name}: variant {v.name} has no media type"
-           for v in fmt.variants if not MEDIA.fullmatch(v.media_type)]
+    out = [
+        f"{fmt.name}: variant {v.name} has no media type"
+        for v in fmt.variants
+        if not MEDIA.fullmatch(v.media_type)
+    ]
     if not MEDIA.fullmatch(fmt.media_type):
         out.append(f"{fmt.name}: no media type")
     elif fmt.media_type.split(";")[0] not in spec_media_types(fmt.path):
@@ -84,9 +87,15 @@ def test_every_format_has_a_golden_a_media_type_and_docs(fmt: Format) -> None:
 
 
 def test_a_record_without_golden_media_type_or_docs_is_reported() -> None:
-    toy = Format("toy", "Toy list", "", "toy", "read:iocs",
-                 (Variant("toy", "exports.ioc_toy.render_line", "toy lines"),),
-                 "formats/toy.md")
+    toy = Format(
+        "toy",
+        "Toy list",
+        "",
+        "toy",
+        "read:iocs",
+        (Variant("toy", "exports.ioc_toy.render_line", "toy lines"),),
+        "formats/toy.md",
+    )
     found = problems(toy)
     assert "toy: variant toy has no entry in tests.golden.VARIANT_GOLDENS" in found
     assert "toy: no media type" in found and "toy: variant toy has no media type" in found
@@ -98,14 +107,24 @@ def test_a_record_without_golden_media_type_or_docs_is_reported() -> None:
 def test_a_golden_file_that_is_missing_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(VARIANT_GOLDENS, "csv", ("no-such-golden.csv", lambda: b""))
     assert golden_problems(formats.BY_NAME["csv"]) == [
-        "csv: no golden file tests/golden/no-such-golden.csv"]
+        "csv: no golden file tests/golden/no-such-golden.csv"
+    ]
 
 
 def test_a_media_type_the_spec_does_not_answer_is_reported() -> None:
-    wrong = Format("stix", "STIX 2.1", "text/plain", "json", "read:stix", (), "formats/stix.md",
-                   route="/api/v1/iocs/stix")
+    wrong = Format(
+        "stix",
+        "STIX 2.1",
+        "text/plain",
+        "json",
+        "read:stix",
+        (),
+        "formats/stix.md",
+        route="/api/v1/iocs/stix",
+    )
     assert media_problems(wrong) == [
-        "stix: the spec's /api/v1/iocs/stix does not answer text/plain"]
+        "stix: the spec's /api/v1/iocs/stix does not answer text/plain"
+    ]
 
 
 def test_names_are_unique_and_a_format_stores_its_own_variant_first() -> None:
@@ -117,10 +136,13 @@ def test_names_are_unique_and_a_format_stores_its_own_variant_first() -> None:
 
 
 def test_the_table_imports_nothing_but_the_standard_library() -> None:
-    code = ("import sys; before = set(sys.modules); import worker.formats; print(sorted("
-            "m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout
+    code = (
+        "import sys; before = set(sys.modules); import worker.formats; print(sorted("
+        "m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     assert out.strip() == "['worker', 'worker.formats']"
 
 

@@ -40,7 +40,7 @@ def day_lines(b: Build, variant: str) -> list[bytes]:
         data = b.read(layout.day_data_key(day, variant)) or b""
         offsets = array("Q")
         offsets.frombytes(b.read(layout.day_index_key(day, variant)) or b"")
-        found += [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+        found += [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
     return found
 
 
@@ -57,15 +57,17 @@ def everything(b: Build) -> ExportParams:
 
 def test_misp_event_of_every_attribute(built):
     attributes = b"".join(day_lines(built, "misp"))
-    event = check_event(event_document(built.build_id, built.generated_at, everything(built),
-                                       "socdef", attributes))
+    event = check_event(
+        event_document(built.build_id, built.generated_at, everything(built), "socdef", attributes)
+    )
     assert len(event["Event"]["Attribute"]) == len(stamps(built))
 
 
 def test_misp_feed(built):
     prefix = layout.feed_key("misp", "")
-    feed = {k.removeprefix(prefix): built.read(k) or b"" for k in built.objects
-            if k.startswith(prefix)}
+    feed = {
+        k.removeprefix(prefix): built.read(k) or b"" for k in built.objects if k.startswith(prefix)
+    }
     events = check_feed(feed, misp_feed.MAX_ATTRIBUTES)
     in_window = sum(t >= built.generated_at - YEAR for t in stamps(built))
     assert sum(len(e["Event"]["Attribute"]) for e in events.values()) == in_window
@@ -90,7 +92,8 @@ def test_syslog_every_line(built):
 
 def test_openioc_document_of_every_item(built):
     items, params = b"".join(day_lines(built, "openioc")), b"".join(day_lines(built, "openiocp"))
-    root = check_document(document(built.build_id, built.generated_at, everything(built),
-                                   "socdef", items, params))
+    root = check_document(
+        document(built.build_id, built.generated_at, everything(built), "socdef", items, params)
+    )
     assert len(root.findall(".//ioc:IndicatorItem", NS)) == items.count(b"<IndicatorItem ")
     assert items.count(b"<IndicatorItem ") > len(stamps(built)) // 2

@@ -21,8 +21,12 @@ from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
 from worker import formats
 
-ENDPOINTS = {"/api/v1/iocs/misp": "read:misp", "/api/v1/iocs/cef": "read:cef",
-             "/api/v1/iocs/openioc": "read:openioc", "/feeds/misp/manifest.json": "read:misp"}
+ENDPOINTS = {
+    "/api/v1/iocs/misp": "read:misp",
+    "/api/v1/iocs/cef": "read:cef",
+    "/api/v1/iocs/openioc": "read:openioc",
+    "/feeds/misp/manifest.json": "read:misp",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,7 @@ def server(data_dir, tmp_path_factory):
 
 def key_for(data_dir, tier: str) -> str:
     user = f"soc-{uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier,
-                 data_dir=data_dir).stdout
+    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0]
 
 
@@ -77,8 +80,12 @@ def test_misp_event(server, enterprise):
     assert len(event["Attribute"]) == 100
     again = get(server, "/api/v1/iocs/misp", enterprise)
     assert again.content == resp.content
-    assert get(server, "/api/v1/iocs/misp", {**enterprise, "If-None-Match": resp.headers["etag"]
-                                             }).status_code == 304
+    assert (
+        get(
+            server, "/api/v1/iocs/misp", {**enterprise, "If-None-Match": resp.headers["etag"]}
+        ).status_code
+        == 304
+    )
     ips = check_event(get(server, "/api/v1/iocs/misp", enterprise, type="ipv4", limit=7).content)
     assert [a["type"] for a in ips["Event"]["Attribute"]] == ["ip-dst"] * 7
     assert ips["Event"]["uuid"] != event["uuid"]
@@ -87,12 +94,13 @@ def test_misp_event(server, enterprise):
 def test_misp_event_window_and_errors(server, enterprise):
     empty = get(server, "/api/v1/iocs/misp", enterprise, since="2999-01-01T00:00:00Z")
     assert check_event(empty.content)["Event"]["Attribute"] == []
-    assert_error(get(server, "/api/v1/iocs/misp", enterprise, type="bogus"), 400,
-                 "invalid_parameter")
-    assert_error(get(server, "/api/v1/iocs/misp", enterprise, limit="0"), 400,
-                 "invalid_parameter")
-    assert_error(get(server, "/api/v1/iocs/misp", enterprise, since="yesterday"), 400,
-                 "invalid_parameter")
+    assert_error(
+        get(server, "/api/v1/iocs/misp", enterprise, type="bogus"), 400, "invalid_parameter"
+    )
+    assert_error(get(server, "/api/v1/iocs/misp", enterprise, limit="0"), 400, "invalid_parameter")
+    assert_error(
+        get(server, "/api/v1/iocs/misp", enterprise, since="yesterday"), 400, "invalid_parameter"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["cef", "syslog"])
@@ -104,13 +112,22 @@ def test_cef_events(server, enterprise, fmt):
     assert lines.pop() == "" and len(lines) == 50
     for line in lines:
         check_cef_line(line) if fmt == "cef" else check_syslog_line(line)
-    assert get(server, "/api/v1/iocs/cef", {**enterprise, "If-None-Match": resp.headers["etag"]},
-               limit=50, **params).status_code == 304
+    assert (
+        get(
+            server,
+            "/api/v1/iocs/cef",
+            {**enterprise, "If-None-Match": resp.headers["etag"]},
+            limit=50,
+            **params,
+        ).status_code
+        == 304
+    )
 
 
 def test_cef_rejects_an_unknown_format(server, enterprise):
-    error = assert_error(get(server, "/api/v1/iocs/cef", enterprise, format="leef"), 400,
-                         "invalid_parameter")
+    error = assert_error(
+        get(server, "/api/v1/iocs/cef", enterprise, format="leef"), 400, "invalid_parameter"
+    )
     assert error["details"]["valid_formats"] == ["cef", "syslog"]
 
 
@@ -119,8 +136,15 @@ def test_openioc_document(server, enterprise):
     assert resp.status_code == 200 and resp.headers["content-type"] == "application/xml"
     root = check_document(resp.content)
     assert 0 < len(root.findall(".//ioc:IndicatorItem", NS)) <= 40
-    assert get(server, "/api/v1/iocs/openioc", {**enterprise, "If-None-Match":
-                                                resp.headers["etag"]}, limit=40).status_code == 304
+    assert (
+        get(
+            server,
+            "/api/v1/iocs/openioc",
+            {**enterprise, "If-None-Match": resp.headers["etag"]},
+            limit=40,
+        ).status_code
+        == 304
+    )
 
 
 def test_misp_feed_as_a_misp_instance_reads_it(server, enterprise):
@@ -133,8 +157,14 @@ def test_misp_feed_as_a_misp_instance_reads_it(server, enterprise):
     assert hashes.headers["content-type"].startswith("text/csv")
     feed["hashes.csv"] = hashes.content
     check_feed(feed, misp_feed.MAX_ATTRIBUTES)
-    assert get(server, "/feeds/misp/manifest.json", {**enterprise, "If-None-Match":
-                                                     manifest.headers["etag"]}).status_code == 304
+    assert (
+        get(
+            server,
+            "/feeds/misp/manifest.json",
+            {**enterprise, "If-None-Match": manifest.headers["etag"]},
+        ).status_code
+        == 304
+    )
     assert_error(get(server, "/feeds/misp/nothing.json", enterprise), 404, "not_found")
     assert_error(get(server, "/feeds/misp/manifest.json", {}), 401, "missing_api_key")
 

@@ -53,7 +53,8 @@ def golden_bytes(variant: str) -> bytes:
 def test_variant_matches_its_golden(variant):
     assert variant in VARIANT_GOLDENS, (
         f"variant {variant!r} has no golden file: add it to tests.golden.VARIANT_GOLDENS and run "
-        "python -m tests.golden --update")
+        "python -m tests.golden --update"
+    )
     name, render = VARIANT_GOLDENS[variant]
     assert_golden(name, render())
 

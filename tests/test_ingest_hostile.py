@@ -27,9 +27,13 @@ LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "lol">
 <!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;"><!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;">
 <!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;"><!ENTITY i "&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;">
 ]><rss version="2.0"><channel><title>&i;</title><item><title>&i;</title></item></channel></rss>"""
-QUADRATIC = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "' + b"x" * 100_000
-             + b'">]><rss version="2.0"><channel><title>' + b"&big;" * 2000
-             + b"</title></channel></rss>")
+QUADRATIC = (
+    b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "'
+    + b"x" * 100_000
+    + b'">]><rss version="2.0"><channel><title>'
+    + b"&big;" * 2000
+    + b"</title></channel></rss>"
+)
 
 
 def feed(sid: str, items: int = 3) -> bytes:
@@ -40,14 +44,19 @@ def feed(sid: str, items: int = 3) -> bytes:
         f"<pubDate>Wed, 25 Nov 2026 0{n}:00:00 GMT</pubDate>"
         f"<description>Indicators: hxxps://{sid}-{n}-c2[.]top/gate.php and "
         f"45.{n + 10}.{len(sid)}.77 (CVE-2026-{1000 + n}).</description></item>"
-        for n in range(items))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>{sid}</title>{entries}</channel></rss>").encode()
+        for n in range(items)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{sid}</title>{entries}</channel></rss>"
+    ).encode()
 
 
 def xxe(listener: str) -> bytes:
-    return (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "{listener}">]>'
-            f'<rss version="2.0"><channel><title>&x;</title></channel></rss>').encode()
+    return (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "{listener}">]>'
+        f'<rss version="2.0"><channel><title>&x;</title></channel></rss>'
+    ).encode()
 
 
 HOSTILE: dict[str, tuple[str, dict, str]] = {
@@ -190,9 +199,11 @@ def test_all_sources_failing_records_state_and_raises(server, tmp_path):
 
 
 def test_a_mislabelled_encoding_is_recovered(server, tmp_path):
-    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
-            '<item><guid>1</guid><title>Caf\u00e9 \u20ac campaign</title><description>'
-            'C2 evil-cafe[.]top</description></item></channel></rss>').encode("cp1252")
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
+        "<item><guid>1</guid><title>Caf\u00e9 \u20ac campaign</title><description>"
+        "C2 evil-cafe[.]top</description></item></channel></rss>"
+    ).encode("cp1252")
     server.route("/s-enc", "feed", body)
     store = Store(tmp_path / "store")
     report = run(store, sources_for(server, ["s-enc"]), NOW)
@@ -203,9 +214,13 @@ def test_a_mislabelled_encoding_is_recovered(server, tmp_path):
 
 # --- the command line -----------------------------------------------------------------------
 
+
 def write_sources(path: Path, server: HostileServer, ids: list[str]) -> Path:
-    blocks = [f'[[source]]\nid = "{sid}"\nname = "{sid.upper()}"\nurl = "{server.url("/" + sid)}"\n'
-              f'category = "research"\n' for sid in ids]
+    blocks = [
+        f'[[source]]\nid = "{sid}"\nname = "{sid.upper()}"\nurl = "{server.url("/" + sid)}"\n'
+        f'category = "research"\n'
+        for sid in ids
+    ]
     path.write_text("\n".join(blocks))
     return path
 
@@ -213,8 +228,14 @@ def write_sources(path: Path, server: HostileServer, ids: list[str]) -> Path:
 def test_cli_refuses_loopback_by_default(server, tmp_path):
     server.route("/s-a", "feed", feed("s-a"))
     sources = write_sources(tmp_path / "sources.toml", server, ["s-a"])
-    result = socdef("ingest", "--sources", str(sources), data_dir=tmp_path / "d", check=False,
-                    env={"SOCDEF_ALLOW_NETWORKS": ""})
+    result = socdef(
+        "ingest",
+        "--sources",
+        str(sources),
+        data_dir=tmp_path / "d",
+        check=False,
+        env={"SOCDEF_ALLOW_NETWORKS": ""},
+    )
     assert result.returncode == 1 and "refused" in result.stdout + result.stderr
     assert server.hits["/s-a"] == 0
 

@@ -28,7 +28,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log") as srv:
+    with running_server(
+        data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log"
+    ) as srv:
         yield srv
 
 
@@ -80,8 +82,11 @@ def test_someone_elses_key_is_a_plain_404(server, data_dir):
     ana = session_for(data_dir, "ana@example.org")
     eve = session_for(data_dir, "eve@example.org")
     key_id = create(server, ana, name="mine").json()["data"]["id"]
-    for method, path in (("GET", f"/api/v1/keys/{key_id}"), ("DELETE", f"/api/v1/keys/{key_id}"),
-                         ("GET", f"/api/v1/keys/{key_id}/usage")):
+    for method, path in (
+        ("GET", f"/api/v1/keys/{key_id}"),
+        ("DELETE", f"/api/v1/keys/{key_id}"),
+        ("GET", f"/api/v1/keys/{key_id}/usage"),
+    ):
         theirs = api(server, method, path, eve)
         random = api(server, method, path.replace(key_id, str(uuid.uuid4())), eve)
         assert theirs.status_code == random.status_code == 404
@@ -93,16 +98,32 @@ def test_someone_elses_key_is_a_plain_404(server, data_dir):
 
 def test_bodies_cannot_set_tier_scopes_limits_or_ids(server, data_dir):
     bo = session_for(data_dir, "bo@example.org")
-    for extra in ({"tier": "enterprise"}, {"scopes": ["read:misp"]}, {"id": str(uuid.uuid4())},
-                  {"rate_limit_per_minute": 10**6}):
+    for extra in (
+        {"tier": "enterprise"},
+        {"scopes": ["read:misp"]},
+        {"id": str(uuid.uuid4())},
+        {"rate_limit_per_minute": 10**6},
+    ):
         resp = create(server, bo, name="x", **extra)
         assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_parameter"
-    for bad in ({}, {"name": ""}, {"name": "x" * 101}, {"name": "x", "expires_in_days": 0},
-                {"name": "x", "expires_in_days": 366}, {"name": "x", "expires_in_days": "7"},
-                {"name": 5}):
+    for bad in (
+        {},
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": "x", "expires_in_days": 0},
+        {"name": "x", "expires_in_days": 366},
+        {"name": "x", "expires_in_days": "7"},
+        {"name": 5},
+    ):
         assert create(server, bo, **bad).status_code == 400, bad
-    not_json = api(server, "POST", "/api/v1/keys", bo, content=b"name=x",
-                   headers={"content-type": "application/x-www-form-urlencoded"})
+    not_json = api(
+        server,
+        "POST",
+        "/api/v1/keys",
+        bo,
+        content=b"name=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert not_json.status_code == 400
     assert api(server, "GET", "/api/v1/keys", bo).json()["meta"]["total"] == 0
     created = create(server, bo, name="free one").json()["data"]
@@ -131,29 +152,48 @@ def test_bad_sessions_are_401(server, data_dir):
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     wrong_secret = hmac.new(b"x" * 32, f"{head}.{body}".encode(), hashlib.sha256).digest()
     wrong_sig = base64.urlsafe_b64encode(wrong_secret).rstrip(b"=").decode()
-    for token in (f"{none_alg}.{body}.", f"{head}.{forged}.{sig}", f"{head}.{body}.{wrong_sig}",
-                  "garbage", good[:-2]):
+    for token in (
+        f"{none_alg}.{body}.",
+        f"{head}.{forged}.{sig}",
+        f"{head}.{body}.{wrong_sig}",
+        "garbage",
+        good[:-2],
+    ):
         resp = api(server, "GET", "/api/v1/keys", {COOKIE: token})
         assert resp.status_code == 401, token
         assert resp.json()["error"]["request_id"] == resp.headers["x-request-id"]
     assert api(server, "GET", "/api/v1/keys").status_code == 401
-    expired = socdef("session", "create", "--user", "ana@example.org", "--ttl", "60",
-                     data_dir=data_dir).stdout.strip()
+    expired = socdef(
+        "session", "create", "--user", "ana@example.org", "--ttl", "60", data_dir=data_dir
+    ).stdout.strip()
     assert api(server, "GET", "/api/v1/keys", {COOKIE: expired}).status_code == 200
 
 
 def test_cross_site_writes_are_refused(server, data_dir):
     ana = session_for(data_dir, "ana@example.org")
-    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Sec-Fetch-Site": "same-site"}):
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
         resp = api(server, "POST", "/api/v1/keys", ana, json={"name": "x"}, headers=headers)
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "cross_site_request"
-    same = api(server, "POST", "/api/v1/keys", ana, json={"name": "ok"},
-               headers={"Origin": server.url, "Sec-Fetch-Site": "same-origin"})
+    same = api(
+        server,
+        "POST",
+        "/api/v1/keys",
+        ana,
+        json={"name": "ok"},
+        headers={"Origin": server.url, "Sec-Fetch-Site": "same-origin"},
+    )
     assert same.status_code == 201
     # reads are not writes: a cross-site GET is answered (the browser keeps the answer private)
-    assert api(server, "GET", "/api/v1/keys", ana,
-               headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+    assert (
+        api(
+            server, "GET", "/api/v1/keys", ana, headers={"Sec-Fetch-Site": "cross-site"}
+        ).status_code
+        == 200
+    )
 
 
 def test_usage_counts_what_the_key_did(server, data_dir):
@@ -166,16 +206,23 @@ def test_usage_counts_what_the_key_did(server, data_dir):
         cy = session_for(data_dir, user)
         info = create(server, cy, name="usage").json()["data"]
         for params in ({}, {"limit": "5"}, {"type": "bogus"}, {"format": "csv"}):
-            httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": info["key"]},
-                      params=params)
+            httpx.get(
+                server.url + "/api/v1/iocs", headers={"X-API-Key": info["key"]}, params=params
+            )
         for _ in range(8):  # 4 + 8 > 10/min: two are refused
-            httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": info["key"]},
-                      params={"limit": "1"})
+            httpx.get(
+                server.url + "/api/v1/iocs",
+                headers={"X-API-Key": info["key"]},
+                params={"limit": "1"},
+            )
 
         def read() -> httpx.Response | None:  # usage rows are written at most a second apart
             got = api(server, "GET", f"/api/v1/keys/{info['id']}/usage", cy, params={"days": "3"})
-            return got if got.status_code != 200 or got.json()["data"]["summary"][
-                "totalRequests"] >= 12 else None
+            return (
+                got
+                if got.status_code != 200 or got.json()["data"]["summary"]["totalRequests"] >= 12
+                else None
+            )
 
         return cy, info, poll_until(read, what="the twelve requests in the usage")
 
@@ -193,8 +240,12 @@ def test_usage_counts_what_the_key_did(server, data_dir):
     codes = {row["statusCode"]: row["count"] for row in data["breakdown"]["byStatusCode"]}
     assert codes == {200: 9, 400: 1, 429: 2}
     assert summary["totalIOCsReturned"] > 0
-    assert api(server, "GET", f"/api/v1/keys/{info['id']}/usage", cy,
-               params={"days": "91"}).status_code == 400
+    assert (
+        api(
+            server, "GET", f"/api/v1/keys/{info['id']}/usage", cy, params={"days": "91"}
+        ).status_code
+        == 400
+    )
     listed = api(server, "GET", "/api/v1/keys", cy).json()["data"]
     assert [k["id"] for k in listed] == [info["id"]]
     assert listed[0]["total_requests"] == 12 and listed[0]["last_used_at"]

@@ -236,10 +236,17 @@ def test_matches_reference(
     per_minute=st.integers(0, 4),
     per_day=st.integers(0, 9),
     start=st.floats(0, 86_400 * 3, allow_nan=False),
-    batches=st.lists(st.tuples(st.one_of(st.integers(0, 70), st.floats(0, 5, allow_nan=False),
-                                         st.sampled_from([60, 86_400, 86_399.5, 200_000])),
-                               st.lists(st.sampled_from(["a", "b", "c"]), max_size=12)),
-                     max_size=12),
+    batches=st.lists(
+        st.tuples(
+            st.one_of(
+                st.integers(0, 70),
+                st.floats(0, 5, allow_nan=False),
+                st.sampled_from([60, 86_400, 86_399.5, 200_000]),
+            ),
+            st.lists(st.sampled_from(["a", "b", "c"]), max_size=12),
+        ),
+        max_size=12,
+    ),
 )
 def test_batches_match_the_reference(
     backend: str, per_minute: int, per_day: int, start: float, batches: list
@@ -290,8 +297,9 @@ def test_coalescer_passes_store_errors_to_every_request() -> None:
     coalescer = Coalescer(Down())  # type: ignore[arg-type]
 
     async def burst() -> list:
-        return await asyncio.gather(*(coalescer.decide("k", 1, 1) for _ in range(3)),
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *(coalescer.decide("k", 1, 1) for _ in range(3)), return_exceptions=True
+        )
 
     assert all(isinstance(r, LimiterUnavailable) for r in asyncio.run(burst()))
 
@@ -385,7 +393,9 @@ def _hammer(kind: str, path: str, now: float, barrier, results) -> None:  # runs
     admitted = 0
     if kind == "batch":  # batches of 7, as the worker's coalescer sends them
         for _ in range(HITS // 7):
-            admitted += sum(d.allowed for d in limiter.hit_many([("shared", PER_MINUTE, 10**6)] * 7))
+            admitted += sum(
+                d.allowed for d in limiter.hit_many([("shared", PER_MINUTE, 10**6)] * 7)
+            )
     for _ in range(HITS if kind != "batch" else 0):
         outcome = limiter.hit("shared", PER_MINUTE, 1_000_000)
         admitted += outcome if isinstance(outcome, bool) else outcome.allowed

@@ -55,15 +55,29 @@ class Monotonic:
 def parts() -> tuple[FallbackLimiter, FlakyStore, FakeClock, Monotonic]:
     wall, mono = FakeClock(M + 1), Monotonic()
     primary = FlakyStore(wall)
-    limiter = FallbackLimiter(primary, MemoryLimiter(clock=wall), fraction=0.1,
-                              probe_every=1.0, log_every=60.0, clock=mono)
+    limiter = FallbackLimiter(
+        primary,
+        MemoryLimiter(clock=wall),
+        fraction=0.1,
+        probe_every=1.0,
+        log_every=60.0,
+        clock=mono,
+    )
     return limiter, primary, wall, mono
 
 
-@pytest.mark.parametrize(("limit", "fraction", "expected"), [
-    (100, 0.1, 10), (10, 0.1, 1), (1, 0.1, 1), (0, 0.1, 0), (50_000, 0.1, 5_000), (7, 0.5, 3),
-    (7, 1.0, 7),
-])
+@pytest.mark.parametrize(
+    ("limit", "fraction", "expected"),
+    [
+        (100, 0.1, 10),
+        (10, 0.1, 1),
+        (1, 0.1, 1),
+        (0, 0.1, 0),
+        (50_000, 0.1, 5_000),
+        (7, 0.5, 3),
+        (7, 1.0, 7),
+    ],
+)
 def test_cap(limit: int, fraction: float, expected: int) -> None:
     assert capped(limit, fraction) == expected
 
@@ -93,7 +107,8 @@ def test_store_down_fails_open_within_the_cap(parts, caplog) -> None:
     assert limiter.degraded == 30
     assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()] == [
         "rate-limit store unavailable (store switched off): failing open with a per-process "
-        "cap of 10 % of each limit"]
+        "cap of 10 % of each limit"
+    ]
 
 
 def test_probes_once_per_interval_and_logs_sparingly(parts, caplog) -> None:

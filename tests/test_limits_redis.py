@@ -70,10 +70,15 @@ def test_table_cases_match_the_reference(limiter, case: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(per_minute=st.integers(0, 4), per_day=st.integers(0, 9),
-       start=st.floats(0, 86_400 * 3, allow_nan=False), arrivals=steps)
-def test_matches_reference(redis_server: RedisServer, per_minute: int, per_day: int,
-                           start: float, arrivals: list) -> None:
+@given(
+    per_minute=st.integers(0, 4),
+    per_day=st.integers(0, 9),
+    start=st.floats(0, 86_400 * 3, allow_nan=False),
+    arrivals=steps,
+)
+def test_matches_reference(
+    redis_server: RedisServer, per_minute: int, per_day: int, start: float, arrivals: list
+) -> None:
     limiter = new_limiter(redis_server)
     reference = Reference()
     target = DAY_START + start
@@ -153,8 +158,10 @@ def test_skewed_clients_share_one_window(redis_server: RedisServer, monkeypatch)
     from worker.limits_redis import RedisLimiter
 
     prefix = f"test:{uuid.uuid4().hex}:"
-    first, second = RedisLimiter(redis_server.url, prefix=prefix), RedisLimiter(
-        redis_server.url, prefix=prefix)
+    first, second = (
+        RedisLimiter(redis_server.url, prefix=prefix),
+        RedisLimiter(redis_server.url, prefix=prefix),
+    )
     real = time.time
     start_of_window(first)
     admitted = 0
@@ -239,8 +246,9 @@ def test_a_timed_out_command_is_not_repeated() -> None:
             listener.settimeout(3)
             try:
                 while True:
-                    threading.Thread(target=answer, args=(listener.accept()[0],),
-                                     daemon=True).start()
+                    threading.Thread(
+                        target=answer, args=(listener.accept()[0],), daemon=True
+                    ).start()
             except OSError:
                 return
 
@@ -260,13 +268,21 @@ def test_a_timed_out_command_is_not_repeated() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(per_minute=st.integers(0, 4), per_day=st.integers(0, 9),
-       start=st.floats(0, 86_400 * 3, allow_nan=False),
-       batches=st.lists(st.tuples(st.sampled_from([0, 1, 60, 86_400, 200_000]),
-                                  st.lists(st.sampled_from(["a", "b", "c"]), max_size=10)),
-                        max_size=8))
-def test_batches_match_the_reference(redis_server: RedisServer, per_minute: int, per_day: int,
-                                     start: float, batches: list) -> None:
+@given(
+    per_minute=st.integers(0, 4),
+    per_day=st.integers(0, 9),
+    start=st.floats(0, 86_400 * 3, allow_nan=False),
+    batches=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 60, 86_400, 200_000]),
+            st.lists(st.sampled_from(["a", "b", "c"]), max_size=10),
+        ),
+        max_size=8,
+    ),
+)
+def test_batches_match_the_reference(
+    redis_server: RedisServer, per_minute: int, per_day: int, start: float, batches: list
+) -> None:
     """One batch gives exactly what one ``hit`` per request, in order, would give."""
     limiter = new_limiter(redis_server)
     reference = Reference()
@@ -277,8 +293,9 @@ def test_batches_match_the_reference(redis_server: RedisServer, per_minute: int,
             move_to(limiter, target)
             decisions = limiter.hit_many([(k, per_minute, per_day) for k in keys])
             if keys:  # every run of a batch reads Redis's clock; they agree to the second here
-                assert decisions == [reference.hit(k, limiter.last_now, per_minute, per_day)
-                                     for k in keys]
+                assert decisions == [
+                    reference.hit(k, limiter.last_now, per_minute, per_day) for k in keys
+                ]
     finally:
         limiter.close()
 
@@ -309,8 +326,13 @@ def test_batches_exact_across_threads(redis_server: RedisServer) -> None:
     admitted: list[int] = []
 
     def run(instance) -> None:
-        admitted.append(sum(d.allowed for _ in range(30)
-                            for d in instance.hit_many([("shared", PER_MINUTE, 10**6)] * 5)))
+        admitted.append(
+            sum(
+                d.allowed
+                for _ in range(30)
+                for d in instance.hit_many([("shared", PER_MINUTE, 10**6)] * 5)
+            )
+        )
 
     start_of_window(limiter)
     threads = [threading.Thread(target=run, args=(lim,)) for lim in (limiter, other) * 4]

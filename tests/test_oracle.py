@@ -51,7 +51,8 @@ def stamp(draw, name: str, anchors: list[int]) -> tuple[str, float] | None:
         fraction = draw(st.sampled_from([0, 0, 0.25, 0.999]))
     offset = draw(st.sampled_from([0, 0, 2, -5]))
     moment = datetime.fromtimestamp(seconds + fraction, UTC).astimezone(
-        timezone(timedelta(hours=offset)))
+        timezone(timedelta(hours=offset))
+    )
     text = moment.isoformat()
     if offset == 0 and draw(st.booleans()):
         text = text.replace("+00:00", "Z")
@@ -61,8 +62,12 @@ def stamp(draw, name: str, anchors: list[int]) -> tuple[str, float] | None:
 @st.composite
 def queries(draw, anchors: list[int] = ()):
     params: dict[str, str] = {}
-    for name, values in (("type", layout.IOC_TYPES), ("category", layout.CATEGORIES),
-                         ("confidence", layout.CONFIDENCES), ("format", layout.LIST_FORMATS)):
+    for name, values in (
+        ("type", layout.IOC_TYPES),
+        ("category", layout.CATEGORIES),
+        ("confidence", layout.CONFIDENCES),
+        ("format", layout.LIST_FORMATS),
+    ):
         if draw(st.booleans()):
             params[name] = draw(st.sampled_from(values))
     times = {}
@@ -104,8 +109,16 @@ def test_worker_equals_reference(built, data):
             iocs.list_answer(req, build_, tier, public_url=BASE, source_name="socdef")
         return
     resp = iocs.list_answer(req, build_, tier, public_url=BASE, source_name="socdef")
-    fmt, expected = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
-                              params=params, since=max(since, floor), until=until, base=BASE)
+    fmt, expected = reference(
+        records,
+        tier=tier,
+        generated_at=NOW,
+        build_id=build_.build_id,
+        params=params,
+        since=max(since, floor),
+        until=until,
+        base=BASE,
+    )
     assert resp.status == 200
     if fmt == "json":
         assert json.loads(resp.body) == expected
@@ -120,42 +133,73 @@ def test_precomputed_default_matches_composed(built, tier_name, view, fmt):
     """The hourly poll is served from one precomputed object equal to the composed answer."""
     build_, _ = built
     type_, category, confidence = view.split(".")
-    params = {k: v for k, v in (("type", type_), ("category", category),
-                                ("confidence", confidence), ("format", fmt)) if v != "all"}
+    params = {
+        k: v
+        for k, v in (
+            ("type", type_),
+            ("category", category),
+            ("confidence", confidence),
+            ("format", fmt),
+        )
+        if v != "all"
+    }
     tier = TIERS[tier_name]
     assert build_.ref(layout.default_key(tier_name, view, fmt)) is not None
     default = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
-    composed = iocs.list_answer(request({**params, "offset": "0"}), build_, tier, public_url=BASE,
-                              source_name="socdef")
+    composed = iocs.list_answer(
+        request({**params, "offset": "0"}), build_, tier, public_url=BASE, source_name="socdef"
+    )
     assert default.status == composed.status == 200
     assert default.body == composed.body
     # Same bytes, different provenance: the default came from the precomputed object.
     assert dict(default.headers)["etag"] != dict(composed.headers)["etag"]
 
 
-@pytest.mark.parametrize("view", ["all.all.all", "domain.all.all", "all.vendor.all",
-                                  "sha256.research.medium"])
+@pytest.mark.parametrize(
+    "view", ["all.all.all", "domain.all.all", "all.vendor.all", "sha256.research.medium"]
+)
 @pytest.mark.parametrize("share", [0, 0.1, 0.5, 0.95])
 def test_windows_cut_inside_days(built, view, share):
     """Both window ends fall mid-day, the page crosses day boundaries, and it is not empty."""
     build_, records = built
     tier = TIERS["enterprise"]
     type_, category, confidence = view.split(".")
-    params = {k: v for k, v in (("type", type_), ("category", category),
-                                ("confidence", confidence)) if v != "all"}
+    params = {
+        k: v
+        for k, v in (("type", type_), ("category", category), ("confidence", confidence))
+        if v != "all"
+    }
     since, until = NOW - 200 * 86400 + 43_210, NOW - 3 * 86400 - 3_333
-    params.update(since=datetime.fromtimestamp(since, UTC).isoformat(),
-                  until=datetime.fromtimestamp(until, UTC).isoformat(), limit="40")
-    _, whole = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
-                         params=params, since=since, until=until, base=BASE)
+    params.update(
+        since=datetime.fromtimestamp(since, UTC).isoformat(),
+        until=datetime.fromtimestamp(until, UTC).isoformat(),
+        limit="40",
+    )
+    _, whole = reference(
+        records,
+        tier=tier,
+        generated_at=NOW,
+        build_id=build_.build_id,
+        params=params,
+        since=since,
+        until=until,
+        base=BASE,
+    )
     params["offset"] = str(int(whole["meta"]["total"] * share))
     resp = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
-    _, expected = reference(records, tier=tier, generated_at=NOW, build_id=build_.build_id,
-                            params=params, since=since, until=until, base=BASE)
+    _, expected = reference(
+        records,
+        tier=tier,
+        generated_at=NOW,
+        build_id=build_.build_id,
+        params=params,
+        since=since,
+        until=until,
+        base=BASE,
+    )
     got = json.loads(resp.body)
     assert got == expected
     assert got["data"], "the case must exercise a non-empty page"
-
 
 
 @pytest.mark.parametrize("tier_name", sorted(TIERS))
@@ -172,11 +216,19 @@ def test_window_ends_are_inclusive(built, tier_name, end):
         for at in (ts - 1, ts, ts + 1):
             params = {end: iso(at), "limit": str(tier.max_limit)}
             since, until = (at, NOW) if end == "since" else (floor, at)
-            resp = iocs.list_answer(request(params), build_, tier, public_url=BASE,
-                                    source_name="socdef")
-            _, expected = reference(records, tier=tier, generated_at=NOW,
-                                    build_id=build_.build_id, params=params, since=since,
-                                    until=until, base=BASE)
+            resp = iocs.list_answer(
+                request(params), build_, tier, public_url=BASE, source_name="socdef"
+            )
+            _, expected = reference(
+                records,
+                tier=tier,
+                generated_at=NOW,
+                build_id=build_.build_id,
+                params=params,
+                since=since,
+                until=until,
+                base=BASE,
+            )
             assert json.loads(resp.body) == expected, params
             on_edge = any(r.last_seen == ts for r in records if since <= r.last_seen <= until)
             assert on_edge == (at == ts or (at < ts) == (end == "since"))
@@ -190,9 +242,12 @@ def day_edges(tmp_path_factory):
     day = NOW - NOW % 86400
     edges = sorted({day - k * 86400 + off for k in (2, 5, 9) for off in (0, 86399)})
     published = articles.column("published").to_pylist()
-    published[:len(edges)] = edges
-    articles = articles.set_column(articles.schema.get_field_index("published"), "published",
-                                   pa.array(published, articles.schema.field("published").type))
+    published[: len(edges)] = edges
+    articles = articles.set_column(
+        articles.schema.get_field_index("published"),
+        "published",
+        pa.array(published, articles.schema.field("published").type),
+    )
     store = Store(str(root / "store"))
     store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
     result = build(store, root / "build")
@@ -211,12 +266,21 @@ def test_windows_ending_on_a_day_edge(day_edges):
         assert on_edge, edge
         for since, until in ((edge, NOW), (NOW - 300 * 86400, edge), (edge, edge)):
             params = {"since": iso(since), "until": iso(until), "limit": "10000"}
-            resp = iocs.list_answer(request(params), build_, tier, public_url=BASE,
-                                    source_name="socdef")
-            _, expected = reference(records, tier=tier, generated_at=NOW,
-                                    build_id=build_.build_id, params=params, since=since,
-                                    until=until, base=BASE)
+            resp = iocs.list_answer(
+                request(params), build_, tier, public_url=BASE, source_name="socdef"
+            )
+            _, expected = reference(
+                records,
+                tier=tier,
+                generated_at=NOW,
+                build_id=build_.build_id,
+                params=params,
+                since=since,
+                until=until,
+                base=BASE,
+            )
             got = json.loads(resp.body)
             assert got == expected, params
             assert {(r.type, r.value) for r in on_edge} <= {
-                (d["type"], d["value"]) for d in got["data"]}
+                (d["type"], d["value"]) for d in got["data"]
+            }

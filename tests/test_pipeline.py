@@ -28,8 +28,11 @@ TRUTH = json.loads((Path(__file__).parent / "data" / "sample_truth.json").read_t
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -40,8 +43,14 @@ def sample_store(tmp_path) -> Store:
 
 
 def test_sample_ingest_finds_the_planted_indicators(sample_store):
-    found = {(t, v) for t, v in zip(sample_store.sightings()["type"].to_pylist(),
-                                    sample_store.sightings()["value"].to_pylist(), strict=True)}
+    found = {
+        (t, v)
+        for t, v in zip(
+            sample_store.sightings()["type"].to_pylist(),
+            sample_store.sightings()["value"].to_pylist(),
+            strict=True,
+        )
+    }
     planted = {(t, v) for t, values in TRUTH.items() if t != "negatives" for v in values}
     assert len(planted) >= 200
     assert planted <= found
@@ -68,8 +77,9 @@ def test_a_broken_source_is_recorded_and_costs_nothing(sample_store, tmp_path):
     (feeds / "krebs.xml").write_bytes(b"<rss><channel><item><title>cut off")
     (feeds / "sans-isc.xml").write_bytes(b'<!DOCTYPE x [<!ENTITY a "aaaa">]><rss>&a;</rss>')
     before = sample_store.articles().num_rows
-    report = ingest(sample_store, load_sources(), offline_reader(feeds), now=NOW + 60,
-                    shift_dates=True)
+    report = ingest(
+        sample_store, load_sources(), offline_reader(feeds), now=NOW + 60, shift_dates=True
+    )
     failed = {s.source: s.error for s in report.failed}
     assert set(failed) == {"krebs", "sans-isc"} and all(failed.values())
     assert sample_store.articles().num_rows == before  # krebs' earlier articles are still there
@@ -110,8 +120,9 @@ def test_publish_switches_atomically_and_skips_what_arrived(sample_store, tmp_pa
     reader = BuildSource(LocalBucket(bucket), pointer_ttl=0)
     assert reader.current().build_id == first.build_id
     # a later build: the reader moves to it only when the pointer moves
-    ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 3600,
-           shift_dates=True)
+    ingest(
+        sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 3600, shift_dates=True
+    )
     second = build(sample_store, out)
     assert second.build_id != first.build_id
     assert reader.current().build_id == first.build_id
@@ -123,8 +134,9 @@ def test_interrupted_publish_leaves_readers_on_the_old_build(sample_store, tmp_p
     out, bucket = tmp_path / "build", tmp_path / "bucket"
     first = build(sample_store, out)
     publish(out, LocalDestination(bucket))
-    ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 7200,
-           shift_dates=True)
+    ingest(
+        sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + 7200, shift_dates=True
+    )
     second = build(sample_store, out)
 
     class Dies(LocalDestination):
@@ -150,8 +162,13 @@ def test_old_builds_are_pruned(sample_store, tmp_path):
     dest = LocalDestination(bucket)
     ids = []
     for hour in range(4):
-        ingest(sample_store, load_sources(), offline_reader(SAMPLE_DIR), now=NOW + hour * 3600,
-               shift_dates=True)
+        ingest(
+            sample_store,
+            load_sources(),
+            offline_reader(SAMPLE_DIR),
+            now=NOW + hour * 3600,
+            shift_dates=True,
+        )
         ids.append(build(sample_store, out).build_id)
         publish(out, dest, keep=2)
     manifests = sorted(p.stem for p in (bucket / "builds").glob("*.json"))
@@ -160,8 +177,9 @@ def test_old_builds_are_pruned(sample_store, tmp_path):
     for build_id in ids[-2:]:
         manifest = json.loads((bucket / layout.manifest_key(build_id)).read_bytes())
         live |= {layout.object_key(sha) for sha, _ in manifest["objects"].values()}
-    stored = {p.relative_to(bucket).as_posix() for p in (bucket / "objects").rglob("*")
-              if p.is_file()}
+    stored = {
+        p.relative_to(bucket).as_posix() for p in (bucket / "objects").rglob("*") if p.is_file()
+    }
     assert stored == live
 
 
@@ -172,21 +190,32 @@ def test_publish_without_a_build_is_a_clean_error(tmp_path):
 
 def test_cli_pipeline_and_errors(tmp_path):
     data = tmp_path / "data"
-    out = socdef("ingest", "--offline", str(SAMPLE_DIR), "--shift-dates", "--now", str(NOW),
-                 data_dir=data).stdout
+    out = socdef(
+        "ingest", "--offline", str(SAMPLE_DIR), "--shift-dates", "--now", str(NOW), data_dir=data
+    ).stdout
     assert "krebs" in out and "store: 48 new articles" in out
     assert "build " in socdef("build", data_dir=data).stdout
     assert "uploaded" in socdef("publish", data_dir=data).stdout
     failed = socdef("publish", "--build-id", "nope", data_dir=data, check=False)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert failed.stderr.startswith("Error: ") and len(failed.stderr.strip().splitlines()) == 1
-    usage = socdef("keys", "create", "--user", "a@b.c", "--tier", "gold", data_dir=data,
-                   check=False)
+    usage = socdef(
+        "keys", "create", "--user", "a@b.c", "--tier", "gold", data_dir=data, check=False
+    )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
     bad_sources = tmp_path / "bad.toml"
-    bad_sources.write_text('[[source]]\nid = "X Y"\nname = "n"\nurl = "ftp://x"\ncategory = "blog"\n')
-    bad = socdef("ingest", "--sources", str(bad_sources), "--offline", str(SAMPLE_DIR),
-                 data_dir=data, check=False)
+    bad_sources.write_text(
+        '[[source]]\nid = "X Y"\nname = "n"\nurl = "ftp://x"\ncategory = "blog"\n'
+    )
+    bad = socdef(
+        "ingest",
+        "--sources",
+        str(bad_sources),
+        "--offline",
+        str(SAMPLE_DIR),
+        data_dir=data,
+        check=False,
+    )
     assert bad.returncode == 1 and "category must be one of" in bad.stderr
     assert "url must be http" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -198,19 +227,29 @@ def odd_tables() -> tuple[pa.Table, pa.Table]:
     articles, sightings = synthetic_tables(3_000, now=NOW, days=60)
     published = articles["published"].to_pylist()
     published[1] = published[2] = published[3]  # ties: the smallest article id wins
-    articles = articles.set_column(articles.schema.get_field_index("published"), "published",
-                                   pa.array(published, pa.int64()))
+    articles = articles.set_column(
+        articles.schema.get_field_index("published"), "published", pa.array(published, pa.int64())
+    )
     ids = articles["article_id"].to_pylist()
     tied = {name: [] for name in sightings.column_names}
     for n, article in enumerate((ids[3], ids[1], ids[2], "missing", ids[2])):
-        for name, value in (("article_id", article), ("type", "domain"),
-                            ("value", "tied.example.com"), ("context", f"context {n}"),
-                            ("confidence", ("high", "low", None, "odd", "medium")[n]),
-                            ("defanged", False)):
+        for name, value in (
+            ("article_id", article),
+            ("type", "domain"),
+            ("value", "tied.example.com"),
+            ("context", f"context {n}"),
+            ("confidence", ("high", "low", None, "odd", "medium")[n]),
+            ("defanged", False),
+        ):
             tied[name].append(value)
-    sightings = pa.concat_tables([
-        sightings, sightings.slice(10, 40), sightings.slice(500, 5),
-        pa.table(tied, schema=sightings.schema)])
+    sightings = pa.concat_tables(
+        [
+            sightings,
+            sightings.slice(10, 40),
+            sightings.slice(500, 5),
+            pa.table(tied, schema=sightings.schema),
+        ]
+    )
     confidence = sightings["confidence"].to_pylist()
     confidence[7], confidence[8] = None, "unknown"
     articles_of = sightings["article_id"].to_pylist()
@@ -218,15 +257,18 @@ def odd_tables() -> tuple[pa.Table, pa.Table]:
     sightings = sightings.set_column(0, "article_id", pa.array(articles_of, pa.string()))
     sightings = sightings.set_column(4, "confidence", pa.array(confidence, pa.string()))
     types = sightings["type"].to_pylist()
-    ingested = [None if n % 3 and types[n] != "mitre_attack" else NOW - 7 * n
-                for n in range(sightings.num_rows)]
+    ingested = [
+        None if n % 3 and types[n] != "mitre_attack" else NOW - 7 * n
+        for n in range(sightings.num_rows)
+    ]
     return articles, sightings.append_column("ingested_at", pa.array(ingested, pa.int64()))
 
 
 @pytest.mark.parametrize("kind", ["synthetic", "odd", "odd without ingest times", "empty"])
 def test_records_are_the_fold_of_the_sightings(kind):
-    articles, sightings = (synthetic_tables(2_000, now=NOW, days=30) if kind == "synthetic"
-                           else odd_tables())
+    articles, sightings = (
+        synthetic_tables(2_000, now=NOW, days=30) if kind == "synthetic" else odd_tables()
+    )
     if kind == "odd without ingest times":
         sightings = sightings.drop_columns(["ingested_at"])
     if kind == "empty":
@@ -247,8 +289,7 @@ def test_a_streamed_object_is_the_object_put(tmp_path):
     with out.stream("b") as stream:
         stream.write(b"hello, ")
         stream.write(memoryview(b"world"))
-    assert out.objects["a"] == out.objects["b"] == [hashlib.sha256(b"hello, world").hexdigest(),
-                                                    12]
+    assert out.objects["a"] == out.objects["b"] == [hashlib.sha256(b"hello, world").hexdigest(), 12]
     with pytest.raises(RuntimeError), out.stream("c") as stream:
         stream.write(b"half")
         raise RuntimeError("the producer failed")

@@ -33,7 +33,9 @@ class Target:
 @pytest.fixture(params=["local", "s3"])
 def target(request, tmp_path) -> Target:
     if request.param == "local":
-        return Target(LocalDestination(tmp_path / "bucket"), lambda: LocalBucket(tmp_path / "bucket"))
+        return Target(
+            LocalDestination(tmp_path / "bucket"), lambda: LocalBucket(tmp_path / "bucket")
+        )
     s3 = request.getfixturevalue("moto_s3")
     name = s3.new_bucket()
     dest = S3Destination(name, "feeds/", endpoint_url=s3.endpoint)
@@ -145,8 +147,13 @@ def test_two_publishes_racing_for_the_pointer_cannot_both_win(target, series):
     _, stale = target.dest.get_versioned(layout.POINTER_KEY)
     publish(out, target.dest, build_id=ids[1])
     with pytest.raises(PointerMoved):
-        target.dest.swap(layout.POINTER_KEY, b"{}", stale, content_type="application/json",
-                         cache_control="no-cache")
+        target.dest.swap(
+            layout.POINTER_KEY,
+            b"{}",
+            stale,
+            content_type="application/json",
+            cache_control="no-cache",
+        )
     assert b'"build_id": "%s"' % ids[1].encode() in target.dest.get(layout.POINTER_KEY)
 
 

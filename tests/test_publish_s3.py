@@ -35,8 +35,9 @@ N_IOCS = 3000
 def published(out: str) -> dict[str, int]:
     """``published ID: uploaded 12 (0.1 MB), skipped 3, removed 0`` → the three counts."""
     words = out.replace(",", " ").replace("(", " ").split()
-    return {w: int(words[i + 1]) for i, w in enumerate(words) if w in ("uploaded", "skipped",
-                                                                     "removed")}
+    return {
+        w: int(words[i + 1]) for i, w in enumerate(words) if w in ("uploaded", "skipped", "removed")
+    }
 
 
 def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3, tmp_path):
@@ -44,13 +45,23 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
     make_store(data / "store", N_IOCS)
     socdef("build", data_dir=data)
     name = moto_s3.new_bucket()
-    first = published(socdef("publish", "--to", f"s3://{name}/feeds", data_dir=data,
-                             env=moto_s3.env).stdout)
+    first = published(
+        socdef("publish", "--to", f"s3://{name}/feeds", data_dir=data, env=moto_s3.env).stdout
+    )
     assert first["uploaded"] > 0 and first["skipped"] == 0
     # --endpoint-url wins over the environment's endpoint
     bad_env = {**moto_s3.env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    again = published(socdef("publish", "--to", f"s3://{name}/feeds/", "--endpoint-url",
-                             moto_s3.endpoint, data_dir=data, env=bad_env).stdout)
+    again = published(
+        socdef(
+            "publish",
+            "--to",
+            f"s3://{name}/feeds/",
+            "--endpoint-url",
+            moto_s3.endpoint,
+            data_dir=data,
+            env=bad_env,
+        ).stdout
+    )
     assert again == {"uploaded": 0, "skipped": first["uploaded"], "removed": 0}
 
     s3 = moto_s3.client()
@@ -58,8 +69,11 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
     manifest = manifest_of(data / "build", build_id)
 
     def head(logical: str) -> dict:
-        key = logical if "/" not in logical or logical.startswith("builds/") else \
-            layout.object_key(manifest["objects"][logical][0])
+        key = (
+            logical
+            if "/" not in logical or logical.startswith("builds/")
+            else layout.object_key(manifest["objects"][logical][0])
+        )
         return s3.head_object(Bucket=name, Key=f"feeds/{key}")
 
     pointer = head(layout.POINTER_KEY)
@@ -69,9 +83,12 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
     assert stored_manifest["ContentEncoding"] == "gzip"
     assert "immutable" in stored_manifest["CacheControl"]
     day = sorted(k for k in manifest["objects"] if k.endswith("/csv.dat"))[0]
-    expected = {day: "text/csv", day.replace("csv.dat", "json.idx"): "application/octet-stream",
-                layout.default_key("pro", layout.ALL_VIEW, "json"): "application/json",
-                layout.view_index_key(layout.ALL_VIEW): "application/json"}
+    expected = {
+        day: "text/csv",
+        day.replace("csv.dat", "json.idx"): "application/octet-stream",
+        layout.default_key("pro", layout.ALL_VIEW, "json"): "application/json",
+        layout.view_index_key(layout.ALL_VIEW): "application/json",
+    }
     for logical, media in expected.items():
         meta = head(logical)
         assert meta["ContentType"].startswith(media), logical
@@ -93,8 +110,9 @@ def test_cli_publish_errors_are_one_line(moto_s3, tmp_path):
 class Reader(threading.Thread):
     """Polls the bucket like a worker with a zero pointer TTL, recording what it resolves."""
 
-    def __init__(self, spec: str, env: dict[str, str], dest: S3Destination,
-                 known: dict[str, bytes]) -> None:
+    def __init__(
+        self, spec: str, env: dict[str, str], dest: S3Destination, known: dict[str, bytes]
+    ) -> None:
         super().__init__(daemon=True)
         self.spec, self.env, self.dest, self.known = spec, env, dest, known
         self.seen: list = []
@@ -152,12 +170,29 @@ def test_a_killed_publish_resumes_and_a_polling_reader_never_sees_a_mix(moto_s3,
         for seed, build_id in zip((1, 2, 3), ids[1:], strict=True):
             todo = sorted(object_keys(manifest_of(out, build_id)) - set(dest.sizes("objects/")))
             rng = random.Random(seed)
-            mark = (layout.manifest_key(build_id) if seed == 3
-                    else todo[rng.randrange(len(todo) // 10, len(todo) * 9 // 10)])
+            mark = (
+                layout.manifest_key(build_id)
+                if seed == 3
+                else todo[rng.randrange(len(todo) // 10, len(todo) * 9 // 10)]
+            )
             proc = subprocess.Popen(
-                [sys.executable, "-m", "generator", "publish", "--to", spec, "--build-id",
-                 build_id, "--data-dir", str(data)], cwd=ROOT, env={**os.environ, **moto_s3.env},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-m",
+                    "generator",
+                    "publish",
+                    "--to",
+                    spec,
+                    "--build-id",
+                    build_id,
+                    "--data-dir",
+                    str(data),
+                ],
+                cwd=ROOT,
+                env={**os.environ, **moto_s3.env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             wait_for(s3, name, f"feeds/{mark}", proc)
             time.sleep(rng.uniform(0, 0.05))
             killed_mid_upload += seed != 3 and proc.poll() is None
@@ -165,8 +200,11 @@ def test_a_killed_publish_resumes_and_a_polling_reader_never_sees_a_mix(moto_s3,
             proc.wait(timeout=10)
             left = len(object_keys(manifest_of(out, build_id)) - settled_objects(dest))
             assert seed == 3 or left < len(todo)  # some arrived before the kill
-            resumed = published(socdef("publish", "--to", spec, "--build-id", build_id,
-                                       data_dir=data, env=moto_s3.env).stdout)
+            resumed = published(
+                socdef(
+                    "publish", "--to", spec, "--build-id", build_id, data_dir=data, env=moto_s3.env
+                ).stdout
+            )
             assert resumed["uploaded"] == left  # what arrived before the kill is not re-sent
             time.sleep(0.5)
         # the second observation from now began after the last publish ended (one observation
@@ -181,8 +219,9 @@ def test_a_killed_publish_resumes_and_a_polling_reader_never_sees_a_mix(moto_s3,
     assert killed_mid_upload >= 1
     assert not reader.errors, reader.errors[:3]
     assert len(reader.seen) >= 5
-    assert all(o.missing == 0 and o.matches for o in reader.seen), \
-        [o for o in reader.seen if o.missing or not o.matches][:3]
+    assert all(o.missing == 0 and o.matches for o in reader.seen), [
+        o for o in reader.seen if o.missing or not o.matches
+    ][:3]
     order = [o.build_id for o in reader.seen]
     assert set(order) <= set(ids) and order[-1] == ids[-1]
     ranks = [ids.index(b) for b in order]

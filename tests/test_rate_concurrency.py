@@ -75,8 +75,10 @@ def burst(server_url: str, data_dir: Path) -> tuple[list[httpx.Response], str]:
 
 
 def assert_exactly_the_limit(responses: list[httpx.Response]) -> None:
-    assert Counter(r.status_code for r in responses) == {200: PRO_PER_MINUTE,
-                                                         429: BURST - PRO_PER_MINUTE}
+    assert Counter(r.status_code for r in responses) == {
+        200: PRO_PER_MINUTE,
+        429: BURST - PRO_PER_MINUTE,
+    }
     admitted = [r for r in responses if r.status_code == 200]
     assert sorted(int(r.headers["x-ratelimit-remaining"]) for r in admitted) == list(range(100))
     for r in responses:
@@ -92,8 +94,9 @@ def assert_exactly_the_limit(responses: list[httpx.Response]) -> None:
 def test_redis_admits_exactly_the_limit(serve_process, data_dir, redis_server) -> None:
     from worker.limits_redis import RedisLimiter
 
-    server = serve_process(data_dir, "--workers", "2", "--limiter", "redis",
-                           "--redis-url", redis_server.url)
+    server = serve_process(
+        data_dir, "--workers", "2", "--limiter", "redis", "--redis-url", redis_server.url
+    )
     responses, limit_id = burst(server.url, data_dir)
     assert_exactly_the_limit(responses)
     counts = RedisLimiter(redis_server.url).peek(limit_id, PRO_PER_MINUTE, PRO_PER_DAY)
@@ -110,8 +113,15 @@ def test_sqlite_admits_exactly_the_limit(serve_process, data_dir) -> None:
 
 def test_naive_limiter_over_admits(serve_process, data_dir, redis_server) -> None:
     """Negative control: the same load and checks catch a read-then-write limiter."""
-    server = serve_process(data_dir, "--workers", "2", "--limiter-factory",
-                           "tests.naive_limiter:make", "--redis-url", redis_server.url)
+    server = serve_process(
+        data_dir,
+        "--workers",
+        "2",
+        "--limiter-factory",
+        "tests.naive_limiter:make",
+        "--redis-url",
+        redis_server.url,
+    )
     responses, _ = burst(server.url, data_dir)
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) == {200, 429}
@@ -133,15 +143,17 @@ def get(url: str, key: str) -> httpx.Response:
     return httpx.get(url + PATH, headers={"X-API-Key": key}, timeout=30)
 
 
-def test_redis_down_fails_open_with_a_cap_then_recovers(serve_process, data_dir,
-                                                         own_redis) -> None:
+def test_redis_down_fails_open_with_a_cap_then_recovers(serve_process, data_dir, own_redis) -> None:
     server = serve_process(data_dir, "--limiter", "redis", "--redis-url", own_redis.url)
 
     def sequence() -> tuple[str, list[httpx.Response], list[httpx.Response]]:
         if own_redis.proc is None:  # a run that crossed a minute: Redis back first
             own_redis.start()
-            poll_until(lambda: get(server.url, probe).headers["x-ratelimit-limit"] == "100",
-                       timeout=5, what="enforcement back on Redis")
+            poll_until(
+                lambda: get(server.url, probe).headers["x-ratelimit-limit"] == "100",
+                timeout=5,
+                what="enforcement back on Redis",
+            )
         key, _ = new_pro_key(data_dir)  # a fresh key: its minute starts empty everywhere
         before = [get(server.url, key) for _ in range(3)]
         own_redis.stop()
@@ -154,16 +166,20 @@ def test_redis_down_fails_open_with_a_cap_then_recovers(serve_process, data_dir,
     assert [r.status_code for r in during] == [200] * 10 + [429] * 5  # 10 % of 100 per process
     assert {r.headers["x-ratelimit-limit"] for r in during} == {"10"}
     own_redis.start()
-    poll_until(lambda: get(server.url, key).headers["x-ratelimit-limit"] == "100", timeout=5,
-               what="enforcement back on Redis within 5 s")
+    poll_until(
+        lambda: get(server.url, key).headers["x-ratelimit-limit"] == "100",
+        timeout=5,
+        what="enforcement back on Redis within 5 s",
+    )
     log = server.log()
     assert "rate-limit store unavailable" in log and "available again" in log
     assert key not in log
 
 
 def test_redis_down_without_fallback_answers_503(serve_process, data_dir, own_redis) -> None:
-    server = serve_process(data_dir, "--limiter", "redis", "--redis-url", own_redis.url,
-                           "--limiter-fallback", "0")
+    server = serve_process(
+        data_dir, "--limiter", "redis", "--redis-url", own_redis.url, "--limiter-fallback", "0"
+    )
     key, _ = new_pro_key(data_dir)
     assert get(server.url, key).status_code == 200
     own_redis.stop()

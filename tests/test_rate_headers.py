@@ -10,17 +10,23 @@ from worker.limits import Decision
 NOW = 1_800_000_000
 
 
-@pytest.mark.parametrize("binding,current", [
-    ("minute", b'"minute";r=7;t=42'), ("day", b'"day";r=0;t=3600'),
-])
+@pytest.mark.parametrize(
+    "binding,current",
+    [
+        ("minute", b'"minute";r=7;t=42'),
+        ("day", b'"day";r=0;t=3600'),
+    ],
+)
 def test_the_header_bytes(monkeypatch, binding, current):
     monkeypatch.setattr(worker_app.time, "time", lambda: NOW + 0.5)
     d = Decision(True, 10, 7, NOW + 42, 1000, 0, NOW + 3600, 0, binding)
     assert worker_app.rate_raw(d) == [
-        (b"x-ratelimit-limit", b"10"), (b"x-ratelimit-remaining", b"7"),
+        (b"x-ratelimit-limit", b"10"),
+        (b"x-ratelimit-remaining", b"7"),
         (b"x-ratelimit-reset", b"%d" % (NOW + 42)),
         (b"ratelimit-policy", b'"minute";q=10;w=60, "day";q=1000;w=86400'),
-        (b"ratelimit", current)]
+        (b"ratelimit", current),
+    ]
     assert worker_app.rate_raw(d) == [(k.encode(), v.encode()) for k, v in worker_app.rate_text(d)]
 
 

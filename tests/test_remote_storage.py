@@ -29,20 +29,34 @@ WHEN = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("token", [None, "session-token"])
-@pytest.mark.parametrize("path", ["/feeds/current.json", "/b/objects/ab/ab%20c%2B~d",
-                                  "/bucket/builds/20261128T120000Z-0a1b.json"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/current.json",
+        "/b/objects/ab/ab%20c%2B~d",
+        "/bucket/builds/20261128T120000Z-0a1b.json",
+    ],
+)
 def test_sigv4_matches_botocore(path, token):
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials as BotoCredentials
 
     host = "127.0.0.1:9000"
-    ours = sign("GET", host, path, {}, Credentials("AKIDEXAMPLE", "secret/key+x", token),
-                "eu-west-3", now=WHEN.timestamp())
+    ours = sign(
+        "GET",
+        host,
+        path,
+        {},
+        Credentials("AKIDEXAMPLE", "secret/key+x", token),
+        "eu-west-3",
+        now=WHEN.timestamp(),
+    )
     request = AWSRequest(method="GET", url=f"http://{host}{path}")
     with mock.patch("botocore.auth.get_current_datetime", return_value=WHEN.replace(tzinfo=None)):
-        S3SigV4Auth(BotoCredentials("AKIDEXAMPLE", "secret/key+x", token), "s3",
-                    "eu-west-3").add_auth(request)
+        S3SigV4Auth(
+            BotoCredentials("AKIDEXAMPLE", "secret/key+x", token), "s3", "eu-west-3"
+        ).add_auth(request)
     assert ours["authorization"] == request.headers["Authorization"]
     assert ours["x-amz-date"] == request.headers["X-Amz-Date"]
 
@@ -59,9 +73,17 @@ def published_series(tmp_path_factory, moto_s3):
     for build_id in ids:
         publish(tmp / "build", LocalDestination(tmp / "bucket"), build_id=build_id)
         publish(tmp / "build", s3, build_id=build_id)
-    public_read = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{name}/*"}]}
+    public_read = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{name}/*",
+            }
+        ],
+    }
     moto_s3.client().put_bucket_policy(Bucket=name, Policy=json.dumps(public_read))
     return tmp, ids, name, local_answers(tmp / "build", ids), s3
 
@@ -69,8 +91,12 @@ def published_series(tmp_path_factory, moto_s3):
 def buckets(moto_s3, tmp, name) -> dict[str, object]:
     return {
         "local": LocalBucket(tmp / "bucket"),
-        "s3": S3Bucket(name, "feeds", endpoint=moto_s3.endpoint, credentials=lambda: Credentials(
-            "testing-key", "testing-secret")),
+        "s3": S3Bucket(
+            name,
+            "feeds",
+            endpoint=moto_s3.endpoint,
+            credentials=lambda: Credentials("testing-key", "testing-secret"),
+        ),
         # unsigned GETs of a public-read bucket: what a CDN in front of the bucket does
         "http": HttpBucket(f"{moto_s3.endpoint}/{name}/feeds/"),
     }
@@ -89,10 +115,19 @@ def test_every_backend_reads_the_same_bytes(moto_s3, published_series):
             obj = layout.object_key(ref.sha256)
             whole = local.get_range(obj, 0, ref.size)
             assert bucket.get_range(obj, 0, ref.size, ref.size) == whole, (label, key)
-            assert bucket.get_range(obj, ref.size // 3, ref.size // 2) == \
-                whole[ref.size // 3 : ref.size // 2], (label, key)
-        seen = observe(bucket, lambda: S3Destination(name, "feeds/",  # noqa: B023
-                       endpoint_url=moto_s3.endpoint).sizes("objects/"), known)
+            assert (
+                bucket.get_range(obj, ref.size // 3, ref.size // 2)
+                == whole[ref.size // 3 : ref.size // 2]
+            ), (label, key)
+        seen = observe(
+            bucket,
+            lambda: S3Destination(
+                name,
+                "feeds/",  # noqa: B023
+                endpoint_url=moto_s3.endpoint,
+            ).sizes("objects/"),
+            known,
+        )
         assert (seen.build_id, seen.missing, seen.matches) == (ids[1], 0, True), label
 
 
@@ -101,9 +136,10 @@ def test_open_bucket_reads_the_setting(moto_s3, tmp_path):
     s3 = open_bucket("s3://feeds/x", environ=moto_s3.env)
     assert isinstance(s3, CachedBucket) and isinstance(s3.inner, S3Bucket)
     assert s3.inner.origin.host == moto_s3.endpoint.removeprefix("http://")
-    aws = open_bucket("s3://my-feeds/p", environ={"AWS_REGION": "eu-west-1",
-                                                  "AWS_ACCESS_KEY_ID": "a",
-                                                  "AWS_SECRET_ACCESS_KEY": "b"})
+    aws = open_bucket(
+        "s3://my-feeds/p",
+        environ={"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
+    )
     assert aws.inner.origin.host == "my-feeds.s3.eu-west-1.amazonaws.com"
     assert aws.inner.base_path == "/p"
     cdn = open_bucket("https://cdn.example.org/feeds/")
@@ -220,8 +256,12 @@ def test_a_failing_pointer_read_keeps_the_current_build(tmp_path):
 def test_gzip_stored_objects_are_decoded_on_whole_reads(moto_s3):
     name = moto_s3.new_bucket()
     client = moto_s3.client()
-    client.put_object(Bucket=name, Key="m.json", Body=gzip.compress(b'{"a": 1}'),
-                      ContentEncoding="gzip")
-    bucket = S3Bucket(name, endpoint=moto_s3.endpoint,
-                      credentials=lambda: Credentials("testing-key", "testing-secret"))
+    client.put_object(
+        Bucket=name, Key="m.json", Body=gzip.compress(b'{"a": 1}'), ContentEncoding="gzip"
+    )
+    bucket = S3Bucket(
+        name,
+        endpoint=moto_s3.endpoint,
+        credentials=lambda: Credentials("testing-key", "testing-secret"),
+    )
     assert bucket.get("m.json") == b'{"a": 1}'

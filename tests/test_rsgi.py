@@ -60,8 +60,9 @@ def keys(published, tmp_path_factory) -> dict[str, str]:
     """A key per tier, made once; each server's data folder gets a copy of the same records."""
     data = tmp_path_factory.mktemp("rsgi-keys")
     store = KeyStore(data / "keys.sqlite", load_or_create_secret(data / "secret.key"))
-    made = {tier: store.create(f"{tier}@example.org", tier)[0]
-            for tier in ("free", "pro", "enterprise")}
+    made = {
+        tier: store.create(f"{tier}@example.org", tier)[0] for tier in ("free", "pro", "enterprise")
+    }
     for n in range(3):  # one per run of a limit sequence (in_one_minute)
         made[f"limited{n}"] = store.create(f"limited{n}@example.org", "free")[0]
     made["flush"], flush = store.create("flush@example.org", "free")
@@ -89,11 +90,29 @@ class Granian:
         self.log_path = log
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "granian", "--interface", interface, "--factory",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--no-ws",
-                 "--log-level", "warning", TARGETS[interface]],
-                cwd=ROOT, env={**os.environ, **config.to_env()}, stdout=out,
-                stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    interface,
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--no-ws",
+                    "--log-level",
+                    "warning",
+                    TARGETS[interface],
+                ],
+                cwd=ROOT,
+                env={**os.environ, **config.to_env()},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/healthz", self.proc)
 
@@ -104,7 +123,7 @@ class Granian:
     def access(self) -> list[str]:
         """The whole access-log lines written so far (a line still being written is left out)."""
         text = self.log_path.read_text(errors="replace")
-        whole = text[:text.rfind("\n") + 1].splitlines()
+        whole = text[: text.rfind("\n") + 1].splitlines()
         return [line.split(" socdef.access ", 1)[1] for line in whole if " socdef.access " in line]
 
 
@@ -116,8 +135,7 @@ def servers(published, keys, tmp_path_factory) -> Iterator[dict[str, Granian]]:
             data = tmp_path_factory.mktemp(f"rsgi-{interface}")
             for name in ("keys.sqlite", "secret.key", "session.key"):
                 shutil.copy(Path(keys["dir"]) / name, data / name)
-            started[interface] = Granian(interface, data, published / "bucket",
-                                         data / "server.log")
+            started[interface] = Granian(interface, data, published / "bucket", data / "server.log")
         yield started
     finally:
         for server in started.values():
@@ -129,9 +147,10 @@ def both(servers: dict[str, Granian], method: str, path: str, **kwargs) -> httpx
     wait_for_room_in_minute(1.5)  # no minute boundary between the two servers' answers
     headers = httpx.Headers(kwargs.pop("headers", None))
     headers.setdefault("host", "feeds.test")  # links in the answers name the Host
-    answers = {name: httpx.request(method, server.url + path, headers=headers, timeout=10,
-                                   **kwargs)
-               for name, server in servers.items()}
+    answers = {
+        name: httpx.request(method, server.url + path, headers=headers, timeout=10, **kwargs)
+        for name, server in servers.items()
+    }
     asgi, rsgi = answers["asgi"], answers["rsgi"]
     assert rsgi.status_code == asgi.status_code, (method, path, asgi.text, rsgi.text)
     assert _headers(rsgi) == _headers(asgi), (method, path)
@@ -176,8 +195,9 @@ def test_polls_first_and_repeated_with_every_coding(servers, keys) -> None:
     assert head.content == b"" and int(head.headers["content-length"]) == len(first.content)
     etag = first.headers["etag"]
     for _ in range(3):
-        assert both(servers, "GET", IOCS, headers={**auth, "If-None-Match": etag}
-                    ).status_code == 304
+        assert (
+            both(servers, "GET", IOCS, headers={**auth, "If-None-Match": etag}).status_code == 304
+        )
     for query in ({"limit": "5"}, {"type": "domain", "limit": "3"}, {"limit": "abc"}):
         for _ in range(2):
             both(servers, "GET", IOCS, headers=auth, params=query)
@@ -187,14 +207,17 @@ def test_errors_are_the_same(servers, keys) -> None:
     assert both(servers, "GET", IOCS).status_code == 401
     assert both(servers, "GET", IOCS, headers=bearer("sk_live_nope")).status_code == 401
     assert both(servers, "GET", IOCS, headers={"X-API-Key": keys["pro"]}).status_code == 200
-    assert both(servers, "GET", "/api/v1/iocs/cef", headers=bearer(keys["pro"])
-                ).status_code == 403
+    assert both(servers, "GET", "/api/v1/iocs/cef", headers=bearer(keys["pro"])).status_code == 403
     assert both(servers, "GET", "/nowhere", headers=bearer(keys["pro"])).status_code == 404
     assert both(servers, "DELETE", IOCS, headers=bearer(keys["pro"])).status_code == 405
     taxii = {**bearer(keys["pro"]), "Accept": "text/html"}
     assert both(servers, "GET", OBJECTS, headers=taxii).status_code == 406
-    assert both(servers, "GET", OBJECTS, headers=bearer(keys["pro"]),
-                params={"limit": "zero"}).status_code == 400
+    assert (
+        both(
+            servers, "GET", OBJECTS, headers=bearer(keys["pro"]), params={"limit": "zero"}
+        ).status_code
+        == 400
+    )
     two = [("Authorization", f"Bearer {keys['pro']}"), ("Authorization", "Bearer sk_live_x")]
     both(servers, "GET", IOCS, headers=two)
     fresh = iter(keys[f"limited{n}"] for n in range(3))
@@ -208,33 +231,55 @@ def test_errors_are_the_same(servers, keys) -> None:
 
 
 def test_taxii_pages_and_basic_auth(servers, keys) -> None:
-    basic = {"Authorization": "Basic " + base64.b64encode(f":{keys['pro']}".encode()).decode(),
-             "Accept": tc.TAXII_MEDIA_TYPE}
+    basic = {
+        "Authorization": "Basic " + base64.b64encode(f":{keys['pro']}".encode()).decode(),
+        "Accept": tc.TAXII_MEDIA_TYPE,
+    }
     page = both(servers, "GET", OBJECTS, headers=basic, params={"limit": "20"})
     assert page.status_code == 200 and page.json()["more"]
     for _ in range(3):
-        both(servers, "GET", OBJECTS, headers=basic,
-             params={"limit": "20", "next": page.json()["next"]})
+        both(
+            servers,
+            "GET",
+            OBJECTS,
+            headers=basic,
+            params={"limit": "20", "next": page.json()["next"]},
+        )
     assert both(servers, "GET", "/api/taxii2/").status_code == 200
-    assert both(servers, "GET", OBJECTS, headers={"Accept": tc.TAXII_MEDIA_TYPE}
-                ).status_code == 401
+    assert both(servers, "GET", OBJECTS, headers={"Accept": tc.TAXII_MEDIA_TYPE}).status_code == 401
 
 
 def test_request_bodies_reach_the_app(servers, keys) -> None:
-    token = mint("owner@example.org", Path(keys["dir"], "session.key").read_bytes(),
-                 now=time.time())
-    cookie = {"Cookie": f"sb-access-token={token}", "Content-Type": "application/json",
-              "Sec-Fetch-Site": "same-origin"}
-    made = {name: httpx.post(server.url + "/api/v1/keys", headers=cookie,
-                             content=b'{"name": "ci"}', timeout=10)
-            for name, server in servers.items()}
+    token = mint(
+        "owner@example.org", Path(keys["dir"], "session.key").read_bytes(), now=time.time()
+    )
+    cookie = {
+        "Cookie": f"sb-access-token={token}",
+        "Content-Type": "application/json",
+        "Sec-Fetch-Site": "same-origin",
+    }
+    made = {
+        name: httpx.post(
+            server.url + "/api/v1/keys", headers=cookie, content=b'{"name": "ci"}', timeout=10
+        )
+        for name, server in servers.items()
+    }
     assert made["asgi"].status_code == made["rsgi"].status_code == 201, made["rsgi"].text
     assert made["rsgi"].json()["data"]["name"] == "ci"
-    both(servers, "POST", "/api/v1/keys", headers={**cookie, "Sec-Fetch-Site": "cross-site"},
-         content=b'{"name": "x"}')
+    both(
+        servers,
+        "POST",
+        "/api/v1/keys",
+        headers={**cookie, "Sec-Fetch-Site": "cross-site"},
+        content=b'{"name": "x"}',
+    )
     both(servers, "POST", "/api/v1/keys", headers=cookie, content=b"{not json")
-    assert both(servers, "POST", "/api/v1/keys", headers=cookie,
-                content=b"x" * (70 * 1024)).status_code == 413
+    assert (
+        both(
+            servers, "POST", "/api/v1/keys", headers=cookie, content=b"x" * (70 * 1024)
+        ).status_code
+        == 413
+    )
     for server in servers.values():  # each made a key of its own (ids and secrets differ)
         listed = httpx.get(server.url + "/api/v1/keys", headers=cookie, timeout=10)
         assert listed.status_code == 200 and [k["name"] for k in listed.json()["data"]] == ["ci"]
@@ -248,7 +293,7 @@ def test_access_log_lines_match_and_api_key_is_redacted(servers, keys) -> None:
         both(servers, "GET", IOCS + "?limit=4", headers=bearer(keys["pro"]))
 
     def logged() -> dict[str, list[str]] | None:  # this test's four lines in each log
-        got = {name: server.access()[before[name]:] for name, server in servers.items()}
+        got = {name: server.access()[before[name] :] for name, server in servers.items()}
         return got if all(len(got[name]) >= 4 for name in got) else None
 
     lines = poll_until(logged, what="the four requests in both access logs")
@@ -282,20 +327,30 @@ class _Scope:
         self.path, self.query_string, self.headers = path, query, _Headers(headers)
 
 
-@pytest.mark.parametrize("headers,query", [
-    ([("host", "a.test"), ("authorization", "Bearer sk_live_abc"), ("accept-encoding", "br")], ""),
-    ([("authorization", "Token  sk_live_abc "), ("accept", "application/json")], "limit=5"),
-    ([("authorization", "Basic " + base64.b64encode(b"u:sk_live_p").decode())], ""),
-    ([("authorization", "Basic " + base64.b64encode(b"sk_live_u:").decode())], ""),
-    ([("authorization", "Basic !!!")], ""),
-    ([("authorization", "Digest x")], ""),
-    ([("authorization", "Bearer a"), ("authorization", "Bearer b")], ""),
-    ([("host", "a"), ("host", "b"), ("authorization", "Bearer a")], ""),
-    ([("authorization", "Bearer a"), ("if-none-match", '"x"'), ("if-none-match", '"y"')], ""),
-    ([("authorization", "Bearer a")], "API_KEY=x"),
-    ([("host", "h\u00e9.test"), ("authorization", "Bearer a")], "q=%C3%A9"),
-    ([], ""),
-])
+@pytest.mark.parametrize(
+    "headers,query",
+    [
+        (
+            [
+                ("host", "a.test"),
+                ("authorization", "Bearer sk_live_abc"),
+                ("accept-encoding", "br"),
+            ],
+            "",
+        ),
+        ([("authorization", "Token  sk_live_abc "), ("accept", "application/json")], "limit=5"),
+        ([("authorization", "Basic " + base64.b64encode(b"u:sk_live_p").decode())], ""),
+        ([("authorization", "Basic " + base64.b64encode(b"sk_live_u:").decode())], ""),
+        ([("authorization", "Basic !!!")], ""),
+        ([("authorization", "Digest x")], ""),
+        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], ""),
+        ([("host", "a"), ("host", "b"), ("authorization", "Bearer a")], ""),
+        ([("authorization", "Bearer a"), ("if-none-match", '"x"'), ("if-none-match", '"y"')], ""),
+        ([("authorization", "Bearer a")], "API_KEY=x"),
+        ([("host", "h\u00e9.test"), ("authorization", "Bearer a")], "q=%C3%A9"),
+        ([], ""),
+    ],
+)
 def test_hot_inputs_match_the_asgi_scope_the_adapter_builds(headers, query) -> None:
     from worker.app import hot_inputs as asgi_hot_inputs
 
@@ -342,8 +397,13 @@ def test_the_adapter_reads_bodies_and_streams() -> None:
 
     async def run() -> list[dict]:
         got = [await exchange.receive() for _ in range(3)]
-        await exchange.send({"type": "http.response.start", "status": 201,
-                             "headers": [(b"x-a", b"caf\xc3\xa9"), (b"x-b", b"\xe9")]})
+        await exchange.send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": [(b"x-a", b"caf\xc3\xa9"), (b"x-b", b"\xe9")],
+            }
+        )
         await exchange.send({"type": "http.response.body", "body": b"1", "more_body": True})
         await exchange.send({"type": "http.response.body", "body": b"2", "more_body": False})
         return got
@@ -366,8 +426,9 @@ def test_the_adapter_reads_bodies_and_streams() -> None:
     assert one.sent == [(200, [], b"done")] and one.streamed == []
 
 
-def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, monkeypatch,
-                                                                      capsys) -> None:
+def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(
+    tmp_path, monkeypatch, capsys
+) -> None:
     import granian.server
     import uvicorn
     from granian.constants import Interfaces
@@ -392,8 +453,13 @@ def test_socdef_serve_runs_rsgi_under_granian_and_asgi_under_uvicorn(tmp_path, m
     for name in [n for n in os.environ if n.startswith("SOCDEF_WORKER_")]:
         monkeypatch.delenv(name)  # run_server exports its settings: restored afterwards
     settings = Settings(data_dir=tmp_path)
-    options = {"host": "127.0.0.1", "port": 0, "workers": 1, "limiter": "memory",
-               "access_log": False}
+    options = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "workers": 1,
+        "limiter": "memory",
+        "access_log": False,
+    }
     runtime.run_server(settings, **options)
     assert seen["target"] == "worker.rsgi:rsgi_from_env" and seen["interface"] == Interfaces.RSGI
     assert seen["served"] is True and seen["factory"] is True
@@ -457,11 +523,14 @@ def test_usage_rows_are_flushed_by_the_periodic_task(servers, keys) -> None:
 
     def rows(server: Granian) -> int:  # of the key this test alone uses
         with sqlite3.connect(server.data / "usage.sqlite") as db:
-            return db.execute("SELECT coalesce(sum(n), 0) FROM usage WHERE key_id = ?",
-                              (keys["flush_id"],)).fetchone()[0]
+            return db.execute(
+                "SELECT coalesce(sum(n), 0) FROM usage WHERE key_id = ?", (keys["flush_id"],)
+            ).fetchone()[0]
 
     assert {name: rows(server) for name, server in servers.items()} == {"asgi": 0, "rsgi": 0}
     both(servers, "GET", IOCS, headers=bearer(keys["flush"]))
     # no request after it: only the once-a-second flush can write its row
-    poll_until(lambda: all(rows(server) == 1 for server in servers.values()),
-               what="the request's usage row on both servers")
+    poll_until(
+        lambda: all(rows(server) == 1 for server in servers.values()),
+        what="the request's usage row on both servers",
+    )

@@ -46,14 +46,25 @@ DERANDOMIZE = os.environ.get("SOCDEF_CONTRACT_RANDOM", "") != "1"
 
 schema = schemathesis.openapi.from_path(SPEC)
 SPEC_DOC: dict[str, Any] = json.loads(SPEC.read_text())
-OPERATIONS = {op["operationId"] for item in SPEC_DOC["paths"].values()
-              for op in item.values() if isinstance(op, dict) and "operationId" in op}
+OPERATIONS = {
+    op["operationId"]
+    for item in SPEC_DOC["paths"].values()
+    for op in item.values()
+    if isinstance(op, dict) and "operationId" in op
+}
 
 # docs/spec-deviations.md, "Undocumented 400": these operations take parameters or a body
 # that can be invalid, yet the spec lists no 400. A 400 is allowed there, and its body must
 # still be the spec's error shape (TAXII's error resource on TAXII routes).
-UNDOCUMENTED_400 = {"exportSTIX", "exportMISP", "exportCEF", "exportOpenIOC", "revokeAPIKey",
-                    "getAPIKeyUsage", "getTAXIIObjects"}
+UNDOCUMENTED_400 = {
+    "exportSTIX",
+    "exportMISP",
+    "exportCEF",
+    "exportOpenIOC",
+    "revokeAPIKey",
+    "getAPIKeyUsage",
+    "getTAXIIObjects",
+}
 # docs/spec-deviations.md, "TAXII errors": TAXII routes answer errors with TAXII 2.1's error
 # resource and media type, not the spec's application/json Error.
 TAXII_ERRORS = {"taxiiDiscovery", "taxiiAPIRoot", "listTAXIICollections", "getTAXIIObjects"}
@@ -68,25 +79,41 @@ ERROR_SCHEMA = SPEC_DOC["components"]["schemas"]["Error"]
 TAXII_ERROR_SCHEMA = {
     "type": "object",
     "required": ["title", "error_id", "error_code", "http_status"],
-    "properties": {"title": {"type": "string"}, "description": {"type": "string"},
-                   "error_id": {"type": "string"}, "error_code": {"type": "string"},
-                   "http_status": {"type": "string"}, "details": {"type": "object"}},
+    "properties": {
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "error_id": {"type": "string"},
+        "error_code": {"type": "string"},
+        "http_status": {"type": "string"},
+        "details": {"type": "object"},
+    },
 }
 TAXII_ENVELOPE_SCHEMA = {
     "type": "object",
     "required": ["more"],
     "additionalProperties": False,
-    "properties": {"more": {"type": "boolean"}, "next": {"type": "string"},
-                   "objects": {"type": "array", "minItems": 1,
-                               "items": {"type": "object", "required": ["type", "id"]}}},
+    "properties": {
+        "more": {"type": "boolean"},
+        "next": {"type": "string"},
+        "objects": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "object", "required": ["type", "id"]},
+        },
+    },
 }
 
 STIX_OBJECTS_SCHEMA = {
     "type": "array",
-    "items": {"type": "object", "required": ["type", "id", "spec_version"],
-              "properties": {"type": {"type": "string"},
-                             "id": {"type": "string", "pattern": "^[a-z0-9-]+--[0-9a-f-]{36}$"},
-                             "spec_version": {"const": "2.1"}}},
+    "items": {
+        "type": "object",
+        "required": ["type", "id", "spec_version"],
+        "properties": {
+            "type": {"type": "string"},
+            "id": {"type": "string", "pattern": "^[a-z0-9-]+--[0-9a-f-]{36}$"},
+            "spec_version": {"const": "2.1"},
+        },
+    },
 }
 
 Check = Callable[..., bool | None]
@@ -112,8 +139,11 @@ def _is_envelope(op: str, response: Any, accept: str | None) -> bool:
 
 
 def _is_objects_array(op: str, case: Any, response: Any) -> bool:
-    return (op in STIX_OBJECTS_ARRAY and response.status_code == 200
-            and (case.query or {}).get("format") == "objects")
+    return (
+        op in STIX_OBJECTS_ARRAY
+        and response.status_code == 200
+        and (case.query or {}).get("format") == "objects"
+    )
 
 
 def _replaced_when(check: Check, replaced: Callable[[Any, Any], bool]) -> Check:
@@ -165,7 +195,8 @@ def credentials_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
     other cookies or headers were generated beside them) and a generous limit, so none may be
     refused for authentication, scope or rate."""
     assert response.status_code not in (401, 403, 429), (
-        f"{response.status_code} with valid credentials: {response.content[:300]!r}")
+        f"{response.status_code} with valid credentials: {response.content[:300]!r}"
+    )
     return None
 
 
@@ -211,8 +242,14 @@ class Contract:
     """The running worker, one enterprise key per API-key scheme, a session, and a record of
     what was sent and answered (for the coverage test at the end)."""
 
-    def __init__(self, server: Server, keys: dict[str, str], session: str,
-                 own_key_ids: list[str], collection_ids: list[str]) -> None:
+    def __init__(
+        self,
+        server: Server,
+        keys: dict[str, str],
+        session: str,
+        own_key_ids: list[str],
+        collection_ids: list[str],
+    ) -> None:
         self.server = server
         self.collection_ids = collection_ids
         self.keys = keys
@@ -224,8 +261,7 @@ class Contract:
 
 
 def _enterprise_key(data_dir: Path, user: str) -> str:
-    out = socdef("keys", "create", "--user", user, "--tier", "enterprise",
-                 data_dir=data_dir).stdout
+    out = socdef("keys", "create", "--user", user, "--tier", "enterprise", data_dir=data_dir).stdout
     return out.split("API key: ")[1].split()[0]
 
 
@@ -236,25 +272,38 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
     build_and_publish(data)
     keys = {scheme: _enterprise_key(data, "reader@example.org") for scheme in KEY_SCHEMES}
     socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
-    session = socdef("session", "create", "--user", "owner@example.org",
-                     data_dir=data).stdout.strip()
+    session = socdef(
+        "session", "create", "--user", "owner@example.org", data_dir=data
+    ).stdout.strip()
     log = tmp_path_factory.mktemp("log") / "server.log"
     # every tier limit ×100: the run's few hundred requests a minute must never meet a 429
     with running_server(data, log, "--limit-scale", "100") as server:
         own = []
         for i in range(3):
-            resp = httpx.post(server.url + "/api/v1/keys", json={"name": f"contract {i}"},
-                              cookies={COOKIE: session}, headers=SAME_ORIGIN, timeout=30)
+            resp = httpx.post(
+                server.url + "/api/v1/keys",
+                json={"name": f"contract {i}"},
+                cookies={COOKIE: session},
+                headers=SAME_ORIGIN,
+                timeout=30,
+            )
             assert resp.status_code == 201, resp.text
             own.append(resp.json()["data"]["id"])
-        listed = httpx.get(server.url + "/api/taxii2/api/collections/", timeout=30,
-                           headers={"X-API-Key": keys["ApiKeyAuth"]}).json()["collections"]
+        listed = httpx.get(
+            server.url + "/api/taxii2/api/collections/",
+            timeout=30,
+            headers={"X-API-Key": keys["ApiKeyAuth"]},
+        ).json()["collections"]
         yield Contract(server, keys, session, own, [c["id"] for c in listed])
 
 
 @schema.parametrize()
-@hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
-                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
 def test_operation_conforms(case, contract: Contract) -> None:
     raw = case.operation.definition.raw
     op = raw["operationId"]
@@ -289,8 +338,13 @@ def test_operation_conforms(case, contract: Contract) -> None:
         # the media type the spec declares; the other half get TAXII's default (the envelope)
         accept = STIX_MEDIA
         headers["Accept"] = accept
-    resp = case.call_and_validate(base_url=contract.server.url, headers=headers, cookies=cookies,
-                                  checks=checks_for(op, accept), timeout=30)
+    resp = case.call_and_validate(
+        base_url=contract.server.url,
+        headers=headers,
+        cookies=cookies,
+        checks=checks_for(op, accept),
+        timeout=30,
+    )
     contract.statuses.setdefault(op, set()).add(resp.status_code)
 
 
@@ -306,21 +360,31 @@ def test_every_operation_was_exercised(contract: Contract) -> None:
     assert set(contract.calls) == OPERATIONS
     for op in OPERATIONS:
         assert any(200 <= s < 300 for s in contract.statuses.get(op, ())), (op, contract.statuses)
-    keyed = {op_def["operationId"] for item in SPEC_DOC["paths"].values()
-             for op_def in item.values() if isinstance(op_def, dict) and _key_schemes(op_def)}
+    keyed = {
+        op_def["operationId"]
+        for item in SPEC_DOC["paths"].values()
+        for op_def in item.values()
+        if isinstance(op_def, dict) and _key_schemes(op_def)
+    }
     assert len(keyed) == 10
     assert {op: contract.schemes.get(op) for op in keyed} == {op: set(KEY_SCHEMES) for op in keyed}
 
 
-@pytest.mark.parametrize("neighbours", [
-    '_ga=GA1.2.3; prefs={"theme":"dark","n":1}',  # a JSON-valued cookie of the same site
-    "consent=yes please",  # an unquoted space
-    "z$m=NIL; &r%=4;",  # names and an empty pair that Python's cookie parser refuses
-])
-def test_session_cookie_beside_cookies_python_cannot_parse(contract: Contract,
-                                                           neighbours: str) -> None:
+@pytest.mark.parametrize(
+    "neighbours",
+    [
+        '_ga=GA1.2.3; prefs={"theme":"dark","n":1}',  # a JSON-valued cookie of the same site
+        "consent=yes please",  # an unquoted space
+        "z$m=NIL; &r%=4;",  # names and an empty pair that Python's cookie parser refuses
+    ],
+)
+def test_session_cookie_beside_cookies_python_cannot_parse(
+    contract: Contract, neighbours: str
+) -> None:
     """Schemathesis found it: other cookies before ``sb-access-token`` hid the session (401)."""
-    for jar in (f"{neighbours}; {COOKIE}={contract.session}",
-                f"{COOKIE}={contract.session}; {neighbours}"):
+    for jar in (
+        f"{neighbours}; {COOKIE}={contract.session}",
+        f"{COOKIE}={contract.session}; {neighbours}",
+    ):
         resp = httpx.get(contract.server.url + "/api/v1/keys", headers={"Cookie": jar}, timeout=30)
         assert resp.status_code == 200, resp.text

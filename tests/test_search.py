@@ -43,8 +43,11 @@ def built(tmp_path_factory):
     store.commit(store.articles(), store.sightings(), {"as_of": NOW, "sources": SOURCES})
     result = build(store, root / "build")
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
-    return Build(LocalBucket(root / "build"), manifest), aggregate(store.articles(),
-                                                                   store.sightings()), store
+    return (
+        Build(LocalBucket(root / "build"), manifest),
+        aggregate(store.articles(), store.sightings()),
+        store,
+    )
 
 
 def search(build_: Build, q: str, **extra: str) -> dict:
@@ -102,8 +105,11 @@ def test_every_value_finds_exactly_its_record(built, data):
     assert body["data"]["meta"]["related_count"] == len(related) <= 20
     assert search_answer(build_, {"q": record.value}, "socdef")[1] == 1 + len(related)
     assert isinstance(body["data"]["meta"]["search_time_ms"], int)
-    assert body["meta"] == {"generated_at": "2026-11-18T11:06:40Z",
-                            "feed_version": build_.build_id, "source": "socdef"}
+    assert body["meta"] == {
+        "generated_at": "2026-11-18T11:06:40Z",
+        "feed_version": build_.build_id,
+        "source": "socdef",
+    }
 
 
 @SLOW
@@ -147,7 +153,9 @@ def _sample_indicators() -> set[tuple[str, str]]:
     found = set()
     for path in sorted(Path(SAMPLE_DIR).glob("*.xml")):
         for item in parse_feed(path.read_bytes()).items:
-            found |= {(i.type, i.value) for i in extract(f"{item.title}\n\n{html_to_text(item.html)}")}
+            found |= {
+                (i.type, i.value) for i in extract(f"{item.title}\n\n{html_to_text(item.html)}")
+            }
     return found
 
 
@@ -207,25 +215,56 @@ def test_range_of_a_value_holds_its_hash_and_only_that_prefix(built, data):
 def test_stats_equal_the_reference(built):
     build_, records, store = built
     body = json.loads(stats_answer(build_, "socdef"))
-    expected = reference_stats(records, store.articles()["published"].to_pylist(), SOURCES, NOW,
-                               layout.IOC_TYPES, layout.CATEGORIES, layout.CONFIDENCES)
+    expected = reference_stats(
+        records,
+        store.articles()["published"].to_pylist(),
+        SOURCES,
+        NOW,
+        layout.IOC_TYPES,
+        layout.CATEGORIES,
+        layout.CONFIDENCES,
+    )
     assert body["data"] == expected
-    assert body["data"]["sources"] == {"total": 5, "active": 3, "last_fetch": "2026-11-18T11:05:50Z"}
+    assert body["data"]["sources"] == {
+        "total": 5,
+        "active": 3,
+        "last_fetch": "2026-11-18T11:05:50Z",
+    }
     assert body["data"]["last_24h"]["new_iocs"] > 0 and body["data"]["last_7d"]["new_articles"] > 0
     assert body["meta"]["feed_version"] == build_.build_id
 
 
-@pytest.mark.parametrize("query", [{}, {"q": ""}, {"q": "a"}, {"q": "  x  "}, {"q": "x" * 2049},
-                                   {"q": "evil.com", "include_related": "maybe"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"q": ""},
+        {"q": "a"},
+        {"q": "  x  "},
+        {"q": "x" * 2049},
+        {"q": "evil.com", "include_related": "maybe"},
+    ],
+)
 def test_bad_search_parameters(built, query):
     with pytest.raises(InvalidParameter) as caught:
         search_answer(built[0], query, "socdef")
-    assert caught.value.status == 400 and caught.value.details["parameter"] in ("q", "include_related")
+    assert caught.value.status == 400 and caught.value.details["parameter"] in (
+        "q",
+        "include_related",
+    )
 
 
 def test_shards_stay_small_as_the_feed_grows():
-    assert [prefix_hex(n) for n in (0, 300, 512, 513, 3_000, 100_000, 1_000_000, 10**8)] == \
-        [1, 1, 1, 2, 2, 3, 4, MAX_PREFIX_HEX]
+    assert [prefix_hex(n) for n in (0, 300, 512, 513, 3_000, 100_000, 1_000_000, 10**8)] == [
+        1,
+        1,
+        1,
+        2,
+        2,
+        3,
+        4,
+        MAX_PREFIX_HEX,
+    ]
     for n in (600, 10_000, 900_000):
         assert n / 16 ** prefix_hex(n) <= 32
 

@@ -29,22 +29,57 @@ SOURCES = {
     "beta": {"status": "error", "last_fetch": NOW - 300, "last_success": NOW - 10 * DAY},
     "gamma": {"status": "ok", "last_fetch": NOW - DAY},
 }
-A1 = [("domain", "evil.com"), ("url", "https://evil.com/x"), ("email", "bad@evil.com"),
-      ("ipv4", "146.70.87.172"), ("ipv6", "2a01:4f8:c17:1::1"), ("cve", "CVE-2024-3400"),
-      ("mitre_attack", "T1059.001"), ("md5", "5d41402abc4b2a76b9719d911017c592")]
+A1 = [
+    ("domain", "evil.com"),
+    ("url", "https://evil.com/x"),
+    ("email", "bad@evil.com"),
+    ("ipv4", "146.70.87.172"),
+    ("ipv6", "2a01:4f8:c17:1::1"),
+    ("cve", "CVE-2024-3400"),
+    ("mitre_attack", "T1059.001"),
+    ("md5", "5d41402abc4b2a76b9719d911017c592"),
+]
 A2 = [("domain", "evil.com"), ("domain", "other-c2.net"), ("cve", "CVE-2024-3400")]
 A3 = [("domain", "lonely.org")]
 
 
 def _store(root) -> Store:
-    arts = [Article("a1", "alpha", "Alpha Research", "research", "Evil campaign",
-                    "https://alpha.example/1", NOW - HOUR, ("c2",), ("T1059.001",)),
-            Article("a2", "beta", "Beta Vendor", "vendor", "Evil again", "https://beta.example/2",
-                    NOW - 3 * DAY),
-            Article("a3", "gamma", "Gamma News", "news", "Old one", "https://gamma.example/3",
-                    NOW - 40 * DAY)]
-    seen = [Sighting(aid, t, v, f"{v} seen in {aid}", "medium")
-            for aid, found in (("a1", A1), ("a2", A2), ("a3", A3)) for t, v in found]
+    arts = [
+        Article(
+            "a1",
+            "alpha",
+            "Alpha Research",
+            "research",
+            "Evil campaign",
+            "https://alpha.example/1",
+            NOW - HOUR,
+            ("c2",),
+            ("T1059.001",),
+        ),
+        Article(
+            "a2",
+            "beta",
+            "Beta Vendor",
+            "vendor",
+            "Evil again",
+            "https://beta.example/2",
+            NOW - 3 * DAY,
+        ),
+        Article(
+            "a3",
+            "gamma",
+            "Gamma News",
+            "news",
+            "Old one",
+            "https://gamma.example/3",
+            NOW - 40 * DAY,
+        ),
+    ]
+    seen = [
+        Sighting(aid, t, v, f"{v} seen in {aid}", "medium")
+        for aid, found in (("a1", A1), ("a2", A2), ("a3", A3))
+        for t, v in found
+    ]
     store = Store(root)
     store.merge(arts, seen, as_of=NOW, sources_state=SOURCES)
     return store
@@ -65,8 +100,7 @@ def server(data_dir, tmp_path_factory):
 
 def key_for(data_dir, tier: str) -> dict[str, str]:
     user = f"soc-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier,
-                 data_dir=data_dir).stdout
+    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
     return {"Authorization": f"Bearer {out.split('API key: ')[1].split()[0]}"}
 
 
@@ -119,14 +153,23 @@ def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
     return body["error"]
 
 
-@pytest.mark.parametrize(("query", "value"), [
-    ("evil.com", "evil.com"), ("evil[.]com", "evil.com"), ("EVIL[.]COM", "evil.com"),
-    (" Evil(.)com. ", "evil.com"), ("HXXPS://Evil[.]com/x", "https://evil.com/x"),
-    ("hxxps[:]//evil[.]com/x", "https://evil.com/x"), ("bad[at]EVIL[.]com", "bad@evil.com"),
-    ("146.70.87[.]172", "146.70.87.172"), ("2A01:04F8:0C17:0001:0:0:0:1", "2a01:4f8:c17:1::1"),
-    ("cve-2024-3400", "CVE-2024-3400"), ("t1059.001", "T1059.001"),
-    ("5D41402ABC4B2A76B9719D911017C592", "5d41402abc4b2a76b9719d911017c592"),
-])
+@pytest.mark.parametrize(
+    ("query", "value"),
+    [
+        ("evil.com", "evil.com"),
+        ("evil[.]com", "evil.com"),
+        ("EVIL[.]COM", "evil.com"),
+        (" Evil(.)com. ", "evil.com"),
+        ("HXXPS://Evil[.]com/x", "https://evil.com/x"),
+        ("hxxps[:]//evil[.]com/x", "https://evil.com/x"),
+        ("bad[at]EVIL[.]com", "bad@evil.com"),
+        ("146.70.87[.]172", "146.70.87.172"),
+        ("2A01:04F8:0C17:0001:0:0:0:1", "2a01:4f8:c17:1::1"),
+        ("cve-2024-3400", "CVE-2024-3400"),
+        ("t1059.001", "T1059.001"),
+        ("5D41402ABC4B2A76B9719D911017C592", "5d41402abc4b2a76b9719d911017c592"),
+    ],
+)
 def test_search_finds_exact_defanged_and_recased_values(server, ent, query, value):
     resp = get(server, "/api/v1/iocs/search", ent, q=query)
     assert resp.status_code == 200 and resp.headers["x-ratelimit-limit"] == "1000"
@@ -164,8 +207,13 @@ def test_a_miss_is_200_with_found_false(server, ent):
 
 
 def test_search_refuses_bad_queries_and_missing_keys(server, ent):
-    for params in ({}, {"q": ""}, {"q": "a"}, {"q": "x" * 3000},
-                   {"q": "evil.com", "include_related": "maybe"}):
+    for params in (
+        {},
+        {"q": ""},
+        {"q": "a"},
+        {"q": "x" * 3000},
+        {"q": "evil.com", "include_related": "maybe"},
+    ):
         assert_error(get(server, "/api/v1/iocs/search", ent, **params), 400, "invalid_parameter")
     assert_error(get(server, "/api/v1/iocs/search", q="evil.com"), 401, "missing_api_key")
 
@@ -179,8 +227,9 @@ def test_range_lookup_never_sends_the_value(server, ent):
     assert digest in [e["hash"] for e in body["data"]]
     assert all(e["hash"].startswith(digest[:5]) for e in body["data"])
     assert "evil.com" not in resp.text
-    again = get(server, f"/api/v1/iocs/range/{digest[:5]}",
-                {**ent, "If-None-Match": resp.headers["etag"]})
+    again = get(
+        server, f"/api/v1/iocs/range/{digest[:5]}", {**ent, "If-None-Match": resp.headers["etag"]}
+    )
     assert again.status_code == 304 and again.content == b""
     for bad in ("abcd", "abcdef", "xyz12", "%20abcd"):
         assert_error(get(server, f"/api/v1/iocs/range/{bad}", ent), 400, "invalid_parameter")
@@ -194,11 +243,16 @@ def test_stats_equal_the_store_for_pro_and_are_refused_to_free(server, data_dir,
     store = Store(data_dir / "store")
     records = aggregate(store.articles(), store.sightings())
     published = store.articles()["published"].to_pylist()
-    assert body["data"] == reference_stats(records, published, SOURCES, NOW, layout.IOC_TYPES,
-                                           layout.CATEGORIES, layout.CONFIDENCES)
+    assert body["data"] == reference_stats(
+        records, published, SOURCES, NOW, layout.IOC_TYPES, layout.CATEGORIES, layout.CONFIDENCES
+    )
     assert body["data"]["sources"]["active"] == 2 and body["data"]["total_iocs"] == 10
     assert body["data"]["top_cves"] == [{"id": "CVE-2024-3400", "count": 2}]
-    assert get(server, "/api/v1/iocs/stats", {**pro, "If-None-Match": resp.headers["etag"]}
-               ).status_code == 304
+    assert (
+        get(
+            server, "/api/v1/iocs/stats", {**pro, "If-None-Match": resp.headers["etag"]}
+        ).status_code
+        == 304
+    )
     err = assert_error(get(server, "/api/v1/iocs/stats", free), 403, "insufficient_scope")
     assert err["details"]["required_scope"] == "read:stats"

@@ -19,10 +19,17 @@ def published(tmp_path_factory):
     return build_and_publish(data)
 
 
-@pytest.mark.parametrize("extra", [
-    (), ("--workers", "2"), ("--interface", "asgi"), ("--server", "uvicorn"),
-    ("--server", "uvicorn", "--workers", "2"),
-], ids=["granian", "granian-2", "granian-asgi", "uvicorn", "uvicorn-2"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("--workers", "2"),
+        ("--interface", "asgi"),
+        ("--server", "uvicorn"),
+        ("--server", "uvicorn", "--workers", "2"),
+    ],
+    ids=["granian", "granian-2", "granian-asgi", "uvicorn", "uvicorn-2"],
+)
 def test_port_0_names_the_bound_port(tmp_path, extra):
     log = tmp_path / "server.log"
     with running_server(tmp_path / "empty", log, *extra) as server:
@@ -47,8 +54,10 @@ def test_a_published_bucket_gives_no_warning(tmp_path, published):
 
 
 def test_two_servers_on_port_0_get_two_ports(tmp_path, published):
-    with running_server(published, tmp_path / "a.log") as one, \
-            running_server(published, tmp_path / "b.log") as two:
+    with (
+        running_server(published, tmp_path / "a.log") as one,
+        running_server(published, tmp_path / "b.log") as two,
+    ):
         assert one.url != two.url
         for server in (one, two):
             assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200

@@ -36,27 +36,30 @@ def test_a_valid_token_names_its_user():
     assert verify(mint("bo@example.org", SECRET, now=NOW), SECRET, now=NOW) == "bo@example.org"
 
 
-@pytest.mark.parametrize("bad", [
-    token({"alg": "none"}, GOOD_CLAIMS),
-    token({"alg": "HS256"}, GOOD_CLAIMS).rsplit(".", 1)[0] + ".",
-    b64(b'{"alg":"none"}') + "." + b64(json.dumps(GOOD_CLAIMS).encode()) + ".",
-    token({"alg": "HS512"}, GOOD_CLAIMS, alg=hashlib.sha512),
-    token({"alg": "RS256"}, GOOD_CLAIMS),
-    token({"alg": "HS256", "crit": ["exp"]}, GOOD_CLAIMS),
-    token({"alg": "HS256"}, {"sub": "a", "exp": NOW}),  # expired exactly now
-    token({"alg": "HS256"}, {"sub": "a", "exp": NOW - 1}),
-    token({"alg": "HS256"}, {"sub": "a"}),  # no exp
-    token({"alg": "HS256"}, {"sub": "a", "exp": "tomorrow"}),
-    token({"alg": "HS256"}, {"sub": "a", "exp": True}),
-    token({"alg": "HS256"}, {"exp": NOW + 60}),  # no sub
-    token({"alg": "HS256"}, {"sub": "", "exp": NOW + 60}),
-    token({"alg": "HS256"}, {"sub": "a", "exp": NOW + 60, "nbf": NOW + 30}),
-    token({"alg": "HS256"}, GOOD_CLAIMS, secret=b"wrong-secret-wrong-secret-wrong!!"),
-    "a.b",
-    "a.b.c.d",
-    "",
-    "sk_live_0000000000000000000000000000000000000",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        token({"alg": "none"}, GOOD_CLAIMS),
+        token({"alg": "HS256"}, GOOD_CLAIMS).rsplit(".", 1)[0] + ".",
+        b64(b'{"alg":"none"}') + "." + b64(json.dumps(GOOD_CLAIMS).encode()) + ".",
+        token({"alg": "HS512"}, GOOD_CLAIMS, alg=hashlib.sha512),
+        token({"alg": "RS256"}, GOOD_CLAIMS),
+        token({"alg": "HS256", "crit": ["exp"]}, GOOD_CLAIMS),
+        token({"alg": "HS256"}, {"sub": "a", "exp": NOW}),  # expired exactly now
+        token({"alg": "HS256"}, {"sub": "a", "exp": NOW - 1}),
+        token({"alg": "HS256"}, {"sub": "a"}),  # no exp
+        token({"alg": "HS256"}, {"sub": "a", "exp": "tomorrow"}),
+        token({"alg": "HS256"}, {"sub": "a", "exp": True}),
+        token({"alg": "HS256"}, {"exp": NOW + 60}),  # no sub
+        token({"alg": "HS256"}, {"sub": "", "exp": NOW + 60}),
+        token({"alg": "HS256"}, {"sub": "a", "exp": NOW + 60, "nbf": NOW + 30}),
+        token({"alg": "HS256"}, GOOD_CLAIMS, secret=b"wrong-secret-wrong-secret-wrong!!"),
+        "a.b",
+        "a.b.c.d",
+        "",
+        "sk_live_0000000000000000000000000000000000000",
+    ],
+)
 def test_bad_tokens_are_refused(bad):
     with pytest.raises(SessionRequired):
         verify(bad, SECRET, now=NOW)
@@ -80,8 +83,12 @@ def test_audience_is_checked_when_configured():
     assert verify(listed, SECRET, now=NOW, audience="authenticated") == "ana@example.org"
     for aud in (["other"], [], None, "authenticated-x", ["authenticated-x"]):
         with pytest.raises(SessionRequired):
-            verify(token({"alg": "HS256"}, {**GOOD_CLAIMS, "aud": aud}), SECRET, now=NOW,
-                   audience="authenticated")
+            verify(
+                token({"alg": "HS256"}, {**GOOD_CLAIMS, "aud": aud}),
+                SECRET,
+                now=NOW,
+                audience="authenticated",
+            )
 
 
 @given(st.text(max_size=300))

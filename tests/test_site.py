@@ -88,8 +88,13 @@ def test_api_reference_has_every_operation_parameter_and_response(built):
                 assert p["name"] in names, (op["operationId"], p["name"])
             codes = article.xpath(".//table[last()]//td[1]/code/text()")
             assert sorted(codes) == sorted(op["responses"]), op["operationId"]
-            for field in op.get("requestBody", {}).get("content", {}).get(
-                    "application/json", {}).get("schema", {}).get("properties", {}):
+            for field in (
+                op.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+                .get("properties", {})
+            ):
                 assert field in text
     for name in SPEC["components"]["schemas"]:
         assert doc.get_element_by_id(f"schema-{name}") is not None
@@ -112,8 +117,9 @@ def expected_links() -> set[tuple[str, str, str]]:
         for fmt in site_links.FORMATS:
             typed = site_links._query_param(SPEC, fmt.path, "type") is not None
             if fmt.scope in tier.scopes and site_links.is_served("GET", fmt.path, served):
-                out |= {(tier.name, fmt.label, t) for t in site_links.TYPES
-                        if typed or t == layout.ALL}
+                out |= {
+                    (tier.name, fmt.label, t) for t in site_links.TYPES if typed or t == layout.ALL
+                }
     return out
 
 
@@ -127,8 +133,11 @@ def test_formats_page_links_every_tier_format_and_type(built):
             query = dict(parse_qsl(url.query))
             assert query["api_key"] == site_links.KEY_PLACEHOLDER
             assert int(query["limit"]) <= tier.max_limit
-            fmt = next(f for f in site_links.FORMATS if f.path == url.path
-                       and all(query.get(k) == v for k, v in f.params))
+            fmt = next(
+                f
+                for f in site_links.FORMATS
+                if f.path == url.path and all(query.get(k) == v for k, v in f.params)
+            )
             assert fmt.scope in tier.scopes
             found.add((tier.name, fmt.label, query.get("type", layout.ALL)))
     assert found == expected_links()
@@ -143,7 +152,11 @@ def test_stats_chart_counts_the_records_of_each_day(built):
         day = time.strftime("%Y-%m-%d", time.gmtime(r.last_seen))
         if day in days:
             expected[(day, r.type)] += 1
-    svg = page(built, "/docs/stats/").get_element_by_id("per-day-type").xpath(".//*[local-name()='svg']")[0]
+    svg = (
+        page(built, "/docs/stats/")
+        .get_element_by_id("per-day-type")
+        .xpath(".//*[local-name()='svg']")[0]
+    )
     drawn = Counter()
     for title in svg.xpath(".//*[local-name()='title']/text()"):
         day, rest = title.split(" · ")
@@ -154,16 +167,24 @@ def test_stats_chart_counts_the_records_of_each_day(built):
 
 def test_stats_top_lists_rank_by_articles_then_id(built):
     _, _, store = built
-    cves = {r.value: r.sightings for r in iter_records(store.articles(), store.sightings())[1]
-            if r.type == "cve"}
+    cves = {
+        r.value: r.sightings
+        for r in iter_records(store.articles(), store.sightings())[1]
+        if r.type == "cve"
+    }
     ranked = sorted(cves.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     svg = page(built, "/docs/stats/").get_element_by_id("top-cves")
     titles = svg.xpath(".//*[local-name()='title']/text()")
     assert titles == [f"{v}: {n:,}" for v, n in ranked]
 
 
-XML_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"),
-                                 exclude_characters="\ufffe\uffff"), min_size=1, max_size=20)
+XML_TEXT = st.text(
+    st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"
+    ),
+    min_size=1,
+    max_size=20,
+)
 
 
 @given(st.lists(st.tuples(XML_TEXT, st.integers(0, 10**9)), max_size=8))
@@ -192,16 +213,21 @@ def test_two_builds_give_the_same_site(built, tmp_path):
 def test_export_writes_the_site_as_served(built, tmp_path):
     root, manifest, _ = built
     count = export_site(root / "build", tmp_path / "public")
-    files = sorted(p.relative_to(tmp_path / "public").as_posix()
-                   for p in (tmp_path / "public").rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(tmp_path / "public").as_posix()
+        for p in (tmp_path / "public").rglob("*")
+        if p.is_file()
+    )
     assert count == len(files) == len([k for k in manifest["objects"] if k.startswith("site/")])
     assert (tmp_path / "public" / "docs" / "api" / "index.html").read_bytes() == read(
-        root, manifest, "site/docs/api/index.html")
+        root, manifest, "site/docs/api/index.html"
+    )
     with pytest.raises(FileNotFoundError):
         export_site(tmp_path / "nothing", tmp_path / "out")
 
 
 # --- the worker's site route, in process -------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def app(built):
@@ -217,14 +243,17 @@ def get(app, path: str, headers: dict[str, str] | None = None, method: str = "GE
     return app.respond(req, "req_test")
 
 
-@pytest.mark.parametrize(("path", "ctype"), [
-    ("/", "text/html; charset=utf-8"),
-    ("/docs/", "text/html; charset=utf-8"),
-    ("/docs/api/", "text/html; charset=utf-8"),
-    ("/docs/keys/", "text/html; charset=utf-8"),
-    ("/static/site.css", "text/css; charset=utf-8"),
-    ("/static/keys.js", "text/javascript; charset=utf-8"),
-])
+@pytest.mark.parametrize(
+    ("path", "ctype"),
+    [
+        ("/", "text/html; charset=utf-8"),
+        ("/docs/", "text/html; charset=utf-8"),
+        ("/docs/api/", "text/html; charset=utf-8"),
+        ("/docs/keys/", "text/html; charset=utf-8"),
+        ("/static/site.css", "text/css; charset=utf-8"),
+        ("/static/keys.js", "text/javascript; charset=utf-8"),
+    ],
+)
 def test_site_objects_are_served_without_a_key(app, built, path, ctype):
     root, manifest, _ = built
     resp = get(app, path)
@@ -244,11 +273,22 @@ def test_a_directory_without_its_slash_is_redirected(app):
     assert get(app, "/docs").status == 301
 
 
-@pytest.mark.parametrize("path", [
-    "/docs/../", "/docs/..", "/static/..", "/static/../builds", "/docs/api/index.html",
-    "/static/%2e%2e", "/docs/nope/", "/static/missing.css", "/docs/keys/../../secret.key",
-    "/static/site.css/", "/docs/\x00/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/../",
+        "/docs/..",
+        "/static/..",
+        "/static/../builds",
+        "/docs/api/index.html",
+        "/static/%2e%2e",
+        "/docs/nope/",
+        "/static/missing.css",
+        "/docs/keys/../../secret.key",
+        "/static/site.css/",
+        "/docs/\x00/",
+    ],
+)
 def test_only_site_objects_of_the_manifest_are_reachable(app, path):
     resp = get(app, path)
     assert resp.status == 404, path

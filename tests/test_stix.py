@@ -60,6 +60,7 @@ def unescape(literal: str) -> str:
 
 # --- the golden file ---------------------------------------------------------------------------
 
+
 def test_golden_bundle_is_current_and_valid():
     doc = render(seed_records())
     assert_golden(GOLDEN, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
@@ -93,7 +94,8 @@ def test_golden_maps_every_record():
 
 def test_patterns_quote_and_escape():
     assert stix21.pattern("url", "http://a.example/it's\\x") == (
-        "[url:value = 'http://a.example/it\\'s\\\\x']")
+        "[url:value = 'http://a.example/it\\'s\\\\x']"
+    )
     assert stix21.pattern("sha256", "ab" * 32) == f"[file:hashes.'SHA-256' = '{'ab' * 32}']"
     assert stix21.pattern("sha1", "a" * 40).startswith("[file:hashes.'SHA-1' = ")
     assert stix21.pattern("sha512", "a" * 128).startswith("[file:hashes.'SHA-512' = ")
@@ -108,12 +110,16 @@ def test_cve_and_attack_references():
     cve = doc[f"vulnerability--{ioc_id('cve', 'CVE-2024-3400')}"]
     assert cve["name"] == "CVE-2024-3400"
     assert cve["external_references"][0] == {
-        "source_name": "cve", "external_id": "CVE-2024-3400",
-        "url": "https://www.cve.org/CVERecord?id=CVE-2024-3400"}
+        "source_name": "cve",
+        "external_id": "CVE-2024-3400",
+        "url": "https://www.cve.org/CVERecord?id=CVE-2024-3400",
+    }
     technique = doc[stix21.attack_pattern_id("T1059.001")]
     assert technique["external_references"][0] == {
-        "source_name": "mitre-attack", "external_id": "T1059.001",
-        "url": "https://attack.mitre.org/techniques/T1059/001/"}
+        "source_name": "mitre-attack",
+        "external_id": "T1059.001",
+        "url": "https://attack.mitre.org/techniques/T1059/001/",
+    }
 
 
 def test_relationships_link_each_record_to_its_articles_techniques():
@@ -153,14 +159,19 @@ def test_validator_gate_catches_broken_bundles():
     cve["external_references"][0]["external_id"] = "cve-2024-3400"
     assert problems(bad)
     bad = copy.deepcopy(good)
-    bad["objects"][1] = {"type": "marking-definition", "spec_version": "2.1",
-                         "id": "marking-definition--" + str(uuid.uuid4()),
-                         "created": "2022-10-01T00:00:00.000Z", "definition_type": "tlp",
-                         "definition": {"tlp": "clear"}}
+    bad["objects"][1] = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--" + str(uuid.uuid4()),
+        "created": "2022-10-01T00:00:00.000Z",
+        "definition_type": "tlp",
+        "definition": {"tlp": "clear"},
+    }
     assert problems(bad)
 
 
 # --- ids and the fast paths --------------------------------------------------------------------
+
 
 def test_attack_pattern_ids_follow_record_ids():
     assert stix21.RECORD_NAMESPACE == IOC_NAMESPACE
@@ -191,6 +202,7 @@ def test_ids_are_deterministic_rfc4122():
 
 # --- TLP -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("level", ["clear", "green", "amber", "amber+strict", "red"])
 def test_tlp_override_swaps_every_reference(level):
     doc = render(seed_records(), tlp=level)
@@ -213,8 +225,12 @@ def test_tlp_swap_never_touches_text():
 def test_optional_parts_of_the_envelope():
     records = seed_records()
     bare = render(records, include_identity=False, include_tlp_markings=False)
-    assert {o["type"] for o in bare["objects"]} <= {"indicator", "vulnerability",
-                                                    "attack-pattern", "relationship"}
+    assert {o["type"] for o in bare["objects"]} <= {
+        "indicator",
+        "vulnerability",
+        "attack-pattern",
+        "relationship",
+    }
     empty = render([], include_identity=False)
     assert set(empty) == {"type", "id"}  # a bundle's objects list is never empty
     assert problems(empty) == []
@@ -238,18 +254,26 @@ def records(draw) -> IOCRecord:
     else:
         value = draw(TEXT)
     first = draw(st.integers(0, 2**32))
-    techniques = draw(st.lists(st.from_regex(r"T1[0-9]{3}", fullmatch=True), max_size=2,
-                               unique=True))
+    techniques = draw(
+        st.lists(st.from_regex(r"T1[0-9]{3}", fullmatch=True), max_size=2, unique=True)
+    )
     return IOCRecord(
-        id=ioc_id(type_, value), type=type_, value=value,
+        id=ioc_id(type_, value),
+        type=type_,
+        value=value,
         confidence=draw(st.sampled_from(("high", "medium", "low"))),
-        first_seen=first, last_seen=first + draw(st.integers(0, 10**6)), sightings=1,
+        first_seen=first,
+        last_seen=first + draw(st.integers(0, 10**6)),
+        sightings=1,
         article_id=draw(st.from_regex(r"[0-9a-f]{16}", fullmatch=True)),
-        article_title=draw(TEXT), article_url=draw(TEXT | st.just("https://n.example/a b")),
+        article_title=draw(TEXT),
+        article_url=draw(TEXT | st.just("https://n.example/a b")),
         feed_name=draw(TEXT | st.sampled_from(("cve", "capec", "cve\n"))),
-        category="news", context=draw(TEXT),
+        category="news",
+        context=draw(TEXT),
         tags=tuple(sorted(set(draw(st.lists(TEXT, max_size=3))))),
-        mitre_techniques=tuple(sorted(techniques)))
+        mitre_techniques=tuple(sorted(techniques)),
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -280,10 +304,12 @@ def test_plain_links_are_kept_as_they_are():
     for url in ("https://a.example/x?y=1&z=%20#f", "http://[2001:db8::1]:8080/p", "https://a/b;c"):
         assert stix21.to_uri(url) == url
     assert stix21.to_uri("https://例え.example/パス") == (
-        "https://%E4%BE%8B%E3%81%88.example/%E3%83%91%E3%82%B9")
+        "https://%E4%BE%8B%E3%81%88.example/%E3%83%91%E3%82%B9"
+    )
 
 
 # --- a whole build -----------------------------------------------------------------------------
+
 
 def test_whole_build_validates(tmp_path):
     """5,000+ IOCs through the real build; every object of every day by the validator."""
@@ -291,8 +317,11 @@ def test_whole_build_validates(tmp_path):
     from generator.synthetic import synthetic_store
 
     now = 1_795_000_000
-    result = build(synthetic_store(str(tmp_path / "store"), 5_600, now=now, days=90),
-                   tmp_path / "build", now=now)
+    result = build(
+        synthetic_store(str(tmp_path / "store"), 5_600, now=now, days=90),
+        tmp_path / "build",
+        now=now,
+    )
     assert result.iocs >= 5_000
     manifest = json.loads((tmp_path / "build" / layout.manifest_key(result.build_id)).read_text())
     data = b""
@@ -300,8 +329,11 @@ def test_whole_build_validates(tmp_path):
         sha = manifest["objects"][key][0]
         data += (tmp_path / "build" / layout.object_key(sha)).read_bytes()
     doc = json.loads(bundle(params(until=now), result.build_id, data))
-    mains = [o for o in doc["objects"] if o["type"] not in ("relationship", "identity",
-                                                           "marking-definition")]
+    mains = [
+        o
+        for o in doc["objects"]
+        if o["type"] not in ("relationship", "identity", "marking-definition")
+    ]
     assert len(mains) == result.iocs
     started = time.perf_counter()
     assert problems_parallel(doc) == []
@@ -311,8 +343,12 @@ def test_whole_build_validates(tmp_path):
 
 def test_format_page_names_the_constants():
     page = (Path(__file__).parent.parent / "docs" / "formats" / "stix.md").read_text()
-    for value in [IDENTITY_ID, *TLP_IDS.values(), str(stix21.STIX_NAMESPACE),
-                  str(stix21.RECORD_NAMESPACE)]:
+    for value in [
+        IDENTITY_ID,
+        *TLP_IDS.values(),
+        str(stix21.STIX_NAMESPACE),
+        str(stix21.RECORD_NAMESPACE),
+    ]:
         assert value in page, value
 
 

@@ -56,8 +56,11 @@ def expected_objects(*, lookback_days: int, type_: str = "all", limit: int = 100
 
 
 def with_head(objects: list[dict]) -> list[dict]:
-    used = [lvl for lvl in TLP_IDS if any(o.get("object_marking_refs") == [TLP_IDS[lvl]]
-                                          for o in objects)]
+    used = [
+        lvl
+        for lvl in TLP_IDS
+        if any(o.get("object_marking_refs") == [TLP_IDS[lvl]] for o in objects)
+    ]
     return [IDENTITY, *(tlp_marking(lvl) for lvl in used), *objects]
 
 
@@ -85,15 +88,27 @@ def test_type_limit_and_since(server, pro):
     assert doc["objects"] == with_head(expected_objects(lookback_days=30, type_="cve", limit=2))
     old = get(server, pro, since="2000-01-01T00:00:00Z").json()  # clamped to 30 days
     assert old["objects"] == get(server, pro).json()["objects"]
-    recent = get(server, pro, since="2026-11-18T00:00:00Z", include_identity="false",
-                 include_tlp_markings="false").json()
+    recent = get(
+        server,
+        pro,
+        since="2026-11-18T00:00:00Z",
+        include_identity="false",
+        include_tlp_markings="false",
+    ).json()
     since = calendar.timegm((2026, 11, 18, 0, 0, 0))
     wanted = [o for r in seed_records() if r.last_seen >= since for o in stix21.record_objects(r)]
     assert recent["objects"] == wanted and wanted
 
 
-@pytest.mark.parametrize("raw, level", [("red", "red"), ("amber+strict", "amber+strict"),
-                                        ("amber strict", "amber+strict"), ("CLEAR", "clear")])
+@pytest.mark.parametrize(
+    "raw, level",
+    [
+        ("red", "red"),
+        ("amber+strict", "amber+strict"),
+        ("amber strict", "amber+strict"),
+        ("CLEAR", "clear"),
+    ],
+)
 def test_tlp_override_swaps_markings(server, pro, raw, level):
     doc = get(server, pro, tlp=raw).json()
     marked = [o for o in doc["objects"] if "object_marking_refs" in o]
@@ -113,8 +128,14 @@ def test_literal_plus_in_the_query_string(server, pro):
 
 
 def test_objects_format_and_optional_parts(server, pro):
-    resp = get(server, pro, format="objects", include_identity="false",
-               include_tlp_markings="false", limit="3")
+    resp = get(
+        server,
+        pro,
+        format="objects",
+        include_identity="false",
+        include_tlp_markings="false",
+        limit="3",
+    )
     assert resp.status_code == 200
     assert resp.json() == expected_objects(lookback_days=30, limit=3)
     full = get(server, pro, format="objects").json()
@@ -123,8 +144,12 @@ def test_objects_format_and_optional_parts(server, pro):
 
 def test_etag_and_304(server, pro):
     first = get(server, pro, type="url")
-    again = httpx.get(server.url + PATH, params={"type": "url"}, timeout=30,
-                      headers={**pro, "If-None-Match": first.headers["etag"]})
+    again = httpx.get(
+        server.url + PATH,
+        params={"type": "url"},
+        timeout=30,
+        headers={**pro, "If-None-Match": first.headers["etag"]},
+    )
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
     other = get(server, pro, type="url", tlp="red")
@@ -133,9 +158,16 @@ def test_etag_and_304(server, pro):
 
 
 def test_bad_parameters_are_400(server, pro):
-    for params in ({"tlp": "purple"}, {"format": "xml"}, {"limit": "0"}, {"limit": "1001"},
-                   {"type": "bogus"}, {"since": "yesterday"}, {"include_identity": "maybe"},
-                   {"include_tlp_markings": "2"}):
+    for params in (
+        {"tlp": "purple"},
+        {"format": "xml"},
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"type": "bogus"},
+        {"since": "yesterday"},
+        {"include_identity": "maybe"},
+        {"include_tlp_markings": "2"},
+    ):
         assert_error(get(server, pro, **params), 400, "invalid_parameter")
     err = assert_error(get(server, pro, tlp="purple"), 400, "invalid_parameter")
     assert err["details"]["valid_tlps"] == list(TLP_IDS)
@@ -145,5 +177,15 @@ def test_empty_window_is_a_valid_bundle(server, pro):
     doc = get(server, pro, since="2030-01-01T00:00:00Z", include_identity="false").json()
     assert set(doc) == {"type", "id"}
     assert problems(doc) == []
-    assert json.loads(get(server, pro, since="2030-01-01T00:00:00Z", format="objects",
-                          include_identity="false").content) == []
+    assert (
+        json.loads(
+            get(
+                server,
+                pro,
+                since="2030-01-01T00:00:00Z",
+                format="objects",
+                include_identity="false",
+            ).content
+        )
+        == []
+    )

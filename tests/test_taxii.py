@@ -58,6 +58,7 @@ def all_entries(b: Build, name: str) -> list[tuple]:
 
 # --- cursors, negotiation, parameters -------------------------------------------------------
 
+
 @given(st.integers(0, 2**63 - 1))
 def test_cursor_round_trips(position):
     assert decode_cursor(encode_cursor(position)) == position
@@ -69,28 +70,34 @@ def test_a_foreign_cursor_is_a_400(garbage):
         decode_cursor(garbage) if garbage else parse_filters({"next": "!"}, 1000)
 
 
-@pytest.mark.parametrize(("accept", "offers", "chosen"), [
-    (None, objects_offers(False), TAXII),
-    ("*/*", objects_offers(False), TAXII),
-    ("application/taxii+json", objects_offers(False), TAXII),
-    ("application/taxii+json;version=2.1", objects_offers(True), TAXII),
-    ("application/stix+json;version=2.1", objects_offers(False), STIX),
-    ("application/stix+json", objects_offers(False), STIX),
-    ("application/stix+json;q=0.5, application/taxii+json", objects_offers(False), TAXII),
-    ("application/stix+json, application/taxii+json;q=0.2", objects_offers(False), STIX),
-    ("text/html, application/*;q=0.8", objects_offers(True), TAXII),
-])
+@pytest.mark.parametrize(
+    ("accept", "offers", "chosen"),
+    [
+        (None, objects_offers(False), TAXII),
+        ("*/*", objects_offers(False), TAXII),
+        ("application/taxii+json", objects_offers(False), TAXII),
+        ("application/taxii+json;version=2.1", objects_offers(True), TAXII),
+        ("application/stix+json;version=2.1", objects_offers(False), STIX),
+        ("application/stix+json", objects_offers(False), STIX),
+        ("application/stix+json;q=0.5, application/taxii+json", objects_offers(False), TAXII),
+        ("application/stix+json, application/taxii+json;q=0.2", objects_offers(False), STIX),
+        ("text/html, application/*;q=0.8", objects_offers(True), TAXII),
+    ],
+)
 def test_negotiation_picks_what_the_client_prefers(accept, offers, chosen):
     assert negotiate(accept, offers) == chosen
 
 
-@pytest.mark.parametrize(("accept", "offers"), [
-    ("application/taxii+json;version=2.0", objects_offers(False)),
-    ("application/json", objects_offers(False)),
-    ("application/stix+json;version=2.1", objects_offers(True)),
-    ("application/taxii+json;q=0", objects_offers(True)),
-    ("application/xml", objects_offers(True)),
-])
+@pytest.mark.parametrize(
+    ("accept", "offers"),
+    [
+        ("application/taxii+json;version=2.0", objects_offers(False)),
+        ("application/json", objects_offers(False)),
+        ("application/stix+json;version=2.1", objects_offers(True)),
+        ("application/taxii+json;q=0", objects_offers(True)),
+        ("application/xml", objects_offers(True)),
+    ],
+)
 def test_negotiation_refuses_what_it_cannot_serve(accept, offers):
     with pytest.raises(NotAcceptable) as err:
         negotiate(accept, offers)
@@ -98,8 +105,14 @@ def test_negotiation_refuses_what_it_cannot_serve(accept, offers):
 
 
 def test_filters_parse_like_taxii():
-    f = parse_filters({"limit": "5000", "match[type]": "indicator,relationship",
-                       "added_after": "2026-01-01T00:00:00.5Z"}, 10_000)
+    f = parse_filters(
+        {
+            "limit": "5000",
+            "match[type]": "indicator,relationship",
+            "added_after": "2026-01-01T00:00:00.5Z",
+        },
+        10_000,
+    )
     assert f.limit == tc.MAX_PAGE and f.types == ("indicator", "relationship")
     assert f.after == parse_timestamp("x", "2026-01-01T00:00:00.500000Z")
     assert parse_filters({"type": "indicator"}, 1000).types == ("indicator",)  # the spec's name
@@ -107,16 +120,25 @@ def test_filters_parse_like_taxii():
     assert parse_filters({"limit": "500"}, 100).limit == 100  # the tier's cap
     assert parse_filters({"match[version]": "last"}, 1000).versions is None
     assert parse_filters({"match[version]": "2026-01-01T00:00:00.000Z"}, 1000).versions == (
-        parse_timestamp("x", "2026-01-01T00:00:00Z"),)
+        parse_timestamp("x", "2026-01-01T00:00:00Z"),
+    )
     assert not parse_filters({"match[spec_version]": "2.0"}, 1000).spec_ok
     assert parse_filters({"match[spec_version]": "2.0,2.1"}, 1000).spec_ok
     cursor = encode_cursor(123)
     assert parse_filters({"next": cursor, "added_after": "1970-01-01T00:00:00Z"}, 9).after == 123
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "x"}, {"added_after": "yesterday"},
-                                   {"match[version]": "soon"}, {"match[spec_version]": "two"},
-                                   {"match[type]": "Bad Type"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "x"},
+        {"added_after": "yesterday"},
+        {"match[version]": "soon"},
+        {"match[spec_version]": "two"},
+        {"match[type]": "Bad Type"},
+    ],
+)
 def test_bad_parameters_are_400s(query):
     with pytest.raises(InvalidParameter):
         parse_filters(query, 1000)
@@ -124,11 +146,13 @@ def test_bad_parameters_are_400s(query):
 
 # --- date_added ------------------------------------------------------------------------------
 
+
 def test_version_times_follow_the_latest_publication():
     seen = [(100, 50, "a"), (200, 40, "b"), (300, 60, "c"), (300, 70, "d"), (400, 70, "e")]
     assert version_times(seen) == (100, 300)
-    assert joined(seen, ["T1", "T2"], {"a": ["T1"], "c": ["T2"], "e": ["T1"]},
-                  {("a", "T1"): 150}) == (150, 300)
+    assert joined(
+        seen, ["T1", "T2"], {"a": ["T1"], "c": ["T2"], "e": ["T1"]}, {("a", "T1"): 150}
+    ) == (150, 300)
 
 
 events = st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2**64 - 1)), max_size=60)
@@ -161,16 +185,25 @@ def test_dates_are_unique_and_do_not_move_when_later_ingests_arrive(raw, new_key
             assert after[key] > max(before.values(), default=0)
 
 
-@given(st.lists(st.tuples(st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True),
-                         st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1))), max_size=60))
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True),
+            st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1)),
+        ),
+        max_size=60,
+    )
+)
 def test_column_wise_dates_are_the_allocators(raw):
     members = [(t, key) for times, key in raw for t in sorted(times)]
     alloc = DateAllocator()
     for t, key in members:
         alloc.add((t,), key)
     alloc.finish()
-    got = dates_added(pa.array([t for t, _ in members], pa.int64()),
-                      pa.array([key for _, key in members], pa.uint64()))
+    got = dates_added(
+        pa.array([t for t, _ in members], pa.int64()),
+        pa.array([key for _, key in members], pa.uint64()),
+    )
     assert got.to_pylist() == [alloc.date_added(t, key) for t, key in members]
 
 
@@ -181,6 +214,7 @@ def test_ties_are_broken_by_a_microsecond():
 
 # --- the store's ingest time ----------------------------------------------------------------
 
+
 def test_ingested_at_is_kept_on_reingest_and_later_for_new_sightings(tmp_path):
     store = Store(tmp_path)
     a = Article("a1", "s", "S", "news", "t", "https://x.example/1", 900)
@@ -188,8 +222,13 @@ def test_ingested_at_is_kept_on_reingest_and_later_for_new_sightings(tmp_path):
     store.merge([a], [seen], as_of=1_000)
     more = Sighting("a1", "ipv4", "198.51.100.2", "c", "low")
     store.merge([a], [seen, more], as_of=1_000)  # same clock: the new one still comes later
-    got = dict(zip(store.sightings()["value"].to_pylist(),
-                   store.sightings()["ingested_at"].to_pylist(), strict=True))
+    got = dict(
+        zip(
+            store.sightings()["value"].to_pylist(),
+            store.sightings()["ingested_at"].to_pylist(),
+            strict=True,
+        )
+    )
     assert got == {"198.51.100.1": 1_000, "198.51.100.2": 1_001}
     moved = Article("a1", "s", "S", "news", "t", "https://x.example/1", 950)
     store.merge([moved], [seen, more], as_of=2_000)  # republished: both are new again
@@ -203,15 +242,18 @@ def test_a_store_without_the_column_reads_it_as_the_publication_time(tmp_path):
     articles, sightings = seed_tables()
     assert "ingested_at" not in sightings.column_names
     store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
-    published = dict(zip(articles["article_id"].to_pylist(), articles["published"].to_pylist(),
-                         strict=True))
+    published = dict(
+        zip(articles["article_id"].to_pylist(), articles["published"].to_pylist(), strict=True)
+    )
     table = store.sightings()
-    for aid, at in zip(table["article_id"].to_pylist(), table["ingested_at"].to_pylist(),
-                       strict=True):
+    for aid, at in zip(
+        table["article_id"].to_pylist(), table["ingested_at"].to_pylist(), strict=True
+    ):
         assert at == published[aid]
 
 
 # --- slicing ---------------------------------------------------------------------------------
+
 
 def test_every_collection_is_strictly_increasing_and_complete(built):
     total = 0
@@ -228,13 +270,21 @@ def test_every_collection_is_strictly_increasing_and_complete(built):
 def expected(entries: list[tuple], f: Filters, floor: int) -> list[tuple]:
     if not f.spec_ok:
         return []
-    return [e for e in entries if e[0] > f.after and e[1] >= floor
-            and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
-            and (f.versions is None or e[1] in f.versions)]
+    return [
+        e
+        for e in entries
+        if e[0] > f.after
+        and e[1] >= floor
+        and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
+        and (f.versions is None or e[1] in f.versions)
+    ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.sampled_from(tc.COLLECTIONS), st.integers(1, 700), st.data())
 def test_paging_any_filter_returns_each_match_once_in_order(built, name, limit, data):
     entries = all_entries(built, name)
@@ -242,8 +292,9 @@ def test_paging_any_filter_returns_each_match_once_in_order(built, name, limit, 
     if entries and data.draw(st.booleans()):
         query["added_after"] = tc.timestamp_us(data.draw(st.sampled_from(entries))[0])
     if data.draw(st.booleans()):
-        query["match[type]"] = ",".join(data.draw(st.sets(st.sampled_from(tc.STIX_TYPES),
-                                                          min_size=1)))
+        query["match[type]"] = ",".join(
+            data.draw(st.sets(st.sampled_from(tc.STIX_TYPES), min_size=1))
+        )
     if entries and data.draw(st.booleans()):
         picked = data.draw(st.lists(st.sampled_from(entries), max_size=3))
         query["match[version]"] = ",".join(tc.version_string(e[1]) for e in picked) or "last"
@@ -275,8 +326,14 @@ def test_pages_hold_exactly_the_objects_and_manifest_records_of_their_entries(bu
 def test_match_id_finds_objects_only_in_their_collections(built):
     first = select(built, "ipv4", parse_filters({"limit": "3"}, 1000), 0).entries
     ids = [m["id"] for m in json.loads(b"[" + page_bytes(built, "ipv4", first, "man")[:-1] + b"]")]
-    f = parse_filters({"match[id]": ",".join([*ids, "indicator--" + "0" * 8 + "-0000-4000-8000-"
-                                              + "0" * 12, "junk"])}, 1000)
+    f = parse_filters(
+        {
+            "match[id]": ",".join(
+                [*ids, "indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "junk"]
+            )
+        },
+        1000,
+    )
     assert select(built, "ipv4", f, 0).entries == first
     assert [e[0] for e in select(built, "all", f, 0).entries] == [e[0] for e in first]
     assert select(built, "domain", f, 0).entries == []

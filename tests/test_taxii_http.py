@@ -70,14 +70,20 @@ def collection(url: str, key: str, alias: str = "all", **auth):
 
 
 def every_object(c, **filters) -> list[dict]:
-    return [o for env in as_pages(c.get_objects, per_request=100, **filters)
-            for o in env.get("objects", [])]
+    return [
+        o
+        for env in as_pages(c.get_objects, per_request=100, **filters)
+        for o in env.get("objects", [])
+    ]
 
 
 def manifest(c) -> dict[tuple[str, str], str]:
     """(id, version) → date_added of every object in the collection."""
-    return {(m["id"], m["version"]): m["date_added"]
-            for env in as_pages(c.get_manifest, per_request=1000) for m in env.get("objects", [])}
+    return {
+        (m["id"], m["version"]): m["date_added"]
+        for env in as_pages(c.get_manifest, per_request=1000)
+        for m in env.get("objects", [])
+    }
 
 
 def test_taxii2_client_pages_through_every_object_exactly_once(serve_process, data_dir, keys):
@@ -117,10 +123,12 @@ def test_paging_survives_a_switch_of_replica(serve_process, data_dir, keys):
     one, two = serve_process(data_dir, *SCALE), serve_process(data_dir, *SCALE)
     auth = {"Authorization": f"Bearer {keys['pro']}"}
     first = httpx.get(one.url + OBJECTS, params={"limit": 300}, headers=auth).json()
-    rest_one = httpx.get(one.url + OBJECTS, params={"limit": 300, "next": first["next"]},
-                         headers=auth)
-    rest_two = httpx.get(two.url + OBJECTS, params={"limit": 300, "next": first["next"]},
-                         headers=auth)
+    rest_one = httpx.get(
+        one.url + OBJECTS, params={"limit": 300, "next": first["next"]}, headers=auth
+    )
+    rest_two = httpx.get(
+        two.url + OBJECTS, params={"limit": 300, "next": first["next"]}, headers=auth
+    )
     assert rest_one.status_code == rest_two.status_code == 200
     assert rest_one.content == rest_two.content
     assert not {o["id"] for o in first["objects"]} & {o["id"] for o in rest_two.json()["objects"]}
@@ -155,11 +163,13 @@ def test_one_key_in_every_style_and_errors_in_taxii_shape(serve_process, data_di
     key = keys["pro"]
     url = server.url + OBJECTS
     basic = base64.b64encode(f"sentinel:{key}".encode()).decode()
-    styles = [{"headers": {"Authorization": f"Basic {basic}"}},
-              {"headers": {"Authorization": f"Token {key}"}},
-              {"headers": {"Authorization": f"Bearer {key}"}},
-              {"headers": {"X-API-Key": key}},
-              {"params": {"api_key": key}}]
+    styles = [
+        {"headers": {"Authorization": f"Basic {basic}"}},
+        {"headers": {"Authorization": f"Token {key}"}},
+        {"headers": {"Authorization": f"Bearer {key}"}},
+        {"headers": {"X-API-Key": key}},
+        {"params": {"api_key": key}},
+    ]
     answers = [httpx.get(url, **style) for style in styles]
     assert {a.status_code for a in answers} == {200}
     assert len({a.content for a in answers}) == 1
@@ -192,10 +202,12 @@ def test_media_types_envelope_bundle_and_406(serve_process, data_dir, keys):
     assert envelope.headers["x-taxii-date-added-last"] == bundle.headers["x-taxii-date-added-last"]
     following = httpx.get(bundle.headers["link"].split(";")[0].strip("<>"), headers=auth)
     assert following.json()["objects"][0]["id"] != envelope.json()["objects"][0]["id"]
-    for path, accept in ((OBJECTS, "application/taxii+json;version=2.0"),
-                         (OBJECTS, "application/xml"),
-                         (f"{COLLECTIONS}{ALL}/manifest/", tc.STIX_MEDIA_TYPE),
-                         (COLLECTIONS, tc.STIX_MEDIA_TYPE)):
+    for path, accept in (
+        (OBJECTS, "application/taxii+json;version=2.0"),
+        (OBJECTS, "application/xml"),
+        (f"{COLLECTIONS}{ALL}/manifest/", tc.STIX_MEDIA_TYPE),
+        (COLLECTIONS, tc.STIX_MEDIA_TYPE),
+    ):
         taxii_error(httpx.get(server.url + path, headers={**auth, "Accept": accept}), 406)
     etag = envelope.headers["etag"]
     again = httpx.get(url, params={"limit": 5}, headers={**auth, "If-None-Match": etag})

@@ -20,13 +20,19 @@ from worker import taxii_common as tc
 
 
 def pages(c, per_request=100, **filters) -> list[dict]:
-    return [o for env in as_pages(c.get_objects, per_request=per_request, **filters)
-            for o in env.get("objects", [])]
+    return [
+        o
+        for env in as_pages(c.get_objects, per_request=per_request, **filters)
+        for o in env.get("objects", [])
+    ]
 
 
 def manifest(c, **filters) -> list[dict]:
-    return [m for env in as_pages(c.get_manifest, per_request=100, **filters)
-            for m in env.get("objects", [])]
+    return [
+        m
+        for env in as_pages(c.get_manifest, per_request=100, **filters)
+        for m in env.get("objects", [])
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,4 +91,8 @@ def test_collection_resources_agree(both):
     ours, theirs, _, _ = both
     assert ours.id == theirs.id == tc.collection_id("all")
     assert (ours.title, ours.can_read, ours.can_write, ours.media_types) == (
-        theirs.title, theirs.can_read, theirs.can_write, theirs.media_types)
+        theirs.title,
+        theirs.can_read,
+        theirs.can_write,
+        theirs.media_types,
+    )

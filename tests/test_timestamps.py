@@ -39,13 +39,16 @@ def test_both_parsers_accept_and_refuse_the_same_text(raw):
         assert parse_timestamp("x", raw) == delta // (delta.resolution)
 
 
-@pytest.mark.parametrize("raw", ["yesterday", "0001-01-01T00:00:00+01:00",
-                                 "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize(
+    "raw", ["yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+)
 def test_each_route_keeps_its_own_message(raw):
     assert _outcome(parse_time, raw)[1] == (
-        "Invalid x: expected an ISO 8601 date-time such as 2024-12-01T00:00:00Z")
+        "Invalid x: expected an ISO 8601 date-time such as 2024-12-01T00:00:00Z"
+    )
     assert _outcome(parse_timestamp, raw)[1] == (
-        "Invalid x: expected a timestamp such as 2026-01-01T00:00:00.000000Z")
+        "Invalid x: expected a timestamp such as 2026-01-01T00:00:00.000000Z"
+    )
 
 
 def test_a_time_without_a_zone_is_utc():

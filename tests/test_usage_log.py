@@ -37,11 +37,16 @@ class Clock:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(request, max_size=60), st.integers(1, 8), st.integers(1, 7))
-def test_shared_rows_give_the_figures_of_one_row_per_request(tmp_path_factory, requests,
-                                                            max_buffer, days):
+def test_shared_rows_give_the_figures_of_one_row_per_request(
+    tmp_path_factory, requests, max_buffer, days
+):
     clock = Clock()
-    log = UsageLog(tmp_path_factory.mktemp("usage") / "usage.sqlite", clock=clock,
-                   flush_every=3_600, max_buffer=max_buffer)
+    log = UsageLog(
+        tmp_path_factory.mktemp("usage") / "usage.sqlite",
+        clock=clock,
+        flush_every=3_600,
+        max_buffer=max_buffer,
+    )
     one_each: dict[str, list] = {key: [] for key in KEYS}
     for key, endpoint, status, latency, iocs, gap, flush in requests:
         clock.now += gap
@@ -72,8 +77,9 @@ def test_a_busy_key_costs_a_row_per_kind_of_request(tmp_path) -> None:
     log.record("key_a", "/api/v1/iocs", 429, 0.25)
     log.flush()
     with sqlite3.connect(path) as conn:
-        stored = conn.execute("SELECT status, latency_ms, n, iocs FROM usage ORDER BY status, "
-                              "latency_ms").fetchall()
+        stored = conn.execute(
+            "SELECT status, latency_ms, n, iocs FROM usage ORDER BY status, latency_ms"
+        ).fetchall()
     assert stored == [(200, 0.25, 6_666, 666_600), (200, 0.5, 3_334, 333_400), (429, 0.25, 1, 0)]
     log.close()
 
@@ -89,8 +95,9 @@ def test_a_period_or_a_day_ends_a_shared_row(tmp_path) -> None:
     log.record("key_a", "/api/v1/iocs", 200, 1.0, 10)
     rows = log.rows("key_a", 0)
     assert [r[5] for r in rows] == [2, 2, 1]
-    assert [r[0] for r in rows] == pytest.approx([1_795_046_399.8, 1_795_046_400.3,
-                                                  1_795_050_000.3])
+    assert [r[0] for r in rows] == pytest.approx(
+        [1_795_046_399.8, 1_795_046_400.3, 1_795_050_000.3]
+    )
     assert [d["requests"] for d in daily(rows, days=2, now=clock.now)] == [2, 3]
     log.close()
 
@@ -119,9 +126,11 @@ def test_a_log_from_before_shared_rows_reads_as_one_request_a_row(tmp_path) -> N
 def test_two_processes_opening_an_old_log_at_once_both_start(tmp_path) -> None:
     path = tmp_path / "usage.sqlite"
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE usage (key_id TEXT NOT NULL, ts REAL NOT NULL, endpoint TEXT "
-                     "NOT NULL, status INTEGER NOT NULL, latency_ms REAL NOT NULL, "
-                     "iocs INTEGER NOT NULL DEFAULT 0)")
+        conn.execute(
+            "CREATE TABLE usage (key_id TEXT NOT NULL, ts REAL NOT NULL, endpoint TEXT "
+            "NOT NULL, status INTEGER NOT NULL, latency_ms REAL NOT NULL, "
+            "iocs INTEGER NOT NULL DEFAULT 0)"
+        )
     first = UsageLog(path)  # adds the column
     # a second process that looked at the columns before the first added it adds it again
     with sqlite3.connect(path) as conn:

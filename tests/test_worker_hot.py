@@ -30,15 +30,29 @@ def data_dir(tmp_path_factory) -> Path:
 
 def make_app(data_dir: Path, tmp_path: Path, limiter: str = "sqlite"):
     # the shared published build; each test gets its own key, limit and usage databases
-    return create_app(WorkerConfig.for_data_dir(tmp_path, bucket=str(data_dir / "bucket"),
-                                                limiter=limiter))
+    return create_app(
+        WorkerConfig.for_data_dir(tmp_path, bucket=str(data_dir / "bucket"), limiter=limiter)
+    )
 
 
-def call(app, headers: list[tuple[bytes, bytes]], method: str = "GET", query: bytes = b"",
-         path: str = PATH, host: bytes = b"feeds.test") -> tuple[int, dict[str, str], bytes]:
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
-             "query_string": query, "headers": [(b"host", host), *headers],
-             "scheme": "http", "client": ("127.0.0.1", 5000)}
+def call(
+    app,
+    headers: list[tuple[bytes, bytes]],
+    method: str = "GET",
+    query: bytes = b"",
+    path: str = PATH,
+    host: bytes = b"feeds.test",
+) -> tuple[int, dict[str, str], bytes]:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [(b"host", host), *headers],
+        "scheme": "http",
+        "client": ("127.0.0.1", 5000),
+    }
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -50,8 +64,11 @@ def call(app, headers: list[tuple[bytes, bytes]], method: str = "GET", query: by
     asyncio.run(app(scope, receive, send))
     names = [k.decode() for k, _ in sent[0]["headers"]]
     assert len(names) == len(set(names)), names  # no header twice
-    return (sent[0]["status"], {k.decode(): v.decode() for k, v in sent[0]["headers"]},
-            sent[1]["body"])
+    return (
+        sent[0]["status"],
+        {k.decode(): v.decode() for k, v in sent[0]["headers"]},
+        sent[1]["body"],
+    )
 
 
 def kept(app) -> dict:
@@ -70,7 +87,8 @@ def test_second_poll_is_the_first_ones_bytes(data_dir, tmp_path) -> None:
     assert first[0] == 200 and all(a[0] == 200 and a[2] == first[2] for a in answers)
     for _, headers, _ in answers:
         assert {k: v for k, v in headers.items() if k not in PER_REQUEST} == {
-            k: v for k, v in first[1].items() if k not in PER_REQUEST}
+            k: v for k, v in first[1].items() if k not in PER_REQUEST
+        }
     assert [int(a[1]["x-ratelimit-remaining"]) for a in (first, *answers)] == [99, 98, 97, 96]
     assert len({a[1]["x-request-id"] for a in (first, *answers)}) == 4
 
@@ -129,11 +147,17 @@ def test_scope_and_usage_are_kept(data_dir, tmp_path) -> None:
         assert status == 403 and b"read:iocs" in body
 
 
-@pytest.mark.parametrize("headers", [
-    [(b"x-api-key", b"KEY")],  # other auth styles take the full path
-    [(b"authorization", b"Bearer KEY"), (b"accept-encoding", b"gzip"),
-     (b"accept-encoding", b"br")],  # a repeated header is joined by the full path
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"x-api-key", b"KEY")],  # other auth styles take the full path
+        [
+            (b"authorization", b"Bearer KEY"),
+            (b"accept-encoding", b"gzip"),
+            (b"accept-encoding", b"br"),
+        ],  # a repeated header is joined by the full path
+    ],
+)
 def test_other_requests_take_the_full_path(data_dir, tmp_path, headers) -> None:
     app = make_app(data_dir, tmp_path)
     key, _ = app.keys.create("ana@example.org", "pro")
@@ -151,11 +175,15 @@ def test_taxii_pages_with_basic_auth(data_dir, tmp_path) -> None:
     path = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"
     basic = [(b"authorization", b"Basic " + base64.b64encode(f"taxii:{key}".encode()))]
     stix = [*basic, (b"accept", b"application/stix+json;version=2.1")]
-    first, bundle = call(app, basic, query=b"limit=7", path=path), call(
-        app, stix, query=b"limit=7", path=path)
+    first, bundle = (
+        call(app, basic, query=b"limit=7", path=path),
+        call(app, stix, query=b"limit=7", path=path),
+    )
     lookups = app.keys.lookups
-    again, again_bundle = call(app, basic, query=b"limit=7", path=path), call(
-        app, stix, query=b"limit=7", path=path)
+    again, again_bundle = (
+        call(app, basic, query=b"limit=7", path=path),
+        call(app, stix, query=b"limit=7", path=path),
+    )
     assert app.keys.lookups == lookups and len(kept(app)) == 2
     assert (again[0], again[2]) == (first[0], first[2]) == (200, first[2])
     assert again_bundle[2] == bundle[2] != first[2]
@@ -190,8 +218,12 @@ def test_raw_rate_headers_match_the_full_paths() -> None:
     from worker.limits import MemoryLimiter
 
     limiter = MemoryLimiter()
-    decisions = [limiter.hit("k", 5, 1_000), limiter.hit("d", 1_000, 2), limiter.hit("d", 1_000, 2),
-                 limiter.hit("d", 1_000, 2)]
+    decisions = [
+        limiter.hit("k", 5, 1_000),
+        limiter.hit("d", 1_000, 2),
+        limiter.hit("d", 1_000, 2),
+        limiter.hit("d", 1_000, 2),
+    ]
     assert decisions[2].binding == "day" and not decisions[3].allowed
     for decision in decisions:
         resp = Response(200)
@@ -200,9 +232,16 @@ def test_raw_rate_headers_match_the_full_paths() -> None:
 
 
 def _hot_scope(key: str) -> dict:
-    return {"type": "http", "method": "GET", "path": PATH, "raw_path": PATH.encode(),
-            "query_string": b"", "scheme": "http", "client": ("127.0.0.1", 5000),
-            "headers": [(b"host", b"feeds.test"), (b"authorization", f"Bearer {key}".encode())]}
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "scheme": "http",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"host", b"feeds.test"), (b"authorization", f"Bearer {key}".encode())],
+    }
 
 
 def _hot_exchange() -> tuple[list[dict], Any, Any]:
@@ -246,6 +285,9 @@ def test_shared_limiter_decides_a_turn_in_one_batch(data_dir, tmp_path) -> None:
 
     asyncio.run(many())
     assert app.coalescer.batches == 1
-    remaining = sorted(int(dict(m["headers"])[b"x-ratelimit-remaining"]) for m in sent
-                       if m["type"] == "http.response.start")
+    remaining = sorted(
+        int(dict(m["headers"])[b"x-ratelimit-remaining"])
+        for m in sent
+        if m["type"] == "http.response.start"
+    )
     assert remaining == list(range(79, 99))

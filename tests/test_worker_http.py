@@ -26,8 +26,7 @@ def data_dir(tmp_path_factory):
 def new_key(data_dir, tier: str) -> str:
     """A key of a fresh account: limits are per account, so tests sharing one would collide."""
     user = f"ana-{uuid.uuid4().hex[:12]}@example.org"
-    out = socdef("keys", "create", "--user", user, "--tier", tier,
-                 data_dir=data_dir).stdout
+    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
     key = out.split("API key: ")[1].split()[0]
     assert key.startswith(KEY_PREFIX)
     return key
@@ -35,7 +34,9 @@ def new_key(data_dir, tier: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log") as srv:
+    with running_server(
+        data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log"
+    ) as srv:
         yield srv
 
 
@@ -71,8 +72,11 @@ def test_three_auth_styles_answer_the_same(server, data_dir):
 def test_quota_is_per_key_whatever_the_auth_style(server, data_dir):
     def twelve() -> list[httpx.Response]:  # a new key each run: its minute starts empty
         key = new_key(data_dir, "free")
-        styles = [{"headers": {"Authorization": f"Bearer {key}"}},
-                  {"headers": {"X-API-Key": key}}, {"params": {"api_key": key}}]
+        styles = [
+            {"headers": {"Authorization": f"Bearer {key}"}},
+            {"headers": {"X-API-Key": key}},
+            {"params": {"api_key": key}},
+        ]
         return [get(server, **styles[i % 3]) for i in range(12)]
 
     answers = in_one_minute(twelve)  # 10 a minute: all twelve inside one window
@@ -95,8 +99,11 @@ def test_missing_and_invalid_keys(server):
 def test_revoked_key_is_refused(server, data_dir):
     key = new_key(data_dir, "pro")
     assert get(server, headers={"X-API-Key": key}).status_code == 200
-    key_id = [line.split()[0] for line in socdef("keys", "list", data_dir=data_dir).stdout
-              .splitlines() if key[:12] in line][0]
+    key_id = [
+        line.split()[0]
+        for line in socdef("keys", "list", data_dir=data_dir).stdout.splitlines()
+        if key[:12] in line
+    ][0]
     socdef("keys", "revoke", key_id, data_dir=data_dir)
     deadline = time.time() + 10  # the worker's key cache lives at most 5 s
     while time.time() < deadline:
@@ -110,17 +117,29 @@ def test_revoked_key_is_refused(server, data_dir):
 def test_bad_parameters_get_400_with_valid_values(server, data_dir):
     key = {"Authorization": f"Bearer {new_key(data_dir, 'enterprise')}"}
     err = assert_error(get(server, headers=key, params={"type": "bogus"}), 400, "invalid_parameter")
-    assert "ipv4" in err["details"]["valid_types"] and "mitre_attack" in err["details"]["valid_types"]
-    for params in ({"limit": "0"}, {"limit": "abc"}, {"limit": "10001"}, {"offset": "-1"},
-                   {"since": "yesterday"}, {"format": "xml"}, {"include_context": "maybe"},
-                   {"category": "blogs"}, {"confidence": "sure"},
-                   {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}):
+    assert (
+        "ipv4" in err["details"]["valid_types"] and "mitre_attack" in err["details"]["valid_types"]
+    )
+    for params in (
+        {"limit": "0"},
+        {"limit": "abc"},
+        {"limit": "10001"},
+        {"offset": "-1"},
+        {"since": "yesterday"},
+        {"format": "xml"},
+        {"include_context": "maybe"},
+        {"category": "blogs"},
+        {"confidence": "sure"},
+        {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    ):
         assert_error(get(server, headers=key, params=params), 400, "invalid_parameter")
 
 
 def test_tier_caps_limit_and_lookback(server, data_dir):
     free = {"X-API-Key": new_key(data_dir, "free")}
-    body = get(server, headers=free, params={"limit": "5000", "since": "2000-01-01T00:00:00Z"}).json()
+    body = get(
+        server, headers=free, params={"limit": "5000", "since": "2000-01-01T00:00:00Z"}
+    ).json()
     assert body["meta"]["limit"] == 100
     generated = time.mktime(time.strptime(body["meta"]["generated_at"], "%Y-%m-%dT%H:%M:%SZ"))
     since = time.mktime(time.strptime(body["meta"]["filters"]["since"], "%Y-%m-%dT%H:%M:%SZ"))
@@ -146,8 +165,9 @@ def test_formats(server, data_dir):
     csv_ = get(server, headers=key, params={"format": "csv", "limit": "20"})
     assert csv_.headers["content-type"].startswith("text/csv")
     lines = csv_.text.splitlines()
-    assert lines[0] == ("id,type,value,confidence,first_seen,last_seen,source_article,"
-                        "source_feed,category,tags")
+    assert lines[0] == (
+        "id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags"
+    )
     txt = get(server, headers=key, params={"format": "txt", "limit": "20"})
     assert txt.headers["content-type"].startswith("text/plain")
     values = [r["value"] for r in get(server, headers=key, params={"limit": "20"}).json()["data"]]
@@ -188,6 +208,8 @@ def test_keys_never_reach_the_log(server, data_dir):
     before = server.log().count(mark)
     get(server, params={"api_key": key, "limit": "1"})
     get(server, params={"api_key": key + "x"})
-    log = poll_until(lambda: (text := server.log()).count(mark) >= before + 2 and text,
-                     what="both requests in the access log")
+    log = poll_until(
+        lambda: (text := server.log()).count(mark) >= before + 2 and text,
+        what="both requests in the access log",
+    )
     assert key not in log and key[8:] not in log

@@ -36,8 +36,11 @@ def fetch(server: Server, query: str, key: str, **headers: str):
     parts = urlsplit(server.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        conn.request(headers.pop("method", "GET"), f"/api/v1/iocs?{query}",
-                     headers={"Authorization": f"Bearer {key}", **headers})
+        conn.request(
+            headers.pop("method", "GET"),
+            f"/api/v1/iocs?{query}",
+            headers={"Authorization": f"Bearer {key}", **headers},
+        )
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -56,12 +59,16 @@ def servers(tmp_path_factory, moto_s3):
     socdef("publish", data_dir=data)
     bucket = moto_s3.new_bucket()
     socdef("publish", "--to", f"s3://{bucket}/feeds", data_dir=data, env=moto_s3.env)
-    key = socdef("keys", "create", "--user", "s3@example.org", "--tier", "enterprise",
-                 data_dir=data).stdout.split("API key: ")[1].split()[0]
+    key = (
+        socdef("keys", "create", "--user", "s3@example.org", "--tier", "enterprise", data_dir=data)
+        .stdout.split("API key: ")[1]
+        .split()[0]
+    )
     same_links = {"SOCDEF_PUBLIC_URL": "https://feeds.example.org"}  # links name no port
     local = start(data, data, "local", same_links)
-    remote = start(data, data, "s3", {**same_links, **moto_s3.env,
-                                      "SOCDEF_BUCKET": f"s3://{bucket}/feeds"})
+    remote = start(
+        data, data, "s3", {**same_links, **moto_s3.env, "SOCDEF_BUCKET": f"s3://{bucket}/feeds"}
+    )
     yield local, remote, key
     for server in (local, remote):
         server.proc.terminate()
@@ -120,14 +127,22 @@ def test_gzip_is_negotiated_with_its_own_etag_and_304s(servers):
         assert zipped[1]["etag"] == plain[1]["etag"][:-1] + '-gzip"'
         # a 304 for the representation the client holds, in either encoding
         for held, accept in ((zipped, "gzip"), (plain, "identity")):
-            again = fetch(server, "limit=500", key, **{"Accept-Encoding": accept,
-                                                       "If-None-Match": held[1]["etag"]})
+            again = fetch(
+                server,
+                "limit=500",
+                key,
+                **{"Accept-Encoding": accept, "If-None-Match": held[1]["etag"]},
+            )
             assert again[0] == 304 and again[2] == b""
             assert again[1]["etag"] == held[1]["etag"]
             assert "accept-encoding" in again[1]["vary"].lower()
         # the gzip tag does not validate the identity representation
-        other = fetch(server, "limit=500", key, **{"Accept-Encoding": "identity",
-                                                   "If-None-Match": zipped[1]["etag"]})
+        other = fetch(
+            server,
+            "limit=500",
+            key,
+            **{"Accept-Encoding": "identity", "If-None-Match": zipped[1]["etag"]},
+        )
         assert other[0] == 200 and other[2] == plain[2]
 
 
@@ -160,16 +175,23 @@ def test_an_unreachable_bucket_is_a_503_that_names_no_address(tmp_path):
 
     data = tmp_path / "data"
     dead = f"http://127.0.0.1:{free_port()}"
-    env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": dead,
-           "SOCDEF_BUCKET": "s3://feeds/prod"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_ENDPOINT_URL": dead,
+        "SOCDEF_BUCKET": "s3://feeds/prod",
+    }
     server = start(data, tmp_path, "dead", env)
     try:
         health = httpx.get(server.url + "/healthz", timeout=30)
         assert health.status_code == 503
         assert health.json()["status"] == "storage_unreachable"
         assert "127.0.0.1" not in health.text and "feeds" not in health.text
-        key = socdef("keys", "create", "--user", "d@example.org", data_dir=data).stdout \
-            .split("API key: ")[1].split()[0]
+        key = (
+            socdef("keys", "create", "--user", "d@example.org", data_dir=data)
+            .stdout.split("API key: ")[1]
+            .split()[0]
+        )
         answer = httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key}, timeout=30)
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "service_unavailable"

@@ -47,97 +47,228 @@ class Mutant:
 MUTANTS = [
     # worker/http.py etag_matches: RFC 9110 weak comparison, "*", lists, whitespace
     Mutant("etag-weak", "worker/http.py", '.removeprefix("W/")', "", ETAG),
-    Mutant("etag-star", "worker/http.py", 'if if_none_match.strip() == "*":',
-           'if if_none_match.strip() == "**":', ETAG),
-    Mutant("etag-star-space", "worker/http.py", 'if if_none_match.strip() == "*":',
-           'if if_none_match == "*":', ETAG),
-    Mutant("etag-list", "worker/http.py", 'for t in if_none_match.split(",")',
-           "for t in [if_none_match]", ETAG),
+    Mutant(
+        "etag-star",
+        "worker/http.py",
+        'if if_none_match.strip() == "*":',
+        'if if_none_match.strip() == "**":',
+        ETAG,
+    ),
+    Mutant(
+        "etag-star-space",
+        "worker/http.py",
+        'if if_none_match.strip() == "*":',
+        'if if_none_match == "*":',
+        ETAG,
+    ),
+    Mutant(
+        "etag-list",
+        "worker/http.py",
+        'for t in if_none_match.split(",")',
+        "for t in [if_none_match]",
+        ETAG,
+    ),
     Mutant("etag-space", "worker/http.py", "(t.strip().removeprefix", "(t.removeprefix", ETAG),
-    Mutant("etag-none", "worker/http.py", "    if not if_none_match:\n        return False\n",
-           "", ETAG),
+    Mutant(
+        "etag-none", "worker/http.py", "    if not if_none_match:\n        return False\n", "", ETAG
+    ),
     # worker/query.py: the window's ends inside a boundary day, and which days are boundary days
-    Mutant("since-edge", "worker/query.py", "hi = bisect.bisect_right(stamps, -q.since",
-           "hi = bisect.bisect_left(stamps, -q.since", ORACLE),
-    Mutant("until-edge", "worker/query.py", "lo = bisect.bisect_left(stamps, -q.until",
-           "lo = bisect.bisect_right(stamps, -q.until", ORACLE),
+    Mutant(
+        "since-edge",
+        "worker/query.py",
+        "hi = bisect.bisect_right(stamps, -q.since",
+        "hi = bisect.bisect_left(stamps, -q.since",
+        ORACLE,
+    ),
+    Mutant(
+        "until-edge",
+        "worker/query.py",
+        "lo = bisect.bisect_left(stamps, -q.until",
+        "lo = bisect.bisect_right(stamps, -q.until",
+        ORACLE,
+    ),
     Mutant("since-day", "worker/query.py", "if last < q.since:", "if last <= q.since:", ORACLE),
     Mutant("until-day", "worker/query.py", "if first > q.until:", "if first >= q.until:", ORACLE),
-    Mutant("whole-day", "worker/query.py", "if q.since <= first and last <= q.until:",
-           "if q.since < first and last <= q.until:", ORACLE,
-           accepted="equivalent: a day that starts exactly at since is then trimmed, and the "
-                    "trim keeps every record of it, so the answer is the same"),
+    Mutant(
+        "whole-day",
+        "worker/query.py",
+        "if q.since <= first and last <= q.until:",
+        "if q.since < first and last <= q.until:",
+        ORACLE,
+        accepted="equivalent: a day that starts exactly at since is then trimmed, and the "
+        "trim keeps every record of it, so the answer is the same",
+    ),
     # worker/params.py: a fractional since rounds up, a fractional until down
-    Mutant("since-round", "worker/params.py", "return whole + 1 if up and moment.microsecond",
-           "return whole + 1 if up", ORACLE),
+    Mutant(
+        "since-round",
+        "worker/params.py",
+        "return whole + 1 if up and moment.microsecond",
+        "return whole + 1 if up",
+        ORACLE,
+    ),
     # worker/limits.py: the memory and SQLite limiters and the shared decision helpers
-    Mutant("memory-full", "worker/limits.py", "if m_count >= per_minute or d_count >= per_day:",
-           "if m_count > per_minute or d_count >= per_day:", LIMITS),
-    Mutant("memory-day-full", "worker/limits.py",
-           "if m_count >= per_minute or d_count >= per_day:",
-           "if m_count >= per_minute or d_count > per_day:", LIMITS),
-    Mutant("window-start", "worker/limits.py", "return int(now // MINUTE) * MINUTE,",
-           "return round(now / MINUTE) * MINUTE,", LIMITS),
-    Mutant("sqlite-minute", "worker/limits.py",
-           "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) < :per_minute",
-           "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) <= :per_minute",
-           LIMITS),
-    Mutant("binding-window", "worker/limits.py", "day_full = day_count >= per_day",
-           "day_full = day_count > per_day", LIMITS),
-    Mutant("retry-after-floor", "worker/limits.py", "return max(1, math.ceil(end - now))",
-           "return max(0, math.ceil(end - now))", LIMITS,
-           accepted="equivalent: a refusal's window end is always after now, so the ceiling is "
-                    "at least 1 already (and worker/app.py floors Retry-After at 1 again)"),
-    Mutant("remaining", "worker/limits.py",
-           "remaining = per_minute - minute_count if per_minute > minute_count else 0",
-           "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
-           LIMITS),
+    Mutant(
+        "memory-full",
+        "worker/limits.py",
+        "if m_count >= per_minute or d_count >= per_day:",
+        "if m_count > per_minute or d_count >= per_day:",
+        LIMITS,
+    ),
+    Mutant(
+        "memory-day-full",
+        "worker/limits.py",
+        "if m_count >= per_minute or d_count >= per_day:",
+        "if m_count >= per_minute or d_count > per_day:",
+        LIMITS,
+    ),
+    Mutant(
+        "window-start",
+        "worker/limits.py",
+        "return int(now // MINUTE) * MINUTE,",
+        "return round(now / MINUTE) * MINUTE,",
+        LIMITS,
+    ),
+    Mutant(
+        "sqlite-minute",
+        "worker/limits.py",
+        "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) < :per_minute",
+        "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) <= :per_minute",
+        LIMITS,
+    ),
+    Mutant(
+        "binding-window",
+        "worker/limits.py",
+        "day_full = day_count >= per_day",
+        "day_full = day_count > per_day",
+        LIMITS,
+    ),
+    Mutant(
+        "retry-after-floor",
+        "worker/limits.py",
+        "return max(1, math.ceil(end - now))",
+        "return max(0, math.ceil(end - now))",
+        LIMITS,
+        accepted="equivalent: a refusal's window end is always after now, so the ceiling is "
+        "at least 1 already (and worker/app.py floors Retry-After at 1 again)",
+    ),
+    Mutant(
+        "remaining",
+        "worker/limits.py",
+        "remaining = per_minute - minute_count if per_minute > minute_count else 0",
+        "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
+        LIMITS,
+    ),
     # worker/limits_fallback.py: the capped share while the shared store is down
-    Mutant("fallback-cap", "worker/limits_fallback.py",
-           "return 0 if limit <= 0 else max(1, int(limit * fraction))",
-           "return 0 if limit <= 0 else max(1, int(limit))", FALLBACK),
-    Mutant("fallback-probe", "worker/limits_fallback.py", "if now < self._next_probe:",
-           "if now < self._next_probe + 3600:", FALLBACK),
+    Mutant(
+        "fallback-cap",
+        "worker/limits_fallback.py",
+        "return 0 if limit <= 0 else max(1, int(limit * fraction))",
+        "return 0 if limit <= 0 else max(1, int(limit))",
+        FALLBACK,
+    ),
+    Mutant(
+        "fallback-probe",
+        "worker/limits_fallback.py",
+        "if now < self._next_probe:",
+        "if now < self._next_probe + 3600:",
+        FALLBACK,
+    ),
     # generator/refang.py: defanged indicators turned back into real ones
-    Mutant("refang-hxxps", "generator/refang.py", 'base = "http" if kind == "s" else "ftp"',
-           'base = "http" if kind == "fs" else "ftp"', REFANG),
-    Mutant("refang-at", "generator/refang.py", 'return None if begin is None else (begin, "@")',
-           'return None if begin is None else (begin, ".")', REFANG),
-    Mutant("refang-overlap", "generator/refang.py", "if m.start() < scanned:",
-           "if m.start() < scanned - 1:", REFANG),
+    Mutant(
+        "refang-hxxps",
+        "generator/refang.py",
+        'base = "http" if kind == "s" else "ftp"',
+        'base = "http" if kind == "fs" else "ftp"',
+        REFANG,
+    ),
+    Mutant(
+        "refang-at",
+        "generator/refang.py",
+        'return None if begin is None else (begin, "@")',
+        'return None if begin is None else (begin, ".")',
+        REFANG,
+    ),
+    Mutant(
+        "refang-overlap",
+        "generator/refang.py",
+        "if m.start() < scanned:",
+        "if m.start() < scanned - 1:",
+        REFANG,
+    ),
     # generator/model.py: the merge rules of sightings into records
-    Mutant("fold-tie", "generator/model.py",
-           "(published == self.last and article_id < self.primary)",
-           "(published == self.last and article_id > self.primary)", FOLD),
-    Mutant("fold-raise", "generator/model.py",
-           "rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank", "rank = acc.rank",
-           FOLD),
-    Mutant("fold-once", "generator/model.py",
-           "ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))",
-           "ids = [acc.primary, *(acc.others or ())]", FOLD),
-    Mutant("fold-first", "generator/model.py", "self.first = min(self.first, published)",
-           "self.first = max(self.first, published)", FOLD),
+    Mutant(
+        "fold-tie",
+        "generator/model.py",
+        "(published == self.last and article_id < self.primary)",
+        "(published == self.last and article_id > self.primary)",
+        FOLD,
+    ),
+    Mutant(
+        "fold-raise",
+        "generator/model.py",
+        "rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank",
+        "rank = acc.rank",
+        FOLD,
+    ),
+    Mutant(
+        "fold-once",
+        "generator/model.py",
+        "ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))",
+        "ids = [acc.primary, *(acc.others or ())]",
+        FOLD,
+    ),
+    Mutant(
+        "fold-first",
+        "generator/model.py",
+        "self.first = min(self.first, published)",
+        "self.first = max(self.first, published)",
+        FOLD,
+    ),
     # worker/session.py: session tokens of the key pages
     Mutant("session-expiry", "worker/session.py", "if now >= exp:", "if now > exp + 60:", SESSION),
-    Mutant("session-nbf", "worker/session.py", "if nbf is not None and now < nbf:",
-           "if nbf is not None and now < nbf - 3600:", SESSION),
-    Mutant("session-alg", "worker/session.py", 'if header.get("alg") != "HS256" or "crit" in header:',
-           'if "crit" in header:', SESSION),
-    Mutant("session-aud-list", "worker/session.py",
-           "return aud == expected or (isinstance(aud, list) and expected in aud)",
-           "return aud == expected", SESSION),
+    Mutant(
+        "session-nbf",
+        "worker/session.py",
+        "if nbf is not None and now < nbf:",
+        "if nbf is not None and now < nbf - 3600:",
+        SESSION,
+    ),
+    Mutant(
+        "session-alg",
+        "worker/session.py",
+        'if header.get("alg") != "HS256" or "crit" in header:',
+        'if "crit" in header:',
+        SESSION,
+    ),
+    Mutant(
+        "session-aud-list",
+        "worker/session.py",
+        "return aud == expected or (isinstance(aud, list) and expected in aud)",
+        "return aud == expected",
+        SESSION,
+    ),
     # worker/csrf.py: key changes only from the site itself
-    Mutant("csrf-same-site", "worker/csrf.py", 'if site in ("cross-site", "same-site"):',
-           'if site in ("cross-site",):', CSRF),
+    Mutant(
+        "csrf-same-site",
+        "worker/csrf.py",
+        'if site in ("cross-site", "same-site"):',
+        'if site in ("cross-site",):',
+        CSRF,
+    ),
     # worker/encoding.py: the coded representation has its own tag
-    Mutant("coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'",
-           "return etag", ETAG),
+    Mutant(
+        "coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'", "return etag", ETAG
+    ),
 ]
 
 
 def copy_tree(dest: Path) -> None:
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.split(b"\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
     for raw in filter(None, listed):
         rel = raw.decode()
         src = ROOT / rel
@@ -151,8 +282,14 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool,
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *tests], cwd=tree,
-                              env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *PYTEST, *tests],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return False, time.monotonic() - started, "timeout"
     tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
@@ -176,9 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="socdef-mutants-") as tmp:
         tree = Path(tmp)
         copy_tree(tree)
-        found = subprocess.run([sys.executable, "-c", "import worker; print(worker.__file__)"],
-                               cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                               capture_output=True, text=True, check=True).stdout.strip()
+        found = subprocess.run(
+            [sys.executable, "-c", "import worker; print(worker.__file__)"],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         if not found.startswith(str(tree)):
             print(f"the copy's modules are not the ones imported ({found})", file=sys.stderr)
             return 2
@@ -193,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
             target = tree / m.path
             original = target.read_text()
             if original.count(m.old) != 1:
-                print(f"{m.name}: the text to mutate occurs {original.count(m.old)} times in "
-                      f"{m.path}", file=sys.stderr)
+                print(
+                    f"{m.name}: the text to mutate occurs {original.count(m.old)} times in "
+                    f"{m.path}",
+                    file=sys.stderr,
+                )
                 return 2
             target.write_text(original.replace(m.old, m.new))
             try:
@@ -209,10 +354,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"SURVIVED  {m.name:20} {secs:5.0f} s  {note}", flush=True)
             else:
                 killed += 1
-                print(f"killed    {m.name:20} {secs:5.0f} s  {tail.splitlines()[-1]}",
-                      flush=True)
-    print(f"\n{killed} killed, {len(survived)} survived "
-          f"({len(survived) - len(bad)} accepted) of {len(chosen)} mutants")
+                print(f"killed    {m.name:20} {secs:5.0f} s  {tail.splitlines()[-1]}", flush=True)
+    print(
+        f"\n{killed} killed, {len(survived)} survived "
+        f"({len(survived) - len(bad)} accepted) of {len(chosen)} mutants"
+    )
     for m in bad:
         print(f"  survivor not accepted: {m.name} ({m.path})")
     return 1 if bad else 0

@@ -24,14 +24,16 @@ class AccountError(ValueError):
 
 class Accounts:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._conn = sqlite3.connect(os.fspath(path), timeout=5, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            os.fspath(path), timeout=5, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(SCHEMA)
 
     def tier_of(self, user: str) -> str:
-        row = self._conn.execute("SELECT tier FROM accounts WHERE user = ?",
-                                 (user.strip().lower(),)).fetchone()
+        row = self._conn.execute(
+            "SELECT tier FROM accounts WHERE user = ?", (user.strip().lower(),)
+        ).fetchone()
         return row[0] if row else DEFAULT_TIER
 
     def set_tier(self, user: str, tier: str) -> None:
@@ -43,7 +45,8 @@ class Accounts:
         self._conn.execute(
             "INSERT INTO accounts (user, tier, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (user) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
-            (user, tier, int(time.time())))
+            (user, tier, int(time.time())),
+        )
 
     def close(self) -> None:
         self._conn.close()

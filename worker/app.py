@@ -110,7 +110,9 @@ def rate_headers(resp: Response, d: Decision) -> None:
 @functools.lru_cache(maxsize=64)
 def _fixed_text(limit: int, day_limit: int) -> tuple[tuple[str, str], tuple[str, str]]:
     return ("x-ratelimit-limit", str(limit)), (
-        "ratelimit-policy", f'"minute";q={limit};w=60, "day";q={day_limit};w=86400')
+        "ratelimit-policy",
+        f'"minute";q={limit};w=60, "day";q={day_limit};w=86400',
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,8 +129,13 @@ def rate_text(d: Decision) -> list[tuple[str, str]]:
     else:
         current = f'"minute";r={d.remaining};t={max(0, d.reset - now)}'
     limit, policy = _fixed_text(d.limit, d.day_limit)
-    return [limit, ("x-ratelimit-remaining", str(d.remaining)), _reset_text(d.reset), policy,
-            ("ratelimit", current)]
+    return [
+        limit,
+        ("x-ratelimit-remaining", str(d.remaining)),
+        _reset_text(d.reset),
+        policy,
+        ("ratelimit", current),
+    ]
 
 
 def rate_raw(d: Decision) -> list[tuple[bytes, bytes]]:
@@ -150,8 +157,16 @@ def text_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 
 # Headers that change per request: left out of a kept answer, added on every reply.
-PER_REQUEST = frozenset({b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset",
-                         b"ratelimit-policy", b"ratelimit", b"x-request-id"})
+PER_REQUEST = frozenset(
+    {
+        b"x-ratelimit-limit",
+        b"x-ratelimit-remaining",
+        b"x-ratelimit-reset",
+        b"ratelimit-policy",
+        b"ratelimit",
+        b"x-request-id",
+    }
+)
 READY = "ready-answers"  # the per-build dict of kept answers (Build.cached)
 READY_MAX = 1024  # kept answers per build; emptied when full (Host values and queries vary)
 READY_BYTES = 64 << 20  # body bytes kept per build; emptied when full
@@ -179,8 +194,13 @@ class Ready:
 
 # The headers a kept answer may depend on, Authorization first, with their places in
 # ``hot_headers``'s answer: raw (ASGI) names and text (RSGI) names.
-HOT_HEADERS = {b"authorization": 0, b"host": 1, b"accept-encoding": 2, b"if-none-match": 3,
-               b"accept": 4}
+HOT_HEADERS = {
+    b"authorization": 0,
+    b"host": 1,
+    b"accept-encoding": 2,
+    b"if-none-match": 3,
+    b"accept": 4,
+}
 HOT_HEADERS_TEXT = {name.decode(): place for name, place in HOT_HEADERS.items()}
 
 # ``hot_inputs``'s answer: (presented key, request part of the kept-answer key); the request
@@ -224,12 +244,21 @@ def hot_inputs(scope: Message) -> HotInputs | None:
     return token, (scope["path"], query, scope.get("scheme", "http"), host, coding, inm, accept)
 
 
-def log_access(client: str, method: str, target: str, status: int, size: int, started: float,
-               request_id: str) -> None:
+def log_access(
+    client: str, method: str, target: str, status: int, size: int, started: float, request_id: str
+) -> None:
     """One access-log line; credential values in the target's query are redacted, and no
     header is logged (``Authorization``, ``X-API-Key``)."""
-    access_log.info('%s "%s %s" %s %d %.1fms %s', client, method, redact_target(target),
-                    status, size, (time.perf_counter() - started) * 1000, request_id)
+    access_log.info(
+        '%s "%s %s" %s %d %.1fms %s',
+        client,
+        method,
+        redact_target(target),
+        status,
+        size,
+        (time.perf_counter() - started) * 1000,
+        request_id,
+    )
 
 
 def _limited(d: Decision, tier: str) -> RateLimited:
@@ -280,15 +309,20 @@ class App:
         self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
         # the hot path needs a key cache that answers without the database, and in-memory builds
         self._cached_key: Callable[[bytes], Any] | None = (
-            None if self.offload else getattr(keys, "cached", None))
+            None if self.offload else getattr(keys, "cached", None)
+        )
         # a shared store's hot-path hits are decided in batches, one per event-loop turn: one
         # transaction or round trip per batch; the memory store decides inline, so a request
         # never waits (docs/rate-limits.md)
         self.coalescer = Coalescer(limiter) if batches(limiter) else None
         self._scaled: dict[str, tuple[int, int]] = {}  # tier -> limits with limit_scale
 
-    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: Message,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send, self._flush_usage)
             return
@@ -307,20 +341,29 @@ class App:
             return
         await self.full(scope, receive, send, started, hot)
 
-    async def full(self, scope: Message, receive: Callable[[], Awaitable[Message]],
-                   send: Callable[[Message], Awaitable[None]], started: float,
-                   hot: HotInputs | None) -> None:
+    async def full(
+        self,
+        scope: Message,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+        started: float,
+        hot: HotInputs | None,
+    ) -> None:
         """The full path of an HTTP request; ``hot`` is its ``hot_inputs`` (None: keep nothing)."""
         req = Request.from_scope(scope)
         request_id = new_request_id()
         body = await _read_body(receive) if req.method in BODY_METHODS else b""
         if body is None:
-            resp = self._error(PayloadTooLarge(f"Request bodies are limited to {MAX_BODY} bytes."),
-                               request_id)
+            resp = self._error(
+                PayloadTooLarge(f"Request bodies are limited to {MAX_BODY} bytes."), request_id
+            )
         else:
             req.body = body
-            resp = (await asyncio.to_thread(self.answer, req, request_id) if self.offload
-                    else self.answer(req, request_id))
+            resp = (
+                await asyncio.to_thread(self.answer, req, request_id)
+                if self.offload
+                else self.answer(req, request_id)
+            )
         resp.header("x-request-id", request_id)
         headers = resp.raw_headers(req.method == "HEAD")
         if hot is not None and isinstance(resp.shared, Build) and resp.status in (200, 304):
@@ -332,15 +375,25 @@ class App:
             self._log_access(scope, resp.status, len(body), started, request_id)
 
     @staticmethod
-    def _log_access(scope: Message, status: int, size: int, started: float, request_id: str) -> None:
+    def _log_access(
+        scope: Message, status: int, size: int, started: float, request_id: str
+    ) -> None:
         client = scope.get("client") or ("-", 0)
-        log_access(str(client[0]), scope["method"],
-                   scope.get("raw_path", b"").decode("latin-1") + "?"
-                   + scope.get("query_string", b"").decode("latin-1"),
-                   status, size, started, request_id)
+        log_access(
+            str(client[0]),
+            scope["method"],
+            scope.get("raw_path", b"").decode("latin-1")
+            + "?"
+            + scope.get("query_string", b"").decode("latin-1"),
+            status,
+            size,
+            started,
+            request_id,
+        )
 
-    def _keep(self, resp: Response, headers: list[tuple[bytes, bytes]],
-              request: tuple[Any, ...]) -> None:
+    def _keep(
+        self, resp: Response, headers: list[tuple[bytes, bytes]], request: tuple[Any, ...]
+    ) -> None:
         """Keep a shared answer for the hot path, under the build that produced it."""
         route, tier, iocs = resp.ready
         body = b"" if resp.status == 304 else resp.body
@@ -374,12 +427,15 @@ class App:
         found = self._scaled.get(tier_name)
         if found is None:
             tier = TIERS[tier_name]
-            found = self._scaled[tier_name] = (int(tier.per_minute * self.limit_scale),
-                                               int(tier.per_day * self.limit_scale))
+            found = self._scaled[tier_name] = (
+                int(tier.per_minute * self.limit_scale),
+                int(tier.per_day * self.limit_scale),
+            )
         return found
 
-    async def _hot(self, key: Any, ready: Ready, started: float, text: bool = False
-                   ) -> tuple[int, list[Any], bytes, str] | None:
+    async def _hot(
+        self, key: Any, ready: Ready, started: float, text: bool = False
+    ) -> tuple[int, list[Any], bytes, str] | None:
         """Answer a repeated shared GET from a kept answer, or None for the full path.
 
         Nothing is spent before every check that could send the request to the full path has
@@ -389,9 +445,11 @@ class App:
         """
         per_minute, per_day = self._limits(key.tier)
         try:
-            decision = (await self.coalescer.decide(key.limit_id, per_minute, per_day)
-                        if self.coalescer is not None
-                        else self.limiter.hit(key.limit_id, per_minute, per_day))
+            decision = (
+                await self.coalescer.decide(key.limit_id, per_minute, per_day)
+                if self.coalescer is not None
+                else self.limiter.hit(key.limit_id, per_minute, per_day)
+            )
         except LimiterUnavailable:
             return None  # nothing was spent: the full path answers (503 without a fallback)
         request_id = new_request_id()
@@ -412,8 +470,9 @@ class App:
             if text:
                 headers = text_headers(headers)
         if self.usage is not None:
-            self.usage.record(key.id, ready.route.pattern, status,
-                              (time.perf_counter() - started) * 1000, iocs)
+            self.usage.record(
+                key.id, ready.route.pattern, status, (time.perf_counter() - started) * 1000, iocs
+            )
         return status, headers, body, request_id
 
     def answer(self, req: Request, request_id: str) -> Response:
@@ -432,23 +491,36 @@ class App:
             handler = route.handlers.get("GET" if req.method == "HEAD" else req.method)
             if handler is None:
                 allowed = ", ".join(sorted(route.handlers))
-                raise MethodNotAllowed(f"Method {req.method} is not allowed here",
-                                       headers={"allow": allowed})
+                raise MethodNotAllowed(
+                    f"Method {req.method} is not allowed here", headers={"allow": allowed}
+                )
             self._admit(ctx)
             resp = handler(ctx)
         except ApiError as exc:
             resp = self._error(exc, request_id, route)
         except StorageError as exc:
             log.error("storage: %s", exc)
-            resp = self._error(Unavailable("No feed has been published yet.") if isinstance(
-                exc, NoBuild) else Unavailable("The published feed cannot be read; retry shortly."
-                                               if isinstance(exc, BadPointer) else
-                                               "The feed store is unreachable; retry shortly.",
-                                               headers={"retry-after": "1"}), request_id, route)
+            resp = self._error(
+                Unavailable("No feed has been published yet.")
+                if isinstance(exc, NoBuild)
+                else Unavailable(
+                    "The published feed cannot be read; retry shortly."
+                    if isinstance(exc, BadPointer)
+                    else "The feed store is unreachable; retry shortly.",
+                    headers={"retry-after": "1"},
+                ),
+                request_id,
+                route,
+            )
         except LimiterUnavailable as exc:  # only without the fail-open fallback
             log.error("rate limiter: %s", exc)
-            resp = self._error(Unavailable("Rate limiting is unavailable; retry shortly.",
-                                           headers={"retry-after": "1"}), request_id, route)
+            resp = self._error(
+                Unavailable(
+                    "Rate limiting is unavailable; retry shortly.", headers={"retry-after": "1"}
+                ),
+                request_id,
+                route,
+            )
         except Exception:
             log.exception("unhandled error for %s", redact(req.path))
             resp = self._error(InternalError(), request_id, route)
@@ -457,8 +529,13 @@ class App:
         if ctx is not None and ctx.decision is not None:
             rate_headers(resp, ctx.decision)
         if ctx is not None and ctx.key is not None and self.usage is not None:
-            self.usage.record(ctx.key.id, ctx.route.pattern, resp.status,
-                              (time.perf_counter() - started) * 1000, ctx.iocs)
+            self.usage.record(
+                ctx.key.id,
+                ctx.route.pattern,
+                resp.status,
+                (time.perf_counter() - started) * 1000,
+                ctx.iocs,
+            )
         return resp
 
     def _admit(self, ctx: Ctx) -> None:
@@ -476,7 +553,10 @@ class App:
         ctx.key = authenticate(ctx.req, self.keys)
         ctx.tier = tier = TIERS[ctx.key.tier]
         ctx.decision = decision = self.limiter.hit(
-            ctx.key.limit_id, int(tier.per_minute * self.limit_scale), int(tier.per_day * self.limit_scale))
+            ctx.key.limit_id,
+            int(tier.per_minute * self.limit_scale),
+            int(tier.per_day * self.limit_scale),
+        )
         if not decision.allowed:
             raise _limited(decision, tier.name)
         if route.scope and route.scope not in ctx.key.scopes:
@@ -492,14 +572,23 @@ class App:
         try:
             build = self.builds.current()
         except StorageError as exc:  # a remote bucket's address stays out of the answer
-            status = ("no_build" if isinstance(exc, NoBuild) else "build_unreadable"
-                      if isinstance(exc, BadPointer) else "storage_unreachable")
-            detail = str(exc) if isinstance(exc, NoBuild | BadPointer) else \
-                "the bucket did not answer"
+            status = (
+                "no_build"
+                if isinstance(exc, NoBuild)
+                else "build_unreadable"
+                if isinstance(exc, BadPointer)
+                else "storage_unreachable"
+            )
+            detail = (
+                str(exc) if isinstance(exc, NoBuild | BadPointer) else "the bucket did not answer"
+            )
             return Response(503, json.dumps({"status": status, "detail": detail}).encode())
         problem = getattr(self.builds, "problem", None)
-        body = {"status": "degraded" if problem else "ok", "build_id": build.build_id,
-                "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.generated_at))}
+        body = {
+            "status": "degraded" if problem else "ok",
+            "build_id": build.build_id,
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.generated_at)),
+        }
         if problem:
             body["detail"] = f"{problem}; serving the last good build"
         return Response(200, json.dumps(body).encode())
@@ -541,9 +630,11 @@ async def _read_body(receive: Callable[[], Awaitable[Message]]) -> bytes | None:
     return b"".join(chunks) if size <= MAX_BODY else None
 
 
-async def _lifespan(receive: Callable[[], Awaitable[Message]],
-                    send: Callable[[Message], Awaitable[None]],
-                    flush: Callable[[], None]) -> None:
+async def _lifespan(
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+    flush: Callable[[], None],
+) -> None:
     """Start the periodic usage flush with the server; flush once more when it stops."""
     task: asyncio.Task[None] | None = None
     while True:

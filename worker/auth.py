@@ -69,6 +69,7 @@ def authenticate(req: Request, keys: KeyLookup) -> ApiKey | None:
         raise MissingApiKey()
     result = keys.authenticate(presented)
     if result.error is not None:
-        raise InvalidApiKey(MESSAGES.get(result.error, MESSAGES["unknown"]),
-                            details={"reason": result.error})
+        raise InvalidApiKey(
+            MESSAGES.get(result.error, MESSAGES["unknown"]), details={"reason": result.error}
+        )
     return result.key

@@ -59,8 +59,9 @@ class CachedBucket:
 
     blocking = True  # reads may wait on the network: the app runs requests off the event loop
 
-    def __init__(self, inner: Bucket, *, budget: int = 256 << 20,
-                 whole_limit: int = 4 << 20) -> None:
+    def __init__(
+        self, inner: Bucket, *, budget: int = 256 << 20, whole_limit: int = 4 << 20
+    ) -> None:
         self.inner = inner
         self.cache = ByteCache(budget)
         self.whole_limit = whole_limit

@@ -18,5 +18,10 @@ def cef_events(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS, FORMATS)
-    return conditional(ctx.req, build, etag(f"cef|{build.build_id}|{p.key}"), MEDIA_TYPE,
-                       lambda: select(build, p, p.format).data)
+    return conditional(
+        ctx.req,
+        build,
+        etag(f"cef|{build.build_id}|{p.key}"),
+        MEDIA_TYPE,
+        lambda: select(build, p, p.format).data,
+    )

@@ -65,8 +65,9 @@ class WorkerConfig:
         for f in fields(cls):
             raw = environ.get(f"SOCDEF_WORKER_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = (float(raw) if f.type == "float" else raw == "True"
-                                  if f.type == "bool" else raw)
+                values[f.name] = (
+                    float(raw) if f.type == "float" else raw == "True" if f.type == "bool" else raw
+                )
         # each value was converted above to its field's type (float, bool or str)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -105,12 +106,16 @@ def create_app(config: WorkerConfig) -> App:
     data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
     secret = load_or_create_secret(data / "secret.key")
     keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
-    builds = BuildSource(open_bucket(config.bucket, endpoint=config.s3_endpoint,
-                                     cache_bytes=int(config.cache_mb * (1 << 20))),
-                         pointer_ttl=config.pointer_ttl)
+    builds = BuildSource(
+        open_bucket(
+            config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
+        ),
+        pointer_ttl=config.pointer_ttl,
+    )
     builds.preload()  # every worker holds the build before the pointer can break
-    sessions = cookie_authenticator(session_secret(config), cookie=config.session_cookie,
-                                    audience=config.jwt_audience or None)
+    sessions = cookie_authenticator(
+        session_secret(config), cookie=config.session_cookie, audience=config.jwt_audience or None
+    )
     return App(
         session_auth=sessions,
         accounts=Accounts(data / "keys.sqlite"),
@@ -128,8 +133,15 @@ def create_app(config: WorkerConfig) -> App:
 def install_log_redaction() -> None:
     """Attach the ``api_key=`` redaction to every handler of the root and server loggers."""
     redacting = RedactingFilter()
-    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access",
-                 "socdef"):
+    for name in (
+        "",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "_granian",
+        "granian.access",
+        "socdef",
+    ):
         logger = logging.getLogger(name)
         logger.addFilter(redacting)
         for handler in logger.handlers:

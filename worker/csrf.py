@@ -32,9 +32,10 @@ def check_same_origin(req: Request, allowed: tuple[str, ...], public_url: str | 
     site = req.headers.get("sec-fetch-site")
     origin = req.headers.get("origin")
     if site is None and origin is None:
-        raise CrossSiteRequest(MESSAGE + " A write needs the Origin or Sec-Fetch-Site header "
-                               "that browsers send.",
-                               details={"required_headers": ["Origin", "Sec-Fetch-Site"]})
+        raise CrossSiteRequest(
+            MESSAGE + " A write needs the Origin or Sec-Fetch-Site header that browsers send.",
+            details={"required_headers": ["Origin", "Sec-Fetch-Site"]},
+        )
     if site is not None and site.strip().lower() != "same-origin":
         raise CrossSiteRequest(MESSAGE, details={"sec_fetch_site": site})
     if origin is None:

@@ -23,8 +23,14 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 MIN_SIZE = 1024
 LARGE = 256 * 1024  # above this, the fastest levels: the body is rarely asked for twice
-TEXTUAL = ("text/", "application/json", "application/xml", "application/stix+json",
-           "application/taxii+json", "image/svg+xml")
+TEXTUAL = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/stix+json",
+    "application/taxii+json",
+    "image/svg+xml",
+)
 
 
 def _gzip(body: bytes) -> bytes:

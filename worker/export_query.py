@@ -31,8 +31,13 @@ class ExportParams:
         return f"{self.view}|{self.since}|{self.until}|{self.limit}|{self.format}"
 
 
-def parse_export(raw: dict[str, str], tier: Tier, now: int, names: tuple[str, ...],
-                 formats: tuple[str, ...] = ("json",)) -> ExportParams:
+def parse_export(
+    raw: dict[str, str],
+    tier: Tier,
+    now: int,
+    names: tuple[str, ...],
+    formats: tuple[str, ...] = ("json",),
+) -> ExportParams:
     """The endpoint's parameters ``names`` out of the query; any other parameter is ignored."""
     p = parse_list({k: raw[k] for k in names if k in raw}, tier, now, formats)
     return ExportParams(p.view, p.since, p.until, p.limit, p.format)
@@ -46,8 +51,9 @@ def etag(identity: str) -> str:
     return http.strong_etag(identity)
 
 
-def conditional(req: Request, build: Build, tag: str, content_type: str,
-                body: Callable[[], bytes]) -> Response:
+def conditional(
+    req: Request, build: Build, tag: str, content_type: str, body: Callable[[], bytes]
+) -> Response:
     """:func:`worker.http.conditional` dated by the build: 200 with ``body()``, or 304 without
     computing it when ``If-None-Match`` has ``tag``."""
     return http.conditional(req, tag, content_type, body, modified=build.generated_at)

@@ -71,32 +71,93 @@ CSV_HEADER = (
 )
 
 FORMATS: tuple[Format, ...] = (
-    Format("json", "JSON", "application/json", "json", "read:iocs", (
-        Variant("json", "exports.ioc_json.render_line", TEXT),
-        Variant("jsonnc", "exports.ioc_json.render_line_no_context", TEXT),
-    ), "formats/lists.md", json_envelope=True),
-    Format("csv", "CSV", CSV, "csv", "read:iocs", (
-        Variant("csv", "exports.ioc_csv.render_line", CSV),
-    ), "formats/lists.md", header=CSV_HEADER),
-    Format("txt", "TXT", TEXT, "txt", "read:iocs", (
-        Variant("txt", "exports.ioc_txt.render_line", TEXT),
-    ), "formats/lists.md"),
-    Format("stix", "STIX 2.1", "application/stix+json;version=2.1", "json", "read:stix", (
-        Variant("stix", "exports.stix21.render_line", TEXT),
-    ), "formats/stix.md", route="/api/v1/iocs/stix"),
-    Format("misp", "MISP", "application/json", "json", "read:misp", (
-        Variant("misp", "exports.misp.render_line", TEXT),
-    ), "formats/misp.md", route="/api/v1/iocs/misp"),
-    Format("cef", "CEF", TEXT, "log", "read:cef", (
-        Variant("cef", "exports.cef.render_line", TEXT),
-    ), "formats/cef.md", route="/api/v1/iocs/cef", selector=(("format", "cef"),)),
-    Format("syslog", "Syslog", TEXT, "log", "read:cef", (
-        Variant("syslog", "exports.cef.render_syslog_line", TEXT),
-    ), "formats/cef.md", route="/api/v1/iocs/cef", selector=(("format", "syslog"),)),
-    Format("openioc", "OpenIOC", "application/xml", "xml", "read:openioc", (
-        Variant("openioc", "exports.openioc.render_item", TEXT),
-        Variant("openiocp", "exports.openioc.render_params", TEXT),
-    ), "formats/openioc.md", route="/api/v1/iocs/openioc"),
+    Format(
+        "json",
+        "JSON",
+        "application/json",
+        "json",
+        "read:iocs",
+        (
+            Variant("json", "exports.ioc_json.render_line", TEXT),
+            Variant("jsonnc", "exports.ioc_json.render_line_no_context", TEXT),
+        ),
+        "formats/lists.md",
+        json_envelope=True,
+    ),
+    Format(
+        "csv",
+        "CSV",
+        CSV,
+        "csv",
+        "read:iocs",
+        (Variant("csv", "exports.ioc_csv.render_line", CSV),),
+        "formats/lists.md",
+        header=CSV_HEADER,
+    ),
+    Format(
+        "txt",
+        "TXT",
+        TEXT,
+        "txt",
+        "read:iocs",
+        (Variant("txt", "exports.ioc_txt.render_line", TEXT),),
+        "formats/lists.md",
+    ),
+    Format(
+        "stix",
+        "STIX 2.1",
+        "application/stix+json;version=2.1",
+        "json",
+        "read:stix",
+        (Variant("stix", "exports.stix21.render_line", TEXT),),
+        "formats/stix.md",
+        route="/api/v1/iocs/stix",
+    ),
+    Format(
+        "misp",
+        "MISP",
+        "application/json",
+        "json",
+        "read:misp",
+        (Variant("misp", "exports.misp.render_line", TEXT),),
+        "formats/misp.md",
+        route="/api/v1/iocs/misp",
+    ),
+    Format(
+        "cef",
+        "CEF",
+        TEXT,
+        "log",
+        "read:cef",
+        (Variant("cef", "exports.cef.render_line", TEXT),),
+        "formats/cef.md",
+        route="/api/v1/iocs/cef",
+        selector=(("format", "cef"),),
+    ),
+    Format(
+        "syslog",
+        "Syslog",
+        TEXT,
+        "log",
+        "read:cef",
+        (Variant("syslog", "exports.cef.render_syslog_line", TEXT),),
+        "formats/cef.md",
+        route="/api/v1/iocs/cef",
+        selector=(("format", "syslog"),),
+    ),
+    Format(
+        "openioc",
+        "OpenIOC",
+        "application/xml",
+        "xml",
+        "read:openioc",
+        (
+            Variant("openioc", "exports.openioc.render_item", TEXT),
+            Variant("openiocp", "exports.openioc.render_params", TEXT),
+        ),
+        "formats/openioc.md",
+        route="/api/v1/iocs/openioc",
+    ),
 )
 
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}

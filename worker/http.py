@@ -28,7 +28,7 @@ def new_request_id() -> str:
         return _ids.pop()
     except IndexError:
         raw = os.urandom(8 * ID_BATCH).hex()
-        _ids.extend(["req_" + raw[i:i + 16] for i in range(0, len(raw), 16)])
+        _ids.extend(["req_" + raw[i : i + 16] for i in range(0, len(raw), 16)])
         return _ids.pop()
 
 
@@ -112,8 +112,15 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag in tags
 
 
-def conditional(req: Request, etag: str, content_type: str, body: Callable[[], bytes], *,
-                modified: int | None, cache: str = PRIVATE) -> Response:
+def conditional(
+    req: Request,
+    etag: str,
+    content_type: str,
+    body: Callable[[], bytes],
+    *,
+    modified: int | None,
+    cache: str = PRIVATE,
+) -> Response:
     """Conditional GET for every route: a 200 with ``body()``, or a 304 without computing it
     when ``If-None-Match`` holds ``etag``. Headers in this order: ``etag``, ``last-modified``
     (``modified``, a Unix time; None leaves it out), ``cache-control`` (``cache``)."""

@@ -55,8 +55,9 @@ def refang_query(text: str) -> str:
     text = text.strip()
     if not _MARKS.search(text):
         return text
-    text = _SCHEME.sub(lambda m: ("http" if m.group()[:1] in "hH" else "ftp") + m.group(1).lower(),
-                       text.strip())
+    text = _SCHEME.sub(
+        lambda m: ("http" if m.group()[:1] in "hH" else "ftp") + m.group(1).lower(), text.strip()
+    )
     text = _SEP.sub(lambda m: "://" if "//" in m.group() else ":", text)
     text = _SLASH.sub("/", _AT.sub("@", _DOT.sub(".", text)))
     if " " in text or "\t" in text:

@@ -52,8 +52,9 @@ def _total_of(body: bytes, p: ListParams) -> int:
     return int(body[start : body.index(b",", start)])
 
 
-def _full_answer(req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None,
-                 source_name: str) -> tuple[bytes, str]:
+def _full_answer(
+    req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
+) -> tuple[bytes, str]:
     body, total, identity = _answer(build, tier, p, source_name)
     tail = b""
     if formats.BY_NAME[p.format].json_envelope:
@@ -62,8 +63,9 @@ def _full_answer(req: Request, build: Build, tier: Tier, p: ListParams, public_u
     return body + tail, _etag(identity, tail)
 
 
-def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
-                    public_url: str | None, source_name: str) -> tuple[bytes, str]:
+def _cached_default(
+    req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
+) -> tuple[bytes, str]:
     """The hourly poll's whole answer, kept per build (bounded: Host headers vary)."""
     memo = build.responses
     key = (tier.name, req.base_url(public_url), req.path, tuple(sorted(req.query.items())))
@@ -77,8 +79,13 @@ def _cached_default(req: Request, build: Build, tier: Tier, p: ListParams,
 
 def list_iocs(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
-    resp = list_answer(ctx.req, ctx.build(), ctx.tier, public_url=ctx.app.public_url,
-                       source_name=ctx.app.source_name)
+    resp = list_answer(
+        ctx.req,
+        ctx.build(),
+        ctx.tier,
+        public_url=ctx.app.public_url,
+        source_name=ctx.app.source_name,
+    )
     ctx.iocs = count_records(resp)
     return resp
 
@@ -94,15 +101,17 @@ def count_records(resp: Response) -> int:
     return max(0, resp.body.count(b"\n") - HEADER_LINES.get(resp.content_type, 0))
 
 
-def list_answer(req: Request, build: Build, tier: Tier, *, public_url: str | None,
-                source_name: str) -> Response:
+def list_answer(
+    req: Request, build: Build, tier: Tier, *, public_url: str | None, source_name: str
+) -> Response:
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     shared = p.is_default and "api_key" not in req.query
     if shared:
         body, etag = _cached_default(req, build, tier, p, public_url, source_name)
     else:
         body, etag = _full_answer(req, build, tier, p, public_url, source_name)
-    resp = conditional(req, etag, CONTENT_TYPES[p.format], lambda: body,
-                       modified=build.generated_at)
+    resp = conditional(
+        req, etag, CONTENT_TYPES[p.format], lambda: body, modified=build.generated_at
+    )
     resp.shared = build if shared else None
     return resp

@@ -73,8 +73,10 @@ class KeyLimitReached(KeyStoreError):
     """The account already holds as many live keys as its tier allows."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"this account already holds {limit} live API keys, the most its tier "
-                         "allows; revoke one first")
+        super().__init__(
+            f"this account already holds {limit} live API keys, the most its tier "
+            "allows; revoke one first"
+        )
         self.limit = limit
 
 
@@ -369,7 +371,9 @@ class KeyStore:
     def _live(self, owner: str, now: int) -> int:
         live: int = self._conn.execute(
             "SELECT count(*) FROM api_keys WHERE user = ? AND revoked_at IS NULL "
-            "AND (expires_at IS NULL OR expires_at > ?)", (owner, now)).fetchone()[0]
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (owner, now),
+        ).fetchone()[0]
         return live
 
     def list(self, user: str | None = None) -> list[ApiKey]:
@@ -439,8 +443,11 @@ class KeyStore:
         if record is None:
             return None
         now = self._clock()
-        if now - seen >= self._cache_ttl or record.revoked_at is not None or (
-                record.expires_at is not None and now >= record.expires_at):
+        if (
+            now - seen >= self._cache_ttl
+            or record.revoked_at is not None
+            or (record.expires_at is not None and now >= record.expires_at)
+        ):
             return None
         return record
 

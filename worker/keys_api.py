@@ -48,9 +48,14 @@ def _spend_key_op(ctx: Ctx, tier_name: str) -> None:
         window = decision.binding
         raise RateLimited(
             "Too many API key operations. Please wait before creating or revoking more keys.",
-            details={"limit": per_day if window == "day" else per_minute, "window": window,
-                     "scope": "key_operations", "tier": tier_name},
-            headers={"retry-after": str(max(1, decision.retry_after))})
+            details={
+                "limit": per_day if window == "day" else per_minute,
+                "window": window,
+                "scope": "key_operations",
+                "tier": tier_name,
+            },
+            headers={"retry-after": str(max(1, decision.retry_after))},
+        )
 
 
 def _iso(ts: float | None) -> str | None:
@@ -69,8 +74,10 @@ def _body(ctx: Ctx, allowed: set[str], *, required: bool) -> dict[str, Any]:
         return {}
     media = ctx.req.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media != JSON_MEDIA:  # a form or text/plain is what a cross-site page can send unasked
-        raise InvalidBody("The request body must be JSON (Content-Type: application/json).",
-                          details={"content_type": ctx.req.headers.get("content-type", "")})
+        raise InvalidBody(
+            "The request body must be JSON (Content-Type: application/json).",
+            details={"content_type": ctx.req.headers.get("content-type", "")},
+        )
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -81,8 +88,10 @@ def _body(ctx: Ctx, allowed: set[str], *, required: bool) -> dict[str, Any]:
         raise InvalidBody("The request body must be a JSON object.")
     extra = sorted(set(body) - allowed)
     if extra:
-        raise InvalidParameter(f"Unknown or read-only fields: {', '.join(extra)}",
-                               details={"allowed_fields": sorted(allowed)})
+        raise InvalidParameter(
+            f"Unknown or read-only fields: {', '.join(extra)}",
+            details={"allowed_fields": sorted(allowed)},
+        )
     return body
 
 
@@ -94,7 +103,9 @@ def _status(key: ApiKey, now: float) -> str:
     return "active"
 
 
-def key_info(key: ApiKey, totals: dict[str, tuple[int, float | None]], now: float) -> dict[str, Any]:
+def key_info(
+    key: ApiKey, totals: dict[str, tuple[int, float | None]], now: float
+) -> dict[str, Any]:
     tier = TIERS[key.tier]
     count, last = totals.get(key.id, (0, None))
     last_used = max(t for t in (last, key.last_used_at, 0) if t is not None) or None
@@ -134,17 +145,21 @@ def create_key(ctx: Ctx) -> Response:
     body = _body(ctx, CREATE_FIELDS, required=True)
     name, days = body.get("name"), body.get("expires_in_days")
     if not isinstance(name, str) or not name.strip():
-        raise InvalidParameter("name is required: a string of 1 to 100 characters",
-                               details={"parameter": "name"})
+        raise InvalidParameter(
+            "name is required: a string of 1 to 100 characters", details={"parameter": "name"}
+        )
     if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
-        raise InvalidParameter("expires_in_days must be an integer from 1 to 365",
-                               details={"parameter": "expires_in_days"})
+        raise InvalidParameter(
+            "expires_in_days must be an integer from 1 to 365",
+            details={"parameter": "expires_in_days"},
+        )
     tier = ctx.app.accounts.tier_of(ctx.user)
     _spend_key_op(ctx, tier)
     cap = TIERS[tier].max_keys
     try:
-        secret, key = ctx.app.keys.create(ctx.user, tier, name=name.strip(), expires_in_days=days,
-                                          max_live=cap)
+        secret, key = ctx.app.keys.create(
+            ctx.user, tier, name=name.strip(), expires_in_days=days, max_live=cap
+        )
     except KeyLimitReached as exc:
         raise TooManyKeys(str(exc), details={"max_keys": cap, "tier": tier}) from None
     except KeyStoreError as exc:
@@ -169,8 +184,9 @@ def revoke_key(ctx: Ctx) -> Response:
     body = _body(ctx, REVOKE_FIELDS, required=False)
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:
-        raise InvalidParameter("reason must be a string of at most 500 characters",
-                               details={"parameter": "reason"})
+        raise InvalidParameter(
+            "reason must be a string of at most 500 characters", details={"parameter": "reason"}
+        )
     _spend_key_op(ctx, ctx.app.accounts.tier_of(ctx.user))
     _own_key(ctx)
     ctx.app.keys.revoke(ctx.params["keyId"], user=ctx.user, reason=reason)
@@ -184,14 +200,20 @@ def _days(ctx: Ctx) -> int:
     except ValueError:
         days = 0
     if not 1 <= days <= 90:
-        raise InvalidParameter("Invalid days: must be an integer from 1 to 90",
-                               details={"parameter": "days", "minimum": 1, "maximum": 90})
+        raise InvalidParameter(
+            "Invalid days: must be an integer from 1 to 90",
+            details={"parameter": "days", "minimum": 1, "maximum": 90},
+        )
     return days
 
 
 def _window(limit: int, current: int) -> dict[str, Any]:
-    return {"limit": limit, "current": current, "remaining": max(0, limit - current),
-            "percentUsed": round(100 * current / limit, 2) if limit else 0.0}
+    return {
+        "limit": limit,
+        "current": current,
+        "remaining": max(0, limit - current),
+        "percentUsed": round(100 * current / limit, 2) if limit else 0.0,
+    }
 
 
 def key_usage(ctx: Ctx) -> Response:

@@ -32,7 +32,16 @@ from __future__ import annotations
 from worker import formats
 
 IOC_TYPES = (
-    "ipv4", "ipv6", "domain", "url", "md5", "sha1", "sha256", "sha512", "email", "cve",
+    "ipv4",
+    "ipv6",
+    "domain",
+    "url",
+    "md5",
+    "sha1",
+    "sha256",
+    "sha512",
+    "email",
+    "cve",
     "mitre_attack",
 )
 CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
@@ -67,10 +76,7 @@ def all_views() -> list[str]:
 def views_of(type_: str, category: str, confidence: str) -> list[str]:
     """The eight views a record with these attributes belongs to."""
     return [
-        view_name(t, c, f)
-        for t in (ALL, type_)
-        for c in (ALL, category)
-        for f in (ALL, confidence)
+        view_name(t, c, f) for t in (ALL, type_) for c in (ALL, category) for f in (ALL, confidence)
     ]
 
 

@@ -105,17 +105,29 @@ def admitted(
     return admitted_in(w.minute, w.day, minute_count, day_count, per_minute, per_day)
 
 
-def admitted_in(minute: int, day: int, minute_count: int, day_count: int, per_minute: int,
-                per_day: int) -> Decision:
+def admitted_in(
+    minute: int, day: int, minute_count: int, day_count: int, per_minute: int, per_day: int
+) -> Decision:
     """``admitted`` from the window starts alone (the memory store's per-request path)."""
     remaining = per_minute - minute_count if per_minute > minute_count else 0
     day_remaining = per_day - day_count if per_day > day_count else 0
     # positional: a dataclass takes keyword arguments at about a quarter of the speed
-    return Decision(True, per_minute, remaining, minute + MINUTE, per_day, day_remaining,
-                    day + DAY, 0, "day" if day_remaining < remaining else "minute")
+    return Decision(
+        True,
+        per_minute,
+        remaining,
+        minute + MINUTE,
+        per_day,
+        day_remaining,
+        day + DAY,
+        0,
+        "day" if day_remaining < remaining else "minute",
+    )
 
 
-def refused(w: Window, minute_count: int, day_count: int, per_minute: int, per_day: int) -> Decision:
+def refused(
+    w: Window, minute_count: int, day_count: int, per_minute: int, per_day: int
+) -> Decision:
     """The decision for a refused request; the window that frees up last is the binding one."""
     day_full = day_count >= per_day
     end = w.day + DAY if day_full else w.minute + MINUTE
@@ -239,8 +251,13 @@ WHERE (kind = 0 AND window_start < :minute - 60) OR (kind = 1 AND window_start <
 
 
 def _params(key_id: str, w: Window, per_minute: int, per_day: int) -> dict[str, object]:
-    return {"key": key_id, "minute": w.minute, "day": w.day, "per_minute": per_minute,
-            "per_day": per_day}
+    return {
+        "key": key_id,
+        "minute": w.minute,
+        "day": w.day,
+        "per_minute": per_minute,
+        "per_day": per_day,
+    }
 
 
 @contextmanager
@@ -263,7 +280,9 @@ class SQLiteLimiter:
     period past its end so that a process whose clock lags slightly never re-creates it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._day = -1
@@ -321,9 +340,16 @@ class SQLiteLimiter:
                         out.append(refused(w, c[0], c[1], per_minute, per_day))
                 for key_id, (minute_count, day_count, spent) in counts.items():
                     if spent:
-                        self._conn.execute(_SET, {"key": key_id, "minute": w.minute, "day": w.day,
-                                                  "minute_count": minute_count,
-                                                  "day_count": day_count})
+                        self._conn.execute(
+                            _SET,
+                            {
+                                "key": key_id,
+                                "minute": w.minute,
+                                "day": w.day,
+                                "minute_count": minute_count,
+                                "day_count": day_count,
+                            },
+                        )
                         # as in hit(): the day sweep, or this key's sweep when the batch
                         # opened its minute window
                         self._housekeep(_params(key_id, w, 0, 0), minute_count == spent, w.day)
@@ -393,7 +419,9 @@ class Coalescer:
 
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Hit, asyncio.Future[Decision]]]] = {}
+        self._pending: dict[
+            asyncio.AbstractEventLoop, list[tuple[Hit, asyncio.Future[Decision]]]
+        ] = {}
         self.batches = 0  # batches decided so far (for tests and benchmarks)
 
     async def decide(self, key_id: str, per_minute: int, per_day: int) -> Decision:

@@ -34,10 +34,16 @@ def capped(limit: int, fraction: float) -> int:
 class FallbackLimiter:
     """A primary limiter, with a capped per-process limiter while the primary is unavailable."""
 
-    def __init__(self, primary: Limiter, fallback: Limiter | None = None, *,
-                 fraction: float = FRACTION, probe_every: float = PROBE_EVERY,
-                 log_every: float = LOG_EVERY,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        primary: Limiter,
+        fallback: Limiter | None = None,
+        *,
+        fraction: float = FRACTION,
+        probe_every: float = PROBE_EVERY,
+        log_every: float = LOG_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not 0 < fraction <= 1:
             raise ValueError("the fallback fraction must be in (0, 1]")
         self.primary = primary
@@ -66,8 +72,9 @@ class FallbackLimiter:
                 self._succeeded()
                 return decision
         self._count_degraded()
-        return self.fallback.hit(key_id, capped(per_minute, self.fraction),
-                                 capped(per_day, self.fraction))
+        return self.fallback.hit(
+            key_id, capped(per_minute, self.fraction), capped(per_day, self.fraction)
+        )
 
     def hit_many(self, hits: Sequence[Hit]) -> list[Decision]:
         """A batch (``worker.limits.Coalescer``): decided by the primary's ``hit_many`` when it
@@ -85,8 +92,11 @@ class FallbackLimiter:
         out = []
         for key_id, per_minute, per_day in hits:
             self._count_degraded()
-            out.append(self.fallback.hit(key_id, capped(per_minute, self.fraction),
-                                         capped(per_day, self.fraction)))
+            out.append(
+                self.fallback.hit(
+                    key_id, capped(per_minute, self.fraction), capped(per_day, self.fraction)
+                )
+            )
         return out
 
     def peek(self, key_id: str, per_minute: int, per_day: int) -> Decision:
@@ -95,8 +105,9 @@ class FallbackLimiter:
                 return self.primary.peek(key_id, per_minute, per_day)
             except LimiterUnavailable as exc:
                 self._failed(exc)
-        return self.fallback.peek(key_id, capped(per_minute, self.fraction),
-                                  capped(per_day, self.fraction))
+        return self.fallback.peek(
+            key_id, capped(per_minute, self.fraction), capped(per_day, self.fraction)
+        )
 
     def _should_try_primary(self) -> bool:
         if self._down_since is None:
@@ -114,13 +125,21 @@ class FallbackLimiter:
             self._next_probe = now + self._probe_every
             if self._down_since is None:
                 self._down_since = self._logged = now
-                log.warning("rate-limit store unavailable (%s): failing open with a per-process "
-                            "cap of %g %% of each limit", exc, self.fraction * 100)
+                log.warning(
+                    "rate-limit store unavailable (%s): failing open with a per-process "
+                    "cap of %g %% of each limit",
+                    exc,
+                    self.fraction * 100,
+                )
             elif now - self._logged >= self._log_every:
                 self._logged = now
-                log.warning("rate-limit store still unavailable after %.0f s (%s); %d requests "
-                            "decided by the fallback cap", now - self._down_since, exc,
-                            self.degraded)
+                log.warning(
+                    "rate-limit store still unavailable after %.0f s (%s); %d requests "
+                    "decided by the fallback cap",
+                    now - self._down_since,
+                    exc,
+                    self.degraded,
+                )
 
     def _succeeded(self) -> None:
         if self._down_since is None:
@@ -128,9 +147,12 @@ class FallbackLimiter:
         with self._lock:
             if self._down_since is None:
                 return
-            log.warning("rate-limit store available again after %.1f s; %d requests were "
-                        "decided by the fallback cap", self._clock() - self._down_since,
-                        self.degraded)
+            log.warning(
+                "rate-limit store available again after %.1f s; %d requests were "
+                "decided by the fallback cap",
+                self._clock() - self._down_since,
+                self.degraded,
+            )
             self._down_since, self.degraded = None, 0
 
     def _count_degraded(self) -> None:

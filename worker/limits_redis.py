@@ -77,7 +77,9 @@ if tonumber(d[1]) == day then dc = tonumber(d[2]) end
 
 # KEYS: minute hash, day hash. ARGV: per_minute, per_day, spend (1 or 0), offset in µs (tests).
 # Returns {admitted (1/0), minute count, day count, now in µs}; counts include this request.
-SCRIPT = _prologue(4) + """
+SCRIPT = (
+    _prologue(4)
+    + """
 if ARGV[3] ~= '1' or mc >= tonumber(ARGV[1]) or dc >= tonumber(ARGV[2]) then
   return {0, mc, dc, now}
 end
@@ -88,12 +90,15 @@ redis.call('HSET', KEYS[2], 'w', day, 'n', dc + 1)
 redis.call('PEXPIRE', KEYS[2], (day + 86401) * 1000 - ms)
 return {1, mc + 1, dc + 1, now}
 """
+)
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 # One key's hits of a batch. KEYS: minute hash, day hash. ARGV: offset in µs, then per hit its
 # per_minute and per_day. Returns {now in µs, then per hit: admitted (1/0), minute count, day
 # count}; an admitted hit's counts include it.
-BATCH_SCRIPT = _prologue(1) + """
+BATCH_SCRIPT = (
+    _prologue(1)
+    + """
 local out = {now}
 local spent = 0
 for i = 2, #ARGV, 2 do
@@ -117,14 +122,22 @@ if spent > 0 then
 end
 return out
 """
+)
 BATCH_SHA = hashlib.sha1(BATCH_SCRIPT.encode()).hexdigest()
 
 
-def batch_command(minute_key: str, day_key: str, offset_us: int,
-                  limits: list[tuple[int, int]]) -> bytes:
+def batch_command(
+    minute_key: str, day_key: str, offset_us: int, limits: list[tuple[int, int]]
+) -> bytes:
     """The RESP bytes of ``EVALSHA <batch sha> 2 minute-key day-key offset limits…``."""
-    args = [b"EVALSHA", BATCH_SHA.encode(), b"2", minute_key.encode(), day_key.encode(),
-            str(offset_us).encode()]
+    args = [
+        b"EVALSHA",
+        BATCH_SHA.encode(),
+        b"2",
+        minute_key.encode(),
+        day_key.encode(),
+        str(offset_us).encode(),
+    ]
     for per_minute, per_day in limits:
         args += (str(per_minute).encode(), str(per_day).encode())
     return b"*%d\r\n" % len(args) + b"".join(_bulk(arg) for arg in args)
@@ -148,8 +161,13 @@ def connect(url: str, *, timeout: float = TIMEOUT) -> Any:
     A command that timed out is not repeated, so a slow Redis never counts a request twice.
     """
     retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                retry=retry, health_check_interval=0)
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=retry,
+        health_check_interval=0,
+    )
 
 
 class RedisLimiter:
@@ -159,8 +177,15 @@ class RedisLimiter:
     window boundaries. ``last_now`` is the (shifted) Redis time of the last decision.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, prefix: str = DEFAULT_PREFIX,
-                 timeout: float = TIMEOUT, time_offset: float = 0.0, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = TIMEOUT,
+        time_offset: float = 0.0,
+        client: Any = None,
+    ) -> None:
         self._client = client if client is not None else connect(url, timeout=timeout)
         self._conn = self._client.connection_pool.make_connection()
         self._lock = threading.Lock()
@@ -186,9 +211,12 @@ class RedisLimiter:
             check_limits(per_minute, per_day)
             by_key.setdefault(key_id, []).append(index)
         offset = round(self.time_offset * 1e6)
-        commands = [batch_command(*self.keys_for(key_id), offset,
-                                  [(hits[i][1], hits[i][2]) for i in indexes])
-                    for key_id, indexes in by_key.items()]
+        commands = [
+            batch_command(
+                *self.keys_for(key_id), offset, [(hits[i][1], hits[i][2]) for i in indexes]
+            )
+            for key_id, indexes in by_key.items()
+        ]
         try:
             replies = self._batch(commands)
         except RedisError as exc:
@@ -198,10 +226,11 @@ class RedisLimiter:
             self.last_now = reply[0] / 1_000_000
             w = Window.at(self.last_now)
             for n, i in enumerate(indexes):
-                allowed, minute_count, day_count = reply[1 + 3 * n: 4 + 3 * n]
+                allowed, minute_count, day_count = reply[1 + 3 * n : 4 + 3 * n]
                 _, per_minute, per_day = hits[i]
-                out[i] = (admitted if allowed else refused)(w, minute_count, day_count,
-                                                            per_minute, per_day)
+                out[i] = (admitted if allowed else refused)(
+                    w, minute_count, day_count, per_minute, per_day
+                )
         return out  # type: ignore[return-value]  # every index was filled in the loop above
 
     def _batch(self, commands: list[bytes]) -> list[list[int]]:
@@ -254,8 +283,9 @@ class RedisLimiter:
         base = f"{self._prefix}{{{key_id}}}:"
         return base + "m", base + "d"
 
-    def _run(self, key_id: str, per_minute: int, per_day: int,
-             spend: int) -> tuple[int, int, int, Window]:
+    def _run(
+        self, key_id: str, per_minute: int, per_day: int, spend: int
+    ) -> tuple[int, int, int, Window]:
         args = (*self.keys_for(key_id), per_minute, per_day, spend, round(self.time_offset * 1e6))
         try:
             allowed, minute_count, day_count, now_us = self._evalsha(args)

@@ -29,15 +29,19 @@ FEED = "misp"
 FEED_TYPES = {".json": "application/json", ".csv": "text/csv; charset=utf-8"}
 
 
-def event_document(build_id: str, generated_at: int, p: ExportParams, source: str,
-                   attributes: bytes) -> bytes:
+def event_document(
+    build_id: str, generated_at: int, p: ExportParams, source: str, attributes: bytes
+) -> bytes:
     """The event answering ``p`` on build ``build_id``, around its precomputed attributes."""
     type_ = p.view.split(".")[0]
-    info = one_line(f"{source} indicators ({'all types' if type_ == 'all' else type_}), "
-                    f"last seen {iso(p.since)} to {iso(p.until)}")
+    info = one_line(
+        f"{source} indicators ({'all types' if type_ == 'all' else type_}), "
+        f"last seen {iso(p.since)} to {iso(p.until)}"
+    )
     tags = (f"tlp:{strongest_tlp(attributes)}", "type:OSINT")
-    meta = EventMeta(event_uuid(f"{build_id}|{p.key}"), info, day_of(generated_at),
-                     generated_at, tags)
+    meta = EventMeta(
+        event_uuid(f"{build_id}|{p.key}"), info, day_of(generated_at), generated_at, tags
+    )
     return event_bytes(meta, source, attributes)
 
 
@@ -46,9 +50,17 @@ def misp_event(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return conditional(
-        ctx.req, build, etag(f"misp|{build.build_id}|{p.key}"), MEDIA_TYPE,
-        lambda: event_document(build.build_id, build.generated_at, p, ctx.app.source_name,
-                               select(build, p, "misp").data),
+        ctx.req,
+        build,
+        etag(f"misp|{build.build_id}|{p.key}"),
+        MEDIA_TYPE,
+        lambda: event_document(
+            build.build_id,
+            build.generated_at,
+            p,
+            ctx.app.source_name,
+            select(build, p, "misp").data,
+        ),
     )
 
 
@@ -58,9 +70,9 @@ def feed_file(ctx: Ctx) -> Response:
     name = ctx.params["name"]
     key = layout.feed_key(FEED, name)
     ref = build.ref(key)
-    content_type = FEED_TYPES.get(name[name.rfind("."):]) if "." in name else None
+    content_type = FEED_TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if ref is None or content_type is None:
         raise NotFound(f"The MISP feed has no file named {name!r}")
-    return conditional(ctx.req, build, f'"{ref.sha256[:32]}"', content_type,
-                       lambda: build.read(key) or b"")
-
+    return conditional(
+        ctx.req, build, f'"{ref.sha256[:32]}"', content_type, lambda: build.read(key) or b""
+    )

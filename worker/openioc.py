@@ -51,8 +51,9 @@ MIDDLE = b"</Indicator></criteria>\n<parameters>\n"
 TAIL = b"</parameters>\n</OpenIOC>\n"
 
 
-def document(build_id: str, generated_at: int, p: ExportParams, source: str, items: bytes,
-             params: bytes) -> bytes:
+def document(
+    build_id: str, generated_at: int, p: ExportParams, source: str, items: bytes, params: bytes
+) -> bytes:
     """The document answering ``p`` on build ``build_id``, around its precomputed fragments."""
     return head(build_id, generated_at, p, source) + items + MIDDLE + params + TAIL
 
@@ -62,7 +63,16 @@ def openioc_document(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return conditional(
-        ctx.req, build, etag(f"openioc|{build.build_id}|{p.key}"), MEDIA_TYPE,
-        lambda: document(build.build_id, build.generated_at, p, ctx.app.source_name,
-                         select(build, p, "openioc").data, select(build, p, "openiocp").data),
+        ctx.req,
+        build,
+        etag(f"openioc|{build.build_id}|{p.key}"),
+        MEDIA_TYPE,
+        lambda: document(
+            build.build_id,
+            build.generated_at,
+            p,
+            ctx.app.source_name,
+            select(build, p, "openioc").data,
+            select(build, p, "openiocp").data,
+        ),
     )

@@ -15,7 +15,14 @@ FALSE = {"false", "0", "no", "off"}
 MAX_LIMIT = 10_000
 DATE_TIME = "an ISO 8601 date-time such as 2024-12-01T00:00:00Z"
 LINK_ORDER = (
-    "type", "category", "confidence", "since", "until", "limit", "offset", "format",
+    "type",
+    "category",
+    "confidence",
+    "since",
+    "until",
+    "limit",
+    "offset",
+    "format",
     "include_context",
 )
 
@@ -50,9 +57,7 @@ def choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: st
     value = query.get(name, layout.ALL)
     if value == layout.ALL or value in allowed:
         return value
-    raise InvalidParameter(
-        f"Invalid {label}: {value}", details={f"valid_{name}s": list(allowed)}
-    )
+    raise InvalidParameter(f"Invalid {label}: {value}", details={f"valid_{name}s": list(allowed)})
 
 
 def parse_time(name: str, raw: str, expected: str = DATE_TIME) -> datetime:
@@ -64,7 +69,8 @@ def parse_time(name: str, raw: str, expected: str = DATE_TIME) -> datetime:
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidParameter(
-            f"Invalid {name}: expected {expected}", details={"parameter": name, "value": raw},
+            f"Invalid {name}: expected {expected}",
+            details={"parameter": name, "value": raw},
         ) from None
 
 
@@ -127,8 +133,18 @@ def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, 
     include_context = flag(query, "include_context", True)
     since, until = window(query, tier, now)
     is_default = not ({"since", "until", "offset"} & query.keys()) and limit == 100
-    return ListParams(type_, category, confidence, since, until, limit, offset, fmt,
-                      include_context, is_default and include_context)
+    return ListParams(
+        type_,
+        category,
+        confidence,
+        since,
+        until,
+        limit,
+        offset,
+        fmt,
+        include_context,
+        is_default and include_context,
+    )
 
 
 def link_params(query: dict[str, str], params: ListParams, offset: int) -> dict[str, str]:

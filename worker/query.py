@@ -173,7 +173,9 @@ def json_head(meta: dict[str, Any], data: bytes) -> bytes:
     """A JSON list answer without its ``links`` member (the edge appends it)."""
     if data.endswith(b","):
         data = data[:-1]
-    return b'{"meta":' + json.dumps(meta, separators=(",", ":")).encode() + b',"data":[' + data + b"]"
+    return (
+        b'{"meta":' + json.dumps(meta, separators=(",", ":")).encode() + b',"data":[' + data + b"]"
+    )
 
 
 def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, Selection]:

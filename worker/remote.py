@@ -50,8 +50,9 @@ class Origin:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self.scheme == "https":
-                conn = http.client.HTTPSConnection(self.host, timeout=self.timeout,
-                                                   context=ssl.create_default_context())
+                conn = http.client.HTTPSConnection(
+                    self.host, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
                 conn = http.client.HTTPConnection(self.host, timeout=self.timeout)
             self._local.conn = conn
@@ -66,8 +67,9 @@ class Origin:
             try:
                 conn.request("GET", path, headers={"host": self.host, **headers})
                 resp = conn.getresponse()
-                reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                              resp.read())
+                reply = Reply(
+                    resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+                )
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 self._local.conn = None
@@ -110,15 +112,17 @@ class HttpBucket:
             try:
                 return gzip.decompress(reply.body)
             except (OSError, EOFError, zlib.error) as exc:  # truncated or not gzip at all
-                raise StorageError(f"{self!r}: GET {key}: the gzip body does not decode: "
-                                   f"{exc}") from exc
+                raise StorageError(
+                    f"{self!r}: GET {key}: the gzip body does not decode: {exc}"
+                ) from exc
         return reply.body
 
     def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes:
         if end <= start:
             return b""
-        reply = self._fetch(key, {"range": f"bytes={start}-{end - 1}",
-                                  "accept-encoding": "identity"})
+        reply = self._fetch(
+            key, {"range": f"bytes={start}-{end - 1}", "accept-encoding": "identity"}
+        )
         if reply.status == 200:  # the origin ignored the range: cut it here
             body = reply.body[start:end]
         else:
@@ -139,9 +143,16 @@ class HttpBucket:
 class S3Bucket(HttpBucket):
     """``s3://BUCKET/PREFIX`` read with SigV4-signed GETs (path style on custom endpoints)."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, region: str = "us-east-1",
-                 endpoint: str | None = None, credentials: CredentialSource | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str = "us-east-1",
+        endpoint: str | None = None,
+        credentials: CredentialSource | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         if endpoint:
             base = f"{endpoint.rstrip('/')}/{bucket}"
         elif DNS_BUCKET.match(bucket):
@@ -160,16 +171,26 @@ class S3Bucket(HttpBucket):
         return sign("GET", self.origin.host, path, {}, creds, self.region)
 
 
-def open_bucket(spec: str, *, environ: Mapping[str, str] | None = None, endpoint: str = "",
-                cache_bytes: int = 256 << 20) -> Bucket:
+def open_bucket(
+    spec: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    endpoint: str = "",
+    cache_bytes: int = 256 << 20,
+) -> Bucket:
     """A folder path, ``s3://BUCKET/PREFIX`` or ``http(s)://ORIGIN/PATH`` as a bucket."""
     env = os.environ if environ is None else environ
     if spec.startswith("s3://"):
         parts = urlsplit(spec)
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         endpoint = endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL", "")
-        inner: Bucket = S3Bucket(parts.netloc, parts.path, region=region,
-                                 endpoint=endpoint or None, credentials=credentials_from(env))
+        inner: Bucket = S3Bucket(
+            parts.netloc,
+            parts.path,
+            region=region,
+            endpoint=endpoint or None,
+            credentials=credentials_from(env),
+        )
     elif spec.startswith(("http://", "https://")):
         inner = HttpBucket(spec)
     elif "://" in spec:

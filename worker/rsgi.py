@@ -52,11 +52,15 @@ def hot_inputs(scope: Any) -> HotInputs | None:
     token = authorization_key(auth.encode())
     if not token:
         return None
-    return token, (scope.path, query.encode(), scope.scheme,
-                   None if host is None else host.encode(),
-                   None if coding is None else coding.encode(),
-                   None if inm is None else inm.encode(),
-                   None if accept is None else accept.encode())
+    return token, (
+        scope.path,
+        query.encode(),
+        scope.scheme,
+        None if host is None else host.encode(),
+        None if coding is None else coding.encode(),
+        None if inm is None else inm.encode(),
+        None if accept is None else accept.encode(),
+    )
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -81,8 +85,9 @@ def asgi_scope(scope: Any) -> dict[str, Any]:
         "raw_path": quote(path, safe=PATH_SAFE).encode("ascii"),
         "root_path": "",
         "query_string": scope.query_string.encode(),
-        "headers": [(name.encode("latin-1"), value.encode())
-                    for name, value in scope.headers.items()],
+        "headers": [
+            (name.encode("latin-1"), value.encode()) for name, value in scope.headers.items()
+        ],
         "client": _address(scope.client),
         "server": _address(scope.server),
         "state": {},
@@ -155,8 +160,7 @@ class RSGIApp:
             return
         app = self.app
         started = time.perf_counter()
-        hot = (hot_inputs(scope) if app._cached_key is not None and scope.method == "GET"
-               else None)
+        hot = hot_inputs(scope) if app._cached_key is not None and scope.method == "GET" else None
         if hot is not None:
             found = app._hot_ready(hot)
             answered = await app._hot(*found, started, True) if found is not None else None
@@ -164,14 +168,21 @@ class RSGIApp:
                 status, headers, body, request_id = answered
                 protocol.response_bytes(status, headers, body)
                 if access_log.isEnabledFor(logging.INFO):
-                    log_access(_address(scope.client)[0], scope.method,
-                               quote(scope.path, safe=PATH_SAFE) + "?" + scope.query_string,
-                               status, len(body), started, request_id)
+                    log_access(
+                        _address(scope.client)[0],
+                        scope.method,
+                        quote(scope.path, safe=PATH_SAFE) + "?" + scope.query_string,
+                        status,
+                        len(body),
+                        started,
+                        request_id,
+                    )
                 return
         await self.call_asgi(asgi_scope(scope), protocol, started, hot)
 
-    async def call_asgi(self, scope: Message, protocol: Any, started: float,
-                        hot: HotInputs | None) -> None:
+    async def call_asgi(
+        self, scope: Message, protocol: Any, started: float, hot: HotInputs | None
+    ) -> None:
         """The full path through the ASGI app (which answers every error itself)."""
         exchange = _Exchange(protocol)
         await self.app.full(scope, exchange.receive, exchange.send, started, hot)

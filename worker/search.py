@@ -31,21 +31,27 @@ def _query(query: dict[str, str]) -> str:
     if q is None or len(q) > MAX_QUERY or len(q.strip()) < MIN_QUERY:
         raise InvalidParameter(
             f"Invalid q: give the indicator to look up, {MIN_QUERY} to {MAX_QUERY} characters",
-            details={"parameter": "q", "min_length": MIN_QUERY, "max_length": MAX_QUERY})
+            details={"parameter": "q", "min_length": MIN_QUERY, "max_length": MAX_QUERY},
+        )
     return q
 
 
 def _include_related(query: dict[str, str]) -> bool:
     raw = query.get("include_related", "true").lower()
     if raw not in TRUE | FALSE:
-        raise InvalidParameter("Invalid include_related: must be true or false",
-                               details={"parameter": "include_related"})
+        raise InvalidParameter(
+            "Invalid include_related: must be true or false",
+            details={"parameter": "include_related"},
+        )
     return raw in TRUE
 
 
 def _meta(build: Build, source_name: str) -> dict[str, str]:
-    return {"generated_at": iso(build.generated_at), "feed_version": build.build_id,
-            "source": source_name}
+    return {
+        "generated_at": iso(build.generated_at),
+        "feed_version": build.build_id,
+        "source": source_name,
+    }
 
 
 def _related_refs(matches: list[Entry]) -> list[str]:
@@ -70,15 +76,28 @@ def search_answer(build: Build, query: dict[str, str], source_name: str) -> tupl
     match_json = [record_json(build, e.ref) for e in matches]
     related_json = [record_json(build, ref) for ref in related]
     elapsed = int((time.perf_counter() - started) * 1000)
-    inner = {"total_matches": len(match_json), "related_count": len(related_json),
-             "search_time_ms": elapsed}
-    return b"".join((
-        b'{"meta":', json.dumps(_meta(build, source_name), separators=(",", ":")).encode(),
-        b',"data":{"found":', b"true" if match_json else b"false",
-        b',"query":', json.dumps(q).encode(),
-        b',"matches":[', b",".join(match_json), b'],"relatedIOCs":[', b",".join(related_json),
-        b'],"meta":', json.dumps(inner, separators=(",", ":")).encode(), b"}}",
-    )), len(match_json) + len(related_json)
+    inner = {
+        "total_matches": len(match_json),
+        "related_count": len(related_json),
+        "search_time_ms": elapsed,
+    }
+    return b"".join(
+        (
+            b'{"meta":',
+            json.dumps(_meta(build, source_name), separators=(",", ":")).encode(),
+            b',"data":{"found":',
+            b"true" if match_json else b"false",
+            b',"query":',
+            json.dumps(q).encode(),
+            b',"matches":[',
+            b",".join(match_json),
+            b'],"relatedIOCs":[',
+            b",".join(related_json),
+            b'],"meta":',
+            json.dumps(inner, separators=(",", ":")).encode(),
+            b"}}",
+        )
+    ), len(match_json) + len(related_json)
 
 
 def search_iocs(ctx: Ctx) -> Response:
@@ -90,24 +109,38 @@ def _range_prefix(raw: str) -> str:
     if not RANGE_PREFIX.fullmatch(raw):
         raise InvalidParameter(
             "Invalid prefix: give the first 5 hex characters of the SHA-256 of the normalised value",
-            details={"parameter": "prefix", "pattern": "^[0-9a-fA-F]{5}$"})
+            details={"parameter": "prefix", "pattern": "^[0-9a-fA-F]{5}$"},
+        )
     return raw.lower()
 
 
 def range_answer(build: Build, prefix: str, source_name: str) -> tuple[bytes, int]:
     """Every entry whose hash starts with ``prefix`` (full hash, minimal fields, no value)."""
     found = entries(build, prefix)
-    data = [{"hash": e.hash, "type": e.type, "confidence": e.confidence,
-             "first_seen": iso(e.first_seen), "last_seen": iso(e.last_seen),
-             "sightings": e.sightings} for e in found]
+    data = [
+        {
+            "hash": e.hash,
+            "type": e.type,
+            "confidence": e.confidence,
+            "first_seen": iso(e.first_seen),
+            "last_seen": iso(e.last_seen),
+            "sightings": e.sightings,
+        }
+        for e in found
+    ]
     meta = {**_meta(build, source_name), "prefix": prefix, "count": len(data)}
     return json.dumps({"meta": meta, "data": data}, separators=(",", ":")).encode(), len(data)
 
 
 def cacheable(req: Request, build: Build, body: bytes, identity: str) -> Response:
     """A 200 with a strong ETag for an answer fixed by the build (304 when it matches)."""
-    return conditional(req, strong_etag(f"{build.build_id}|{identity}"), "application/json",
-                       lambda: body, modified=build.generated_at)
+    return conditional(
+        req,
+        strong_etag(f"{build.build_id}|{identity}"),
+        "application/json",
+        lambda: body,
+        modified=build.generated_at,
+    )
 
 
 def ioc_range(ctx: Ctx) -> Response:

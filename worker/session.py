@@ -96,12 +96,17 @@ def _audience_ok(aud: object, expected: str) -> bool:
     return aud == expected or (isinstance(aud, list) and expected in aud)
 
 
-def mint(user: str, secret: bytes, *, now: float, ttl: int = 3600,
-         audience: str | None = "authenticated") -> str:
+def mint(
+    user: str, secret: bytes, *, now: float, ttl: int = 3600, audience: str | None = "authenticated"
+) -> str:
     """A session token for ``user`` (local use: ``socdef session create``)."""
     header = {"alg": "HS256", "typ": "JWT"}
-    claims: dict[str, Any] = {"sub": user, "iat": int(now), "exp": int(now) + ttl,
-                              "role": "authenticated"}
+    claims: dict[str, Any] = {
+        "sub": user,
+        "iat": int(now),
+        "exp": int(now) + ttl,
+        "role": "authenticated",
+    }
     if audience:
         claims["aud"] = audience
     head = _b64encode(json.dumps(header, separators=(",", ":")).encode())
@@ -127,8 +132,13 @@ def session_cookie(req: Request, name: str = COOKIE) -> str | None:
     return None
 
 
-def cookie_authenticator(secret: bytes, *, cookie: str = COOKIE, audience: str | None = None,
-                         clock: Callable[[], float] = time.time) -> Callable[[Request], str]:
+def cookie_authenticator(
+    secret: bytes,
+    *,
+    cookie: str = COOKIE,
+    audience: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[Request], str]:
     def authenticate(req: Request) -> str:
         token = session_cookie(req, cookie)
         if token is None:

@@ -33,8 +33,16 @@ class Entry:
     @classmethod
     def parse(cls, line: str) -> Entry:
         h, type_, confidence, first, last, sightings, ref, related = line.split("\t")
-        return cls(h, type_, confidence, int(first), int(last), int(sightings), ref,
-                   tuple(related.split(",")) if related else ())
+        return cls(
+            h,
+            type_,
+            confidence,
+            int(first),
+            int(last),
+            int(sightings),
+            ref,
+            tuple(related.split(",")) if related else (),
+        )
 
 
 def prefix_hex(build: Build) -> int:

@@ -45,8 +45,17 @@ def canonical_query(query: Mapping[str, str]) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def sign(method: str, host: str, path: str, query: Mapping[str, str], creds: Credentials,
-         region: str, *, service: str = "s3", now: float | None = None) -> dict[str, str]:
+def sign(
+    method: str,
+    host: str,
+    path: str,
+    query: Mapping[str, str],
+    creds: Credentials,
+    region: str,
+    *,
+    service: str = "s3",
+    now: float | None = None,
+) -> dict[str, str]:
     """The headers (``host`` included) that authenticate a bodiless request to ``path``.
 
     ``path`` is the URL-encoded path exactly as sent; ``host`` is the ``Host`` header's value.
@@ -56,18 +65,26 @@ def sign(method: str, host: str, path: str, query: Mapping[str, str], creds: Cre
     if creds.token:
         headers["x-amz-security-token"] = creds.token
     names = sorted(headers)
-    canonical = "\n".join([
-        method, path, canonical_query(query),
-        "".join(f"{n}:{headers[n].strip()}\n" for n in names),
-        ";".join(names), EMPTY_SHA256,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            path,
+            canonical_query(query),
+            "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+            ";".join(names),
+            EMPTY_SHA256,
+        ]
+    )
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                         hashlib.sha256(canonical.encode()).hexdigest()])
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
     key = signing_key(creds.secret_key, amz_date[:8], region, service)
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
-                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
     return headers
 
 

@@ -25,8 +25,10 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 # The pages load only their own stylesheet and script and call only this origin's API.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def content_type(key: str) -> str | None:
@@ -51,8 +53,14 @@ def page(ctx: Ctx) -> Response:
     if ref is None or kind is None:
         raise NotFound(f"No page at {path}")
     etag = f'"{ref.sha256[:32]}"'
-    resp = conditional(ctx.req, etag, kind, lambda: build.read(key) or b"",
-                       modified=build.generated_at, cache=PUBLIC)
+    resp = conditional(
+        ctx.req,
+        etag,
+        kind,
+        lambda: build.read(key) or b"",
+        modified=build.generated_at,
+        cache=PUBLIC,
+    )
     resp.header("x-content-type-options", "nosniff")
     if kind.startswith("text/html"):
         resp.header("content-security-policy", CSP)

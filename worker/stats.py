@@ -22,14 +22,24 @@ def stats_answer(build: Build, source_name: str) -> bytes:
         data = build.read(layout.STATS_KEY)
         if data is None:
             raise Unavailable("The published build has no statistics; rebuild and publish.")
-        meta = {"generated_at": iso(build.generated_at), "feed_version": build.build_id,
-                "source": source_name}
-        return b'{"meta":' + json.dumps(meta, separators=(",", ":")).encode() + b',"data":' + data + b"}"
+        meta = {
+            "generated_at": iso(build.generated_at),
+            "feed_version": build.build_id,
+            "source": source_name,
+        }
+        return (
+            b'{"meta":'
+            + json.dumps(meta, separators=(",", ":")).encode()
+            + b',"data":'
+            + data
+            + b"}"
+        )
 
     return build.cached(f"stats:{source_name}", make)
 
 
 def get_stats(ctx: Ctx) -> Response:
     build = ctx.build()
-    return cacheable(ctx.req, build, stats_answer(build, ctx.app.source_name),
-                     f"stats|{ctx.app.source_name}")
+    return cacheable(
+        ctx.req, build, stats_answer(build, ctx.app.source_name), f"stats|{ctx.app.source_name}"
+    )

@@ -58,9 +58,11 @@ class StixParams:
 
     def identity(self, build_id: str) -> str:
         """Everything the body depends on, normalised: names the bundle and the ETag."""
-        return (f"{build_id}|{self.view}|{self.since}|{self.until}|{self.limit}|"
-                f"{self.format}|{int(self.include_identity)}|{int(self.include_tlp_markings)}|"
-                f"{self.tlp or ''}")
+        return (
+            f"{build_id}|{self.view}|{self.since}|{self.until}|{self.limit}|"
+            f"{self.format}|{int(self.include_identity)}|{int(self.include_tlp_markings)}|"
+            f"{self.tlp or ''}"
+        )
 
 
 def _tlp(raw: str | None) -> str | None:
@@ -79,8 +81,16 @@ def parse_stix(q: dict[str, str], tier: Tier, now: int) -> StixParams:
         raise InvalidParameter(f"Invalid format: {fmt}", details={"valid_formats": list(FORMATS)})
     limit = min(integer(q, "limit", 100, 1, MAX_LIMIT), tier.max_limit)
     since, until = window({k: v for k, v in q.items() if k == "since"}, tier, now)
-    return StixParams(type_, since, until, limit, fmt, flag(q, "include_identity", True),
-                      flag(q, "include_tlp_markings", True), _tlp(q.get("tlp")))
+    return StixParams(
+        type_,
+        since,
+        until,
+        limit,
+        fmt,
+        flag(q, "include_identity", True),
+        flag(q, "include_tlp_markings", True),
+        _tlp(q.get("tlp")),
+    )
 
 
 def swap_markings(data: bytes, level: str) -> bytes:

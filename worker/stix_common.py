@@ -31,7 +31,7 @@ IDENTITY: dict[str, Any] = {
     "modified": "2026-01-01T00:00:00.000Z",
     "name": "socdef",
     "description": "socdef threat-intelligence feed: indicators extracted from public "
-                   "security articles, with the article each one came from.",
+    "security articles, with the article each one came from.",
     "identity_class": "system",
 }
 

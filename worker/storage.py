@@ -26,6 +26,7 @@ NOTHING_PUBLISHED = "no build has been published yet"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
 T = TypeVar("T")
 
+
 class StorageError(RuntimeError):
     """The bucket is unreadable or holds no published build."""
 
@@ -138,7 +139,11 @@ class BuildSource:
     """
 
     def __init__(
-        self, bucket: Bucket, *, pointer_ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        bucket: Bucket,
+        *,
+        pointer_ttl: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bucket = bucket
         self.pointer_ttl = pointer_ttl
@@ -199,11 +204,17 @@ class BuildSource:
         try:
             raw = self.bucket.get(layout.POINTER_KEY)
         except (StorageError, OSError) as exc:
-            raise _Unfollowable("the pointer could not be read (the bucket did not answer)",
-                                str(exc), StorageError) from exc
+            raise _Unfollowable(
+                "the pointer could not be read (the bucket did not answer)", str(exc), StorageError
+            ) from exc
         if raw is None:
-            raise _Unfollowable(NOTHING_PUBLISHED if self._build is None else
-                                f"the pointer {layout.POINTER_KEY} is missing", "", NoBuild)
+            raise _Unfollowable(
+                NOTHING_PUBLISHED
+                if self._build is None
+                else f"the pointer {layout.POINTER_KEY} is missing",
+                "",
+                NoBuild,
+            )
         build_id = _pointer_build_id(raw)
         if self._build is not None and self._build.build_id == build_id:
             return None
@@ -211,8 +222,9 @@ class BuildSource:
         try:
             manifest = self.bucket.get(layout.manifest_key(build_id))
         except (StorageError, OSError) as exc:
-            raise _Unfollowable(f"{where} could not be read (the bucket did not answer)",
-                                str(exc), StorageError) from exc
+            raise _Unfollowable(
+                f"{where} could not be read (the bucket did not answer)", str(exc), StorageError
+            ) from exc
         if manifest is None:
             raise _Unfollowable(f"the pointer names build {build_id} whose manifest is missing", "")
         try:
@@ -234,8 +246,9 @@ class BuildSource:
         elif problem is None:
             log.warning("pointer valid again: serving build %s", serving)
         elif serving is not None:
-            log.warning("%s%s; still serving build %s", problem, f" ({detail})" if detail else "",
-                        serving)
+            log.warning(
+                "%s%s; still serving build %s", problem, f" ({detail})" if detail else "", serving
+            )
         else:
             log.warning("%s%s", problem, f" ({detail})" if detail else "")
 
@@ -255,9 +268,12 @@ def _pointer_build_id(raw: bytes) -> str:
     try:
         build_id = json.loads(raw).get("build_id")
     except (ValueError, AttributeError) as exc:
-        raise _Unfollowable(f"the pointer {layout.POINTER_KEY} is not a JSON object",
-                            f"{exc}; starts {bytes(raw[:60])!r}") from exc
+        raise _Unfollowable(
+            f"the pointer {layout.POINTER_KEY} is not a JSON object",
+            f"{exc}; starts {bytes(raw[:60])!r}",
+        ) from exc
     if not isinstance(build_id, str) or not BUILD_ID.fullmatch(build_id):
-        raise _Unfollowable(f"the pointer {layout.POINTER_KEY} names no valid build_id",
-                            f"build_id {build_id!r}")
+        raise _Unfollowable(
+            f"the pointer {layout.POINTER_KEY} names no valid build_id", f"build_id {build_id!r}"
+        )
     return build_id

@@ -114,8 +114,9 @@ def get_versions(ctx: Ctx) -> Response:
     build = ctx.build()
     oid = _known(ctx, build, name)
     f = _filters(ctx, (oid,))
-    page = select(build, name, Filters(f.after, f.limit, None, f.ids, None, f.spec_ok),
-                  _floor(ctx, build))
+    page = select(
+        build, name, Filters(f.after, f.limit, None, f.ids, None, f.spec_ok), _floor(ctx, build)
+    )
     body: dict[str, Any] = {"more": False}
     if page.entries:
         body["versions"] = [tc.version_string(e[1]) for e in page.entries]
@@ -154,13 +155,19 @@ def _page_body(build: Build, name: str, page: Page, kind: str, media: str, ident
     return _envelope(data, page) if media == tc.TAXII_MEDIA_TYPE else _bundle(data, identity)
 
 
-def _page(ctx: Ctx, build: Build, name: str, f: Filters, page: Page, media: str,
-          kind: str) -> Response:
+def _page(
+    ctx: Ctx, build: Build, name: str, f: Filters, page: Page, media: str, kind: str
+) -> Response:
     identity = f"{build.build_id}|{name}|{kind}|{media}|{f.identity()}|{_floor(ctx, build)}"
     etag = strong_etag(identity)
     ctx.iocs = len(page.entries)
-    resp = conditional(ctx.req, etag, media,
-                       lambda: _page_body(build, name, page, kind, media, identity), modified=None)
+    resp = conditional(
+        ctx.req,
+        etag,
+        media,
+        lambda: _page_body(build, name, page, kind, media, identity),
+        modified=None,
+    )
     _date_headers(resp, page)
     if media != tc.TAXII_MEDIA_TYPE and page.cursor is not None:
         resp.header("link", f'<{_next_url(ctx, page.cursor)}>; rel="next"')

@@ -49,9 +49,16 @@ ID_BLOCK = 1_024
 ALL_COLLECTION = "all"
 COLLECTIONS = (ALL_COLLECTION, *layout.IOC_TYPES)
 TYPE_LABELS = {
-    "ipv4": "IPv4 addresses", "ipv6": "IPv6 addresses", "domain": "domain names", "url": "URLs",
-    "md5": "MD5 file hashes", "sha1": "SHA-1 file hashes", "sha256": "SHA-256 file hashes",
-    "sha512": "SHA-512 file hashes", "email": "e-mail addresses", "cve": "CVEs",
+    "ipv4": "IPv4 addresses",
+    "ipv6": "IPv6 addresses",
+    "domain": "domain names",
+    "url": "URLs",
+    "md5": "MD5 file hashes",
+    "sha1": "SHA-1 file hashes",
+    "sha256": "SHA-256 file hashes",
+    "sha512": "SHA-512 file hashes",
+    "email": "e-mail addresses",
+    "cve": "CVEs",
     "mitre_attack": "ATT&CK techniques",
 }
 

@@ -28,8 +28,10 @@ Entry = tuple[int, int, int, int, int, int, int, int]  # see taxii_common.ENTRY
 DATE = struct.Struct("<q")  # the first field of an entry
 MAX_SCAN = 20_000  # entries one page may skip over for filters the index cannot answer
 WINDOW = tc.CHUNK
-OBJECT_ID = re.compile(r"([a-z0-9-]+)--([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+OBJECT_ID = re.compile(
+    r"([a-z0-9-]+)--([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,13 @@ def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Se
     m = meta(build, name)
     held = m["types"]
     if types is None or set(held) <= set(types):
-        return [Seq(tc.collection_key(name, "index.bin"), m["count"], m["fences"],
-                    m.get("last", -1))]
-    return [Seq(tc.type_index_key(name, t), held[t]["count"], held[t]["fences"], held[t]["last"])
-            for t in sorted(set(types) & set(held))]
+        return [
+            Seq(tc.collection_key(name, "index.bin"), m["count"], m["fences"], m.get("last", -1))
+        ]
+    return [
+        Seq(tc.type_index_key(name, t), held[t]["count"], held[t]["fences"], held[t]["last"])
+        for t in sorted(set(types) & set(held))
+    ]
 
 
 def entries(build: Build, seq: Seq, lo: int, hi: int) -> list[Entry]:
@@ -83,8 +88,9 @@ def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
     size = tc.ENTRY.size
     lo = chunk * tc.CHUNK
     raw = build.read_range(seq.key, lo * size, min(lo + tc.CHUNK, seq.count) * size)
-    at = bisect.bisect_left(range(len(raw) // size), lower,
-                            key=lambda j: DATE.unpack_from(raw, j * size)[0])
+    at = bisect.bisect_left(
+        range(len(raw) // size), lower, key=lambda j: DATE.unpack_from(raw, j * size)[0]
+    )
     return lo + at
 
 
@@ -152,8 +158,12 @@ def select_ids(build: Build, name: str, f: Filters, floor: int) -> Page:
     found: dict[int, Entry] = {}
     for oid in f.ids or ():
         e = entry_of(build, name, oid)
-        if (e is not None and e[0] > f.after and _keep(e, f, floor)
-                and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)):
+        if (
+            e is not None
+            and e[0] > f.after
+            and _keep(e, f, floor)
+            and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
+        ):
             found[e[0]] = e
     ordered = [found[d] for d in sorted(found)]
     more = len(ordered) > f.limit
@@ -166,8 +176,9 @@ def entry_of(build: Build, name: str, oid: str) -> Entry | None:
     found = OBJECT_ID.fullmatch(oid)
     if found is None or found.group(1) not in tc.TYPE_CODES:
         return None
-    row = _id_row(build, bytes.fromhex(found.group(2).replace("-", "")),
-                  tc.TYPE_CODES[found.group(1)])
+    row = _id_row(
+        build, bytes.fromhex(found.group(2).replace("-", "")), tc.TYPE_CODES[found.group(1)]
+    )
     if row is None:
         return None
     ioc_code, pos_all, pos_own = row

@@ -105,8 +105,9 @@ def decode_cursor(raw: str) -> int:
         date_added: int = CURSOR.unpack(packed)[0]
         return date_added
     except (binascii.Error, struct.error, ValueError):
-        raise InvalidParameter("Invalid next: not a cursor this server returned",
-                               details={"parameter": "next"}) from None
+        raise InvalidParameter(
+            "Invalid next: not a cursor this server returned", details={"parameter": "next"}
+        ) from None
 
 
 def _list(query: dict[str, str], name: str) -> tuple[str, ...] | None:
@@ -125,8 +126,10 @@ def _limit(query: dict[str, str], cap: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise InvalidParameter("Invalid limit: must be a positive integer",
-                               details={"parameter": "limit", "value": raw, "maximum": cap})
+        raise InvalidParameter(
+            "Invalid limit: must be a positive integer",
+            details={"parameter": "limit", "value": raw, "maximum": cap},
+        )
     return min(value, cap)
 
 
@@ -136,8 +139,9 @@ def _types(query: dict[str, str]) -> tuple[str, ...] | None:
         types = _list(query, "type")  # the spec's name for the same filter
     for t in types or ():
         if not TOKEN.fullmatch(t):
-            raise InvalidParameter(f"Invalid match[type]: {t}",
-                                   details={"parameter": "match[type]"})
+            raise InvalidParameter(
+                f"Invalid match[type]: {t}", details={"parameter": "match[type]"}
+            )
     return types
 
 
@@ -152,13 +156,17 @@ def _spec_ok(query: dict[str, str]) -> bool:
     specs = _list(query, "match[spec_version]")
     for s in specs or ():
         if not SPEC.fullmatch(s):
-            raise InvalidParameter(f"Invalid match[spec_version]: {s}",
-                                   details={"parameter": "match[spec_version]"})
+            raise InvalidParameter(
+                f"Invalid match[spec_version]: {s}", details={"parameter": "match[spec_version]"}
+            )
     return specs is None or SPEC_VERSION in specs
 
 
-def parse_filters(query: dict[str, str], max_limit: int, ids: tuple[str, ...] | None = None,
-                  ) -> Filters:
+def parse_filters(
+    query: dict[str, str],
+    max_limit: int,
+    ids: tuple[str, ...] | None = None,
+) -> Filters:
     after = -1
     if "added_after" in query:
         after = parse_timestamp("added_after", query["added_after"])
@@ -167,5 +175,4 @@ def parse_filters(query: dict[str, str], max_limit: int, ids: tuple[str, ...] | 
     if ids is None:
         ids = _list(query, "match[id]")
     cap = min(MAX_PAGE, max_limit)
-    return Filters(after, _limit(query, cap), _types(query), ids, _versions(query),
-                   _spec_ok(query))
+    return Filters(after, _limit(query, cap), _types(query), ids, _versions(query), _spec_ok(query))

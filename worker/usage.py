@@ -71,11 +71,18 @@ Groups = dict[Group, list[Any]]
 
 
 class UsageLog:
-    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
-                 flush_every: float = 1.0, max_buffer: int = 512,
-                 retention_days: int = 90) -> None:
-        self._conn = sqlite3.connect(private_sqlite(path), timeout=5, isolation_level=None,
-                                     check_same_thread=False)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        flush_every: float = 1.0,
+        max_buffer: int = 512,
+        retention_days: int = 90,
+    ) -> None:
+        self._conn = sqlite3.connect(
+            private_sqlite(path), timeout=5, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(SCHEMA)
@@ -97,8 +104,9 @@ class UsageLog:
         self._conn.execute(usage_journal.SCHEMA)
         self.replay()
 
-    def record(self, key_id: str, endpoint: str, status: int, latency_ms: float,
-               iocs: int = 0) -> None:
+    def record(
+        self, key_id: str, endpoint: str, status: int, latency_ms: float, iocs: int = 0
+    ) -> None:
         now = self._clock()
         if now - self._flushed >= self._flush_every:  # a row never spans more than a period
             self.flush()
@@ -106,13 +114,19 @@ class UsageLog:
         latency = round(latency_ms, LATENCY_DIGITS)
         with self._lock:
             journaled = self._journal.append(
-                usage_journal.line(key_id, endpoint, status, latency, iocs, now))
+                usage_journal.line(key_id, endpoint, status, latency, iocs, now)
+            )
             if not journaled and not self._unjournaled:
-                log.warning("usage journal %s cannot be written: usage since the last flush "
-                            "is lost if this process is killed", self._journal.name or self._path)
+                log.warning(
+                    "usage journal %s cannot be written: usage since the last flush "
+                    "is lost if this process is killed",
+                    self._journal.name or self._path,
+                )
             self._unjournaled = not journaled
-            full = _add(self._groups, (key_id, endpoint, status, latency, int(now // DAY)), now,
-                        iocs) and len(self._groups) >= self._max_buffer
+            full = (
+                _add(self._groups, (key_id, endpoint, status, latency, int(now // DAY)), now, iocs)
+                and len(self._groups) >= self._max_buffer
+            )
         if full:
             self.flush()
 
@@ -136,8 +150,9 @@ class UsageLog:
                 self._conn.execute(_CHECKPOINT, (journal.name, journal.size))
             if self._flushed - self._pruned >= PRUNE_EVERY:
                 self._pruned = self._flushed
-                self._conn.execute("DELETE FROM usage WHERE ts < ?",
-                                   (self._flushed - self._retention,))
+                self._conn.execute(
+                    "DELETE FROM usage WHERE ts < ?", (self._flushed - self._retention,)
+                )
         if journal.owned and journal.size >= usage_journal.ROTATE_BYTES:
             self._forget(journal.discard())
 
@@ -155,8 +170,9 @@ class UsageLog:
 
     def _replay_one(self, name: str, fd: int) -> int:
         with self._lock:
-            row = self._conn.execute("SELECT offset FROM usage_journal WHERE name = ?",
-                                     (name,)).fetchone()
+            row = self._conn.execute(
+                "SELECT offset FROM usage_journal WHERE name = ?", (name,)
+            ).fetchone()
             offset = row[0] if row else 0
             entries, used = usage_journal.parse(usage_journal.unread(fd, offset))
             groups: Groups = {}
@@ -187,8 +203,9 @@ class UsageLog:
             return {}
         marks = ",".join("?" * len(key_ids))
         rows = self._conn.execute(
-            f"SELECT key_id, sum(n), max(ts) FROM usage WHERE key_id IN ({marks}) "
-            "GROUP BY key_id", key_ids).fetchall()
+            f"SELECT key_id, sum(n), max(ts) FROM usage WHERE key_id IN ({marks}) GROUP BY key_id",
+            key_ids,
+        ).fetchall()
         return {k: (n, last) for k, n, last in rows}
 
     def rows(self, key_id: str, since: float) -> list[Row]:
@@ -196,7 +213,9 @@ class UsageLog:
         self.flush()
         return self._conn.execute(
             "SELECT ts, endpoint, status, latency_ms, iocs, n FROM usage "
-            "WHERE key_id = ? AND ts >= ? ORDER BY ts", (key_id, since)).fetchall()
+            "WHERE key_id = ? AND ts >= ? ORDER BY ts",
+            (key_id, since),
+        ).fetchall()
 
     def close(self) -> None:
         self.flush()
@@ -205,15 +224,21 @@ class UsageLog:
         self._conn.close()
 
 
-_INSERT = ("INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?)")
-_CHECKPOINT = ("INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
-               "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset")
+_INSERT = (
+    "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_CHECKPOINT = (
+    "INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset"
+)
 
 
 def _rows(groups: Groups) -> list[tuple[str, float, str, int, float, int, int]]:
-    return [(key_id, ts, endpoint, status, latency, iocs, n)
-            for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()]
+    return [
+        (key_id, ts, endpoint, status, latency, iocs, n)
+        for (key_id, endpoint, status, latency, _), (ts, n, iocs) in groups.items()
+    ]
 
 
 def _add(groups: Groups, group: Group, ts: float, iocs: int) -> bool:

@@ -32,8 +32,7 @@ CREATE TABLE IF NOT EXISTS usage_journal (
 Entry = tuple[str, str, int, float, int, float]  # key, endpoint, status, latency ms, iocs, ts
 
 
-def line(key_id: str, endpoint: str, status: int, latency_ms: float, iocs: int,
-         ts: float) -> bytes:
+def line(key_id: str, endpoint: str, status: int, latency_ms: float, iocs: int, ts: float) -> bytes:
     return f"{key_id}\t{endpoint}\t{status}\t{latency_ms}\t{iocs}\t{ts}\n".encode()
 
 
