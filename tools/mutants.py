@@ -30,7 +30,7 @@ LIMITS = ("tests/test_limits.py",)
 FALLBACK = ("tests/test_limits_fallback.py",)
 REFANG = ("tests/test_extract.py",)
 SESSION = ("tests/test_session.py",)
-CSRF = ("tests/test_keys_api.py",)
+CSRF = ("tests/test_keys_api.py", "tests/test_faults_http.py")
 FOLD = ("tests/test_pipeline.py::test_records_are_the_fold_of_the_sightings",)
 
 
@@ -191,8 +191,8 @@ MUTANTS = [
     Mutant(
         "refang-overlap",
         "generator/refang.py",
-        "if m.start() < scanned:",
-        "if m.start() < scanned - 1:",
+        "if start < scanned:",
+        "if start < scanned - 1:",
         REFANG,
     ),
     # generator/model.py: the merge rules of sightings into records
@@ -251,8 +251,15 @@ MUTANTS = [
     Mutant(
         "csrf-same-site",
         "worker/csrf.py",
-        'if site in ("cross-site", "same-site"):',
-        'if site in ("cross-site",):',
+        'if site is not None and site.strip().lower() != "same-origin":',
+        'if site is not None and site.strip().lower() not in ("same-origin", "same-site"):',
+        CSRF,
+    ),
+    Mutant(
+        "csrf-no-sign",
+        "worker/csrf.py",
+        "if site is None and origin is None:",
+        "if False:",
         CSRF,
     ),
     # worker/encoding.py: the coded representation has its own tag
