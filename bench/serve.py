@@ -47,7 +47,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker.keys import account_limit_id  # noqa: E402  (the checkout's own worker)
+from worker.http import PRIVATE  # noqa: E402  (the checkout's own worker)
+from worker.keys import account_limit_id  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 2;
@@ -286,7 +287,7 @@ def trivial_rsgi() -> object:
 WORKER_HEADERS = [  # the names and sizes of the worker's answer to the default poll
     ("etag", '"3eb80d1f4b1f779603dfae39"'),
     ("last-modified", "Sun, 29 Nov 2026 04:39:54 GMT"),
-    ("cache-control", "private, max-age=0, must-revalidate"),
+    ("cache-control", PRIVATE),
     ("vary", "Accept-Encoding"),
     ("x-ratelimit-limit", "1000000000"),
     ("x-ratelimit-remaining", "999999997"),

@@ -1,7 +1,8 @@
 """The renderers of the record variants the build writes per day, loaded from ``worker.formats``.
 
-A variant is declared by its record in ``worker.formats`` (name, renderer path, media type);
-this module only turns the renderer paths into functions, and adds faster batch renderers.
+A variant is declared by its record in ``worker.formats`` (name, renderer path, media type and,
+optionally, a faster batch renderer it shares with other variants); this module only turns
+those paths into functions.
 """
 
 from __future__ import annotations
@@ -10,28 +11,46 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from exports import cef, ioc_csv, ioc_json
 from exports.model import IOCRecord
 from worker import formats
 
 LineRenderer = Callable[[IOCRecord], bytes]
+BatchRenderer = Callable[[list[IOCRecord]], Sequence[list[bytes]]]
+
+
+def _function(path: str) -> object:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def load(path: str) -> LineRenderer:
     """The function a dotted path names: ``exports.ioc_csv.render_line``."""
-    module, _, name = path.rpartition(".")
-    return cast(LineRenderer, getattr(importlib.import_module(module), name))
+    return cast(LineRenderer, _function(path))
+
+
+def load_batch(path: str, variants: int) -> BatchRenderer:
+    """The batch renderer ``path`` names, as one list of lines per variant (``variants`` many)."""
+    if variants > 1:
+        return cast(BatchRenderer, _function(path))
+    render = cast(Callable[[list[IOCRecord]], list[bytes]], _function(path))
+    return lambda records: (render(records),)
+
+
+def batch_groups() -> dict[str, tuple[str, ...]]:
+    """Each batch renderer of the table → the variants naming it, in the table's order."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for v in formats.VARIANTS:
+        if v.batch:
+            groups[v.batch] = (*groups.get(v.batch, ()), v.name)
+    return groups
 
 
 VARIANT_RENDERERS: dict[str, LineRenderer] = {v.name: load(v.renderer) for v in formats.VARIANTS}
 
-
 # Renderers of a day's records, several variants at once where they share work: the same
 # bytes as VARIANT_RENDERERS, faster. Each entry: variants → their lines, in that order.
-BATCH_RENDERERS: dict[tuple[str, ...], Callable[[list[IOCRecord]], Sequence[list[bytes]]]] = {
-    ("json", "jsonnc"): ioc_json.render_lines,
-    ("csv",): lambda records: (ioc_csv.render_lines(records),),
-    ("cef", "syslog"): cef.render_lines,
+BATCH_RENDERERS: dict[tuple[str, ...], BatchRenderer] = {
+    group: load_batch(path, len(group)) for path, group in batch_groups().items()
 }
 
 

@@ -6,6 +6,7 @@ published as ``text/plain`` or missing from the site.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -14,11 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from exports.registry import VARIANT_RENDERERS, load
+from exports.registry import (
+    BATCH_RENDERERS,
+    VARIANT_RENDERERS,
+    batch_groups,
+    load,
+    render_variants,
+)
 from generator import build, objectmeta, site_links
 from tests.golden import GOLDEN, VARIANT_GOLDENS
-from worker import formats, iocs, layout
+from tests.seed import SEED_NOW, seed_records
+from worker import cef, formats, iocs, layout
 from worker.formats import Format, Variant
+from worker.params import parse_list
+from worker.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -167,3 +177,48 @@ def test_the_worker_build_and_site_read_the_table() -> None:
     assert site_links.FORMATS is formats.FORMATS
     lanes = set(build.SECOND) | build.FIRST_VARIANTS
     assert {v.name for v in formats.VARIANTS} <= lanes
+
+
+def test_the_own_routes_read_their_formats_from_the_table() -> None:
+    assert cef.FORMATS == ("cef", "syslog")
+    assert cef.FORMATS == tuple(f.name for f in formats.FORMATS if f.route == cef.ROUTE)
+
+
+def test_the_record_says_which_variant_answers_without_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def variant(fmt: str, include_context: str) -> str:
+        query = {"format": fmt, "include_context": include_context}
+        return parse_list(query, TIERS["free"], SEED_NOW, layout.LIST_FORMATS).variant
+
+    assert variant("json", "false") == "jsonnc" and variant("json", "true") == "json"
+    assert variant("csv", "false") == "csv"
+    bare_csv = dataclasses.replace(formats.BY_NAME["csv"], no_context="csvnc")
+    monkeypatch.setitem(formats.BY_NAME, "csv", bare_csv)
+    assert variant("csv", "false") == "csvnc" and variant("csv", "true") == "csv"
+
+
+def test_the_batch_renderers_are_the_ones_the_table_names() -> None:
+    assert list(BATCH_RENDERERS) == [("json", "jsonnc"), ("csv",), ("cef", "syslog")]
+    assert batch_groups() == {
+        v.batch: tuple(w.name for w in formats.VARIANTS if w.batch == v.batch)
+        for v in formats.VARIANTS
+        if v.batch
+    }
+
+
+def test_a_variant_naming_a_batch_renderer_joins_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    toy = Variant("toy", "exports.ioc_csv.render_line", formats.CSV, formats.BATCH_CEF)
+    monkeypatch.setattr(formats, "VARIANTS", (*formats.VARIANTS, toy))
+    assert batch_groups()[formats.BATCH_CEF] == ("cef", "syslog", "toy")
+
+
+def test_batched_lines_are_the_line_renderers_bytes() -> None:
+    records = seed_records()
+    names = [v.name for v in formats.VARIANTS]
+    batched = render_variants(records, names)
+    assert list(batched) == names
+    for name in names:
+        assert batched[name] == [VARIANT_RENDERERS[name](r) for r in records], name

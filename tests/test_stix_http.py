@@ -20,7 +20,8 @@ from tests.conftest import (
 from tests.seed import SEED_NOW, seed_records, seed_store
 from tests.stix_check import problems
 from tests.test_worker_http import assert_error, new_key
-from worker.stix_common import IDENTITY, MEDIA_TYPE, TLP_IDS, tlp_marking
+from worker import formats
+from worker.stix_common import IDENTITY, TLP_IDS, tlp_marking
 
 PATH = "/api/v1/iocs/stix"
 DAY = 86_400
@@ -75,7 +76,7 @@ def test_free_key_lacks_the_scope(server, data_dir):
 def test_pro_key_gets_a_valid_bundle(server, pro):
     resp = get(server, pro)
     assert resp.status_code == 200, resp.text
-    assert resp.headers["content-type"] == MEDIA_TYPE
+    assert resp.headers["content-type"] == formats.BY_NAME["stix"].media_type
     doc = resp.json()
     assert doc["type"] == "bundle" and doc["id"].startswith("bundle--")
     assert doc["objects"] == with_head(expected_objects(lookback_days=30))

@@ -5,23 +5,25 @@ selected lines as they are.
 
 from __future__ import annotations
 
-from worker.export_query import conditional, etag, parse_export, select
+from worker import formats, http
+from worker.export_query import parse_export, select
 from worker.http import Response
 from worker.routing import Ctx
 
 PARAMS = ("format", "since", "limit")
-FORMATS = ("cef", "syslog")
-MEDIA_TYPE = "text/plain; charset=utf-8"
+ROUTE = formats.BY_NAME["cef"].path
+# The formats of this route, in the table's order: the first is the default.
+FORMATS = tuple(f.name for f in formats.FORMATS if f.route == ROUTE)
 
 
 def cef_events(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS, FORMATS)
-    return conditional(
+    return http.conditional(
         ctx.req,
-        build,
-        etag(f"cef|{build.build_id}|{p.key}"),
-        MEDIA_TYPE,
+        http.strong_etag(f"cef|{build.build_id}|{p.key}"),
+        formats.BY_NAME[p.format].media_type,
         lambda: select(build, p, p.format).data,
+        modified=build.generated_at,
     )

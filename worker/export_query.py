@@ -1,5 +1,5 @@
-"""What the standards-format endpoints (MISP, CEF/syslog, OpenIOC) share: their parameters,
-the selection of precomputed lines, and conditional GET.
+"""What the standards-format endpoints (MISP, CEF/syslog, OpenIOC) share: their parameters and
+the selection of precomputed lines (conditional GET is :func:`worker.http.conditional`).
 
 Each endpoint accepts only the parameters the spec gives it; they are checked by the list
 endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is the same 400.
@@ -7,11 +7,9 @@ endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker import http, query
-from worker.http import Request, Response
+from worker import query
 from worker.params import parse_list
 from worker.storage import Build
 from worker.tiers import Tier
@@ -45,15 +43,3 @@ def parse_export(
 
 def select(build: Build, p: ExportParams, variant: str) -> query.Selection:
     return query.select(build, query.Query(p.view, variant, p.since, p.until, 0, p.limit))
-
-
-def etag(identity: str) -> str:
-    return http.strong_etag(identity)
-
-
-def conditional(
-    req: Request, build: Build, tag: str, content_type: str, body: Callable[[], bytes]
-) -> Response:
-    """:func:`worker.http.conditional` dated by the build: 200 with ``body()``, or 304 without
-    computing it when ``If-None-Match`` has ``tag``."""
-    return http.conditional(req, tag, content_type, body, modified=build.generated_at)

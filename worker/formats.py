@@ -7,10 +7,13 @@ rendered line per record, see ``worker.layout``); the renderer of each variant i
 its dotted path and loaded by ``exports.registry``, so the worker can read this table without
 importing any renderer.
 
-Every list of formats reads this table: the renderers (``exports.registry``), the list
-formats and their envelopes (``worker.layout``, ``worker.query``, ``worker.iocs``), the
-Content-Type of published objects (``generator.objectmeta``), the build's process split
-(``generator.build``) and the download links of the site (``generator.site_links``). Adding a
+Every list of formats reads this table: the renderers and batch renderers
+(``exports.registry``), the list formats, their envelopes and the variant answered without
+context (``worker.layout``, ``worker.query``, ``worker.iocs``, ``worker.params``), the media
+types and formats of the own-route endpoints (``worker.stix``, ``worker.misp``, ``worker.cef``,
+``worker.openioc``), the Content-Type of published objects (``generator.objectmeta``), the
+build's process split (``generator.build``) and the download links of the site
+(``generator.site_links``). Adding a
 list format is its renderer module, one record below and its golden file
 (``tests/golden/iocs.<extension>``); ``tests/test_format_table.py`` fails until the record has
 a golden, a media type and a docs entry.
@@ -32,6 +35,10 @@ class Variant:
     name: str
     renderer: str  # dotted path of the function that renders one record to its line (bytes)
     media_type: str  # Content-Type of the published ``<name>.dat`` partition
+    # Optional: dotted path of a faster renderer of a whole day's records, shared by the variants
+    # that name it; it returns their lines (the same bytes as ``renderer``), one list per
+    # variant in this table's order, or just the list when one variant names it.
+    batch: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,7 @@ class Format:
     selector: tuple[tuple[str, str], ...] = ()  # query parameters that pick it on its route
     header: bytes = b""  # list formats: the bytes before the lines (CSV's header row)
     json_envelope: bool = False  # list formats: lines inside JSON ``meta``/``data``/``links``
+    no_context: str = ""  # list formats: the variant answered to ``include_context=false``
 
     @property
     def listed(self) -> bool:
@@ -65,10 +73,17 @@ class Format:
         """The query parameters that pick the format on its path."""
         return (("format", self.name),) if self.route is None else self.selector
 
+    def variant(self, include_context: bool) -> str:
+        """The variant that answers: the format's own, or its ``no_context`` one without context."""
+        return self.variants[0].name if include_context or not self.no_context else self.no_context
+
 
 CSV_HEADER = (
     b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags\n"
 )
+
+BATCH_JSON = "exports.ioc_json.render_lines"  # json and jsonnc from one dict per record
+BATCH_CEF = "exports.cef.render_lines"  # cef and syslog from one event per record
 
 FORMATS: tuple[Format, ...] = (
     Format(
@@ -78,11 +93,12 @@ FORMATS: tuple[Format, ...] = (
         "json",
         "read:iocs",
         (
-            Variant("json", "exports.ioc_json.render_line", TEXT),
-            Variant("jsonnc", "exports.ioc_json.render_line_no_context", TEXT),
+            Variant("json", "exports.ioc_json.render_line", TEXT, BATCH_JSON),
+            Variant("jsonnc", "exports.ioc_json.render_line_no_context", TEXT, BATCH_JSON),
         ),
         "formats/lists.md",
         json_envelope=True,
+        no_context="jsonnc",
     ),
     Format(
         "csv",
@@ -90,7 +106,7 @@ FORMATS: tuple[Format, ...] = (
         CSV,
         "csv",
         "read:iocs",
-        (Variant("csv", "exports.ioc_csv.render_line", CSV),),
+        (Variant("csv", "exports.ioc_csv.render_line", CSV, "exports.ioc_csv.render_lines"),),
         "formats/lists.md",
         header=CSV_HEADER,
     ),
@@ -129,7 +145,7 @@ FORMATS: tuple[Format, ...] = (
         TEXT,
         "log",
         "read:cef",
-        (Variant("cef", "exports.cef.render_line", TEXT),),
+        (Variant("cef", "exports.cef.render_line", TEXT, BATCH_CEF),),
         "formats/cef.md",
         route="/api/v1/iocs/cef",
         selector=(("format", "cef"),),
@@ -140,7 +156,7 @@ FORMATS: tuple[Format, ...] = (
         TEXT,
         "log",
         "read:cef",
-        (Variant("syslog", "exports.cef.render_syslog_line", TEXT),),
+        (Variant("syslog", "exports.cef.render_syslog_line", TEXT, BATCH_CEF),),
         "formats/cef.md",
         route="/api/v1/iocs/cef",
         selector=(("format", "syslog"),),

@@ -8,12 +8,11 @@ the build (``generator/misp_feed.py``); the edge only checks the key and serves 
 
 from __future__ import annotations
 
-from worker import layout
+from worker import formats, http, layout
 from worker.errors import NotFound
-from worker.export_query import ExportParams, conditional, etag, parse_export, select
+from worker.export_query import ExportParams, parse_export, select
 from worker.http import Response
 from worker.misp_event import (
-    MEDIA_TYPE,
     EventMeta,
     day_of,
     event_bytes,
@@ -25,6 +24,7 @@ from worker.query import iso
 from worker.routing import Ctx
 
 PARAMS = ("type", "since", "limit")
+FORMAT = formats.BY_NAME["misp"]
 FEED = "misp"
 FEED_TYPES = {".json": "application/json", ".csv": "text/csv; charset=utf-8"}
 
@@ -49,11 +49,10 @@ def misp_event(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
-    return conditional(
+    return http.conditional(
         ctx.req,
-        build,
-        etag(f"misp|{build.build_id}|{p.key}"),
-        MEDIA_TYPE,
+        http.strong_etag(f"misp|{build.build_id}|{p.key}"),
+        FORMAT.media_type,
         lambda: event_document(
             build.build_id,
             build.generated_at,
@@ -61,6 +60,7 @@ def misp_event(ctx: Ctx) -> Response:
             ctx.app.source_name,
             select(build, p, "misp").data,
         ),
+        modified=build.generated_at,
     )
 
 
@@ -73,6 +73,10 @@ def feed_file(ctx: Ctx) -> Response:
     content_type = FEED_TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if ref is None or content_type is None:
         raise NotFound(f"The MISP feed has no file named {name!r}")
-    return conditional(
-        ctx.req, build, f'"{ref.sha256[:32]}"', content_type, lambda: build.read(key) or b""
+    return http.conditional(
+        ctx.req,
+        f'"{ref.sha256[:32]}"',
+        content_type,
+        lambda: build.read(key) or b"",
+        modified=build.generated_at,
     )

@@ -22,7 +22,6 @@ ANALYSIS = "2"  # Completed: a build never changes
 # TLP levels the records carry (see worker.stix_common.CONFIDENCE_TLP), least restrictive first.
 TLP_ORDER = ("clear", "green", "amber")
 INFO_MAX = 256  # MISP: info SHOULD be at most 256 characters, on one line
-MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True, slots=True)

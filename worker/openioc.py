@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 
-from worker.export_query import ExportParams, conditional, etag, parse_export, select
+from worker import formats, http
+from worker.export_query import ExportParams, parse_export, select
 from worker.http import Response
 from worker.query import iso
 from worker.routing import Ctx
 
 PARAMS = ("since", "limit")
-MEDIA_TYPE = "application/xml"
+FORMAT = formats.BY_NAME["openioc"]
 NAMESPACE = "http://openioc.org/schemas/OpenIOC_1.1"
 OPENIOC_NAMESPACE = uuid.UUID("5b0f0a4e-1c55-4a53-8f0a-7d1c2b8e6a90")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
@@ -62,11 +63,10 @@ def openioc_document(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
-    return conditional(
+    return http.conditional(
         ctx.req,
-        build,
-        etag(f"openioc|{build.build_id}|{p.key}"),
-        MEDIA_TYPE,
+        http.strong_etag(f"openioc|{build.build_id}|{p.key}"),
+        FORMAT.media_type,
         lambda: document(
             build.build_id,
             build.generated_at,
@@ -75,4 +75,5 @@ def openioc_document(ctx: Ctx) -> Response:
             select(build, p, "openioc").data,
             select(build, p, "openiocp").data,
         ),
+        modified=build.generated_at,
     )

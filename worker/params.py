@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from worker import layout
 from worker.errors import InvalidParameter
+from worker.formats import BY_NAME
 from worker.tiers import Tier
 
 TRUE = {"true", "1", "yes", "on"}
@@ -46,9 +47,8 @@ class ListParams:
 
     @property
     def variant(self) -> str:
-        if self.format == "json" and not self.include_context:
-            return "jsonnc"
-        return self.format
+        """The stored variant that answers (the format's record says which)."""
+        return BY_NAME[self.format].variant(self.include_context)
 
 
 def choice(query: dict[str, str], name: str, allowed: tuple[str, ...], label: str) -> str:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from worker import layout, query
+from worker import formats, http, layout, query
 from worker.errors import InvalidParameter
-from worker.export_query import conditional, etag
 from worker.http import Response
 from worker.params import choice, flag, integer, window
 from worker.routing import Ctx
@@ -28,7 +27,6 @@ from worker.stix_common import (
     DEFAULT_TLPS,
     IDENTITY_BYTES,
     MARKING_BYTES,
-    MEDIA_TYPE,
     STIX_NAMESPACE,
     TLP_LEVELS,
     marking_ref,
@@ -36,7 +34,8 @@ from worker.stix_common import (
 from worker.storage import Build
 from worker.tiers import Tier
 
-VARIANT = "stix"
+FORMAT = formats.BY_NAME["stix"]
+VARIANT = FORMAT.variants[0].name
 MAX_LIMIT = 1_000
 FORMATS = ("bundle", "objects")
 
@@ -128,5 +127,7 @@ def export_stix(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_stix(ctx.req.query, ctx.tier, build.generated_at)
-    tag = etag("stix|" + p.identity(build.build_id))
-    return conditional(ctx.req, build, tag, MEDIA_TYPE, lambda: stix_body(build, p))
+    tag = http.strong_etag("stix|" + p.identity(build.build_id))
+    return http.conditional(
+        ctx.req, tag, FORMAT.media_type, lambda: stix_body(build, p), modified=build.generated_at
+    )

@@ -14,7 +14,6 @@ from typing import Any
 # Our own namespace for UUIDv5 ids of SDOs, SROs and bundles. STIX reserves
 # 00abedb4-aa42-466c-9c01-fed23315a9b7 for SCO ids; this is deliberately another one.
 STIX_NAMESPACE = uuid.UUID("85539558-bc2c-4e19-8bf9-0092323b389d")
-MEDIA_TYPE = "application/stix+json;version=2.1"
 
 
 def stix_id(stix_type: str, name: str) -> str:
