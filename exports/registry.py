@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from exports import cef, ioc_csv, ioc_json
+from exports import cef, ioc_csv, ioc_json, stix21
 from exports.model import IOCRecord
 from worker import formats
 
@@ -35,13 +35,26 @@ BATCH_RENDERERS: dict[tuple[str, ...], Callable[[list[IOCRecord]], Sequence[list
 }
 
 
-def render_variants(records: list[IOCRecord], variants: Sequence[str]) -> dict[str, list[bytes]]:
+class Rendered(dict[str, list[bytes]]):
+    """A day's lines, variant → one per record. ``stix_objects``: each record's STIX objects
+    (type, id, bytes of each; its ``stix`` line is their bytes) when ``stix`` was rendered."""
+
+    stix_objects: list[stix21.StixObjects] | None = None
+
+
+def render_variants(records: list[IOCRecord], variants: Sequence[str]) -> Rendered:
     """The lines of ``variants`` (each: one per record), batched where it helps."""
     out: dict[str, list[bytes]] = {}
+    stix_objects = None
+    if "stix" in variants:
+        stix_objects = [stix21.render_objects(r) for r in records]
+        out["stix"] = [objects.line for objects in stix_objects]
     for group, render in BATCH_RENDERERS.items():
         if all(v in variants for v in group):
             out.update(zip(group, render(records), strict=True))
     for variant in variants:
         if variant not in out:
             out[variant] = [VARIANT_RENDERERS[variant](r) for r in records]
-    return {variant: out[variant] for variant in variants}
+    rendered = Rendered((variant, out[variant]) for variant in variants)
+    rendered.stix_objects = stix_objects
+    return rendered
