@@ -2,6 +2,8 @@
 
 A variant is declared by its record in ``worker.formats`` (name, renderer path, media type);
 this module only turns the renderer paths into functions, and adds faster batch renderers.
+STIX is rendered with its object boundaries (``exports.stix21.render_objects``), which the day's
+``Rendered`` hands to the TAXII build along with the lines.
 """
 
 from __future__ import annotations
