@@ -2,7 +2,9 @@
 
 A variant is declared by its record in ``worker.formats`` (name, renderer path, media type and,
 optionally, a faster batch renderer it shares with other variants); this module only turns
-those paths into functions.
+those paths into functions. STIX is rendered with its object boundaries
+(``exports.stix21.render_objects``), which the day's ``Rendered`` hands to the TAXII build along
+with the lines.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import cast
 
+from exports import stix21
 from exports.model import IOCRecord
 from worker import formats
 
@@ -54,13 +57,26 @@ BATCH_RENDERERS: dict[tuple[str, ...], BatchRenderer] = {
 }
 
 
-def render_variants(records: list[IOCRecord], variants: Sequence[str]) -> dict[str, list[bytes]]:
+class Rendered(dict[str, list[bytes]]):
+    """A day's lines, variant → one per record. ``stix_objects``: each record's STIX objects
+    (type, id, bytes of each; its ``stix`` line is their bytes) when ``stix`` was rendered."""
+
+    stix_objects: list[stix21.StixObjects] | None = None
+
+
+def render_variants(records: list[IOCRecord], variants: Sequence[str]) -> Rendered:
     """The lines of ``variants`` (each: one per record), batched where it helps."""
     out: dict[str, list[bytes]] = {}
+    stix_objects = None
+    if "stix" in variants:
+        stix_objects = [stix21.render_objects(r) for r in records]
+        out["stix"] = [objects.line for objects in stix_objects]
     for group, render in BATCH_RENDERERS.items():
         if all(v in variants for v in group):
             out.update(zip(group, render(records), strict=True))
     for variant in variants:
         if variant not in out:
             out[variant] = [VARIANT_RENDERERS[variant](r) for r in records]
-    return {variant: out[variant] for variant in variants}
+    rendered = Rendered((variant, out[variant]) for variant in variants)
+    rendered.stix_objects = stix_objects
+    return rendered

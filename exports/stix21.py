@@ -17,10 +17,9 @@ relationship ids are UUIDv5 of (type, source, target) in our namespace. Timestam
 Every object carries the record's default TLP 2.0 marking (see ``worker.stix_common``); the
 edge may swap it for a requested level without rendering (``worker/stix.py``).
 
-The line's shape is a contract (the TAXII build splits lines without parsing them): the main
-object comes first, then its relationships in ``mitre_techniques`` order, and every object's
-JSON starts with ``"type"``, ``"spec_version"``, ``"id"`` in that order, so each relationship
-begins with ``{"type":"relationship",``.
+``render_objects`` hands a record's objects over with their boundaries (type, id and bytes of
+each), the main object first, then its relationships in ``mitre_techniques`` order; the line is
+their bytes joined. The TAXII build takes the objects as they are and never parses the line.
 
 Plain dicts and orjson: the ``stix2`` object model is two orders of magnitude slower and this
 runs once per record of every build (docs/performance.md).
@@ -33,7 +32,8 @@ import re
 import time
 import uuid
 from functools import lru_cache
-from typing import Any
+from itertools import accumulate
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -216,7 +216,7 @@ def attack_pattern(r: IOCRecord) -> dict[str, Any]:
 
 
 RELATIONSHIP_KINDS = {"cve": "related-to", "mitre_attack": None}  # indicators: "indicates"
-RELATIONSHIP_HEAD = '{"type":"relationship","spec_version":"2.1","id":"relationship--'
+RELATIONSHIP_HEAD = '{"type":"relationship","spec_version":"2.1","id":"'
 
 
 def relationships(r: IOCRecord, source: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -256,19 +256,54 @@ def record_objects(r: IOCRecord) -> list[dict[str, Any]]:
     return [main, *relationships(r, main, kind)] if kind else [main]
 
 
-def render_line(r: IOCRecord) -> bytes:
-    """``record_objects`` as JSON, each object followed by a comma (joined into ``objects``).
+class StixObject(NamedTuple):
+    """One rendered STIX object: its type, its id and its JSON followed by a comma."""
+
+    type: str
+    id: str
+    data: bytes
+
+
+class StixObjects(NamedTuple):
+    """A record's rendered STIX objects, the main object first, then its relationships in
+    ``mitre_techniques`` order: object ``k`` has type ``types[k]``, id ``ids[k]`` and bytes
+    ``line[ends[k - 1]:ends[k]]`` (from 0 for the first; ``ends[-1] == len(line)``).
+
+    One tuple per record, not one per object: this runs once per record of every build.
+    """
+
+    line: bytes
+    types: tuple[str, ...]
+    ids: tuple[str, ...]
+    ends: tuple[int, ...]
+
+    def objects(self) -> list[StixObject]:
+        """Each object on its own: (type, id, bytes)."""
+        starts = (0, *self.ends[:-1])
+        return [
+            StixObject(type_, id_, self.line[start:end])
+            for type_, id_, start, end in zip(self.types, self.ids, starts, self.ends, strict=True)
+        ]
+
+
+_new = tuple.__new__  # StixObjects without its Python-level __new__ (a call per record)
+
+
+def render_objects(r: IOCRecord) -> StixObjects:
+    """``record_objects`` as JSON, each object followed by a comma (joined into ``objects``),
+    with each object's type, id and where its bytes end, so nobody needs to parse them back.
 
     Relationships are written as text, not through orjson: every value in them is an id, a
     timestamp or a fixed word, so the text is the JSON orjson would write (a test pins the two
-    equal) at a third of the cost. This runs once per record of every build.
+    equal) at a third of the cost; it is ASCII, so its length in characters is its length in
+    bytes. This runs once per record of every build.
     """
     main = main_object(r)
+    source = main["id"]
     line = orjson.dumps(main) + b","
     kind = RELATIONSHIP_KINDS.get(r.type, "indicates")
     if not (kind and r.mitre_techniques):
-        return line
-    source = main["id"]
+        return _new(StixObjects, (line, (main["type"],), (source,), (len(line),)))
     middle = (
         f'","created":"{main["created"]}","modified":"{main["modified"]}",'
         f'"created_by_ref":"{IDENTITY_ID}","relationship_type":"{kind}",'
@@ -276,8 +311,18 @@ def render_line(r: IOCRecord) -> bytes:
     )
     tail = f'","object_marking_refs":["{main["object_marking_refs"][0]}"]}},'
     named = f"{kind}:{source}:"
+    ids = [source]
     rels = []
     for technique in r.mitre_techniques:
         target = attack_pattern_id(technique)
-        rels.append(f"{RELATIONSHIP_HEAD}{uuid5(_STIX_NS, named + target)}{middle}{target}{tail}")
-    return line + "".join(rels).encode()
+        rid = f"relationship--{uuid5(_STIX_NS, named + target)}"
+        ids.append(rid)
+        rels.append(f"{RELATIONSHIP_HEAD}{rid}{middle}{target}{tail}")
+    types = (main["type"],) + ("relationship",) * len(rels)
+    ends = tuple(accumulate(map(len, rels), initial=len(line)))
+    return _new(StixObjects, (line + "".join(rels).encode(), types, tuple(ids), ends))
+
+
+def render_line(r: IOCRecord) -> bytes:
+    """A record's line: the bytes of its ``render_objects``."""
+    return render_objects(r).line

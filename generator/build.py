@@ -44,7 +44,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from exports.model import IOCRecord
-from exports.registry import VARIANT_RENDERERS, render_variants
+from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
 from generator.misp_feed import MispFeed
 from generator.model import iter_records
 from generator.objects import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
@@ -109,8 +109,9 @@ def write_day(
     records: list[IOCRecord],
     variants: Iterable[str] = VARIANT_RENDERERS,
     timestamps: bool = True,
-) -> dict[str, list[bytes]]:
-    """Write the day's partitions of ``variants``; answer its lines, variant → one per record."""
+) -> Rendered:
+    """Write the day's partitions of ``variants``; answer its lines, variant → one per record
+    (with each record's STIX objects when ``stix`` is one of them)."""
     if timestamps:
         out.put(layout.day_ts_key(day), array("q", (r.last_seen for r in records)).tobytes())
     rendered = render_variants(records, list(variants))
@@ -162,7 +163,7 @@ DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed
 DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
 # the rest and makes the records, which it ships to the second. The split only balances the
-# work: the objects are the same either way. The first renders STIX, whose lines its TAXII sink
+# work: the objects are the same either way. The first renders STIX, whose objects its TAXII sink
 # takes; the second every other variant of worker.formats.
 FIRST_VARIANTS = frozenset({"stix"})
 SECOND: frozenset[object] = frozenset(

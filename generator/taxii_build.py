@@ -1,8 +1,8 @@
 """The TAXII 2.1 part of a build: resources, object pages, manifests and their indexes.
 
-A build sink (``generator/build.py`` ``SINKS``). It reads each record's STIX line as the day
-partitions rendered it (``exports/stix21.py`` ``render_line``), finds the objects in it, and
-spools the line to a temporary file with a few numbers per object. Once every record is seen,
+A build sink (``generator/build.py`` ``SINKS``). It takes each record's STIX objects as the day
+partitions rendered them (``exports/stix21.py`` ``render_objects``: type, id and bytes of each),
+and spools their bytes to a temporary file with a few numbers per object. Once every record is seen,
 each object gets its ``date_added`` (``generator/taxii_order.py``), and every collection is
 written in ``date_added`` order: data chunks of ``CHUNK`` objects and manifest records, one
 fixed-size entry per object (``taxii/c/<name>/index.bin``), one entry file per STIX type for
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import mmap
-import re
 import tempfile
 from array import array
 from collections.abc import Mapping
@@ -29,19 +28,15 @@ import pyarrow.compute as pc
 
 from exports import stix21
 from exports.model import IOCRecord
+from exports.registry import Rendered
+from exports.stix21 import StixObjects
 from generator.objects import BuildInfo, ObjectWriter
 from generator.taxii_order import MICRO, dates_added, strictly_increasing
 from worker import layout
 from worker import taxii_common as tc
 
-HEAD = re.compile(rb'\{"type":"([a-z-]+)","spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"')
-SPLIT = b',{"type":"relationship",'  # cannot occur inside a JSON string: its quotes are bare
-RELATIONSHIP = re.compile(
-    re.escape(SPLIT) + rb'"spec_version":"2\.1","id":"[a-z-]+--([0-9a-f-]{36})"'
-)
 IOC_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
-TYPE_CODES = {name.encode(): code for name, code in tc.TYPE_CODES.items()}
-RELATIONSHIP_CODE = tc.TYPE_CODES["relationship"]
+TYPE_CODES = tc.TYPE_CODES
 MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-only server)
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
 UUID_BLOCK = 65_536  # object ids converted at a time
@@ -52,16 +47,7 @@ MAX_US = 253_402_300_799_999_999
 
 
 class TaxiiError(RuntimeError):
-    """A record's STIX line does not have the shape TAXII pages need."""
-
-
-def split_objects(line: bytes) -> list[bytes]:
-    """A record's comma-terminated STIX objects, one per element (each keeps its comma)."""
-    parts = line.split(SPLIT)
-    if len(parts) == 1:
-        return [line]
-    head = SPLIT[1:]
-    return [parts[0] + b","] + [head + p + b"," for p in parts[1:-1]] + [head + parts[-1]]
+    """A record's STIX objects do not have the shape TAXII pages need."""
 
 
 def _int_array(values: array, type_: pa.DataType) -> pa.Array:
@@ -126,59 +112,53 @@ class TaxiiSink:
         self.record_collection = bytearray()  # IOC type code
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
-        self.add_rendered(day, records, {"stix": [stix21.render_line(r) for r in records]})
+        self.add_objects(records, [stix21.render_objects(r) for r in records])
 
     def add_rendered(
         self, day: str, records: list[IOCRecord], rendered: Mapping[str, list[bytes]]
     ) -> None:
-        lines = rendered.get("stix")
-        if lines is None:  # rendered by another process
-            lines = [stix21.render_line(r) for r in records]
+        objects = rendered.stix_objects if isinstance(rendered, Rendered) else None
+        if objects is None:  # rendered by another process
+            objects = [stix21.render_objects(r) for r in records]
+        self.add_objects(records, objects)
+
+    def add_objects(self, records: list[IOCRecord], objects: list[StixObjects]) -> None:
+        """Spool each record's objects (the main object first, then its relationships)."""
         ends, current, member_time = self.ends, self.current, self.member_time
-        stix_type, uuid_text = self.stix_type, self.uuid_text
+        stix_type, ids = self.stix_type, list[str]()
         size = self.size
-        for r, line in zip(records, lines, strict=True):
-            head = HEAD.match(line)
-            code = TYPE_CODES.get(head.group(1)) if head else None
-            if head is None or code is None:
-                raise TaxiiError(f"unexpected STIX object head: {line[:80]!r}")
+        for r, rendered in zip(records, objects, strict=True):
             main = r.version_times or (max(r.ingested_at, r.last_seen),)
-            stix_type.append(code)
-            uuid_text += head.group(2)
+            for type_ in rendered.types:
+                code = TYPE_CODES.get(type_)
+                if code is None:
+                    raise TaxiiError(f"{r.type} {r.value}: unexpected STIX type {type_!r}")
+                stix_type.append(code)
+            ids += rendered.ids
+            if len(rendered.ends) == 1:
+                ends.append(size + rendered.ends[0])
+            else:
+                ends.extend([size + end for end in rendered.ends])
+            size += len(rendered.line)
             member_time.extend(main)
             current.append(len(member_time) - 1)
-            parts = line.split(SPLIT)
-            if len(parts) > 1:
-                self._relationships(r, line, parts, main, size)
-            else:
-                ends.append(size + len(line))
-            size += len(line)
+            if len(rendered.ids) > 1:
+                self._relationships(r, len(rendered.ids) - 1, main)
             self.record_ends.append(len(current))
             self.record_modified.append(r.last_seen * MICRO)
             self.record_collection.append(IOC_CODES[r.type])
-        self.spool.write(b"".join(lines))
+        if ends[-1] != size:
+            raise TaxiiError("the STIX objects' ends do not match their lines")
         self.size = size
+        self.uuid_text += "".join([id_[-36:] for id_ in ids]).encode()
+        self.spool.write(b"".join([rendered.line for rendered in objects]))
 
-    def _relationships(
-        self, r: IOCRecord, line: bytes, parts: list[bytes], main: tuple[int, ...], start: int
-    ) -> None:
-        count = len(parts) - 1
+    def _relationships(self, r: IOCRecord, count: int, main: tuple[int, ...]) -> None:
         if count != len(r.mitre_techniques):
             raise TaxiiError(
                 f"{r.type} {r.value}: {count + 1} objects for {len(r.mitre_techniques)} techniques"
             )
-        ids = RELATIONSHIP.findall(line)
-        if len(ids) != count:
-            raise TaxiiError(f"unexpected STIX relationship head in {r.type} {r.value}")
-        ends, current, member_time = self.ends, self.current, self.member_time
-        end = start + len(parts[0]) + 1
-        ends.append(end)
-        for p in parts[1:-1]:
-            end += len(p) + len(SPLIT)
-            ends.append(end)
-        ends.append(start + len(line))
-        self.stix_type += bytes((RELATIONSHIP_CODE,)) * count
-        self.uuid_text += b"".join(ids)
+        current, member_time = self.current, self.member_time
         first = main[0]
         for k in range(count):
             joined = (r.technique_times[k] if r.technique_times else 0) or first
