@@ -1,15 +1,9 @@
 """The one set-up of an HTTP test: a published data folder, a running ``socdef serve`` on a port
 it picked, and keys of a given tier, each on an account of its own.
 
-A module asks for what it needs in two lines::
-
-    @pytest.fixture(scope="module")
-    def data_dir(tmp_path_factory):
-        return published(tmp_path_factory.mktemp("formats"), iocs=1_500, days=60)
-
-    @pytest.fixture(scope="module")
-    def server(data_dir, tmp_path_factory):
-        yield from serving(data_dir, tmp_path_factory, "--access-log")
+A module's ``data_dir`` fixture returns ``published(tmp_path_factory.mktemp(name), iocs=…,
+days=…)`` and its ``server`` fixture does ``yield from serving(data_dir, tmp_path_factory,
+*options)``; a test that needs a server of its own asks for ``serve_process`` (conftest).
 
 Limits are counted per account, so ``new_key`` makes a fresh account each time unless a test
 names the ``user`` (to share one account's window, or to act as a known person).
