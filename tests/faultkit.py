@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from generator.store import Store
+from tests import support
 from tests.conftest import ROOT
 from worker import layout
 
@@ -268,26 +269,8 @@ def assert_clean_error(result: subprocess.CompletedProcess, *words: str) -> None
 
 
 def new_key(data_dir: Path, tier: str) -> str:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "generator",
-            "keys",
-            "create",
-            "--user",
-            "faults@example.org",
-            "--tier",
-            tier,
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.split("API key: ")[1].split()[0]
+    """A key of ``tier`` on the one account the fault tests share."""
+    return support.new_key(data_dir, tier, "faults@example.org")
 
 
 def assert_worker_answers(url: str, key: str, build_id: str | None = None) -> None:

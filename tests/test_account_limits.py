@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, running_server, socdef, wait_for_room_in_minute
+from tests.conftest import running_server, socdef, wait_for_room_in_minute
 from tests.redis_server import running_redis
+from tests.support import fresh_user, new_key, published, serving
 from worker.keys import KeyLimitReached, KeyStore, account_limit_id
 from worker.limits import MemoryLimiter
 from worker.tiers import TIERS
@@ -27,25 +26,16 @@ FREE = TIERS["free"]
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("accounts")
-    synthetic_store(str(data / "store"), 200, now=int(time.time()), days=5)
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("accounts"), iocs=200, days=5)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("log") / "server.log"
-    with running_server(data_dir, log, "--workers", "2", "--limiter", "sqlite") as srv:
-        yield srv
-
-
-def fresh_user(tag: str) -> str:
-    return f"{tag}-{uuid.uuid4().hex[:12]}@example.org"
+    yield from serving(data_dir, tmp_path_factory, "--workers", "2", "--limiter", "sqlite")
 
 
 def cli_key(data_dir: Path, user: str, tier: str = "free") -> str:
-    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0]
+    return new_key(data_dir, tier, user)
 
 
 # what the keys page's fetch sends: cookie-authenticated writes need it

@@ -5,15 +5,13 @@ refuses exactly the same credentials whichever path answers."""
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish
+from tests.support import published
 from tests.test_worker_hot import call
 from worker.app import hot_inputs
 from worker.auth import authorization_key, presented_key
@@ -125,9 +123,8 @@ def test_authorization_key(value, key):
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """An app with a kept default poll, its key in the key cache and limits it cannot reach."""
-    data = tmp_path_factory.mktemp("auth")
-    synthetic_store(str(data / "store"), 50, now=int(time.time()), days=2)
-    bucket = build_and_publish(data) / "bucket"
+    data = published(tmp_path_factory.mktemp("auth"), iocs=50, days=2)
+    bucket = data / "bucket"
     app = create_app(WorkerConfig.for_data_dir(Path(data / "worker"), bucket=str(bucket)))
     app.limit_scale = 10_000.0
     key, _ = app.keys.create("ana@example.org", "pro")

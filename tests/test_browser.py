@@ -9,21 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
 from tests.conftest import (
     ROOT,
-    build_and_publish,
     poll_until,
-    running_server,
     socdef,
 )
+from tests.support import new_key, published, serving
 
 CHROMIUM = os.environ.get("SOCDEF_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -62,15 +59,12 @@ def browser() -> Iterator:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("browser")
-    synthetic_store(str(data / "store"), 1_200, now=int(time.time()), days=40)
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("browser"), iocs=1_200, days=40)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory)
 
 
 @pytest.fixture
@@ -85,12 +79,6 @@ def page(browser):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def new_key(data_dir: Path, tier: str) -> str:
-    user = f"ops-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from generator.sources import SAMPLE_DIR, load_sources
-from tests.conftest import ROOT, free_port, socdef
+from tests.conftest import ROOT, free_port
+from tests.support import new_key
 from worker.layout import CATEGORIES, IOC_TYPES
 
 
@@ -68,13 +69,7 @@ def test_demo_prints_an_enterprise_key_and_a_working_curl(demo):
 def test_every_tier_window_has_data_today(demo):
     """Dates are shifted at ingest so the sample is fresh on whatever day the demo runs."""
     for tier in ("free", "pro", "enterprise"):
-        key = (
-            socdef(
-                "keys", "create", "--user", "t@example.org", "--tier", tier, data_dir=demo["data"]
-            )
-            .stdout.split("API key: ")[1]
-            .split()[0]
-        )
+        key = new_key(demo["data"], tier, "t@example.org")
         body = httpx.get(demo["base"] + "/api/v1/iocs", headers={"X-API-Key": key}).json()
         assert body["meta"]["total"] > 0, tier
         assert body["data"], tier

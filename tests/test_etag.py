@@ -4,13 +4,11 @@ matches when any of its members does, whatever the optional whitespace around th
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish
+from tests.support import published
 from tests.test_worker_hot import call
 from worker import taxii_common as tc
 from worker.config import WorkerConfig, create_app
@@ -80,9 +78,7 @@ def test_the_weak_comparison_by_itself() -> None:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("etag")
-    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
-    build_and_publish(data)
+    data = published(tmp_path_factory.mktemp("etag"), iocs=300, days=10)
     return create_app(
         WorkerConfig.for_data_dir(
             Path(data / "worker"), bucket=str(data / "bucket"), limiter="memory", limit_scale=100

@@ -53,6 +53,7 @@ from tests.faultkit import (
 )
 from tests.hostile_server import HostileServer
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
+from tests.support import published
 from tests.test_ingest_hostile import feed
 from worker import layout
 from worker.remote import open_bucket
@@ -69,10 +70,7 @@ def _counted(fault_log):  # noqa: F811 - every test adds to the session's count
 
 def fresh_data(root: Path, n: int = N_IOCS) -> Path:
     """A data dir with a store, one build and that build published to its folder bucket."""
-    make_store(root / "store", n)
-    socdef("build", data_dir=root)
-    socdef("publish", data_dir=root)
-    return root
+    return published(root, store=lambda store: make_store(store, n))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from generator.sources import SAMPLE_DIR
 from generator.store import Store
 from generator.synthetic import synthetic_store
 from tests.conftest import ROOT, poll_until, running_server, socdef
+from tests.support import new_key
 from worker.limits import SQLiteLimiter
 from worker.usage import UsageLog
 
@@ -205,8 +206,7 @@ def test_every_file_a_serving_worker_writes_under_the_data_dir_is_owner_only(tmp
     data = tmp_path / "data"
     socdef("build", "--init", data_dir=data)
     socdef("publish", data_dir=data)
-    made = socdef("keys", "create", "--user", "a@b.c", data_dir=data).stdout
-    key = made.split("API key:")[1].split()[0]
+    key = new_key(data, None, "a@b.c")
     old = os.umask(0o022)
     try:
         with running_server(data, tmp_path / "serve.log", "--limiter", "sqlite") as server:

@@ -12,8 +12,8 @@ import urllib.request
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, running_server, socdef
+from tests.conftest import running_server, socdef
+from tests.support import new_key, published, serving
 from worker import taxii_common as tc
 from worker.app import RedactingFilter
 
@@ -39,26 +39,19 @@ TAXII_DATED = [
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("faults")
-    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
-    build_and_publish(data)
+    data = published(tmp_path_factory.mktemp("faults"), iocs=300, days=10)
     socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
     return data
 
 
 @pytest.fixture(scope="module")
 def key(data_dir) -> str:
-    out = socdef(
-        "keys", "create", "--user", "reader@example.org", "--tier", "enterprise", data_dir=data_dir
-    ).stdout
-    return out.split("API key: ")[1].split()[0]
+    return new_key(data_dir, "enterprise", "reader@example.org")
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("log") / "server.log"
-    with running_server(data_dir, log, "--access-log", "--limit-scale", "100") as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory, "--access-log", "--limit-scale", "100")
 
 
 def assert_error(resp: httpx.Response, status: int, code: str) -> dict:

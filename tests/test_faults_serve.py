@@ -18,6 +18,7 @@ import pytest
 
 from generator.destinations import LocalDestination
 from generator.publish import publish
+from tests import support
 from tests.buildseries import build_series, make_store
 from tests.conftest import ROOT, Server, free_port, socdef, stop_process, wait_http
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
@@ -200,18 +201,10 @@ def poll(check: Callable[[], object], what: str, timeout: float = 20) -> object:
 def published(tmp_path_factory, moto_s3):
     """A data folder with a key and one build, published to its folder and to S3."""
     data = tmp_path_factory.mktemp("faults")
-    make_store(data / "store", 300)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
+    support.published(data, store=lambda root: make_store(root, 300))
     name = moto_s3.new_bucket()
     socdef("publish", "--to", f"s3://{name}/feeds", data_dir=data, env=moto_s3.env)
-    key = (
-        socdef(
-            "keys", "create", "--user", "faults@example.org", "--tier", "enterprise", data_dir=data
-        )
-        .stdout.split("API key: ")[1]
-        .split()[0]
-    )
+    key = support.new_key(data, "enterprise", "faults@example.org")
     return data, name, key
 
 

@@ -6,22 +6,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
 from tests.conftest import (
     ROOT,
-    build_and_publish,
     free_port,
     socdef,
     wait_for_room_in_minute,
     wait_http,
 )
+from tests.support import published
 from worker import usage_journal
 from worker.keys import account_limit_id
 from worker.limits import SQLiteLimiter
@@ -198,9 +196,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
     """The report: 200 requests, two kills, the usage API showed 110 against 100 admitted."""
-    data = tmp_path / "data"
-    synthetic_store(str(data / "store"), 200, now=int(time.time()), days=5)
-    build_and_publish(data)
+    data = published(tmp_path / "data", iocs=200, days=5)
     user = f"crash-{uuid.uuid4().hex[:12]}@example.org"
     socdef("users", "set-tier", user, "pro", data_dir=data)
     cookies = {COOKIE: socdef("session", "create", "--user", user, data_dir=data).stdout.strip()}

@@ -3,22 +3,14 @@ answers enterprise and pro keys, and every answer goes through the format's chec
 
 from __future__ import annotations
 
-import time
-from uuid import uuid4
-
 import httpx
 import pytest
 
 from generator import misp_feed
-from generator.synthetic import synthetic_store
 from tests.cef_check import check_cef_line, check_syslog_line
-from tests.conftest import (
-    build_and_publish,
-    running_server,
-    socdef,
-)
 from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
+from tests.support import bearer, new_key, published, serving
 from worker import formats
 
 ENDPOINTS = {
@@ -31,26 +23,17 @@ ENDPOINTS = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("formats")
-    synthetic_store(str(data / "store"), 1_500, now=int(time.time()), days=60)
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("formats"), iocs=1_500, days=60)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
-        yield srv
-
-
-def key_for(data_dir, tier: str) -> str:
-    user = f"soc-{uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0]
+    yield from serving(data_dir, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def enterprise(data_dir) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key_for(data_dir, 'enterprise')}"}
+    return bearer(new_key(data_dir, "enterprise"))
 
 
 def get(server, path: str, headers: dict[str, str], **params) -> httpx.Response:
@@ -66,7 +49,7 @@ def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_pro_key_is_refused_with_the_missing_scope(server, data_dir, path):
-    pro = {"X-API-Key": key_for(data_dir, "pro")}
+    pro = {"X-API-Key": new_key(data_dir, "pro")}
     error = assert_error(get(server, path, pro), 403, "insufficient_scope")
     assert error["details"]["required_scope"] == ENDPOINTS[path]
     assert "read:stix" in error["details"]["your_scopes"]

@@ -7,31 +7,25 @@ import hashlib
 import hmac
 import json
 import sqlite3
-import time
 import uuid
 
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, in_one_minute, poll_until, running_server, socdef
+from tests.conftest import in_one_minute, poll_until, socdef
+from tests.support import published, serving
 
 COOKIE = "sb-access-token"
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("keysapi")
-    synthetic_store(str(data / "store"), 500, now=int(time.time()), days=10)
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("keysapi"), iocs=500, days=10)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(
-        data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log"
-    ) as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory, "--access-log")
 
 
 def session_for(data_dir, user: str) -> dict[str, str]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import in_one_minute, poll_until, socdef, wait_for_room_in_minute
+from tests.conftest import in_one_minute, poll_until, wait_for_room_in_minute
 from tests.redis_server import RedisServer, running_redis
+from tests.support import fresh_user, new_key, published
 from worker.keys import account_limit_id
 from worker.limits import SQLiteLimiter
 
@@ -32,11 +30,7 @@ PATH = "/api/v1/iocs"
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("rate")
-    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
-    return data
+    return published(tmp_path_factory.mktemp("rate"), iocs=300, days=10)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +41,8 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 def new_pro_key(data_dir: Path) -> tuple[str, str]:
     """A pro key of a fresh account, and the id the limiter counts that account under."""
-    user = f"burst-{uuid.uuid4().hex[:12]}@example.org"
-    out = socdef("keys", "create", "--user", user, "--tier", "pro", data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0], account_limit_id(user)
+    user = fresh_user("burst")
+    return new_key(data_dir, "pro", user), account_limit_id(user)
 
 
 async def _fire(url: str, key: str, count: int) -> list[httpx.Response]:

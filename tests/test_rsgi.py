@@ -26,10 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
+from tests import support
 from tests.conftest import (
     ROOT,
-    build_and_publish,
     in_one_minute,
     poll_until,
     stop_process,
@@ -51,8 +50,7 @@ TARGETS = {"asgi": "worker.config:app_from_env", "rsgi": "worker.rsgi:rsgi_from_
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("rsgi-build")
-    synthetic_store(str(data / "store"), 400, now=int(time.time()) - 60, days=20)
-    return build_and_publish(data)
+    return support.published(data, iocs=400, days=20, now=int(time.time()) - 60)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +28,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from generator.synthetic import synthetic_store
-from tests.conftest import ROOT, Server, build_and_publish, running_server, socdef
+from tests.conftest import ROOT, Server, running_server, socdef
+from tests.support import new_key, published
 
 SPEC = ROOT / "spec" / "openapi.json"
 COOKIE = "sb-access-token"
@@ -260,17 +258,10 @@ class Contract:
         self.statuses: dict[str, set[int]] = {}
 
 
-def _enterprise_key(data_dir: Path, user: str) -> str:
-    out = socdef("keys", "create", "--user", user, "--tier", "enterprise", data_dir=data_dir).stdout
-    return out.split("API key: ")[1].split()[0]
-
-
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory) -> Iterator[Contract]:
-    data = tmp_path_factory.mktemp("contract")
-    synthetic_store(str(data / "store"), 400, now=int(time.time()), days=20)
-    build_and_publish(data)
-    keys = {scheme: _enterprise_key(data, "reader@example.org") for scheme in KEY_SCHEMES}
+    data = published(tmp_path_factory.mktemp("contract"), iocs=400, days=20)
+    keys = {scheme: new_key(data, "enterprise", "reader@example.org") for scheme in KEY_SCHEMES}
     socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
     session = socdef(
         "session", "create", "--user", "owner@example.org", data_dir=data

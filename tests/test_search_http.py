@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 
 import httpx
 import jsonschema
@@ -15,11 +14,9 @@ from generator.model import aggregate
 from generator.store import Article, Sighting, Store
 from tests.conftest import (
     ROOT,
-    build_and_publish,
-    running_server,
-    socdef,
 )
 from tests.search_reference import reference_stats
+from tests.support import bearer, new_key, published, serving
 from worker import layout
 
 NOW = int(time.time())
@@ -87,21 +84,16 @@ def _store(root) -> Store:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("search-e2e")
-    _store(data / "store")
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("search-e2e"), store=_store)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory)
 
 
 def key_for(data_dir, tier: str) -> dict[str, str]:
-    user = f"soc-{uuid.uuid4().hex[:12]}@example.org"  # limits are per account: one each
-    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
-    return {"Authorization": f"Bearer {out.split('API key: ')[1].split()[0]}"}
+    return bearer(new_key(data_dir, tier))
 
 
 @pytest.fixture(scope="module")

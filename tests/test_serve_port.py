@@ -3,20 +3,16 @@ warning line first when its folder bucket holds no published build."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import LISTENING, announced, build_and_publish, running_server
+from tests import support
+from tests.conftest import LISTENING, announced, running_server
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    data = tmp_path_factory.mktemp("port0")
-    synthetic_store(str(data / "store"), 50, now=int(time.time()), days=3)
-    return build_and_publish(data)
+    return support.published(tmp_path_factory.mktemp("port0"), iocs=50, days=3)
 
 
 @pytest.mark.parametrize(

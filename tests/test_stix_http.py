@@ -13,13 +13,10 @@ import httpx
 import pytest
 
 from exports import stix21
-from tests.conftest import (
-    build_and_publish,
-    running_server,
-)
 from tests.seed import SEED_NOW, seed_records, seed_store
 from tests.stix_check import problems
-from tests.test_worker_http import assert_error, new_key
+from tests.support import new_key, published, serving
+from tests.test_worker_http import assert_error
 from worker import formats
 from worker.stix_common import IDENTITY, TLP_IDS, tlp_marking
 
@@ -29,15 +26,12 @@ DAY = 86_400
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("stix")
-    seed_store(data / "store")
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("stix"), store=seed_store)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(data_dir, tmp_path_factory.mktemp("log") / "server.log") as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ from taxii2client.common import TokenAuth
 from taxii2client.v21 import Server, as_pages
 
 from generator.sources import SAMPLE_DIR
-from generator.synthetic import synthetic_store
 from tests.conftest import socdef
-from tests.test_worker_http import new_key
+from tests.support import new_key, published
 from worker import taxii_common as tc
 
 DISCOVERY = "/api/taxii2/"
@@ -31,10 +30,8 @@ SCALE = ("--limit-scale", "1000")  # the client makes hundreds of requests a min
 
 
 def make_data(root, iocs: int = 2_000, days: int = 60):
-    synthetic_store(str(root / "store"), iocs, now=int(time.time()) - 60, days=days)
-    socdef("build", data_dir=root)
-    socdef("publish", data_dir=root)
-    return root
+    """A published synthetic store whose newest indicators are a minute old."""
+    return published(root, iocs, days, now=int(time.time()) - 60)
 
 
 @pytest.fixture(scope="module")

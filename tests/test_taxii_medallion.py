@@ -14,8 +14,8 @@ from taxii2client.v21 import Server, as_pages
 
 from tests.conftest import free_port, start_server, stop_server
 from tests.medallion_server import PASSWORD, USER, Medallion
+from tests.support import new_key
 from tests.test_taxii_http import make_data
-from tests.test_worker_http import new_key
 from worker import taxii_common as tc
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, in_one_minute
+from tests.conftest import in_one_minute
+from tests.support import published
 from worker import taxii_common as tc
 from worker.app import READY, Kept
 from worker.config import WorkerConfig, create_app
@@ -23,9 +22,7 @@ PER_REQUEST = {"x-ratelimit-remaining", "ratelimit", "x-request-id"}
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("hot")
-    synthetic_store(str(data / "store"), 300, now=int(time.time()), days=10)
-    return build_and_publish(data)
+    return published(tmp_path_factory.mktemp("hot"), iocs=300, days=10)
 
 
 def make_app(data_dir: Path, tmp_path: Path, limiter: str = "sqlite"):

@@ -5,39 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
-from tests.conftest import build_and_publish, in_one_minute, poll_until, running_server, socdef
-
-KEY_PREFIX = "sk_live_"
+from tests.conftest import in_one_minute, poll_until, socdef
+from tests.support import new_key, published, serving
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("e2e")
-    synthetic_store(str(data / "store"), 2_000, now=int(time.time()), days=60)
-    return build_and_publish(data)
-
-
-def new_key(data_dir, tier: str) -> str:
-    """A key of a fresh account: limits are per account, so tests sharing one would collide."""
-    user = f"ana-{uuid.uuid4().hex[:12]}@example.org"
-    out = socdef("keys", "create", "--user", user, "--tier", tier, data_dir=data_dir).stdout
-    key = out.split("API key: ")[1].split()[0]
-    assert key.startswith(KEY_PREFIX)
-    return key
+    return published(tmp_path_factory.mktemp("e2e"), iocs=2_000, days=60)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
-    with running_server(
-        data_dir, tmp_path_factory.mktemp("log") / "server.log", "--access-log"
-    ) as srv:
-        yield srv
+    yield from serving(data_dir, tmp_path_factory, "--access-log")
 
 
 def get(server, path="/api/v1/iocs", **kw) -> httpx.Response:

@@ -12,6 +12,7 @@ import pytest
 from tests.buildseries import make_store
 from tests.conftest import Server, free_port, socdef, start_server
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
+from tests.support import new_key, published
 from worker.encoding import CODERS
 
 QUERIES = [
@@ -54,16 +55,10 @@ def start(data_dir, log_dir, name: str, env: dict[str, str]) -> Server:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, moto_s3):
     data = tmp_path_factory.mktemp("worker-s3")
-    make_store(data / "store", 4000)
-    socdef("build", data_dir=data)
-    socdef("publish", data_dir=data)
+    published(data, store=lambda root: make_store(root, 4000))
     bucket = moto_s3.new_bucket()
     socdef("publish", "--to", f"s3://{bucket}/feeds", data_dir=data, env=moto_s3.env)
-    key = (
-        socdef("keys", "create", "--user", "s3@example.org", "--tier", "enterprise", data_dir=data)
-        .stdout.split("API key: ")[1]
-        .split()[0]
-    )
+    key = new_key(data, "enterprise", "s3@example.org")
     same_links = {"SOCDEF_PUBLIC_URL": "https://feeds.example.org"}  # links name no port
     local = start(data, data, "local", same_links)
     remote = start(
@@ -187,11 +182,7 @@ def test_an_unreachable_bucket_is_a_503_that_names_no_address(tmp_path):
         assert health.status_code == 503
         assert health.json()["status"] == "storage_unreachable"
         assert "127.0.0.1" not in health.text and "feeds" not in health.text
-        key = (
-            socdef("keys", "create", "--user", "d@example.org", data_dir=data)
-            .stdout.split("API key: ")[1]
-            .split()[0]
-        )
+        key = new_key(data, None, "d@example.org")
         answer = httpx.get(server.url + "/api/v1/iocs", headers={"X-API-Key": key}, timeout=30)
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "service_unavailable"
