@@ -1,7 +1,8 @@
 """The ``socdef`` command: parses options, resolves settings and hands off to a stage.
 
-Expected failures print one line and exit 1; usage errors exit 2; nothing prints a traceback
-unless ``SOCDEF_DEBUG=1``.
+Expected failures (a :class:`~generator.errors.SocdefError`, or any click exception) print one
+line ``Error: …`` and exit 1 (its traceback only with ``SOCDEF_DEBUG=1``); usage errors exit 2;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,16 +23,9 @@ from typing import Any
 import click
 
 from generator import runtime
-from generator.settings import Settings, SettingsError, load_settings
+from generator.errors import SocdefError
+from generator.settings import Settings, load_settings
 from worker.tiers import TIER_NAMES
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ValueError,
-    sqlite3.DatabaseError,  # a damaged keys database: one line naming the file
-    RuntimeError,
-    SettingsError,
-)
 
 
 def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -429,13 +423,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # SocdefError is one: an expected failure, one line
+        if isinstance(exc, SocdefError) and os.environ.get("SOCDEF_DEBUG"):
+            raise
         exc.show()
         sys.exit(exc.exit_code)
-    except EXPECTED_ERRORS as exc:
-        if os.environ.get("SOCDEF_DEBUG"):
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

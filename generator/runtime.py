@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generator import build as build_stage
 from generator import publish as publish_stage
+from generator.errors import SocdefError
 from generator.settings import Settings
 from generator.source_state import Backoff, SourceRow, source_rows
 from generator.sources import SAMPLE_DIR, load_sources
@@ -318,7 +319,7 @@ def _reserve_port(host: str) -> socket.socket:
     return sock
 
 
-class CorruptDatabase(RuntimeError):
+class CorruptDatabase(SocdefError, RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from exports import stix21
 from exports.model import IOCRecord
+from generator.errors import SocdefError
 from generator.objects import BuildInfo, ObjectWriter
 from generator.taxii_order import MICRO, dates_added, strictly_increasing
 from worker import layout
@@ -51,7 +52,7 @@ ID_ROWS = 262_144  # rows of the id index made and written at a time
 MAX_US = 253_402_300_799_999_999
 
 
-class TaxiiError(RuntimeError):
+class TaxiiError(SocdefError, RuntimeError):
     """A record's STIX line does not have the shape TAXII pages need."""
 
 
