@@ -12,6 +12,9 @@ Each class keeps the built-in base it had (``OSError``, ``ValueError``, ``Runtim
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 
@@ -24,6 +27,13 @@ class SocdefError(click.ClickException):
 
 class StorageError(SocdefError, OSError):
     """A file of the store, a build or a publish target could not be read or written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class MissingFile(SocdefError, FileNotFoundError):
+    """A file or folder a stage needs (a build, the store) is not there."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,3 +57,15 @@ def os_failure(action: str, exc: OSError) -> StorageError:
     elif exc.errno == 28:  # ENOSPC
         hint = ": free some space and run it again"
     return StorageError(f"{action} failed at{where}: {reason}{hint}")
+
+
+@contextmanager
+def on_disk(action: str) -> Iterator[None]:
+    """Turn an ``OSError`` while ``action`` (disk full, permission denied, a file gone) into a
+    :class:`StorageError` naming the file; a :class:`SocdefError` passes unchanged."""
+    try:
+        yield
+    except SocdefError:
+        raise
+    except OSError as exc:
+        raise os_failure(action, exc) from exc
