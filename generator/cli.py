@@ -23,8 +23,10 @@ from typing import Any
 import click
 
 from generator import runtime
-from generator.errors import SocdefError
+from generator.errors import SocdefError, os_failure
 from generator.settings import Settings, load_settings
+from worker.accounts import AccountError
+from worker.keys import KeyStoreError
 from worker.tiers import TIER_NAMES
 
 
@@ -300,14 +302,19 @@ def serve(settings: Settings, **options: Any) -> None:
 
 @contextmanager
 def key_database(settings: Settings) -> Iterator[None]:
-    """Turn a key database sqlite cannot read into one line naming the file."""
+    """Turn what the key and account stores refuse (a database sqlite cannot read, a value
+    they reject, a data dir that cannot be written) into one line naming the file."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise click.ClickException(
+        raise SocdefError(
             f"the key database {settings.keys_db} is unreadable ({exc}); restore it from a "
             "backup or move it away to start a new one"
         ) from None
+    except (KeyStoreError, AccountError) as exc:
+        raise SocdefError(str(exc)) from exc
+    except OSError as exc:
+        raise os_failure(f"opening the key database {settings.keys_db}", exc) from exc
 
 
 @cli.group()
@@ -383,7 +390,9 @@ def session() -> None:
 def session_create(settings: Settings, user: str, ttl: int) -> None:
     """Print a signed session token to send as the sb-access-token cookie."""
     private_data_dir(settings)
-    click.echo(runtime.mint_session(settings, user, ttl))
+    with key_database(settings):
+        token = runtime.mint_session(settings, user, ttl)
+    click.echo(token)
 
 
 @cli.group()

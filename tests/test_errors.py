@@ -170,3 +170,11 @@ def test_the_store_path_is_named_when_the_build_cannot_read_it(tmp_path):
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: the store file ") and "sightings.parquet" in line
     assert str(Path(generation)) in line
+
+
+def test_a_value_the_key_store_refuses_is_one_line(tmp_path):
+    result = cli_with("", "keys", "create", "--user", "two words", "--data-dir", str(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: user must be an e-mail address or account id without spaces"
+    ]
