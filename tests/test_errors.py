@@ -178,3 +178,25 @@ def test_a_value_the_key_store_refuses_is_one_line(tmp_path):
     assert result.stderr.splitlines() == [
         "Error: user must be an e-mail address or account id without spaces"
     ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [(OSError(errno.ENOSPC, "No space left on device"), True), (KeyError("day"), False)],
+)
+def test_the_second_build_process_fails_as_expected_only_on_an_expected_failure(
+    tmp_path, monkeypatch, raised, expected
+):
+    from generator import build as build_module
+    from tests.buildseries import make_store
+
+    def failing(*_: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(build_module, "_second_lane", failing)  # the forked child runs it
+    store = make_store(tmp_path / "store", 300)
+    with pytest.raises(RuntimeError) as info:
+        build_module.build(store, tmp_path / "build", processes=2)
+    assert str(info.value).startswith("the second build process failed: ")
+    assert isinstance(info.value, SocdefError) is expected  # a bug keeps its traceback
+    assert "Traceback" in "".join(getattr(info.value, "__notes__", []))
