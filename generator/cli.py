@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from generator import runtime
-from generator.errors import SocdefError, os_failure
+from generator.errors import SocdefError, on_disk, os_failure
 from generator.settings import Settings, load_settings
 from worker.accounts import AccountError
 from worker.keys import KeyStoreError
@@ -41,7 +41,8 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(func)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
-        settings = load_settings({"data_dir": data_dir})
+        with on_disk("reading the settings"):
+            settings = load_settings({"data_dir": data_dir})
         return func(settings, **kwargs)
 
     return wrapper
@@ -159,7 +160,8 @@ def build(settings: Settings, now: int | None, init: bool) -> None:
     if store.exists() or init:
         private_data_dir(settings)
     if init:
-        store.init()
+        with on_disk(f"creating the store in {settings.store_dir}"):
+            store.init()
     elif not store.exists():
         raise click.ClickException(
             f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "

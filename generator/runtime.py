@@ -67,7 +67,8 @@ def run_ingest(
 ) -> IngestReport:
     from generator import ingest as ingest_stage  # extraction loads only when ingesting
 
-    configured = load_sources(sources or settings.sources)
+    with on_disk("reading the sources file"):
+        configured = load_sources(sources or settings.sources)
     fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch(settings)
     with on_disk("ingesting into the store"), progress_bar() as progress:
         return ingest_stage.ingest(
@@ -89,9 +90,10 @@ def _http_fetch(settings: Settings) -> Callable[..., Any]:
 
 def run_sources(settings: Settings, *, sources: Path | None = None) -> list[SourceRow]:
     """Each configured source with its stored fetch state (for ``socdef sources``)."""
-    with on_disk("reading the store"):
+    with on_disk("reading the sources file and the store"):
+        configured = load_sources(sources or settings.sources)
         state = Store(settings.store_dir).state()
-    return source_rows(load_sources(sources or settings.sources), state)
+    return source_rows(configured, state)
 
 
 def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:

@@ -159,7 +159,14 @@ class Store:
         gen = self.generation()
         if gen is None:
             return {"as_of": None, "sources": {}}
-        return json.loads((gen / "state.json").read_text())
+        path = gen / "state.json"
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError) as exc:
+            raise CorruptFile(
+                f"the store file {path} cannot be read ({exc}); restore the store folder "
+                "from a backup, or move it away and ingest again"
+            ) from exc
 
     def _table(self, name: str, schema: pa.Schema) -> pa.Table:
         gen = self.generation()

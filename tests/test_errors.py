@@ -200,3 +200,16 @@ def test_the_second_build_process_fails_as_expected_only_on_an_expected_failure(
     assert str(info.value).startswith("the second build process failed: ")
     assert isinstance(info.value, SocdefError) is expected  # a bug keeps its traceback
     assert "Traceback" in "".join(getattr(info.value, "__notes__", []))
+
+
+def test_a_damaged_store_state_is_one_line_naming_it(tmp_path):
+    data = tmp_path / "d"
+    store = Store(data / "store")
+    store.init()
+    generation = store.generation()
+    assert generation is not None
+    (generation / "state.json").write_text('{"as_of": ')
+    result = cli_with("", "sources", "--data-dir", str(data))
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: the store file ") and "state.json" in line
