@@ -49,14 +49,14 @@ class CorruptFile(SocdefError, ValueError):
 def os_failure(action: str, exc: OSError) -> StorageError:
     """One line for an ``OSError`` while ``action`` (e.g. "writing the store"): the file, the
     reason (disk full, permission denied, ...) and what to check."""
-    where = f" {exc.filename}" if exc.filename else ""
+    where = f" at {exc.filename}" if exc.filename else ""
     reason = exc.strerror or str(exc) or type(exc).__name__
     hint = ""
     if isinstance(exc, PermissionError):
         hint = ": check the owner and permissions of the data dir"
     elif exc.errno == 28:  # ENOSPC
         hint = ": free some space and run it again"
-    return StorageError(f"{action} failed at{where}: {reason}{hint}")
+    return StorageError(f"{action} failed{where}: {reason}{hint}")
 
 
 @contextmanager

@@ -77,6 +77,8 @@ def test_an_os_error_names_the_file_the_reason_and_what_to_do():
     )
     denied = os_failure("writing", PermissionError(errno.EACCES, "Permission denied", "/d/s"))
     assert "/d/s" in str(denied) and "permissions" in str(denied)
+    unnamed = os_failure("publishing", OSError(errno.ENOSPC, "No space left on device"))
+    assert str(unnamed).startswith("publishing failed: No space left on device: free")
 
 
 def test_on_disk_wraps_os_errors_only():
