@@ -24,7 +24,13 @@ def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, Path]:
         if not latest.is_file():
             raise MissingFile(f"no build in {build_dir}: run socdef build first")
         build_id = latest.read_text().strip()
-    manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+    path = build_dir / layout.manifest_key(build_id)
+    try:
+        manifest = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise CorruptFile(
+            f"the build manifest {path} is damaged ({exc}); run socdef build"
+        ) from exc
     files = {
         key[len(PREFIX) :]: build_dir / layout.object_key(sha)
         for key, (sha, _size) in manifest["objects"].items()

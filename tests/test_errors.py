@@ -215,3 +215,23 @@ def test_a_damaged_store_state_is_one_line_naming_it(tmp_path):
     assert result.returncode == 1, result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: the store file ") and "state.json" in line
+
+
+def test_site_without_a_build_or_with_a_damaged_manifest_is_one_line(tmp_path):
+    data = tmp_path / "d"
+    out = str(tmp_path / "out")
+    result = cli_with("", "site", "--out", out, "--data-dir", str(data))
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        f"Error: no build in {data / 'build'}: run socdef build first"
+    ], result.stderr
+    (data / "build" / "b1").mkdir(parents=True)
+    (data / "build" / "LATEST").write_text("b1")
+    from worker import layout
+
+    manifest = data / "build" / layout.manifest_key("b1")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("{")
+    result = cli_with("", "site", "--out", out, "--data-dir", str(data))
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"Error: the build manifest {manifest} is damaged")
