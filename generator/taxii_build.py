@@ -53,7 +53,14 @@ MAX_US = 253_402_300_799_999_999
 
 
 class TaxiiError(SocdefError, RuntimeError):
-    """A record's STIX line does not have the shape TAXII pages need."""
+    """A record's STIX line does not have the shape TAXII pages need: the STIX renderer and
+    this module disagree, which no input should cause; the message says to report it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"TAXII build: {message} (the STIX renderer wrote a shape the TAXII build does not "
+            "know: report it with the output of SOCDEF_DEBUG=1)"
+        )
 
 
 def split_objects(line: bytes) -> list[bytes]:
