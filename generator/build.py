@@ -45,6 +45,7 @@ import pyarrow as pa
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
+from generator.errors import SocdefError
 from generator.misp_feed import MispFeed
 from generator.model import iter_records
 from generator.objects import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
@@ -354,9 +355,10 @@ def _second_process(
         lane = _second_lane(out_dir, info)
         lane.run(shipped_days(spool, notices), info, count)
         conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages))
-    except BaseException:
+    except BaseException as exc:
+        expected = isinstance(exc, (OSError, SocdefError))  # a full disk, not a bug
         with contextlib.suppress(OSError):  # the first process may be gone (killed)
-            conn.send(("error", traceback.format_exc()))
+            conn.send(("error", traceback.format_exc(), expected))
     finally:
         conn.close()
 
@@ -469,6 +471,11 @@ def _build(
     )
 
 
+class SecondProcessFailed(SocdefError, RuntimeError):
+    """The second build process failed on an expected failure (a full disk, a file it could not
+    write, or it ended without an answer); its traceback is kept as a note."""
+
+
 def _join(
     main: Lane,
     child: BaseProcess | None,
@@ -486,13 +493,15 @@ def _join(
         try:
             answer = receiver.recv()
         except EOFError:
-            answer = ("error", "it ended without an answer")
+            answer = ("error", "it ended without an answer", True)
         child.join()
         clock.lap("wait for the second process")
-        if answer[0] != "ok":  # one line (the CLI prints it); the child's traceback as a note
-            error = RuntimeError(
+        if answer[0] != "ok":  # the child's traceback as a note; an expected failure is one
+            # line (the CLI prints it), a bug in the child a traceback with that note
+            message = (
                 "the second build process failed: " + (answer[1].strip().splitlines() or ["?"])[-1]
             )
+            error = SecondProcessFailed(message) if answer[2] else RuntimeError(message)
             error.add_note(answer[1])
             raise error
         _, objects, child_derived, child_stages = answer

@@ -1,7 +1,8 @@
 """The ``socdef`` command: parses options, resolves settings and hands off to a stage.
 
-Expected failures print one line and exit 1; usage errors exit 2; nothing prints a traceback
-unless ``SOCDEF_DEBUG=1``.
+Expected failures (a :class:`~generator.errors.SocdefError`, or any click exception) print one
+line ``Error: …`` and exit 1 (its traceback only with ``SOCDEF_DEBUG=1``); usage errors exit 2;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,16 +23,11 @@ from typing import Any
 import click
 
 from generator import runtime
-from generator.settings import Settings, SettingsError, load_settings
+from generator.errors import SocdefError, on_disk, os_failure
+from generator.settings import Settings, load_settings
+from worker.accounts import AccountError
+from worker.keys import KeyStoreError
 from worker.tiers import TIER_NAMES
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ValueError,
-    sqlite3.DatabaseError,  # a damaged keys database: one line naming the file
-    RuntimeError,
-    SettingsError,
-)
 
 
 def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,7 +41,8 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(func)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
-        settings = load_settings({"data_dir": data_dir})
+        with on_disk("reading the settings"):
+            settings = load_settings({"data_dir": data_dir})
         return func(settings, **kwargs)
 
     return wrapper
@@ -163,7 +160,8 @@ def build(settings: Settings, now: int | None, init: bool) -> None:
     if store.exists() or init:
         private_data_dir(settings)
     if init:
-        store.init()
+        with on_disk(f"creating the store in {settings.store_dir}"):
+            store.init()
     elif not store.exists():
         raise click.ClickException(
             f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
@@ -306,14 +304,19 @@ def serve(settings: Settings, **options: Any) -> None:
 
 @contextmanager
 def key_database(settings: Settings) -> Iterator[None]:
-    """Turn a key database sqlite cannot read into one line naming the file."""
+    """Turn what the key and account stores refuse (a database sqlite cannot read, a value
+    they reject, a data dir that cannot be written) into one line naming the file."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise click.ClickException(
+        raise SocdefError(
             f"the key database {settings.keys_db} is unreadable ({exc}); restore it from a "
             "backup or move it away to start a new one"
         ) from None
+    except (KeyStoreError, AccountError) as exc:
+        raise SocdefError(str(exc)) from exc
+    except OSError as exc:
+        raise os_failure(f"opening the key database {settings.keys_db}", exc) from exc
 
 
 @cli.group()
@@ -389,7 +392,9 @@ def session() -> None:
 def session_create(settings: Settings, user: str, ttl: int) -> None:
     """Print a signed session token to send as the sb-access-token cookie."""
     private_data_dir(settings)
-    click.echo(runtime.mint_session(settings, user, ttl))
+    with key_database(settings):
+        token = runtime.mint_session(settings, user, ttl)
+    click.echo(token)
 
 
 @cli.group()
@@ -429,13 +434,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # SocdefError is one: an expected failure, one line
+        if isinstance(exc, SocdefError) and os.environ.get("SOCDEF_DEBUG"):
+            raise
         exc.show()
         sys.exit(exc.exit_code)
-    except EXPECTED_ERRORS as exc:
-        if os.environ.get("SOCDEF_DEBUG"):
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

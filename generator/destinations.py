@@ -10,8 +10,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from generator.errors import SocdefError
 
-class PublishError(RuntimeError):
+
+class PublishError(SocdefError, RuntimeError):
     """The build or the destination is not usable."""
 
 

@@ -22,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
+from generator.errors import SocdefError
+
 MAX_FEED_BYTES = 32 * 1024 * 1024
 
 _RSS1 = "http://purl.org/rss/1.0/"
@@ -62,7 +64,7 @@ class Feed:
     items: tuple[FeedItem, ...]
 
 
-class FeedError(ValueError):
+class FeedError(SocdefError, ValueError):
     """The document is malformed or is not a supported RSS/Atom feed."""
 
 

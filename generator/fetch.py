@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 
+from generator.errors import SocdefError
 from generator.httpbody import ACCEPT_ENCODING, BodyError, read_body
 from generator.netguard import (
     AddressPolicy,
@@ -45,7 +46,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class FetchError(OSError):
+class FetchError(SocdefError, OSError):
     """The feed could not be fetched; ``retry_after`` is the server's wish, in seconds."""
 
     def __init__(

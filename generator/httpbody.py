@@ -13,6 +13,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from generator.errors import SocdefError
+
 try:  # optional: brotli is advertised only when the module is installed
     import brotli as _brotli
 except ImportError:  # pragma: no cover - depends on the environment
@@ -23,7 +25,7 @@ __all__ = ["ACCEPT_ENCODING", "BodyError", "BodyTooLarge", "read_body"]
 ACCEPT_ENCODING = "gzip, deflate" + (", br" if _brotli is not None else "")
 
 
-class BodyError(ValueError):
+class BodyError(SocdefError, ValueError):
     """The body cannot be decoded (corrupt data or an unsupported coding)."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from generator.errors import SocdefError
 from generator.extract import extract
 from generator.feeds import FeedItem
 from generator.fetch import FetchResult, Validators
@@ -27,7 +28,7 @@ Fetch = Callable[[Source, Validators], FetchResult]
 Progress = Callable[[str, int, int], None]
 
 
-class IngestError(RuntimeError):
+class IngestError(SocdefError, RuntimeError):
     """Nothing could be ingested (for example, an offline folder with no feed files).
 
     ``report`` holds what was recorded: when every source failed, their failures are

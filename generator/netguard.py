@@ -31,6 +31,8 @@ from typing import Any
 
 import httpcore
 
+from generator.errors import SocdefError
+
 __all__ = ["AddressPolicy", "GuardedBackend", "TargetRefused", "system_resolve"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -42,7 +44,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _RESOLVERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="socdef-dns")
 
 
-class TargetRefused(OSError):
+class TargetRefused(SocdefError, OSError):
     """The target is not a public address (or an explicitly allowed one)."""
 
 

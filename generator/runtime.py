@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generator import build as build_stage
 from generator import publish as publish_stage
+from generator.errors import SocdefError, on_disk
 from generator.settings import Settings
 from generator.source_state import Backoff, SourceRow, source_rows
 from generator.sources import SAMPLE_DIR, load_sources
@@ -24,6 +25,7 @@ from worker.config import WorkerConfig, setup_logging
 from worker.keys import KeyStore, load_or_create_secret
 from worker.layout import POINTER_KEY
 from worker.remote import open_bucket
+from worker.storage import StorageError as BucketError
 
 if TYPE_CHECKING:
     from generator.ingest import IngestReport
@@ -65,9 +67,10 @@ def run_ingest(
 ) -> IngestReport:
     from generator import ingest as ingest_stage  # extraction loads only when ingesting
 
-    configured = load_sources(sources or settings.sources)
+    with on_disk("reading the sources file"):
+        configured = load_sources(sources or settings.sources)
     fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch(settings)
-    with progress_bar() as progress:
+    with on_disk("ingesting into the store"), progress_bar() as progress:
         return ingest_stage.ingest(
             Store(settings.store_dir),
             configured,
@@ -87,11 +90,14 @@ def _http_fetch(settings: Settings) -> Callable[..., Any]:
 
 def run_sources(settings: Settings, *, sources: Path | None = None) -> list[SourceRow]:
     """Each configured source with its stored fetch state (for ``socdef sources``)."""
-    return source_rows(load_sources(sources or settings.sources), Store(settings.store_dir).state())
+    with on_disk("reading the sources file and the store"):
+        configured = load_sources(sources or settings.sources)
+        state = Store(settings.store_dir).state()
+    return source_rows(configured, state)
 
 
 def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
-    with progress_bar() as progress:
+    with on_disk("building"), progress_bar() as progress:
         return build_stage.build(
             Store(settings.store_dir),
             settings.build_dir,
@@ -109,11 +115,12 @@ def run_publish(
     endpoint_url: str | None = None,
     jobs: int = 8,
 ) -> publish_stage.PublishResult:
-    target = publish_stage.open_destination(
-        dest or settings.bucket or settings.bucket_dir,
-        endpoint_url=endpoint_url or settings.s3_endpoint,
-    )
-    with progress_bar() as progress:
+    with on_disk("opening the publish target"):
+        target = publish_stage.open_destination(
+            dest or settings.bucket or settings.bucket_dir,
+            endpoint_url=endpoint_url or settings.s3_endpoint,
+        )
+    with on_disk("publishing"), progress_bar() as progress:
         return publish_stage.publish(
             settings.build_dir,
             target,
@@ -193,32 +200,33 @@ def run_server(
     other request through the same ASGI app; ``interface="asgi"`` runs the ASGI factory).
     """
     if server not in SERVERS:
-        raise ValueError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
+        raise SocdefError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
     if interface not in INTERFACES:
-        raise ValueError(f"unknown interface {interface!r}; choose one of {', '.join(INTERFACES)}")
-    config = WorkerConfig.for_data_dir(
-        settings.data_dir,
-        public_url=settings.public_url,
-        jwt_secret=settings.jwt_secret,
-        source_name=settings.source_name,
-        limiter=limiter,
-        limit_scale=limit_scale,
-        bucket=settings.bucket or None,
-        s3_endpoint=settings.s3_endpoint,
-        redis_url=redis_url or None,
-        limiter_fallback=limiter_fallback,
-        limiter_factory=limiter_factory,
-        access_log=access_log,
-    )
-    if limiter == "memory" and workers > 1 and not limiter_factory:
-        raise ValueError(
-            "the memory limiter counts per process: use --limiter sqlite with more than one worker"
+        raise SocdefError(f"unknown interface {interface!r}; choose one of {', '.join(INTERFACES)}")
+    with _refused_setting():  # a bad setting: one line before any worker starts
+        config = WorkerConfig.for_data_dir(
+            settings.data_dir,
+            public_url=settings.public_url,
+            jwt_secret=settings.jwt_secret,
+            source_name=settings.source_name,
+            limiter=limiter,
+            limit_scale=limit_scale,
+            bucket=settings.bucket or None,
+            s3_endpoint=settings.s3_endpoint,
+            redis_url=redis_url or None,
+            limiter_fallback=limiter_fallback,
+            limiter_factory=limiter_factory,
+            access_log=access_log,
         )
-    check_databases(
-        Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
-    )
-    open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
-    # traceback from every worker (it reads nothing)
+        if limiter == "memory" and workers > 1 and not limiter_factory:
+            raise SocdefError(
+                "the memory limiter counts per process: use --limiter sqlite with more than one worker"
+            )
+        check_databases(
+            Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
+        )
+        open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
+        # traceback from every worker (it reads nothing)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     warn_without_build(config.bucket)
@@ -283,6 +291,18 @@ def run_server(
             reserved.close()
 
 
+@contextmanager
+def _refused_setting() -> Iterator[None]:
+    """A worker setting the worker refuses (a ``ValueError`` or a bucket's ``StorageError``
+    while reading the configuration) as a :class:`SocdefError` with the worker's message."""
+    try:
+        yield
+    except SocdefError:
+        raise
+    except (ValueError, BucketError) as exc:
+        raise SocdefError(str(exc)) from exc
+
+
 def announce(host: str, port: int) -> None:
     """The line a supervisor or test reads to learn where the worker listens (``--port 0``)."""
     shown = f"[{host}]" if ":" in host else host
@@ -318,7 +338,7 @@ def _reserve_port(host: str) -> socket.socket:
     return sock
 
 
-class CorruptDatabase(RuntimeError):
+class CorruptDatabase(SocdefError, RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from generator.errors import SocdefError
 
-class SettingsError(ValueError):
+
+class SettingsError(SocdefError, ValueError):
     """The configuration file or an environment value is invalid."""
 
 

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from exports.model import IOCRecord
 from generator import site_apiref, site_links
+from generator.errors import SocdefError
 from generator.objects import BuildInfo, ObjectWriter
 from generator.site_stats import SiteStats
 from worker import layout
@@ -45,7 +46,7 @@ PAGES: tuple[Page, ...] = (
 )
 
 
-class SiteError(RuntimeError):
+class SiteError(SocdefError, RuntimeError):
     """The templates, assets or spec the site is built from are missing."""
 
 

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from generator.errors import CorruptFile, MissingFile, on_disk
 from worker import layout
 
 PREFIX = "site/"
@@ -21,29 +22,41 @@ def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, Path]:
     if build_id is None:
         latest = build_dir / "LATEST"
         if not latest.is_file():
-            raise FileNotFoundError(f"no build in {build_dir}: run socdef build first")
+            raise MissingFile(f"no build in {build_dir}: run socdef build first")
         build_id = latest.read_text().strip()
-    manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+    path = build_dir / layout.manifest_key(build_id)
+    try:
+        manifest = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise CorruptFile(
+            f"the build manifest {path} is damaged ({exc}); run socdef build"
+        ) from exc
     files = {
         key[len(PREFIX) :]: build_dir / layout.object_key(sha)
         for key, (sha, _size) in manifest["objects"].items()
         if key.startswith(PREFIX)
     }
     if not files:
-        raise ValueError(f"build {build_id} holds no site: it was built without the site stage")
+        raise CorruptFile(f"build {build_id} holds no site: it was built without the site stage")
     return dict(sorted(files.items()))
 
 
 def export_site(build_dir: Path, out_dir: Path, build_id: str | None = None) -> int:
     """Write the site under ``out_dir``; returns how many files were written."""
     root = out_dir.resolve()
-    files = site_files(build_dir, build_id)
+    with on_disk(f"reading build {build_id or 'LATEST'} in {build_dir}"):
+        files = site_files(build_dir, build_id)
+    with on_disk(f"writing the site to {out_dir}"):
+        _write(root, files, out_dir)
+    return len(files)
+
+
+def _write(root: Path, files: dict[str, Path], out_dir: Path) -> None:
     for rel, source in files.items():
         target = (root / rel).resolve()
         if not target.is_relative_to(root):
-            raise ValueError(f"site object {rel!r} lies outside {out_dir}")
+            raise CorruptFile(f"site object {rel!r} lies outside {out_dir}")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_bytes(source.read_bytes())
         os.replace(tmp, target)
-    return len(files)

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.errors import SocdefError
 from worker.layout import CATEGORIES
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -14,7 +15,7 @@ BUNDLED = Path(__file__).resolve().parent.parent / "sources.toml"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 
 
-class SourcesError(ValueError):
+class SourcesError(SocdefError, ValueError):
     """``sources.toml`` is missing or invalid; the message lists every problem."""
 
 

@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from generator.errors import CorruptFile
+
 ARTICLE_SCHEMA = pa.schema(
     [
         ("article_id", pa.string()),
@@ -151,19 +153,26 @@ class Store:
         gen = self.generation()
         if gen is None or not (gen / "revisions.parquet").is_file():
             return REVISION_SCHEMA.empty_table()
-        return pq.read_table(gen / "revisions.parquet", schema=REVISION_SCHEMA)
+        return _read_table(gen / "revisions.parquet", REVISION_SCHEMA)
 
     def state(self) -> dict[str, Any]:
         gen = self.generation()
         if gen is None:
             return {"as_of": None, "sources": {}}
-        return json.loads((gen / "state.json").read_text())
+        path = gen / "state.json"
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError) as exc:
+            raise CorruptFile(
+                f"the store file {path} cannot be read ({exc}); restore the store folder "
+                "from a backup, or move it away and ingest again"
+            ) from exc
 
     def _table(self, name: str, schema: pa.Schema) -> pa.Table:
         gen = self.generation()
         if gen is None:
             return schema.empty_table()
-        return pq.read_table(gen / name, schema=schema)
+        return _read_table(gen / name, schema)
 
     # --- writing -------------------------------------------------------------------------
     def merge(
@@ -401,6 +410,17 @@ def _stamp(
     same_date = pc.equal(_published_of(new, new_articles), _published_of(new, old_articles))
     kept = pc.if_else(pc.fill_null(same_date, False), kept, None)
     return new.append_column(INGESTED_AT, pc.fill_null(kept, pa.scalar(stamp, pa.int64())))
+
+
+def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """A store table; a damaged or unreadable file is a :class:`CorruptFile` naming it."""
+    try:
+        return pq.read_table(path, schema=schema)
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptFile(
+            f"the store file {path} cannot be read ({exc}); restore the store folder "
+            "from a backup, or move it away and ingest again"
+        ) from exc
 
 
 def _fsync_dir(path: Path) -> None:

@@ -30,6 +30,7 @@ from exports import stix21
 from exports.model import IOCRecord
 from exports.registry import Rendered
 from exports.stix21 import StixObjects
+from generator.errors import SocdefError
 from generator.objects import BuildInfo, ObjectWriter
 from generator.taxii_order import MICRO, dates_added, strictly_increasing
 from worker import layout
@@ -46,8 +47,15 @@ ID_ROWS = 262_144  # rows of the id index made and written at a time
 MAX_US = 253_402_300_799_999_999
 
 
-class TaxiiError(RuntimeError):
-    """A record's STIX objects do not have the shape TAXII pages need."""
+class TaxiiError(SocdefError, RuntimeError):
+    """A record's STIX objects do not have the shape TAXII pages need: the STIX renderer and
+    this module disagree, which no input should cause; the message says to report it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"TAXII build: {message} (the STIX renderer wrote a shape the TAXII build does not "
+            "know: report it with the output of SOCDEF_DEBUG=1)"
+        )
 
 
 def _int_array(values: array, type_: pa.DataType) -> pa.Array:
