@@ -227,6 +227,7 @@ def run_server(
         )
         open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
         # traceback from every worker (it reads nothing)
+    check_address(host, port)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     warn_without_build(config.bucket)
@@ -323,6 +324,23 @@ def warn_without_build(bucket: str) -> None:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse to start, in one line, when the address cannot be listened on (a port another
+    server holds, a privileged port, an address not of this machine); the servers would end
+    with a stack trace instead. Port 0 is always free (the server picks one)."""
+    if port == 0:
+        return
+    try:
+        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise SocdefError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server may hold "
+            "the port: choose another with --port, or --port 0 for a free one)"
+        ) from exc
 
 
 def _reserve_port(host: str) -> socket.socket:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -226,6 +227,19 @@ def test_every_file_a_serving_worker_writes_under_the_data_dir_is_owner_only(tmp
         if mode != (0o700 if (data / name).is_dir() else 0o600)
     }
     assert wrong == {}
+
+
+def test_serve_on_a_port_another_server_holds_is_one_line(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = str(holder.getsockname()[1])
+        for server in ("granian", "uvicorn"):
+            done = socdef(
+                "serve", "--port", port, "--server", server, data_dir=tmp_path / "d", check=False
+            )
+            assert done.returncode == 1, (server, done.stdout, done.stderr)
+            errors = [line for line in done.stderr.splitlines() if line.strip()]
+            assert errors == [errors[0]] and errors[0].startswith("Error: cannot listen on")
+            assert "Traceback" not in done.stderr and "backtrace" not in done.stderr
 
 
 def test_an_existing_data_dir_is_made_owner_only(tmp_path):
