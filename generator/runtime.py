@@ -234,34 +234,16 @@ def run_server(
     if server == "uvicorn":
         import uvicorn
 
+        common: dict[str, Any] = dict(
+            factory=True, workers=workers, access_log=False, log_level="warning", lifespan="on"
+        )
         if port == 0:  # bound here, so the port is known before uvicorn starts
             listener = socket.create_server((host, 0), family=_family(host))
             announce(host, listener.getsockname()[1])
-            uvicorn.run(
-                "worker.config:app_from_env",
-                factory=True,
-                fd=listener.fileno(),
-                workers=workers,
-                access_log=False,
-                log_level="warning",
-                loop="auto",
-                http="auto",
-                lifespan="on",
-            )
+            uvicorn.run("worker.config:app_from_env", fd=listener.fileno(), **common)
             return
         announce(host, port)
-        uvicorn.run(
-            "worker.config:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_level="warning",
-            loop="auto",
-            http="auto",
-            lifespan="on",
-        )
+        uvicorn.run("worker.config:app_from_env", host=host, port=port, **common)
         return
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels

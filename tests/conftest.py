@@ -105,10 +105,15 @@ LISTENING = r"listening on (http://127\.0\.0\.1:[1-9][0-9]*)\n"
 
 
 def start_server(
-    data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
 ) -> Server:
     """``socdef serve --port 0`` on 127.0.0.1, answering; its output goes to ``log_path``. The
-    server binds the port itself and names it on stdout, so no other program can take it first."""
+    server binds the port itself and names it on stdout, so no other program can take it first.
+    ``new_session``: in a process group of its own (to kill it with its workers at once)."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [
@@ -126,6 +131,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            start_new_session=new_session,
         )
     try:
         url = announced(log_path, proc, LISTENING).group(1)

@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from generator.destinations import LocalDestination
 from generator.publish import publish
 from tests import support
 from tests.buildseries import build_series, make_store
-from tests.conftest import ROOT, Server, free_port, socdef, stop_process, wait_http
+from tests.conftest import poll_until, socdef, start_server, stop_process
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from worker import layout
 from worker.storage import BadPointer, BuildSource, LocalBucket, NoBuild, StorageError
@@ -159,44 +157,6 @@ def test_an_unreachable_bucket_is_still_a_storage_error_without_a_build(bucket):
 # --- a running worker, local folder and S3 origins --------------------------------------------
 
 
-def start(data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    """``socdef serve`` on a free port; its output goes to ``log_path``."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "serve",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(port),
-                *extra,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    wait_http(server.url + "/healthz", proc)
-    return server
-
-
-def poll(check: Callable[[], object], what: str, timeout: float = 20) -> object:
-    """The first truthy ``check()``, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, moto_s3):
     """A data folder with a key and one build, published to its folder and to S3."""
@@ -239,7 +199,7 @@ def test_a_worker_keeps_serving_its_build_through_bad_pointers(
     env = {**moto_s3.env, "SOCDEF_BUCKET": f"s3://{name}/feeds"} if origin == "s3" else {}
     write = origin_writer(origin, data, name, moto_s3)
     good = (data / "bucket" / layout.POINTER_KEY).read_bytes()
-    server = start(data, tmp_path / "serve.log", env=env)
+    server = start_server(data, tmp_path / "serve.log", env=env)
     auth = {"Authorization": f"Bearer {key}"}
     try:
         health = httpx.get(server.url + "/healthz").json()
@@ -262,15 +222,16 @@ def test_a_worker_keeps_serving_its_build_through_bad_pointers(
                 found = health.json()
                 return found if found["status"] == "degraded" and says in found["detail"] else None
 
-            found = poll(degraded, f"/healthz to report {case}")
+            found = poll_until(degraded, 20, f"/healthz to report {case}")
             assert found["build_id"] == build_id, found
             assert "127.0.0.1" not in found["detail"]  # no bucket address in the answer
             for _ in range(3):  # the full path, then kept answers (the hot path)
                 again = httpx.get(server.url + "/api/v1/iocs", headers=auth)
                 assert (again.status_code, again.content) == (200, answer.content), case
             write(good)
-            poll(
+            poll_until(
                 lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
+                20,
                 f"/healthz to recover from {case}",
             )
     finally:
@@ -291,7 +252,7 @@ def test_a_worker_that_never_loaded_a_build_answers_503_alike(published, tmp_pat
     good = path.read_bytes()
     path.write_bytes(b"<html>oops</html>")
     try:
-        server = start(data, tmp_path / "serve.log")
+        server = start_server(data, tmp_path / "serve.log")
         try:
             health = httpx.get(server.url + "/healthz")
             assert health.status_code == 503
@@ -307,8 +268,9 @@ def test_a_worker_that_never_loaded_a_build_answers_503_alike(published, tmp_pat
                 == "The published feed cannot be read; retry shortly."
             )
             path.write_bytes(good)
-            poll(
+            poll_until(
                 lambda: httpx.get(server.url + "/healthz").json()["status"] == "ok",
+                20,
                 "the worker to load the build once the pointer is valid",
             )
             api = httpx.get(server.url + "/api/v1/iocs", headers={"Authorization": f"Bearer {key}"})
@@ -363,7 +325,7 @@ def test_a_worker_with_a_corrupt_limits_database_applies_the_documented_policy(
     for name in ("keys.sqlite", "secret.key"):
         (copy / name).write_bytes((data / name).read_bytes())
     (copy / "bucket").symlink_to(data / "bucket")
-    server = start(copy, tmp_path / "serve.log", "--limiter-fallback", fallback)
+    server = start_server(copy, tmp_path / "serve.log", "--limiter-fallback", fallback)
     auth = {"Authorization": f"Bearer {key}"}
     try:
         for _ in range(2):  # the full path, then the kept answer (the hot path)
@@ -411,7 +373,7 @@ def test_a_corrupt_database_stops_serve_before_workers_start(tmp_path, name, dam
     result = socdef(
         "serve",
         "--port",
-        str(free_port()),
+        "0",
         "--workers",
         "2",
         data_dir=tmp_path,
@@ -448,12 +410,13 @@ def worker_pids(pid: int) -> set[int]:
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path, server):
     data, _, key = published
-    proc = start(data, tmp_path / "serve.log", "--workers", "2", "--server", server)
+    proc = start_server(data, tmp_path / "serve.log", "--workers", "2", "--server", server)
     url = proc.url + "/api/v1/iocs"
     auth = {"Authorization": f"Bearer {key}"}
     try:
-        first = poll(
+        first = poll_until(
             lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+            20,
             "two workers",
         )
         victim = min(first)
@@ -463,10 +426,10 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(published, tmp_path,
         while not (worker_pids(proc.proc.pid) - set(first)):
             assert proc.proc.poll() is None, proc.log()
             assert httpx.get(url, headers=auth, timeout=10).status_code == 200
-        now = poll(
+        now = poll_until(
             lambda: len(worker_pids(proc.proc.pid)) == 2 and worker_pids(proc.proc.pid),
+            30,
             "the replacement worker",
-            timeout=30,
         )
         assert survivors < now and victim not in now
         for _ in range(20):
@@ -481,7 +444,7 @@ def test_every_worker_loads_the_build_as_it_starts(bucket, tmp_path):
 
     root, ids, _ = bucket
     app = create_app(WorkerConfig.for_data_dir(tmp_path, bucket=str(root), pointer_ttl=0))
-    poll(lambda: app.builds.build_id == ids[1], "the build to load without a request")
+    poll_until(lambda: app.builds.build_id == ids[1], 20, "the build to load without a request")
     (root / layout.POINTER_KEY).unlink()
     assert app.builds.current().build_id == ids[1]  # the first request already finds it
     assert app.builds.problem == f"the pointer {layout.POINTER_KEY} is missing"
@@ -491,7 +454,7 @@ def test_a_deleted_pointer_leaves_every_worker_serving(published, tmp_path):
     data, _, key = published
     path = data / "bucket" / layout.POINTER_KEY
     good = path.read_bytes()
-    server = start(data, tmp_path / "serve.log", "--workers", "2")
+    server = start_server(data, tmp_path / "serve.log", "--workers", "2")
     try:
         path.unlink()
         deadline = time.monotonic() + 4 * 2.0  # twice the pointer TTL, with margin
@@ -555,7 +518,7 @@ def test_an_unknown_bucket_stops_serve_before_workers_start(tmp_path):
     result = socdef(
         "serve",
         "--port",
-        str(free_port()),
+        "0",
         "--workers",
         "2",
         data_dir=tmp_path,

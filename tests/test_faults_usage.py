@@ -14,10 +14,10 @@ import pytest
 
 from tests.conftest import (
     ROOT,
-    free_port,
+    Server,
     socdef,
+    start_server,
     wait_for_room_in_minute,
-    wait_http,
 )
 from tests.support import published
 from worker import usage_journal
@@ -160,38 +160,16 @@ def test_an_unwritable_journal_costs_durability_not_requests(tmp_path, monkeypat
     log.close()
 
 
-def serve(data_dir: Path, log_path: Path) -> subprocess.Popen:
+def serve(data_dir: Path, log_path: Path) -> Server:
     """``socdef serve`` with two worker processes, in a process group of its own."""
-    port = free_port()
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "serve",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--limiter",
-                "sqlite",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    wait_http(proc.url + "/healthz", proc)  # type: ignore[attr-defined]
-    return proc
+    return start_server(
+        data_dir, log_path, "--workers", "2", "--limiter", "sqlite", new_session=True
+    )
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+def kill_group(server: Server) -> None:
+    os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
 
 
 def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
@@ -205,7 +183,7 @@ def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
     try:
         made = httpx.post(
             server.url + "/api/v1/keys",
-            json={"name": "crash"},  # type: ignore
+            json={"name": "crash"},
             cookies=cookies,
             headers={"Sec-Fetch-Site": "same-origin"},
             timeout=30,
@@ -213,7 +191,7 @@ def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
         wait_for_room_in_minute(45)
         statuses = []
         for _ in range(2):
-            with httpx.Client(base_url=server.url, timeout=30) as client:  # type: ignore
+            with httpx.Client(base_url=server.url, timeout=30) as client:
                 statuses += [
                     client.get(
                         "/api/v1/iocs?limit=1", headers={"X-API-Key": made["key"]}
@@ -224,7 +202,7 @@ def test_usage_after_two_kills_equals_what_was_sent_and_admitted(tmp_path):
             server = serve(data, log_path)
         assert statuses.count(200) == PRO.per_minute or statuses.count(429) == 0
         usage = httpx.get(
-            f"{server.url}/api/v1/keys/{made['id']}/usage",  # type: ignore
+            f"{server.url}/api/v1/keys/{made['id']}/usage",
             params={"days": 1},
             cookies=cookies,
             timeout=30,
