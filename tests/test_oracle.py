@@ -202,6 +202,23 @@ def test_windows_cut_inside_days(built, view, share):
     assert got["data"], "the case must exercise a non-empty page"
 
 
+def window_answers(build_, records, tier, params, since, until) -> tuple[dict, dict]:
+    """The worker's list answer for ``params`` and the reference's for the window
+    ``[since, until]``."""
+    resp = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
+    _, expected = reference(
+        records,
+        tier=tier,
+        generated_at=NOW,
+        build_id=build_.build_id,
+        params=params,
+        since=since,
+        until=until,
+        base=BASE,
+    )
+    return json.loads(resp.body), expected
+
+
 @pytest.mark.parametrize("tier_name", sorted(TIERS))
 @pytest.mark.parametrize("end", ["since", "until"])
 def test_window_ends_are_inclusive(built, tier_name, end):
@@ -216,20 +233,8 @@ def test_window_ends_are_inclusive(built, tier_name, end):
         for at in (ts - 1, ts, ts + 1):
             params = {end: iso(at), "limit": str(tier.max_limit)}
             since, until = (at, NOW) if end == "since" else (floor, at)
-            resp = iocs.list_answer(
-                request(params), build_, tier, public_url=BASE, source_name="socdef"
-            )
-            _, expected = reference(
-                records,
-                tier=tier,
-                generated_at=NOW,
-                build_id=build_.build_id,
-                params=params,
-                since=since,
-                until=until,
-                base=BASE,
-            )
-            assert json.loads(resp.body) == expected, params
+            got, expected = window_answers(build_, records, tier, params, since, until)
+            assert got == expected, params
             on_edge = any(r.last_seen == ts for r in records if since <= r.last_seen <= until)
             assert on_edge == (at == ts or (at < ts) == (end == "since"))
 
@@ -266,20 +271,7 @@ def test_windows_ending_on_a_day_edge(day_edges):
         assert on_edge, edge
         for since, until in ((edge, NOW), (NOW - 300 * 86400, edge), (edge, edge)):
             params = {"since": iso(since), "until": iso(until), "limit": "10000"}
-            resp = iocs.list_answer(
-                request(params), build_, tier, public_url=BASE, source_name="socdef"
-            )
-            _, expected = reference(
-                records,
-                tier=tier,
-                generated_at=NOW,
-                build_id=build_.build_id,
-                params=params,
-                since=since,
-                until=until,
-                base=BASE,
-            )
-            got = json.loads(resp.body)
+            got, expected = window_answers(build_, records, tier, params, since, until)
             assert got == expected, params
             assert {(r.type, r.value) for r in on_edge} <= {
                 (d["type"], d["value"]) for d in got["data"]
