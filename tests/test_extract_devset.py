@@ -11,9 +11,10 @@ import pytest
 from generator.analyst import decode_report, looks_like_html
 from generator.extract import IOC_TYPES, extract
 from tests.conftest import socdef
-from tests.extraction_devset import evaluate, load_devset
+from tests.extraction_devset import evaluate, load_devset, load_feedset
 
 DOCS = load_devset()
+FEEDS = load_feedset()
 _FORMS = {
     "md5": re.compile(r"[0-9a-f]{32}"),
     "sha1": re.compile(r"[0-9a-f]{40}"),
@@ -23,7 +24,7 @@ _FORMS = {
     "mitre_attack": re.compile(r"T1\d{3}(\.\d{3})?"),
     "email": re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}"),
     "domain": re.compile(r"[a-z0-9.-]+\.[a-z0-9-]{2,}"),
-    "url": re.compile(r"(https?|ftp)://\S+"),
+    "url": re.compile(r"(https?|ftp|net\.tcp)://\S+"),
 }
 
 
@@ -32,18 +33,19 @@ def ours(doc):  # type: ignore[no-untyped-def]
 
 
 def test_the_devset_is_large_and_varied():
-    assert len(DOCS) >= 40
+    assert len(DOCS) >= 65 and len(FEEDS) >= 10
     labels = [pair for doc in DOCS for pair in doc.gold]
-    assert len(labels) >= 800
+    assert len(labels) >= 1800
     assert {t for t, _ in labels} == set(IOC_TYPES)
-    assert {doc.kind for doc in DOCS} == {"txt", "html"}
+    assert {doc.kind for doc in DOCS} == {"txt", "html", "md", "adoc", "csv"}
     text = "\n".join(doc.text for doc in DOCS)
     for mark in ("[.]", "(.)", "{.}", "[dot]", "hxxp", "[:]", "[at]", "[@]", "\\."):
         assert mark in text, mark
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+@pytest.mark.parametrize("doc", DOCS + FEEDS, ids=[d.name for d in DOCS + FEEDS])
 def test_labels_are_normalised(doc):
+    assert not doc.gold & (doc.ignored | doc.traps), "a value is both an indicator and not"
     for kind, value in doc.gold:
         if kind in ("ipv4", "ipv6"):
             ip = ipaddress.ip_address(value)
