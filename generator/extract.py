@@ -19,7 +19,9 @@ When a value occurs several times, the first context is kept together with the h
 confidence seen; ``defanged`` is true when any occurrence was defanged.
 
 Allowlist: domains on the allowlist (``generator/data/allowlist.txt`` by default), or
-subdomains of them, are never reported. URLs and e-mail addresses on allowlisted hosts
+subdomains of them, are never reported, except names in a zone where a provider's customers
+pick the label (the Public Suffix List's private section): ``x.azurewebsites.net`` is the
+customer's name and is judged by itself. URLs and e-mail addresses on allowlisted hosts
 are dropped too, except when written defanged: an analyst defangs what is malicious.
 ``exclude_domains`` (the source's own domains) drops domains, URLs and e-mail addresses
 on those domains or their subdomains, defanged or not.
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from generator.domains import host_in, load_allowlist, normalize_domains
+from generator.domains import allowlisted, host_in, load_allowlist, normalize_domains
 from generator.ioc_context import ListDetector, SentenceContexts
 from generator.ioc_match import Candidate, find_candidates
 from generator.refang import refang
@@ -63,7 +65,7 @@ def _kept(c: Candidate, allow: frozenset[str], exclude: frozenset[str]) -> bool:
         return True
     if host_in(c.host, exclude):
         return False
-    if host_in(c.host, allow):
+    if allowlisted(c.host, allow):
         return c.type in _HOSTED and c.defanged
     return True
 

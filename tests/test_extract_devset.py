@@ -54,10 +54,11 @@ def test_labels_are_normalised(doc):
             assert _FORMS[kind].fullmatch(value), (kind, value)
 
 
-def test_micro_f1_on_the_devset_is_at_least_0_985():
+def test_micro_f1_on_the_devset_is_at_least_0_99_and_few_traps_come_out():
     score = evaluate(DOCS, ours)
     p, r, f1 = score.prf()
-    assert f1 >= 0.985, (p, r, f1, score.errors[:20])
+    assert f1 >= 0.99, (p, r, f1, score.errors[:20])
+    assert len(score.traps_emitted) <= score.traps // 20, score.traps_emitted
 
 
 # --- cases the dev set surfaced -------------------------------------------------------------
