@@ -3,8 +3,9 @@
 ``ADODB.Stream``, ``objShell.Run``, ``okhttp3.internal.ws`` and ``kworker.run`` end in real
 top-level domains; what tells them apart from host names is how the text uses them:
 
-- call, member and assignment syntax right after the token (``x.open("GET")``,
-  ``objHTTP.open "GET"``, ``obj.Type = 1``, ``tp.Privileges[0].Luid``);
+- call, member, assignment and comparison syntax right after the token
+  (``x.open("GET")``, ``objHTTP.open "GET"``, ``obj.Type = 1``, ``tp.Privileges[0].Luid``,
+  the display filter ``tcp.stream eq 0``);
 - a COM class given to ``CreateObject("…")``, ``GetObject``, ``ActiveXObject`` or
   ``New-Object -ComObject``;
 - a file listing: an ``ls -l`` line, or a bare name among bare file names whose extensions
@@ -22,7 +23,9 @@ from collections.abc import Callable, Iterable
 
 __all__ = ["used_as_code"]
 
-_CALL_AFTER = re.compile(r"""\(|\[[^\]\s]*\]\s*[.=]|\s?=(?!=)|\s["']|->""")
+_CALL_AFTER = re.compile(
+    r"""\(|\[[^\]\s]*\]\s*[.=]|\s?=(?!=)|\s*[=!]=|\s(?:eq|ne|contains|matches)\s|\s["']|->"""
+)
 _COM_BEFORE = re.compile(r"(?i)(?:Object\s*\(?|-ComObject)\s*[\"']?\s*\Z")
 _LS_LINE = re.compile(r"[-dlcbps][rwxsStT-]{9}[.+@]?\s")
 _FILE_NAME_LINE = re.compile(r"[\w-]+\.([A-Za-z0-9]{1,5})")
@@ -30,6 +33,11 @@ _CODE_WORDS = re.compile(
     r"(?i)\b(?:packages?|modules?|class(?:es)?|namespaces?|librar(?:y|ies)|plugins?"
     r"|imports?|methods?|functions?|resources?)\b"
 )
+# A cheap pre-test: every code word above holds one of these (lowercase) stems.
+_CODE_STEMS = (
+    "packag", "modul", "class", "namespac", "librar", "plugin", "import", "method", "function",
+    "resourc",
+)  # fmt: skip
 _NETWORK_WORDS = re.compile(
     r"(?i)\b(?:to|from|at|via|connects?|contacts?|resolv\w*|beacons?|reach\w*|download\w*"
     r"|fetch\w*|hosted|served)\b"
@@ -98,6 +106,9 @@ def _until_blank(lines: Iterable[str]) -> list[str]:
 
 def _in_code_clause(text: str, start: int) -> bool:
     lo = max(0, start - _CLAUSE_WINDOW)
+    window = text[lo:start].lower()
+    if not any(stem in window for stem in _CODE_STEMS):
+        return False  # the common case, decided by substring tests alone
     for m in _CLAUSE_END.finditer(text, lo, start):
         lo = m.end()
     words = list(_CODE_WORDS.finditer(text, lo, start))

@@ -85,11 +85,14 @@ def extract(
     candidates = find_candidates(rf)
     if not candidates:
         return []
-    lists = ListDetector(rf.text, [(c.start, c.end, c.type in _HASHES) for c in candidates])
+    # A URL's address host shares the URL's span: one indicator there, for list detection.
+    spans = dict.fromkeys((c.start, c.end, c.type in _HASHES) for c in candidates)
+    lists = ListDetector(rf.text, list(spans))
     is_list = lists.is_list
     contexts = SentenceContexts(text)
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
     found: dict[tuple[str, str], Indicator] = {}
+    span, context = (-1, -1), ""
     for c in candidates:
         key = (c.type, c.value)
         prev = found.get(key)
@@ -102,10 +105,12 @@ def extract(
         else:
             confidence = "low" if c.type in _PROSE_LOW else "medium"
         if prev is None:
-            if mapped:
-                context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
-            else:
-                context = contexts(c.start, c.end)
+            if span != (c.start, c.end):
+                span = (c.start, c.end)
+                if mapped:
+                    context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
+                else:
+                    context = contexts(c.start, c.end)
             found[key] = Indicator(c.type, c.value, context, confidence, c.defanged)
         elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)

@@ -5,7 +5,7 @@
 flags, hex-encoded text and made-up placeholders. A hex string is taken as a file hash
 unless the text says otherwise:
 
-- the nearest label before it, in its clause, names a secret rather than a hash
+- the nearest label word before it, in its clause, names a secret rather than a hash
   (``key :``, ``bot_key =``, ``HMAC:``, ``NL$KM:``, ``flag{``, ``NT hash``, ``token``),
   while ``SHA256:``, ``MD5``, ``hash``, ``sample`` and a tool's ``sha256sum`` output keep it;
 - it sits between colons, as in a ``user:rid:lmhash:nthash:::`` credential dump;
@@ -18,16 +18,29 @@ import re
 
 __all__ = ["presented_as_secret"]
 
-_LABELS = re.compile(
-    r"(?i)(?<![A-Za-z])(?:"
-    r"(?P<hash>md5|sha-?1|sha-?2|sha-?256|sha-?384|sha-?512|sha\d*sum|md5sum|hash(?:es)?"
-    r"|checksums?|digests?|samples?|imphash|fingerprints?|files?)"
-    r"|(?P<secret>(?:nt|ntlm|lm|password)\s+hash(?:es)?|keys?|secrets?|passwords?|passwd|pass"
-    r"|tokens?|sessions?|ids?|guids?|uuids?|mutex(?:es)?|hmac|aes(?:-\d+)?|rc4|xor|iv|salt"
-    r"|nonce|seed|serial|campaign|bots?|masterkey|nl\$km|flag|cookies?|licen[cs]e|nthash"
-    r"|lmhash|bootkey))"
-    r"(?![A-Za-z])"
-)
+# Words that name what a hex string is (lowercase; a number may follow after a hyphen).
+_HASH_WORDS = frozenset(
+    {
+        "md5", "md5sum", "sha", "sha1", "sha-1", "sha2", "sha-2", "sha256", "sha-256", "sha384",
+        "sha-384", "sha512", "sha-512", "sha1sum", "sha256sum", "sha512sum", "hash", "hashes",
+        "checksum", "checksums", "digest", "digests", "sample", "samples", "imphash",
+        "fingerprint", "fingerprints", "file", "files",
+    }
+)  # fmt: skip
+_SECRET_WORDS = frozenset(
+    {
+        "key", "keys", "secret", "secrets", "password", "passwords", "passwd", "pass", "token",
+        "tokens", "session", "sessions", "id", "ids", "guid", "guids", "uuid", "uuids", "mutex",
+        "mutexes", "hmac", "aes", "rc4", "xor", "iv", "salt", "nonce", "seed", "serial",
+        "campaign", "bot", "bots", "masterkey", "nl$km", "flag", "cookie", "cookies", "license",
+        "licence", "nthash", "lmhash", "bootkey",
+    }
+)  # fmt: skip
+_LABEL_KIND = {**dict.fromkeys(_SECRET_WORDS, "secret"), **dict.fromkeys(_HASH_WORDS, "hash")}
+# "NT hash", "LM hash", "password hash": a hash of a password, not of a file.
+_CREDENTIAL_QUALIFIERS = frozenset({"nt", "ntlm", "lm", "password"})
+_WORD = re.compile(r"[a-z$]+(?:-?[0-9]+)?[a-z]*")
+_PRINTABLE = bytes(range(0x20, 0x7F))
 _CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
 _WINDOW = 60
 
@@ -39,9 +52,24 @@ def presented_as_secret(text: str, start: int, end: int) -> bool:
         return True
     if start and text[start - 1] == ":" and text[end : end + 1] == ":":
         return True  # user:rid:lmhash:nthash:::
-    lo = _clause_start(text, start)
-    labels = [m.lastgroup for m in _LABELS.finditer(text, lo, start)]
-    return bool(labels) and labels[-1] == "secret"
+    lo = max(0, start - _WINDOW)
+    words = _WORD.findall(text[lo:start].lower())
+    for i in range(len(words) - 1, -1, -1):
+        word = words[i]
+        kind = _LABEL_KIND.get(word)
+        if kind is None and word[-1].isdigit():
+            kind = _LABEL_KIND.get(word.rstrip("0123456789").rstrip("-"))  # aes-256
+        if kind == "hash":
+            qualified = i > 0 and words[i - 1] in _CREDENTIAL_QUALIFIERS
+            return word.startswith("hash") and qualified and _in_clause(text, start, word)
+        if kind == "secret":
+            return _in_clause(text, start, word)
+    return False
+
+
+def _in_clause(text: str, start: int, word: str) -> bool:
+    """The label ``word`` (lowercase) appears in the clause that ends at ``start``."""
+    return word in text[_clause_start(text, start) : start].lower()
 
 
 def _clause_start(text: str, start: int) -> int:
@@ -63,15 +91,10 @@ def _clause_start(text: str, start: int) -> int:
 
 def _hex_text(value: str) -> bool:
     """Hex-encoded printable ASCII (``68747470733a2f2f…`` is ``https://…``)."""
-    data = bytes.fromhex(value)
-    return all(0x20 <= b < 0x7F for b in data)
+    return not bytes.fromhex(value).translate(None, _PRINTABLE)
 
 
 def _periodic(value: str) -> bool:
-    """A shorter unit repeated: ``0123456789abcdef`` twice, ``deadbeef`` four times."""
-    size = len(value)
-    return any(
-        size % unit == 0 and value == value[:unit] * (size // unit)
-        for unit in (1, 2, 4, 8, 16, 32)
-        if unit < size
-    )
+    """A shorter unit repeated (``0123456789abcdef`` twice, ``deadbeef`` four times, one digit
+    forty times): the string occurs inside itself doubled, off its own start."""
+    return (value + value).find(value, 1) < len(value)

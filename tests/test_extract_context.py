@@ -202,3 +202,8 @@ def test_ipv6_in_prose() -> None:
         "2a0d:5600:24:8c::f00d",
         "2602:fed2:7106:1b::1",
     ]
+
+
+def test_display_filter_fields_are_not_domains() -> None:
+    text = "inspecting tcp.stream eq 0 and http.request.method == POST showed C2 evil-c2.top"
+    assert values(text, "domain") == ["evil-c2.top"]
