@@ -25,11 +25,11 @@ import time
 import uuid
 from functools import lru_cache
 
-from worker.contract import layout
+from worker.contract import formats, layout
 from worker.contract.stix_common import STIX_NAMESPACE
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
-STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+STIX_MEDIA_TYPE = formats.BY_NAME["stix"].media_type  # one media type for STIX, from the table
 SPEC_VERSION = "2.1"
 API_ROOT = "/api/taxii2/api/"
 DISCOVERY = "/api/taxii2/"

@@ -26,6 +26,7 @@ from worker.routing import Ctx
 
 PARAMS = ("type", "since", "limit")
 FORMAT = formats.BY_NAME["misp"]
+VARIANT = FORMAT.variants[0].name
 FEED = "misp"
 FEED_TYPES = {".json": "application/json", ".csv": "text/csv; charset=utf-8"}
 
@@ -52,14 +53,14 @@ def misp_event(ctx: Ctx) -> Response:
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return http.conditional(
         ctx.req,
-        http.strong_etag(f"misp|{build.build_id}|{p.key}"),
+        http.strong_etag(f"{FORMAT.name}|{build.build_id}|{p.key}"),
         FORMAT.media_type,
         lambda: event_document(
             build.build_id,
             build.generated_at,
             p,
             ctx.app.source_name,
-            select(build, p, "misp").data,
+            select(build, p, VARIANT).data,
         ),
         modified=build.generated_at,
     )

@@ -18,6 +18,8 @@ from worker.routing import Ctx
 
 PARAMS = ("since", "limit")
 FORMAT = formats.BY_NAME["openioc"]
+# The two variants the build renders per record: the items, then their parameters.
+ITEMS, PARAMETERS = (v.name for v in FORMAT.variants)
 NAMESPACE = "http://openioc.org/schemas/OpenIOC_1.1"
 OPENIOC_NAMESPACE = uuid.UUID("5b0f0a4e-1c55-4a53-8f0a-7d1c2b8e6a90")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
@@ -66,15 +68,15 @@ def openioc_document(ctx: Ctx) -> Response:
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
     return http.conditional(
         ctx.req,
-        http.strong_etag(f"openioc|{build.build_id}|{p.key}"),
+        http.strong_etag(f"{FORMAT.name}|{build.build_id}|{p.key}"),
         FORMAT.media_type,
         lambda: document(
             build.build_id,
             build.generated_at,
             p,
             ctx.app.source_name,
-            select(build, p, "openioc").data,
-            select(build, p, "openiocp").data,
+            select(build, p, ITEMS).data,
+            select(build, p, PARAMETERS).data,
         ),
         modified=build.generated_at,
     )
