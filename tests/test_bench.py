@@ -105,7 +105,7 @@ def test_extract_eval_prints_the_goals():
         rf"^goal >= 10x ioc-finder's MB/s \(dev set\): "
         rf"{NUMBER} / {NUMBER} = {NUMBER}x",
         rf"^  whole-feed recall {NUMBER}, precision {NUMBER}, F1 {NUMBER}$",
-        rf"^traps emitted \(documents and feeds\): \d+ of \d+$",
+        r"^traps emitted \(documents and feeds\): \d+ of \d+$",
     )
 
 

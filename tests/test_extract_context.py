@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.extract import extract
+from generator.extract.indicators import extract
 
 
 def values(text: str, kind: str) -> list[str]:
