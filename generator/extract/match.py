@@ -81,7 +81,8 @@ _VERSION_WORDS = re.compile(
 _SENTENCE_END = re.compile(r"[.!?]\s|\n(?![a-z])")
 # A quad read as a version: after ``product/`` (a User-Agent token such as sgcli/4.2.0.1) or a
 # CamelCase product name (SecureGate 9.1.18.2, FortiOS 7.2.4.1), or before "and later".
-_PRODUCT_BEFORE = re.compile(r"(?:[A-Za-z][\w.-]*/|\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\s)\Z")
+_PRODUCT_WORD = re.compile(r"[A-Za-z][\w.-]*\Z")  # the sgcli of sgcli/4.2.0.1
+_CAMEL_WORD = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*\Z")  # SecureGate, FortiOS, vCenter
 _RANGE_AFTER = re.compile(
     r"\s+(?:and|or)\s+(?:later|earlier|newer|older|above|below|higher|lower)\b"
 )
@@ -554,12 +555,25 @@ def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     its product, or given as a bound (``9.1.19.0 and later``)."""
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
-    if _PRODUCT_BEFORE.search(text, max(0, start - 40), start) or _RANGE_AFTER.match(text, end):
+    if _product_before(text, start) or _RANGE_AFTER.match(text, end):
         return True
     lo = max(0, start - _VERSION_WINDOW)
     for m in _SENTENCE_END.finditer(text, lo, start):
         lo = m.end()
     return bool(_VERSION_WORDS.search(text, lo, start))
+
+
+def _product_before(text: str, start: int) -> bool:
+    """``product/`` or a CamelCase product name and one blank right before ``start``."""
+    if start < 2:
+        return False
+    mark = text[start - 1]
+    if mark == "/":
+        return _PRODUCT_WORD.search(text, max(0, start - 41), start - 1) is not None
+    if mark not in " \t":
+        return False
+    word_start = max(text.rfind(" ", max(0, start - 41), start - 1), text.rfind("\n", 0, start - 1))
+    return _CAMEL_WORD.search(text, word_start + 1, start - 1) is not None
 
 
 def _version_before(text: str, start: int) -> bool:

@@ -54,7 +54,7 @@ class FeedItem:
     link: str  # absolute http(s) URL of the article, '' if none
     published: datetime | None  # aware UTC
     tags: tuple[str, ...]  # categories/terms, lowercased, unique, in document order
-    html: str  # richest body: content:encoded > atom:content > description/summary
+    html: str  # richest body: content:encoded > atom:content > bare <content> > description/summary
 
 
 @dataclass(frozen=True, slots=True)
