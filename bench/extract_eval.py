@@ -191,7 +191,7 @@ def sample_articles() -> list[Document]:
 
 def ingested(feeds: list[Document]) -> dict[str, set[Pair]]:
     """Run ``socdef ingest --offline`` over ``feeds`` (one source each); what each stored."""
-    from generator.store import Store
+    from generator.store.generations import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
