@@ -44,7 +44,7 @@ _NETWORK_WORDS = re.compile(
 )
 _CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
 _CLAUSE_WINDOW = 240
-_LISTING_LINES = 20
+_LISTING_LINES = 6
 
 
 def used_as_code(text: str, start: int, end: int, is_tld: Callable[[str], bool]) -> bool:
@@ -83,9 +83,10 @@ def _file_name_neighbours(
     text: str, line_start: int, line_end: int, is_tld: Callable[[str], bool]
 ) -> int:
     """Bare ``name.ext`` lines in this line's block (up to a blank line, at most
-    ``_LISTING_LINES`` lines either side) whose extension is not a TLD."""
-    before = text[max(0, line_start - 1600) : line_start].split("\n")[:-1]
-    after = text[line_end + 1 : line_end + 1600].split("\n")
+    ``_LISTING_LINES`` lines of at most 600 characters either side) whose extension is not
+    a TLD."""
+    before = text[max(0, line_start - 600) : line_start].split("\n")[:-1]
+    after = text[line_end + 1 : line_end + 600].split("\n")
     block = _until_blank(reversed(before)) + _until_blank(after)
     count = 0
     for line in block:
