@@ -207,3 +207,8 @@ def test_ipv6_in_prose() -> None:
 def test_display_filter_fields_are_not_domains() -> None:
     text = "inspecting tcp.stream eq 0 and http.request.method == POST showed C2 evil-c2.top"
     assert values(text, "domain") == ["evil-c2.top"]
+
+
+def test_a_sample_id_is_the_samples_hash() -> None:
+    assert values(f"Sample ID: {SHA256}", "sha256") == [SHA256]
+    assert values(f"Bot ID: {SHA256}", "sha256") == []

@@ -63,6 +63,8 @@ def presented_as_secret(text: str, start: int, end: int) -> bool:
             qualified = i > 0 and words[i - 1] in _CREDENTIAL_QUALIFIERS
             return word.startswith("hash") and qualified and _in_clause(text, start, word)
         if kind == "secret":
+            if word in ("id", "ids") and i > 0 and _LABEL_KIND.get(words[i - 1]) == "hash":
+                return False  # "sample id", "file id": the sample's hash
             return _in_clause(text, start, word)
     return False
 
