@@ -6,7 +6,8 @@ import json
 import re
 
 from worker import formats, layout, query
-from worker.http import Request, Response, conditional, query_string, strong_etag
+from worker.encoding import conditional
+from worker.http import Request, Response, query_string, strong_etag
 from worker.params import ListParams, link_params, parse_list
 from worker.routing import Ctx
 from worker.storage import Build

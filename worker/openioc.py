@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from worker import formats, http
+from worker import encoding, formats, http
 from worker.export_query import ExportParams, parse_export, select
 from worker.http import Response
 from worker.query import iso
@@ -63,7 +63,7 @@ def openioc_document(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
-    return http.conditional(
+    return encoding.conditional(
         ctx.req,
         http.strong_etag(f"openioc|{build.build_id}|{p.key}"),
         FORMAT.media_type,

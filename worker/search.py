@@ -12,8 +12,9 @@ import json
 import re
 import time
 
+from worker.encoding import conditional
 from worker.errors import InvalidParameter
-from worker.http import Request, Response, conditional, strong_etag
+from worker.http import Request, Response, strong_etag
 from worker.ioc_norm import normalise, search_hash
 from worker.params import FALSE, TRUE
 from worker.query import iso

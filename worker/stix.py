@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from worker import formats, http, layout, query
+from worker import encoding, formats, http, layout, query
 from worker.errors import InvalidParameter
 from worker.http import Response
 from worker.params import choice, flag, integer, window
@@ -128,6 +128,6 @@ def export_stix(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_stix(ctx.req.query, ctx.tier, build.generated_at)
     tag = http.strong_etag("stix|" + p.identity(build.build_id))
-    return http.conditional(
+    return encoding.conditional(
         ctx.req, tag, FORMAT.media_type, lambda: stix_body(build, p), modified=build.generated_at
     )

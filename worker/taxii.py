@@ -16,8 +16,9 @@ from typing import Any
 
 from worker import layout
 from worker import taxii_common as tc
+from worker.encoding import conditional
 from worker.errors import NotFound
-from worker.http import Response, conditional, query_string, strong_etag
+from worker.http import Response, query_string, strong_etag
 from worker.routing import Ctx
 from worker.stix_common import STIX_NAMESPACE
 from worker.storage import Build
