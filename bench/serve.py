@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import LISTENING, announced, free_port, reserved_port  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+from worker.access.keys import account_limit_id  # noqa: E402
 from worker.http import PRIVATE  # noqa: E402  (the checkout's own worker)
-from worker.keys import account_limit_id  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 2;
@@ -165,7 +165,7 @@ def start_redis(tmp: Path) -> RedisServer:
 def redis_decided(redis: RedisServer, limit_id: str) -> int:
     """The account's day counter in Redis: proves the limiter decided every request in Redis,
     not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
-    from worker.limits_redis import DEFAULT_PREFIX
+    from worker.limits.redis_store import DEFAULT_PREFIX
 
     count = redis.client().hget(f"{DEFAULT_PREFIX}{{{limit_id}}}:d", "n")
     return int(count or 0)
@@ -442,7 +442,7 @@ def main() -> None:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
         return
     require("redis-server")
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -593,12 +593,12 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
     import asyncio
     import timeit
 
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
     from worker.app import rate_text
     from worker.config import WorkerConfig, create_app
     from worker.http import new_request_id
+    from worker.limits.usage import UsageLog
     from worker.rsgi import RSGIApp, hot_inputs
-    from worker.usage import UsageLog
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -11,10 +11,10 @@ import sys
 import httpx
 import pytest
 
-from generator.sources import SAMPLE_DIR, load_sources
+from generator.sources.catalog import SAMPLE_DIR, load_sources
 from tests.conftest import LISTENING, ROOT, announced, stop_process, wait_http
 from tests.support import new_key
-from worker.layout import CATEGORIES, IOC_TYPES
+from worker.contract.layout import CATEGORIES, IOC_TYPES
 
 REQUESTED = "http://127.0.0.1:0"  # --port 0: the server binds a free port and names it
 

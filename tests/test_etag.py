@@ -13,10 +13,10 @@ import pytest
 
 from tests.support import published
 from tests.test_worker_hot import call
-from worker import taxii_common as tc
 from worker.config import WorkerConfig, create_app
+from worker.contract import taxii_common as tc
+from worker.endpoints.search import cacheable
 from worker.http import Request, etag_matches
-from worker.search import cacheable
 
 TAXII = [(b"accept", b"application/taxii+json;version=2.1")]
 COLLECTION = f"/api/taxii2/api/collections/{tc.collection_id('all')}"
@@ -135,7 +135,7 @@ def test_if_none_match_on_every_route(app, auth, path, query, extra, coding) -> 
 
 
 def test_a_coded_range_answer_is_304_under_its_coded_tag(app) -> None:
-    """The search family's conditional GET (``worker.search.cacheable``) with an answer large
+    """The search family's conditional GET (``worker.endpoints.search.cacheable``) with an answer large
     enough to be compressed: the range answers above are small (300 IOCs over 16⁵ prefixes)."""
     build = app.builds.current()
     body = b'{"data":[' + b",".join(b'{"hash":"%064x"}' % i for i in range(40)) + b"]}"

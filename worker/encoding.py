@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 
-from worker.cache import ByteCache
+from worker.buckets.cache import ByteCache
 from worker.http import PRIVATE, Request, Response, etag_matches, http_date
 
 try:  # optional: a small compiled extension; gzip alone is enough
