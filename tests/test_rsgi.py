@@ -171,7 +171,10 @@ def _headers(resp: httpx.Response) -> list[tuple[str, str]]:
         elif name == "retry-after":
             value = "seconds" if value.isdigit() else value
         out.append((name, value))
-    return out
+    # compared as a set: a kept answer (hot path) carries the rate-limit headers after Vary, the
+    # full path before it, and one server may take the full path where the other took the hot
+    # one (its key cache entry, 5 s, expired in between on a loaded machine)
+    return sorted(out)
 
 
 def bearer(key: str) -> dict[str, str]:
