@@ -212,3 +212,10 @@ def test_display_filter_fields_are_not_domains() -> None:
 def test_a_sample_id_is_the_samples_hash() -> None:
     assert values(f"Sample ID: {SHA256}", "sha256") == [SHA256]
     assert values(f"Bot ID: {SHA256}", "sha256") == []
+
+
+def test_ipv6_glued_to_a_label() -> None:
+    text = (
+        "IPv6:2a03:b0c0:3:d0::1af1:1, dst:2a0e:97c0:3e3:2a::1; time:12:30:45 mac:00:1a:4b:16:01:59"
+    )
+    assert values(text, "ipv6") == ["2a03:b0c0:3:d0::1af1:1", "2a0e:97c0:3e3:2a::1"]

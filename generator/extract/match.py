@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import attrgetter
 
 from generator.extract.code_context import used_as_code
@@ -55,6 +56,13 @@ _IPV6 = re.compile(
     r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])"
     r"(?:(?<=:)(?=[0-9A-Fa-f]*+:)|(?=[0-9A-Fa-f]*+:[0-9A-Fa-f]*+:))[0-9A-Fa-f:]{1,38}"
     r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"
+)
+# An address glued to a label by a colon (``IPv6:2a03:b0c0::1``, ``dst:2a0e::1``): the
+# label ends in a letter that is no hex digit, perhaps with one digit after it, so the
+# tail of an address is never taken for one.
+_LABELLED_IPV6 = re.compile(
+    r":(?:(?<=[g-zG-Z]:)|(?<=[g-zG-Z][0-9]:))((?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]*+:)[0-9A-Fa-f:]{2,38}"
+    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?)(?![\w:]|\.[0-9])"
 )
 _HASH = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z][0-9A-Fa-f])[0-9A-Fa-f]{31,127}(?![0-9A-Za-z])")
 _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
@@ -534,8 +542,9 @@ def _ipv6(
     rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
 ) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _run_matches(rf.text, _IPV6, ":", _IPV6_RUN_CHARS, ascii_text):
-        raw, start = m.group(), m.start()
+    matches = _run_matches(rf.text, _IPV6, ":", _IPV6_RUN_CHARS, ascii_text)
+    for m in chain(matches, _LABELLED_IPV6.finditer(rf.text)):
+        raw, start = m.group(m.lastindex or 0), m.start(m.lastindex or 0)
         if raw.endswith(":") and not raw.endswith("::"):
             raw = raw[:-1]
         end = start + len(raw)
