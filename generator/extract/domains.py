@@ -253,6 +253,8 @@ def allowlisted(host: str, allow: frozenset[str]) -> bool:
     allowlisted provider domain does not cover its customers' names: only an allowlist
     entry at or below the customer's own name does (``fonts.googleapis.com``).
     """
+    if host in allow:
+        return True
     if not host_in(host, allow):
         return False
     zone = _customer_zone_labels(host)

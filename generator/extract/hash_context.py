@@ -42,7 +42,7 @@ _CREDENTIAL_QUALIFIERS = frozenset({"nt", "ntlm", "lm", "password"})
 _WORD = re.compile(r"[a-z$]+(?:-?[0-9]+)?[a-z]*")
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
-_WINDOW = 60
+_WINDOW = 48
 
 
 def presented_as_secret(text: str, start: int, end: int) -> bool:
