@@ -41,11 +41,29 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(func)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in DATABASE_OPTIONS if name in kwargs}
         with on_disk("reading the settings"):
-            settings = load_settings({"data_dir": data_dir})
+            settings = load_settings({"data_dir": data_dir, **given})
         return func(settings, **kwargs)
 
     return wrapper
+
+
+DATABASE_OPTIONS = ("db", "key_secret_file")
+
+
+def with_database(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--db`` and ``--key-secret-file`` (read into the settings by ``with_settings``)."""
+    func = click.option(
+        "--key-secret-file",
+        help="The file holding the keys' HMAC secret; replicas sharing a --db share it "
+        "[env SOCDEF_KEY_SECRET_FILE; default DATA_DIR/secret.key].",
+    )(func)
+    return click.option(
+        "--db",
+        help="Where keys, accounts and usage live: a postgresql:// URL shared by replicas "
+        "[env SOCDEF_DB: keeps a password out of the process list; default SQLite in DATA_DIR].",
+    )(func)
 
 
 def private_data_dir(settings: Settings) -> None:
@@ -287,10 +305,18 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Multiply every tier's request limits (internal deployments).",
         ),
+        click.option(
+            "--key-cache-ttl",
+            type=click.FloatRange(min=0),
+            default=5.0,
+            show_default=True,
+            help="Seconds a process trusts a key lookup: the bound on how long a key revoked "
+            "elsewhere (another process or replica) still answers.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return with_database(func)
 
 
 @cli.command()
@@ -326,6 +352,7 @@ def keys() -> None:
 
 @keys.command("create")
 @with_settings
+@with_database
 @click.option("--user", required=True, help="Owner's e-mail address.")
 @click.option("--tier", type=click.Choice(TIER_NAMES), default="free", show_default=True)
 @click.option("--name", help="A label for the key (at most 100 characters).")
@@ -345,6 +372,7 @@ def keys_create(
 
 @keys.command("list")
 @with_settings
+@with_database
 @click.option("--user", help="Only this owner's keys.")
 def keys_list(settings: Settings, user: str | None) -> None:
     """List keys (previews only; full keys are never stored)."""
@@ -362,6 +390,7 @@ def keys_list(settings: Settings, user: str | None) -> None:
 
 @keys.command("revoke")
 @with_settings
+@with_database
 @click.argument("key_id")
 @click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
 def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
@@ -404,6 +433,7 @@ def users() -> None:
 
 @users.command("set-tier")
 @with_settings
+@with_database
 @click.argument("user")
 @click.argument("tier", type=click.Choice(TIER_NAMES))
 def users_set_tier(settings: Settings, user: str, tier: str) -> None:

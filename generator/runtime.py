@@ -22,6 +22,7 @@ from generator.sources.catalog import SAMPLE_DIR, load_sources
 from generator.sources.state import Backoff, SourceRow, source_rows
 from generator.store.generations import Store
 from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.stores import open_accounts, open_keys
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
 from worker.config import WorkerConfig, setup_logging
@@ -133,12 +134,17 @@ def run_publish(
 
 def key_store(settings: Settings) -> KeyStore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return KeyStore(settings.keys_db, load_or_create_secret(settings.secret_file))
+    secret = load_or_create_secret(settings.secret_file)
+    return open_keys(settings.db, settings.data_dir, secret)
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig.for_data_dir(
-        settings.data_dir, public_url=settings.public_url, jwt_secret=settings.jwt_secret
+        settings.data_dir,
+        public_url=settings.public_url,
+        jwt_secret=settings.jwt_secret,
+        db=settings.db,
+        secret_file=str(settings.secret_file),
     )
 
 
@@ -153,10 +159,8 @@ def mint_session(settings: Settings, user: str, ttl: int) -> str:
 
 
 def set_tier(settings: Settings, user: str, tier: str) -> None:
-    from worker.access.accounts import Accounts
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    Accounts(settings.keys_db).set_tier(user, tier)
+    open_accounts(settings.db, settings.data_dir).set_tier(user, tier)
 
 
 def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
@@ -191,6 +195,7 @@ def run_server(
     limiter_factory: str = "",
     server: str = "granian",
     interface: str = "rsgi",
+    key_cache_ttl: float = 5.0,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
@@ -217,14 +222,21 @@ def run_server(
             limiter_fallback=limiter_fallback,
             limiter_factory=limiter_factory,
             access_log=access_log,
+            db=settings.db,
+            secret_file=str(settings.secret_file),
+            key_cache_ttl=key_cache_ttl,
         )
         if limiter == "memory" and workers > 1 and not limiter_factory:
             raise SocdefError(
                 "the memory limiter counts per process: use --limiter sqlite with more than one worker"
             )
         check_databases(
-            Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
+            Path(config.data_dir),
+            limits=config.limiter == "sqlite" and not limiter_factory,
+            keys=not config.db,
         )
+        if config.db:
+            check_shared_database(config)
         open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
         # traceback from every worker (it reads nothing)
     check_address(host, port)
@@ -342,7 +354,24 @@ class CorruptDatabase(SocdefError, RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 
-def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0) -> None:
+def check_shared_database(config: WorkerConfig) -> None:
+    """Reach the shared database and check this replica's secrets against it, so a wrong URL
+    or secret is one line here instead of a traceback from every worker process."""
+    from worker.access.stores import check_session_secret
+    from worker.config import session_secret
+
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = load_or_create_secret(config.secret_file or Path(config.data_dir) / "secret.key")
+    keys = open_keys(config.db, Path(config.data_dir), secret)
+    try:
+        check_session_secret(keys, session_secret(config))
+    finally:
+        keys.close()
+
+
+def check_databases(
+    data_dir: Path, *, limits: bool = True, keys: bool = True, timeout: float = 5.0
+) -> None:
     """Refuse to start, naming the file, when a database of the data folder is not usable SQLite.
 
     Every worker process opens them as it starts: a corrupt one would kill each worker with a
@@ -350,7 +379,8 @@ def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0
     SQLite's quick check; the usage log, which may be large, has its header and schema read.
     A missing database is fine (it is created).
     """
-    names = ["keys.sqlite", *(["limits.sqlite"] if limits else []), "usage.sqlite"]
+    names = [*(["keys.sqlite"] if keys else []), *(["limits.sqlite"] if limits else [])]
+    names += ["usage.sqlite"] if keys else []
     for name in names:
         path = data_dir / name
         if not path.exists():
