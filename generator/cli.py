@@ -238,6 +238,7 @@ def publish(
         f"published {result.build_id}: uploaded {result.uploaded} "
         f"({result.uploaded_bytes / 1e6:.1f} MB), skipped {result.skipped}, "
         f"removed {result.removed}"
+        + (f" (signed by key {result.signed_by})" if result.signed_by else " (not signed)")
     )
 
 
@@ -401,6 +402,47 @@ def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     if revoked is None:
         raise click.ClickException(f"no key with id {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("signing-init")
+@with_settings
+@click.option("--force", is_flag=True, help="Replace an existing signing key.")
+def keys_signing_init(settings: Settings, force: bool) -> None:
+    """Create the key that signs published builds (minisign Ed25519; kept 0600, never
+    published) [path: env SOCDEF_SIGNING_KEY; default DATA_DIR/signing.key]."""
+    private_data_dir(settings)
+    secret, public, key = runtime.signing_init(settings, force=force)
+    click.echo(f"signing key: {secret} (keep it secret; back it up offline)")
+    click.echo(f"public key:  {public} (key id {key.public.key_id_hex})")
+    click.echo(f"minisign -P {key.public.encoded()}")
+
+
+@cli.command()
+@click.argument("target")
+@with_settings
+@click.option(
+    "--public-key",
+    help="The publisher's public key: a .pub file or its RW… line [default: DATA_DIR/signing.pub].",
+)
+@click.option("--build-id", help="The build to verify [default: the published one].")
+@click.option("--endpoint-url", default="", help="S3-compatible endpoint for s3:// targets.")
+def verify(
+    settings: Settings,
+    target: str,
+    public_key: str | None,
+    build_id: str | None,
+    endpoint_url: str,
+) -> None:
+    """Check a published build (a folder, s3://… or its https:// origin): the manifest's
+    signature, every SHA256SUMS, and every object's size and SHA-256."""
+    key = public_key or str(settings.signing_key_file.with_suffix(".pub"))
+    report = runtime.run_verify(
+        target, key, build_id=build_id, endpoint_url=endpoint_url or settings.s3_endpoint
+    )
+    click.echo(
+        f"verified {report.build_id}: signed by {report.key_id}; {report.objects} objects "
+        f"({report.bytes / 1e6:.1f} MB) and {report.sums} SHA256SUMS files match"
+    )
 
 
 @cli.group()

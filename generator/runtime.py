@@ -16,7 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generator.build import tree as build_stage
 from generator.errors import SocdefError, on_disk
+from generator.publish import minisign
 from generator.publish import upload as publish_stage
+from generator.publish import verify as verify_stage
+from generator.publish.minisign import SecretKey
 from generator.settings import Settings
 from generator.sources.catalog import SAMPLE_DIR, load_sources
 from generator.sources.state import Backoff, SourceRow, source_rows
@@ -116,6 +119,7 @@ def run_publish(
     endpoint_url: str | None = None,
     jobs: int = 8,
 ) -> publish_stage.PublishResult:
+    signer = publish_signer(settings)
     with on_disk("opening the publish target"):
         target = publish_stage.open_destination(
             dest or settings.bucket or settings.bucket_dir,
@@ -128,6 +132,46 @@ def run_publish(
             build_id=build_id,
             keep=settings.keep_builds,
             jobs=jobs,
+            progress=progress,
+            signer=signer,
+        )
+
+
+def publish_signer(settings: Settings) -> SecretKey | None:
+    """The key publish signs with: the configured one (which must then exist), else the data
+    folder's ``signing.key`` when there is one; None publishes unsigned."""
+    path = settings.signing_key_file
+    if not settings.signing_key and not path.exists():
+        return None
+    with on_disk("reading the signing key"):
+        return minisign.read_secret(path)
+
+
+def signing_init(settings: Settings, *, force: bool) -> tuple[Path, Path, SecretKey]:
+    """A new signing key (0600) and its public key beside it (``.pub``)."""
+    secret_path = settings.signing_key_file
+    public_path = secret_path.with_suffix(".pub")
+    with on_disk("writing the signing key"):
+        return (
+            secret_path,
+            public_path,
+            minisign.write_key_pair(secret_path, public_path, force=force),
+        )
+
+
+def run_verify(
+    target: str,
+    public_key: str,
+    *,
+    build_id: str | None = None,
+    endpoint_url: str = "",
+) -> verify_stage.Report:
+    with on_disk("verifying"), progress_bar() as progress:
+        return verify_stage.verify(
+            target,
+            verify_stage.load_public_key(public_key),
+            build_id=build_id,
+            endpoint=endpoint_url,
             progress=progress,
         )
 

@@ -32,6 +32,7 @@ class Settings:
     allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
     db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
     key_secret_file: str = ""  # the keys' HMAC secret, shared by replicas ("" = in data_dir)
+    signing_key: str = ""  # the minisign secret key publish signs with ("" = data_dir/signing.key)
 
     @property
     def store_dir(self) -> Path:
@@ -48,6 +49,10 @@ class Settings:
     @property
     def keys_db(self) -> Path:
         return self.data_dir / "keys.sqlite"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return Path(self.signing_key) if self.signing_key else self.data_dir / "signing.key"
 
     @property
     def secret_file(self) -> Path:
