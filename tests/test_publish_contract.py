@@ -181,7 +181,8 @@ def test_keep_never_drops_the_build_readers_may_still_hold(target, series):
     out, ids, _ = series
     publish(out, target.dest, build_id=ids[0], keep=1)
     publish(out, target.dest, build_id=ids[1], keep=1)
-    assert set(target.dest.sizes("builds/")) == {layout.manifest_key(b) for b in ids[:2]}
+    manifests = {k for k in target.dest.sizes("builds/") if k.count("/") == 1}
+    assert manifests == {layout.manifest_key(b) for b in ids[:2]}
 
 
 def test_content_types_follow_the_object_class():
