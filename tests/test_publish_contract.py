@@ -10,8 +10,8 @@ import pytest
 
 from generator.publish.folder import LocalDestination, PointerMoved
 from generator.publish.headers import content_type
-from generator.publish.signing import download_sets
 from generator.publish.s3 import S3Destination
+from generator.publish.signing import download_sets
 from generator.publish.upload import Destination, publish
 from tests.buildseries import build_series, local_answers, manifest_of, object_keys, observe
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
