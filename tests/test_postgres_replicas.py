@@ -149,3 +149,15 @@ def test_usage_made_on_one_replica_is_reported_by_the_other(replicas):
         return int(usage["summary"]["totalRequests"])
 
     assert poll_until(lambda: total_on_a() == 3, timeout=10, what="usage of b seen through a")
+
+
+def test_a_replica_with_another_key_secret_refuses_to_start(replicas, shared, tmp_path):
+    other = tmp_path / "other-secret"
+    other.write_bytes(b"o" * 32)
+    refused = socdef(
+        "serve", "--port", "0", data_dir=tmp_path / "c", check=False, timeout=60,
+        env={**shared, "SOCDEF_KEY_SECRET_FILE": str(other)},
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "key secret is not the one the database" in refused.stderr
+    assert shared["SOCDEF_DB"].rsplit("/", 1)[1] in refused.stderr  # the database it names
