@@ -105,6 +105,10 @@ class PostgresServer:
             return
         raise AssertionError(f"postgres did not answer on port {self.port}")
 
+    def restart(self) -> None:
+        """Start again on the same port (clients know it), after ``stop``."""
+        self._launch()
+
     def new_database(self) -> str:
         """The URL of a new, empty database of this server."""
         import psycopg

@@ -150,3 +150,21 @@ def test_an_unreachable_database_is_one_message_without_its_password(postgres, t
     with pytest.raises(KeyStoreError) as refused:
         open_keys(url, tmp_path, SECRET)
     assert "hunter2" not in str(refused.value) and "127.0.0.1" in str(refused.value)
+
+
+def test_a_restarted_database_is_used_again_without_a_restarted_worker(postgres, tmp_path):
+    """While PostgreSQL is down a lookup fails with one message; once it is back, the same store
+    connects again. Keys checked before stay accepted from the cache meanwhile."""
+    store = open_keys(postgres.new_database(), tmp_path, SECRET, cache_ttl=60)
+    known, _ = store.create("ana@example.org", "free")
+    fresh, _ = store.create("bob@example.org", "free")
+    assert store.authenticate(known).key is not None  # now cached
+    postgres.stop()
+    try:
+        with pytest.raises(KeyStoreError, match="cannot use postgresql://127.0.0.1"):
+            store.authenticate(fresh)
+        assert store.authenticate(known).key is not None
+    finally:
+        postgres.restart()
+    assert store.authenticate(fresh).key is not None
+    store.close()

@@ -86,8 +86,7 @@ class Connection:
                 self._url, autocommit=True, connect_timeout=max(1, round(self._timeout))
             )
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise DatabaseUnavailable(f"cannot use {describe(self._url)}: {reason}") from None
+            raise self._unavailable(exc) from None
 
     def _live(self) -> psycopg.Connection[Any]:
         with self._lock:
@@ -96,11 +95,21 @@ class Connection:
             return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self._live().execute(sql.replace("?", "%s"), tuple(params))
+        try:
+            return self._live().execute(sql.replace("?", "%s"), tuple(params))
+        except psycopg.OperationalError as exc:  # the server went away mid-statement
+            raise self._unavailable(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._live().cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), list(rows))
+        try:
+            with self._live().cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), list(rows))
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: psycopg.Error) -> DatabaseUnavailable:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return DatabaseUnavailable(f"cannot use {describe(self._url)}: {reason}")
 
     def executescript(self, script: str) -> None:
         self._live().execute(script)  # several statements: allowed without parameters
@@ -153,7 +162,7 @@ class PostgresKeyStore(KeyStore):
     """API keys in PostgreSQL; see ``KeyStore`` for the cache and its bound on revocation."""
 
     _ORDER = "created_at DESC, seq DESC"
-    _BUSY = (psycopg.OperationalError,)
+    _BUSY = (DatabaseUnavailable,)
 
     def _open(self, target: Any) -> Connection:
         conn = open_database(str(target))
