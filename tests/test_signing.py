@@ -178,6 +178,8 @@ def test_the_worker_serves_the_public_key(signed, serve_process, tmp_path):
     assert (signed / "bucket" / data["signature"]).is_file()
     text = httpx.get(server.url + "/signing.pub", timeout=30)
     assert text.status_code == 200 and text.text == (signed / "signing.pub").read_text()
+    page = httpx.get(server.url + "/docs/formats/", timeout=30).text  # the site says where
+    assert "<code>/signing.pub</code>" in page and "socdef verify" in page
     unsigned = serve_process(published(tmp_path / "plain", iocs=30, days=1))
     missing = httpx.get(unsigned.url + "/api/v1/signing-key", timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
