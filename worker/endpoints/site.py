@@ -16,8 +16,9 @@ import hashlib
 import json
 
 from worker.contract import layout
+from worker.encoding import conditional
 from worker.errors import NotFound
-from worker.http import PUBLIC, Response, conditional
+from worker.http import PUBLIC, Response
 from worker.routing import Ctx
 
 CONTENT_TYPES = {
