@@ -125,8 +125,8 @@ class Connection:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         """As ``with sqlite3.Connection``: commit an open transaction, or roll it back."""
-        if self._conn.closed or not self.in_transaction:
-            return
+        if self._conn.closed or self._conn.broken or not self.in_transaction:
+            return  # a dropped connection took its transaction with it
         self._conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
     def close(self) -> None:
