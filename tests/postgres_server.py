@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -120,7 +121,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: postgres's "smart" shutdown
+            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: clients are disconnected
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
