@@ -45,13 +45,13 @@ mutants: setup system-deps
 	$(BIN)/python tools/mutants.py
 
 # Servers and tools the tests and benchmarks start on 127.0.0.1.
-SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium
+SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium named-checkzone ipset
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl wget chromium >/dev/null; \
-	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl wget chromium)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl wget chromium bind9-utils ipset >/dev/null; \
+	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl wget chromium bind9-utils ipset)"; fi; \
 	fi
 
 clean:

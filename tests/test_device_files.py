@@ -298,13 +298,14 @@ def test_named_checkzone_refuses_cname_and_other_data(tmp_path: Path):
 
 
 def ipset_restore(script: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """``ipset restore`` then ``ipset save`` in a fresh network namespace (``unshare --net``):
-    the sets live and die with it, the host's are never touched."""
+    """``ipset restore`` then ``ipset save`` in a fresh network namespace owned by a fresh user
+    namespace (``unshare --map-root-user --net``, no privileges needed): the sets live and die
+    with it, the host's are never touched."""
     assert shutil.which("ipset"), "ipset missing: apt-get install ipset"
     path = tmp_path / "socdef.ipset"
     path.write_bytes(script)
     return subprocess.run(
-        ["unshare", "--net", "sh", "-c", f"ipset restore -f {path} && ipset save"],
+        ["unshare", "--map-root-user", "--net", "sh", "-c", f"ipset restore -f {path} && ipset save"],
         capture_output=True,
         text=True,
     )
