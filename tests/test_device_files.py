@@ -305,7 +305,14 @@ def ipset_restore(script: bytes, tmp_path: Path) -> subprocess.CompletedProcess[
     path = tmp_path / "socdef.ipset"
     path.write_bytes(script)
     return subprocess.run(
-        ["unshare", "--map-root-user", "--net", "sh", "-c", f"ipset restore -f {path} && ipset save"],
+        [
+            "unshare",
+            "--map-root-user",
+            "--net",
+            "sh",
+            "-c",
+            f"ipset restore -f {path} && ipset save",
+        ],
         capture_output=True,
         text=True,
     )

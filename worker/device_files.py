@@ -11,6 +11,7 @@ renderer of each is named by its dotted path (``exports.device_*``, ``exports.rp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from worker.layout import IOC_TYPES
@@ -62,6 +63,18 @@ def part_name(name: str, part: int) -> str:
         return name
     stem, dot, ext = name.rpartition(".")
     return f"{stem}-{part}.{ext}" if dot else f"{name}-{part}"
+
+
+PART = re.compile(r"^(?P<stem>.+)-(?P<part>[2-9]|[1-9][0-9]+)(?P<ext>\.[^.]+)?$")
+
+
+def file_of(name: str) -> DeviceFile | None:
+    """The device file a download name (a part's too: ``edl-ip-2.txt``) belongs to."""
+    found = BY_NAME.get(name)
+    if found is not None:
+        return found
+    part = PART.match(name)
+    return BY_NAME.get(part["stem"] + (part["ext"] or "")) if part else None
 
 
 def key(tier: str, name: str) -> str:

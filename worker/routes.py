@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from worker import cef, iocs, keys_api, misp, openioc, search, site, stats, stix, taxii
+from worker import (
+    cef,
+    device_feeds,
+    iocs,
+    keys_api,
+    misp,
+    openioc,
+    search,
+    site,
+    stats,
+    stix,
+    taxii,
+)
 from worker.routing import Route
 
 COLLECTION = "/api/taxii2/api/collections/{collectionId}/"
@@ -17,6 +29,8 @@ ROUTES: list[Route] = [
     Route("/api/v1/iocs/misp", {"GET": misp.misp_event}, scope="read:misp"),
     Route("/feeds/misp/{name}", {"GET": misp.feed_file}, scope="read:misp"),
     Route("/api/v1/iocs/cef", {"GET": cef.cef_events}, scope="read:cef"),
+    Route("/api/v1/feeds", {"GET": device_feeds.feeds_index}, scope="read:iocs"),
+    Route("/api/v1/feeds/{name}", {"GET": device_feeds.feed_file}, scope="read:iocs"),
     Route("/api/v1/iocs/openioc", {"GET": openioc.openioc_document}, scope="read:openioc"),
     Route("/api/v1/keys", {"GET": keys_api.list_keys, "POST": keys_api.create_key}, auth="session"),
     Route(
