@@ -90,7 +90,7 @@ def without_scheme(url: str) -> str:
 
 # An address block as plain integers: (IP version, first address, prefix length). The lists
 # of a large tier hold hundreds of thousands of addresses; ``ipaddress`` objects cost about
-# 20 times more to parse and collapse than these (docs/formats/devices.md, "Aggregation").
+# ten times more to parse and collapse than these (docs/formats/devices.md, "Aggregation").
 Block = tuple[int, int, int]
 BITS = {4: 32, 6: 128}
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}

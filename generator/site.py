@@ -15,12 +15,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from exports import device_lists
 from exports.model import IOCRecord
 from generator import site_apiref, site_links
 from generator.errors import SocdefError
 from generator.objects import BuildInfo, ObjectWriter
 from generator.site_stats import SiteStats
-from worker import layout
+from worker import device_files, layout
 from worker.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,10 @@ def context(stats: SiteStats, info: BuildInfo, spec: dict[str, Any]) -> dict[str
         "types": site_links.TYPES,
         "key_placeholder": site_links.KEY_PLACEHOLDER,
         "downloads": {t: site_links.tier_columns(spec, t, served) for t in TIERS},
+        "device_files": device_files.DEVICE_FILES,
+        "device_route": device_files.ROUTE,
+        "panos_max": device_lists.PANOS_MAX_ENTRIES,
+        "fortigate_max": device_lists.FORTIGATE_MAX_LINES,
         "serves": lambda path, method="GET": site_links.is_served(method, path, served),
         "spec": spec,
         "operations": site_apiref.operations(spec),

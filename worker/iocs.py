@@ -6,6 +6,7 @@ import json
 import re
 
 from worker import formats, layout, query
+from worker.errors import Gone
 from worker.http import Request, Response, conditional, query_string, strong_etag
 from worker.params import ListParams, link_params, parse_list
 from worker.routing import Ctx
@@ -19,14 +20,28 @@ MAX_CACHED_RESPONSES = 2048
 JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
 
-def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> dict[str, str]:
+TOTAL_HEADER = "x-total-count"
+
+
+def _links(
+    req: Request, public_url: str | None, p: ListParams, total: int, build_id: str
+) -> dict[str, str]:
     base = req.base_url(public_url) + req.path + "?"
-    links = {"self": base + query_string(link_params(req.query, p, p.offset))}
+
+    def link(offset: int) -> str:
+        return base + query_string(link_params(req.query, p, offset, build_id))
+
+    links = {"self": link(p.offset)}
     if p.offset + p.limit < total:
-        links["next"] = base + query_string(link_params(req.query, p, p.offset + p.limit))
+        links["next"] = link(p.offset + p.limit)
     if p.offset > 0:
-        links["prev"] = base + query_string(link_params(req.query, p, max(0, p.offset - p.limit)))
+        links["prev"] = link(max(0, p.offset - p.limit))
     return links
+
+
+def link_header(links: dict[str, str]) -> str:
+    """RFC 8288 ``Link`` of a text page: its next and previous pages."""
+    return ", ".join(f'<{links[rel]}>; rel="{rel}"' for rel in ("next", "prev") if rel in links)
 
 
 def _etag(identity: str, tail: bytes) -> str:
@@ -41,7 +56,7 @@ def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[
         body = build.read(key) or b""
         total = _total_of(body, p) if formats.BY_NAME[p.format].json_envelope else -1
         return body, total, ref.sha256
-    q = query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
+    q = _query(p)
     body, sel = query.render(build, q, p.format, source_name)
     return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}"
 
@@ -52,20 +67,34 @@ def _total_of(body: bytes, p: ListParams) -> int:
     return int(body[start : body.index(b",", start)])
 
 
+Answer = tuple[bytes, str, dict[str, str]]  # body, ETag, headers (text pages: Link, total)
+
+
 def _full_answer(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
+) -> Answer:
     body, total, identity = _answer(build, tier, p, source_name)
-    tail = b""
     if formats.BY_NAME[p.format].json_envelope:
-        links = _links(req, public_url, p, total)
+        links = _links(req, public_url, p, total, build.build_id)
         tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
-    return body + tail, _etag(identity, tail)
+        return body + tail, _etag(identity, tail), {}
+    if total < 0:  # a precomputed text answer: its total from the view index
+        total = query.select_total(build, _query(p))
+    links = _links(req, public_url, p, total, build.build_id)
+    headers = {TOTAL_HEADER: str(total)}
+    if link_header(links):
+        headers["link"] = link_header(links)
+    shown = json.dumps(headers, sort_keys=True).encode()
+    return body, _etag(identity, shown), headers
+
+
+def _query(p: ListParams) -> query.Query:
+    return query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
 
 
 def _cached_default(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
+) -> Answer:
     """The hourly poll's whole answer, kept per build (bounded: Host headers vary)."""
     memo = build.responses
     key = (tier.name, req.base_url(public_url), req.path, tuple(sorted(req.query.items())))
@@ -77,11 +106,25 @@ def _cached_default(
     return found
 
 
+def pinned_build(ctx: Ctx) -> Build:
+    """The build a paging client began on (``build``, from ``links.next``), else the current."""
+    build_id = ctx.req.query.get("build")
+    if build_id is None:
+        return ctx.build()
+    build = ctx.app.builds.pinned(build_id)
+    if build is None:
+        raise Gone(
+            f"Build {build_id} is no longer served; start the walk again without build",
+            details={"parameter": "build", "value": build_id},
+        )
+    return build
+
+
 def list_iocs(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     resp = list_answer(
         ctx.req,
-        ctx.build(),
+        pinned_build(ctx),
         ctx.tier,
         public_url=ctx.app.public_url,
         source_name=ctx.app.source_name,
@@ -107,11 +150,13 @@ def list_answer(
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     shared = p.is_default and "api_key" not in req.query
     if shared:
-        body, etag = _cached_default(req, build, tier, p, public_url, source_name)
+        body, etag, headers = _cached_default(req, build, tier, p, public_url, source_name)
     else:
-        body, etag = _full_answer(req, build, tier, p, public_url, source_name)
+        body, etag, headers = _full_answer(req, build, tier, p, public_url, source_name)
     resp = conditional(
         req, etag, CONTENT_TYPES[p.format], lambda: body, modified=build.generated_at
     )
+    for name, value in headers.items():
+        resp.header(name, value)
     resp.shared = build if shared else None
     return resp
