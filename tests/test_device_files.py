@@ -20,12 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exports.device_common import DeviceMeta, aggregate, net_text, networks
-from exports.devices import render
+from exports.devices.common import DeviceMeta, aggregate, net_text, networks
+from exports.devices.render import render
 from exports.model import IOCRecord
 from tests import device_check as dc
 from tests.seed import SEED_NOW, seed_records
-from worker.device_files import BY_NAME, DEVICE_FILES, DeviceFile, part_name
+from worker.contract.device_files import BY_NAME, DEVICE_FILES, DeviceFile, part_name
 
 META = DeviceMeta("enterprise", SEED_NOW, 365)
 NAMES = {f.name for f in DEVICE_FILES}

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import bearer, new_key, published, serving
 from tests.test_device_files import checker
-from worker.device_files import BY_NAME, FORMAT_NAMES, file_of
+from worker.contract.device_files import BY_NAME, FORMAT_NAMES, file_of
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from generator.synthetic import synthetic_store
+from generator.store.synthetic import synthetic_store
 from tests.conftest import build_and_publish, poll_until
 from tests.support import bearer, new_key, published, serving
 

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from worker import (
-    cef,
-    device_feeds,
-    iocs,
-    keys_api,
-    misp,
-    openioc,
-    search,
-    site,
-    stats,
-    stix,
-    taxii,
-)
+from worker.endpoints import cef, iocs, misp, openioc, search, site, stats, stix, taxii
+from worker.endpoints import keys as keys_api
 from worker.routing import Route
 
 COLLECTION = "/api/taxii2/api/collections/{collectionId}/"
@@ -29,10 +18,8 @@ ROUTES: list[Route] = [
     Route("/api/v1/iocs/misp", {"GET": misp.misp_event}, scope="read:misp"),
     Route("/feeds/misp/{name}", {"GET": misp.feed_file}, scope="read:misp"),
     Route("/api/v1/iocs/cef", {"GET": cef.cef_events}, scope="read:cef", errors="text"),
-    Route("/api/v1/feeds", {"GET": device_feeds.feeds_index}, scope="read:iocs"),
-    Route(
-        "/api/v1/feeds/{name}", {"GET": device_feeds.feed_file}, scope="read:iocs", errors="text"
-    ),
+    Route("/api/v1/feeds", {"GET": iocs.feeds_index}, scope="read:iocs"),
+    Route("/api/v1/feeds/{name}", {"GET": iocs.feed_file}, scope="read:iocs", errors="text"),
     Route("/api/v1/iocs/openioc", {"GET": openioc.openioc_document}, scope="read:openioc"),
     Route("/api/v1/keys", {"GET": keys_api.list_keys, "POST": keys_api.create_key}, auth="session"),
     Route(
