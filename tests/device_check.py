@@ -45,7 +45,9 @@ def is_ip(text: str, cidr: bool = True) -> bool:
     return cidr or net.prefixlen == net.max_prefixlen and "/" not in text
 
 
-def _each(data: bytes, ok: Callable[[str], bool], what: str, limit: int = 0) -> list[str]:
+def each_line(data: bytes, ok: Callable[[str], bool], what: str, limit: int = 0) -> list[str]:
+    """A problem for each line ``ok`` refuses (naming ``what`` it should be), and one when there
+    are more than ``limit`` lines (0: no limit)."""
     problems = []
     count = 0
     for n, line in _lines(data):
@@ -69,12 +71,12 @@ def _panos_ip(line: str) -> bool:
 
 def check_edl_ip(data: bytes) -> list[str]:
     """IP list: an address, CIDR block or ``a-b`` range per line, at most 50,000 entries."""
-    return _each(data, _panos_ip, "an IP, CIDR or range", PANOS_MAX)
+    return each_line(data, _panos_ip, "an IP, CIDR or range", PANOS_MAX)
 
 
 def check_edl_domain(data: bytes) -> list[str]:
     """Domain list: no scheme, ``*.`` only as the leading token, at most 255 characters."""
-    return _each(
+    return each_line(
         data, lambda d: len(d) <= 255 and is_dns_name(d, wildcard=True), "a domain", PANOS_MAX
     )
 
@@ -87,7 +89,7 @@ def _panos_url(line: str) -> bool:
 
 def check_edl_url(data: bytes) -> list[str]:
     """URL list: never ``http(s)://``; ASCII, no spaces, no wildcard tokens; a host first."""
-    return _each(data, _panos_url, "a URL without scheme", PANOS_MAX)
+    return each_line(data, _panos_url, "a URL without scheme", PANOS_MAX)
 
 
 # FortiGate threat feeds ----------------------------------------------------------------------
@@ -101,7 +103,7 @@ def check_fortigate(data: bytes, kind: str) -> list[str]:
         "url": _panos_url,
     }
     ok = checks.get(kind) or (lambda line: re.fullmatch(rf"[0-9a-f]{{{HEX[kind]}}}", line))
-    problems = _each(data, lambda line: bool(ok(line)), f"a {kind} entry", FORTIGATE_MAX_LINES)
+    problems = each_line(data, lambda line: bool(ok(line)), f"a {kind} entry", FORTIGATE_MAX_LINES)
     if len(data) > FORTIGATE_MAX_BYTES:
         problems.append(f"{len(data)} bytes, more than {FORTIGATE_MAX_BYTES}")
     return problems
@@ -119,7 +121,7 @@ def _hosts_line(line: str) -> bool:
 
 def check_hosts(data: bytes) -> list[str]:
     """``<address> <name>`` per line (ASCII DNS names), comments after ``#``."""
-    return _each(data, _hosts_line, "an address and a host name")
+    return each_line(data, _hosts_line, "an address and a host name")
 
 
 # RPZ -----------------------------------------------------------------------------------------
@@ -251,7 +253,7 @@ def check_nginx_deny(data: bytes) -> list[str]:
         found = re.fullmatch(r"deny (\S+);", line)
         return bool(found) and is_ip(found[1])
 
-    return _each(data, ok, "deny <address>;")
+    return each_line(data, ok, "deny <address>;")
 
 
 # Suricata ------------------------------------------------------------------------------------
@@ -269,10 +271,10 @@ def check_dataset(data: bytes, kind: str) -> list[str]:
     """A dataset: ``string`` base64 of printable text; hashes lower-case hex of their length;
     ``ip`` single addresses (a dataset takes no CIDR)."""
     if kind == "string":
-        return _each(data, _b64_text, "base64 text")
+        return each_line(data, _b64_text, "base64 text")
     if kind == "ip":
-        return _each(data, lambda line: is_ip(line, cidr=False), "an address")
-    return _each(data, lambda line: bool(re.fullmatch(rf"[0-9a-f]{{{HEX[kind]}}}", line)), kind)
+        return each_line(data, lambda line: is_ip(line, cidr=False), "an address")
+    return each_line(data, lambda line: bool(re.fullmatch(rf"[0-9a-f]{{{HEX[kind]}}}", line)), kind)
 
 
 def check_iprep(reputation: bytes, categories: bytes) -> list[str]:

@@ -55,8 +55,8 @@ def checker(file: DeviceFile) -> Callable[[bytes], list[str]]:
     """Our checker of one device file."""
     kind = file.name.split("-", 1)[-1].split(".")[0]
     by_format: dict[str, Callable[[bytes], list[str]]] = {
-        "plain": lambda d: dc._each(d, lambda v: bool(v) and "\t" not in v, "a value"),
-        "ip": lambda d: dc._each(d, dc.is_ip, "an address or block"),
+        "plain": lambda d: dc.each_line(d, lambda v: bool(v) and "\t" not in v, "a value"),
+        "ip": lambda d: dc.each_line(d, dc.is_ip, "an address or block"),
         "edl-ip": dc.check_edl_ip,
         "edl-domain": dc.check_edl_domain,
         "edl-url": dc.check_edl_url,
