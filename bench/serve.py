@@ -547,12 +547,14 @@ def main() -> None:
 
 
 DEVICE_FILE = "ipv4.txt"
+DEVICE_WORKERS = {"worker 1 proc, SQLite limiter": 1, "worker 2 procs, SQLite limiter": 2}
 
 
 def device_file(seconds: int, rounds: int, lines: int) -> None:
     """A device file of ``lines`` lines (an enterprise key's ``ipv4.txt`` of a store holding
-    only IPv4 indicators) through the worker (1 process, SQLite limiter), against nginx serving
-    the same bytes; bytes/s is requests/s times the file's size (the same for both)."""
+    only IPv4 indicators) through the worker (1 and 2 processes, SQLite limiter), against nginx
+    (2 workers) serving the same bytes; bytes/s is requests/s times the file's size (the same
+    for all)."""
     from generator.store.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -569,22 +571,20 @@ def device_file(seconds: int, rounds: int, lines: int) -> None:
         runs: dict[str, list[dict[str, float]]] = {}
         body = b""
         for round_no in range(rounds):
-            worker = Worker(data, "sqlite", 1)
-            url = worker.url.replace("/api/v1/iocs", f"/api/v1/feeds/{DEVICE_FILE}")
-            body = httpx.get(url, headers={"Authorization": f"Bearer {key}"}).content
-            runs.setdefault("worker", []).append(wrk(url, key, seconds, (worker.proc.pid,)))
-            worker.stop()
+            for label, processes in DEVICE_WORKERS.items():
+                worker = Worker(data, "sqlite", processes)
+                url = worker.url.replace("/api/v1/iocs", f"/api/v1/feeds/{DEVICE_FILE}")
+                body = httpx.get(url, headers={"Authorization": f"Bearer {key}"}).content
+                runs.setdefault(label, []).append(wrk(url, key, seconds, (worker.proc.pid,)))
+                worker.stop()
             nginx = Nginx(body, tmp / f"nginx-device-{round_no}")
-            runs.setdefault("nginx", []).append(wrk(nginx.url, key, seconds, (nginx.proc.pid,)))
+            runs.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds, (nginx.proc.pid,)))
             nginx.stop()
     count = body.count(b"\n")
     print(f"device file {DEVICE_FILE}: {count:,} lines, {len(body):,} bytes; medians")
-    base = statistics.median(r["rps"] for r in runs["nginx"])
-    for name, label in (
-        ("worker", "worker 1 proc, SQLite limiter"),
-        ("nginx", "nginx (2 workers)"),
-    ):
-        rps = statistics.median(r["rps"] for r in runs[name])
+    base = statistics.median(r["rps"] for r in runs["nginx (2 workers)"])
+    for label, label_runs in runs.items():
+        rps = statistics.median(r["rps"] for r in label_runs)
         print(
             f"  {label}: device file {rps * len(body) / 1e6:>10,.1f} MB/s {rps:>9,.1f} req/s "
             f"{rps / base:>6.2f}× nginx"

@@ -134,6 +134,7 @@ def test_serve_prints_every_row_against_nginx():
         out,
         rf"^device file ipv4\.txt: {NUMBER} lines, {NUMBER} bytes; medians$",
         rf"^  worker 1 proc, SQLite limiter: device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+{NUMBER}× nginx$",
+        rf"^  worker 2 procs, SQLite limiter: device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+{NUMBER}× nginx$",
         rf"^  nginx \(2 workers\): device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+1\.00× nginx$",
     )
 

@@ -14,11 +14,10 @@ import json
 from collections.abc import Sequence
 
 from exports.devices.common import DeviceMeta
-from exports.devices.render import render
+from exports.devices.render import render_all
 from exports.model import IOCRecord
 from generator.build.sinks import BuildInfo, ObjectWriter
 from worker.contract import device_files, layout
-from worker.contract.device_files import DEVICE_FILES
 from worker.contract.tiers import TIERS
 
 DESC_CHARS = 200  # of a record's context kept for the files that describe it (Zeek's meta.desc)
@@ -54,8 +53,7 @@ class DeviceFiles:
 def write_tier(out: ObjectWriter, records: Sequence[IOCRecord], meta: DeviceMeta) -> None:
     """Every device file of one tier, then its index."""
     index = []
-    for file in DEVICE_FILES:
-        parts = render(file, records, meta)
+    for file, parts in render_all(records, meta):
         for number, data in enumerate(parts, start=1):
             name = device_files.part_name(file.name, number)
             out.put(device_files.key(meta.tier, name), data)
