@@ -17,11 +17,12 @@ from typing import Any
 from worker.buckets.storage import Build
 from worker.contract import device_files, formats, layout
 from worker.contract.tiers import Tier
+from worker.encoding import conditional
 from worker.endpoints import query
 from worker.endpoints.params import ListParams, link_params, parse_list
 from worker.endpoints.query import iso
 from worker.errors import Gone, InsufficientScope, NotFound
-from worker.http import Request, Response, conditional, query_string, strong_etag
+from worker.http import Request, Response, query_string, strong_etag
 from worker.routing import Ctx
 
 CONTENT_TYPES = {f.name: f.media_type for f in formats.LISTED}
