@@ -5,10 +5,13 @@ any credential a device can send, and saved under their own names."""
 from __future__ import annotations
 
 import base64
+import calendar
+import time
 
 import httpx
 import pytest
 
+from tests import device_check as dc
 from tests.support import bearer, new_key, published, serving
 from tests.test_device_files import checker
 from worker.contract.device_files import BY_NAME, FORMAT_NAMES, file_of
@@ -56,15 +59,22 @@ def test_index_lists_every_format_with_url_and_media_type(server, keys):
 
 @pytest.mark.parametrize("tier", ["free", "enterprise"])
 def test_every_listed_file_is_served_whole_and_passes_its_checker(server, keys, tier):
+    served = {}
     for e in index(server, keys[tier]):
         resp = httpx.get(e["url"], headers=bearer(keys[tier]), timeout=60)
         assert resp.status_code == 200, (e["name"], resp.text)
         assert resp.headers["content-type"] == e["media_type"]
         assert resp.headers["content-disposition"] == f'attachment; filename="{e["name"]}"'
         assert resp.content.count(b"\n") == e["lines"]
+        served[e["name"]] = resp.content
         file = BY_NAME[e["name"]]
-        if file.format not in ("suricata-iprep", "rpz"):  # checked against their build below
+        if file.format not in ("suricata-iprep", "rpz"):  # they need this build's facts: below
             assert checker(file)(resp.content) == [], e["name"]
+    generated = get(server, "/healthz").json()["generated_at"]
+    serial = calendar.timegm(time.strptime(generated, "%Y-%m-%dT%H:%M:%SZ"))
+    assert dc.check_rpz(served["rpz.zone"], serial) == []
+    categories = served["suricata-iprep-categories.txt"]
+    assert dc.check_iprep(served["suricata-iprep.list"], categories) == []
 
 
 def test_files_hold_the_tiers_whole_lookback_without_a_row_cap(server, keys):
