@@ -17,8 +17,13 @@ class PublishError(SocdefError, RuntimeError):
     """The build or the destination is not usable."""
 
 
+RETRY_EXIT = 75  # EX_TEMPFAIL: another publish won the race; run again on top of it
+
+
 class PointerMoved(PublishError):
     """Another publish switched the pointer after this one read it; nothing was switched."""
+
+    exit_code = RETRY_EXIT
 
     def __init__(self, key: str) -> None:
         super().__init__(

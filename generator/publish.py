@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from generator import store_sync
 from generator.destinations import LocalDestination, PointerMoved, PublishError
 from generator.objectmeta import IMMUTABLE, SHORT, content_types
+from generator.store import Store
 from worker import layout
 
 __all__ = [
@@ -86,6 +88,7 @@ class PublishResult:
     skipped: int
     removed: int
     uploaded_bytes: int = 0
+    store: store_sync.StoreUpload | None = None
 
 
 def open_destination(
@@ -129,7 +132,12 @@ def publish(
     jobs: int = 8,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    store: Store | None = None,
+    store_dest: Destination | None = None,
+    keep_stores: int = store_sync.KEEP_STORES,
 ) -> PublishResult:
+    """Publish a build; with ``store``, also its live generation to ``store_dest`` (default:
+    ``dest``), whose pointer switches after the build's (``generator.store_sync``)."""
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
     if isinstance(dest, LocalDestination):  # what a killed publish left behind
@@ -138,14 +146,18 @@ def publish(
     manifest = json.loads(manifest_raw)
     pointer, version = dest.get_versioned(layout.POINTER_KEY)
     _history_of(pointer)  # a damaged pointer stops the publish before anything is sent
+    plan = None if store is None else store_sync.prepare(store, store_dest or dest)
     present = dest.sizes("objects/")
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
     sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
+    stored = None if plan is None else store_sync.upload(plan, jobs=jobs, progress=progress)
     history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
+    if plan is not None and stored is not None:
+        stored = store_sync.switch(plan, stored, keep=keep_stores, clock=clock)
     removed = _prune(dest, history, {**present, **missing})
-    return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent)
+    return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent, stored)
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:
