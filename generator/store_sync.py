@@ -300,26 +300,31 @@ def switch(
             "into it), then build and publish"
         ) from None
     plan.store.mark_synced(gen.store_id)
-    removed = prune(plan.dest, history)
+    removed = prune(plan.dest, history, [h for h in plan.pointer.history if h not in history])
     return StoreUpload(gen.store_id, sent.uploaded, sent.skipped, sent.uploaded_bytes, removed)
 
 
-def prune(dest: Destination, history: list[str]) -> int:
-    """Remove generation records outside ``history`` and objects no kept generation uses.
+def prune(dest: Destination, history: list[str], dropped: list[str]) -> int:
+    """Remove the ``dropped`` generations' records and the files only they used.
 
-    Objects are listed before the kept records are read, so a file another publish uploads
-    meanwhile (named by no record yet) is not seen and not removed.
+    Only generations this publish dropped from the pointer's history are touched: the record
+    and files of a publish still in flight (not in any history yet) are never removed. A
+    record whose generation never reached the pointer (its publish failed) stays behind.
     """
-    objects = dest.sizes("store/objects/")
-    kept = {generation_key(h) for h in history}
-    live: set[str] = set()
-    for key in kept:
-        raw = dest.get(key)
-        if raw is not None:
-            live.update(object_key(sha) for sha, _ in json.loads(raw)["files"].values())
-    stale = sorted(k for k in dest.sizes("store/generations/") if k not in kept)
-    removed = dest.delete_many(stale)
-    return removed + dest.delete_many(sorted(k for k in objects if k not in live))
+    gone: set[str] = set()
+    for store_id in dropped:
+        gone.update(_files_of(dest, store_id))
+    for store_id in history:
+        gone.difference_update(_files_of(dest, store_id))
+    removed = dest.delete_many(sorted(generation_key(h) for h in dropped))
+    return removed + dest.delete_many(sorted(gone))
+
+
+def _files_of(dest: Destination, store_id: str) -> set[str]:
+    raw = dest.get(generation_key(store_id))
+    if raw is None:
+        return set()
+    return {object_key(sha) for sha, _ in json.loads(raw)["files"].values()}
 
 
 def _in_pool(

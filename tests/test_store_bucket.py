@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from generator import store_sync
@@ -19,12 +20,21 @@ from generator.destinations import LocalDestination, PointerMoved
 from generator.publish import publish
 from generator.s3 import S3Destination
 from generator.sources import SAMPLE_DIR
-from generator.store import Store
+from generator.store import ARTICLE_SCHEMA, Store
 from tests.conftest import socdef
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from worker import layout
 
 T1, T2, T3 = 1_795_000_000, 1_795_003_600, 1_795_007_200
+ARTICLE = {
+    "source_id": "s",
+    "feed_name": "S",
+    "category": "news",
+    "title": "t",
+    "url": "https://example.org/",
+    "tags": [],
+    "techniques": [],
+}
 FEEDS = {
     "a": ("krebs", "huntress", "dfir-report"),
     "b": ("bleepingcomputer", "ncsc-uk"),
@@ -344,3 +354,32 @@ def test_a_kept_generation_can_be_restored_and_a_damaged_object_is_refused(bucke
     assert lost.returncode == 1
     assert f"{store_sync.object_key(sha)} of generation {live} is damaged" in lost.stderr
     assert not (tmp_path / "other" / "store" / "CURRENT").exists()
+
+
+def test_the_bucket_keeps_the_last_generations_and_the_files_they_use(tmp_path):
+    """Library level, folder bucket: five hourly generations with ``keep=3``."""
+    dest = LocalDestination(tmp_path / "bucket")
+    store = Store(tmp_path / "store")
+    store.init()
+    ids, files = [], []
+    for hour in range(5):
+        articles = store.articles().to_pylist()
+        state = {"as_of": T1 + hour * 3600, "sources": {"s": {"hour": hour}}}
+        if hour % 2:  # every other hour brings an article; the others only a new state
+            articles.append({**ARTICLE, "article_id": f"a{hour}", "published": T1 + hour})
+        store.commit(
+            pa.Table.from_pylist(articles, schema=ARTICLE_SCHEMA), store.sightings(), state
+        )
+        plan = store_sync.prepare(store, dest)
+        done = store_sync.switch(plan, store_sync.upload(plan), keep=3)
+        ids.append(done.store_id)
+        files.append({store_sync.object_key(sha) for sha, _ in plan.generation.files.values()})
+    pointer = json.loads(dest.get(store_sync.STORE_POINTER) or b"")
+    assert pointer["history"] == ids[:1:-1]
+    kept = set().union(*files[2:])
+    assert set(dest.sizes("store/objects/")) == kept
+    assert set(dest.sizes("store/generations/")) == {store_sync.generation_key(i) for i in ids[2:]}
+    assert files[0] - kept and files[1] - kept  # files of dropped generations were removed
+    restored = Store(tmp_path / "restored")
+    assert store_sync.sync(restored, dest).action == "restored"
+    assert restored.articles().equals(store.articles())
