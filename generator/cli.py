@@ -285,13 +285,14 @@ def publish(
         f"removed {result.removed}"
     )
     stored = result.store
-    if stored is not None:
-        state = "uploaded" if stored.changed else "unchanged"
+    if stored is not None and stored.changed:
         click.echo(
-            f"store {stored.store_id}: {state}, uploaded {stored.uploaded} files "
-            f"({stored.uploaded_bytes / 1e6:.1f} MB), skipped {stored.skipped}, "
-            f"removed {stored.removed}"
+            f"store {stored.store_id}: sent {stored.uploaded} of "
+            f"{stored.uploaded + stored.skipped} files ({stored.uploaded_bytes / 1e6:.1f} MB), "
+            f"deleted {stored.removed}"
         )
+    elif stored is not None:
+        click.echo(f"store {stored.store_id}: unchanged ({stored.skipped} files in the bucket)")
 
 
 def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -136,21 +136,20 @@ def test_a_lost_data_dir_comes_back_from_the_bucket_and_builds_the_same_tree(
 def test_a_second_publish_uploads_only_the_store_files_that_changed(bucket, feeds, tmp_path):
     data = tmp_path / "data"
     first = cycle(bucket, data, feeds["a"], T1)
-    assert "uploaded 4 files" in first.stdout
+    assert "sent 4 of 4 files" in first.stdout
     before, objects = file_hashes(data), bucket.store_objects()
 
     second = cycle(bucket, data, feeds["b"], T2)
     after = file_hashes(data)
     changed = {name for name in after if after[name] != before.get(name)}
     assert changed and changed != set(after)  # new articles; the revision history stays as is
-    assert f"uploaded {len(changed)} files" in second.stdout
-    assert f"skipped {len(after) - len(changed)}" in second.stdout
+    assert f"sent {len(changed)} of {len(after)} files" in second.stdout
     added = bucket.store_objects() - objects
     assert added == {store_sync.object_key(after[name]) for name in changed}
 
     bucket.run(data, "build")
     third = bucket.run(data, "publish")
-    assert "unchanged, uploaded 0 files" in third.stdout
+    assert f"unchanged ({len(after)} files in the bucket)" in third.stdout
     assert bucket.store_objects() - objects == added
     pointer = bucket.pointer()
     assert pointer["files"] == {n: [after[n], len(p.read_bytes())] for n, p in _files(data)}
