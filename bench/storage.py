@@ -31,19 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator import store_sync  # noqa: E402
-from generator.destinations import LocalDestination  # noqa: E402
-from generator.publish import publish  # noqa: E402
-from generator.s3 import S3Destination  # noqa: E402
-from generator.store import Article, Sighting, Store  # noqa: E402
-from generator.synthetic import synthetic_store, synthetic_value  # noqa: E402
+from generator.publish.folder import LocalDestination  # noqa: E402
+from generator.publish.s3 import S3Destination  # noqa: E402
+from generator.publish.upload import publish  # noqa: E402
+from generator.store import bucket as store_bucket  # noqa: E402
+from generator.store.generations import Article, Sighting, Store  # noqa: E402
+from generator.store.synthetic import synthetic_store, synthetic_value  # noqa: E402
 from tests.buildseries import answers, build_series  # noqa: E402
 from tests.conftest import free_port, wait_http  # noqa: E402
 from tests.s3fixture import AWS_ENV  # noqa: E402
+from worker.buckets.remote import open_bucket  # noqa: E402
+from worker.buckets.storage import BuildSource, LocalBucket  # noqa: E402
 from worker.encoding import CODERS, Encoder  # noqa: E402
 from worker.http import Request, Response  # noqa: E402
-from worker.remote import open_bucket  # noqa: E402
-from worker.storage import BuildSource, LocalBucket  # noqa: E402
 
 ROUNDS = 5
 NOW = 1_795_000_000
@@ -119,7 +119,7 @@ def bench_reads(endpoint: str, out: Path, ids: list[str], name: str) -> None:
 
 
 def bench_encoding(out: Path) -> None:
-    from worker import layout
+    from worker.contract import layout
 
     build = BuildSource(LocalBucket(out), pointer_ttl=3600).current()
     body = build.read(layout.default_key("enterprise", layout.ALL_VIEW, "json")) or b""
@@ -163,9 +163,9 @@ def hourly_ingest(store: Store, hour: int) -> None:
     store.merge(articles, sightings, as_of=NOW + hour * 3600, sources_state=state)
 
 
-def push_store(store: Store, dest: S3Destination) -> store_sync.StoreUpload:
-    plan = store_sync.prepare(store, dest)
-    return store_sync.switch(plan, store_sync.upload(plan))
+def push_store(store: Store, dest: S3Destination) -> store_bucket.StoreUpload:
+    plan = store_bucket.prepare(store, dest)
+    return store_bucket.switch(plan, store_bucket.upload(plan))
 
 
 def bench_store(endpoint: str, sizes: list[int]) -> None:
@@ -197,7 +197,7 @@ def bench_store(endpoint: str, sizes: list[int]) -> None:
                 sent = push_store(store, dest)
                 runs.append((time.perf_counter() - started, sent))
             started = time.perf_counter()
-            store_sync.sync(Store(f"{tmp}/restored"), dest)
+            store_bucket.sync(Store(f"{tmp}/restored"), dest)
             restore = time.perf_counter() - started
         seconds = statistics.median(t for t, _ in runs)
         files = statistics.median(s.uploaded for _, s in runs)

@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from generator import build as build_stage
-from generator import publish as publish_stage
-from generator import store_sync
+from generator.build import tree as build_stage
 from generator.errors import SocdefError, on_disk
+from generator.publish import upload as publish_stage
 from generator.settings import Settings
-from generator.source_state import Backoff, SourceRow, source_rows
-from generator.sources import SAMPLE_DIR, load_sources
-from generator.store import Store
+from generator.sources.catalog import SAMPLE_DIR, load_sources
+from generator.sources.state import Backoff, SourceRow, source_rows
+from generator.store import bucket as store_bucket
+from generator.store.generations import Store
+from worker.access.keys import KeyStore, load_or_create_secret
+from worker.buckets.remote import open_bucket
+from worker.buckets.storage import StorageError as BucketError
 from worker.config import WorkerConfig, setup_logging
-from worker.keys import KeyStore, load_or_create_secret
-from worker.layout import POINTER_KEY
-from worker.remote import open_bucket
-from worker.storage import StorageError as BucketError
+from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
-    from generator.ingest import IngestReport
+    from generator.ingest.pipeline import IngestReport
 
 DEMO_USER = "demo@socdef.local"
 
@@ -75,21 +75,21 @@ def sync_store(
     fresh: bool = False,
     generation: str | None = None,
     force: bool = False,
-) -> store_sync.SyncResult:
-    """Restore the store from the bucket when it is missing or older (``store_sync.sync``);
+) -> store_bucket.SyncResult:
+    """Restore the store from the bucket when it is missing or older (``store_bucket.sync``);
     with ``force`` False, also refuse a store much smaller than the published one."""
     target = store_target(settings)
     if target is None:
-        return store_sync.SyncResult("none")
+        return store_bucket.SyncResult("none")
     store = Store(settings.store_dir)
     with on_disk("restoring the store from the bucket"):
         dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
         with progress_bar() as progress:
-            result = store_sync.sync(
+            result = store_bucket.sync(
                 store, dest, fresh=fresh, generation=generation, progress=progress, note=note
             )
         if not force and store.exists():
-            store_sync.check_size(store, dest)
+            store_bucket.check_size(store, dest)
     return result
 
 
@@ -103,7 +103,7 @@ def run_ingest(
     fresh: bool = False,
     generation: str | None = None,
 ) -> IngestReport:
-    from generator import ingest as ingest_stage  # extraction loads only when ingesting
+    from generator.ingest import pipeline as ingest_stage  # extraction loads only when ingesting
 
     with on_disk("reading the sources file"):
         configured = load_sources(sources or settings.sources)
@@ -122,7 +122,7 @@ def run_ingest(
 
 
 def _http_fetch(settings: Settings) -> Callable[..., Any]:
-    from generator.ingest_fetch import http_reader
+    from generator.ingest.fetching import http_reader
 
     return http_reader(settings.allow_networks.split(","))
 
@@ -174,10 +174,10 @@ def run_publish(
     endpoint_url: str | None = None,
     jobs: int = 8,
     with_store: bool = True,
-    keep_stores: int = store_sync.KEEP_STORES,
+    keep_stores: int = store_bucket.KEEP_STORES,
 ) -> publish_stage.PublishResult:
     """Publish the latest build; with ``with_store``, also the store's live generation to the
-    same destination (its history: ``generator.store_sync``)."""
+    same destination (its history: ``generator.store.bucket``)."""
     with on_disk("opening the publish target"):
         target = publish_stage.open_destination(
             dest or settings.bucket or settings.bucket_dir,
@@ -209,8 +209,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
 
 
 def mint_session(settings: Settings, user: str, ttl: int) -> str:
+    from worker.access.session import mint
     from worker.config import session_secret
-    from worker.session import mint
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return mint(
@@ -219,7 +219,7 @@ def mint_session(settings: Settings, user: str, ttl: int) -> str:
 
 
 def set_tier(settings: Settings, user: str, tier: str) -> None:
-    from worker.accounts import Accounts
+    from worker.access.accounts import Accounts
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Accounts(settings.keys_db).set_tier(user, tier)

@@ -15,15 +15,15 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from generator import store_sync
-from generator.destinations import LocalDestination, PointerMoved
-from generator.publish import publish
-from generator.s3 import S3Destination
-from generator.sources import SAMPLE_DIR
-from generator.store import ARTICLE_SCHEMA, Store
+from generator.publish.folder import LocalDestination, PointerMoved
+from generator.publish.s3 import S3Destination
+from generator.publish.upload import publish
+from generator.sources.catalog import SAMPLE_DIR
+from generator.store import bucket as store_bucket
+from generator.store.generations import ARTICLE_SCHEMA, Store
 from tests.conftest import socdef
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
-from worker import layout
+from worker.contract import layout
 
 T1, T2, T3 = 1_795_000_000, 1_795_003_600, 1_795_007_200
 ARTICLE = {
@@ -72,7 +72,7 @@ class Bucket:
         return socdef(*args, data_dir=data, env=self.env, check=check)
 
     def pointer(self) -> dict:
-        raw = self.dest.get(store_sync.STORE_POINTER)
+        raw = self.dest.get(store_bucket.STORE_POINTER)
         assert raw is not None
         return json.loads(raw)
 
@@ -145,7 +145,7 @@ def test_a_second_publish_uploads_only_the_store_files_that_changed(bucket, feed
     assert changed and changed != set(after)  # new articles; the revision history stays as is
     assert f"sent {len(changed)} of {len(after)} files" in second.stdout
     added = bucket.store_objects() - objects
-    assert added == {store_sync.object_key(after[name]) for name in changed}
+    assert added == {store_bucket.object_key(after[name]) for name in changed}
 
     bucket.run(data, "build")
     third = bucket.run(data, "publish")
@@ -198,16 +198,16 @@ def test_racing_publishes_advance_the_store_once_and_the_loser_retries_losing_no
     one_built, two_read, one_done = threading.Event(), threading.Event(), threading.Event()
 
     def hook_one(event: str, key: str) -> None:
-        if (event, key) == ("swap", store_sync.STORE_POINTER):
+        if (event, key) == ("swap", store_bucket.STORE_POINTER):
             one_built.set()
             assert two_read.wait(60)
-        if (event, key) == ("swapped", store_sync.STORE_POINTER):
+        if (event, key) == ("swapped", store_bucket.STORE_POINTER):
             one_done.set()
 
     def hook_two(event: str, key: str) -> None:
-        if (event, key) == ("read", store_sync.STORE_POINTER):
+        if (event, key) == ("read", store_bucket.STORE_POINTER):
             two_read.set()
-        if (event, key) == ("swap", store_sync.STORE_POINTER):
+        if (event, key) == ("swap", store_bucket.STORE_POINTER):
             assert one_done.wait(60)
 
     outcome: dict[str, Any] = {}
@@ -229,7 +229,7 @@ def test_racing_publishes_advance_the_store_once_and_the_loser_retries_losing_no
     second.join(120)
 
     assert not isinstance(outcome["one"], Exception), outcome["one"]
-    assert isinstance(outcome["two"], store_sync.StoreMoved), outcome["two"]
+    assert isinstance(outcome["two"], store_bucket.StoreMoved), outcome["two"]
     assert "another publish advanced the store first" in str(outcome["two"])
     won = outcome["one"].store.store_id
     pointer = bucket.pointer()
@@ -240,7 +240,7 @@ def test_racing_publishes_advance_the_store_once_and_the_loser_retries_losing_no
     # publishing the loser's store as it is: refused before anything is sent, exit 75
     build_pointer = bucket.dest.get(layout.POINTER_KEY)
     again = bucket.run(two, "publish", check=False)
-    assert again.returncode == store_sync.RETRY_EXIT
+    assert again.returncode == store_bucket.RETRY_EXIT
     assert again.stderr.startswith("Error: the bucket's store moved on to " + won)
     assert len(again.stderr.strip().splitlines()) == 1
     assert bucket.pointer()["store_id"] == won
@@ -270,7 +270,7 @@ def test_two_publishes_read_the_same_pointers_only_one_advances(bucket, feeds, t
     order = threading.Lock()
 
     def hook(event: str, key: str) -> None:
-        if (event, key) == ("read", store_sync.STORE_POINTER):
+        if (event, key) == ("read", store_bucket.STORE_POINTER):
             both_read.wait()
 
     outcome: dict[str, Any] = {}
@@ -347,11 +347,11 @@ def test_a_kept_generation_can_be_restored_and_a_damaged_object_is_refused(bucke
 
     sha = live_sha = bucket.pointer()["files"]["sightings.parquet"][0]
     bucket.dest.put(
-        store_sync.object_key(live_sha), b"damaged", content_type="x", cache_control="x"
+        store_bucket.object_key(live_sha), b"damaged", content_type="x", cache_control="x"
     )
     lost = bucket.run(tmp_path / "other", "build", check=False)
     assert lost.returncode == 1
-    assert f"{store_sync.object_key(sha)} of generation {live} is damaged" in lost.stderr
+    assert f"{store_bucket.object_key(sha)} of generation {live} is damaged" in lost.stderr
     assert not (tmp_path / "other" / "store" / "CURRENT").exists()
 
 
@@ -369,16 +369,18 @@ def test_the_bucket_keeps_the_last_generations_and_the_files_they_use(tmp_path):
         store.commit(
             pa.Table.from_pylist(articles, schema=ARTICLE_SCHEMA), store.sightings(), state
         )
-        plan = store_sync.prepare(store, dest)
-        done = store_sync.switch(plan, store_sync.upload(plan), keep=3)
+        plan = store_bucket.prepare(store, dest)
+        done = store_bucket.switch(plan, store_bucket.upload(plan), keep=3)
         ids.append(done.store_id)
-        files.append({store_sync.object_key(sha) for sha, _ in plan.generation.files.values()})
-    pointer = json.loads(dest.get(store_sync.STORE_POINTER) or b"")
+        files.append({store_bucket.object_key(sha) for sha, _ in plan.generation.files.values()})
+    pointer = json.loads(dest.get(store_bucket.STORE_POINTER) or b"")
     assert pointer["history"] == ids[:1:-1]
     kept = set().union(*files[2:])
     assert set(dest.sizes("store/objects/")) == kept
-    assert set(dest.sizes("store/generations/")) == {store_sync.generation_key(i) for i in ids[2:]}
+    assert set(dest.sizes("store/generations/")) == {
+        store_bucket.generation_key(i) for i in ids[2:]
+    }
     assert files[0] - kept and files[1] - kept  # files of dropped generations were removed
     restored = Store(tmp_path / "restored")
-    assert store_sync.sync(restored, dest).action == "restored"
+    assert store_bucket.sync(restored, dest).action == "restored"
     assert restored.articles().equals(store.articles())
