@@ -38,8 +38,8 @@ from generator.store import bucket as store_bucket  # noqa: E402
 from generator.store.generations import Article, Sighting, Store  # noqa: E402
 from generator.store.synthetic import synthetic_store, synthetic_value  # noqa: E402
 from tests.buildseries import answers, build_series  # noqa: E402
-from tests.conftest import free_port, wait_http  # noqa: E402
-from tests.s3fixture import AWS_ENV  # noqa: E402
+from tests.conftest import announced, wait_http  # noqa: E402
+from tests.s3fixture import AWS_ENV, MOTO_RUNNING  # noqa: E402
 from worker.buckets.remote import open_bucket  # noqa: E402
 from worker.buckets.storage import BuildSource, LocalBucket  # noqa: E402
 from worker.encoding import CODERS, Encoder  # noqa: E402
@@ -221,28 +221,29 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.update(AWS_ENV)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(endpoint + "/moto-api/", proc)
-        if args.only != "store":
-            with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "moto.log"
+        with open(log_path, "w") as log:  # port 0: moto binds a free port and names it
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            endpoint = announced(log_path, proc, MOTO_RUNNING).group(1)
+            wait_http(endpoint + "/moto-api/", proc)
+            if args.only != "store":
                 out = Path(tmp) / "build"
                 ids = build_series(Path(tmp), out, args.iocs, [None, 1])
                 publish(out, LocalDestination(Path(tmp) / "bucket"), build_id=ids[1])
                 bench_publish(endpoint, out, ids)
                 bench_reads(endpoint, Path(tmp) / "bucket", ids, "bench-0")
                 bench_encoding(Path(tmp) / "bucket")
-        if args.only != "builds":
-            bench_store(endpoint, [int(n) for n in args.store_iocs.split(",")])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+            if args.only != "builds":
+                bench_store(endpoint, [int(n) for n in args.store_iocs.split(",")])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
