@@ -25,8 +25,11 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.publish import signing
 from generator.publish.folder import Destination, LocalDestination, PointerMoved, PublishError
 from generator.publish.headers import IMMUTABLE, SHORT, content_types
+from generator.publish.minisign import SecretKey
+from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
 from generator.store.generations import Store
 from worker.contract import layout
@@ -55,6 +58,7 @@ class PublishResult:
     skipped: int
     removed: int
     uploaded_bytes: int = 0
+    signed_by: str | None = None  # the signing key's id
     store: store_bucket.StoreUpload | None = None
 
 
@@ -99,12 +103,14 @@ def publish(
     jobs: int = 8,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    signer: SecretKey | None = None,
     store: Store | None = None,
     store_dest: Destination | None = None,
     keep_stores: int = store_bucket.KEEP_STORES,
 ) -> PublishResult:
-    """Publish a build; with ``store``, also its live generation to ``store_dest`` (default:
-    ``dest``), whose pointer switches after the build's (``generator.store.bucket``)."""
+    """Publish ``build_id`` (the latest build); with ``signer``, signed (docs/publish.md); with
+    ``store``, also its live generation to ``store_dest`` (default: ``dest``), whose pointer
+    switches after the build's (``generator.store.bucket``)."""
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
     if isinstance(dest, LocalDestination):  # what a killed publish left behind
@@ -118,13 +124,22 @@ def publish(
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
     sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
+    for key, data, content_type in signing.extras(
+        build_id, manifest_raw, manifest["objects"], signer
+    ):
+        dest.put(key, data, content_type=content_type, cache_control=IMMUTABLE)
+    if signer is not None:
+        public = signer.public.file_text().encode()
+        dest.put(layout.SIGNING_KEY_OBJECT, public, content_type=SIG, cache_control=SHORT)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
     if plan is not None and stored is not None:
         stored = store_bucket.switch(plan, stored, keep=keep_stores, clock=clock)
     removed = _prune(dest, history, {**present, **missing})
-    return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent, stored)
+    signed_by = signer.public.key_id_hex if signer is not None else None
+    skipped = len(wanted) - len(missing)
+    return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by, stored)
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:
@@ -248,6 +263,7 @@ def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> in
         raw = dest.get(key)
         if raw is not None:  # a kept build whose manifest is gone is unreadable anyway
             live.update(_wanted(json.loads(raw)["objects"]))
-    stale = sorted(k for k in dest.sizes("builds/") if k not in kept)
+    beside = tuple(f"builds/{b}{end}" for b in history for end in (".json.", "/"))
+    stale = sorted(k for k in dest.sizes("builds/") if k not in kept and not k.startswith(beside))
     removed = dest.delete_many(stale)
     return removed + dest.delete_many(sorted(k for k in objects if k not in live))
