@@ -2,6 +2,7 @@
 
     python bench/storage.py          # needs moto[server] (a local S3 endpoint on 127.0.0.1)
     python bench/storage.py --iocs 300   # a smaller store
+    python bench/storage.py --store-iocs 100000,1000000 --only store   # the store's upload
 
 Prints medians of interleaved rounds, each with its ratio to a baseline from the same run:
 - publish: a full upload vs. re-publishing the same build vs. a build with 1% of sightings
@@ -9,7 +10,10 @@ Prints medians of interleaved rounds, each with its ratio to a baseline from the
 - reads: a fixed set of list answers from the local folder (baseline), from S3 with a cold
   cache, and from S3 with a warm cache;
 - encoding: the hourly default answer as identity (baseline), gzip/br from the per-ETag cache,
-  and gzip/br compressed on every request.
+  and gzip/br compressed on every request;
+- store: per store size, the first upload of the store's history, then per hourly run (one
+  ingest's worth of new articles merged) the files and bytes uploaded and the seconds taken,
+  and a restore onto an empty machine.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 from generator.publish.folder import LocalDestination  # noqa: E402
 from generator.publish.s3 import S3Destination  # noqa: E402
 from generator.publish.upload import publish  # noqa: E402
+from generator.store import bucket as store_bucket  # noqa: E402
+from generator.store.generations import Article, Sighting, Store  # noqa: E402
+from generator.store.synthetic import synthetic_store, synthetic_value  # noqa: E402
 from tests.buildseries import answers, build_series  # noqa: E402
 from tests.conftest import announced, wait_http  # noqa: E402
 from tests.s3fixture import AWS_ENV, MOTO_RUNNING  # noqa: E402
@@ -39,6 +46,10 @@ from worker.encoding import CODERS, Encoder  # noqa: E402
 from worker.http import Request, Response  # noqa: E402
 
 ROUNDS = 5
+NOW = 1_795_000_000
+HOURLY_ARTICLES = 90  # 30 sources, 3 new articles each
+HOURLY_SIGHTINGS = 10  # per new article
+HOURS = 3
 
 
 def median_of(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
@@ -128,9 +139,86 @@ def bench_encoding(out: Path) -> None:
     report("encoding, per request", rows, unit="us")
 
 
+def hourly_ingest(store: Store, hour: int) -> None:
+    """Merge one hourly run's new articles, each with its sightings, as an ingest would."""
+    articles, sightings = [], []
+    for i in range(HOURLY_ARTICLES):
+        aid = f"h{hour:04d}{i:04d}"
+        published = NOW + hour * 3600 - i * 30
+        articles.append(
+            Article(
+                aid,
+                f"src-{i % 30}",
+                "Source",
+                "news",
+                f"Report {aid}",
+                f"https://x/{aid}",
+                published,
+            )
+        )
+        for n in range(HOURLY_SIGHTINGS):
+            value = synthetic_value("domain", 10_000_000 + hour * 100_000 + i * 100 + n)
+            sightings.append(Sighting(aid, "domain", value, f"seen at {value}", "medium"))
+    state = {f"src-{i}": {"last_fetch": NOW + hour * 3600} for i in range(30)}
+    store.merge(articles, sightings, as_of=NOW + hour * 3600, sources_state=state)
+
+
+def push_store(store: Store, dest: S3Destination) -> store_bucket.StoreUpload:
+    plan = store_bucket.prepare(store, dest)
+    return store_bucket.switch(plan, store_bucket.upload(plan))
+
+
+def bench_store(endpoint: str, sizes: list[int]) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    print(
+        f"\nstore upload per hourly run ({HOURLY_ARTICLES} new articles x "
+        f"{HOURLY_SIGHTINGS} sightings merged, then the store published; median of {HOURS})"
+    )
+    print(
+        f"  {'IOCs':>9} {'store MB':>9} {'first upload':>14} {'hourly files':>13} "
+        f"{'hourly MB':>10} {'hourly s':>9} {'restore s':>10}"
+    )
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = synthetic_store(f"{tmp}/store", n, now=NOW, days=400)
+            name = f"bench-store-{n}"
+            s3.create_bucket(Bucket=name)
+            dest = S3Destination(name, "", endpoint_url=endpoint)
+            size = sum(p.stat().st_size for p in store.files().values())
+            started = time.perf_counter()
+            push_store(store, dest)
+            first = time.perf_counter() - started
+            runs = []
+            for hour in range(1, HOURS + 1):
+                hourly_ingest(store, hour)
+                started = time.perf_counter()
+                sent = push_store(store, dest)
+                runs.append((time.perf_counter() - started, sent))
+            started = time.perf_counter()
+            store_bucket.sync(Store(f"{tmp}/restored"), dest)
+            restore = time.perf_counter() - started
+        seconds = statistics.median(t for t, _ in runs)
+        files = statistics.median(s.uploaded for _, s in runs)
+        sent_mb = statistics.median(s.uploaded_bytes for _, s in runs) / 1e6
+        print(
+            f"  {n:>9,} {size / 1e6:>9.1f} {first:>12.2f} s {files:>13.0f} "
+            f"{sent_mb:>10.1f} {seconds:>9.2f} {restore:>10.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iocs", type=int, default=3_000, help="synthetic IOCs in the store")
+    parser.add_argument(
+        "--store-iocs",
+        default="100000,1000000",
+        help="comma-separated store sizes (IOCs) for the store upload rows",
+    )
+    parser.add_argument(
+        "--only", choices=("builds", "store"), help="run only the build benches or the store's"
+    )
     args = parser.parse_args()
     os.environ.update(AWS_ENV)
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,12 +232,15 @@ def main() -> None:
         try:
             endpoint = announced(log_path, proc, MOTO_RUNNING).group(1)
             wait_http(endpoint + "/moto-api/", proc)
-            out = Path(tmp) / "build"
-            ids = build_series(Path(tmp), out, args.iocs, [None, 1])
-            publish(out, LocalDestination(Path(tmp) / "bucket"), build_id=ids[1])
-            bench_publish(endpoint, out, ids)
-            bench_reads(endpoint, Path(tmp) / "bucket", ids, "bench-0")
-            bench_encoding(Path(tmp) / "bucket")
+            if args.only != "store":
+                out = Path(tmp) / "build"
+                ids = build_series(Path(tmp), out, args.iocs, [None, 1])
+                publish(out, LocalDestination(Path(tmp) / "bucket"), build_id=ids[1])
+                bench_publish(endpoint, out, ids)
+                bench_reads(endpoint, Path(tmp) / "bucket", ids, "bench-0")
+                bench_encoding(Path(tmp) / "bucket")
+            if args.only != "builds":
+                bench_store(endpoint, [int(n) for n in args.store_iocs.split(",")])
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -28,7 +28,7 @@ socdef build
 rm -rf "$out"
 mkdir -p "$out"
 if [ "${SOCDEF_SITE_ONLY:-0}" != 1 ]; then
-  socdef publish --to "$out"
+  socdef publish --to "$out" --no-store  # the store's history stays out of public/
 fi
 socdef site --out "$out"
 cat > "$out/_redirects" <<REDIRECTS

@@ -86,6 +86,22 @@ def cli() -> None:
     """socdef: security RSS/Atom sources in, IOC feeds out."""
 
 
+def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--fresh`` and ``--store-generation``: how the store is taken from the bucket."""
+    func = click.option(
+        "--store-generation",
+        metavar="ID",
+        help="Restore this store generation from the bucket (one its store/current.json "
+        "keeps) instead of the latest; the next publish puts it on top.",
+    )(func)
+    return click.option(
+        "--fresh",
+        is_flag=True,
+        help="Start without the bucket's store history (an empty or local store is kept; "
+        "the next publish replaces the history: docs/deploy.md, Recovery).",
+    )(func)
+
+
 @cli.command()
 @with_settings
 @click.option(
@@ -105,17 +121,28 @@ def cli() -> None:
     help="Shift every article date so the newest lands now (for saved samples).",
 )
 @click.option("--now", type=int, help="Unix time to ingest as (for reproducible runs).")
+@store_options
 def ingest(
     settings: Settings,
     offline: Path | None,
     sources: Path | None,
     shift_dates: bool,
     now: int | None,
+    fresh: bool,
+    store_generation: str | None,
 ) -> None:
-    """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store."""
+    """Fetch the sources (or read saved feeds), extract IOCs and merge them into the store.
+
+    The store is first restored from the bucket when it is missing or older there."""
     private_data_dir(settings)
     report = runtime.run_ingest(
-        settings, offline=offline, sources=sources, shift_dates=shift_dates, now=now
+        settings,
+        offline=offline,
+        sources=sources,
+        shift_dates=shift_dates,
+        now=now,
+        fresh=fresh,
+        generation=store_generation,
     )
     skipped = [s.source for s in report.sources if s.status == "skipped"]
     for s in report.sources:
@@ -168,24 +195,31 @@ def extract(file: Any) -> None:
 @click.option(
     "--init",
     is_flag=True,
-    help="Create an empty store first when the data dir has none (else an error).",
+    help="Create an empty store first when the data dir and the bucket have none (else an error).",
 )
-def build(settings: Settings, now: int | None, init: bool) -> None:
-    """Precompute the build tree from the store."""
+@store_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build even from a store with fewer than half the sightings of the published one.",
+)
+def build(
+    settings: Settings,
+    now: int | None,
+    init: bool,
+    fresh: bool,
+    store_generation: str | None,
+    force: bool,
+) -> None:
+    """Precompute the build tree from the store (restored from the bucket when missing or
+    older there)."""
     from generator.store.generations import Store
 
-    store = Store(settings.store_dir)
-    if store.exists() or init:
+    if Store(settings.store_dir).exists() or init or runtime.store_target(settings):
         private_data_dir(settings)
-    if init:
-        with on_disk(f"creating the store in {settings.store_dir}"):
-            store.init()
-    elif not store.exists():
-        raise click.ClickException(
-            f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
-            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store"
-        )
-    result = runtime.run_build(settings, now=now)
+    result = runtime.run_build(
+        settings, now=now, fresh=fresh, generation=store_generation, force=force, init=init
+    )
     click.echo(
         f"build {result.build_id}: {result.iocs} IOCs, {result.objects} objects, "
         f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s"
@@ -225,14 +259,43 @@ def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
     help="Uploads in flight at once.",
 )
 @click.option("--build-id", help="The build to publish [default: the latest build].")
+@click.option(
+    "--store/--no-store",
+    "with_store",
+    default=True,
+    show_default=True,
+    help="Also upload the store's live generation (its history, under store/).",
+)
+@click.option(
+    "--keep-stores",
+    type=click.IntRange(2, 10_000),
+    default=24,
+    show_default=True,
+    help="Store generations kept in the bucket.",
+)
 def publish(
-    settings: Settings, dest: str | None, endpoint_url: str | None, jobs: int, build_id: str | None
+    settings: Settings,
+    dest: str | None,
+    endpoint_url: str | None,
+    jobs: int,
+    build_id: str | None,
+    with_store: bool,
+    keep_stores: int,
 ) -> None:
-    """Copy a build to the bucket and switch the pointer to it atomically."""
+    """Copy a build to the bucket and switch the pointer to it atomically, then the store.
+
+    Exit status 75: another publish advanced the bucket first; ingest, build and publish
+    again."""
     if not (dest or settings.bucket):  # the default bucket lies in the data dir
         private_data_dir(settings)
     result = runtime.run_publish(
-        settings, dest=dest, build_id=build_id, endpoint_url=endpoint_url, jobs=jobs
+        settings,
+        dest=dest,
+        build_id=build_id,
+        endpoint_url=endpoint_url,
+        jobs=jobs,
+        with_store=with_store,
+        keep_stores=keep_stores,
     )
     click.echo(
         f"published {result.build_id}: uploaded {result.uploaded} "
@@ -240,6 +303,15 @@ def publish(
         f"removed {result.removed}"
         + (f" (signed by key {result.signed_by})" if result.signed_by else " (not signed)")
     )
+    stored = result.store
+    if stored is not None and stored.changed:
+        click.echo(
+            f"store {stored.store_id}: sent {stored.uploaded} of "
+            f"{stored.uploaded + stored.skipped} files ({stored.uploaded_bytes / 1e6:.1f} MB), "
+            f"deleted {stored.removed}"
+        )
+    elif stored is not None:
+        click.echo(f"store {stored.store_id}: unchanged ({stored.skipped} files in the bucket)")
 
 
 def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ from generator.publish.minisign import SecretKey
 from generator.settings import Settings
 from generator.sources.catalog import SAMPLE_DIR, load_sources
 from generator.sources.state import Backoff, SourceRow, source_rows
+from generator.store import bucket as store_bucket
 from generator.store.generations import Store
 from worker.access.keys import KeyStore, load_or_create_secret
 from worker.access.stores import open_accounts, open_keys
@@ -61,6 +62,41 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
+def store_target(settings: Settings, dest: str | None = None) -> str | None:
+    """Where the store's history lives: the publish destination (``dest``, else the bucket
+    setting, else DATA_DIR/bucket); None for a bucket only a worker can read (https://)."""
+    target = dest or settings.bucket or str(settings.bucket_dir)
+    return None if target.startswith(("http://", "https://")) else target
+
+
+def note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def sync_store(
+    settings: Settings,
+    *,
+    fresh: bool = False,
+    generation: str | None = None,
+    force: bool = False,
+) -> store_bucket.SyncResult:
+    """Restore the store from the bucket when it is missing or older (``store_bucket.sync``);
+    with ``force`` False, also refuse a store much smaller than the published one."""
+    target = store_target(settings)
+    if target is None:
+        return store_bucket.SyncResult("none")
+    store = Store(settings.store_dir)
+    with on_disk("restoring the store from the bucket"):
+        dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
+        with progress_bar() as progress:
+            result = store_bucket.sync(
+                store, dest, fresh=fresh, generation=generation, progress=progress, note=note
+            )
+        if not force and store.exists():
+            store_bucket.check_size(store, dest)
+    return result
+
+
 def run_ingest(
     settings: Settings,
     *,
@@ -68,12 +104,15 @@ def run_ingest(
     sources: Path | None = None,
     shift_dates: bool = False,
     now: int | None = None,
+    fresh: bool = False,
+    generation: str | None = None,
 ) -> IngestReport:
     from generator.ingest import pipeline as ingest_stage  # extraction loads only when ingesting
 
     with on_disk("reading the sources file"):
         configured = load_sources(sources or settings.sources)
     fetch = ingest_stage.offline_reader(offline) if offline else _http_fetch(settings)
+    sync_store(settings, fresh=fresh, generation=generation, force=True)
     with on_disk("ingesting into the store"), progress_bar() as progress:
         return ingest_stage.ingest(
             Store(settings.store_dir),
@@ -100,7 +139,27 @@ def run_sources(settings: Settings, *, sources: Path | None = None) -> list[Sour
     return source_rows(configured, state)
 
 
-def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
+def run_build(
+    settings: Settings,
+    *,
+    now: int | None = None,
+    fresh: bool = False,
+    generation: str | None = None,
+    force: bool = False,
+    init: bool = False,
+) -> build_stage.BuildResult:
+    """Build from the store, restored from the bucket first when it is missing or older; a
+    store much smaller than the published one is refused unless ``force``."""
+    sync_store(settings, fresh=fresh, generation=generation, force=force)
+    store = Store(settings.store_dir)
+    if init:
+        with on_disk(f"creating the store in {settings.store_dir}"):
+            store.init()
+    elif not store.exists():
+        raise SocdefError(
+            f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
+            "`socdef ingest` first, check --data-dir, or pass --init to build an empty store"
+        )
     with on_disk("building"), progress_bar() as progress:
         return build_stage.build(
             Store(settings.store_dir),
@@ -118,13 +177,18 @@ def run_publish(
     build_id: str | None = None,
     endpoint_url: str | None = None,
     jobs: int = 8,
+    with_store: bool = True,
+    keep_stores: int = store_bucket.KEEP_STORES,
 ) -> publish_stage.PublishResult:
+    """Publish the latest build; with ``with_store``, also the store's live generation to the
+    same destination (its history: ``generator.store.bucket``)."""
     signer = publish_signer(settings)
     with on_disk("opening the publish target"):
         target = publish_stage.open_destination(
             dest or settings.bucket or settings.bucket_dir,
             endpoint_url=endpoint_url or settings.s3_endpoint,
         )
+    store = Store(settings.store_dir)
     with on_disk("publishing"), progress_bar() as progress:
         return publish_stage.publish(
             settings.build_dir,
@@ -133,6 +197,8 @@ def run_publish(
             keep=settings.keep_builds,
             jobs=jobs,
             progress=progress,
+            store=store if with_store and store.exists() else None,
+            keep_stores=keep_stores,
             signer=signer,
         )
 

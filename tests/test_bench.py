@@ -91,12 +91,13 @@ def test_formats_times_both_sides_with_the_same_rounds():
 
 
 def test_storage_prints_publish_reads_and_encoding():
-    out = bench("storage.py", "--iocs", "300").stdout
+    out = bench("storage.py", "--iocs", "300", "--store-iocs", "2000").stdout
     lines(
         out,
         rf"^  full upload \(baseline\)\s+{NUMBER} ms",
         rf"^  S3, warm cache\s+{NUMBER} ms",
         rf"^  br, compressed per request\s+{NUMBER} us",
+        rf"^\s+2,000\s+{NUMBER}\s+{NUMBER} s\s+3\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$",
     )
 
 

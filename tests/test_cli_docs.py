@@ -85,7 +85,9 @@ def test_intro_names_only_existing_options():
 
 
 def test_the_checks_can_fail():
-    _, body = sections("## socdef build\n`--now` `--init`\n## socdef nope\n")
+    _, body = sections(
+        "## socdef build\n`--now` `--init` `--fresh` `--store-generation` `--force`\n## socdef nope\n"
+    )
     assert set(body) - set(TREE) == {"socdef nope"}
     assert option_names(TREE["socdef build"], visible_only=True) - {"--help"} - set(
         OPTION.findall(body["socdef build"])

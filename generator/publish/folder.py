@@ -1,4 +1,5 @@
-"""The folder destination of ``socdef publish`` and the errors every destination raises."""
+"""The folder destination of ``socdef publish``, what every destination offers, and the errors
+every destination raises."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Protocol
 
 from generator.errors import SocdefError
 
@@ -17,13 +19,50 @@ class PublishError(SocdefError, RuntimeError):
     """The build or the destination is not usable."""
 
 
+RETRY_EXIT = 75  # EX_TEMPFAIL: another publish won the race; run again on top of it
+
+
 class PointerMoved(PublishError):
     """Another publish switched the pointer after this one read it; nothing was switched."""
+
+    exit_code = RETRY_EXIT
 
     def __init__(self, key: str) -> None:
         super().__init__(
             f"{key} changed while publishing (another publish won); re-run to publish on top of it"
         )
+
+
+class Destination(Protocol):
+    """A bucket the publisher writes to (``LocalDestination``, ``generator.publish.s3.S3Destination``).
+
+    ``encodes`` says whether the bucket can store an object compressed with a
+    ``Content-Encoding`` header (a folder cannot). ``get`` returns decoded bytes.
+    """
+
+    encodes: bool
+
+    def sizes(self, prefix: str) -> dict[str, int]: ...
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        content_encoding: str | None = None,
+    ) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
+
+    def swap(
+        self, key: str, data: bytes, expected: str | None, *, content_type: str, cache_control: str
+    ) -> None: ...
+
+    def delete_many(self, keys: Iterable[str]) -> int: ...
 
 
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.\d+\.tmp")  # LocalDestination.put's naming

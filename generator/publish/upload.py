@@ -20,17 +20,18 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from generator.publish import signing
-from generator.publish.folder import LocalDestination, PointerMoved, PublishError
+from generator.publish.folder import Destination, LocalDestination, PointerMoved, PublishError
 from generator.publish.headers import IMMUTABLE, SHORT, content_types
 from generator.publish.minisign import SecretKey
 from generator.publish.signing import SIG
+from generator.store import bucket as store_bucket
+from generator.store.generations import Store
 from worker.contract import layout
 
 __all__ = [
@@ -50,38 +51,6 @@ _URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # s3:/x, s3:x, https:/x; no
 MIN_KEEP = 2  # the build readers may still hold while the pointer moves is never pruned
 
 
-class Destination(Protocol):
-    """A bucket the publisher writes to (``LocalDestination``, ``generator.publish.s3.S3Destination``).
-
-    ``encodes`` says whether the bucket can store an object compressed with a
-    ``Content-Encoding`` header (a folder cannot). ``get`` returns decoded bytes.
-    """
-
-    encodes: bool
-
-    def sizes(self, prefix: str) -> dict[str, int]: ...
-
-    def put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        cache_control: str,
-        content_encoding: str | None = None,
-    ) -> None: ...
-
-    def get(self, key: str) -> bytes | None: ...
-
-    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
-
-    def swap(
-        self, key: str, data: bytes, expected: str | None, *, content_type: str, cache_control: str
-    ) -> None: ...
-
-    def delete_many(self, keys: Iterable[str]) -> int: ...
-
-
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     build_id: str
@@ -90,6 +59,7 @@ class PublishResult:
     removed: int
     uploaded_bytes: int = 0
     signed_by: str | None = None  # the signing key's id
+    store: store_bucket.StoreUpload | None = None
 
 
 def open_destination(
@@ -134,8 +104,13 @@ def publish(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
     signer: SecretKey | None = None,
+    store: Store | None = None,
+    store_dest: Destination | None = None,
+    keep_stores: int = store_bucket.KEEP_STORES,
 ) -> PublishResult:
-    """Publish ``build_id`` (the latest build); with ``signer``, signed (docs/publish.md)."""
+    """Publish ``build_id`` (the latest build); with ``signer``, signed (docs/publish.md); with
+    ``store``, also its live generation to ``store_dest`` (default: ``dest``), whose pointer
+    switches after the build's (``generator.store.bucket``)."""
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
     if isinstance(dest, LocalDestination):  # what a killed publish left behind
@@ -144,6 +119,7 @@ def publish(
     manifest = json.loads(manifest_raw)
     pointer, version = dest.get_versioned(layout.POINTER_KEY)
     _history_of(pointer)  # a damaged pointer stops the publish before anything is sent
+    plan = None if store is None else store_bucket.prepare(store, store_dest or dest)
     present = dest.sizes("objects/")
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
@@ -156,11 +132,14 @@ def publish(
         public = signer.public.file_text().encode()
         dest.put(layout.SIGNING_KEY_OBJECT, public, content_type=SIG, cache_control=SHORT)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
+    stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
+    if plan is not None and stored is not None:
+        stored = store_bucket.switch(plan, stored, keep=keep_stores, clock=clock)
     removed = _prune(dest, history, {**present, **missing})
     signed_by = signer.public.key_id_hex if signer is not None else None
     skipped = len(wanted) - len(missing)
-    return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by)
+    return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by, stored)
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:

@@ -1,2 +1,2 @@
-"""The store: articles and sightings in Parquet generations, their history, and the fold from
-sightings to one record per indicator."""
+"""The store: articles and sightings in Parquet generations, their history, the fold from
+sightings to one record per indicator, and the generations kept in the bucket (``bucket``)."""

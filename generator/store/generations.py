@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ REVISION_SCHEMA = pa.schema(
     ]
 )
 KEEP_GENERATIONS = 2
+SYNCED = "SYNCED"  # the id of the bucket's store generation the local one descends from
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,41 @@ class Store:
         except FileNotFoundError:
             return None
         return self.root / name
+
+    def files(self) -> dict[str, Path]:
+        """The live generation's files by name (none without a generation)."""
+        gen = self.generation()
+        if gen is None or not gen.is_dir():
+            return {}
+        return {p.name: p for p in sorted(gen.iterdir()) if p.is_file() and p.name[0] != "."}
+
+    def counts(self) -> tuple[int, int]:
+        """(articles, sightings) of the live generation, read from the Parquet footers."""
+        files = self.files()
+        return tuple(  # type: ignore[return-value]
+            _rows(files[name]) if name in files else 0
+            for name in ("articles.parquet", "sightings.parquet")
+        )
+
+    def synced(self) -> str | None:
+        """The bucket store generation this store was restored from or last published as."""
+        try:
+            return (self.root / SYNCED).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def mark_synced(self, store_id: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"{SYNCED}.tmp"
+        tmp.write_text(store_id)
+        os.replace(tmp, self.root / SYNCED)
+
+    def install(self, files: Mapping[str, bytes]) -> None:
+        """Make a generation holding exactly ``files`` (name → bytes) live, as a merge would."""
+        gen, number = self._new_generation()
+        for name, data in sorted(files.items()):
+            (gen / name).write_bytes(data)
+        self._activate(gen, number)
 
     def exists(self) -> bool:
         """Whether a generation was ever committed here (by an ingest or :meth:`init`)."""
@@ -239,16 +275,25 @@ class Store:
         sightings = sightings.sort_by(
             [("article_id", "ascending"), ("type", "ascending"), ("value", "ascending")]
         )
+        gen, number = self._new_generation()
+        pq.write_table(articles, gen / "articles.parquet")
+        pq.write_table(sightings, gen / "sightings.parquet")
+        pq.write_table(revisions.cast(REVISION_SCHEMA), gen / "revisions.parquet")
+        (gen / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+        self._activate(gen, number)
+
+    def _new_generation(self) -> tuple[Path, int]:
+        """An empty folder for the next generation, and its number."""
         self.root.mkdir(parents=True, exist_ok=True)
         current = self.generation()
         number = int(current.name.split("-")[1]) + 1 if current else 1
         gen = self.root / f"gen-{number:06d}"
         shutil.rmtree(gen, ignore_errors=True)
         gen.mkdir()
-        pq.write_table(articles, gen / "articles.parquet")
-        pq.write_table(sightings, gen / "sightings.parquet")
-        pq.write_table(revisions.cast(REVISION_SCHEMA), gen / "revisions.parquet")
-        (gen / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+        return gen, number
+
+    def _activate(self, gen: Path, number: int) -> None:
+        """Flush ``gen`` to disk, then swap ``CURRENT`` to it in one rename."""
         _fsync_dir(gen)
         tmp = self.root / "CURRENT.tmp"
         tmp.write_text(gen.name)
@@ -416,6 +461,16 @@ def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
     """A store table; a damaged or unreadable file is a :class:`CorruptFile` naming it."""
     try:
         return pq.read_table(path, schema=schema)
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptFile(
+            f"the store file {path} cannot be read ({exc}); restore the store folder "
+            "from a backup, or move it away and ingest again"
+        ) from exc
+
+
+def _rows(path: Path) -> int:
+    try:
+        return int(pq.read_metadata(path).num_rows)
     except (pa.ArrowException, OSError) as exc:
         raise CorruptFile(
             f"the store file {path} cannot be read ({exc}); restore the store folder "
