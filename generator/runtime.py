@@ -24,7 +24,7 @@ from generator.store.generations import Store
 from worker.access.keys import KeyStore, load_or_create_secret
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
-from worker.config import WorkerConfig, setup_logging
+from worker.config import WorkerConfig, make_handoff, setup_logging
 from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
@@ -191,6 +191,10 @@ def run_server(
     limiter_factory: str = "",
     server: str = "granian",
     interface: str = "rsgi",
+    edge: str = "none",
+    answers_dir: str = "",
+    redirect_large: float = 0.0,
+    redirect_seconds: int = 60,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
@@ -217,6 +221,10 @@ def run_server(
             limiter_fallback=limiter_fallback,
             limiter_factory=limiter_factory,
             access_log=access_log,
+            edge=edge,
+            answers_dir=answers_dir,
+            redirect_large_mb=redirect_large,
+            redirect_seconds=float(redirect_seconds),
         )
         if limiter == "memory" and workers > 1 and not limiter_factory:
             raise SocdefError(
@@ -225,8 +233,8 @@ def run_server(
         check_databases(
             Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
         )
-        open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
-        # traceback from every worker (it reads nothing)
+        # a bad setting: one line, not a traceback from every worker (it reads nothing)
+        make_handoff(config, open_bucket(config.bucket, endpoint=config.s3_endpoint))
     check_address(host, port)
     os.environ.update(config.to_env())
     setup_logging(access_log)

@@ -127,6 +127,7 @@ class Encoder:
                 resp.status, resp.body = 304, b""
                 return resp
         resp.body = self._encode(resp.body, coding, etag)
+        resp.source = None  # the body is no longer the stored object's bytes
         resp.header("content-encoding", coding)
         return resp
 

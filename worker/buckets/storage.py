@@ -97,7 +97,7 @@ class Build:
         self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
         self._cache: dict[str, Any] = {}
         # whole answers, see worker.endpoints.iocs
-        self.responses: dict[tuple[Any, ...], tuple[bytes, str]] = {}
+        self.responses: dict[tuple[Any, ...], tuple[bytes, str, ObjectRef | None]] = {}
 
     def ref(self, key: str) -> ObjectRef | None:
         return self.objects.get(key)

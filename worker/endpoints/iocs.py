@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from worker.buckets.storage import Build
+from worker.buckets.storage import Build, ObjectRef
 from worker.contract import formats, layout
 from worker.contract.tiers import Tier
 from worker.endpoints import query
@@ -17,6 +17,8 @@ CONTENT_TYPES = {f.name: f.media_type for f in formats.LISTED}
 # The lines an answer holds before its records, by Content-Type (CSV's header row).
 HEADER_LINES = {f.media_type: f.header.count(b"\n") for f in formats.LISTED if f.header}
 MAX_CACHED_RESPONSES = 2048
+# (body, ETag, the stored object the body is byte for byte, or None)
+Answer = tuple[bytes, str, ObjectRef | None]
 JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
 
@@ -34,17 +36,20 @@ def _etag(identity: str, tail: bytes) -> str:
     return strong_etag(identity.encode() + b"\0" + tail)
 
 
-def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[bytes, int, str]:
-    """(body without links, total, identity of the bytes) for these parameters."""
+def _answer(
+    build: Build, tier: Tier, p: ListParams, source_name: str
+) -> tuple[bytes, int, str, ObjectRef | None]:
+    """(body without links, total, identity of the bytes, the precomputed object read whole
+    or None) for these parameters."""
     key = layout.default_key(tier.name, p.view, p.format)
     ref = build.ref(key) if p.is_default else None
     if ref is not None:
         body = build.read(key) or b""
         total = _total_of(body, p) if formats.BY_NAME[p.format].json_envelope else -1
-        return body, total, ref.sha256
+        return body, total, ref.sha256, ref
     q = query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
     body, sel = query.render(build, q, p.format, source_name)
-    return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}"
+    return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}", None
 
 
 def _total_of(body: bytes, p: ListParams) -> int:
@@ -55,18 +60,18 @@ def _total_of(body: bytes, p: ListParams) -> int:
 
 def _full_answer(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
-    body, total, identity = _answer(build, tier, p, source_name)
-    tail = b""
-    if formats.BY_NAME[p.format].json_envelope:
-        links = _links(req, public_url, p, total)
-        tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
-    return body + tail, _etag(identity, tail)
+) -> Answer:
+    body, total, identity, ref = _answer(build, tier, p, source_name)
+    if not formats.BY_NAME[p.format].json_envelope:
+        return body, _etag(identity, b""), ref  # the stored object, byte for byte
+    links = _links(req, public_url, p, total)
+    tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
+    return body + tail, _etag(identity, tail), None
 
 
 def _cached_default(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
+) -> Answer:
     """The hourly poll's whole answer, kept per build (bounded: Host headers vary)."""
     memo = build.responses
     key = (tier.name, req.base_url(public_url), req.path, tuple(sorted(req.query.items())))
@@ -108,11 +113,12 @@ def list_answer(
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     shared = p.is_default and "api_key" not in req.query
     if shared:
-        body, etag = _cached_default(req, build, tier, p, public_url, source_name)
+        body, etag, ref = _cached_default(req, build, tier, p, public_url, source_name)
     else:
-        body, etag = _full_answer(req, build, tier, p, public_url, source_name)
+        body, etag, ref = _full_answer(req, build, tier, p, public_url, source_name)
     resp = conditional(
         req, etag, CONTENT_TYPES[p.format], lambda: body, modified=build.generated_at
     )
     resp.shared = build if shared else None
+    resp.source = ref
     return resp

@@ -75,10 +75,12 @@ def feed_file(ctx: Ctx) -> Response:
     content_type = FEED_TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if ref is None or content_type is None:
         raise NotFound(f"The MISP feed has no file named {name!r}")
-    return http.conditional(
+    resp = http.conditional(
         ctx.req,
         f'"{ref.sha256[:32]}"',
         content_type,
         lambda: build.read(key) or b"",
         modified=build.generated_at,
     )
+    resp.source = ref
+    return resp
