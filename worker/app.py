@@ -480,10 +480,13 @@ class App:
         return status, headers, body, request_id
 
     def answer(self, req: Request, request_id: str) -> Response:
-        resp = self.encoder(req, self.respond(req, request_id))
-        if self.handoff is not None:
-            return self.handoff(req, resp, self.builds.build_id)
-        return resp
+        resp = self.respond(req, request_id)
+        handoff = self.handoff
+        if handoff is None:
+            return self.encoder(req, resp)
+        if handoff.presigned(req, resp):
+            return resp
+        return handoff(req, self.encoder(req, resp), self.builds.build_id)
 
     def respond(self, req: Request, request_id: str) -> Response:
         if req.path == "/healthz":

@@ -65,30 +65,37 @@ class Handoff:
     def active(self) -> bool:
         return bool(self.prefix) or self.presign is not None
 
-    def __call__(self, req: Request, resp: Response, build_id: str | None) -> Response:
-        if resp.status != 200 or req.method not in ("GET", "HEAD") or not resp.body:
-            return resp
-        if not any(name == "etag" for name, _ in resp.headers):
-            return resp  # not an answer from the build (/healthz, key management): kept here
+    def presigned(self, req: Request, resp: Response) -> bool:
+        """Turn a large download into a ``307`` to a presigned URL of its object (before
+        content coding: every client takes the identity form S3 sends); True if it did."""
         ref = resp.source
-        if self.presign is not None and ref is not None and ref.size >= self.redirect_min:
-            return self._redirect(resp, layout.object_key(ref.sha256))
-        if not self.prefix:
+        if self.presign is None or ref is None or ref.size < self.redirect_min:
+            return False
+        if resp.status != 200 or req.method not in ("GET", "HEAD"):
+            return False
+        self._redirect(resp, layout.object_key(ref.sha256))
+        return True
+
+    def __call__(self, req: Request, resp: Response, build_id: str | None) -> Response:
+        """Hand the body of a successful answer to nginx (after content coding)."""
+        if not self.prefix or resp.status != 200 or req.method not in ("GET", "HEAD"):
             return resp
-        if ref is not None and self.objects:
-            target = OBJECTS + layout.object_key(ref.sha256).removeprefix("objects/")
+        if not resp.body or not any(name == "etag" for name, _ in resp.headers):
+            return resp  # not an answer from the build (/healthz, key management): kept here
+        if resp.source is not None and self.objects:
+            target = OBJECTS + layout.object_key(resp.source.sha256).removeprefix("objects/")
         else:
             target = ANSWERS + self._written(resp.body, build_id or "unknown")
         resp.header(ACCEL, self.prefix + target)
         resp.body = b""  # nginx sends the file; its length is the file's
         return resp
 
-    def _redirect(self, resp: Response, key: str) -> Response:
+    def _redirect(self, resp: Response, key: str) -> None:
         """``307`` to a presigned URL of ``key``; never kept for the hot path (it expires)."""
-        resp.status, resp.body, resp.shared = 307, b"", None
+        assert self.presign is not None
+        resp.status, resp.body, resp.shared, resp.source = 307, b"", None, None
         resp.headers = [(k, v) for k, v in resp.headers if k.lower() != "etag"]
-        resp.header("location", self.presign(key, self.redirect_seconds))  # type: ignore[misc]
-        return resp
+        resp.header("location", self.presign(key, self.redirect_seconds))
 
     def _written(self, body: bytes, build_id: str) -> str:
         """The path (under the answers folder) of a file holding ``body``, written if missing:
