@@ -215,3 +215,17 @@ def test_limits_are_exact_behind_nginx(edge, data_dir):
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert refused.headers["x-ratelimit-reset"] == answers[0].headers["x-ratelimit-reset"]
+
+
+def test_a_worker_that_does_not_answer_is_a_503_in_the_spec_shape(data_dir, tmp_path):
+    """nginx's own refusal when nothing listens behind it: the API's error shape, not a page."""
+    worker = start_server(data_dir, tmp_path / "worker.log", "--edge", "nginx")
+    nginx = start_nginx(tmp_path / "nginx", worker.url, data_dir / "bucket", tmp_path / "answers")
+    try:
+        stop_server(worker)
+        down = get(nginx.url, "/api/v1/iocs", new_key(data_dir, "free"))
+        error = assert_error(down, 503, "service_unavailable")
+        assert error["message"] and down.headers["retry-after"] == "1"
+        assert re.fullmatch(r"req_[0-9a-f]{32}", down.headers["x-request-id"])
+    finally:
+        stop_nginx(nginx)

@@ -83,4 +83,5 @@ def feed_file(ctx: Ctx) -> Response:
         modified=build.generated_at,
     )
     resp.source = ref
+    resp.shared = build  # the build, the path and the headers decide it: kept for the hot path
     return resp
