@@ -192,6 +192,12 @@ def test_a_missing_scope_and_an_unknown_path_keep_their_shape(edge, data_dir):
     refused = assert_error(get(edge.url, "/api/v1/iocs/stix", free), 403, "insufficient_scope")
     assert refused["details"]["required_scope"] == "read:stix"
     assert_error(get(edge.url, "/api/v1/nothing-here", free), 404, "not_found")
+    # nginx's internal locations cannot be asked for from outside, and refuse in the same shape
+    object_name = next((data_dir / "bucket" / "objects").glob("*/*")).relative_to(
+        data_dir / "bucket" / "objects"
+    )
+    for path in (f"/_socdef/objects/{object_name}", "/_socdef/answers/x"):
+        assert_error(get(edge.url, path, free), 404, "not_found")
 
 
 def test_limits_are_exact_behind_nginx(edge, data_dir):
