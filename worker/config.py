@@ -14,15 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from worker.access.accounts import Accounts
-from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.keys import load_or_create_secret
 from worker.access.session import cookie_authenticator
+from worker.access.stores import check_session_secret, open_accounts, open_keys, open_usage
 from worker.app import App, RedactingFilter
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import BuildSource, LocalBucket
 from worker.handoff import Handoff
 from worker.limits.fallback import FallbackLimiter
-from worker.limits.usage import UsageLog
 from worker.limits.windows import Limiter, MemoryLimiter, SQLiteLimiter
 
 LIMITERS = ("sqlite", "memory", "redis")
@@ -52,6 +51,8 @@ class WorkerConfig:
     answers_dir: str = ""  # where composed answers are written for nginx ("" = DATA_DIR/answers)
     redirect_large_mb: float = 0.0  # S3 bucket: 307 to a presigned URL from this size; 0 = never
     redirect_seconds: float = 60.0  # how long a presigned URL is valid
+    db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
+    secret_file: str = ""  # the keys' HMAC secret ("" = secret.key in data_dir)
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -132,21 +133,23 @@ def make_handoff(config: WorkerConfig, bucket: object) -> Handoff:
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
     data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
-    secret = load_or_create_secret(data / "secret.key")
-    keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
+    secret = load_or_create_secret(config.secret_file or data / "secret.key")
+    keys = open_keys(config.db, data, secret, cache_ttl=config.key_cache_ttl)
     bucket = open_bucket(
         config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
     )
     handoff = make_handoff(config, bucket)
     builds = BuildSource(bucket, pointer_ttl=config.pointer_ttl)
     builds.preload()  # every worker holds the build before the pointer can break
+    signing = session_secret(config)
+    check_session_secret(keys, signing)
     sessions = cookie_authenticator(
-        session_secret(config), cookie=config.session_cookie, audience=config.jwt_audience or None
+        signing, cookie=config.session_cookie, audience=config.jwt_audience or None
     )
     return App(
         session_auth=sessions,
-        accounts=Accounts(data / "keys.sqlite"),
-        usage=UsageLog(data / "usage.sqlite"),
+        accounts=open_accounts(config.db, data),
+        usage=open_usage(config.db, data),
         allowed_origins=tuple(o.strip() for o in config.allowed_origins.split(",") if o.strip()),
         keys=keys,
         limiter=make_limiter(config),

@@ -44,6 +44,10 @@ IOC_TYPES = (
     "cve",
     "mitre_attack",
 )
+# Type groups a list may ask for in one ``type`` (``type=ipv4,ipv6``): each is a view type of
+# its own, holding the records of its members.
+TYPE_GROUPS = {"ip": ("ipv4", "ipv6")}
+GROUP_OF = {member: group for group, members in TYPE_GROUPS.items() for member in members}
 CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
 CONFIDENCES = ("high", "medium", "low")
 ALL = "all"
@@ -67,17 +71,18 @@ ALL_VIEW = view_name()
 def all_views() -> list[str]:
     return [
         view_name(t, c, f)
-        for t in (ALL, *IOC_TYPES)
+        for t in (ALL, *IOC_TYPES, *TYPE_GROUPS)
         for c in (ALL, *CATEGORIES)
         for f in (ALL, *CONFIDENCES)
     ]
 
 
 def views_of(type_: str, category: str, confidence: str) -> list[str]:
-    """The eight views a record with these attributes belongs to."""
-    return [
-        view_name(t, c, f) for t in (ALL, type_) for c in (ALL, category) for f in (ALL, confidence)
-    ]
+    """The eight views a record with these attributes belongs to (twelve for a type of a
+    ``TYPE_GROUPS`` group: its group's four too)."""
+    group = GROUP_OF.get(type_)
+    types = (ALL, type_) if group is None else (ALL, type_, group)
+    return [view_name(t, c, f) for t in types for c in (ALL, category) for f in (ALL, confidence)]
 
 
 def day_ts_key(day: str) -> str:
@@ -134,3 +139,31 @@ def manifest_key(build_id: str) -> str:
 
 def object_key(sha256: str) -> str:
     return f"objects/{sha256[:2]}/{sha256}"
+
+
+# Signed builds (docs/publish.md): written at publish time, beside the build, never inside it.
+SIGNING_KEY_OBJECT = "signing.pub"  # the publisher's minisign public key, at the bucket's root
+SIGNATURE_SUFFIX = ".minisig"
+SUMS_NAME = "SHA256SUMS"
+
+
+def signature_key(build_id: str) -> str:
+    """The minisign signature of a build's manifest."""
+    return manifest_key(build_id) + SIGNATURE_SUFFIX
+
+
+def download_set(logical_key: str) -> str | None:
+    """The download set a logical key belongs to, as a prefix ending in ``/``: a feed folder
+    (``feeds/misp/``) or a tier's default answers (``iocs/default/free/``); None otherwise."""
+    parts = logical_key.split("/")
+    if parts[0] == "feeds" and len(parts) >= 3:
+        return "/".join(parts[:2]) + "/"
+    if parts[:2] == ["iocs", "default"] and len(parts) >= 4:
+        return "/".join(parts[:3]) + "/"
+    return None
+
+
+def sums_key(build_id: str, download_set: str) -> str:
+    """The ``SHA256SUMS`` of one download set of a build, e.g.
+    ``builds/<id>/feeds/misp/SHA256SUMS``; its signature adds ``.minisig``."""
+    return f"builds/{build_id}/{download_set}{SUMS_NAME}"
