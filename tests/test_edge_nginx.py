@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Server, in_one_minute, start_server, stop_server
 from tests.nginx_edge import Nginx, start_nginx, stop_nginx
 from tests.support import bearer, new_key, published
+from worker.contract import taxii_common as tc
 
 HOST = "feeds.example.org"  # the same Host on both paths: links in JSON answers name it
 # what the API promises on an answer, beside its body (Date, Server and Connection are the
@@ -32,6 +33,11 @@ SAME = (
     "retry-after",
     "content-security-policy",
     "referrer-policy",
+    "content-disposition",
+    "link",
+    "x-total-count",
+    "x-taxii-date-added-first",
+    "x-taxii-date-added-last",
 )
 RATE = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit")
 REQUEST_ID = re.compile(r"req_[0-9a-f]{16}")
@@ -41,7 +47,10 @@ ANSWERS = [
     "/api/v1/iocs?type=ipv4&limit=7&offset=3",  # a list composed from day partitions
     "/feeds/misp/hashes.csv",  # a download: one published object
     "/docs/",  # a site page, no key
+    "/api/v1/iocs?format=txt&limit=5&offset=5",  # a text page: Link and X-Total-Count
+    "/api/v1/feeds/ipv4.txt",  # a device file: Content-Disposition
 ]
+TAXII = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/?limit=5"
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +113,16 @@ def test_answers_are_byte_identical_to_the_worker_alone(plain, edge, data_dir, c
             fronted = get(edge.url, path, key, **{"Accept-Encoding": coding})
             assert alone.status_code == 200, (path, alone.text)
             assert_same(alone, fronted)
+
+
+def test_a_taxii_page_keeps_its_headers(plain, edge, data_dir):
+    key = new_key(data_dir, "enterprise")
+    accept = {"Accept": "application/taxii+json;version=2.1", "Accept-Encoding": "identity"}
+    for _ in range(2):
+        alone = get(plain.url, TAXII, key, **accept)
+        fronted = get(edge.url, TAXII, key, **accept)
+        assert alone.status_code == 200 and "x-taxii-date-added-first" in alone.headers
+        assert_same(alone, fronted)
 
 
 def test_nginx_sends_the_bytes_the_worker_names(worker, edge, data_dir, answers):
@@ -203,7 +222,8 @@ def test_a_missing_scope_and_an_unknown_path_keep_their_shape(edge, data_dir):
 def test_limits_are_exact_behind_nginx(edge, data_dir):
     """A free key gets exactly its 10 requests a minute through nginx, whichever route and
     whichever way the bytes are sent; the 11th is a 429 in the spec's shape."""
-    paths = ["/api/v1/iocs", "/api/v1/iocs?format=csv", "/api/v1/iocs?type=url&limit=3"]
+    # the 11th request (index 10) asks for JSON, so its refusal is the JSON error body
+    paths = ["/api/v1/iocs?format=csv", "/api/v1/iocs", "/api/v1/iocs?type=url&limit=3"]
 
     def eleven() -> list[httpx.Response]:
         key = new_key(data_dir, "free")
