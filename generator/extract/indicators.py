@@ -19,7 +19,9 @@ When a value occurs several times, the first context is kept together with the h
 confidence seen; ``defanged`` is true when any occurrence was defanged.
 
 Allowlist: domains on the allowlist (``generator/data/allowlist.txt`` by default), or
-subdomains of them, are never reported. URLs and e-mail addresses on allowlisted hosts
+subdomains of them, are never reported, except names in a zone where a provider's customers
+pick the label (the Public Suffix List's private section): ``x.azurewebsites.net`` is the
+customer's name and is judged by itself. URLs and e-mail addresses on allowlisted hosts
 are dropped too, except when written defanged: an analyst defangs what is malicious.
 ``exclude_domains`` (the source's own domains) drops domains, URLs and e-mail addresses
 on those domains or their subdomains, defanged or not.
@@ -31,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from generator.extract.context import ListDetector, SentenceContexts
-from generator.extract.domains import host_in, load_allowlist, normalize_domains
+from generator.extract.domains import allowlisted, host_in, load_allowlist, normalize_domains
 from generator.extract.match import Candidate, find_candidates
 from generator.extract.refang import refang
 
@@ -63,7 +65,7 @@ def _kept(c: Candidate, allow: frozenset[str], exclude: frozenset[str]) -> bool:
         return True
     if host_in(c.host, exclude):
         return False
-    if host_in(c.host, allow):
+    if allowlisted(c.host, allow):
         return c.type in _HOSTED and c.defanged
     return True
 
@@ -83,11 +85,14 @@ def extract(
     candidates = find_candidates(rf)
     if not candidates:
         return []
-    lists = ListDetector(rf.text, [(c.start, c.end, c.type in _HASHES) for c in candidates])
+    # A URL's address host shares the URL's span: one indicator there, for list detection.
+    spans = dict.fromkeys((c.start, c.end, c.type in _HASHES) for c in candidates)
+    lists = ListDetector(rf.text, list(spans))
     is_list = lists.is_list
     contexts = SentenceContexts(text)
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
     found: dict[tuple[str, str], Indicator] = {}
+    span, context = (-1, -1), ""
     for c in candidates:
         key = (c.type, c.value)
         prev = found.get(key)
@@ -100,10 +105,12 @@ def extract(
         else:
             confidence = "low" if c.type in _PROSE_LOW else "medium"
         if prev is None:
-            if mapped:
-                context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
-            else:
-                context = contexts(c.start, c.end)
+            if span != (c.start, c.end):
+                span = (c.start, c.end)
+                if mapped:
+                    context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
+                else:
+                    context = contexts(c.start, c.end)
             found[key] = Indicator(c.type, c.value, context, confidence, c.defanged)
         elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)

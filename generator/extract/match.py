@@ -20,9 +20,12 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import attrgetter
 
-from generator.extract.domains import is_valid_domain, standalone_domain_ok
+from generator.extract.code_context import used_as_code
+from generator.extract.domains import is_tld, is_valid_domain, redacted, standalone_domain_ok
+from generator.extract.hash_context import presented_as_secret
 from generator.extract.refang import Refanged
 
 __all__ = ["Candidate", "find_candidates", "valid_ip", "valid_ipv4", "valid_ipv6"]
@@ -32,8 +35,10 @@ __all__ = ["Candidate", "find_candidates", "valid_ip", "valid_ipv4", "valid_ipv6
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TLD = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_TAIL = rf"(?:(?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)(?:{_LABEL}\.)*{_TLD}"
+# http, https, ftp and WCF's net.tcp.
 _URL = re.compile(
-    r"[hHfF](?<!\w[hHfF])(?:(?<=[hH])[tT][tT][pP][sS]?|(?<=[fF])[tT][pP])://[^\s<>\"'`{}|\\^“”‘’«»…]+"
+    r"[hHfFnN](?<!\w[hHfFnN])(?:(?<=[hH])[tT][tT][pP][sS]?|(?<=[fF])[tT][pP]"
+    r"|(?<=[nN])[eE][tT]\.[tT][cC][pP])://[^\s<>\"'`{}|\\^“”‘’«»…]+"
 )
 _EMAIL = re.compile(
     rf"[A-Za-z0-9](?<![\w.%+-][A-Za-z0-9])(?=[A-Za-z0-9._%+-]*+@)[A-Za-z0-9._%+-]{{0,63}}@{_LABEL}\.(?:{_LABEL}\.)*{_TLD}"
@@ -51,6 +56,13 @@ _IPV6 = re.compile(
     r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])"
     r"(?:(?<=:)(?=[0-9A-Fa-f]*+:)|(?=[0-9A-Fa-f]*+:[0-9A-Fa-f]*+:))[0-9A-Fa-f:]{1,38}"
     r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"
+)
+# An address glued to a label by a colon (``IPv6:2a03:b0c0::1``, ``dst:2a0e::1``): the
+# label ends in a letter that is no hex digit, perhaps with one digit after it, so the
+# tail of an address is never taken for one.
+_LABELLED_IPV6 = re.compile(
+    r":(?:(?<=[g-zG-Z]:)|(?<=[g-zG-Z][0-9]:))((?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]*+:)[0-9A-Fa-f:]{2,38}"
+    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?)(?![\w:]|\.[0-9])"
 )
 _HASH = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z][0-9A-Fa-f])[0-9A-Fa-f]{31,127}(?![0-9A-Za-z])")
 _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
@@ -73,7 +85,15 @@ _VERSION_WORDS = re.compile(
     r"(?i)\b(?:versions?|firmware|builds?|releases?|hotfix(?:es)?|patch(?:ed|es)?|fixed in"
     r"|upgraded? to|ver\.?)\b"
 )
-_SENTENCE_END = re.compile(r"[.!?]\s|\n")
+# A line break ends a clause unless the next line carries on in lower case (wrapped prose).
+_SENTENCE_END = re.compile(r"[.!?]\s|\n(?![a-z])")
+# A quad read as a version: after ``product/`` (a User-Agent token such as sgcli/4.2.0.1) or a
+# CamelCase product name (SecureGate 9.1.18.2, FortiOS 7.2.4.1), or before "and later".
+_PRODUCT_WORD = re.compile(r"[A-Za-z][\w.-]*\Z")  # the sgcli of sgcli/4.2.0.1
+_CAMEL_WORD = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*\Z")  # SecureGate, FortiOS, vCenter
+_RANGE_AFTER = re.compile(
+    r"\s+(?:and|or)\s+(?:later|earlier|newer|older|above|below|higher|lower)\b"
+)
 _VERSION_WINDOW = 96
 _VERSION_MAX_FIRST = 30
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
@@ -443,13 +463,14 @@ def _run_matches(
 def _url_matches(text: str) -> Iterator[re.Match[str]]:
     """The matches of ``_URL.finditer(text)``, found from the ``://`` separators.
 
-    A match starts 3 to 5 characters before its ``://`` (``ftp``, ``http``, ``https``), so
-    one anchored match per candidate start, leftmost first, finds the same matches.
+    A match starts 3 to 7 characters before its ``://`` (``ftp``, ``http``, ``https``,
+    ``net.tcp``), so one anchored match per candidate start, leftmost first, finds the same
+    matches.
     """
     last = 0
     sep = text.find("://")
     while sep != -1:
-        for start in (sep - 5, sep - 4, sep - 3):
+        for start in (sep - 7, sep - 5, sep - 4, sep - 3):
             if start >= last:
                 m = _URL.match(text, start)
                 if m:
@@ -459,19 +480,45 @@ def _url_matches(text: str) -> Iterator[re.Match[str]]:
         sep = text.find("://", max(sep + 1, last))
 
 
+def _link_text_start(url: str) -> int:
+    """Where AsciiDoc's ``url[link text]`` (or a wiki's) puts its text after a URL, else -1.
+
+    A ``[`` after the host opens link text unless its bracket closes before ``=`` (a query
+    array such as ``a[]=1``).
+    """
+    host_end = url.find("/", url.find("://") + 3)
+    bracket = url.find("[", host_end) if host_end != -1 else -1
+    if bracket == -1:
+        return -1
+    close = url.find("]", bracket)
+    return -1 if close != -1 and url[close + 1 : close + 2] == "=" else bracket
+
+
 def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _url_matches(rf.text):
         url = m.group()
         if m.start() and rf.text[m.start() - 1] == ",":
             url = url.split(",", 1)[0]  # a CSV field: an unquoted field holds no comma
-        url = _trim_url(url)
+        text_start = _link_text_start(url)
+        url = _trim_url(url[:text_start] if text_start != -1 else url)
         start, end = m.start(), m.start() + len(url)
         spans.append((start, end))
         parsed = _normalise_url(url)
         if parsed:
-            out.append(Candidate("url", parsed[0], start, end, rf.defanged(start, end), parsed[1]))
+            defanged = rf.defanged(start, end)
+            out.append(Candidate("url", parsed[0], start, end, defanged, parsed[1]))
+            kind = _ip_kind(parsed[1])
+            if kind:  # a firewall blocks the address a URL names
+                out.append(Candidate(kind, parsed[1], start, end, defanged))
     return spans
+
+
+def _ip_kind(host: str) -> str:
+    """ "ipv4" or "ipv6" when a URL's (validated) host is an address, else ""."""
+    if ":" in host:
+        return "ipv6"
+    return "ipv4" if _DOTTED_DIGITS.fullmatch(host) else ""
 
 
 def _emails(
@@ -485,10 +532,9 @@ def _emails(
             continue
         spans.append((start, end))
         local, _, host = m.group().lower().rpartition("@")
-        if is_valid_domain(host) and not local.endswith("."):
-            out.append(
-                Candidate("email", f"{local}@{host}", start, end, rf.defanged(start, end), host)
-            )
+        defanged = rf.defanged(start, end)
+        if is_valid_domain(host) and not local.endswith(".") and (defanged or not redacted(host)):
+            out.append(Candidate("email", f"{local}@{host}", start, end, defanged, host))
     return spans
 
 
@@ -496,8 +542,9 @@ def _ipv6(
     rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
 ) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _run_matches(rf.text, _IPV6, ":", _IPV6_RUN_CHARS, ascii_text):
-        raw, start = m.group(), m.start()
+    matches = _run_matches(rf.text, _IPV6, ":", _IPV6_RUN_CHARS, ascii_text)
+    for m in chain(matches, _LABELLED_IPV6.finditer(rf.text)):
+        raw, start = m.group(m.lastindex or 0), m.start(m.lastindex or 0)
         if raw.endswith(":") and not raw.endswith("::"):
             raw = raw[:-1]
         end = start + len(raw)
@@ -512,14 +559,30 @@ def _ipv6(
     return spans
 
 
-def _in_version_clause(text: str, start: int, quad: str) -> bool:
-    """A quad such as 7.0.15.1 in a clause about versions, builds or firmware."""
+def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
+    """A quad such as 7.0.15.1 in a clause about versions, builds or firmware, named with
+    its product, or given as a bound (``9.1.19.0 and later``)."""
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
+    if _product_before(text, start) or _RANGE_AFTER.match(text, end):
+        return True
     lo = max(0, start - _VERSION_WINDOW)
     for m in _SENTENCE_END.finditer(text, lo, start):
         lo = m.end()
     return bool(_VERSION_WORDS.search(text, lo, start))
+
+
+def _product_before(text: str, start: int) -> bool:
+    """``product/`` or a CamelCase product name and one blank right before ``start``."""
+    if start < 2:
+        return False
+    mark = text[start - 1]
+    if mark == "/":
+        return _PRODUCT_WORD.search(text, max(0, start - 41), start - 1) is not None
+    if mark not in " \t":
+        return False
+    word_start = max(text.rfind(" ", max(0, start - 41), start - 1), text.rfind("\n", 0, start - 1))
+    return _CAMEL_WORD.search(text, word_start + 1, start - 1) is not None
 
 
 def _version_before(text: str, start: int) -> bool:
@@ -544,13 +607,18 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
         if claims.covers(start, end) or _version_before(text, start):
             continue
         ipv4 = valid_ipv4(m.group())
-        if ipv4 is None or _in_version_clause(text, start, ipv4):
+        if ipv4 is None or _in_version_clause(text, start, end, ipv4):
             continue
         out.append(Candidate("ipv4", ipv4, start, end, rf.defanged(start, end)))
 
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
+    """Standalone domains. A name the text uses as code or a file name at one place is that
+    everywhere in the text, unless written defanged (``kworker.run`` in a listing and in
+    prose)."""
     text = rf.text
+    found: list[Candidate] = []
+    code: set[str] = set()
     for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end):
@@ -558,8 +626,13 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         defanged = rf.defanged(start, end)
         before, after = text[max(0, start - 2) : start], text[end : end + 1]
         domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
-        if domain:
-            out.append(Candidate("domain", domain, start, end, defanged, domain))
+        if not domain:
+            continue
+        if not defanged and used_as_code(text, start, end, is_tld):
+            code.add(domain)
+        else:
+            found.append(Candidate("domain", domain, start, end, defanged, domain))
+    out += [c for c in found if c.defanged or c.value not in code]
 
 
 def _hex_class(byte: int) -> int:
@@ -614,7 +687,7 @@ def _simple(rf: Refanged, ascii_text: bytes, out: list[Candidate]) -> None:
     for m in _hash_matches(text, ascii_text):
         kind = _HASH_TYPES.get(len(m.group()))
         value = m.group().lower()
-        if kind and value.count(value[0]) != len(value):
+        if kind and not presented_as_secret(text, m.start(), m.end()):
             out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
     for m in _cve_matches(text, ascii_text.lower()):
         value = f"CVE-{m.group(1)}-{m.group(2)}"

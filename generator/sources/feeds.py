@@ -54,7 +54,7 @@ class FeedItem:
     link: str  # absolute http(s) URL of the article, '' if none
     published: datetime | None  # aware UTC
     tags: tuple[str, ...]  # categories/terms, lowercased, unique, in document order
-    html: str  # richest body: content:encoded > atom:content > description/summary
+    html: str  # richest body: content:encoded > atom:content > bare <content> > description/summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +94,13 @@ _DATES = (
 _BODIES = (
     _q(_CONTENT, "encoded"),
     *_atom("content"),
+    "content",  # RSS 2.0 items of some Hugo themes: a bare <content type="html">
     *_rss("description"),
     *_atom("summary"),
     _q(_DC, "description"),
 )
+# Go's fmt marker for a missing value, which some templates write as the description.
+_GO_FORMAT_ERROR = re.compile(r"%!\w\([^()]*\)")
 _CATEGORY = frozenset(_rss("category"))
 _ATOM_CATEGORY = frozenset(_atom("category"))
 _SUBJECT = _q(_DC, "subject")
@@ -292,7 +295,7 @@ def _body(element: etree._Element) -> str:
     for tag in _BODIES:
         for child in _children(element, (tag,)):
             body = _markup(child)
-            if body.strip():
+            if body.strip() and not _GO_FORMAT_ERROR.fullmatch(body.strip()):
                 return body
     return ""
 

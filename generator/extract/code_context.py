@@ -1,0 +1,118 @@
+"""Context that marks a plain dotted token as code or a file name rather than a host.
+
+``ADODB.Stream``, ``objShell.Run``, ``okhttp3.internal.ws`` and ``kworker.run`` end in real
+top-level domains; what tells them apart from host names is how the text uses them:
+
+- call, member, assignment and comparison syntax right after the token
+  (``x.open("GET")``, ``objHTTP.open "GET"``, ``obj.Type = 1``, ``tp.Privileges[0].Luid``,
+  the display filter ``tcp.stream eq 0``);
+- a COM class given to ``CreateObject("…")``, ``GetObject``, ``ActiveXObject`` or
+  ``New-Object -ComObject``;
+- a file listing: an ``ls -l`` line, or a bare name among bare file names whose extensions
+  are not top-level domains (``proxies.txt``, ``targets.csv``);
+- a clause that names code (a package, module, class, library, namespace, plugin, method or
+  function) with no network verb or preposition between that word and the token.
+
+Every check looks at a bounded window around the token, so extraction stays linear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+__all__ = ["used_as_code"]
+
+_CALL_AFTER = re.compile(
+    r"""\(|\[[^\]\s]*\]\s*[.=]|\s?=(?!=)|\s*[=!]=|\s(?:eq|ne|contains|matches)\s|\s["']|->"""
+)
+_COM_BEFORE = re.compile(r"(?i)(?:Object\s*\(?|-ComObject)\s*[\"']?\s*\Z")
+_LS_LINE = re.compile(r"[-dlcbps][rwxsStT-]{9}[.+@]?\s")
+_FILE_NAME_LINE = re.compile(r"[\w-]+\.([A-Za-z0-9]{1,5})")
+_CODE_WORDS = re.compile(
+    r"(?i)\b(?:packages?|modules?|class(?:es)?|namespaces?|librar(?:y|ies)|plugins?"
+    r"|imports?|methods?|functions?|resources?)\b"
+)
+# A cheap pre-test: every code word above holds one of these (lowercase) stems.
+_CODE_STEMS = (
+    "packag", "modul", "class", "namespac", "librar", "plugin", "import", "method", "function",
+    "resourc",
+)  # fmt: skip
+_NETWORK_WORDS = re.compile(
+    r"(?i)\b(?:to|from|at|via|connects?|contacts?|resolv\w*|beacons?|reach\w*|download\w*"
+    r"|fetch\w*|hosted|served)\b"
+)
+_CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
+_CLAUSE_WINDOW = 240
+_LISTING_LINES = 6
+
+
+def used_as_code(text: str, start: int, end: int, is_tld: Callable[[str], bool]) -> bool:
+    """True when the token ``text[start:end]`` is used as code or a file name.
+
+    ``is_tld`` tells whether a lowercase label is a top-level domain (a file listing is
+    recognised by its other names' extensions not being ones). The code-clause check
+    applies to identifier-like tokens only (no hyphen).
+    """
+    if _CALL_AFTER.match(text, end):
+        return True
+    if _COM_BEFORE.search(text, max(0, start - 24), start):
+        return True
+    if _in_file_listing(text, start, end, is_tld):
+        return True
+    return "-" not in text[start:end] and _in_code_clause(text, start)
+
+
+def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    return line_start, len(text) if line_end == -1 else line_end
+
+
+def _in_file_listing(text: str, start: int, end: int, is_tld: Callable[[str], bool]) -> bool:
+    line_start, line_end = _line_bounds(text, start, end)
+    line = text[line_start:line_end].strip()
+    if _LS_LINE.match(line) and line.endswith(text[start:end]):
+        return True
+    if line != text[start:end]:
+        return False
+    return _file_name_neighbours(text, line_start, line_end, is_tld) >= 2
+
+
+def _file_name_neighbours(
+    text: str, line_start: int, line_end: int, is_tld: Callable[[str], bool]
+) -> int:
+    """Bare ``name.ext`` lines in this line's block (up to a blank line, at most
+    ``_LISTING_LINES`` lines of at most 600 characters either side) whose extension is not
+    a TLD."""
+    before = text[max(0, line_start - 600) : line_start].split("\n")[:-1]
+    after = text[line_end + 1 : line_end + 600].split("\n")
+    block = _until_blank(reversed(before)) + _until_blank(after)
+    count = 0
+    for line in block:
+        m = _FILE_NAME_LINE.fullmatch(line.strip())
+        if m and not is_tld(m.group(1).lower()):
+            count += 1
+    return count
+
+
+def _until_blank(lines: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if not line.strip() or len(out) == _LISTING_LINES:
+            break
+        out.append(line)
+    return out
+
+
+def _in_code_clause(text: str, start: int) -> bool:
+    lo = max(0, start - _CLAUSE_WINDOW)
+    window = text[lo:start].lower()
+    if not any(stem in window for stem in _CODE_STEMS):
+        return False  # the common case, decided by substring tests alone
+    for m in _CLAUSE_END.finditer(text, lo, start):
+        lo = m.end()
+    words = list(_CODE_WORDS.finditer(text, lo, start))
+    if not words:
+        return False
+    return not _NETWORK_WORDS.search(text, words[-1].end(), start)

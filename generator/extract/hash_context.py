@@ -1,0 +1,102 @@
+"""Tell file hashes from other hex strings of hash length by how the text presents them.
+
+32, 40, 64 and 128 hex digits are also password hashes (LM/NT), DPAPI master keys and
+``NL$KM`` secrets, encryption keys, campaign and bot ids, mutex names, session tokens, CTF
+flags, hex-encoded text and made-up placeholders. A hex string is taken as a file hash
+unless the text says otherwise:
+
+- the nearest label word before it, in its clause, names a secret rather than a hash
+  (``key :``, ``bot_key =``, ``HMAC:``, ``NL$KM:``, ``flag{``, ``NT hash``, ``token``),
+  while ``SHA256:``, ``MD5``, ``hash``, ``sample`` and a tool's ``sha256sum`` output keep it;
+- it sits between colons, as in a ``user:rid:lmhash:nthash:::`` credential dump;
+- its bytes are printable text (hex-encoded ASCII) or it repeats a shorter unit.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["presented_as_secret"]
+
+# Words that name what a hex string is (lowercase; a number may follow after a hyphen).
+_HASH_WORDS = frozenset(
+    {
+        "md5", "md5sum", "sha", "sha1", "sha-1", "sha2", "sha-2", "sha256", "sha-256", "sha384",
+        "sha-384", "sha512", "sha-512", "sha1sum", "sha256sum", "sha512sum", "hash", "hashes",
+        "checksum", "checksums", "digest", "digests", "sample", "samples", "imphash",
+        "fingerprint", "fingerprints", "file", "files",
+    }
+)  # fmt: skip
+_SECRET_WORDS = frozenset(
+    {
+        "key", "keys", "secret", "secrets", "password", "passwords", "passwd", "pass", "token",
+        "tokens", "session", "sessions", "id", "ids", "guid", "guids", "uuid", "uuids", "mutex",
+        "mutexes", "hmac", "aes", "rc4", "xor", "iv", "salt", "nonce", "seed", "serial",
+        "campaign", "bot", "bots", "masterkey", "nl$km", "flag", "cookie", "cookies", "license",
+        "licence", "nthash", "lmhash", "bootkey",
+    }
+)  # fmt: skip
+_LABEL_KIND = {**dict.fromkeys(_SECRET_WORDS, "secret"), **dict.fromkeys(_HASH_WORDS, "hash")}
+# "NT hash", "LM hash", "password hash": a hash of a password, not of a file.
+_CREDENTIAL_QUALIFIERS = frozenset({"nt", "ntlm", "lm", "password"})
+_WORD = re.compile(r"[a-z$]+(?:-?[0-9]+)?[a-z]*")
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
+_WINDOW = 48
+
+
+def presented_as_secret(text: str, start: int, end: int) -> bool:
+    """True when the hex string ``text[start:end]`` is not presented as a file hash."""
+    value = text[start:end]
+    if _hex_text(value) or _periodic(value):
+        return True
+    if start and text[start - 1] == ":" and text[end : end + 1] == ":":
+        return True  # user:rid:lmhash:nthash:::
+    lo = max(0, start - _WINDOW)
+    words = _WORD.findall(text[lo:start].lower())
+    for i in range(len(words) - 1, -1, -1):
+        word = words[i]
+        kind = _LABEL_KIND.get(word)
+        if kind is None and word[-1].isdigit():
+            kind = _LABEL_KIND.get(word.rstrip("0123456789").rstrip("-"))  # aes-256
+        if kind == "hash":
+            qualified = i > 0 and words[i - 1] in _CREDENTIAL_QUALIFIERS
+            return word.startswith("hash") and qualified and _in_clause(text, start, word)
+        if kind == "secret":
+            if word in ("id", "ids") and i > 0 and _LABEL_KIND.get(words[i - 1]) == "hash":
+                return False  # "sample id", "file id": the sample's hash
+            return _in_clause(text, start, word)
+    return False
+
+
+def _in_clause(text: str, start: int, word: str) -> bool:
+    """The label ``word`` (lowercase) appears in the clause that ends at ``start``."""
+    return word in text[_clause_start(text, start) : start].lower()
+
+
+def _clause_start(text: str, start: int) -> int:
+    """Where the label search begins: the clause start, at most ``_WINDOW`` characters back.
+
+    Wrapped prose carries a clause over a line break; a table row or a line of cells does
+    not (its labels belong to the row above's columns, not to this value).
+    """
+    lo = max(0, start - _WINDOW)
+    for m in _CLAUSE_END.finditer(text, lo, start):
+        lo = m.end()
+    line_start = text.rfind("\n", lo, start) + 1
+    if line_start:
+        previous = text[text.rfind("\n", max(0, line_start - 400), line_start - 1) + 1 : line_start]
+        if "|" in previous or "\t" in previous:
+            return line_start
+    return lo
+
+
+def _hex_text(value: str) -> bool:
+    """Hex-encoded printable ASCII (``68747470733a2f2f…`` is ``https://…``)."""
+    return not bytes.fromhex(value).translate(None, _PRINTABLE)
+
+
+def _periodic(value: str) -> bool:
+    """A shorter unit repeated (``0123456789abcdef`` twice, ``deadbeef`` four times, one digit
+    forty times): the string occurs inside itself doubled, off its own start."""
+    return (value + value).find(value, 1) < len(value)
