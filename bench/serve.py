@@ -1,6 +1,6 @@
 """The default hourly poll through the worker vs the same bytes from nginx, in one run.
 
-    python bench/serve.py [--seconds 10] [--rounds 3] [--iocs 20000]
+    python bench/serve.py [--seconds 10] [--rounds 3] [--iocs 150000]
     python bench/serve.py --trivial   # the servers' own floor: apps that only return the bytes
     python bench/serve.py --in-process 20000   # the worker's own work per request, by part
     python bench/serve.py --device-lines 100000   # also the device-file row (the default)
@@ -11,7 +11,12 @@ the worker (granian, RSGI: what ``socdef serve`` runs) with the SQLite limiter a
 Redis limiter (a ``redis-server`` the bench starts on 127.0.0.1; 1 and 2 processes each), the
 worker with the in-memory limiter, the worker over granian's ASGI interface
 (``--interface asgi``) and under ``--server uvicorn`` (SQLite limiter both), and nginx
-(2 workers) serving the identical body as a static file. Rounds are interleaved and
+(2 workers) serving the identical body as a static file; and nginx in front of the worker
+(``socdef serve --edge nginx``, nginx from ``deploy/nginx/socdef-edge.conf.j2`` with 2 workers):
+the worker decides and answers with ``X-Accel-Redirect``, nginx sends the bytes. A second table
+does the same for a download (the MISP feed's ``hashes.csv``, ~10 MB at the default 150,000
+indicators): the worker alone, nginx in front of it, and nginx serving the same file. Rounds are
+interleaved and
 medians reported, with each figure's ratio to nginx from the same run. Limits are scaled up
 (``--limit-scale``) so the limiter does its full work on every request but never refuses.
 The last column is the CPU time the server (all its processes, plus redis-server for the Redis
@@ -46,6 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -185,9 +191,13 @@ class Worker:
         redis_url: str = "",
         server: str = "granian",
         interface: str = "rsgi",
+        path: str = "/api/v1/iocs",
+        edge: Path | None = None,
     ) -> None:
         extra = ["--redis-url", redis_url] if redis_url else []
         extra += ["--server", server, "--interface", interface]
+        if edge is not None:  # behind nginx: answers with X-Accel-Redirect
+            extra += ["--edge", "nginx", "--answers-dir", str(edge)]
         log, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=data)
         with os.fdopen(log, "w") as out:
             self.proc = subprocess.Popen(
@@ -217,7 +227,7 @@ class Worker:
         except AssertionError as exc:
             raise SystemExit(f"socdef serve did not start: {exc}") from None
         self.port = int(base.rsplit(":", 1)[1])
-        self.url = f"{base}/api/v1/iocs"
+        self.url = f"{base}{path}"
         wait(f"{base}/healthz", self.proc)
 
     def stop(self) -> None:
@@ -381,11 +391,12 @@ class Nginx:
     bound, so the port is picked; when another program took it first nginx exits (its bind
     fails) and it starts again on another port, and the answer is checked to be ``body``."""
 
-    def __init__(self, body: bytes, tmp: Path) -> None:
+    def __init__(self, body: bytes, tmp: Path, path: str = "/api/v1/iocs") -> None:
         require("nginx")
-        (tmp / "www" / "api" / "v1").mkdir(parents=True)
+        served = tmp / "www" / path.lstrip("/")
+        served.parent.mkdir(parents=True)
         (tmp / "tmp").mkdir()
-        (tmp / "www" / "api" / "v1" / "iocs").write_bytes(body)
+        served.write_bytes(body)
         self.name = "nginx (2 workers)"
         for _ in range(5):
             self.port = free_port()
@@ -393,7 +404,7 @@ class Nginx:
             conf.write_text(NGINX_CONF.format(dir=tmp, port=self.port))
             cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
+            self.url = f"http://127.0.0.1:{self.port}{path}"
             if wait(self.url, self.proc):
                 if httpx.get(self.url).content != body:
                     self.stop()
@@ -406,11 +417,71 @@ class Nginx:
         self.proc.wait(timeout=20)
 
 
+EDGE_TEMPLATE = ROOT / "deploy" / "nginx" / "socdef-edge.conf.j2"
+
+
+class Edge:
+    """nginx (2 workers, the deploy template) in front of ``socdef serve --edge nginx``: the
+    worker decides and answers with X-Accel-Redirect, nginx sends the file."""
+
+    def __init__(self, data: Path, tmp: Path, workers: int, path: str) -> None:
+        import getpass
+
+        import jinja2
+
+        tmp.mkdir()
+        answers = tmp / "answers"
+        self.worker = Worker(data, "sqlite", workers, path=path, edge=answers)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (tmp / "tmp" / sub).mkdir(parents=True)
+        shutil.copy(EDGE_TEMPLATE.with_name("socdef-headers.conf"), tmp)
+        template = jinja2.Template(EDGE_TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
+        conf = tmp / "nginx.conf"
+        for _ in range(5):  # a port another program took first: nginx exits, try another
+            self.port = free_port()
+            conf.write_text(
+                template.render(
+                    prefix=tmp,
+                    listen=f"127.0.0.1:{self.port}",
+                    worker=f"127.0.0.1:{self.worker.port}",
+                    bucket=data / "bucket",
+                    answers=answers,
+                    processes=2,
+                    user=getpass.getuser() if os.geteuid() == 0 else "",
+                )
+            )
+            cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")]
+            self.proc = subprocess.Popen(
+                [*cmd, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            self.url = f"http://127.0.0.1:{self.port}{path}"
+            if wait(self.url, self.proc):
+                return
+        self.worker.stop()
+        raise SystemExit(f"nginx did not start: {(tmp / 'error.log').read_text()[-500:]}")
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return (self.proc.pid, self.worker.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.worker.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--iocs", type=int, default=20_000)
+    parser.add_argument(
+        "--iocs",
+        type=int,
+        default=None,
+        help="indicators in the synthetic store [default: 150,000, which makes the download "
+        "(the MISP feed's hashes.csv, 70 bytes per indicator) ~10 MB; 20,000 with --trivial and "
+        "--in-process]; the default poll's size does not depend on it",
+    )
     parser.add_argument(
         "--device-lines",
         type=int,
@@ -446,6 +517,8 @@ def main() -> None:
         "(e.g. '--http 1 --runtime-threads 2'); repeatable",
     )
     args = parser.parse_args()
+    if args.iocs is None:
+        args.iocs = 20_000 if args.trivial or args.in_process else 150_000
     if args.in_process:
         in_process(args.in_process, args.iocs, args.limiter)
         return
@@ -454,81 +527,96 @@ def main() -> None:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
         return
     require("redis-server")
+    run_serving(args.seconds, args.rounds, args.iocs)
+    if args.device_lines:
+        device_file(args.seconds, args.rounds, args.device_lines)
+
+
+POLL, DOWNLOAD = "/api/v1/iocs", "/feeds/misp/hashes.csv"
+
+
+def run_serving(seconds: int, rounds: int, iocs: int) -> None:
+    """Every serving configuration on the default poll and on the download, interleaved."""
     from generator.store.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # nginx workers drop privileges and must read the page
-        synthetic_store(str(tmp / "data" / "store"), args.iocs, now=int(time.time()), days=60)
-        socdef(tmp / "data", "build")
-        socdef(tmp / "data", "publish")
+        data = tmp / "data"
+        synthetic_store(str(data / "store"), iocs, now=int(time.time()), days=60)
+        socdef(data, "build")
+        socdef(data, "publish")
         created = socdef(
-            tmp / "data", "keys", "create", "--user", "bench@example.org", "--tier", "enterprise"
+            data, "keys", "create", "--user", "bench@example.org", "--tier", "enterprise"
         )
         key = created.split("API key: ")[1].split()[0]
         limit_id = account_limit_id("bench@example.org")  # limits count per account
-        configs = {
-            "worker 1 proc, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 1),
-            "worker 2 procs, SQLite limiter": lambda: Worker(tmp / "data", "sqlite", 2),
-            "worker 1 proc, memory limiter": lambda: Worker(tmp / "data", "memory", 1),
+        redis = start_redis(tmp)
+        edges = iter(range(1_000_000))
+        poll: dict[str, Callable[[], Any]] = {
+            "worker 1 proc, SQLite limiter": lambda: Worker(data, "sqlite", 1),
+            "worker 2 procs, SQLite limiter": lambda: Worker(data, "sqlite", 2),
+            "worker 1 proc, memory limiter": lambda: Worker(data, "memory", 1),
             "worker ASGI 1 proc, SQLite limiter": lambda: Worker(
-                tmp / "data", "sqlite", 1, interface="asgi"
+                data, "sqlite", 1, interface="asgi"
             ),
-            "uvicorn 1 proc, SQLite limiter": lambda: Worker(
-                tmp / "data", "sqlite", 1, server="uvicorn"
+            "uvicorn 1 proc, SQLite limiter": lambda: Worker(data, "sqlite", 1, server="uvicorn"),
+            "worker 1 proc, Redis limiter": lambda: Worker(data, "redis", 1, redis.url),
+            "worker 2 procs, Redis limiter": lambda: Worker(data, "redis", 2, redis.url),
+            "nginx → worker 1 proc, SQLite (X-Accel)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 1, POLL
+            ),
+            "nginx → worker 2 procs, SQLite (X-Accel)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 2, POLL
             ),
         }
-        redis = start_redis(tmp)
-        configs["worker 1 proc, Redis limiter"] = lambda: Worker(
-            tmp / "data", "redis", 1, redis.url
-        )
-        configs["worker 2 procs, Redis limiter"] = lambda: Worker(
-            tmp / "data", "redis", 2, redis.url
-        )
-        probe = Worker(tmp / "data", "memory", 1)
-        body = httpx.get(probe.url, headers={"Authorization": f"Bearer {key}"}).content
+        download: dict[str, Callable[[], Any]] = {
+            "worker 1 proc, SQLite limiter": lambda: Worker(data, "sqlite", 1, path=DOWNLOAD),
+            "nginx → worker 1 proc, SQLite (X-Accel)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 1, DOWNLOAD
+            ),
+        }
+        probe = Worker(data, "memory", 1)
+        plain = {"Authorization": f"Bearer {key}"}
+        bodies = {
+            path: httpx.get(probe.url.replace(POLL, path), headers=plain, timeout=60).content
+            for path in (POLL, DOWNLOAD)
+        }
         probe.stop()
         print(
-            f"default poll body: {len(body):,} bytes; wrk -t2 -c32 -d{args.seconds}s, "
-            f"{args.rounds} rounds, medians"
+            f"default poll body: {len(bodies[POLL]):,} bytes; download ({DOWNLOAD}): "
+            f"{len(bodies[DOWNLOAD]):,} bytes; wrk -t2 -c32 -d{seconds}s, {rounds} rounds, medians"
         )
-        results: dict[str, list[dict[str, float]]] = {}
-        nginx_name = ""
+        tables: dict[str, dict[str, list[dict[str, float]]]] = {POLL: {}, DOWNLOAD: {}}
         decided = [0]  # Redis's day counter for the key, read after each run's warm-up
 
         def read_counter() -> None:
             decided[0] = redis_decided(redis, limit_id)
 
+        def measure(which: str, name: str, server: Any) -> None:
+            uses_redis = "Redis" in name
+            pids = getattr(server, "pids", (server.proc.pid,))
+            if uses_redis:
+                pids = (*pids, redis.proc.pid)
+            run = wrk(server.url, key, seconds, pids, read_counter if uses_redis else None)
+            tables[which].setdefault(name, []).append(run)
+            server.stop()
+            if uses_redis and redis_decided(redis, limit_id) - decided[0] < run["n"]:
+                raise SystemExit(f"{name}: Redis did not decide every request")
+
         try:
-            for round_no in range(args.rounds):
-                for name, start in configs.items():
-                    server = start()
-                    pids = (
-                        (server.proc.pid, redis.proc.pid) if "Redis" in name else (server.proc.pid,)
-                    )
-                    results.setdefault(name, []).append(
-                        run := wrk(
-                            server.url,
-                            key,
-                            args.seconds,
-                            pids,
-                            read_counter if "Redis" in name else None,
-                        )
-                    )
-                    server.stop()
-                    if "Redis" in name and redis_decided(redis, limit_id) - decided[0] < run["n"]:
-                        raise SystemExit(f"{name}: Redis did not decide every request")
-                nginx = Nginx(body, tmp / f"nginx-{round_no}")
-                nginx_name = nginx.name
-                results.setdefault(nginx_name, []).append(
-                    wrk(nginx.url, key, args.seconds, (nginx.proc.pid,))
-                )
-                nginx.stop()
+            for round_no in range(rounds):
+                for which, configs in ((POLL, poll), (DOWNLOAD, download)):
+                    for name, start in configs.items():
+                        measure(which, name, start())
+                    nginx = Nginx(bodies[which], tmp / f"nginx-{round_no}-{len(which)}", which)
+                    measure(which, nginx.name, nginx)
         finally:  # also when a run fails: leave no redis-server behind
             redis.stop()
-    table(results, nginx_name)
-    if args.device_lines:
-        device_file(args.seconds, args.rounds, args.device_lines)
+    print(f"\ndefault poll ({POLL})")
+    table(tables[POLL], "nginx (2 workers)")
+    print(f"\ndownload of {len(bodies[DOWNLOAD]) / 1e6:.1f} MB ({DOWNLOAD})")
+    table(tables[DOWNLOAD], "nginx (2 workers)")
 
 
 DEVICE_FILE = "ipv4.txt"
@@ -747,14 +835,14 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
 def table(results: dict[str, list[dict[str, float]]], nginx_name: str) -> None:
     base = statistics.median(r["rps"] for r in results[nginx_name])
     print(
-        f"{'config':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} {'CPU µs/req':>10}"
+        f"{'config':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷ nginx':>8} {'CPU µs/req':>10}"
     )
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
         cpu = statistics.median(r["cpu_us"] for r in runs)
-        print(f"{name:<34} {rps:>9,.0f} {p50:>8.2f} {p99:>8.2f} {rps / base:>8.2f} {cpu:>10.0f}")
+        print(f"{name:<42} {rps:>9,.0f} {p50:>8.2f} {p99:>8.2f} {rps / base:>8.2f} {cpu:>10.0f}")
 
 
 if __name__ == "__main__":

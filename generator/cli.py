@@ -386,6 +386,36 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds a process trusts a key lookup: the bound on how long a key revoked "
             "elsewhere (another process or replica) still answers.",
         ),
+        click.option(
+            "--edge",
+            type=click.Choice(["none", "nginx"]),
+            default="none",
+            show_default=True,
+            help="nginx: answer with X-Accel-Redirect and let nginx in front send the bodies "
+            "(deploy/nginx/socdef-edge.conf.j2, docs/deploy.md).",
+        ),
+        click.option(
+            "--answers-dir",
+            default="",
+            help="With --edge nginx: where composed answers are written for nginx to send "
+            "[default: DATA_DIR/answers].",
+        ),
+        click.option(
+            "--redirect-large",
+            type=click.FloatRange(min=0),
+            default=0,
+            show_default=True,
+            metavar="MB",
+            help="s3:// bucket: answer a download of at least MB megabytes with a 307 to a "
+            "presigned URL of the object (0: never).",
+        ),
+        click.option(
+            "--redirect-seconds",
+            type=click.IntRange(1, 604800),
+            default=60,
+            show_default=True,
+            help="How long a presigned URL of --redirect-large stays valid.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -29,7 +29,7 @@ from worker.access.keys import KeyStore, load_or_create_secret
 from worker.access.stores import open_accounts, open_keys
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
-from worker.config import WorkerConfig, setup_logging
+from worker.config import WorkerConfig, make_handoff, setup_logging
 from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
@@ -305,6 +305,10 @@ def run_server(
     limiter_factory: str = "",
     server: str = "granian",
     interface: str = "rsgi",
+    edge: str = "none",
+    answers_dir: str = "",
+    redirect_large: float = 0.0,
+    redirect_seconds: int = 60,
     key_cache_ttl: float = 5.0,
     then: Callable[[str], None] | None = None,
 ) -> None:
@@ -333,6 +337,10 @@ def run_server(
             limiter_fallback=limiter_fallback,
             limiter_factory=limiter_factory,
             access_log=access_log,
+            edge=edge,
+            answers_dir=answers_dir,
+            redirect_large_mb=redirect_large,
+            redirect_seconds=float(redirect_seconds),
             db=settings.db,
             secret_file=str(settings.secret_file),
             key_cache_ttl=key_cache_ttl,
@@ -348,8 +356,8 @@ def run_server(
         )
         if config.db:
             check_shared_database(config)
-        open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
-        # traceback from every worker (it reads nothing)
+        # a bad setting: one line, not a traceback from every worker (it reads nothing)
+        make_handoff(config, open_bucket(config.bucket, endpoint=config.s3_endpoint))
     check_address(host, port)
     os.environ.update(config.to_env())
     setup_logging(access_log)

@@ -42,6 +42,7 @@ from worker.errors import (
     RateLimited,
     Unavailable,
 )
+from worker.handoff import Handoff
 from worker.http import Request, Response, new_request_id
 from worker.limits.windows import Coalescer, Decision, Limiter, LimiterUnavailable, batches
 from worker.routes import ROUTES
@@ -314,6 +315,7 @@ class App:
         accounts: Any = None,
         usage: Any = None,
         allowed_origins: tuple[str, ...] = (),
+        handoff: Handoff | None = None,
     ) -> None:
         self.keys = keys
         self.limiter = limiter
@@ -327,6 +329,8 @@ class App:
         self.allowed_origins = allowed_origins
         self.router = Router(ROUTES if routes is None else routes)
         self.encoder = Encoder()  # Content-Encoding negotiation, the last step of every answer
+        # behind nginx or with presigned downloads: the edge sends the bodies (worker.handoff)
+        self.handoff = handoff if handoff is not None and handoff.active else None
         # a remote bucket may wait on the network: answer such requests on a thread
         self.offload = getattr(getattr(builds, "bucket", None), "blocking", False)
         # the hot path needs a key cache that answers without the database, and in-memory builds
@@ -505,7 +509,13 @@ class App:
         return status, headers, body, request_id
 
     def answer(self, req: Request, request_id: str) -> Response:
-        return self.encoder(req, self.respond(req, request_id))
+        resp = self.respond(req, request_id)
+        handoff = self.handoff
+        if handoff is None:
+            return self.encoder(req, resp)
+        if handoff.presigned(req, resp):
+            return resp
+        return handoff(req, self.encoder(req, resp), self.builds.build_id)
 
     def respond(self, req: Request, request_id: str) -> Response:
         if req.path == "/healthz":

@@ -19,7 +19,8 @@ from worker.access.session import cookie_authenticator
 from worker.access.stores import check_session_secret, open_accounts, open_keys, open_usage
 from worker.app import App, RedactingFilter
 from worker.buckets.remote import open_bucket
-from worker.buckets.storage import BuildSource
+from worker.buckets.storage import BuildSource, LocalBucket
+from worker.handoff import Handoff
 from worker.limits.fallback import FallbackLimiter
 from worker.limits.windows import Limiter, MemoryLimiter, SQLiteLimiter
 
@@ -46,6 +47,10 @@ class WorkerConfig:
     session_cookie: str = "sb-access-token"
     allowed_origins: str = ""  # comma-separated origins allowed to change keys with a session
     access_log: bool = False  # one INFO line per request on the "socdef.access" logger
+    edge: str = "none"  # "nginx": bodies go out through nginx's X-Accel-Redirect (worker.handoff)
+    answers_dir: str = ""  # where composed answers are written for nginx ("" = DATA_DIR/answers)
+    redirect_large_mb: float = 0.0  # S3 bucket: 307 to a presigned URL from this size; 0 = never
+    redirect_seconds: float = 60.0  # how long a presigned URL is valid
     db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
     secret_file: str = ""  # the keys' HMAC secret ("" = secret.key in data_dir)
 
@@ -102,17 +107,39 @@ def session_secret(config: WorkerConfig) -> bytes:
     return load_or_create_secret(Path(config.data_dir) / "session.key")
 
 
+EDGES = ("none", "nginx")
+ACCEL_PREFIX = "/_socdef/"  # the internal locations of deploy/nginx/socdef-edge.conf.j2
+
+
+def make_handoff(config: WorkerConfig, bucket: object) -> Handoff:
+    """Who sends the bodies: the worker itself (the default), nginx, or S3 for large ones."""
+    if config.edge not in EDGES:
+        raise ValueError(f"unknown edge {config.edge!r}; choose one of {', '.join(EDGES)}")
+    inner = getattr(bucket, "inner", bucket)  # a remote bucket sits behind its byte cache
+    presigner = getattr(inner, "presign", None)
+    if config.redirect_large_mb > 0 and presigner is None:
+        raise ValueError("redirects to presigned URLs need an s3:// bucket")
+    answers = Path(config.answers_dir or Path(config.data_dir) / "answers")
+    return Handoff(
+        prefix=ACCEL_PREFIX if config.edge == "nginx" else "",
+        answers=answers,
+        objects=isinstance(bucket, LocalBucket),
+        presign=presigner if config.redirect_large_mb > 0 else None,
+        redirect_min=int(config.redirect_large_mb * (1 << 20)),
+        redirect_seconds=int(config.redirect_seconds),
+    )
+
+
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
     data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
     secret = load_or_create_secret(config.secret_file or data / "secret.key")
     keys = open_keys(config.db, data, secret, cache_ttl=config.key_cache_ttl)
-    builds = BuildSource(
-        open_bucket(
-            config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
-        ),
-        pointer_ttl=config.pointer_ttl,
+    bucket = open_bucket(
+        config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
     )
+    handoff = make_handoff(config, bucket)
+    builds = BuildSource(bucket, pointer_ttl=config.pointer_ttl)
     builds.preload()  # every worker holds the build before the pointer can break
     signing = session_secret(config)
     check_session_secret(keys, signing)
@@ -130,6 +157,7 @@ def create_app(config: WorkerConfig) -> App:
         public_url=config.public_url or None,
         source_name=config.source_name,
         limit_scale=config.limit_scale,
+        handoff=handoff,
     )
 
 

@@ -182,6 +182,7 @@ class Encoder:
             etag = suffixed(etag, coding)
             _replace(resp, "etag", etag)
         resp.body = self._encode(resp.body, coding, etag)
+        resp.source = None  # the body is no longer the stored object's bytes
         resp.header("content-encoding", coding)
         return resp
 

@@ -78,6 +78,9 @@ class Response:
     # its hot path (``worker.app``). None (the default): the answer depends on more.
     shared: Any = None
     ready: Any = None  # set by the app on a shared answer: (route, tier name, indicators)
+    # The bucket object (``worker.buckets.storage.ObjectRef``) whose whole bytes are the body,
+    # when they are: an edge in front of the worker may then serve that object itself.
+    source: Any = None
 
     def header(self, name: str, value: str | int) -> None:
         self.headers.append((name, str(value)))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from worker.buckets.cache import CachedBucket
-from worker.buckets.sigv4 import CredentialSource, credentials_from, sign
+from worker.buckets.sigv4 import CredentialSource, credentials_from, presign, sign
 from worker.buckets.storage import Bucket, LocalBucket, StorageError
 
 RETRYABLE = frozenset({500, 502, 503, 504})
@@ -169,6 +169,16 @@ class S3Bucket(HttpBucket):
         if creds is None:
             return {}
         return sign("GET", self.origin.host, path, {}, creds, self.region)
+
+    def presign(self, key: str, seconds: int) -> str:
+        """A URL that reads object ``key`` without credentials for ``seconds``."""
+        creds = self.credentials()
+        path = self._path(key)
+        if creds is None:  # a public bucket: the plain URL
+            return f"{self.origin.scheme}://{self.origin.host}{path}"
+        return presign(
+            self.origin.host, path, creds, self.region, seconds, scheme=self.origin.scheme
+        )
 
 
 def open_bucket(

@@ -88,6 +88,41 @@ def sign(
     return headers
 
 
+def presign(
+    host: str,
+    path: str,
+    creds: Credentials,
+    region: str,
+    expires: int,
+    *,
+    scheme: str = "https",
+    service: str = "s3",
+    now: float | None = None,
+) -> str:
+    """A URL that lets anyone ``GET`` ``path`` for ``expires`` seconds (SigV4 in the query:
+    S3's presigned URL). ``path`` is URL-encoded as sent; ``host`` the ``Host`` to send."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    query = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{creds.access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    if creds.token:
+        query["X-Amz-Security-Token"] = creds.token
+    canonical = "\n".join(
+        ["GET", path, canonical_query(query), f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"]
+    )
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = signing_key(creds.secret_key, amz_date[:8], region, service)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"{scheme}://{host}{path}?{canonical_query(query)}&X-Amz-Signature={signature}"
+
+
 def credentials_from(environ: Mapping[str, str]) -> CredentialSource:
     """Environment keys if set; else botocore's chain if installed; else anonymous."""
     key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")

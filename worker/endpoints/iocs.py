@@ -171,6 +171,9 @@ def list_answer(
     for name, value in headers.items():
         resp.header(name, value)
     resp.shared = build if shared else None
+    if p.is_default and not formats.BY_NAME[p.format].json_envelope:
+        # a precomputed text answer is its stored object, byte for byte
+        resp.source = build.ref(layout.default_key(tier.name, p.view, p.format))
     return resp
 
 
@@ -239,6 +242,7 @@ def feed_file(ctx: Ctx) -> Response:
         modified=build.generated_at,
     )
     resp.header("content-disposition", f'attachment; filename="{name}"')
+    resp.source = ref
     if file.scope == FEEDS_SCOPE:  # the answer depends on the tier and the bytes alone
         resp.shared = build
     return resp

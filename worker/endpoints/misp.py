@@ -75,10 +75,13 @@ def feed_file(ctx: Ctx) -> Response:
     content_type = FEED_TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if ref is None or content_type is None:
         raise NotFound(f"The MISP feed has no file named {name!r}")
-    return encoding.conditional(
+    resp = encoding.conditional(
         ctx.req,
         f'"{ref.sha256[:32]}"',
         content_type,
         lambda: build.read(key) or b"",
         modified=build.generated_at,
     )
+    resp.source = ref
+    resp.shared = build  # the build, the path and the headers decide it: kept for the hot path
+    return resp

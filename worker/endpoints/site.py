@@ -69,6 +69,7 @@ def page(ctx: Ctx) -> Response:
         cache=PUBLIC,
     )
     resp.header("x-content-type-options", "nosniff")
+    resp.source = ref
     if kind.startswith("text/html"):
         resp.header("content-security-policy", CSP)
         resp.header("referrer-policy", "same-origin")
