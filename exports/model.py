@@ -26,3 +26,6 @@ class IOCRecord:
     ingested_at: int = 0  # when the store first saw it (its earliest sighting's ingest)
     version_times: tuple[int, ...] = ()  # ingests at which last_seen rose, ascending
     technique_times: tuple[int, ...] = ()  # per mitre_techniques entry: when it joined
+    status: str = "active"  # active | expired | suppressed | withdrawn (generator/lifecycle.py)
+    valid_until: int = 0  # when it stops being active (0: no expiry decided)
+    warnings: tuple[str, ...] = ()  # the warninglists it is on, sorted

@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from functools import cache
-from itertools import accumulate, chain
+from itertools import accumulate
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from operator import attrgetter
@@ -42,10 +42,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
+from generator import warninglists
 from generator.errors import SocdefError
+from generator.lifecycle import Expiry, Lifecycle
+from generator.lifecycle import expiry as default_expiry
 from generator.misp_feed import MispFeed
 from generator.model import iter_records
 from generator.objects import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
@@ -54,6 +58,7 @@ from generator.site import Site
 from generator.stats import Stats
 from generator.store import Store
 from generator.taxii_build import TaxiiSink
+from generator.warninglists import Warninglists
 from worker import layout, query
 from worker.storage import Build, LocalBucket
 from worker.tiers import TIERS
@@ -74,8 +79,10 @@ class BuildResult:
 
 
 @cache
-def _views_of(type_: str, category: str, confidence: str) -> tuple[str, ...]:
-    return tuple(v for v in layout.views_of(type_, category, confidence) if v != layout.ALL_VIEW)
+def _views_of(type_: str, category: str, confidence: str, status: str) -> tuple[str, ...]:
+    return tuple(
+        v for v in layout.views_of(type_, category, confidence, status) if v != layout.ALL_VIEW
+    )
 
 
 class ViewIndex:
@@ -88,7 +95,7 @@ class ViewIndex:
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         per_view: dict[str, list[int]] = {}
         for i, r in enumerate(records):
-            for view in _views_of(r.type, r.category, r.confidence):
+            for view in _views_of(r.type, r.category, r.confidence, r.status):
                 per_view.setdefault(view, []).append(i)
         self.days.setdefault(layout.ALL_VIEW, []).append([day, len(records), 0])
         for view, lines in per_view.items():
@@ -149,8 +156,11 @@ def default_query(view: str, fmt: str, tier: str, generated_at: int) -> query.Qu
 
 
 def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
+    """The default answers of the active views (what pollers ask for); other statuses are
+    composed on request."""
+    active = [v for v in info.views if layout.view_parts(v)[0] == layout.ACTIVE]
     for tier in TIERS:
-        for view in info.views:
+        for view in active:
             for fmt in layout.LIST_FORMATS:
                 q = default_query(view, fmt, tier, info.build.generated_at)
                 body, _ = query.render(info.build, q, fmt, info.source_name)
@@ -378,14 +388,25 @@ def build(
     source_name: str = "socdef",
     progress: Progress | None = None,
     processes: int | None = None,
+    lists: Warninglists | None = None,
+    expiry: Expiry | None = None,
 ) -> BuildResult:
     """Build ``out_dir`` from ``store``; ``processes`` (1 or 2, default: 2 where the platform
-    forks and has two CPUs) changes the speed only, never a byte."""
+    forks and has two CPUs) changes the speed only, never a byte. ``lists`` (default: the
+    bundled warninglists) and ``expiry`` (default: the default lifetimes) decide each record's
+    state (``generator/lifecycle.py``)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         return _build(
-            store, Path(out_dir), now, source_name, progress, min(2, processes or _processes())
+            store,
+            Path(out_dir),
+            now,
+            source_name,
+            progress,
+            min(2, processes or _processes()),
+            lists,
+            expiry if expiry is not None else default_expiry(),
         )
     finally:
         if collecting:
@@ -399,6 +420,8 @@ def _build(
     source_name: str,
     progress: Progress | None,
     processes: int,
+    lists: Warninglists | None,
+    expiry: Expiry,
 ) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -428,12 +451,15 @@ def _build(
             notices.close()
             ship = RecordShipper(spool, notify)
         try:
-            count, records = iter_records(store.articles(), store.sightings())
-            first = next(records, None)
-            newest = first.last_seen if first is not None else 0
-            if first is not None:
-                records = chain((first,), records)
-            generated_at = now if now is not None else (store.state().get("as_of") or newest)
+            articles, sightings = store.articles(), store.sightings()
+            generated_at = now if now is not None else store.state().get("as_of")
+            if generated_at is None:
+                generated_at = _newest(articles, sightings)
+            lifecycle = Lifecycle(
+                lists if lists is not None else warninglists.bundled(), expiry, generated_at
+            )
+            count, records = iter_records(articles, sightings, lifecycle)
+            del articles, sightings
             info = BuildInfo(generated_at, source_name, store)
             pa.default_memory_pool().release_unused()  # what the records need of the store stays
             clock.lap("aggregate")
@@ -509,6 +535,13 @@ def _join(
         derived_objects.update(child_derived)
         stages.update({f"2:{name}": seconds for name, seconds in child_stages.items()})
     return derived_objects
+
+
+def _newest(articles: pa.Table, sightings: pa.Table) -> int:
+    """The latest publication time of an article with sightings (0 for an empty store)."""
+    used = pc.is_in(articles["article_id"], value_set=sightings["article_id"].combine_chunks())
+    newest = pc.max(articles.filter(used)["published"]).as_py()
+    return int(newest or 0)
 
 
 def _merge(out: ObjectWriter, objects: dict[str, list]) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from generator import build as build_stage
+from generator import lifecycle, warninglists
 from generator import publish as publish_stage
 from generator.errors import SocdefError, on_disk
 from generator.settings import Settings
@@ -97,6 +98,9 @@ def run_sources(settings: Settings, *, sources: Path | None = None) -> list[Sour
 
 
 def run_build(settings: Settings, *, now: int | None = None) -> build_stage.BuildResult:
+    overrides = settings.overrides_file
+    lists = warninglists.load(overrides) if overrides is not None else None
+    expiry = lifecycle.expiry(settings.expiry)
     with on_disk("building"), progress_bar() as progress:
         return build_stage.build(
             Store(settings.store_dir),
@@ -104,6 +108,8 @@ def run_build(settings: Settings, *, now: int | None = None) -> build_stage.Buil
             now=now,
             source_name=settings.source_name,
             progress=progress,
+            lists=lists,
+            expiry=expiry,
         )
 
 

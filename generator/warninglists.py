@@ -484,17 +484,24 @@ def parse_overrides(text: str, origin: str = "overrides") -> tuple[list[str], li
 
 def load(overrides: str | Path | None = None) -> Warninglists:
     """The bundled lists (as the policy table says) plus an operator's overrides file."""
+    if overrides is None:
+        return load_text(None)
+    path = Path(overrides)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise WarninglistError(f"cannot read the overrides file {path}: {exc}") from exc
+    return load_text(text, str(path))
+
+
+def load_text(text: str | None, origin: str = "overrides") -> Warninglists:
+    """The bundled lists plus the overrides ``text`` (the format of :func:`parse_overrides`)."""
     table = dict(policies())
     sources = list(bundled_sources(table))
     for source in sources:
         table.setdefault(source.name, Policy(ANNOTATE, ANNOTATE, "not in the policy table"))
-    if overrides is not None:
-        path = Path(overrides)
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise WarninglistError(f"cannot read the overrides file {path}: {exc}") from exc
-        allow, block = parse_overrides(text, str(path))
+    if text is not None:
+        allow, block = parse_overrides(text, origin)
         sources.append(_Source(ALLOW_LIST, "auto", allow, ALL_TYPES))
         sources.append(_Source(BLOCK_LIST, "auto", block, ALL_TYPES))
         for name in (ALLOW_LIST, BLOCK_LIST):

@@ -155,11 +155,12 @@ def select(build: Build, q: Query) -> Selection:
 
 
 def meta_filters(view: str, since: int, until: int) -> dict[str, str]:
-    type_, category, confidence = view.split(".")
+    status, type_, category, confidence = layout.view_parts(view)
     return {
         "type": type_,
         "category": category,
         "confidence": confidence,
+        "status": status,
         "since": iso(since),
         "until": iso(until),
     }
