@@ -97,6 +97,7 @@ class State:
     status: str
     valid_until: int
     warnings: tuple[str, ...]
+    changed_at: int  # when it entered the state (every format's latest version)
 
 
 @dataclass(slots=True)
@@ -108,14 +109,25 @@ class Lifecycle:
     now: int
     _checker: object = None
 
-    def state(self, type_: str, confidence: str, last_seen: int, hit: Hit | None) -> State:
+    def state(
+        self, type_: str, confidence: str, last_seen: int, hit: Hit | None, last_version: int = 0
+    ) -> State:
+        """The state of an indicator last seen at ``last_seen`` whose latest version was
+        stored at ``last_version``. ``changed_at``: ``valid_until`` for an expired one; for a
+        suppressed one, just after its latest version (a list names it from the start, so it
+        is taken back in the version after the one that first showed it); for a withdrawn one,
+        the build's time (an operator's block comes after publication: a poller that read the
+        previous build must see it)."""
         valid_until = last_seen + self.policy.lifetime(type_, confidence) * DAY
         warnings = hit.lists if hit is not None else ()
+        after = max(last_seen, last_version) + 1
         if hit is not None and hit.block:
-            return State(WITHDRAWN, valid_until, warnings)
+            return State(WITHDRAWN, valid_until, warnings, max(self.now, after))
         if hit is not None and hit.suppress and not hit.allow:
-            return State(SUPPRESSED, valid_until, warnings)
-        return State(EXPIRED if valid_until <= self.now else ACTIVE, valid_until, warnings)
+            return State(SUPPRESSED, valid_until, warnings, after)
+        if valid_until <= self.now:
+            return State(EXPIRED, valid_until, warnings, max(valid_until, after))
+        return State(ACTIVE, valid_until, warnings, last_seen)
 
     def hits(self, types: Sequence[str], values: Sequence[str]) -> list[Hit | None]:
         """The warninglist hit of each indicator (the column path)."""

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.stix21 import uuid5
-from generator.lifecycle import Lifecycle
+from generator.lifecycle import ACTIVE, Lifecycle
 from generator.record_history import Seen, TechniqueTimes, joined, technique_times_of, version_times
 from generator.warninglists import Hit
 
@@ -210,9 +210,20 @@ class _Grouped:
 
 
 def _with_state(record: IOCRecord, lifecycle: Lifecycle, hit: Hit | None) -> IOCRecord:
-    state = lifecycle.state(record.type, record.confidence, record.last_seen, hit)
+    """The record in its state; leaving ``active`` is one more version (its time joins
+    ``version_times``, so TAXII dates the new version)."""
+    versions = record.version_times
+    last_version = versions[-1] if versions else record.ingested_at
+    state = lifecycle.state(record.type, record.confidence, record.last_seen, hit, last_version)
+    if state.status != ACTIVE and state.changed_at > last_version:
+        versions = (*versions, state.changed_at)
     return replace(
-        record, status=state.status, valid_until=state.valid_until, warnings=state.warnings
+        record,
+        status=state.status,
+        valid_until=state.valid_until,
+        warnings=state.warnings,
+        changed_at=state.changed_at,
+        version_times=versions,
     )
 
 

@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.build import build
-from generator.model import aggregate
 from generator.store import Store
 from generator.synthetic import synthetic_store, synthetic_tables
-from tests.reference import iso, reference
+from tests.reference import iso, reference, stated_records
 from worker import iocs, layout
 from worker.errors import InvalidParameter
 from worker.http import Request
@@ -32,7 +31,7 @@ def built(tmp_path_factory):
     store = synthetic_store(str(root / "store"), 3_000, now=NOW, days=420)
     result = build(store, root / "build")
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
-    records = aggregate(store.articles(), store.sightings())
+    records = stated_records(store, result.generated_at)
     return Build(LocalBucket(root / "build"), manifest), records
 
 
@@ -66,6 +65,7 @@ def queries(draw, anchors: list[int] = ()):
         ("type", layout.IOC_TYPES),
         ("category", layout.CATEGORIES),
         ("confidence", layout.CONFIDENCES),
+        ("status", (*layout.STATUSES, layout.ALL)),
         ("format", layout.LIST_FORMATS),
     ):
         if draw(st.booleans()):
@@ -257,7 +257,7 @@ def day_edges(tmp_path_factory):
     store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
     result = build(store, root / "build")
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
-    records = aggregate(store.articles(), store.sightings())
+    records = stated_records(store, result.generated_at)
     return Build(LocalBucket(root / "build"), manifest), records, edges
 
 

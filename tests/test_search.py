@@ -13,10 +13,10 @@ from generator.build import build
 from generator.extract import extract
 from generator.feeds import parse_feed
 from generator.htmltext import html_to_text
-from generator.model import aggregate
 from generator.search_index import MAX_PREFIX_HEX, prefix_hex
 from generator.sources import SAMPLE_DIR
 from generator.synthetic import synthetic_store
+from tests.reference import stated_records
 from tests.search_reference import reference_range, reference_search, reference_stats, value_hash
 from worker import layout
 from worker.errors import InvalidParameter
@@ -45,7 +45,7 @@ def built(tmp_path_factory):
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
     return (
         Build(LocalBucket(root / "build"), manifest),
-        aggregate(store.articles(), store.sightings()),
+        stated_records(store, result.generated_at),
         store,
     )
 
