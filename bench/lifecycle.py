@@ -7,7 +7,7 @@ domains 25 %, URLs 20 %, e-mail 4 %, hashes 23 %), ``--hits`` of them drawn from
 themselves (resolvers, top sites, cloud ranges, benign hashes) and the rest synthetic, then
 times, in this one process:
 
-- the compiled lists, the build's way (``generator.warninglist_batch.BatchChecker.check`` over
+- the compiled lists, the build's way (``generator.extract.warninglist_batch.BatchChecker.check`` over
   the N as two Arrow columns, as the store keeps them), best of ``--rounds`` (CPU time of this
   process), and one by one (``Warninglists.check_many``; both must agree);
 - the naive loop the build would otherwise run: ``WarningLists().search(value)`` of
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 import pyarrow as pa  # noqa: E402
 
-from generator import warninglists  # noqa: E402
-from generator.synthetic import synthetic_value  # noqa: E402
-from generator.warninglist_batch import BatchChecker  # noqa: E402
+from generator.extract import warninglists  # noqa: E402
+from generator.extract.warninglist_batch import BatchChecker  # noqa: E402
+from generator.store.synthetic import synthetic_value  # noqa: E402
 
 SHARES = {
     "ipv4": 25,

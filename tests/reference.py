@@ -13,13 +13,13 @@ from urllib.parse import urlencode
 from exports.ioc_json import record_dict
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
-from generator import warninglists
-from generator.lifecycle import Lifecycle, expiry
-from generator.model import iter_records
-from generator.store import Store
-from worker import formats
-from worker.params import LINK_ORDER
-from worker.tiers import Tier
+from generator.extract import warninglists
+from generator.store.generations import Store
+from generator.store.lifecycle import Lifecycle, expiry
+from generator.store.records import iter_records
+from worker.contract import formats
+from worker.contract.tiers import Tier
+from worker.endpoints.params import LINK_ORDER
 
 
 def iso(ts: int) -> str:
@@ -28,7 +28,7 @@ def iso(ts: int) -> str:
 
 def stated_records(store: Store, generated_at: int) -> list[IOCRecord]:
     """The store's records in their states as a default build at ``generated_at`` decides them
-    (the states come from generator/lifecycle.py: the reference checks the indexes, not them)."""
+    (the states come from generator/store/lifecycle.py: the reference checks the indexes, not them)."""
     check = Lifecycle(warninglists.bundled(), expiry(), generated_at)
     return list(iter_records(store.articles(), store.sightings(), check)[1])
 
@@ -99,7 +99,7 @@ def reference(
 
 # --- the fold of the store into records, from the rules in docs/architecture.md ---------------
 # Written from the documented rules (docs/architecture.md "From sightings to records", the
-# docstrings of generator/model.py and generator/record_history.py), row by row in plain Python;
+# docstrings of generator/store/records.py and generator/store/history.py), row by row in plain Python;
 # it imports nothing of generator/ so that a wrong rule there is not copied here.
 
 IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")  # ids stable across installs

@@ -18,11 +18,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from exports.model import IOCRecord
-from generator import warninglists
-from generator.lifecycle import Lifecycle, expiry
-from generator.model import iter_records
-from generator.store import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
-from generator.warninglists import Warninglists
+from generator.extract import warninglists
+from generator.extract.warninglists import Warninglists
+from generator.store.generations import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
+from generator.store.lifecycle import Lifecycle, expiry
+from generator.store.records import iter_records
 
 SEED_NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the corpus's "as of"
 HOUR = 3_600

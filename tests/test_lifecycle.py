@@ -14,11 +14,12 @@ import pyarrow as pa
 import pytest
 from pymisp import MISPEvent
 
-from generator import lifecycle, warninglists
-from generator.build import build
-from generator.lifecycle import DAY, Lifecycle
-from generator.model import iter_records
-from generator.store import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
+from generator.build.tree import build
+from generator.extract import warninglists
+from generator.store import lifecycle
+from generator.store.generations import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
+from generator.store.lifecycle import DAY, Lifecycle
+from generator.store.records import iter_records
 from tests.conftest import poll_until, socdef
 from tests.support import bearer, new_key, published
 from tests.test_taxii_http import SCALE, collection, every_object

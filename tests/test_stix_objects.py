@@ -10,7 +10,7 @@ import pytest
 
 from exports import stix21
 from exports.registry import render_variants
-from generator.taxii_build import TaxiiError, TaxiiSink
+from generator.build.taxii import TaxiiError, TaxiiSink
 from tests.seed import seed_records
 
 

@@ -17,10 +17,10 @@ import pytest
 from taxii2client.common import TokenAuth
 from taxii2client.v21 import Server, as_pages
 
-from generator.sources import SAMPLE_DIR
+from generator.sources.catalog import SAMPLE_DIR
 from tests.conftest import socdef
 from tests.support import new_key, published
-from worker import taxii_common as tc
+from worker.contract import taxii_common as tc
 
 DISCOVERY = "/api/taxii2/"
 COLLECTIONS = "/api/taxii2/api/collections/"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from generator import warninglists
-from generator.domains import host_in
-from generator.warninglist_batch import BatchChecker
-from generator.warninglists import WarninglistError, Warninglists
+from generator.extract import warninglists
+from generator.extract.domains import host_in
+from generator.extract.warninglist_batch import BatchChecker
+from generator.extract.warninglists import WarninglistError, Warninglists
 
 ROOT = Path(__file__).resolve().parent.parent
 
