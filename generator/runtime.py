@@ -114,6 +114,19 @@ def run_build(settings: Settings, *, now: int | None = None) -> build_stage.Buil
         )
 
 
+def run_explain(settings: Settings, value: str, *, now: int | None = None) -> list[str]:
+    """``socdef explain``: the story of each indicator of that value, as printed lines."""
+    from generator.store import explain
+
+    overrides = settings.overrides_file
+    lists = warninglists.load(overrides) if overrides is not None else warninglists.bundled()
+    with on_disk("reading the store"):
+        stories = explain.explain(
+            Store(settings.store_dir), value, lists, lifecycle.expiry(settings.expiry), now
+        )
+    return [explain.render(story) for story in stories]
+
+
 def run_publish(
     settings: Settings,
     *,

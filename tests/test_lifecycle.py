@@ -205,3 +205,21 @@ def test_expiry_setting_overrides_the_defaults_and_reports_every_bad_entry():
     with pytest.raises(lifecycle.PolicyError) as err:
         lifecycle.expiry("ipv9=3,url:urgent=5,domain=0")
     assert str(err.value).count("expected") == 2 and "at least 1" in str(err.value)
+
+
+def test_explain_tells_each_state_and_why(tmp_path):
+    one_article_store(tmp_path / "store")
+    (tmp_path / "overrides.txt").write_text(f"block {DOMAIN}\n")
+    story = socdef("explain", "8.8.8[.]8", data_dir=tmp_path).stdout
+    assert story.startswith("ipv4 8.8.8.8: suppressed")
+    assert "why: on a suppressing warninglist (public-dns-v4)" in story
+    assert "warninglist public-dns-v4 (suppress): public DNS resolvers" in story
+    assert "Vendor X Labs: Report bbbbbbbbbbbbbbbb <https://x/bbbbbbbbbbbbbbbb> [high]" in story
+    assert "8.8.8.8 seen in the campaign" in story
+    blocked = socdef("explain", DOMAIN, data_dir=tmp_path).stdout
+    assert blocked.startswith(f"domain {DOMAIN}: withdrawn") and "block entry" in blocked
+    later = socdef("explain", IP, "--now", str(T0 + 40 * DAY), data_dir=tmp_path).stdout
+    assert later.startswith(f"ipv4 {IP}: expired")
+    assert "+ 33 days (ipv4, high confidence)" in later
+    missing = socdef("explain", "203.0.113.250", data_dir=tmp_path, check=False)
+    assert missing.returncode == 1 and "no indicator '203.0.113.250' in the store" in missing.stderr
