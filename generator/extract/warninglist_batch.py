@@ -54,9 +54,11 @@ class BatchChecker:
         for type_ in pc.unique(type_column).to_pylist():
             places = pc.indices_nonzero(pc.equal(type_column, type_))
             column = pc.take(value_column, places)
-            where = places.to_numpy()
-            for i, hit in self._group(type_, column):
-                out[int(where[i])] = hit
+            found = self._group(type_, column)
+            if found:
+                where = places.to_pylist()
+                for i, hit in found:
+                    out[where[i]] = hit
         return out
 
     def _group(self, type_: str, column: pa.Array) -> list[tuple[int, Hit | None]]:
@@ -124,7 +126,7 @@ class BatchChecker:
         hits = self._v4_hits
         listed = np.array([h is not None for h in hits] + [False], dtype=bool)
         at = np.nonzero(listed[slot])[0]  # slot -1 reads the trailing False
-        return [(int(i), hits[slot[i]]) for i in at]
+        return [(i, hits[k]) for i, k in zip(at.tolist(), slot[at].tolist(), strict=True)]
 
 
 def _extract(column: pa.Array, pattern: str, name: str = "k") -> pa.Array:
