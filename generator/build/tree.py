@@ -453,9 +453,10 @@ def _build(
             ship = RecordShipper(spool, notify)
         try:
             articles, sightings = store.articles(), store.sightings()
-            generated_at = now if now is not None else store.state().get("as_of")
-            if generated_at is None:
-                generated_at = _newest(articles, sightings)
+            if now is not None:
+                generated_at = now
+            else:  # the last ingest, else the newest sighting's article
+                generated_at = store.state().get("as_of") or _newest(articles, sightings)
             lifecycle = Lifecycle(
                 lists if lists is not None else warninglists.bundled(), expiry, generated_at
             )
