@@ -25,7 +25,7 @@ from worker.endpoints.misp import event_document
 
 RECORDS = seed_records()
 YEAR = 365 * layout.DAY_SECONDS
-PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
+PARAMS = ExportParams(layout.ACTIVE_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
 TLP = {"high": "tlp:green", "medium": "tlp:amber", "low": "tlp:clear"}
 
 
