@@ -32,6 +32,9 @@ class Settings:
     allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
     overrides: Path | None = None  # warninglist overrides (allow/block); default data_dir's
     expiry: str = ""  # lifetimes: "ipv4=14,url:high=365" (docs/lifecycle.md)
+    db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
+    key_secret_file: str = ""  # the keys' HMAC secret, shared by replicas ("" = in data_dir)
+    signing_key: str = ""  # the minisign secret key publish signs with ("" = data_dir/signing.key)
 
     @property
     def store_dir(self) -> Path:
@@ -59,8 +62,12 @@ class Settings:
         return self.data_dir / "keys.sqlite"
 
     @property
+    def signing_key_file(self) -> Path:
+        return Path(self.signing_key) if self.signing_key else self.data_dir / "signing.key"
+
+    @property
     def secret_file(self) -> Path:
-        return self.data_dir / "secret.key"
+        return Path(self.key_secret_file) if self.key_secret_file else self.data_dir / "secret.key"
 
 
 def _coerce(name: str, value: Any) -> Any:

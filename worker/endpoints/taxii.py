@@ -18,6 +18,7 @@ from worker.buckets.storage import Build
 from worker.contract import layout
 from worker.contract import taxii_common as tc
 from worker.contract.stix_common import STIX_NAMESPACE
+from worker.encoding import conditional
 from worker.endpoints.taxii_index import Page, entry_of, page_bytes, select
 from worker.endpoints.taxii_params import (
     Filters,
@@ -27,7 +28,7 @@ from worker.endpoints.taxii_params import (
     parse_filters,
 )
 from worker.errors import NotFound
-from worker.http import Response, conditional, query_string, strong_etag
+from worker.http import Response, query_string, strong_etag
 from worker.routing import Ctx
 
 TAXII_ONLY = (tc.TAXII_MEDIA_TYPE,)
