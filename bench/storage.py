@@ -122,7 +122,7 @@ def bench_encoding(out: Path) -> None:
     from worker.contract import layout
 
     build = BuildSource(LocalBucket(out), pointer_ttl=3600).current()
-    body = build.read(layout.default_key("enterprise", layout.ALL_VIEW, "json")) or b""
+    body = build.read(layout.default_key("enterprise", layout.ACTIVE_VIEW, "json")) or b""
     encoder = Encoder()
 
     def serve(coding: str, cached: bool) -> None:

@@ -7,6 +7,9 @@ Escaping follows the CEF specification: in header fields ``\\`` and ``|``; in ex
 surrounding whitespace is trimmed (a value runs until the next `` key=``, so parsers disagree
 about edge spaces). Header fields are fixed strings free of ``\\``, ``|`` and ``=``, which some
 parsers cannot read even escaped. An IPv6 indicator goes in ``c6a1``: ``src``/``dst`` are IPv4.
+
+An indicator that left the active state (expired, suppressed, withdrawn) is a removal record:
+the same event with ``act=remove reason=<state>`` and ``rt`` the time it changed state.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from exports.model import IOCRecord
+from exports.model import ACTIVE, IOCRecord, state_time
 from exports.timefmt import iso_z
 from worker.contract.stix_common import CONFIDENCE_SCORE
 
@@ -121,8 +124,9 @@ def extension(r: IOCRecord) -> str:
             f"{key}={escape_value(r.value)}",
             f" {label[0]}={label[1]}" if label else "",
             f" externalId={r.id} cnt={r.sightings} start={r.first_seen}000 end={r.last_seen}000"
-            f" rt={r.last_seen}000 cn1Label=confidenceScore cn1={CONFIDENCE_SCORE[r.confidence]}"
+            f" rt={state_time(r)}000 cn1Label=confidenceScore cn1={CONFIDENCE_SCORE[r.confidence]}"
             f" cs1Label=confidence cs1={r.confidence}",
+            "" if r.status == ACTIVE else f" act=remove reason={r.status}",
             _article(r.category, r.feed_name, r.article_title, r.article_url),
             _labels(r.tags, r.mitre_techniques),
             f" msg={context}" if context else "",

@@ -21,6 +21,9 @@ def _row(r: IOCRecord) -> tuple[str, ...]:
         r.feed_name,
         r.category,
         ",".join(r.tags),
+        r.status,
+        iso_z(r.valid_until) if r.valid_until else "",
+        ",".join(r.warnings),
     )
 
 

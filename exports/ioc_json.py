@@ -33,6 +33,9 @@ def record_dict(r: IOCRecord, *, context: bool = True) -> dict[str, Any]:
         out["context"] = r.context
     out["tags"] = list(r.tags)
     out["mitre_techniques"] = list(r.mitre_techniques)
+    out["status"] = r.status
+    out["valid_until"] = iso_z(r.valid_until) if r.valid_until else None
+    out["warnings"] = list(r.warnings)
     return out
 
 

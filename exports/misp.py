@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from exports.attack import technique_names
-from exports.model import IOCRecord
+from exports.model import ACTIVE, IOCRecord, state_time
 from exports.timefmt import iso_z
 from worker.contract.misp_event import tlp_tag_bytes
 from worker.contract.stix_common import CONFIDENCE_TLP
@@ -85,9 +85,9 @@ def attribute(r: IOCRecord) -> dict[str, Any]:
         "type": misp_type,
         "category": category,
         "value": r.value,
-        "to_ids": to_ids and r.confidence != "low",
+        "to_ids": to_ids and r.confidence != "low" and r.status == ACTIVE,
         "comment": comment(r),
-        "timestamp": str(r.last_seen),
+        "timestamp": str(state_time(r)),
         "first_seen": iso_z(r.first_seen),
         "last_seen": iso_z(r.last_seen),
         "disable_correlation": False,

@@ -13,7 +13,10 @@ Ids are deterministic: the main object reuses the record's UUIDv5 (``indicator--
 so the JSON feed's ``id`` and the STIX id agree; an ``attack-pattern`` id depends only on the
 technique id, which is what lets an indicator name its technique without seeing that record;
 relationship ids are UUIDv5 of (type, source, target) in our namespace. Timestamps are
-``created`` = ``valid_from`` = ``first_seen`` and ``modified`` = ``last_seen``, in milliseconds.
+``created`` = ``valid_from`` = ``first_seen``, ``valid_until`` the record's, and ``modified`` the
+time of its state (``exports.model.state_time``: ``last_seen`` while active, ``valid_until``
+once expired), in milliseconds. A suppressed or withdrawn record is a new version of the same
+objects with ``revoked: true`` (docs/lifecycle.md).
 Every object carries the record's default TLP 2.0 marking (see ``worker.contract.stix_common``); the
 edge may swap it for a requested level without rendering (``worker/endpoints/stix.py``).
 
@@ -38,7 +41,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from exports.model import IOCRecord
+from exports.model import IOCRecord, state_time, taken_back
 from worker.contract.stix_common import (
     CONFIDENCE_SCORE,
     CONFIDENCE_TLP,
@@ -168,7 +171,7 @@ def _common(r: IOCRecord, stix_type: str) -> dict[str, Any]:
         "spec_version": "2.1",
         "id": f"{stix_type}--{r.id}",
         "created": timestamp(r.first_seen),
-        "modified": timestamp(r.last_seen),
+        "modified": timestamp(state_time(r)),
         "created_by_ref": IDENTITY_ID,
     }
 
@@ -178,6 +181,8 @@ def _tail(obj: dict[str, Any], r: IOCRecord, refs: list[dict[str, str]]) -> dict
         obj["labels"] = list(r.tags)
     obj["confidence"] = CONFIDENCE_SCORE[r.confidence]
     obj["external_references"] = refs
+    if taken_back(r):
+        obj["revoked"] = True
     obj["object_marking_refs"] = [TLP_IDS[CONFIDENCE_TLP[r.confidence]]]
     return obj
 
@@ -191,6 +196,8 @@ def indicator(r: IOCRecord) -> dict[str, Any]:
     obj["pattern_type"] = "stix"
     obj["pattern_version"] = "2.1"
     obj["valid_from"] = obj["created"]
+    if r.valid_until > r.first_seen:
+        obj["valid_until"] = timestamp(r.valid_until)
     return _tail(obj, r, [article_reference(r)])
 
 
@@ -235,6 +242,7 @@ def relationships(r: IOCRecord, source: dict[str, Any], kind: str) -> list[dict[
                 "relationship_type": kind,
                 "source_ref": source["id"],
                 "target_ref": target,
+                **({"revoked": True} if source.get("revoked") else {}),
                 "object_marking_refs": source["object_marking_refs"],
             }
         )
@@ -309,7 +317,8 @@ def render_objects(r: IOCRecord) -> StixObjects:
         f'"created_by_ref":"{IDENTITY_ID}","relationship_type":"{kind}",'
         f'"source_ref":"{source}","target_ref":"'
     )
-    tail = f'","object_marking_refs":["{main["object_marking_refs"][0]}"]}},'
+    revoked = '","revoked":true' if main.get("revoked") else '"'
+    tail = f'{revoked},"object_marking_refs":["{main["object_marking_refs"][0]}"]}},'
     named = f"{kind}:{source}:"
     ids = [source]
     rels = []

@@ -226,6 +226,16 @@ def build(
     )
 
 
+@cli.command()
+@with_settings
+@click.argument("value")
+@click.option("--now", type=int, help="Unix time to judge the state at [default: last ingest].")
+def explain(settings: Settings, value: str, now: int | None) -> None:
+    """An indicator's story: sightings, confidence, warninglists, state and why."""
+    for story in runtime.run_explain(settings, value, now=now):
+        click.echo(story)
+
+
 @cli.command("site")
 @with_settings
 @click.option(

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generator.build import tree as build_stage
 from generator.errors import SocdefError, on_disk
+from generator.extract import warninglists
 from generator.publish import minisign
 from generator.publish import upload as publish_stage
 from generator.publish import verify as verify_stage
@@ -24,6 +25,7 @@ from generator.settings import Settings
 from generator.sources.catalog import SAMPLE_DIR, load_sources
 from generator.sources.state import Backoff, SourceRow, source_rows
 from generator.store import bucket as store_bucket
+from generator.store import lifecycle
 from generator.store.generations import Store
 from worker.access.keys import KeyStore, load_or_create_secret
 from worker.access.stores import open_accounts, open_keys
@@ -160,14 +162,32 @@ def run_build(
             f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
             "`socdef ingest` first, check --data-dir, or pass --init to build an empty store"
         )
+    overrides = settings.overrides_file
+    lists = warninglists.load(overrides) if overrides is not None else None
+    expiry = lifecycle.expiry(settings.expiry)
     with on_disk("building"), progress_bar() as progress:
         return build_stage.build(
-            Store(settings.store_dir),
+            store,
             settings.build_dir,
             now=now,
             source_name=settings.source_name,
             progress=progress,
+            lists=lists,
+            expiry=expiry,
         )
+
+
+def run_explain(settings: Settings, value: str, *, now: int | None = None) -> list[str]:
+    """``socdef explain``: the story of each indicator of that value, as printed lines."""
+    from generator.store import explain
+
+    overrides = settings.overrides_file
+    lists = warninglists.load(overrides) if overrides is not None else warninglists.bundled()
+    with on_disk("reading the store"):
+        stories = explain.explain(
+            Store(settings.store_dir), value, lists, lifecycle.expiry(settings.expiry), now
+        )
+    return [explain.render(story) for story in stories]
 
 
 def run_publish(

@@ -30,6 +30,8 @@ class Settings:
     bucket: str = ""  # where publish writes and serve reads: a folder, s3://…, https://… (serve)
     s3_endpoint: str = ""  # an S3-compatible endpoint URL ("" = the AWS environment's)
     allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
+    overrides: Path | None = None  # warninglist overrides (allow/block); default data_dir's
+    expiry: str = ""  # lifetimes: "ipv4=14,url:high=365" (docs/lifecycle.md)
     db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
     key_secret_file: str = ""  # the keys' HMAC secret, shared by replicas ("" = in data_dir)
     signing_key: str = ""  # the minisign secret key publish signs with ("" = data_dir/signing.key)
@@ -47,6 +49,15 @@ class Settings:
         return self.data_dir / "bucket"
 
     @property
+    def overrides_file(self) -> Path | None:
+        """The overrides file in use: the configured one, else ``overrides.txt`` in the data
+        folder when it exists."""
+        if self.overrides is not None:
+            return self.overrides
+        default = self.data_dir / "overrides.txt"
+        return default if default.is_file() else None
+
+    @property
     def keys_db(self) -> Path:
         return self.data_dir / "keys.sqlite"
 
@@ -60,8 +71,10 @@ class Settings:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("data_dir", "sources"):
+    if name in ("data_dir", "sources", "overrides"):
         return Path(value)
+    if name == "expiry" and isinstance(value, Mapping):  # a TOML table: {ipv4 = 14, …}
+        return ",".join(f"{k}={v}" for k, v in value.items())
     if name == "keep_builds":
         try:
             return int(value)

@@ -91,7 +91,7 @@ def object_keys(manifest: dict) -> set[str]:
 
 def answers(build_: Build) -> bytes:
     """The bytes of a few list answers and of one precomputed default, concatenated."""
-    parts = [build_.read(layout.default_key("pro", layout.ALL_VIEW, "json")) or b""]
+    parts = [build_.read(layout.default_key("pro", layout.ACTIVE_VIEW, "json")) or b""]
     for view, fmt, back, offset, limit in QUERIES:
         variant = "json" if fmt == "json" else fmt
         q = query.Query(

@@ -35,7 +35,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_BUILD_ID = "golden"
 GOLDEN_SOURCE = "socdef"
 YEAR = 365 * layout.DAY_SECONDS
-EXPORT_PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
+EXPORT_PARAMS = ExportParams(layout.ACTIVE_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
 STIX_PARAMS = StixParams("all", 0, SEED_NOW, 1000, "bundle", True, True, None)
 
 

@@ -13,6 +13,10 @@ from urllib.parse import urlencode
 from exports.ioc_json import record_dict
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
+from generator.extract import warninglists
+from generator.store.generations import Store
+from generator.store.lifecycle import Lifecycle, expiry
+from generator.store.records import iter_records
 from worker.contract import formats
 from worker.contract.tiers import Tier
 from worker.endpoints.params import LINK_ORDER
@@ -20,6 +24,13 @@ from worker.endpoints.params import LINK_ORDER
 
 def iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def stated_records(store: Store, generated_at: int) -> list[IOCRecord]:
+    """The store's records in their states as a default build at ``generated_at`` decides them
+    (the states come from generator/store/lifecycle.py: the reference checks the indexes, not them)."""
+    check = Lifecycle(warninglists.bundled(), expiry(), generated_at)
+    return list(iter_records(store.articles(), store.sightings(), check)[1])
 
 
 def reference(
@@ -35,6 +46,7 @@ def reference(
 ) -> tuple[str, object]:
     """(format, expected): parsed JSON document for json, bytes for the other list formats."""
     t, c, f = (params.get(k, "all") for k in ("type", "category", "confidence"))
+    status = params.get("status", "active")
     limit = min(int(params.get("limit", 100)), tier.max_limit)
     offset = int(params.get("offset", 0))
     fmt = params.get("format", "json")
@@ -45,6 +57,7 @@ def reference(
         if (t == "all" or r.type == t)
         and (c == "all" or r.category == c)
         and (f == "all" or r.confidence == f)
+        and (status == "all" or r.status == status)
         and since <= r.last_seen <= until
     ]
     matching.sort(key=lambda r: (-r.last_seen, r.type, r.value))
@@ -74,6 +87,7 @@ def reference(
                 "type": t,
                 "category": c,
                 "confidence": f,
+                "status": status,
                 "since": iso(since),
                 "until": iso(until),
             },

@@ -13,12 +13,16 @@ ATT&CK ids it mentions, as ingest records them. Everything is fixed: same corpus
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 
 from exports.model import IOCRecord
+from generator.extract import warninglists
+from generator.extract.warninglists import Warninglists
 from generator.store.generations import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
-from generator.store.records import aggregate
+from generator.store.lifecycle import Lifecycle, expiry
+from generator.store.records import iter_records
 
 SEED_NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the corpus's "as of"
 HOUR = 3_600
@@ -163,11 +167,38 @@ def seed_tables() -> tuple[pa.Table, pa.Table]:
 
 
 def seed_records() -> list[IOCRecord]:
-    """The corpus folded by the real model: one record per (type, value), newest first."""
-    return aggregate(*seed_tables())
+    """The corpus folded by the real model: one record per (type, value), newest first, each
+    in its state as of ``SEED_NOW`` with :data:`SEED_OVERRIDES`."""
+    lifecycle = Lifecycle(warninglists.load_text(SEED_OVERRIDES), expiry(), SEED_NOW)
+    return list(iter_records(*seed_tables(), lifecycle)[1])
+
+
+# The corpus uses documentation addresses and names, which the warninglists suppress; the
+# operator's overrides file that keeps them active (docs/lifecycle.md).
+SEED_OVERRIDES = f"""\
+allow {_SHA1}
+allow {_SHA256}
+allow {_SHA512}
+allow *.example
+allow *.example.org
+allow 198.51.100.0/24
+allow 203.0.113.0/24
+allow 2001:db8::/32
+allow d41d8cd98f00b204e9800998ecf8427e
+allow 900150983cd24fb0d6963f7d28e17f72
+allow 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+"""
 
 
 def seed_store(root: str | os.PathLike[str]) -> Store:
+    """The corpus as a committed store at ``root``, and :data:`SEED_OVERRIDES` beside it as
+    ``overrides.txt`` (where a data folder's build reads it)."""
     store = Store(root)
     store.commit(*seed_tables(), {"as_of": SEED_NOW, "sources": {}})
+    (Path(root).parent / "overrides.txt").write_text(SEED_OVERRIDES)
     return store
+
+
+def seed_lists(root: str | os.PathLike[str]) -> Warninglists:
+    """The warninglists a build of :func:`seed_store` at ``root`` uses."""
+    return warninglists.load(Path(root).parent / "overrides.txt")

@@ -248,6 +248,17 @@ def test_wrk_reads_counters_after_its_warm_up(tmp_path: Path, monkeypatch: pytes
     assert run["rps"] == 1000.0 and run["n"] == 1000 and run["p99"] == 2.0
 
 
+def test_lifecycle_prints_warninglist_checks_against_pymispwarninglists():
+    out = bench("lifecycle.py", "-n", "3000", "--naive", "200", "--rounds", "1").stdout
+    lines(
+        out,
+        rf"^compiled lists, columns \(BatchChecker.check\)\s+{NUMBER} checks/s; on a list: \d+$",
+        rf"^compiled lists, one by one \(check_many\)\s+{NUMBER} checks/s$",
+        rf"^naive WarningLists\(\).search\s+{NUMBER} checks/s over 200",
+        rf"^speed-up: {NUMBER}×$",
+    )
+
+
 def test_nginx_starts_again_when_its_port_was_taken(monkeypatch: pytest.MonkeyPatch):
     """nginx cannot bind port 0 and name it: the bench picks a port, and when another program
     holds it (nginx's bind fails and it exits) starts nginx again on another one."""

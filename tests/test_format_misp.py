@@ -17,7 +17,7 @@ from generator.build.tree import build
 from tests.golden import GOLDEN, assert_golden
 from tests.ioc_strategies import records
 from tests.misp_check import DESCRIBE, check_event, check_feed
-from tests.seed import SEED_NOW, seed_records, seed_store
+from tests.seed import SEED_NOW, seed_lists, seed_records, seed_store
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import layout
 from worker.endpoints.exports import ExportParams
@@ -25,7 +25,7 @@ from worker.endpoints.misp import event_document
 
 RECORDS = seed_records()
 YEAR = 365 * layout.DAY_SECONDS
-PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
+PARAMS = ExportParams(layout.ACTIVE_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
 TLP = {"high": "tlp:green", "medium": "tlp:amber", "low": "tlp:clear"}
 
 
@@ -110,7 +110,7 @@ def test_arbitrary_text_survives_and_validates(recs):
 @pytest.fixture(scope="module")
 def seed_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("misp")
-    build(seed_store(root / "store"), root / "build")
+    build(seed_store(root / "store"), root / "build", lists=seed_lists(root / "store"))
     return root / "build"
 
 
@@ -136,7 +136,7 @@ def test_feed_has_one_event_per_article(seed_build):
 
 def test_feed_splits_large_articles(tmp_path, monkeypatch):
     monkeypatch.setattr(misp_feed, "MAX_ATTRIBUTES", 2)
-    build(seed_store(tmp_path / "store"), tmp_path / "build")
+    build(seed_store(tmp_path / "store"), tmp_path / "build", lists=seed_lists(tmp_path / "store"))
     events = check_feed(feed_files(tmp_path / "build"), 2)
     parts = [
         e["Event"]["info"]
@@ -148,7 +148,12 @@ def test_feed_splits_large_articles(tmp_path, monkeypatch):
 
 def test_feed_covers_the_enterprise_lookback(tmp_path):
     now = SEED_NOW + 340 * layout.DAY_SECONDS  # the 40-day-old article is now 380 days old
-    build(seed_store(tmp_path / "store"), tmp_path / "build", now=now)
+    build(
+        seed_store(tmp_path / "store"),
+        tmp_path / "build",
+        now=now,
+        lists=seed_lists(tmp_path / "store"),
+    )
     events = check_feed(feed_files(tmp_path / "build"), misp_feed.MAX_ATTRIBUTES)
     kept = [r for r in RECORDS if r.last_seen >= now - YEAR]
     assert len(kept) < len(RECORDS)

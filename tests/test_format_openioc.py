@@ -18,7 +18,9 @@ from worker.endpoints.exports import ExportParams
 from worker.endpoints.openioc import document
 
 RECORDS = seed_records()
-PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - 365 * layout.DAY_SECONDS, SEED_NOW, 100, "json")
+PARAMS = ExportParams(
+    layout.ACTIVE_VIEW, SEED_NOW - 365 * layout.DAY_SECONDS, SEED_NOW, 100, "json"
+)
 FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -69,7 +71,7 @@ def test_a_document_without_items_is_still_valid():
 
 def test_ids_are_a_function_of_build_and_query():
     root_id = lambda *a: check_document(document_of(RECORDS[:2], *a)).get("id")  # noqa: E731
-    other = ExportParams(layout.ALL_VIEW, PARAMS.since + 1, PARAMS.until, 100, "json")
+    other = ExportParams(layout.ACTIVE_VIEW, PARAMS.since + 1, PARAMS.until, 100, "json")
     assert root_id("b1") == root_id("b1")
     assert len({root_id("b1"), root_id("b2"), root_id("b1", other)}) == 3
 

@@ -170,7 +170,7 @@ def test_published_objects_take_the_tables_media_types() -> None:
         key = layout.day_data_key("2026-11-28", v.name)
         assert objectmeta.content_type(key) == v.media_type, key
     for f in formats.LISTED:
-        key = layout.default_key("free", layout.ALL_VIEW, f.name)
+        key = layout.default_key("free", layout.ACTIVE_VIEW, f.name)
         assert objectmeta.content_type(key) == f.media_type, key
 
 

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from generator.build.tree import build
 from generator.store.generations import Store
-from generator.store.records import aggregate
 from generator.store.synthetic import synthetic_store, synthetic_tables
-from tests.reference import iso, reference
+from tests.reference import iso, reference, stated_records
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import layout
 from worker.contract.tiers import TIERS
@@ -33,7 +32,7 @@ def built(tmp_path_factory):
     store = synthetic_store(str(root / "store"), 3_000, now=NOW, days=420)
     result = build(store, root / "build")
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
-    records = aggregate(store.articles(), store.sightings())
+    records = stated_records(store, result.generated_at)
     return Build(LocalBucket(root / "build"), manifest), records
 
 
@@ -67,6 +66,7 @@ def queries(draw, anchors: list[int] = ()):
         ("type", layout.IOC_TYPES),
         ("category", layout.CATEGORIES),
         ("confidence", layout.CONFIDENCES),
+        ("status", (*layout.STATUSES, layout.ALL)),
         ("format", layout.LIST_FORMATS),
     ):
         if draw(st.booleans()):
@@ -258,7 +258,7 @@ def day_edges(tmp_path_factory):
     store.commit(articles, sightings, {"as_of": NOW, "sources": {}})
     result = build(store, root / "build")
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
-    records = aggregate(store.articles(), store.sightings())
+    records = stated_records(store, result.generated_at)
     return Build(LocalBucket(root / "build"), manifest), records, edges
 
 

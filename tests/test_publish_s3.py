@@ -86,8 +86,8 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
     expected = {
         day: "text/csv",
         day.replace("csv.dat", "json.idx"): "application/octet-stream",
-        layout.default_key("pro", layout.ALL_VIEW, "json"): "application/json",
-        layout.view_index_key(layout.ALL_VIEW): "application/json",
+        layout.default_key("pro", layout.ACTIVE_VIEW, "json"): "application/json",
+        layout.view_index_key(layout.ACTIVE_VIEW): "application/json",
     }
     for logical, media in expected.items():
         meta = head(logical)

@@ -15,8 +15,8 @@ from generator.extract.htmltext import html_to_text
 from generator.extract.indicators import extract
 from generator.sources.catalog import SAMPLE_DIR
 from generator.sources.feeds import parse_feed
-from generator.store.records import aggregate
 from generator.store.synthetic import synthetic_store
+from tests.reference import stated_records
 from tests.search_reference import reference_range, reference_search, reference_stats, value_hash
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import layout
@@ -45,7 +45,7 @@ def built(tmp_path_factory):
     manifest = json.loads((root / "build" / layout.manifest_key(result.build_id)).read_bytes())
     return (
         Build(LocalBucket(root / "build"), manifest),
-        aggregate(store.articles(), store.sightings()),
+        stated_records(store, result.generated_at),
         store,
     )
 

@@ -149,7 +149,8 @@ def test_formats(server, data_dir):
     assert csv_.headers["content-type"].startswith("text/csv")
     lines = csv_.text.splitlines()
     assert lines[0] == (
-        "id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags"
+        "id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags,"
+        "status,valid_until,warnings"
     )
     txt = get(server, headers=key, params={"format": "txt", "limit": "20"})
     assert txt.headers["content-type"].startswith("text/plain")

@@ -3,7 +3,7 @@
 A build sink (``generator/build/tree.py`` ``SINKS``). It keeps a slim copy of each record (what the
 device renderers read) and, once the build's time is known, renders for each tier the records
 its lookback covers (``last_seen`` in ``[generated_at − lookback, generated_at]``, as the list
-answers count it) with no row cap. A list a device takes only in parts is written as several
+answers count it) with no row cap, active records only (a device blocks what it is given). A list a device takes only in parts is written as several
 files (``worker.contract.device_files.part_name``). Each tier's index (``devices/<tier>/index.json``)
 lists what it wrote: what ``GET /api/v1/feeds`` answers, less the URLs.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from exports.devices.common import DeviceMeta
 from exports.devices.render import render_all
-from exports.model import IOCRecord
+from exports.model import ACTIVE, IOCRecord
 from generator.build.sinks import BuildInfo, ObjectWriter
 from worker.contract import device_files, layout
 from worker.contract.tiers import TIERS
@@ -39,7 +39,7 @@ class DeviceFiles:
         self.records: list[IOCRecord] = []  # newest first, as the days arrive
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
-        self.records += map(slim, records)
+        self.records += (slim(r) for r in records if r.status == ACTIVE)  # active only
 
     def finish(self, out: ObjectWriter, info: BuildInfo) -> None:
         for tier in TIERS.values():

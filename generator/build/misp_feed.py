@@ -85,6 +85,13 @@ def _galaxy_tags(records: list[dict]) -> list[str]:
     return sorted(t for t in map(galaxy_tag, techniques) if t is not None)
 
 
+def changed_at(attribute: bytes) -> int:
+    """An attribute's ``timestamp`` (``exports.model.state_time``): an event is as new as its
+    newest change, so a MISP instance that re-fetches it sees a withdrawal."""
+    start = attribute.index(b'"timestamp":"') + 13
+    return int(attribute[start : attribute.index(b'"', start)])
+
+
 def events_of(article: Article, day: str) -> Iterator[tuple[EventMeta, bytes, list[str]]]:
     """(meta, attributes, values) per event of an article: parts of MAX_ATTRIBUTES at most."""
     parts = range(0, len(article.records), MAX_ATTRIBUTES)
@@ -95,7 +102,7 @@ def events_of(article: Article, day: str) -> Iterator[tuple[EventMeta, bytes, li
         title = source["article_title"] or f"{source['feed_name']} article {article.article_id}"
         suffix = f" (part {n} of {len(parts)})" if len(parts) > 1 else ""
         info = one_line(title, 256 - len(suffix)) + suffix
-        newest = max(article.seen[start : start + MAX_ATTRIBUTES])
+        newest = max(map(changed_at, article.attributes[start : start + MAX_ATTRIBUTES]))
         tags = (f"tlp:{strongest_tlp(attributes)}", "type:OSINT", *_galaxy_tags(records))
         meta = EventMeta(
             event_uuid(f"article:{article.article_id}:{day}:{n}"),

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exports import stix21
-from exports.model import IOCRecord
+from exports.model import IOCRecord, state_time
 from exports.registry import Rendered
 from exports.stix21 import StixObjects
 from generator.build.sinks import BuildInfo, ObjectWriter
@@ -153,7 +153,7 @@ class TaxiiSink:
             if len(rendered.ids) > 1:
                 self._relationships(r, len(rendered.ids) - 1, main)
             self.record_ends.append(len(current))
-            self.record_modified.append(r.last_seen * MICRO)
+            self.record_modified.append(state_time(r) * MICRO)  # the object's "modified"
             self.record_collection.append(IOC_CODES[r.type])
         if ends[-1] != size:
             raise TaxiiError("the STIX objects' ends do not match their lines")

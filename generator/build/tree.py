@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from functools import cache
-from itertools import accumulate, chain
+from itertools import accumulate
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from operator import attrgetter
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
@@ -52,8 +53,12 @@ from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter, RecordSi
 from generator.build.stats import Stats
 from generator.build.taxii import TaxiiSink
 from generator.errors import SocdefError
+from generator.extract import warninglists
+from generator.extract.warninglists import Warninglists
 from generator.site.pages import Site
 from generator.store.generations import Store
+from generator.store.lifecycle import Expiry, Lifecycle
+from generator.store.lifecycle import expiry as default_expiry
 from generator.store.records import iter_records
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import layout
@@ -76,8 +81,10 @@ class BuildResult:
 
 
 @cache
-def _views_of(type_: str, category: str, confidence: str) -> tuple[str, ...]:
-    return tuple(v for v in layout.views_of(type_, category, confidence) if v != layout.ALL_VIEW)
+def _views_of(type_: str, category: str, confidence: str, status: str) -> tuple[str, ...]:
+    return tuple(
+        v for v in layout.views_of(type_, category, confidence, status) if v != layout.ALL_VIEW
+    )
 
 
 class ViewIndex:
@@ -90,7 +97,7 @@ class ViewIndex:
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         per_view: dict[str, list[int]] = {}
         for i, r in enumerate(records):
-            for view in _views_of(r.type, r.category, r.confidence):
+            for view in _views_of(r.type, r.category, r.confidence, r.status):
                 per_view.setdefault(view, []).append(i)
         self.days.setdefault(layout.ALL_VIEW, []).append([day, len(records), 0])
         for view, lines in per_view.items():
@@ -151,8 +158,11 @@ def default_query(view: str, fmt: str, tier: str, generated_at: int) -> query.Qu
 
 
 def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
+    """The default answers of the active views (what pollers ask for); other statuses are
+    composed on request."""
+    active = [v for v in info.views if layout.view_parts(v)[0] == layout.ACTIVE]
     for tier in TIERS:
-        for view in info.views:
+        for view in active:
             for fmt in layout.LIST_FORMATS:
                 q = default_query(view, fmt, tier, info.build.generated_at)
                 body, _ = query.render(info.build, q, fmt, info.source_name)
@@ -381,14 +391,25 @@ def build(
     source_name: str = "socdef",
     progress: Progress | None = None,
     processes: int | None = None,
+    lists: Warninglists | None = None,
+    expiry: Expiry | None = None,
 ) -> BuildResult:
     """Build ``out_dir`` from ``store``; ``processes`` (1 or 2, default: 2 where the platform
-    forks and has two CPUs) changes the speed only, never a byte."""
+    forks and has two CPUs) changes the speed only, never a byte. ``lists`` (default: the
+    bundled warninglists) and ``expiry`` (default: the default lifetimes) decide each record's
+    state (``generator/store/lifecycle.py``)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         return _build(
-            store, Path(out_dir), now, source_name, progress, min(2, processes or _processes())
+            store,
+            Path(out_dir),
+            now,
+            source_name,
+            progress,
+            min(2, processes or _processes()),
+            lists,
+            expiry if expiry is not None else default_expiry(),
         )
     finally:
         if collecting:
@@ -402,6 +423,8 @@ def _build(
     source_name: str,
     progress: Progress | None,
     processes: int,
+    lists: Warninglists | None,
+    expiry: Expiry,
 ) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -431,12 +454,16 @@ def _build(
             notices.close()
             ship = RecordShipper(spool, notify)
         try:
-            count, records = iter_records(store.articles(), store.sightings())
-            first = next(records, None)
-            newest = first.last_seen if first is not None else 0
-            if first is not None:
-                records = chain((first,), records)
-            generated_at = now if now is not None else (store.state().get("as_of") or newest)
+            articles, sightings = store.articles(), store.sightings()
+            if now is not None:
+                generated_at = now
+            else:  # the last ingest, else the newest sighting's article
+                generated_at = store.state().get("as_of") or _newest(articles, sightings)
+            lifecycle = Lifecycle(
+                lists if lists is not None else warninglists.bundled(), expiry, generated_at
+            )
+            count, records = iter_records(articles, sightings, lifecycle)
+            del articles, sightings
             info = BuildInfo(generated_at, source_name, store)
             pa.default_memory_pool().release_unused()  # what the records need of the store stays
             clock.lap("aggregate")
@@ -512,6 +539,13 @@ def _join(
         derived_objects.update(child_derived)
         stages.update({f"2:{name}": seconds for name, seconds in child_stages.items()})
     return derived_objects
+
+
+def _newest(articles: pa.Table, sightings: pa.Table) -> int:
+    """The latest publication time of an article with sightings (0 for an empty store)."""
+    used = pc.is_in(articles["article_id"], value_set=sightings["article_id"].combine_chunks())
+    newest = pc.max(articles.filter(used)["published"]).as_py()
+    return int(newest or 0)
 
 
 def _merge(out: ObjectWriter, objects: dict[str, list]) -> None:

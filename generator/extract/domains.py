@@ -29,6 +29,7 @@ __all__ = [
     "load_allowlist",
     "redacted",
     "normalize_domains",
+    "private_suffixes",
     "standalone_domain_ok",
 ]
 
@@ -269,15 +270,39 @@ def _customer_zone_labels(host: str) -> int:
     return _public_labels(host, _customer_zone_rules())
 
 
+@lru_cache(maxsize=1)
+def private_suffixes() -> frozenset[str]:
+    """The private section of the bundled Public Suffix List: names under which anyone may
+    register a name (``github.io``, ``s3.amazonaws.com``); a wildcard rule ``*.x`` gives ``x``."""
+    names: set[str] = set()
+    private = False
+    for raw in Path(PSLFILE).read_bytes().decode("utf-8", "surrogateescape").split("\n"):
+        line = raw.strip()
+        if line.startswith("// ===BEGIN PRIVATE DOMAINS==="):
+            private = True
+        elif line.startswith("// ===END PRIVATE DOMAINS==="):
+            private = False
+        elif private and line and not line.startswith(("//", "!")):
+            rule = line.lower().split(" ")[0].removeprefix("*.")
+            names.add(rule.encode("idna").decode("ascii") if not rule.isascii() else rule)
+    return frozenset(names)
+
+
 def host_in(host: str, domains: frozenset[str]) -> bool:
-    """True when ``host`` equals one of ``domains`` or is a subdomain of one."""
+    """True when ``host`` equals one of ``domains`` or is a subdomain of one. The walk up
+    stops at a private public suffix: ``github.io`` listed covers ``github.io`` itself, not the
+    user-registered ``someone.github.io`` under it."""
     if not domains or not host:
         return False
     if host in domains:
         return True
+    private = private_suffixes()
     dot = host.find(".")
     while dot != -1:
-        if host[dot + 1 :] in domains:
+        parent = host[dot + 1 :]
+        if parent in private:
+            return False
+        if parent in domains:
             return True
         dot = host.find(".", dot + 1)
     return False

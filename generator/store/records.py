@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.stix21 import uuid5
+from generator.extract.warninglists import Hit
 from generator.store.history import Seen, TechniqueTimes, joined, technique_times_of, version_times
+from generator.store.lifecycle import ACTIVE, Lifecycle
 
 IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")
 RANK = {"low": 1, "medium": 2, "high": 3}
@@ -171,6 +174,16 @@ class _Grouped:
         sizes = pc.take(pc.subtract(ends, starts), ranked)
         return _array(rows), _array(sizes)
 
+    def hits(self, lifecycle: Lifecycle) -> list[Hit | None]:
+        """The warninglist hit of each record, in record order (one column check)."""
+        if not self.count:
+            return []
+        starts = pa.concat_arrays(
+            [pa.array([0], pa.int64()), pc.cumulative_sum(self.sizes)[:-1].cast(pa.int64())]
+        )
+        first = pc.take(self.rows, starts)
+        return lifecycle.hits(pc.take(self.types, first), pc.take(self.values, first))
+
     def batches(self) -> Iterator[tuple[list[int], list[list]]]:
         """(each record's number of rows, the columns of their rows), BATCH records a time."""
         row = 0
@@ -196,6 +209,24 @@ class _Grouped:
             )
 
 
+def _with_state(record: IOCRecord, lifecycle: Lifecycle, hit: Hit | None) -> IOCRecord:
+    """The record in its state; leaving ``active`` is one more version (its time joins
+    ``version_times``, so TAXII dates the new version)."""
+    versions = record.version_times
+    last_version = versions[-1] if versions else record.ingested_at
+    state = lifecycle.state(record.type, record.confidence, record.last_seen, hit, last_version)
+    if state.status != ACTIVE and state.changed_at > last_version:
+        versions = (*versions, state.changed_at)
+    return replace(
+        record,
+        status=state.status,
+        valid_until=state.valid_until,
+        warnings=state.warnings,
+        changed_at=state.changed_at,
+        version_times=versions,
+    )
+
+
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
@@ -204,15 +235,20 @@ def _arange(n: int) -> pa.Array:
     return pa.array(range(n), pa.int64())
 
 
-def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator[IOCRecord]]:
-    """(count, records newest first), made lazily so that few are alive at once."""
+def iter_records(
+    articles: pa.Table, sightings: pa.Table, lifecycle: Lifecycle | None = None
+) -> tuple[int, Iterator[IOCRecord]]:
+    """(count, records newest first), made lazily so that few are alive at once. With a
+    ``lifecycle``, each record carries its state (``generator/store/lifecycle.py``)."""
     index = _article_index(articles)
     grouped = _Grouped(index, sightings)
     times = technique_times_of(sightings)
     shared: dict[tuple[str, int], tuple] = {}
     ids = grouped.ids
+    hits = grouped.hits(lifecycle) if lifecycle is not None else None
 
     def records() -> Iterator[IOCRecord]:
+        made = 0  # records made so far: the place of the next one's hit
         for sizes, (
             types,
             values,
@@ -228,7 +264,7 @@ def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator
                 key = (types[k], values[k])
                 if size == 1:
                     acc = _Acc(published[k], ids[article[k]], contexts[k], rank[k], ingested[k])
-                    yield _single(key, acc, index, times, shared)
+                    record = _single(key, acc, index, times, shared)
                 else:
                     # the sightings of one indicator, folded in store order
                     mine = sorted(range(k, k + size), key=rows.__getitem__)
@@ -236,7 +272,11 @@ def iter_records(articles: pa.Table, sightings: pa.Table) -> tuple[int, Iterator
                     acc = _Acc(published[j], ids[article[j]], contexts[j], rank[j], ingested[j])
                     for j in mine[1:]:
                         acc.add(published[j], ids[article[j]], contexts[j], rank[j], ingested[j])
-                    yield _record(key, acc, index, times)
+                    record = _record(key, acc, index, times)
+                if lifecycle is not None and hits is not None:
+                    record = _with_state(record, lifecycle, hits[made])
+                made += 1
+                yield record
                 k += size
 
     return grouped.count, records()

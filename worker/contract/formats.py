@@ -79,7 +79,8 @@ class Format:
 
 
 CSV_HEADER = (
-    b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags\n"
+    b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags,"
+    b"status,valid_until,warnings\n"
 )
 
 BATCH_JSON = "exports.ioc_json.render_lines"  # json and jsonnc from one dict per record

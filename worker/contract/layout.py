@@ -24,7 +24,10 @@ Logical keys inside a build (see docs/architecture.md for the full description):
     taxii/...                         TAXII 2.1 resources, pages and indexes (worker/contract/taxii_common.py)
     site/<path>                       the docs site: pages (<dir>/index.html), static/<asset>
 
-The all-records view has no ``.bin``: its line numbers are 0..count-1 of each day.
+Views: ``<type>.<category>.<confidence>`` (``all`` for an absent filter) holds the active
+records; ``<status>.<type>.<category>.<confidence>`` those of another status (``expired``,
+``suppressed``, ``withdrawn``) or of every status (``all``). The view of every record,
+``all.all.all.all``, has no ``.bin``: its line numbers are 0..count-1 of each day.
 """
 
 from __future__ import annotations
@@ -61,28 +64,55 @@ FORMAT_VERSION = 1
 DAY_SECONDS = 86_400
 
 
-def view_name(type_: str = ALL, category: str = ALL, confidence: str = ALL) -> str:
-    return f"{type_}.{category}.{confidence}"
+ACTIVE = "active"
+STATUSES = ("active", "expired", "suppressed", "withdrawn")
 
 
-ALL_VIEW = view_name()
+def view_name(
+    type_: str = ALL, category: str = ALL, confidence: str = ALL, status: str = ACTIVE
+) -> str:
+    """``type.category.confidence`` for active records (the default), else prefixed by the
+    status (or ``all``): ``expired.ipv4.all.all``."""
+    name = f"{type_}.{category}.{confidence}"
+    return name if status == ACTIVE else f"{status}.{name}"
+
+
+def view_parts(view: str) -> tuple[str, str, str, str]:
+    """(status, type, category, confidence) of a view name."""
+    parts = view.split(".")
+    if len(parts) == 3:
+        return (ACTIVE, *parts)  # type: ignore[return-value]
+    status, type_, category, confidence = parts
+    return status, type_, category, confidence
+
+
+# Every record of every status: its line numbers are 0..count-1 of each day (no ``.bin``).
+ALL_VIEW = view_name(status=ALL)
+ACTIVE_VIEW = view_name()
 
 
 def all_views() -> list[str]:
     return [
-        view_name(t, c, f)
+        view_name(t, c, f, s)
+        for s in (*STATUSES, ALL)
         for t in (ALL, *IOC_TYPES, *TYPE_GROUPS)
         for c in (ALL, *CATEGORIES)
         for f in (ALL, *CONFIDENCES)
     ]
 
 
-def views_of(type_: str, category: str, confidence: str) -> list[str]:
-    """The eight views a record with these attributes belongs to (twelve for a type of a
-    ``TYPE_GROUPS`` group: its group's four too)."""
+def views_of(type_: str, category: str, confidence: str, status: str = ACTIVE) -> list[str]:
+    """The views a record with these attributes belongs to: eight of its status and eight of
+    every status (twelve each for a type of a ``TYPE_GROUPS`` group: its group's four too)."""
     group = GROUP_OF.get(type_)
     types = (ALL, type_) if group is None else (ALL, type_, group)
-    return [view_name(t, c, f) for t in types for c in (ALL, category) for f in (ALL, confidence)]
+    return [
+        view_name(t, c, f, s)
+        for s in (status, ALL)
+        for t in types
+        for c in (ALL, category)
+        for f in (ALL, confidence)
+    ]
 
 
 def day_ts_key(day: str) -> str:

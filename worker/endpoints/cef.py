@@ -11,7 +11,7 @@ from worker.endpoints.exports import parse_export, select
 from worker.http import Response
 from worker.routing import Ctx
 
-PARAMS = ("format", "since", "limit")
+PARAMS = ("format", "since", "limit", "status")  # status=all: additions and removals
 ROUTE = formats.BY_NAME["cef"].path
 # The formats of this route, in the table's order: the first is the default.
 FORMATS = tuple(f.name for f in formats.FORMATS if f.route == ROUTE)

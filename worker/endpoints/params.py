@@ -19,6 +19,7 @@ LINK_ORDER = (
     "type",
     "category",
     "confidence",
+    "status",
     "since",
     "until",
     "limit",
@@ -41,10 +42,11 @@ class ListParams:
     format: str
     include_context: bool
     is_default: bool  # the hourly poll: no window, offset or limit given
+    status: str = layout.ACTIVE  # active | expired | suppressed | withdrawn | all
 
     @property
     def view(self) -> str:
-        return layout.view_name(self.type, self.category, self.confidence)
+        return layout.view_name(self.type, self.category, self.confidence, self.status)
 
     @property
     def variant(self) -> str:
@@ -145,6 +147,11 @@ def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, 
     type_ = ioc_type(query)
     category = choice(query, "category", layout.CATEGORIES, "category")
     confidence = choice(query, "confidence", layout.CONFIDENCES, "confidence")
+    status = query.get("status", layout.ACTIVE)
+    if status != layout.ALL and status not in layout.STATUSES:
+        raise InvalidParameter(
+            f"Invalid status: {status}", details={"valid_statuses": [*layout.STATUSES, "all"]}
+        )
     fmt = query.get("format", formats[0])
     if fmt not in formats:
         raise InvalidParameter(f"Invalid format: {fmt}", details={"valid_formats": list(formats)})
@@ -164,6 +171,7 @@ def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, 
         fmt,
         include_context,
         is_default and include_context,
+        status,
     )
 
 

@@ -160,11 +160,12 @@ def select_total(build: Build, q: Query) -> int:
 
 
 def meta_filters(view: str, since: int, until: int) -> dict[str, str]:
-    type_, category, confidence = view.split(".")
+    status, type_, category, confidence = layout.view_parts(view)
     return {
         "type": ",".join(layout.TYPE_GROUPS.get(type_, (type_,))),
         "category": category,
         "confidence": confidence,
+        "status": status,
         "since": iso(since),
         "until": iso(until),
     }

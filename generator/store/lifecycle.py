@@ -1,0 +1,141 @@
+"""An indicator's state at build time: active, expired, suppressed or withdrawn (docs/lifecycle.md).
+
+Decided from the store, the policy and the build's clock alone, so a build stays a pure function
+of (store, policy, ``--now``):
+
+- ``valid_until`` = ``last_seen`` + the lifetime of the indicator's type and confidence
+  (:data:`DEFAULT_LIFETIMES`, overridden per type or per type and confidence by the ``expiry``
+  setting). ``last_seen`` is its latest sighting, so each new sighting renews it.
+- ``warnings``: the warninglists it is on (``generator/extract/warninglists.py``).
+- ``status``, the first that holds: ``withdrawn`` (an operator's ``block`` entry), ``suppressed``
+  (a suppressing list hit, unless an operator's ``allow`` entry names it), ``expired``
+  (``valid_until`` ≤ the build time), else ``active``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from generator.errors import SocdefError
+from generator.extract.warninglists import Hit, Warninglists
+
+DAY = 86_400
+ACTIVE, EXPIRED, SUPPRESSED, WITHDRAWN = "active", "expired", "suppressed", "withdrawn"
+STATUSES = (ACTIVE, EXPIRED, SUPPRESSED, WITHDRAWN)
+CONFIDENCES = ("low", "medium", "high")
+
+# Days an indicator stays active after its latest sighting, by type and confidence (low,
+# medium, high). IPs, domains, files and e-mail: the day OpenCTI's decay rule for the type
+# (score = s0 * (1 - (t/L)^(1/(3*pound)))) falls to its revoke score 20 from an initial score of
+# 50, 80 and 100; MISP's nids-simple model (an IP decays below threshold after ~47 days) is the
+# upper bound for addresses. URLs: OpenCTI's former fixed TTLs (60 days, 180 for higher
+# markings), since a URL names one resource on a host and lives longer than the host's address;
+# and at least as long as the domain's low-confidence lifetime. Hashes: never reassigned, so at
+# least OpenCTI's former 365 days, and more with confidence. CVE and ATT&CK ids: context that
+# does not go stale, 3 years.
+DEFAULT_LIFETIMES: dict[str, tuple[int, int, int]] = {
+    "ipv4": (20, 29, 33),
+    "ipv6": (20, 29, 33),
+    "domain": (103, 164, 188),
+    "url": (60, 120, 180),
+    "email": (275, 348, 372),
+    "md5": (365, 730, 1095),
+    "sha1": (365, 730, 1095),
+    "sha256": (365, 730, 1095),
+    "sha512": (365, 730, 1095),
+    "cve": (1095, 1095, 1095),
+    "mitre_attack": (1095, 1095, 1095),
+}
+
+
+class PolicyError(SocdefError, ValueError):
+    """The expiry setting cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """Lifetimes in days by (type, confidence)."""
+
+    days: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def lifetime(self, type_: str, confidence: str) -> int:
+        days = self.days.get((type_, confidence))
+        if days is None:
+            defaults = DEFAULT_LIFETIMES.get(type_, DEFAULT_LIFETIMES["url"])
+            days = defaults[CONFIDENCES.index(confidence) if confidence in CONFIDENCES else 0]
+        return days
+
+
+def expiry(setting: str = "") -> Expiry:
+    """The defaults with ``setting`` applied: comma-separated ``type=days`` (every confidence)
+    or ``type:confidence=days`` entries, e.g. ``ipv4=14,url:high=365``. Every bad entry is
+    reported at once."""
+    days = {
+        (type_, level): lifetimes[i]
+        for type_, lifetimes in DEFAULT_LIFETIMES.items()
+        for i, level in enumerate(CONFIDENCES)
+    }
+    problems = []
+    for entry in filter(None, (e.strip() for e in setting.split(","))):
+        key, _, value = entry.partition("=")
+        type_, _, level = key.strip().partition(":")
+        levels = [level] if level else list(CONFIDENCES)
+        if type_ not in DEFAULT_LIFETIMES or any(lv not in CONFIDENCES for lv in levels):
+            problems.append(f"{entry!r}: expected TYPE=DAYS or TYPE:CONFIDENCE=DAYS")
+        elif not value.strip().isdigit() or int(value) < 1:
+            problems.append(f"{entry!r}: days must be a whole number of at least 1")
+        else:
+            days.update({(type_, lv): int(value) for lv in levels})
+    if problems:
+        raise PolicyError("expiry: " + "; ".join(problems))
+    return Expiry(days)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    status: str
+    valid_until: int
+    warnings: tuple[str, ...]
+    changed_at: int  # when it entered the state (every format's latest version)
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """What the build needs to decide states: the compiled lists, the expiry policy, its clock."""
+
+    lists: Warninglists | None
+    policy: Expiry
+    now: int
+    _checker: object = None
+
+    def state(
+        self, type_: str, confidence: str, last_seen: int, hit: Hit | None, last_version: int = 0
+    ) -> State:
+        """The state of an indicator last seen at ``last_seen`` whose latest version was
+        stored at ``last_version``. ``changed_at``: ``valid_until`` for an expired one; for a
+        suppressed one, just after its latest version (a list names it from the start, so it
+        is taken back in the version after the one that first showed it); for a withdrawn one,
+        the build's time (an operator's block comes after publication: a poller that read the
+        previous build must see it)."""
+        valid_until = last_seen + self.policy.lifetime(type_, confidence) * DAY
+        warnings = hit.lists if hit is not None else ()
+        after = max(last_seen, last_version) + 1
+        if hit is not None and hit.block:
+            return State(WITHDRAWN, valid_until, warnings, max(self.now, after))
+        if hit is not None and hit.suppress and not hit.allow:
+            return State(SUPPRESSED, valid_until, warnings, after)
+        if valid_until <= self.now:
+            return State(EXPIRED, valid_until, warnings, max(valid_until, after))
+        return State(ACTIVE, valid_until, warnings, last_seen)
+
+    def hits(self, types: Sequence[str], values: Sequence[str]) -> list[Hit | None]:
+        """The warninglist hit of each indicator (the column path)."""
+        if self.lists is None:
+            return [None] * len(values)
+        from generator.extract.warninglist_batch import BatchChecker
+
+        if self._checker is None:
+            self._checker = BatchChecker(self.lists)
+        assert isinstance(self._checker, BatchChecker)
+        return self._checker.check(types, values)
