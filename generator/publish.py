@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import time
@@ -29,6 +30,8 @@ from typing import Protocol
 from generator.destinations import LocalDestination, PointerMoved, PublishError
 from generator.objectmeta import IMMUTABLE, SHORT, content_types
 from worker import layout
+from worker import taxii_common as tc
+from worker.taxii_epochs import appended
 
 __all__ = [
     "Destination",
@@ -129,6 +132,7 @@ def publish(
     jobs: int = 8,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    taxii_grace: float = 40.0,
 ) -> PublishResult:
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
@@ -143,7 +147,10 @@ def publish(
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
     sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
-    history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
+    visible = _taxii_epochs(src, manifest, pointer, clock() + taxii_grace)
+    history = _switch(
+        dest, build_id, manifest["generated_at"], pointer, version, keep, clock, visible
+    )
     removed = _prune(dest, history, {**present, **missing})
     return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent)
 
@@ -222,6 +229,7 @@ def _switch(
     version: str | None,
     keep: int,
     clock: Callable[[], float],
+    taxii_epochs: list[list[int]] | None = None,
 ) -> list[str]:
     history = _history_of(old)
     history = [build_id] + [b for b in history if b != build_id]
@@ -232,6 +240,8 @@ def _switch(
         "published_at": int(clock()),
         "history": history,
     }
+    if taxii_epochs:
+        pointer["taxii_epochs"] = taxii_epochs
     dest.swap(
         layout.POINTER_KEY,
         json.dumps(pointer, sort_keys=True).encode(),
@@ -240,6 +250,20 @@ def _switch(
         cache_control=SHORT,
     )
     return history
+
+
+def _taxii_epochs(
+    src: Path, manifest: dict, pointer: bytes | None, visible_at: float
+) -> list[list[int]] | None:
+    """The pointer's TAXII epochs after this publish (worker/taxii_epochs.py): the build date of
+    the build's last object and when readers start serving it, a whole second at least
+    ``taxii_grace`` seconds from now (every worker has read the pointer by then)."""
+    entry = manifest["objects"].get(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
+    if entry is None:
+        return None
+    last = json.loads(_read(src / layout.object_key(entry[0]))).get("last", -1)
+    old = json.loads(pointer).get("taxii_epochs") if pointer else None
+    return appended(old, last, math.ceil(visible_at) * 1_000_000)
 
 
 def _history_of(pointer: bytes | None) -> list[str]:

@@ -128,6 +128,7 @@ def run_publish(
             keep=settings.keep_builds,
             jobs=jobs,
             progress=progress,
+            taxii_grace=settings.taxii_grace,
         )
 
 

@@ -30,6 +30,7 @@ class Settings:
     bucket: str = ""  # where publish writes and serve reads: a folder, s3://…, https://… (serve)
     s3_endpoint: str = ""  # an S3-compatible endpoint URL ("" = the AWS environment's)
     allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
+    taxii_grace: float = 40.0  # s from a publish until TAXII serves its objects (docs/taxii.md)
 
     @property
     def store_dir(self) -> Path:
@@ -60,6 +61,14 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"keep_builds must be an integer, not {value!r}") from None
+    if name == "taxii_grace":
+        try:
+            grace = float(value)
+        except (TypeError, ValueError):
+            grace = -1.0
+        if not 0 <= grace <= 86_400:
+            raise SettingsError(f"taxii_grace must be 0 to 86400 seconds, not {value!r}")
+        return grace
     if name == "allow_networks" and isinstance(value, list | tuple):
         return ",".join(map(str, value))
     return str(value)
