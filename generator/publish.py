@@ -147,7 +147,7 @@ def publish(
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
     sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
-    visible = _taxii_epochs(src, manifest, pointer, clock() + taxii_grace)
+    visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
     history = _switch(
         dest, build_id, manifest["generated_at"], pointer, version, keep, clock, visible
     )
@@ -253,17 +253,19 @@ def _switch(
 
 
 def _taxii_epochs(
-    src: Path, manifest: dict, pointer: bytes | None, visible_at: float
+    src: Path, manifest: dict, pointer: bytes | None, now: float, grace: float
 ) -> list[list[int]] | None:
     """The pointer's TAXII epochs after this publish (worker/taxii_epochs.py): the build date of
     the build's last object and when readers start serving it, a whole second at least
-    ``taxii_grace`` seconds from now (every worker has read the pointer by then)."""
+    ``grace`` seconds from now (every worker has read the pointer by then). A grace of 0
+    serves it at once (the last whole second), without that guarantee."""
     entry = manifest["objects"].get(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
     if entry is None:
         return None
     last = json.loads(_read(src / layout.object_key(entry[0]))).get("last", -1)
     old = json.loads(pointer).get("taxii_epochs") if pointer else None
-    return appended(old, last, math.ceil(visible_at) * 1_000_000)
+    visible_at = math.ceil(now + grace) if grace > 0 else math.floor(now)
+    return appended(old, last, visible_at * 1_000_000)
 
 
 def _history_of(pointer: bytes | None) -> list[str]:
