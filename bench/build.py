@@ -31,14 +31,14 @@ NOW = 1_795_000_000
 
 
 def child_make_store(root: str, n: int) -> None:
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
 
     synthetic_store(root, n, now=NOW, days=365)
 
 
 def child_build(store_root: str, out: str) -> None:
-    from generator.build import build
-    from generator.store import Store
+    from generator.build.tree import build
+    from generator.store.generations import Store
 
     result = build(Store(store_root), out)
     me = resource.getrusage(resource.RUSAGE_SELF)

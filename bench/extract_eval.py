@@ -37,9 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator import domains, ioc_match  # noqa: E402
-from generator.domains import host_in, normalize_domains  # noqa: E402
-from generator.extract import IOC_TYPES, extract  # noqa: E402
+from generator.extract import domains  # noqa: E402
+from generator.extract import match as ioc_match  # noqa: E402
+from generator.extract.domains import host_in, normalize_domains  # noqa: E402
+from generator.extract.indicators import IOC_TYPES, extract  # noqa: E402
 from tests.extraction_devset import Document, Pair, Score, evaluate, load_devset  # noqa: E402
 
 Extractor = Callable[[Document], Iterable[Pair]]
@@ -157,9 +158,9 @@ def throughput(docs: list[Document], extractor: Extractor, min_seconds: float) -
 
 def sample_articles() -> list[Document]:
     """The bundled sample feeds' articles as text: ordinary prose with sparse indicators."""
-    from generator.feeds import parse_feed
-    from generator.htmltext import html_to_text
-    from generator.sources import SAMPLE_DIR
+    from generator.extract.htmltext import html_to_text
+    from generator.sources.catalog import SAMPLE_DIR
+    from generator.sources.feeds import parse_feed
 
     docs = []
     for path in sorted(SAMPLE_DIR.glob("*.xml")):

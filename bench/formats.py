@@ -6,14 +6,14 @@
 STIX: a bundle of N records (identity, TLP markings, indicators, vulnerabilities,
 attack-patterns and their relationships). Ours renders each record's line with
 ``exports.stix21.render_line`` and wraps the lines with the edge's envelope
-(``worker.stix.bundle``); the baseline builds the same objects with the ``stix2`` library
+(``worker.endpoints.stix.bundle``); the baseline builds the same objects with the ``stix2`` library
 (``Indicator(...)`` etc., each validating itself and parsing its pattern) and serialises
 ``Bundle(...)``. Both start from the same records and the same field values. The script checks
 that the two bundles hold the same objects and that stix2-validator judges a sample of each
 identically, then prints objects/s for both and the ratio (goal: ours >= 50x).
 
 MISP: an event of N attributes. Ours renders each record's attribute line
-(``exports.misp.render_line``) and wraps them (``worker.misp.event_document``); the baseline
+(``exports.misp.render_line``) and wraps them (``worker.endpoints.misp.event_document``); the baseline
 is pymisp's ``MISPEvent.add_attribute`` for each attribute, then ``to_json()`` (goal >= 10x).
 
 Both sides are timed alike: one untimed warm-up run, then ``--rounds`` timed runs, median of
@@ -42,8 +42,8 @@ SAMPLE = 300  # records whose bundles go through the validator (it takes ~3 ms p
 
 
 def make_records(n: int) -> list[IOCRecord]:
-    from generator.model import aggregate
-    from generator.synthetic import synthetic_tables
+    from generator.store.records import aggregate
+    from generator.store.synthetic import synthetic_tables
 
     records = aggregate(*synthetic_tables(n * 11 // 10 + 100, now=NOW, days=365))
     assert len(records) >= n, "the synthetic store folded into too few records"
@@ -52,7 +52,7 @@ def make_records(n: int) -> list[IOCRecord]:
 
 def stix_ours(records: list[IOCRecord]) -> bytes:
     from exports.stix21 import render_line
-    from worker.stix import StixParams, bundle
+    from worker.endpoints.stix import StixParams, bundle
 
     data = b"".join([render_line(r) for r in records])
     p = StixParams("all", NOW - 365 * 86_400, NOW, len(records), "bundle", True, True, None)
@@ -69,7 +69,7 @@ def stix_dicts(records: list[IOCRecord]) -> list[dict]:
 def stix_library(dicts: list[dict], bundle_id: str) -> str:
     import stix2
 
-    from worker.stix_common import IDENTITY, TLP_IDS, tlp_marking
+    from worker.contract.stix_common import IDENTITY, TLP_IDS, tlp_marking
 
     classes = {
         "indicator": stix2.Indicator,
@@ -161,8 +161,8 @@ def stix_part(n: int, rounds: int) -> None:
 
 def misp_ours(records: list[IOCRecord]) -> bytes:
     from exports.misp import render_line
-    from worker.export_query import ExportParams
-    from worker.misp import event_document
+    from worker.endpoints.exports import ExportParams
+    from worker.endpoints.misp import event_document
 
     data = b"".join([render_line(r) for r in records])
     p = ExportParams("all.all.all", NOW - 365 * 86_400, NOW, len(records), "json")

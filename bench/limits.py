@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serve import Redis, cpu_seconds, require  # noqa: E402
-from worker.limits import MemoryLimiter, SQLiteLimiter  # noqa: E402
+from worker.limits.windows import MemoryLimiter, SQLiteLimiter  # noqa: E402
 
 PER_MINUTE, PER_DAY = 10**12, 10**13  # never refuse: every call does the full work
 
@@ -70,7 +70,7 @@ def main() -> None:
             if "sqlite" in names:
                 limiters["SQLite"] = (SQLiteLimiter(tmp / "limits.sqlite"), 0)
             if "redis" in names:
-                from worker.limits_redis import RedisLimiter
+                from worker.limits.redis_store import RedisLimiter
 
                 redis = Redis(tmp)
                 limiters["Redis"] = (RedisLimiter(redis.url), redis.proc.pid)

@@ -6,7 +6,7 @@ Builds a synthetic store of N IOCs with the real build, then, interleaving round
 lookups per second of: ``GET /api/v1/iocs/search`` through the whole worker chain in-process
 (key check, limiter, routing, shard read, stored JSON lines; ``include_related=false`` and the
 default ``true``), ``GET /api/v1/iocs/range/{prefix}``, the index lookup alone
-(``worker.search.search_answer`` without related records: what the SQLite row does), and the
+(``worker.endpoints.search.search_answer`` without related records: what the SQLite row does), and the
 baseline: SQLite (a file on the
 same disk, a B-tree index on the normalised value, each record's JSON stored beside it) asked
 ``SELECT json FROM iocs WHERE value = ?`` for the normalised query, the matches wrapped the same
@@ -42,21 +42,21 @@ sys.path.insert(0, str(ROOT))
 
 from exports.ioc_json import record_dict  # noqa: E402
 from exports.model import IOCRecord  # noqa: E402
-from generator.build import build, split_days  # noqa: E402
-from generator.model import aggregate, iter_records  # noqa: E402
-from generator.objects import BuildInfo, ObjectWriter  # noqa: E402
-from generator.search_index import SearchIndex  # noqa: E402
-from generator.stats import Stats  # noqa: E402
-from generator.store import Store  # noqa: E402
-from generator.synthetic import synthetic_store  # noqa: E402
-from worker import layout  # noqa: E402
+from generator.build.search_index import SearchIndex  # noqa: E402
+from generator.build.sinks import BuildInfo, ObjectWriter  # noqa: E402
+from generator.build.stats import Stats  # noqa: E402
+from generator.build.tree import build, split_days  # noqa: E402
+from generator.store.generations import Store  # noqa: E402
+from generator.store.records import aggregate, iter_records  # noqa: E402
+from generator.store.synthetic import synthetic_store  # noqa: E402
+from worker.access.keys import KeyStore  # noqa: E402
 from worker.app import App  # noqa: E402
+from worker.buckets.storage import Build, LocalBucket  # noqa: E402
+from worker.contract import layout  # noqa: E402
+from worker.contract.ioc_norm import normalise, search_hash  # noqa: E402
+from worker.endpoints.search import search_answer  # noqa: E402
 from worker.http import Request  # noqa: E402
-from worker.ioc_norm import normalise, search_hash  # noqa: E402
-from worker.keys import KeyStore  # noqa: E402
-from worker.limits import MemoryLimiter  # noqa: E402
-from worker.search import search_answer  # noqa: E402
-from worker.storage import Build, LocalBucket  # noqa: E402
+from worker.limits.windows import MemoryLimiter  # noqa: E402
 
 NOW = 1_795_000_000
 

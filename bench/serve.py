@@ -47,8 +47,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from worker.access.keys import account_limit_id  # noqa: E402
 from worker.http import PRIVATE  # noqa: E402  (the checkout's own worker)
-from worker.keys import account_limit_id  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 2;
@@ -197,7 +197,7 @@ class Redis:
         not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
         import redis
 
-        from worker.limits_redis import DEFAULT_PREFIX
+        from worker.limits.redis_store import DEFAULT_PREFIX
 
         count = redis.Redis.from_url(self.url).hget(f"{DEFAULT_PREFIX}{{{limit_id}}}:d", "n")
         return int(count or 0)
@@ -457,7 +457,7 @@ def main() -> None:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
         return
     require("redis-server")
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -608,12 +608,12 @@ def in_process(requests: int, iocs: int, limiter: str) -> None:
     import asyncio
     import timeit
 
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
     from worker.app import rate_text
     from worker.config import WorkerConfig, create_app
     from worker.http import new_request_id
+    from worker.limits.usage import UsageLog
     from worker.rsgi import RSGIApp, hot_inputs
-    from worker.usage import UsageLog
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

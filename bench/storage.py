@@ -27,16 +27,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator.destinations import LocalDestination  # noqa: E402
-from generator.publish import publish  # noqa: E402
-from generator.s3 import S3Destination  # noqa: E402
+from generator.publish.folder import LocalDestination  # noqa: E402
+from generator.publish.s3 import S3Destination  # noqa: E402
+from generator.publish.upload import publish  # noqa: E402
 from tests.buildseries import answers, build_series  # noqa: E402
 from tests.conftest import free_port, wait_http  # noqa: E402
 from tests.s3fixture import AWS_ENV  # noqa: E402
+from worker.buckets.remote import open_bucket  # noqa: E402
+from worker.buckets.storage import BuildSource, LocalBucket  # noqa: E402
 from worker.encoding import CODERS, Encoder  # noqa: E402
 from worker.http import Request, Response  # noqa: E402
-from worker.remote import open_bucket  # noqa: E402
-from worker.storage import BuildSource, LocalBucket  # noqa: E402
 
 ROUNDS = 5
 
@@ -108,7 +108,7 @@ def bench_reads(endpoint: str, out: Path, ids: list[str], name: str) -> None:
 
 
 def bench_encoding(out: Path) -> None:
-    from worker import layout
+    from worker.contract import layout
 
     build = BuildSource(LocalBucket(out), pointer_ttl=3600).current()
     body = build.read(layout.default_key("enterprise", layout.ALL_VIEW, "json")) or b""

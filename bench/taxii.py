@@ -54,14 +54,14 @@ from bench.serve import (  # noqa: E402
     wait,
     wrk,
 )
-from worker import taxii_common as tc  # noqa: E402
+from worker.contract import taxii_common as tc  # noqa: E402
 
 OBJECTS = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"
 OBJECTS_PER_IOC = 3.1  # synthetic records: the main object and about two relationships
 
 
 def make_data(data: Path, iocs: int) -> str:
-    from generator.synthetic import synthetic_store
+    from generator.store.synthetic import synthetic_store
 
     synthetic_store(str(data / "store"), iocs, now=int(time.time()), days=300)
     socdef(data, "build")
@@ -282,12 +282,12 @@ def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
 
 def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
     """Median seconds of the worker's slicing of a mid-collection page, in process."""
-    from generator.build import build
-    from generator.synthetic import synthetic_store
-    from worker.storage import Build, LocalBucket
-    from worker.taxii import _envelope
-    from worker.taxii_index import page_bytes, select
-    from worker.taxii_params import parse_filters
+    from generator.build.tree import build
+    from generator.store.synthetic import synthetic_store
+    from worker.buckets.storage import Build, LocalBucket
+    from worker.endpoints.taxii import _envelope
+    from worker.endpoints.taxii_index import page_bytes, select
+    from worker.endpoints.taxii_params import parse_filters
 
     root = tmp / f"size-{objects}"
     store = synthetic_store(

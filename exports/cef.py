@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from exports.model import IOCRecord
 from exports.timefmt import iso_z
-from worker.stix_common import CONFIDENCE_SCORE
+from worker.contract.stix_common import CONFIDENCE_SCORE
 
 VENDOR, PRODUCT, VERSION = "socdef", "socdef", "1"
 SEVERITY = {"high": 8, "medium": 5, "low": 3}  # CEF bands: 7-8 High, 4-6 Medium, 0-3 Low

@@ -1,4 +1,4 @@
-"""CSV rows with the spec's columns (the header is ``worker.layout.CSV_HEADER``)."""
+"""CSV rows with the spec's columns (the header is ``worker.contract.layout.CSV_HEADER``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """MISP attributes, one per record, each followed by a comma (the event envelope is in
-``worker/misp_event.py``).
+``worker/contract/misp_event.py``).
 
 Type and category pairs are MISP's own defaults (``describeTypes.json``); ATT&CK techniques
 have no attribute type, so a ``mitre_attack`` record is a ``text`` attribute in *External
@@ -17,8 +17,8 @@ import orjson
 from exports.attack import technique_names
 from exports.model import IOCRecord
 from exports.timefmt import iso_z
-from worker.misp_event import tlp_tag_bytes
-from worker.stix_common import CONFIDENCE_TLP
+from worker.contract.misp_event import tlp_tag_bytes
+from worker.contract.stix_common import CONFIDENCE_TLP
 
 # our type → (MISP type, category, to_ids by default)
 MISP_TYPES: dict[str, tuple[str, str, bool]] = {

@@ -1,4 +1,4 @@
-"""OpenIOC 1.1 fragments, one per record (the document head and tail are in ``worker/openioc.py``).
+"""OpenIOC 1.1 fragments, one per record (the document head and tail are in ``worker/endpoints/openioc.py``).
 
 Two variants, cut from the same record so the edge can splice them: ``openioc`` is the
 record's ``<IndicatorItem>`` (for the document's one ``OR`` indicator) and ``openiocp`` its

@@ -1,6 +1,6 @@
-"""The renderers of the record variants the build writes per day, loaded from ``worker.formats``.
+"""The renderers of the record variants the build writes per day, loaded from ``worker.contract.formats``.
 
-A variant is declared by its record in ``worker.formats`` (name, renderer path, media type and,
+A variant is declared by its record in ``worker.contract.formats`` (name, renderer path, media type and,
 optionally, a faster batch renderer it shares with other variants); this module only turns
 those paths into functions. STIX is rendered with its object boundaries
 (``exports.stix21.render_objects``), which the day's ``Rendered`` hands to the TAXII build along
@@ -15,7 +15,7 @@ from typing import cast
 
 from exports import stix21
 from exports.model import IOCRecord
-from worker import formats
+from worker.contract import formats
 
 LineRenderer = Callable[[IOCRecord], bytes]
 BatchRenderer = Callable[[list[IOCRecord]], Sequence[list[bytes]]]

@@ -16,8 +16,8 @@ so the JSON feed's ``id`` and the STIX id agree; an ``attack-pattern`` id depend
 technique id, which is what lets an indicator name its technique without seeing that record;
 relationship ids are UUIDv5 of (type, source, target) in our namespace. Timestamps are
 ``created`` = ``valid_from`` = ``first_seen`` and ``modified`` = ``last_seen``, in milliseconds.
-Every object carries the record's default TLP 2.0 marking (see ``worker.stix_common``); the
-edge may swap it for a requested level without rendering (``worker/stix.py``).
+Every object carries the record's default TLP 2.0 marking (see ``worker.contract.stix_common``); the
+edge may swap it for a requested level without rendering (``worker/endpoints/stix.py``).
 
 ``render_objects`` hands a record's objects over with their boundaries (type, id and bytes of
 each), the main object first, then its relationships in ``mitre_techniques`` order; the line is
@@ -42,7 +42,7 @@ import orjson
 
 from exports.attack import technique_name
 from exports.model import IOCRecord
-from worker.stix_common import (
+from worker.contract.stix_common import (
     CONFIDENCE_SCORE,
     CONFIDENCE_TLP,
     IDENTITY_ID,
@@ -50,7 +50,7 @@ from worker.stix_common import (
     TLP_IDS,
 )
 
-# The namespace of record ids (generator.model.IOC_NAMESPACE; a test pins the two together):
+# The namespace of record ids (generator.store.records.IOC_NAMESPACE; a test pins the two together):
 # an attack-pattern's id is its mitre_attack record's id, computable from the technique alone.
 RECORD_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")
 

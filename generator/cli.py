@@ -25,9 +25,9 @@ import click
 from generator import runtime
 from generator.errors import SocdefError, on_disk, os_failure
 from generator.settings import Settings, load_settings
-from worker.accounts import AccountError
-from worker.keys import KeyStoreError
-from worker.tiers import TIER_NAMES
+from worker.access.accounts import AccountError
+from worker.access.keys import KeyStoreError
+from worker.contract.tiers import TIER_NAMES
 
 
 def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -138,7 +138,7 @@ def sources(settings: Settings, sources: Path | None, as_json: bool) -> None:
 @click.argument("file", type=click.File("rb"), default="-")
 def extract(file: Any) -> None:
     """Print the indicators in a report (text or HTML; FILE or - for stdin) as JSON lines."""
-    from generator.analyst import extract_report, indicator_lines
+    from generator.extract.analyst import extract_report, indicator_lines
 
     for line in indicator_lines(extract_report(file.read())):
         click.echo(line)
@@ -154,7 +154,7 @@ def extract(file: Any) -> None:
 )
 def build(settings: Settings, now: int | None, init: bool) -> None:
     """Precompute the build tree from the store."""
-    from generator.store import Store
+    from generator.store.generations import Store
 
     store = Store(settings.store_dir)
     if store.exists() or init:
@@ -185,7 +185,7 @@ def build(settings: Settings, now: int | None, init: bool) -> None:
 @click.option("--build-id", help="The build whose site to write [default: the latest build].")
 def site_cmd(settings: Settings, out: Path, build_id: str | None) -> None:
     """Write a build's docs site as plain files, for a static host."""
-    from generator.site_export import export_site
+    from generator.site.export import export_site
 
     click.echo(f"wrote {export_site(settings.build_dir, out, build_id)} site files to {out}")
 

@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from generator import build as build_stage
-from generator import publish as publish_stage
+from generator.build import tree as build_stage
 from generator.errors import SocdefError, on_disk
+from generator.publish import upload as publish_stage
 from generator.settings import Settings
-from generator.source_state import Backoff, SourceRow, source_rows
-from generator.sources import SAMPLE_DIR, load_sources
-from generator.store import Store
+from generator.sources.catalog import SAMPLE_DIR, load_sources
+from generator.sources.state import Backoff, SourceRow, source_rows
+from generator.store.generations import Store
+from worker.access.keys import KeyStore, load_or_create_secret
+from worker.buckets.remote import open_bucket
+from worker.buckets.storage import StorageError as BucketError
 from worker.config import WorkerConfig, setup_logging
-from worker.keys import KeyStore, load_or_create_secret
-from worker.layout import POINTER_KEY
-from worker.remote import open_bucket
-from worker.storage import StorageError as BucketError
+from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
-    from generator.ingest import IngestReport
+    from generator.ingest.pipeline import IngestReport
 
 DEMO_USER = "demo@socdef.local"
 
@@ -65,7 +65,7 @@ def run_ingest(
     shift_dates: bool = False,
     now: int | None = None,
 ) -> IngestReport:
-    from generator import ingest as ingest_stage  # extraction loads only when ingesting
+    from generator.ingest import pipeline as ingest_stage  # extraction loads only when ingesting
 
     with on_disk("reading the sources file"):
         configured = load_sources(sources or settings.sources)
@@ -83,7 +83,7 @@ def run_ingest(
 
 
 def _http_fetch(settings: Settings) -> Callable[..., Any]:
-    from generator.ingest_fetch import http_reader
+    from generator.ingest.fetching import http_reader
 
     return http_reader(settings.allow_networks.split(","))
 
@@ -144,8 +144,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
 
 
 def mint_session(settings: Settings, user: str, ttl: int) -> str:
+    from worker.access.session import mint
     from worker.config import session_secret
-    from worker.session import mint
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return mint(
@@ -154,7 +154,7 @@ def mint_session(settings: Settings, user: str, ttl: int) -> str:
 
 
 def set_tier(settings: Settings, user: str, tier: str) -> None:
-    from worker.accounts import Accounts
+    from worker.access.accounts import Accounts
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Accounts(settings.keys_db).set_tier(user, tier)

@@ -16,11 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator.build import build
-from generator.store import Store
-from generator.synthetic import CONTEXT_WORDS, synthetic_tables
-from worker import layout, query
-from worker.storage import Bucket, Build, BuildSource, LocalBucket
+from generator.build.tree import build
+from generator.store.generations import Store
+from generator.store.synthetic import CONTEXT_WORDS, synthetic_tables
+from worker.buckets.storage import Bucket, Build, BuildSource, LocalBucket
+from worker.contract import layout
+from worker.endpoints import query
 
 NOW = 1_795_000_000
 TYPES = ("ipv4", "domain", "url")

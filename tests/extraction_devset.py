@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.extract import IOC_TYPES
-from generator.htmltext import html_to_text
+from generator.extract.htmltext import html_to_text
+from generator.extract.indicators import IOC_TYPES
 
 DEVSET = Path(__file__).resolve().parent / "data" / "extraction"
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.store import Store
+from generator.store.generations import Store
 from tests import support
 from tests.conftest import ROOT
-from worker import layout
+from worker.contract import layout
 
 # ---------------------------------------------------------------- the session's count
 

@@ -3,7 +3,7 @@
 Every record variant in ``exports.registry.VARIANT_RENDERERS`` has an entry in
 ``VARIANT_GOLDENS``: the golden file it is checked against and how the seed corpus
 (``tests/seed.py``) is rendered into it — the variant's lines in the order the build writes
-them, wrapped the way the worker answers with them. A list format of ``worker.formats`` gets its
+them, wrapped the way the worker answers with them. A list format of ``worker.contract.formats`` gets its
 entry from its record: ``iocs.<extension>``, wrapped as its record says.
 
 Regenerate after a deliberate change, then review the diff before committing:
@@ -23,11 +23,12 @@ from pathlib import Path
 
 from exports.registry import VARIANT_RENDERERS
 from tests.seed import SEED_NOW, seed_records
-from worker import formats, layout, query
-from worker.export_query import ExportParams
-from worker.misp import event_document
-from worker.openioc import document as openioc_document
-from worker.stix import StixParams, bundle
+from worker.contract import formats, layout
+from worker.endpoints import query
+from worker.endpoints.exports import ExportParams
+from worker.endpoints.misp import event_document
+from worker.endpoints.openioc import document as openioc_document
+from worker.endpoints.stix import StixParams, bundle
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

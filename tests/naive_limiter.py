@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from worker.limits import Decision, Window, admitted, refused, standing
+from worker.limits.windows import Decision, Window, admitted, refused, standing
 
 PAUSE = 0.002
 

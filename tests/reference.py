@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 from exports.ioc_json import record_dict
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS
-from worker import formats
-from worker.params import LINK_ORDER
-from worker.tiers import Tier
+from worker.contract import formats
+from worker.contract.tiers import Tier
+from worker.endpoints.params import LINK_ORDER
 
 
 def iso(ts: int) -> str:
@@ -85,7 +85,7 @@ def reference(
 
 # --- the fold of the store into records, from the rules in docs/architecture.md ---------------
 # Written from the documented rules (docs/architecture.md "From sightings to records", the
-# docstrings of generator/model.py and generator/record_history.py), row by row in plain Python;
+# docstrings of generator/store/records.py and generator/store/history.py), row by row in plain Python;
 # it imports nothing of generator/ so that a wrong rule there is not copied here.
 
 IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")  # ids stable across installs

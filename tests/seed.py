@@ -17,8 +17,8 @@ import os
 import pyarrow as pa
 
 from exports.model import IOCRecord
-from generator.model import aggregate
-from generator.store import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
+from generator.store.generations import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Article, Sighting, Store
+from generator.store.records import aggregate
 
 SEED_NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the corpus's "as of"
 HOUR = 3_600

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.synthetic import synthetic_store
+from generator.store.synthetic import synthetic_store
 from tests.conftest import Server, build_and_publish, running_server, socdef
-from worker.keys import KEY_PREFIX
+from worker.access.keys import KEY_PREFIX
 
 
 def published(

@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import running_server, socdef, wait_for_room_in_minute
 from tests.redis_server import running_redis
 from tests.support import fresh_user, new_key, published, serving
-from worker.keys import KeyLimitReached, KeyStore, account_limit_id
-from worker.limits import MemoryLimiter
-from worker.tiers import TIERS
+from worker.access.keys import KeyLimitReached, KeyStore, account_limit_id
+from worker.contract.tiers import TIERS
+from worker.limits.windows import MemoryLimiter
 
 COOKIE = "sb-access-token"
 PATH = "/api/v1/iocs?limit=1"

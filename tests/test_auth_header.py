@@ -1,4 +1,4 @@
-"""One ``Authorization`` parser (``worker.auth.authorization_key``, on bytes) behind the hot
+"""One ``Authorization`` parser (``worker.access.auth.authorization_key``, on bytes) behind the hot
 path and the full path: both find the same key in the same header, and an app accepts and
 refuses exactly the same credentials whichever path answers."""
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tests.support import published
 from tests.test_worker_hot import call
+from worker.access.auth import authorization_key, presented_key
 from worker.app import hot_inputs
-from worker.auth import authorization_key, presented_key
 from worker.config import WorkerConfig, create_app
 from worker.http import Request
 

@@ -12,10 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from generator.build import build
-from generator.ingest import ingest, offline_reader
-from generator.sources import SAMPLE_DIR, load_sources
-from generator.store import Store
+from generator.build.tree import build
+from generator.ingest.pipeline import ingest, offline_reader
+from generator.sources.catalog import SAMPLE_DIR, load_sources
+from generator.store.generations import Store
 
 NOW = 1_795_000_000
 DIGESTS = Path(__file__).resolve().parent / "golden" / "build-tree.sha256"

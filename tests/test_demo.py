@@ -12,10 +12,10 @@ import time
 import httpx
 import pytest
 
-from generator.sources import SAMPLE_DIR, load_sources
+from generator.sources.catalog import SAMPLE_DIR, load_sources
 from tests.conftest import ROOT, free_port
 from tests.support import new_key
-from worker.layout import CATEGORIES, IOC_TYPES
+from worker.contract.layout import CATEGORIES, IOC_TYPES
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import tomllib
 
-from generator.synthetic import synthetic_store
+from generator.store.synthetic import synthetic_store
 from tests.conftest import ROOT
-from worker import http, site
+from worker import http
+from worker.endpoints import site
 
 NOW = 1_795_000_000
 

@@ -22,7 +22,7 @@ from generator.errors import (
     on_disk,
     os_failure,
 )
-from generator.store import Store
+from generator.store.generations import Store
 from tests.conftest import ROOT
 
 PACKAGES = ("generator", "exports")
@@ -57,9 +57,9 @@ def test_every_generator_exception_is_a_socdef_error(module, name):
 
 
 def test_the_root_is_a_click_exception_and_keeps_the_builtin_bases():
-    from generator.destinations import PublishError
-    from generator.fetch import FetchError
+    from generator.publish.folder import PublishError
     from generator.settings import SettingsError
+    from generator.sources.fetch import FetchError
 
     assert issubclass(SocdefError, click.ClickException)
     assert issubclass(SettingsError, ValueError) and issubclass(FetchError, OSError)
@@ -189,7 +189,7 @@ def test_a_value_the_key_store_refuses_is_one_line(tmp_path):
 def test_the_second_build_process_fails_as_expected_only_on_an_expected_failure(
     tmp_path, monkeypatch, raised, expected
 ):
-    from generator import build as build_module
+    from generator.build import tree as build_module
     from tests.buildseries import make_store
 
     def failing(*_: object) -> None:
@@ -226,7 +226,7 @@ def test_site_without_a_build_or_with_a_damaged_manifest_is_one_line(tmp_path):
     ], result.stderr
     (data / "build" / "b1").mkdir(parents=True)
     (data / "build" / "LATEST").write_text("b1")
-    from worker import layout
+    from worker.contract import layout
 
     manifest = data / "build" / layout.manifest_key("b1")
     manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support import published
 from tests.test_worker_hot import call
-from worker import taxii_common as tc
 from worker.config import WorkerConfig, create_app
+from worker.contract import taxii_common as tc
 from worker.http import etag_matches
 
 TAXII = [(b"accept", b"application/taxii+json;version=2.1")]

@@ -1,4 +1,4 @@
-"""Tests for generator.extract: every extraction rule, with positive and negative cases."""
+"""Tests for generator.extract.indicators: every extraction rule, with positive and negative cases."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.domains import load_allowlist
-from generator.extract import IOC_TYPES, Indicator, extract
+from generator.extract.domains import load_allowlist
+from generator.extract.indicators import IOC_TYPES, Indicator, extract
 
 
 def values(text: str, kind: str, **kwargs: object) -> list[str]:
@@ -682,7 +682,7 @@ def test_extract_never_raises_on_ioc_like_text(text: str) -> None:
 
 
 def _ipaddress_v4(text: str) -> str | None:
-    from generator.ioc_match import valid_ip
+    from generator.extract.match import valid_ip
 
     ip = valid_ip(text)
     return ip.compressed if ip is not None and ip.version == 4 else None
@@ -695,7 +695,7 @@ def _ipaddress_v4(text: str) -> str | None:
      "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"],
 )  # fmt: skip
 def test_valid_ipv4_matches_ipaddress_at_range_edges(net: str) -> None:
-    from generator.ioc_match import valid_ipv4
+    from generator.extract.match import valid_ipv4
 
     n = ipaddress.IPv4Network(net)
     for x in (
@@ -711,7 +711,7 @@ def test_valid_ipv4_matches_ipaddress_at_range_edges(net: str) -> None:
 
 @given(st.lists(st.integers(0, 300), min_size=4, max_size=4), st.booleans())
 def test_valid_ipv4_matches_ipaddress(octets: list[int], zero_pad: bool) -> None:
-    from generator.ioc_match import valid_ipv4
+    from generator.extract.match import valid_ipv4
 
     parts = [f"0{o}" if zero_pad and i == 2 else str(o) for i, o in enumerate(octets)]
     text = ".".join(parts)
@@ -721,8 +721,8 @@ def test_valid_ipv4_matches_ipaddress(octets: list[int], zero_pad: bool) -> None
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=".!? \n\tAbZc.:-@[]()xhd1T9fe", max_size=900), st.data())
 def test_anchored_scans_and_contexts_match_full_scans(text: str, data: st.DataObject) -> None:
-    from generator import ioc_match as m
-    from generator.ioc_context import SentenceContexts, sentence_context
+    from generator.extract import match as m
+    from generator.extract.context import SentenceContexts, sentence_context
 
     runs = (
         (m._DOMAIN, ".", m._HOST_RUN_CHARS),
@@ -740,7 +740,7 @@ def test_anchored_scans_and_contexts_match_full_scans(text: str, data: st.DataOb
 
 
 def _ipaddress_v6(text: str) -> str | None:
-    from generator.ioc_match import valid_ip
+    from generator.extract.match import valid_ip
 
     ip = valid_ip(text)
     return ip.compressed if ip is not None and ip.version == 6 else None
@@ -764,7 +764,7 @@ def _ipaddress_v6_networks() -> list[ipaddress.IPv6Network]:
 
 
 def test_valid_ipv6_matches_ipaddress_at_range_edges() -> None:
-    from generator.ioc_match import _BLOCKED6_FIRST, _BLOCKED6_LAST, valid_ipv6
+    from generator.extract.match import _BLOCKED6_FIRST, _BLOCKED6_LAST, valid_ipv6
 
     edges = [*zip(_BLOCKED6_FIRST, _BLOCKED6_LAST, strict=True)]
     edges += [(int(n.network_address), int(n.broadcast_address)) for n in _ipaddress_v6_networks()]
@@ -805,7 +805,7 @@ _FIRST_HEXTET = st.one_of(
 
 @given(_FIRST_HEXTET, st.lists(_HEXTET, min_size=7, max_size=7))
 def test_valid_ipv6_matches_ipaddress(first: int, rest: list[int]) -> None:
-    from generator.ioc_match import valid_ipv6
+    from generator.extract.match import valid_ipv6
 
     ip = ipaddress.IPv6Address(int("".join(f"{h:04x}" for h in [first, *rest]), 16))
     for text in _v6_forms(ip):
@@ -815,7 +815,7 @@ def test_valid_ipv6_matches_ipaddress(first: int, rest: list[int]) -> None:
 @settings(max_examples=500)
 @given(st.text(alphabet="0123456789abcdefABCDEF:::.", max_size=45))
 def test_valid_ipv6_matches_ipaddress_on_any_text(text: str) -> None:
-    from generator.ioc_match import valid_ipv6
+    from generator.extract.match import valid_ipv6
 
     assert valid_ipv6(text) == _ipaddress_v6(text)
 
@@ -832,7 +832,7 @@ _SCAN_TEXT = st.one_of(st.text(alphabet=_SCAN_ALPHABET, max_size=12), st.sampled
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_SCAN_TEXT, max_size=30).map("".join))
 def test_anchored_url_hash_cve_scans_match_full_scans(text: str) -> None:
-    from generator import ioc_match as m
+    from generator.extract import match as m
 
     ascii_text = text.encode("ascii", "replace")
     assert len(ascii_text) == len(text)
@@ -848,7 +848,7 @@ def test_anchored_url_hash_cve_scans_match_full_scans(text: str) -> None:
 @settings(max_examples=300)
 @given(st.text(alphabet=".!? \n\t\xa0AbZc.", max_size=300))
 def test_sentence_end_variants_agree(text: str) -> None:
-    from generator.ioc_context import _SENT_END, _SENT_END_DOTS
+    from generator.extract.context import _SENT_END, _SENT_END_DOTS
 
     reference = re.compile(r"[.!?]+[\s]+(?=[A-Z])")
     assert [x.span() for x in _SENT_END.finditer(text)] == [
@@ -871,7 +871,7 @@ def _psl_reference():  # type: ignore[no-untyped-def]
 
 
 def test_public_suffix_rules_match_publicsuffixlist() -> None:
-    from generator.domains import _public_labels, _suffix_rules, is_valid_domain
+    from generator.extract.domains import _public_labels, _suffix_rules, is_valid_domain
 
     psl = _psl_reference()
     rules = _suffix_rules()
@@ -921,7 +921,7 @@ _LABELS = [
 @settings(max_examples=500)
 @given(st.lists(st.sampled_from(_LABELS), min_size=1, max_size=6).map(".".join))
 def test_domain_checks_match_publicsuffixlist(domain: str) -> None:
-    from generator.domains import (
+    from generator.extract.domains import (
         FILE_EXTENSION_TLDS,
         _looks_like_code,
         _plain_domain,
@@ -978,7 +978,7 @@ _MARK_PIECES = [
 @settings(max_examples=500)
 @given(st.lists(st.sampled_from(_MARK_PIECES), max_size=25).map("".join))
 def test_trigger_led_marker_scans_match_one_alternation(text: str) -> None:
-    from generator import refang as r
+    from generator.extract import refang as r
 
     def parts(rf: r.Refanged) -> tuple[object, ...]:
         return rf.text, rf.new_starts, rf.new_ends, rf.orig_starts, rf.orig_ends
@@ -989,7 +989,7 @@ def test_trigger_led_marker_scans_match_one_alternation(text: str) -> None:
 
 
 def test_refang_rejects_overlapping_matches() -> None:
-    from generator.refang import _refang
+    from generator.extract.refang import _refang
 
     text = "abc"
     first, second = re.match("ab", text), re.compile("bc").search(text)
@@ -1000,7 +1000,7 @@ def test_refang_rejects_overlapping_matches() -> None:
 @settings(max_examples=500)
 @given(st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\u200bab\x00é", max_size=30))
 def test_collapse_matches_whitespace_regex(value: str) -> None:
-    from generator.ioc_context import _collapse
+    from generator.extract.context import _collapse
 
     assert _collapse(value) == re.sub(r"\s+", " ", value)
 
@@ -1029,7 +1029,7 @@ def _fit_by_pieces(text: str, start: int, end: int, seg_start: int, seg_end: int
 @settings(max_examples=500)
 @given(st.text(alphabet="ab .\t\n\xa0\x00  ", max_size=700), st.data())
 def test_fit_matches_piecewise_collapse(text: str, data: st.DataObject) -> None:
-    from generator.ioc_context import _fit
+    from generator.extract.context import _fit
 
     seg_start, start, end, seg_end = sorted(
         data.draw(st.lists(st.integers(0, len(text)), min_size=4, max_size=4))
@@ -1047,7 +1047,7 @@ _VERSION_PIECES = ["v", "V", "v.", "ver", "Ver.", "version", "BUILD", "release",
 @settings(max_examples=500)
 @given(st.lists(st.sampled_from(_VERSION_PIECES), max_size=8).map("".join), st.data())
 def test_version_before_matches_regex(text: str, data: st.DataObject) -> None:
-    from generator.ioc_match import _VERSION_BEFORE, _version_before
+    from generator.extract.match import _VERSION_BEFORE, _version_before
 
     start = data.draw(st.integers(0, len(text)))
     expected = _VERSION_BEFORE.search(text, max(0, start - 12), start) is not None
@@ -1057,6 +1057,6 @@ def test_version_before_matches_regex(text: str, data: st.DataObject) -> None:
 @settings(max_examples=500)
 @given(st.text(alphabet="a_9/\\\\ .-é٣\u2028", max_size=4))
 def test_pathish_matches_regex(before: str) -> None:
-    from generator.domains import _pathish
+    from generator.extract.domains import _pathish
 
     assert _pathish(before) == (re.search(r"(?:\w/|\\)\Z", before) is not None)

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.analyst import decode_report, looks_like_html
-from generator.extract import extract
-from generator.htmltext import html_to_text
+from generator.extract.analyst import decode_report, looks_like_html
+from generator.extract.htmltext import html_to_text
+from generator.extract.indicators import extract
 from tests.ioc_strategies import HOSTILE_UNITS, hostile_text
 
 DATA = Path(__file__).resolve().parent / "data" / "extraction"
@@ -224,7 +224,7 @@ def test_html_fallback_is_linear_on_unclosed_tags(tail: str) -> None:
 
 
 def test_fallback_keeps_tags_closed_before_the_last_gt() -> None:
-    from generator.htmltext import _fallback
+    from generator.extract.htmltext import _fallback
 
     assert _fallback("<p>a<br>b</p><i>c</i> <x d") == "a\nb\nc <x d"
     assert _fallback("a <b <c> d") == "a d"
@@ -246,7 +246,7 @@ _OLD_SENT_END = re.compile(r"[.!?][.!?]*\s+(?=[A-Z])")
 @settings(max_examples=300)
 @given(st.text(alphabet=".!?. \n\tAbZ", max_size=120), st.data())
 def test_windowed_sentence_ends_match_the_plain_pattern(text: str, data: st.DataObject) -> None:
-    from generator.ioc_context import _sentence_ends
+    from generator.extract.context import _sentence_ends
 
     pos = data.draw(st.integers(0, len(text)))
     endpos = data.draw(st.integers(pos, len(text)))
@@ -280,7 +280,7 @@ _CHAIN_PIECES = [
 def test_dot_chain_heads_match_the_chain_regex(prefix: str) -> None:
     """On chains shorter than the 256-character window, the head found by walking the
     chain is the one the old regex search found."""
-    from generator.refang import _HEAD_MARK, _head_marked
+    from generator.extract.refang import _HEAD_MARK, _head_marked
 
     text = prefix + "z dot q"
     space = len(prefix) + 1
@@ -290,7 +290,7 @@ def test_dot_chain_heads_match_the_chain_regex(prefix: str) -> None:
 
 
 def test_trim_url_keeps_balanced_brackets() -> None:
-    from generator.ioc_match import _trim_url
+    from generator.extract.match import _trim_url
 
     assert _trim_url("http://a.b/x_(y))).,") == "http://a.b/x_(y)"
     assert _trim_url("http://a.b/[x]]]") == "http://a.b/[x]"
@@ -328,7 +328,7 @@ def test_a_planted_indicator_survives_hostile_runs(
 @settings(max_examples=300)
 @given(st.text(alphabet="aZ09.-@:_ \n[]é", max_size=200))
 def test_needle_scans_match_full_scans(text: str) -> None:
-    from generator import ioc_match as m
+    from generator.extract import match as m
 
     ascii_text = text.encode("ascii", "replace")
     for pattern, chars, needle in (

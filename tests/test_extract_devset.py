@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from generator.analyst import decode_report, looks_like_html
-from generator.extract import IOC_TYPES, extract
+from generator.extract.analyst import decode_report, looks_like_html
+from generator.extract.indicators import IOC_TYPES, extract
 from tests.conftest import socdef
 from tests.extraction_devset import evaluate, load_devset
 

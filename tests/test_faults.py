@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.s3 import S3Destination
-from generator.store import Store
+from generator.publish.s3 import S3Destination
+from generator.store.generations import Store
 from tests.buildseries import (
     build_series,
     local_answers,
@@ -55,8 +55,8 @@ from tests.hostile_server import HostileServer
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from tests.support import published
 from tests.test_ingest_hostile import feed
-from worker import layout
-from worker.remote import open_bucket
+from worker.buckets.remote import open_bucket
+from worker.contract import layout
 
 N_IOCS = 1500  # about 180 records and 860 objects: a build takes about a second
 POINTER = layout.POINTER_KEY
@@ -436,7 +436,7 @@ def test_full_disk_under_the_data_dir(template, disk, tmp_path):
 def test_a_full_disk_in_the_second_build_process_is_one_line(tmp_path, monkeypatch):
     """Where the disk fills decides which build process fails first; the second one's failure
     reads like the first one's: one line (its traceback kept as a note)."""
-    from generator import build as build_module
+    from generator.build import tree as build_module
 
     def no_space(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.destinations import LocalDestination
-from generator.sources import SAMPLE_DIR
-from generator.store import Store
-from generator.synthetic import synthetic_store
+from generator.publish.folder import LocalDestination
+from generator.sources.catalog import SAMPLE_DIR
+from generator.store.generations import Store
+from generator.store.synthetic import synthetic_store
 from tests.conftest import ROOT, poll_until, running_server, socdef
 from tests.support import new_key
-from worker.limits import SQLiteLimiter
-from worker.usage import UsageLog
+from worker.limits.usage import UsageLog
+from worker.limits.windows import SQLiteLimiter
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:

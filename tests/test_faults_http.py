@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import running_server, socdef
 from tests.support import new_key, published, serving
-from worker import taxii_common as tc
 from worker.app import RedactingFilter
+from worker.contract import taxii_common as tc
 
 COOKIE = "sb-access-token"
 COLLECTION = f"/api/taxii2/api/collections/{tc.collection_id('all')}/"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import shutil
 
-from generator.ingest import ingest, offline_reader
-from generator.model import iter_records
-from generator.sources import SAMPLE_DIR, load_sources
-from generator.store import Article, Sighting, Store
+from generator.ingest.pipeline import ingest, offline_reader
+from generator.sources.catalog import SAMPLE_DIR, load_sources
+from generator.store.generations import Article, Sighting, Store
+from generator.store.records import iter_records
 
 NOW = 1_795_000_000
 GUID = re.compile(r"<guid[^>]*>([^<]+)</guid>")

@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.destinations import LocalDestination
-from generator.publish import publish
+from generator.publish.folder import LocalDestination
+from generator.publish.upload import publish
 from tests import support
 from tests.buildseries import build_series, make_store
 from tests.conftest import poll_until, socdef, start_server, stop_process
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
-from worker import layout
-from worker.storage import BadPointer, BuildSource, LocalBucket, NoBuild, StorageError
+from worker.buckets.storage import BadPointer, BuildSource, LocalBucket, NoBuild, StorageError
+from worker.contract import layout
 
 MISSING_BUILD = "20991231T000000Z-0123456789ab"
 # (pointer bytes, or a function of the good pointer; what /healthz's detail says)
@@ -294,8 +294,8 @@ def corrupt_sqlite(path: Path) -> None:
 
 
 def test_a_corrupt_limits_database_is_an_unavailable_store(tmp_path):
-    from worker.limits import LimiterUnavailable, SQLiteLimiter
-    from worker.limits_fallback import FallbackLimiter
+    from worker.limits.fallback import FallbackLimiter
+    from worker.limits.windows import LimiterUnavailable, SQLiteLimiter
 
     path = tmp_path / "limits.sqlite"
     primary = SQLiteLimiter(path)
@@ -473,8 +473,8 @@ def test_a_deleted_pointer_leaves_every_worker_serving(published, tmp_path):
 
 @pytest.mark.parametrize("body", [b"not gzip at all", b"\x1f\x8b\x08\x00truncated"])
 def test_a_gzip_pointer_that_does_not_decode_keeps_the_loaded_build(moto_s3, two_builds, body):
-    from worker.remote import S3Bucket
-    from worker.sigv4 import Credentials
+    from worker.buckets.remote import S3Bucket
+    from worker.buckets.sigv4 import Credentials
 
     root, ids = two_builds
     name = moto_s3.new_bucket()

@@ -20,19 +20,19 @@ from tests.conftest import (
     wait_for_room_in_minute,
 )
 from tests.support import published
-from worker import usage_journal
-from worker.keys import account_limit_id
-from worker.limits import SQLiteLimiter
-from worker.tiers import TIERS
-from worker.usage import UsageLog
-from worker.usage_journal import SUFFIX
+from worker.access.keys import account_limit_id
+from worker.contract.tiers import TIERS
+from worker.limits import usage_journal
+from worker.limits.usage import UsageLog
+from worker.limits.usage_journal import SUFFIX
+from worker.limits.windows import SQLiteLimiter
 
 COOKIE = "sb-access-token"
 PRO = TIERS["pro"]
 CHILD = """
 import sys, time
-from worker import usage_journal
-from worker.usage import UsageLog
+from worker.limits import usage_journal
+from worker.limits.usage import UsageLog
 log = UsageLog(sys.argv[1], flush_every=3600)
 for _ in range(5):
     log.record("k1", "/api/v1/iocs", 200, 1.5, 2)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import feeds
-from generator.feeds import Feed, FeedError, FeedItem, parse_date, parse_feed
+from generator.sources import feeds
+from generator.sources.feeds import Feed, FeedError, FeedItem, parse_date, parse_feed
 
 RSS2 = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"

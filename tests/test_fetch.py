@@ -12,9 +12,15 @@ from collections.abc import Iterator
 import httpcore
 import pytest
 
-from generator.fetch import FetchError, FetchPolicy, HttpFetcher, Validators, parse_retry_after
-from generator.httpbody import BodyError, BodyTooLarge, read_body
-from generator.netguard import AddressPolicy, TargetRefused
+from generator.sources.fetch import (
+    FetchError,
+    FetchPolicy,
+    HttpFetcher,
+    Validators,
+    parse_retry_after,
+)
+from generator.sources.httpbody import BodyError, BodyTooLarge, read_body
+from generator.sources.netguard import AddressPolicy, TargetRefused
 from tests.hostile_server import LAST_MODIFIED, HostileServer, gzip_bomb_member
 
 LOOPBACK = AddressPolicy.allowing(["127.0.0.1/32"])

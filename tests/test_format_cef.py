@@ -17,7 +17,7 @@ from tests.cef_check import check_cef_line, check_syslog_line, parse_cef
 from tests.golden import assert_golden
 from tests.ioc_strategies import records, text
 from tests.seed import seed_records
-from worker.stix_common import CONFIDENCE_SCORE
+from worker.contract.stix_common import CONFIDENCE_SCORE
 
 RECORDS = seed_records()
 _DROP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 from exports import misp
 from exports.registry import VARIANT_RENDERERS
 from exports.timefmt import iso_z
-from generator import misp_feed
-from generator.build import build
+from generator.build import misp_feed
+from generator.build.tree import build
 from tests.golden import GOLDEN, assert_golden
 from tests.ioc_strategies import records
 from tests.misp_check import DESCRIBE, check_event, check_feed
 from tests.seed import SEED_NOW, seed_records, seed_store
-from worker import layout
-from worker.export_query import ExportParams
-from worker.misp import event_document
-from worker.storage import Build, LocalBucket
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import layout
+from worker.endpoints.exports import ExportParams
+from worker.endpoints.misp import event_document
 
 RECORDS = seed_records()
 YEAR = 365 * layout.DAY_SECONDS

@@ -13,9 +13,9 @@ from tests.golden import assert_golden
 from tests.ioc_strategies import records
 from tests.openioc_check import NS, check_document
 from tests.seed import SEED_NOW, seed_records
-from worker import layout
-from worker.export_query import ExportParams
-from worker.openioc import document
+from worker.contract import layout
+from worker.endpoints.exports import ExportParams
+from worker.endpoints.openioc import document
 
 RECORDS = seed_records()
 PARAMS = ExportParams(layout.ALL_VIEW, SEED_NOW - 365 * layout.DAY_SECONDS, SEED_NOW, 100, "json")

@@ -1,4 +1,4 @@
-"""The format table (``worker.formats``) is complete, and every list of formats is read from it.
+"""The format table (``worker.contract.formats``) is complete, and every list of formats is read from it.
 
 A format record without a golden file, a media type or a docs entry fails here, instead of being
 published as ``text/plain`` or missing from the site.
@@ -22,13 +22,16 @@ from exports.registry import (
     load,
     render_variants,
 )
-from generator import build, objectmeta, site_links
+from generator.build import tree as build
+from generator.publish import headers as objectmeta
+from generator.site import links as site_links
 from tests.golden import GOLDEN, VARIANT_GOLDENS
 from tests.seed import SEED_NOW, seed_records
-from worker import cef, formats, iocs, layout
-from worker.formats import Format, Variant
-from worker.params import parse_list
-from worker.tiers import TIERS
+from worker.contract import formats, layout
+from worker.contract.formats import Format, Variant
+from worker.contract.tiers import TIERS
+from worker.endpoints import cef, iocs
+from worker.endpoints.params import parse_list
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -147,13 +150,13 @@ def test_names_are_unique_and_a_format_stores_its_own_variant_first() -> None:
 
 def test_the_table_imports_nothing_but_the_standard_library() -> None:
     code = (
-        "import sys; before = set(sys.modules); import worker.formats; print(sorted("
+        "import sys; before = set(sys.modules); import worker.contract.formats; print(sorted("
         "m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout
-    assert out.strip() == "['worker', 'worker.formats']"
+    assert out.strip() == "['worker', 'worker.contract', 'worker.contract.formats']"
 
 
 def test_the_renderers_are_the_ones_the_table_names() -> None:

@@ -8,17 +8,18 @@ from array import array
 
 import pytest
 
-from generator import misp_feed
-from generator.build import build
-from generator.synthetic import synthetic_store
+from generator.build import misp_feed
+from generator.build.tree import build
+from generator.store.synthetic import synthetic_store
 from tests.cef_check import check_cef_line, check_syslog_line
 from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
-from worker import layout, query
-from worker.export_query import ExportParams
-from worker.misp import event_document
-from worker.openioc import document
-from worker.storage import Build, LocalBucket
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import layout
+from worker.endpoints import query
+from worker.endpoints.exports import ExportParams
+from worker.endpoints.misp import event_document
+from worker.endpoints.openioc import document
 
 N = 5_500
 NOW = 1_795_000_000

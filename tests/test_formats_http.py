@@ -6,12 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from generator import misp_feed
+from generator.build import misp_feed
 from tests.cef_check import check_cef_line, check_syslog_line
 from tests.misp_check import check_event, check_feed
 from tests.openioc_check import NS, check_document
 from tests.support import bearer, new_key, published, serving
-from worker import formats
+from worker.contract import formats
 
 ENDPOINTS = {
     "/api/v1/iocs/misp": "read:misp",

@@ -1,12 +1,12 @@
-"""Tests for generator.htmltext.html_to_text."""
+"""Tests for generator.extract.htmltext.html_to_text."""
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.extract import extract
-from generator.htmltext import html_to_text
+from generator.extract.htmltext import html_to_text
+from generator.extract.indicators import extract
 
 
 def test_empty_and_blank() -> None:

@@ -102,3 +102,40 @@ def test_the_walker_reads_type_checking_and_function_imports():
 
 def test_no_import_circle():
     assert cycles(graph()) == []
+
+
+FLOORS = {"exports": {"exports", "worker"}, "worker": {"worker"}}
+
+
+def test_no_import_runs_back_up_a_floor():
+    """``generator`` may import ``exports`` and ``worker``; ``exports`` only ``worker``; the worker
+    only itself, and its contract only itself (the build and the edge both read it)."""
+    wrong = []
+    for module, targets in graph().items():
+        floor = module.split(".")[0]
+        allowed = {"worker.contract"} if module.startswith("worker.contract") else FLOORS.get(floor)
+        if allowed is None:
+            continue
+        for target in targets:
+            if not any(target == a or target.startswith(a + ".") for a in allowed):
+                wrong.append((module, target))
+    assert wrong == []
+
+
+def test_no_package_is_an_open_hall():
+    """A package of more than 15 modules is missing a room."""
+    sizes = {}
+    for pkg in PACKAGES:
+        for folder in [ROOT / pkg, *(p for p in (ROOT / pkg).rglob("*") if p.is_dir())]:
+            count = len([p for p in folder.glob("*.py") if p.name != "__init__.py"])
+            if count:
+                sizes[str(folder.relative_to(ROOT))] = count
+    assert {name: n for name, n in sizes.items() if n > 15} == {}
+    assert sizes["worker/endpoints"] >= 10  # the walk saw the packages
+
+
+def test_every_package_says_what_it_owns():
+    for pkg in PACKAGES:
+        for init in [ROOT / pkg / "__init__.py", *(ROOT / pkg).rglob("*/__init__.py")]:
+            doc = ast.get_docstring(ast.parse(init.read_text("utf-8")))
+            assert doc and len(doc) > 40, init

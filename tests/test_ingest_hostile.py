@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from generator import ingest_fetch
-from generator.ingest import IngestError, ingest
-from generator.ingest_fetch import http_reader
-from generator.source_state import Backoff, SourceState
-from generator.sources import Source
-from generator.store import Store
+from generator.ingest import fetching as ingest_fetch
+from generator.ingest.fetching import http_reader
+from generator.ingest.pipeline import IngestError, ingest
+from generator.sources.catalog import Source
+from generator.sources.state import Backoff, SourceState
+from generator.store.generations import Store
 from tests.conftest import socdef
 from tests.hostile_server import HostileServer
 from tests.test_fetch import LoopbackOnly, fetcher

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import keys as keys_module
-from worker.keys import (
+from worker.access import keys as keys_module
+from worker.access.keys import (
     ALPHABET,
     KEY_PREFIX,
     HmacSha256,
@@ -24,7 +24,7 @@ from worker.keys import (
     generate_key,
     load_or_create_secret,
 )
-from worker.tiers import TIERS
+from worker.contract.tiers import TIERS
 
 SECRET = bytes(range(32))
 T0 = 1_750_000_000.0

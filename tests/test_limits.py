@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.limits import (
+from worker.limits.windows import (
     Coalescer,
     Decision,
     Limiter,

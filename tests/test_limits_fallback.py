@@ -12,8 +12,8 @@ import pytest
 
 from tests.redis_server import RedisServer, running_redis
 from tests.test_limits import FakeClock, M
-from worker.limits import Decision, LimiterUnavailable, MemoryLimiter, SQLiteLimiter
-from worker.limits_fallback import FallbackLimiter, capped
+from worker.limits.fallback import FallbackLimiter, capped
+from worker.limits.windows import Decision, LimiterUnavailable, MemoryLimiter, SQLiteLimiter
 
 
 class FlakyStore:
@@ -181,7 +181,7 @@ def wait_until(condition, timeout: float = 5.0) -> float:
 
 
 def test_redis_stopped_mid_run_then_restarted(redis_server: RedisServer) -> None:
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     seconds, _ = redis_server.client().time()
     if seconds % 60 > 45:  # the fallback counts per minute too: stay inside one window

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.redis_server import RedisServer, running_redis
 from tests.test_limits import CASES, DAY_START, PER_MINUTE, Reference, steps
-from worker.limits import LimiterUnavailable
+from worker.limits.windows import LimiterUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 def new_limiter(server: RedisServer, **kwargs):
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     return RedisLimiter(server.url, prefix=f"test:{uuid.uuid4().hex}:", **kwargs)
 
@@ -136,7 +136,7 @@ def test_peek_spends_nothing(limiter) -> None:
 
 
 def test_script_reloaded_after_flush(limiter) -> None:
-    from worker.limits_redis import SCRIPT_SHA
+    from worker.limits.redis_store import SCRIPT_SHA
 
     assert limiter._client.script_exists(SCRIPT_SHA) == [True]
     limiter._client.script_flush()
@@ -155,7 +155,7 @@ def test_time_comes_from_redis_not_the_client(limiter, monkeypatch) -> None:
 
 def test_skewed_clients_share_one_window(redis_server: RedisServer, monkeypatch) -> None:
     """Two replicas whose clocks differ by ten seconds still admit exactly the limit."""
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     prefix = f"test:{uuid.uuid4().hex}:"
     first, second = (
@@ -192,7 +192,7 @@ def test_exact_across_threads(redis_server: RedisServer) -> None:
 
 def test_unreachable_store_raises_quickly(tmp_path) -> None:
     from tests.conftest import free_port
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0")
     started = time.monotonic()
@@ -225,7 +225,7 @@ def test_a_timed_out_command_is_not_repeated() -> None:
 
     import redis
 
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     listener = socket.create_server(("127.0.0.1", 0))
     received: list[bytes] = []
@@ -311,7 +311,7 @@ def test_batch_refusals_write_nothing(limiter) -> None:
 
 
 def test_batch_script_reloaded_after_flush(limiter) -> None:
-    from worker.limits_redis import BATCH_SHA
+    from worker.limits.redis_store import BATCH_SHA
 
     limiter._client.script_flush()
     decisions = limiter.hit_many([("k", 5, 10), ("j", 5, 10), ("k", 5, 10)])
@@ -346,7 +346,7 @@ def test_batches_exact_across_threads(redis_server: RedisServer) -> None:
 
 
 def test_batch_on_unreachable_store_raises(tmp_path) -> None:
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     limiter = RedisLimiter("redis://127.0.0.1:1/0", timeout=0.05)
     with pytest.raises(LimiterUnavailable):

@@ -11,16 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.build import build
-from generator.model import aggregate
-from generator.store import Store
-from generator.synthetic import synthetic_store, synthetic_tables
+from generator.build.tree import build
+from generator.store.generations import Store
+from generator.store.records import aggregate
+from generator.store.synthetic import synthetic_store, synthetic_tables
 from tests.reference import iso, reference
-from worker import iocs, layout
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import layout
+from worker.contract.tiers import TIERS
+from worker.endpoints import iocs
 from worker.errors import InvalidParameter
 from worker.http import Request
-from worker.storage import Build, LocalBucket
-from worker.tiers import TIERS
 
 NOW = 1_795_000_000  # 2026-11-18T11:06:40Z
 BASE = "http://feeds.test"

@@ -10,18 +10,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from generator.build import build
-from generator.ingest import IngestError, ingest, offline_reader
-from generator.model import iter_records
-from generator.objects import ObjectWriter
-from generator.publish import LocalDestination, PublishError, publish
-from generator.sources import SAMPLE_DIR, load_sources
-from generator.store import Store
-from generator.synthetic import synthetic_tables
+from generator.build.sinks import ObjectWriter
+from generator.build.tree import build
+from generator.ingest.pipeline import IngestError, ingest, offline_reader
+from generator.publish.upload import LocalDestination, PublishError, publish
+from generator.sources.catalog import SAMPLE_DIR, load_sources
+from generator.store.generations import Store
+from generator.store.records import iter_records
+from generator.store.synthetic import synthetic_tables
 from tests.conftest import socdef
 from tests.reference import fold_records
-from worker import layout
-from worker.storage import BuildSource, LocalBucket
+from worker.buckets.storage import BuildSource, LocalBucket
+from worker.contract import layout
 
 NOW = 1_795_000_000
 TRUTH = json.loads((Path(__file__).parent / "data" / "sample_truth.json").read_text())

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from generator.destinations import LocalDestination, PointerMoved
-from generator.objectmeta import content_type
-from generator.publish import Destination, publish
-from generator.s3 import S3Destination
+from generator.publish.folder import LocalDestination, PointerMoved
+from generator.publish.headers import content_type
+from generator.publish.s3 import S3Destination
+from generator.publish.upload import Destination, publish
 from tests.buildseries import build_series, local_answers, manifest_of, object_keys, observe
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
-from worker import layout
-from worker.remote import open_bucket
-from worker.storage import Bucket, LocalBucket
+from worker.buckets.remote import open_bucket
+from worker.buckets.storage import Bucket, LocalBucket
+from worker.contract import layout
 
 N_IOCS = 3000
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from generator.build import build
-from generator.s3 import S3Destination
+from generator.build.tree import build
+from generator.publish.s3 import S3Destination
 from tests.buildseries import (
     NOW,
     build_series,
@@ -26,8 +26,8 @@ from tests.buildseries import (
 )
 from tests.conftest import ROOT, socdef
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
-from worker import layout
-from worker.remote import open_bucket
+from worker.buckets.remote import open_bucket
+from worker.contract import layout
 
 N_IOCS = 3000
 
@@ -232,7 +232,7 @@ def test_build_then_publish_twice_uploads_nothing_the_second_time(moto_s3, tmp_p
     store = make_store(tmp_path / "store", N_IOCS)
     result = build(store, tmp_path / "build", now=NOW)
     dest = S3Destination(moto_s3.new_bucket(), "", endpoint_url=moto_s3.endpoint)
-    from generator.publish import publish
+    from generator.publish.upload import publish
 
     first = publish(tmp_path / "build", dest)
     second = publish(tmp_path / "build", dest)
@@ -242,8 +242,8 @@ def test_build_then_publish_twice_uploads_nothing_the_second_time(moto_s3, tmp_p
 
 @pytest.mark.parametrize("url", ["s3://", "s3:///prefix", "http://x/y"])
 def test_bad_s3_urls_are_refused(url):
-    from generator.destinations import PublishError
-    from generator.s3 import parse_s3_url
+    from generator.publish.folder import PublishError
+    from generator.publish.s3 import parse_s3_url
 
     with pytest.raises(PublishError):
         parse_s3_url(url)

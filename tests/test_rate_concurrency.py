@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import in_one_minute, poll_until, wait_for_room_in_minute
 from tests.redis_server import RedisServer, running_redis
 from tests.support import fresh_user, new_key, published
-from worker.keys import account_limit_id
-from worker.limits import SQLiteLimiter
+from worker.access.keys import account_limit_id
+from worker.limits.windows import SQLiteLimiter
 
 BURST = 1_000
 PRO_PER_MINUTE = 100
@@ -85,7 +85,7 @@ def assert_exactly_the_limit(responses: list[httpx.Response]) -> None:
 
 
 def test_redis_admits_exactly_the_limit(serve_process, data_dir, redis_server) -> None:
-    from worker.limits_redis import RedisLimiter
+    from worker.limits.redis_store import RedisLimiter
 
     server = serve_process(
         data_dir, "--workers", "2", "--limiter", "redis", "--redis-url", redis_server.url

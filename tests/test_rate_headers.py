@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker import app as worker_app
-from worker.limits import Decision
+from worker.limits.windows import Decision
 
 NOW = 1_800_000_000
 

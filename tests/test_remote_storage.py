@@ -15,15 +15,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.publish import publish
-from generator.s3 import S3Destination
+from generator.publish.s3 import S3Destination
+from generator.publish.upload import publish
 from tests.buildseries import build_series, local_answers, observe
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
-from worker import layout
-from worker.cache import ByteCache, CachedBucket
-from worker.remote import HttpBucket, S3Bucket, open_bucket
-from worker.sigv4 import Credentials, sign
-from worker.storage import BuildSource, LocalBucket, StorageError
+from worker.buckets.cache import ByteCache, CachedBucket
+from worker.buckets.remote import HttpBucket, S3Bucket, open_bucket
+from worker.buckets.sigv4 import Credentials, sign
+from worker.buckets.storage import BuildSource, LocalBucket, StorageError
+from worker.contract import layout
 
 WHEN = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -68,7 +68,7 @@ def published_series(tmp_path_factory, moto_s3):
     ids = build_series(tmp, tmp / "build", 2000, [None, 5])
     name = moto_s3.new_bucket()
     s3 = S3Destination(name, "feeds/", endpoint_url=moto_s3.endpoint)
-    from generator.destinations import LocalDestination
+    from generator.publish.folder import LocalDestination
 
     for build_id in ids:
         publish(tmp / "build", LocalDestination(tmp / "bucket"), build_id=build_id)
@@ -240,7 +240,7 @@ def test_a_failing_pointer_read_keeps_the_current_build(tmp_path):
                 raise StorageError("origin unreachable")
             return super().get(key)
 
-    from generator.destinations import LocalDestination
+    from generator.publish.folder import LocalDestination
 
     ids = build_series(tmp_path, tmp_path / "build", 300, [None])
     publish(tmp_path / "build", LocalDestination(tmp_path / "bucket"), build_id=ids[0])

@@ -35,11 +35,11 @@ from tests.conftest import (
     wait_for_room_in_minute,
     wait_http,
 )
-from worker import taxii_common as tc
+from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.session import mint
 from worker.config import WorkerConfig, session_secret
-from worker.keys import KeyStore, load_or_create_secret
+from worker.contract import taxii_common as tc
 from worker.rsgi import _Exchange, asgi_scope, hot_inputs
-from worker.session import mint
 
 IOCS = "/api/v1/iocs"
 OBJECTS = f"/api/taxii2/api/collections/{tc.collection_id('all')}/objects/"

@@ -9,21 +9,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.build import build
-from generator.extract import extract
-from generator.feeds import parse_feed
-from generator.htmltext import html_to_text
-from generator.model import aggregate
-from generator.search_index import MAX_PREFIX_HEX, prefix_hex
-from generator.sources import SAMPLE_DIR
-from generator.synthetic import synthetic_store
+from generator.build.search_index import MAX_PREFIX_HEX, prefix_hex
+from generator.build.tree import build
+from generator.extract.htmltext import html_to_text
+from generator.extract.indicators import extract
+from generator.sources.catalog import SAMPLE_DIR
+from generator.sources.feeds import parse_feed
+from generator.store.records import aggregate
+from generator.store.synthetic import synthetic_store
 from tests.search_reference import reference_range, reference_search, reference_stats, value_hash
-from worker import layout
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import layout
+from worker.contract.ioc_norm import normalise, search_hash
+from worker.endpoints.search import range_answer, search_answer
+from worker.endpoints.stats import stats_answer
 from worker.errors import InvalidParameter
-from worker.ioc_norm import normalise, search_hash
-from worker.search import range_answer, search_answer
-from worker.stats import stats_answer
-from worker.storage import Build, LocalBucket
 
 NOW = 1_795_000_000
 SOURCES = {

@@ -10,14 +10,14 @@ import httpx
 import jsonschema
 import pytest
 
-from generator.model import aggregate
-from generator.store import Article, Sighting, Store
+from generator.store.generations import Article, Sighting, Store
+from generator.store.records import aggregate
 from tests.conftest import (
     ROOT,
 )
 from tests.search_reference import reference_stats
 from tests.support import bearer, new_key, published, serving
-from worker import layout
+from worker.contract import layout
 
 NOW = int(time.time())
 HOUR, DAY = 3600, 86400

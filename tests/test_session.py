@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.session import SessionRequired, mint, verify
+from worker.access.session import SessionRequired, mint, verify
 
 SECRET = b"s" * 32
 NOW = 1_800_000_000.0

@@ -16,18 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from generator import site_apiref, site_links
-from generator.build import build
-from generator.model import iter_records
-from generator.site import PAGES
-from generator.site_charts import horizontal_bars, nice_ceiling
-from generator.site_export import export_site
-from generator.site_stats import window
-from generator.synthetic import synthetic_store
-from worker import layout
+from generator.build.tree import build
+from generator.site import apiref as site_apiref
+from generator.site import links as site_links
+from generator.site.charts import horizontal_bars, nice_ceiling
+from generator.site.export import export_site
+from generator.site.pages import PAGES
+from generator.site.stats import window
+from generator.store.records import iter_records
+from generator.store.synthetic import synthetic_store
 from worker.config import WorkerConfig, create_app
+from worker.contract import layout
+from worker.contract.tiers import TIERS
 from worker.http import Request
-from worker.tiers import TIERS
 
 NOW = 1_795_000_000
 SPEC = site_apiref.load_spec()
@@ -232,7 +233,7 @@ def test_export_writes_the_site_as_served(built, tmp_path):
 @pytest.fixture(scope="module")
 def app(built):
     root, manifest, _ = built
-    from generator.publish import LocalDestination, publish
+    from generator.publish.upload import LocalDestination, publish
 
     publish(root / "build", LocalDestination(root / "bucket"))
     return create_app(WorkerConfig.for_data_dir(root))

@@ -24,13 +24,13 @@ from rfc3986_validator import validate_rfc3986
 
 from exports import stix21
 from exports.model import IOCRecord
-from generator.model import IOC_NAMESPACE, ioc_id
+from generator.store.records import IOC_NAMESPACE, ioc_id
 from tests.golden import assert_golden
 from tests.seed import SEED_NOW, seed_records
 from tests.stix_check import pattern_problems, problems, problems_parallel
-from worker import layout
-from worker.stix import StixParams, bundle, swap_markings
-from worker.stix_common import CONFIDENCE_SCORE, CONFIDENCE_TLP, IDENTITY_ID, TLP_IDS
+from worker.contract import layout
+from worker.contract.stix_common import CONFIDENCE_SCORE, CONFIDENCE_TLP, IDENTITY_ID, TLP_IDS
+from worker.endpoints.stix import StixParams, bundle, swap_markings
 
 GOLDEN = "stix_bundle.json"  # the seed corpus as one bundle, pretty-printed
 MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -313,8 +313,8 @@ def test_plain_links_are_kept_as_they_are():
 
 def test_whole_build_validates(tmp_path):
     """5,000+ IOCs through the real build; every object of every day by the validator."""
-    from generator.build import build
-    from generator.synthetic import synthetic_store
+    from generator.build.tree import build
+    from generator.store.synthetic import synthetic_store
 
     now = 1_795_000_000
     result = build(

@@ -17,8 +17,8 @@ from tests.seed import SEED_NOW, seed_records, seed_store
 from tests.stix_check import problems
 from tests.support import new_key, published, serving
 from tests.test_worker_http import assert_error
-from worker import formats
-from worker.stix_common import IDENTITY, TLP_IDS, tlp_marking
+from worker.contract import formats
+from worker.contract.stix_common import IDENTITY, TLP_IDS, tlp_marking
 
 PATH = "/api/v1/iocs/stix"
 DAY = 86_400

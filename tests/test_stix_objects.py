@@ -10,7 +10,7 @@ import pytest
 
 from exports import stix21
 from exports.registry import render_variants
-from generator.taxii_build import META_OBJECTS, TaxiiError, TaxiiSink
+from generator.build.taxii import META_OBJECTS, TaxiiError, TaxiiSink
 from tests.seed import seed_records
 
 

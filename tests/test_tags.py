@@ -1,11 +1,11 @@
-"""Tests for generator.tags.find_tags and the bundled families list."""
+"""Tests for generator.extract.tags.find_tags and the bundled families list."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.tags import find_tags, load_families
+from generator.extract.tags import find_tags, load_families
 
 
 def test_bundled_list_size_and_shape() -> None:

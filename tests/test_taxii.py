@@ -1,6 +1,6 @@
 """TAXII without HTTP: cursors, negotiation, filters, date_added rules and page slicing.
 
-The slicing oracle walks every collection page by page through ``worker.taxii_index.select``
+The slicing oracle walks every collection page by page through ``worker.endpoints.taxii_index.select``
 (random limits and filters, following the returned cursors) and compares what it got with a
 plain filter over all the collection's entries decoded at once.
 """
@@ -15,16 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.build import build
-from generator.record_history import joined, version_times
-from generator.store import Article, Sighting, Store
-from generator.synthetic import synthetic_store
-from generator.taxii_order import DateAllocator, dates_added, strictly_increasing
-from worker import taxii_common as tc
-from worker.errors import InvalidParameter
-from worker.storage import Build, LocalBucket
-from worker.taxii_index import entry_of, page_bytes, select
-from worker.taxii_params import (
+from generator.build.taxii_order import DateAllocator, dates_added, strictly_increasing
+from generator.build.tree import build
+from generator.store.generations import Article, Sighting, Store
+from generator.store.history import joined, version_times
+from generator.store.synthetic import synthetic_store
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import taxii_common as tc
+from worker.endpoints.taxii_index import entry_of, page_bytes, select
+from worker.endpoints.taxii_params import (
     Filters,
     NotAcceptable,
     decode_cursor,
@@ -34,6 +33,7 @@ from worker.taxii_params import (
     parse_filters,
     parse_timestamp,
 )
+from worker.errors import InvalidParameter
 
 NOW = 1_795_000_000
 TAXII, STIX = tc.TAXII_MEDIA_TYPE, tc.STIX_MEDIA_TYPE

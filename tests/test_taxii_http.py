@@ -20,11 +20,11 @@ from taxii2client.common import TokenAuth
 from taxii2client.v21 import Server, as_pages
 
 from exports.attack import technique_name
-from generator.sources import SAMPLE_DIR
+from generator.sources.catalog import SAMPLE_DIR
 from tests.conftest import ROOT, build_and_publish, in_one_minute, socdef
 from tests.stix_check import problems
 from tests.support import new_key, published
-from worker import taxii_common as tc
+from worker.contract import taxii_common as tc
 
 DISCOVERY = "/api/taxii2/"
 COLLECTIONS = "/api/taxii2/api/collections/"

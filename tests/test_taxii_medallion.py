@@ -16,7 +16,7 @@ from tests.conftest import free_port, start_server, stop_server
 from tests.medallion_server import PASSWORD, USER, Medallion
 from tests.support import new_key
 from tests.test_taxii_http import make_data
-from worker import taxii_common as tc
+from worker.contract import taxii_common as tc
 
 
 def pages(c, per_request=100, **filters) -> list[dict]:

@@ -34,13 +34,13 @@ from pathlib import Path
 import pytest
 from taxii2client.v21 import Server, as_pages
 
-from generator.build import build
-from generator.publish import open_destination, publish
-from generator.store import Article, Sighting, Store
-from generator.synthetic import synthetic_store
+from generator.build.tree import build
+from generator.publish.upload import open_destination, publish
+from generator.store.generations import Article, Sighting, Store
+from generator.store.synthetic import synthetic_store
 from tests.support import new_key, serving
-from worker import layout
-from worker import taxii_common as tc
+from worker.contract import layout
+from worker.contract import taxii_common as tc
 
 GRACE = 4.0  # the worker re-reads the pointer every 2 s: the grace must be longer
 PAGE = 5  # small pages, so every poll pages and OpenCTI keeps a stale ``next``

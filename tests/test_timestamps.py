@@ -1,4 +1,4 @@
-"""One timestamp parser (``worker.params.parse_time``) behind the list API's ``since``/``until``
+"""One timestamp parser (``worker.endpoints.params.parse_time``) behind the list API's ``since``/``until``
 and TAXII's ``added_after``/``match[version]``: both accept and refuse the same text, each
 with its own message."""
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.endpoints.params import parse_time
+from worker.endpoints.taxii_params import parse_timestamp
 from worker.errors import InvalidParameter
-from worker.params import parse_time
-from worker.taxii_params import parse_timestamp
 
 ZONES = st.sampled_from(["", "Z", "z", "+00:00", "+01:00", "-01:00", "+14:00", "-23:59"])
 STAMPS = st.one_of(

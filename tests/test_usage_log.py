@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.usage import DAY, UsageLog, add_count_column, daily, summarise
+from worker.limits.usage import DAY, UsageLog, add_count_column, daily, summarise
 
 T0 = 1_795_000_000.0
 KEYS = ("key_a", "key_b")

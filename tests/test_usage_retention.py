@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from worker.usage import DAY, PRUNE_EVERY, UsageLog
+from worker.limits.usage import DAY, PRUNE_EVERY, UsageLog
 
 T0 = 1_795_000_000.0
 

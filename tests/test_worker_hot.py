@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import in_one_minute
 from tests.support import published
-from worker import taxii_common as tc
 from worker.app import READY, Kept
 from worker.config import WorkerConfig, create_app
+from worker.contract import taxii_common as tc
 
 PATH = "/api/v1/iocs"
 PER_REQUEST = {"x-ratelimit-remaining", "ratelimit", "x-request-id"}
@@ -212,7 +212,7 @@ def test_kept_answers_are_bounded(data_dir, tmp_path, monkeypatch) -> None:
 def test_raw_rate_headers_match_the_full_paths() -> None:
     from worker.app import rate_headers, rate_raw
     from worker.http import Response
-    from worker.limits import MemoryLimiter
+    from worker.limits.windows import MemoryLimiter
 
     limiter = MemoryLimiter()
     decisions = [

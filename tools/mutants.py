@@ -72,79 +72,91 @@ MUTANTS = [
     Mutant(
         "etag-none", "worker/http.py", "    if not if_none_match:\n        return False\n", "", ETAG
     ),
-    # worker/query.py: the window's ends inside a boundary day, and which days are boundary days
+    # worker/endpoints/query.py: the window's ends inside a boundary day, and which days are boundary days
     Mutant(
         "since-edge",
-        "worker/query.py",
+        "worker/endpoints/query.py",
         "hi = bisect.bisect_right(stamps, -q.since",
         "hi = bisect.bisect_left(stamps, -q.since",
         ORACLE,
     ),
     Mutant(
         "until-edge",
-        "worker/query.py",
+        "worker/endpoints/query.py",
         "lo = bisect.bisect_left(stamps, -q.until",
         "lo = bisect.bisect_right(stamps, -q.until",
         ORACLE,
     ),
-    Mutant("since-day", "worker/query.py", "if last < q.since:", "if last <= q.since:", ORACLE),
-    Mutant("until-day", "worker/query.py", "if first > q.until:", "if first >= q.until:", ORACLE),
+    Mutant(
+        "since-day",
+        "worker/endpoints/query.py",
+        "if last < q.since:",
+        "if last <= q.since:",
+        ORACLE,
+    ),
+    Mutant(
+        "until-day",
+        "worker/endpoints/query.py",
+        "if first > q.until:",
+        "if first >= q.until:",
+        ORACLE,
+    ),
     Mutant(
         "whole-day",
-        "worker/query.py",
+        "worker/endpoints/query.py",
         "if q.since <= first and last <= q.until:",
         "if q.since < first and last <= q.until:",
         ORACLE,
         accepted="equivalent: a day that starts exactly at since is then trimmed, and the "
         "trim keeps every record of it, so the answer is the same",
     ),
-    # worker/params.py: a fractional since rounds up, a fractional until down
+    # worker/endpoints/params.py: a fractional since rounds up, a fractional until down
     Mutant(
         "since-round",
-        "worker/params.py",
+        "worker/endpoints/params.py",
         "return whole + 1 if up and moment.microsecond",
         "return whole + 1 if up",
         ORACLE,
     ),
-    # worker/limits.py: the memory and SQLite limiters and the shared decision helpers
+    # worker/limits/windows.py: the memory and SQLite limiters and the shared decision helpers
     Mutant(
         "memory-full",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "if m_count >= per_minute or d_count >= per_day:",
         "if m_count > per_minute or d_count >= per_day:",
         LIMITS,
     ),
     Mutant(
         "memory-day-full",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "if m_count >= per_minute or d_count >= per_day:",
         "if m_count >= per_minute or d_count > per_day:",
         LIMITS,
     ),
     Mutant(
         "window-start",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "return int(now // MINUTE) * MINUTE,",
         "return round(now / MINUTE) * MINUTE,",
         LIMITS,
     ),
     Mutant(
         "sqlite-minute",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) < :per_minute",
         "WHERE key_id = :key AND kind = 0 AND window_start = :minute), 0) <= :per_minute",
         LIMITS,
     ),
     Mutant(
         "binding-window",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "day_full = day_count >= per_day",
         "day_full = day_count > per_day",
         LIMITS,
     ),
     Mutant(
         "retry-after-floor",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "return max(1, math.ceil(end - now))",
         "return max(0, math.ceil(end - now))",
         LIMITS,
@@ -153,111 +165,117 @@ MUTANTS = [
     ),
     Mutant(
         "remaining",
-        "worker/limits.py",
+        "worker/limits/windows.py",
         "remaining = per_minute - minute_count if per_minute > minute_count else 0",
         "remaining = per_minute - minute_count + 1 if per_minute > minute_count else 0",
         LIMITS,
     ),
-    # worker/limits_fallback.py: the capped share while the shared store is down
+    # worker/limits/fallback.py: the capped share while the shared store is down
     Mutant(
         "fallback-cap",
-        "worker/limits_fallback.py",
+        "worker/limits/fallback.py",
         "return 0 if limit <= 0 else max(1, int(limit * fraction))",
         "return 0 if limit <= 0 else max(1, int(limit))",
         FALLBACK,
     ),
     Mutant(
         "fallback-probe",
-        "worker/limits_fallback.py",
+        "worker/limits/fallback.py",
         "if now < self._next_probe:",
         "if now < self._next_probe + 3600:",
         FALLBACK,
     ),
-    # generator/refang.py: defanged indicators turned back into real ones
+    # generator/extract/refang.py: defanged indicators turned back into real ones
     Mutant(
         "refang-hxxps",
-        "generator/refang.py",
+        "generator/extract/refang.py",
         'base = "http" if kind == "s" else "ftp"',
         'base = "http" if kind == "fs" else "ftp"',
         REFANG,
     ),
     Mutant(
         "refang-at",
-        "generator/refang.py",
+        "generator/extract/refang.py",
         'return None if begin is None else (begin, "@")',
         'return None if begin is None else (begin, ".")',
         REFANG,
     ),
     Mutant(
         "refang-overlap",
-        "generator/refang.py",
+        "generator/extract/refang.py",
         "if start < scanned:",
         "if start < scanned - 1:",
         REFANG,
     ),
-    # generator/model.py: the merge rules of sightings into records
+    # generator/store/records.py: the merge rules of sightings into records
     Mutant(
         "fold-tie",
-        "generator/model.py",
+        "generator/store/records.py",
         "(published == self.last and article_id < self.primary)",
         "(published == self.last and article_id > self.primary)",
         FOLD,
     ),
     Mutant(
         "fold-raise",
-        "generator/model.py",
+        "generator/store/records.py",
         "rank = min(3, acc.rank + 1) if len(sources) >= 2 else acc.rank",
         "rank = acc.rank",
         FOLD,
     ),
     Mutant(
         "fold-once",
-        "generator/model.py",
+        "generator/store/records.py",
         "ids = list(dict.fromkeys((acc.primary, *(acc.others or ()))))",
         "ids = [acc.primary, *(acc.others or ())]",
         FOLD,
     ),
     Mutant(
         "fold-first",
-        "generator/model.py",
+        "generator/store/records.py",
         "self.first = min(self.first, published)",
         "self.first = max(self.first, published)",
         FOLD,
     ),
-    # worker/session.py: session tokens of the key pages
-    Mutant("session-expiry", "worker/session.py", "if now >= exp:", "if now > exp + 60:", SESSION),
+    # worker/access/session.py: session tokens of the key pages
+    Mutant(
+        "session-expiry",
+        "worker/access/session.py",
+        "if now >= exp:",
+        "if now > exp + 60:",
+        SESSION,
+    ),
     Mutant(
         "session-nbf",
-        "worker/session.py",
+        "worker/access/session.py",
         "if nbf is not None and now < nbf:",
         "if nbf is not None and now < nbf - 3600:",
         SESSION,
     ),
     Mutant(
         "session-alg",
-        "worker/session.py",
+        "worker/access/session.py",
         'if header.get("alg") != "HS256" or "crit" in header:',
         'if "crit" in header:',
         SESSION,
     ),
     Mutant(
         "session-aud-list",
-        "worker/session.py",
+        "worker/access/session.py",
         "return aud == expected or (isinstance(aud, list) and expected in aud)",
         "return aud == expected",
         SESSION,
     ),
-    # worker/csrf.py: key changes only from the site itself
+    # worker/access/csrf.py: key changes only from the site itself
     Mutant(
         "csrf-same-site",
-        "worker/csrf.py",
+        "worker/access/csrf.py",
         'if site is not None and site.strip().lower() != "same-origin":',
         'if site is not None and site.strip().lower() not in ("same-origin", "same-site"):',
         CSRF,
     ),
     Mutant(
         "csrf-no-sign",
-        "worker/csrf.py",
+        "worker/access/csrf.py",
         "if site is None and origin is None:",
         "if False:",
         CSRF,

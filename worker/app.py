@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from worker.auth import authenticate, authorization_key
-from worker.csrf import check_same_origin
+from worker.access.auth import authenticate, authorization_key
+from worker.access.csrf import check_same_origin
+from worker.buckets.storage import BadPointer, Build, BuildSource, NoBuild, StorageError
+from worker.contract.tiers import TIERS
 from worker.encoding import Encoder
 from worker.errors import (
     TAXII_MEDIA_TYPE,
@@ -39,11 +41,9 @@ from worker.errors import (
     Unavailable,
 )
 from worker.http import Request, Response, new_request_id
-from worker.limits import Coalescer, Decision, Limiter, LimiterUnavailable, batches
+from worker.limits.windows import Coalescer, Decision, Limiter, LimiterUnavailable, batches
 from worker.routes import ROUTES
 from worker.routing import Ctx, Route, Router
-from worker.storage import BadPointer, Build, BuildSource, NoBuild, StorageError
-from worker.tiers import TIERS
 
 log = logging.getLogger("socdef.worker")
 access_log = logging.getLogger("socdef.access")
@@ -300,8 +300,8 @@ class App:
         self.source_name = source_name
         self.limit_scale = limit_scale
         self.session_auth = session_auth
-        self.accounts = accounts  # worker.accounts.Accounts
-        self.usage = usage  # worker.usage.UsageLog
+        self.accounts = accounts  # worker.access.accounts.Accounts
+        self.usage = usage  # worker.limits.usage.UsageLog
         self.allowed_origins = allowed_origins
         self.router = Router(ROUTES if routes is None else routes)
         self.encoder = Encoder()  # Content-Encoding negotiation, the last step of every answer

@@ -14,15 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from worker.accounts import Accounts
+from worker.access.accounts import Accounts
+from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.session import cookie_authenticator
 from worker.app import App, RedactingFilter
-from worker.keys import KeyStore, load_or_create_secret
-from worker.limits import Limiter, MemoryLimiter, SQLiteLimiter
-from worker.limits_fallback import FallbackLimiter
-from worker.remote import open_bucket
-from worker.session import cookie_authenticator
-from worker.storage import BuildSource
-from worker.usage import UsageLog
+from worker.buckets.remote import open_bucket
+from worker.buckets.storage import BuildSource
+from worker.limits.fallback import FallbackLimiter
+from worker.limits.usage import UsageLog
+from worker.limits.windows import Limiter, MemoryLimiter, SQLiteLimiter
 
 LIMITERS = ("sqlite", "memory", "redis")
 
@@ -84,7 +84,7 @@ def make_limiter(config: WorkerConfig) -> Limiter:
     if config.limiter == "sqlite":
         primary: Limiter = SQLiteLimiter(Path(config.data_dir) / "limits.sqlite")
     elif config.limiter == "redis":
-        from worker.limits_redis import RedisLimiter  # redis-py only when it is used
+        from worker.limits.redis_store import RedisLimiter  # redis-py only when it is used
 
         primary = RedisLimiter(config.redis_url)
     else:

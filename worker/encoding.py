@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 
-from worker.cache import ByteCache
+from worker.buckets.cache import ByteCache
 from worker.http import Request, Response, etag_matches
 
 try:  # optional: a small compiled extension; gzip alone is enough

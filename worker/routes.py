@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from worker import cef, iocs, keys_api, misp, openioc, search, site, stats, stix, taxii
+from worker.endpoints import cef, iocs, misp, openioc, search, site, stats, stix, taxii
+from worker.endpoints import keys as keys_api
 from worker.routing import Route
 
 COLLECTION = "/api/taxii2/api/collections/{collectionId}/"

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from worker.http import Request, Response
 
 if TYPE_CHECKING:
-    from worker.limits import Limiter
-    from worker.storage import Build, BuildSource
-    from worker.tiers import Tier
+    from worker.buckets.storage import Build, BuildSource
+    from worker.contract.tiers import Tier
+    from worker.limits.windows import Limiter
 
 Handler = Callable[["Ctx"], Response]
 PARAM = re.compile(r"\{([a-zA-Z_]+)\}")
@@ -38,11 +38,11 @@ class Services(Protocol):
     builds: BuildSource  # the current build
     public_url: str | None  # the base of links in answers (None: from the request's Host)
     source_name: str  # the feed's name in answers
-    keys: Any  # worker.keys.KeyStore: the session routes' key management
+    keys: Any  # worker.access.keys.KeyStore: the session routes' key management
     limiter: Limiter  # the account limits (key operations spend them too)
     limit_scale: float
-    accounts: Any  # worker.accounts.Accounts: an account's tier
-    usage: Any  # worker.usage.UsageLog
+    accounts: Any  # worker.access.accounts.Accounts: an account's tier
+    usage: Any  # worker.limits.usage.UsageLog
 
 
 @dataclass(slots=True)
@@ -51,10 +51,10 @@ class Ctx:
     app: Services
     route: Route
     params: dict[str, str] = field(default_factory=dict)
-    key: Any = None  # worker.keys.ApiKey for "key" routes
+    key: Any = None  # worker.access.keys.ApiKey for "key" routes
     tier: Tier | None = None
     user: str | None = None  # the session's user for "session" routes
-    decision: Any = None  # worker.limits.Decision once the limiter has decided
+    decision: Any = None  # worker.limits.windows.Decision once the limiter has decided
     iocs: int = 0  # indicators in the answer, for the usage log
 
     def build(self) -> Build:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from worker.access.auth import authorization_key
 from worker.app import (
     HOT_HEADERS_TEXT,
     USAGE_FLUSH_SECONDS,
@@ -32,7 +33,6 @@ from worker.app import (
     log_access,
     text_headers,
 )
-from worker.auth import authorization_key
 
 PATH_SAFE = "/!$&'()*+,;=:@~-._"  # characters a request path carries unencoded
 

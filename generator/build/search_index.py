@@ -1,0 +1,197 @@
+"""The search index: every record under the SHA-256 of its normalised value, in prefix shards.
+
+A build sink. Each record becomes one entry, keyed by ``search_hash(normalise(value))`` (see
+:mod:`worker.contract.ioc_norm`), in the shard named by the first ``L`` hex characters of that hash.
+``L`` grows with the number of records so that a shard holds about ``TARGET_PER_SHARD``
+entries or fewer (1M records: ``L`` = 4, 65,536 shards of about 4 KB); it never exceeds 4, so
+a range query's 5-hex prefix always lies inside one shard.
+
+The shards are packed, in prefix order, into one object ``iocs/search/shards.dat``;
+``iocs/search/shards.idx`` holds the ``16**L + 1`` byte offsets (uint64 LE), so shard ``s`` is
+``dat[idx[s]:idx[s + 1]]`` and a lookup reads 16 bytes of the index and then that one shard.
+(One object per shard would cost one file or one PUT per shard and a manifest entry each:
+65,536 of them at 1M records.) ``iocs/search/meta.json`` records ``L``.
+
+An entry is one tab-separated line, entries sorted by hash (then type) within a shard::
+
+    hash  type  confidence  first_seen  last_seen  sightings  ref  related
+
+``ref`` points at the record's rendered JSON line: ``<day number>.<line>``, the UTC day
+(Unix seconds // 86400) of its partition ``iocs/day/<day>/json.dat`` and its line there. A
+record's JSON is stored once, in its day partition; the entry only points at it, as views do.
+``related`` is up to ``MAX_RELATED`` comma-separated refs of other records mentioned by the
+same articles, newest first (record order).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import time
+from array import array
+from collections.abc import Iterator
+from itertools import chain, repeat
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exports.model import IOCRecord
+from generator.build.sinks import BuildInfo, ObjectWriter
+from worker.contract import layout
+from worker.contract.ioc_norm import normalise
+
+MAX_RELATED = 20
+TARGET_PER_SHARD = 32
+MAX_PREFIX_HEX = 4
+SORTED_BATCH = 65_536  # sorted records read out at a time
+_TYPE_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
+
+
+def prefix_hex(count: int) -> int:
+    """Hex characters that name a shard, for ``count`` entries."""
+    length = 1
+    while length < MAX_PREFIX_HEX and count > TARGET_PER_SHARD * 16**length:
+        length += 1
+    return length
+
+
+def _day_number(day: str) -> int:
+    return calendar.timegm(time.strptime(day, "%Y-%m-%d")) // layout.DAY_SECONDS
+
+
+class SearchIndex:
+    """Collects a compact row per record (in record order), then writes the shards."""
+
+    def __init__(self) -> None:
+        self.digests = bytearray()  # 32 bytes per record
+        self.types = bytearray()
+        self.confidences: list[str] = []
+        self.first = array("q")
+        self.last = array("q")
+        self.sightings = array("I")
+        self.day_numbers = array("I")
+        self.lines = array("I")
+        self.article_of: dict[str, int] = {}
+        self.pair_articles = array(
+            "I"
+        )  # the articles of record i: pair_articles[ends[i-1]:ends[i]]
+        self.pair_ends = array("Q")
+
+    def add_day(self, day: str, records: list[IOCRecord]) -> None:
+        sha256, article_of, pairs = hashlib.sha256, self.article_of, self.pair_articles
+        for r in records:
+            self.digests += sha256(normalise(r.value).encode("utf-8", "surrogatepass")).digest()
+            self.types.append(_TYPE_CODES[r.type])
+            self.confidences.append(r.confidence)
+            self.first.append(r.first_seen)
+            self.last.append(r.last_seen)
+            self.sightings.append(r.sightings)
+            for article in r.article_ids or (r.article_id,):
+                pairs.append(article_of.setdefault(article, len(article_of)))
+            self.pair_ends.append(len(pairs))
+        self.day_numbers.extend(repeat(_day_number(day), len(records)))
+        self.lines.extend(range(len(records)))
+
+    def finish(self, out: ObjectWriter, info: BuildInfo) -> None:
+        count = len(self.lines)
+        length = prefix_hex(count)
+        refs = [f"{d}.{n}" for d, n in zip(self.day_numbers, self.lines, strict=True)]
+        related = Related(self._members(), refs)
+        offsets = array("Q", [0])
+        with out.stream(layout.SEARCH_SHARDS_KEY) as data:  # hundreds of MB at 1M records
+            for shard in self._shards(length):
+                data.write(
+                    "".join(
+                        [self._line(i, related.of(i, self._articles(i)), refs) for i in shard]
+                    ).encode()
+                )
+                offsets.append(data.size)
+        out.put(layout.SEARCH_OFFSETS_KEY, offsets.tobytes())
+        meta = {
+            "prefix_hex": length,
+            "shards": 16**length,
+            "entries": count,
+            "max_related": MAX_RELATED,
+            "hash": "sha256",
+        }
+        out.put(layout.SEARCH_META_KEY, json.dumps(meta, sort_keys=True).encode())
+
+    def _articles(self, i: int) -> array:
+        return self.pair_articles[self.pair_ends[i - 1] if i else 0 : self.pair_ends[i]]
+
+    def _members(self) -> list[array]:
+        """For every article, its records in record order (newest first)."""
+        members = [array("I") for _ in self.article_of]
+        for i in range(len(self.lines)):
+            for article in self._articles(i):
+                members[article].append(i)
+        return members
+
+    def _shards(self, length: int) -> Iterator[list[int]]:
+        """The records of every shard, in prefix order (empty shards too), each sorted by
+        (hash, type): one sort of every record by (hash, type) lists the shards in order, since
+        a shard is a prefix of the hash."""
+        shift = 16 - 4 * length
+        n = len(self.lines)
+        digests = self.digests
+        order = pc.sort_indices(
+            pa.table(
+                {
+                    "d": pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digests)]),
+                    "t": pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(self.types)]),
+                }
+            ),
+            sort_keys=[("d", "ascending"), ("t", "ascending")],
+        )
+        shard = 0
+        rows: list[int] = []
+        for start in range(0, n, SORTED_BATCH):
+            for i in order.slice(start, SORTED_BATCH).to_pylist():
+                prefix = (digests[32 * i] << 8 | digests[32 * i + 1]) >> shift
+                while shard < prefix:
+                    yield rows
+                    rows, shard = [], shard + 1
+                rows.append(i)
+        while shard < 16**length:
+            yield rows
+            rows, shard = [], shard + 1
+
+    def _line(self, i: int, related: str, refs: list[str]) -> str:
+        return (
+            f"{self.digests[32 * i : 32 * i + 32].hex()}\t{layout.IOC_TYPES[self.types[i]]}\t"
+            f"{self.confidences[i]}\t{self.first[i]}\t{self.last[i]}\t{self.sightings[i]}\t"
+            f"{refs[i]}\t{related}\n"
+        )
+
+
+class Related:
+    """The related refs of a record: the first ``MAX_RELATED`` other members of its articles.
+
+    Most records come from one article; that article's head (its first ``MAX_RELATED + 1``
+    members and their refs) is worked out once and shared by all of them.
+    """
+
+    def __init__(self, members: list[array], refs: list[str]) -> None:
+        self.members = members
+        self.refs = refs
+        self.heads: list[tuple[list[int], list[str], str] | None] = [None] * len(members)
+
+    def _head(self, article: int) -> tuple[list[int], list[str], str]:
+        head = self.heads[article]
+        if head is None:
+            ids = self.members[article][: MAX_RELATED + 1].tolist()
+            names = [self.refs[j] for j in ids]
+            head = self.heads[article] = (ids, names, ",".join(names[:MAX_RELATED]))
+        return head
+
+    def of(self, i: int, articles: array) -> str:
+        if len(articles) == 1:
+            ids, names, joined = self._head(articles[0])
+            if i not in ids:
+                return joined
+            k = ids.index(i)
+            return ",".join(names[:k] + names[k + 1 :])
+        found = set(chain.from_iterable(self._head(a)[0] for a in articles))
+        found.discard(i)
+        return ",".join([self.refs[j] for j in sorted(found)[:MAX_RELATED]])

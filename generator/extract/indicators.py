@@ -1,0 +1,111 @@
+"""Extract indicators of compromise (IOCs) from article text.
+
+``extract(text)`` refangs the text (``hxxp``, ``[.]``, ``[at]`` ...), finds URLs, e-mail
+addresses, IPv4/IPv6 addresses, domains, MD5/SHA-1/SHA-256/SHA-512 hashes, CVE ids and
+MITRE ATT&CK technique ids, validates and normalises them, and returns one
+:class:`Indicator` per (type, value) in order of first appearance.
+
+Confidence rule:
+
+* ``high``: the indicator was written defanged, or it sits on an IOC list line or table
+  cell (a unit that, with its indicators blanked out, keeps at most 3 words besides
+  labels such as "sha256" or "C2", or holds at least 3 indicators and no more words than
+  indicators; see :class:`generator.extract.context.ListDetector`), or it is a hash whose
+  line or cell holds at least two hashes (a hash list).
+* ``medium``: hashes, URLs, e-mail addresses, CVE ids and ATT&CK ids in prose.
+* ``low``: plain (not defanged) domains and IP addresses in prose.
+
+When a value occurs several times, the first context is kept together with the highest
+confidence seen; ``defanged`` is true when any occurrence was defanged.
+
+Allowlist: domains on the allowlist (``generator/data/allowlist.txt`` by default), or
+subdomains of them, are never reported. URLs and e-mail addresses on allowlisted hosts
+are dropped too, except when written defanged: an analyst defangs what is malicious.
+``exclude_domains`` (the source's own domains) drops domains, URLs and e-mail addresses
+on those domains or their subdomains, defanged or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from generator.extract.context import ListDetector, SentenceContexts
+from generator.extract.domains import host_in, load_allowlist, normalize_domains
+from generator.extract.match import Candidate, find_candidates
+from generator.extract.refang import refang
+
+__all__ = ["IOC_TYPES", "Indicator", "extract"]
+
+IOC_TYPES = (
+    "ipv4", "ipv6", "domain", "url", "md5", "sha1", "sha256", "sha512", "email", "cve",
+    "mitre_attack",
+)  # fmt: skip
+_RANK = {"low": 0, "medium": 1, "high": 2}
+_PROSE_LOW = frozenset({"domain", "ipv4", "ipv6"})
+_HOSTED = frozenset({"url", "email"})
+_HASHES = frozenset({"md5", "sha1", "sha256", "sha512"})
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One extracted indicator."""
+
+    type: str  # one of IOC_TYPES
+    value: str  # fanged, normalised
+    context: str  # sentence / table row / list line around it, at most 300 chars
+    confidence: str  # "high" | "medium" | "low"
+    defanged: bool  # the text showed it defanged
+
+
+def _kept(c: Candidate, allow: frozenset[str], exclude: frozenset[str]) -> bool:
+    if not c.host:
+        return True
+    if host_in(c.host, exclude):
+        return False
+    if host_in(c.host, allow):
+        return c.type in _HOSTED and c.defanged
+    return True
+
+
+def extract(
+    text: str,
+    *,
+    exclude_domains: Iterable[str] = (),
+    allowlist: frozenset[str] | None = None,
+) -> list[Indicator]:
+    """Return the indicators found in ``text``, one per (type, value), first seen first."""
+    if not text:
+        return []
+    allow = load_allowlist() if allowlist is None else normalize_domains(allowlist)
+    exclude = normalize_domains(exclude_domains)
+    rf = refang(text)
+    candidates = find_candidates(rf)
+    if not candidates:
+        return []
+    lists = ListDetector(rf.text, [(c.start, c.end, c.type in _HASHES) for c in candidates])
+    is_list = lists.is_list
+    contexts = SentenceContexts(text)
+    mapped = bool(rf.new_starts)  # offsets differ from the original text's
+    found: dict[tuple[str, str], Indicator] = {}
+    for c in candidates:
+        key = (c.type, c.value)
+        prev = found.get(key)
+        if prev is not None and prev.confidence == "high" and (prev.defanged or not c.defanged):
+            continue  # nothing this occurrence could add
+        if c.host and not _kept(c, allow, exclude):
+            continue
+        if c.defanged or is_list(c.start, c.end, is_hash=c.type in _HASHES):
+            confidence = "high"
+        else:
+            confidence = "low" if c.type in _PROSE_LOW else "medium"
+        if prev is None:
+            if mapped:
+                context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
+            else:
+                context = contexts(c.start, c.end)
+            found[key] = Indicator(c.type, c.value, context, confidence, c.defanged)
+        elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
+            best = max(confidence, prev.confidence, key=_RANK.__getitem__)
+            found[key] = Indicator(c.type, c.value, prev.context, best, prev.defanged or c.defanged)
+    return list(found.values())

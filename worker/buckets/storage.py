@@ -1,0 +1,281 @@
+"""Reading published builds: a bucket interface, the local-folder bucket and a build reader.
+
+Builds are immutable, so everything read through a :class:`Build` is cached for the life of the
+process under the build id; only the pointer (``current.json``) is re-read, at most every
+``pointer_ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from worker.contract import layout
+
+log = logging.getLogger("socdef.storage")
+NOTHING_PUBLISHED = "no build has been published yet"
+BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
+T = TypeVar("T")
+
+
+class StorageError(RuntimeError):
+    """The bucket is unreadable or holds no published build."""
+
+
+class NoBuild(StorageError):
+    """The bucket answers but holds no published build yet."""
+
+
+class BadPointer(StorageError):
+    """The bucket answers, but its pointer or the manifest it names is missing or unreadable."""
+
+
+class Bucket(Protocol):
+    """Where builds are read from: ``get`` a whole small object (the pointer, a manifest) or
+    bytes [start, end) of an object whose total ``size`` the caller knows from the manifest.
+    Backends: this folder, ``worker.buckets.remote`` (S3, an HTTP origin) behind ``worker.buckets.cache``."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes: ...
+
+
+class LocalBucket:
+    """A folder laid out as in :mod:`worker.contract.layout`; objects are memory-mapped once."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._maps: dict[str, mmap.mmap | bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes:
+        return self._map(key)[start:end]
+
+    def _map(self, key: str) -> mmap.mmap | bytes:
+        found = self._maps.get(key)
+        if found is None:
+            with self._lock:
+                found = self._maps.get(key) or self._open(key)
+                self._maps[key] = found
+        return found
+
+    def _open(self, key: str) -> mmap.mmap | bytes:
+        with open(self.root / key, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    sha256: str
+    size: int
+
+
+class Build:
+    """One published build: logical keys resolved through its manifest."""
+
+    def __init__(self, bucket: Bucket, manifest: dict[str, Any]) -> None:
+        self.bucket = bucket
+        self.build_id: str = manifest["build_id"]
+        self.generated_at: int = manifest["generated_at"]
+        self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
+        self.pointer: dict[str, Any] = {}  # the pointer that named it (publish facts, see taxii)
+        self._cache: dict[str, Any] = {}
+        # whole answers, see worker.endpoints.iocs
+        self.responses: dict[tuple[Any, ...], tuple[bytes, str]] = {}
+
+    def ref(self, key: str) -> ObjectRef | None:
+        return self.objects.get(key)
+
+    def read(self, key: str) -> bytes | None:
+        ref = self.objects.get(key)
+        if ref is None:
+            return None
+        if ref.size == 0:
+            return b""
+        return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size, ref.size)
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        ref = self.objects[key]
+        return self.bucket.get_range(layout.object_key(ref.sha256), start, end, ref.size)
+
+    def cached(self, name: str, make: Callable[[], T]) -> T:
+        """Memoise a value derived from this (immutable) build."""
+        # a name is always made by the same ``make``, so the kept value has its type
+        value: T | None = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = make()
+        return value
+
+    def read_json(self, key: str) -> object | None:
+        raw = self.read(key)
+        return None if raw is None else json.loads(raw)
+
+
+class BuildSource:
+    """Follows the bucket's pointer and keeps the current :class:`Build` in memory.
+
+    Once a build is loaded it is served until a valid pointer names another readable build: a
+    pointer that is unreadable, deleted, not JSON or without a ``build_id``, or that names a
+    manifest which is missing or unreadable leaves the loaded build in place. ``problem`` then
+    says why (for ``/healthz``); it is logged once when it appears or changes, and once more
+    when a valid pointer is back. Without a loaded build such a pointer is a
+    :class:`StorageError` (:class:`NoBuild` when there is no pointer at all).
+    """
+
+    def __init__(
+        self,
+        bucket: Bucket,
+        *,
+        pointer_ttl: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bucket = bucket
+        self.pointer_ttl = pointer_ttl
+        self.clock = clock
+        self._build: Build | None = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+        self.problem: str | None = None  # why the pointer was not followed, safe to show
+
+    def current(self) -> Build:
+        now = self.clock()
+        if self._build is not None and now - self._checked < self.pointer_ttl:
+            return self._build
+        with self._lock:
+            if self._build is None or now - self._checked >= self.pointer_ttl:
+                self._refresh(now)  # once, however many requests waited for the lock
+        if self._build is None:
+            raise NoBuild(NOTHING_PUBLISHED)
+        return self._build
+
+    @property
+    def build_id(self) -> str | None:
+        """The id of the loaded build, None before one is loaded."""
+        return self._build.build_id if self._build is not None else None
+
+    def preload(self) -> threading.Thread:
+        """Load the current build now, in the background, rather than on the first request: a
+        worker process that has not answered anything yet still holds the last good build when
+        the pointer breaks later. Failures are reported like any refresh's."""
+
+        def load() -> None:
+            try:
+                self.current()
+            except StorageError:
+                pass  # reported by _refresh; the next request tries again
+            except Exception:
+                log.exception("loading the current build failed")
+
+        thread = threading.Thread(target=load, name="socdef-preload", daemon=True)
+        thread.start()
+        return thread
+
+    def _refresh(self, now: float) -> None:
+        self._checked = now
+        try:
+            build = self._follow()
+        except _Unfollowable as exc:
+            self._report(exc.shown, exc.logged)
+            if self._build is None:
+                raise exc.kind(exc.shown) from None
+            return
+        if build is not None:
+            self._build = build
+        self._report(None, "")
+
+    def _follow(self) -> Build | None:
+        """The build the pointer names; None when it is the loaded one."""
+        try:
+            raw = self.bucket.get(layout.POINTER_KEY)
+        except (StorageError, OSError) as exc:
+            raise _Unfollowable(
+                "the pointer could not be read (the bucket did not answer)", str(exc), StorageError
+            ) from exc
+        if raw is None:
+            raise _Unfollowable(
+                NOTHING_PUBLISHED
+                if self._build is None
+                else f"the pointer {layout.POINTER_KEY} is missing",
+                "",
+                NoBuild,
+            )
+        build_id = _pointer_build_id(raw)
+        if self._build is not None and self._build.build_id == build_id:
+            return None
+        where = f"the manifest of build {build_id}"
+        try:
+            manifest = self.bucket.get(layout.manifest_key(build_id))
+        except (StorageError, OSError) as exc:
+            raise _Unfollowable(
+                f"{where} could not be read (the bucket did not answer)", str(exc), StorageError
+            ) from exc
+        if manifest is None:
+            raise _Unfollowable(f"the pointer names build {build_id} whose manifest is missing", "")
+        try:
+            build = Build(self.bucket, json.loads(manifest))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise _Unfollowable(f"{where} is not a valid manifest", repr(exc)) from exc
+        if build.build_id != build_id:
+            raise _Unfollowable(f"{where} names build {build.build_id!r}", "")
+        build.pointer = json.loads(raw)
+        return build
+
+    def _report(self, problem: str | None, detail: str) -> None:
+        """Log a change of ``problem`` (once, not per request) and keep it for ``/healthz``."""
+        if problem == self.problem:
+            return
+        before, self.problem = self.problem, problem
+        serving = self._build.build_id if self._build is not None else None
+        if problem is None and before == NOTHING_PUBLISHED:
+            log.info("a build has been published: serving build %s", serving)
+        elif problem is None:
+            log.warning("pointer valid again: serving build %s", serving)
+        elif serving is not None:
+            log.warning(
+                "%s%s; still serving build %s", problem, f" ({detail})" if detail else "", serving
+            )
+        else:
+            log.warning("%s%s", problem, f" ({detail})" if detail else "")
+
+
+class _Unfollowable(Exception):
+    """Why the pointer could not be followed: ``shown`` (no bucket address, for ``/healthz``),
+    ``logged`` (the underlying error), ``kind``: what it is when no build is loaded."""
+
+    def __init__(self, shown: str, logged: str, kind: type[StorageError] = BadPointer) -> None:
+        super().__init__(shown)
+        self.shown, self.logged, self.kind = shown, logged, kind
+
+
+def _pointer_build_id(raw: bytes) -> str:
+    """The ``build_id`` of a pointer's bytes, or ``_Unfollowable`` (truncated, not JSON, an
+    HTML error page an origin answered with 200, no ``build_id``, not a plain name)."""
+    try:
+        build_id = json.loads(raw).get("build_id")
+    except (ValueError, AttributeError) as exc:
+        raise _Unfollowable(
+            f"the pointer {layout.POINTER_KEY} is not a JSON object",
+            f"{exc}; starts {bytes(raw[:60])!r}",
+        ) from exc
+    if not isinstance(build_id, str) or not BUILD_ID.fullmatch(build_id):
+        raise _Unfollowable(
+            f"the pointer {layout.POINTER_KEY} names no valid build_id", f"build_id {build_id!r}"
+        )
+    return build_id

@@ -1,0 +1,136 @@
+"""The build-tree contract: the one interface between the generator and the worker.
+
+A *build* is a set of logical objects (``iocs/day/2026-11-28/json.dat`` …) listed in a
+manifest that maps each logical key to the SHA-256 and size of its bytes. A *bucket* stores
+builds content-addressed, so publishing uploads only objects whose bytes changed:
+
+    current.json                      {"build_id": ID, "generated_at": ...}   (the pointer)
+    builds/<ID>.json                  the manifest of build ID
+    objects/<sha[:2]>/<sha>           immutable object bytes
+
+Logical keys inside a build (see docs/architecture.md for the full description):
+
+    iocs/day/<YYYY-MM-DD>/ts.bin      int64 LE, one per record: last_seen, newest first
+    iocs/day/<YYYY-MM-DD>/<v>.dat     records of variant v, one per line, same order as ts.bin
+    iocs/day/<YYYY-MM-DD>/<v>.idx     uint64 LE byte offsets into <v>.dat, n + 1 of them
+    iocs/view/<view>.json             {"days": [[day, count, start], ...]} newest day first
+    iocs/view/<view>.bin              uint32 LE line numbers into the day files, per day from start
+    iocs/default/<tier>/<view>.<fmt>  the whole default answer of (tier, view, fmt)
+    iocs/search/meta.json             {"prefix_hex": L, ...}: how the search shards are cut
+    iocs/search/shards.dat            search entries sorted by value hash, shard after shard
+    iocs/search/shards.idx            uint64 LE byte offsets of the 16**L shards: 16**L + 1 values
+    iocs/stats.json                   the ``data`` member of the stats answer
+    feeds/misp/<file>                 the MISP feed: manifest.json, hashes.csv, <event uuid>.json
+    taxii/...                         TAXII 2.1 resources, pages and indexes (worker/contract/taxii_common.py)
+    site/<path>                       the docs site: pages (<dir>/index.html), static/<asset>
+
+The all-records view has no ``.bin``: its line numbers are 0..count-1 of each day.
+"""
+
+from __future__ import annotations
+
+from worker.contract import formats
+
+IOC_TYPES = (
+    "ipv4",
+    "ipv6",
+    "domain",
+    "url",
+    "md5",
+    "sha1",
+    "sha256",
+    "sha512",
+    "email",
+    "cve",
+    "mitre_attack",
+)
+CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
+CONFIDENCES = ("high", "medium", "low")
+ALL = "all"
+
+# The formats and the record variants stored per day are the records of worker.contract.formats.
+LIST_FORMATS = tuple(f.name for f in formats.LISTED)
+CSV_HEADER = formats.CSV_HEADER
+
+POINTER_KEY = "current.json"
+FORMAT_VERSION = 1
+DAY_SECONDS = 86_400
+
+
+def view_name(type_: str = ALL, category: str = ALL, confidence: str = ALL) -> str:
+    return f"{type_}.{category}.{confidence}"
+
+
+ALL_VIEW = view_name()
+
+
+def all_views() -> list[str]:
+    return [
+        view_name(t, c, f)
+        for t in (ALL, *IOC_TYPES)
+        for c in (ALL, *CATEGORIES)
+        for f in (ALL, *CONFIDENCES)
+    ]
+
+
+def views_of(type_: str, category: str, confidence: str) -> list[str]:
+    """The eight views a record with these attributes belongs to."""
+    return [
+        view_name(t, c, f) for t in (ALL, type_) for c in (ALL, category) for f in (ALL, confidence)
+    ]
+
+
+def day_ts_key(day: str) -> str:
+    return f"iocs/day/{day}/ts.bin"
+
+
+def day_data_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/{variant}.dat"
+
+
+def day_index_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/{variant}.idx"
+
+
+def view_index_key(view: str) -> str:
+    return f"iocs/view/{view}.json"
+
+
+def view_lines_key(view: str) -> str:
+    return f"iocs/view/{view}.bin"
+
+
+DEFAULT_PREFIX = "iocs/default/"
+
+
+def default_key(tier: str, view: str, fmt: str) -> str:
+    return f"{DEFAULT_PREFIX}{tier}/{view}.{fmt}"
+
+
+SEARCH_META_KEY = "iocs/search/meta.json"
+SEARCH_SHARDS_KEY = "iocs/search/shards.dat"
+SEARCH_OFFSETS_KEY = "iocs/search/shards.idx"
+STATS_KEY = "iocs/stats.json"
+
+
+def feed_key(feed: str, name: str) -> str:
+    """A file of a subscribable feed, e.g. ``feeds/misp/manifest.json``."""
+    return f"feeds/{feed}/{name}"
+
+
+def site_key(url_path: str) -> str:
+    """The site object a URL path names: ``/docs/`` → ``site/docs/index.html``."""
+    return "site/" + url_path.lstrip("/") + ("index.html" if url_path.endswith("/") else "")
+
+
+def taxii_key(name: str) -> str:
+    """A TAXII 2.1 object, e.g. ``taxii/c/all/index.bin`` (names: worker/contract/taxii_common.py)."""
+    return f"taxii/{name}"
+
+
+def manifest_key(build_id: str) -> str:
+    return f"builds/{build_id}.json"
+
+
+def object_key(sha256: str) -> str:
+    return f"objects/{sha256[:2]}/{sha256}"

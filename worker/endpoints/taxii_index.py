@@ -1,0 +1,274 @@
+"""Slicing a precomputed TAXII collection: which entries a page holds, and their bytes.
+
+A collection is a list of fixed-size entries in ``date_added`` order (``index.bin``, and one per
+STIX type for ``match[type]``) plus a small ``meta.json`` holding the ``date_added`` of every
+``CHUNK``-th entry (its *fences*). A page request finds its first entry from the fences and one
+index partition, reads the following entries in one range, and the objects (or manifest
+records) of those entries as coalesced byte ranges of at most two data chunks. Its cost is the
+page plus one index partition, whatever the collection's size. ``match[id]`` goes through the
+id index instead: a fence list of UUIDs and one block of sorted entries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import heapq
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from worker.buckets.storage import Build
+from worker.contract import taxii_common as tc
+from worker.endpoints.taxii_params import Filters
+from worker.errors import NotFound
+
+Entry = tuple[int, int, int, int, int, int, int, int]  # see taxii_common.ENTRY
+DATE = struct.Struct("<q")  # the first field of an entry
+MAX_SCAN = 20_000  # entries one page may skip over for filters the index cannot answer
+WINDOW = tc.CHUNK
+OBJECT_ID = re.compile(
+    r"([a-z0-9-]+)--([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    """One entry file of a collection: all its entries, or those of one STIX type."""
+
+    key: str
+    count: int
+    fences: list[int]
+    last: int  # date_added of its final entry (-1 when empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    more: bool
+    cursor: int | None  # date_added of the last entry considered, when ``more``
+
+
+def meta(build: Build, name: str) -> dict[str, Any]:
+    key = tc.collection_key(name, "meta.json")
+    # the build writes a collection's meta.json as one JSON object
+    found = build.cached(key, lambda: cast("dict[str, Any] | None", build.read_json(key)))
+    if found is None:
+        raise NotFound("This build has no TAXII collections; rebuild and publish.")
+    return found
+
+
+def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Seq]:
+    """The entry files to merge: the whole index, or one per requested type it holds."""
+    m = meta(build, name)
+    held = m["types"]
+    if types is None or set(held) <= set(types):
+        return [
+            Seq(tc.collection_key(name, "index.bin"), m["count"], m["fences"], m.get("last", -1))
+        ]
+    return [
+        Seq(tc.type_index_key(name, t), held[t]["count"], held[t]["fences"], held[t]["last"])
+        for t in sorted(set(types) & set(held))
+    ]
+
+
+def entries(build: Build, seq: Seq, lo: int, hi: int) -> list[Entry]:
+    size = tc.ENTRY.size
+    raw = build.read_range(seq.key, lo * size, min(hi, seq.count) * size)
+    return list(tc.ENTRY.iter_unpack(raw))
+
+
+def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
+    """Position of the first entry whose date_added is ``lower`` or more."""
+    chunk = max(0, bisect.bisect_right(seq.fences, lower) - 1)
+    if chunk + 1 == len(seq.fences) and lower > seq.last:
+        return seq.count
+    size = tc.ENTRY.size
+    lo = chunk * tc.CHUNK
+    raw = build.read_range(seq.key, lo * size, min(lo + tc.CHUNK, seq.count) * size)
+    at = bisect.bisect_left(
+        range(len(raw) // size), lower, key=lambda j: DATE.unpack_from(raw, j * size)[0]
+    )
+    return lo + at
+
+
+def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
+    """Entries from date_added ``lower`` on: ``first`` of them, then a window at a time."""
+    pos = first_at_or_after(build, seq, lower)
+    size = first
+    while pos < seq.count:
+        yield from entries(build, seq, pos, pos + size)
+        pos += size
+        size = WINDOW
+
+
+def _keep(e: Entry, f: Filters, floor: int) -> bool:
+    return (e[1] >= floor or e[7] in tc.TIMELESS) and (f.versions is None or e[1] in f.versions)
+
+
+def select(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
+    """The entries of one page of collection ``name`` for these filters and lookback floor;
+    none with a build date above ``cap`` (the visible end, worker/taxii_epochs.py)."""
+    if not f.spec_ok:
+        return Page([], False, None)
+    if f.ids is not None:
+        return select_ids(build, name, f, floor, cap)
+    if f.after + 1 >= floor:
+        return _select(build, name, f, floor, cap)
+    # Below the lookback floor only the objects the others refer to are served (TIMELESS): a
+    # few hundred, read through their type indexes; then the page goes on from the floor.
+    # (Every other object's build date is at or after its ``modified``, so none lies below.)
+    wanted = f.types or tc.STIX_TYPES
+    timeless = tuple(t for t in wanted if tc.TYPE_CODES.get(t, -1) in tc.TIMELESS)
+    head = Page([], False, None)
+    if timeless:
+        below = floor - 1 if cap is None else min(cap, floor - 1)
+        head = _select(build, name, dataclasses.replace(f, types=timeless), 0, below)
+        if head.more or len(head.entries) == f.limit:
+            last = head.entries[-1][0] if head.entries else head.cursor
+            return Page(head.entries, True, head.cursor if head.more else last)
+    rest = dataclasses.replace(f, after=floor - 1, limit=f.limit - len(head.entries))
+    tail = _select(build, name, rest, floor, cap)
+    return Page(head.entries + tail.entries, tail.more, tail.cursor)
+
+
+def _select(build: Build, name: str, f: Filters, floor: int, cap: int | None) -> Page:
+    seqs = [s for s in sequences(build, name, f.types) if s.count]
+    lower = max(f.after + 1, floor)
+    if cap is not None:
+        seqs = [_capped(s, cap) for s in seqs]
+    if len(seqs) == 1:
+        return _select_one(build, seqs[0], lower, f, floor)
+    streams = [_upto(scan(build, s, lower, f.limit), s.last) for s in seqs]
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    picked: list[Entry] = []
+    last = None
+    for scanned, e in enumerate(merged, 1):
+        last = e[0]
+        if _keep(e, f, floor):
+            picked.append(e)
+        if len(picked) == f.limit or scanned >= MAX_SCAN:
+            more = any(s.last > last for s in seqs)
+            return Page(picked, more, last if more else None)
+    return Page(picked, False, None)
+
+
+def _capped(seq: Seq, cap: int) -> Seq:
+    """``seq`` seen up to build date ``cap``: its last entry is the last at or below it."""
+    if seq.last <= cap:
+        return seq
+    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap))
+
+
+def _upto(stream: Iterator[Entry], last: int) -> Iterator[Entry]:
+    for e in stream:
+        if e[0] > last:
+            return
+        yield e
+
+
+def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> Page:
+    """``select`` over one entry file: whole windows at a time (the common, hot case)."""
+    pos = first_at_or_after(build, seq, lower)
+    picked: list[Entry] = []
+    size, scanned = f.limit, 0
+    while pos < seq.count:
+        batch = entries(build, seq, pos, pos + size)
+        if batch and batch[-1][0] > seq.last:  # past the visible end
+            batch = [e for e in batch if e[0] <= seq.last]
+            if not batch:
+                break
+        kept = [e for e in batch if _keep(e, f, floor)]
+        if len(picked) + len(kept) >= f.limit:
+            picked += kept[: f.limit - len(picked)]
+            last = picked[-1][0]
+            return Page(picked, seq.last > last, last if seq.last > last else None)
+        picked += kept
+        pos += len(batch)
+        scanned += len(batch)
+        if batch[-1][0] >= seq.last:
+            break
+        if scanned >= MAX_SCAN and pos < seq.count:
+            return Page(picked, True, batch[-1][0])
+        size = WINDOW
+    return Page(picked, False, None)
+
+
+def select_ids(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
+    """Objects named by ``match[id]`` (or the object-by-id path) that pass the other filters."""
+    found: dict[int, Entry] = {}
+    for oid in f.ids or ():
+        e = entry_of(build, name, oid)
+        if (
+            e is not None
+            and e[0] > f.after
+            and (cap is None or e[0] <= cap)
+            and _keep(e, f, floor)
+            and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
+        ):
+            found[e[0]] = e
+    ordered = [found[d] for d in sorted(found)]
+    more = len(ordered) > f.limit
+    page = ordered[: f.limit]
+    return Page(page, more, page[-1][0] if more else None)
+
+
+def entry_of(build: Build, name: str, oid: str) -> Entry | None:
+    """The entry of object ``oid`` in collection ``name``, or None."""
+    found = OBJECT_ID.fullmatch(oid)
+    if found is None or found.group(1) not in tc.TYPE_CODES:
+        return None
+    row = _id_row(
+        build, bytes.fromhex(found.group(2).replace("-", "")), tc.TYPE_CODES[found.group(1)]
+    )
+    if row is None:
+        return None
+    ioc_code, pos_all, pos_own = row
+    if name == tc.ALL_COLLECTION or ioc_code == tc.EVERY_COLLECTION:
+        pos = pos_all
+    elif tc.COLLECTIONS.index(name) - 1 == ioc_code:
+        pos = pos_own
+    else:
+        return None
+    seq = sequences(build, name, None)[0]
+    return entries(build, seq, pos, pos + 1)[0]
+
+
+def _id_fences(build: Build) -> list[bytes]:
+    def load() -> list[bytes]:
+        raw = build.read(tc.ID_FENCE_KEY) or b""
+        return [raw[i : i + 16] for i in range(0, len(raw), 16)]
+
+    return build.cached(tc.ID_FENCE_KEY, load)
+
+
+def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, int] | None:
+    ref = build.ref(tc.ID_INDEX_KEY)
+    if ref is None or ref.size == 0:
+        return None
+    size = tc.ID_ENTRY.size
+    block = max(0, bisect.bisect_right(_id_fences(build), raw_uuid) - 1)
+    lo = block * tc.ID_BLOCK
+    hi = min(ref.size // size, lo + tc.ID_BLOCK)
+    raw = build.read_range(tc.ID_INDEX_KEY, lo * size, hi * size)
+    rows = list(tc.ID_ENTRY.iter_unpack(raw))
+    at = bisect.bisect_left(rows, (raw_uuid, type_code), key=lambda r: (r[0], r[1]))
+    if at < len(rows) and rows[at][0] == raw_uuid and rows[at][1] == type_code:
+        return rows[at][2], rows[at][3], rows[at][4]
+    return None
+
+
+def page_bytes(build: Build, name: str, picked: list[Entry], kind: str) -> bytes:
+    """The comma-terminated objects (``kind`` ``obj``) or manifest records (``man``) of a page."""
+    at = 3 if kind == "obj" else 5
+    runs: list[list[int]] = []
+    for e in picked:
+        start, end = e[at], e[at + 1]
+        if runs and runs[-1][0] == e[2] and runs[-1][2] == start:
+            runs[-1][2] = end
+        else:
+            runs.append([e[2], start, end])
+    return b"".join(build.read_range(tc.chunk_key(name, kind, c), s, t) for c, s, t in runs)
