@@ -249,8 +249,8 @@ def test_polling_after_a_rebuild_returns_exactly_the_new_objects(serve_process, 
     new = set(after) - set(before)
     assert new and len(polled) == len(new)
     assert {(o["id"], version(o)) for o in polled} == new
-    for version in set(before) & set(after):
-        assert before[version] == after[version]  # unchanged objects keep their date_added
+    for kept in set(before) & set(after):
+        assert before[kept] == after[kept]  # unchanged objects keep their date_added
     assert min(after[v] for v in new) > max(before.values())
 
 
