@@ -22,6 +22,7 @@ from generator.store.history import joined, version_times
 from generator.store.synthetic import synthetic_store
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import taxii_common as tc
+from worker.contract.taxii_epochs import Epochs, appended
 from worker.endpoints.taxii_index import entry_of, page_bytes, select
 from worker.endpoints.taxii_params import (
     Filters,
@@ -371,3 +372,28 @@ def test_match_id_finds_objects_only_in_their_collections(built):
     every = parse_filters({"match[id]": ",".join(shared)}, 1000)
     for name in tc.COLLECTIONS:
         assert select(built, name, every, 0).entries == first[:4]
+
+
+# --- epochs: build dates to the date_added clients see ---------------------------------------
+
+
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=8, unique=True),
+    st.lists(st.integers(1, 5), min_size=8, max_size=8),
+    st.integers(0, 10**6),
+    st.integers(-1, 40),
+)
+def test_epochs_serve_each_object_from_its_date_added_on(lasts, gaps, build_date, clock):
+    """``served``, ``lower`` and ``cap`` agree: a poll at time ``t`` sees exactly the objects
+    served at or before ``t``, and ``added_after=A`` selects exactly those served after ``A``."""
+    pairs: list[list[int]] = []
+    for last, gap in zip(sorted(lasts), gaps, strict=False):
+        pairs = appended(pairs, last, (pairs[-1][1] if pairs else 0) + gap * 1_000_000)
+    epochs = Epochs.parse(pairs)
+    assert epochs is not None
+    d = min(build_date, epochs.lasts[-1])
+    now = clock * 1_000_000
+    assert (d <= epochs.cap(now)) == (epochs.served(d) <= now)
+    assert (d > epochs.lower(now)) == (epochs.served(d) > now)
+    assert appended(pairs, epochs.lasts[-1], 10**12) == pairs  # nothing new: no new epoch
+    assert Epochs.parse([[5, 2], [4, 3]]) is None and Epochs.parse("x") is None
