@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.serve import Redis, cpu_seconds, require  # noqa: E402
+from bench.serve import cpu_seconds, require, start_redis  # noqa: E402
 from worker.limits.windows import MemoryLimiter, SQLiteLimiter  # noqa: E402
 
 PER_MINUTE, PER_DAY = 10**12, 10**13  # never refuse: every call does the full work
@@ -72,7 +72,7 @@ def main() -> None:
             if "redis" in names:
                 from worker.limits.redis_store import RedisLimiter
 
-                redis = Redis(tmp)
+                redis = start_redis(tmp)
                 limiters["Redis"] = (RedisLimiter(redis.url), redis.proc.pid)
             figures: dict[str, list[tuple[float, float]]] = {}
             for round_no in range(args.rounds + 1):

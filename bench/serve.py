@@ -47,6 +47,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import LISTENING, announced, free_port, reserved_port  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 from worker.access.keys import account_limit_id  # noqa: E402
 from worker.http import PRIVATE  # noqa: E402  (the checkout's own worker)
 
@@ -91,19 +93,15 @@ def require(*tools: str) -> None:
         )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(url: str, headers: dict[str, str] | None = None) -> None:
-    for _ in range(300):
+def wait(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> bool:
+    """Poll ``url`` until it answers (True); False as soon as ``proc`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
-            httpx.get(url, headers=headers, timeout=1)
-            return
+            httpx.get(url, timeout=1)
+            return True
         except httpx.HTTPError:
             time.sleep(0.1)
     raise SystemExit(f"no answer from {url}")
@@ -158,53 +156,19 @@ def _latency(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-class Redis:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
+def start_redis(tmp: Path) -> RedisServer:
+    """A ``redis-server`` on 127.0.0.1 (``tests.redis_server``: it cannot bind port 0 and name
+    it, so the port is picked, and the server answering there is checked to be this one)."""
+    return RedisServer(tmp).start()
 
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + 30
-        while True:  # until redis-server answers PING
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start") from None
-                time.sleep(0.05)
 
-    def decided(self, limit_id: str) -> int:
-        """The account's day counter in Redis: proves the limiter decided every request in Redis,
-        not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
-        import redis
+def redis_decided(redis: RedisServer, limit_id: str) -> int:
+    """The account's day counter in Redis: proves the limiter decided every request in Redis,
+    not in its fallback (decisions come in batches, so EVALSHA calls are fewer)."""
+    from worker.limits.redis_store import DEFAULT_PREFIX
 
-        from worker.limits.redis_store import DEFAULT_PREFIX
-
-        count = redis.Redis.from_url(self.url).hget(f"{DEFAULT_PREFIX}{{{limit_id}}}:d", "n")
-        return int(count or 0)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+    count = redis.client().hget(f"{DEFAULT_PREFIX}{{{limit_id}}}:d", "n")
+    return int(count or 0)
 
 
 class Worker:
@@ -217,33 +181,39 @@ class Worker:
         server: str = "granian",
         interface: str = "rsgi",
     ) -> None:
-        self.port = free_port()
         extra = ["--redis-url", redis_url] if redis_url else []
         extra += ["--server", server, "--interface", interface]
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "serve",
-                "--data-dir",
-                str(data),
-                "--port",
-                str(self.port),
-                "--limiter",
-                limiter,
-                "--workers",
-                str(workers),
-                "--limit-scale",
-                "1000000",
-                *extra,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
-        wait(f"http://127.0.0.1:{self.port}/healthz")
+        log, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=data)
+        with os.fdopen(log, "w") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "generator",
+                    "serve",
+                    "--data-dir",
+                    str(data),
+                    "--port",
+                    "0",  # the server binds a free port and names it
+                    "--limiter",
+                    limiter,
+                    "--workers",
+                    str(workers),
+                    "--limit-scale",
+                    "1000000",
+                    *extra,
+                ],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            base = announced(Path(name), self.proc, LISTENING).group(1)
+        except AssertionError as exc:
+            raise SystemExit(f"socdef serve did not start: {exc}") from None
+        self.port = int(base.rsplit(":", 1)[1])
+        self.url = f"{base}/api/v1/iocs"
+        wait(f"{base}/healthz", self.proc)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -362,7 +332,10 @@ class Trivial:
     """granian (1 process, uvloop) running one of the trivial apps."""
 
     def __init__(self, body_file: Path, interface: str, options: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
+        # granian cannot name a port 0 it bound: the port is held by a socket that never
+        # listens (SO_REUSEPORT) and granian binds beside it (tests.conftest.reserved_port)
+        self.reserved = reserved_port()
+        self.port = self.reserved.getsockname()[1]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -389,27 +362,39 @@ class Trivial:
             stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
-        wait(self.url)
+        if not wait(self.url, self.proc):
+            raise SystemExit(f"granian exited ({self.proc.returncode})")
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
+        self.reserved.close()
 
 
 class Nginx:
+    """nginx (2 workers) serving ``body`` as a static file. nginx cannot name a port 0 it
+    bound, so the port is picked; when another program took it first nginx exits (its bind
+    fails) and it starts again on another port, and the answer is checked to be ``body``."""
+
     def __init__(self, body: bytes, tmp: Path) -> None:
-        self.port = free_port()
+        require("nginx")
         (tmp / "www" / "api" / "v1").mkdir(parents=True)
         (tmp / "tmp").mkdir()
         (tmp / "www" / "api" / "v1" / "iocs").write_bytes(body)
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=self.port))
-        require("nginx")
-        cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
         self.name = "nginx (2 workers)"
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
-        wait(self.url)
+        for _ in range(5):
+            self.port = free_port()
+            conf = tmp / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(dir=tmp, port=self.port))
+            cmd = ["nginx", "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.url = f"http://127.0.0.1:{self.port}/api/v1/iocs"
+            if wait(self.url, self.proc):
+                if httpx.get(self.url).content != body:
+                    self.stop()
+                    raise SystemExit(f"port {self.port} answers with another body than nginx's")
+                return
+        raise SystemExit(f"nginx did not start: {(tmp / 'nginx-error.log').read_text()[-500:]}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -481,7 +466,7 @@ def main() -> None:
                 tmp / "data", "sqlite", 1, server="uvicorn"
             ),
         }
-        redis = Redis(tmp)
+        redis = start_redis(tmp)
         configs["worker 1 proc, Redis limiter"] = lambda: Worker(
             tmp / "data", "redis", 1, redis.url
         )
@@ -500,7 +485,7 @@ def main() -> None:
         decided = [0]  # Redis's day counter for the key, read after each run's warm-up
 
         def read_counter() -> None:
-            decided[0] = redis.decided(limit_id)
+            decided[0] = redis_decided(redis, limit_id)
 
         try:
             for round_no in range(args.rounds):
@@ -519,7 +504,7 @@ def main() -> None:
                         )
                     )
                     server.stop()
-                    if "Redis" in name and redis.decided(limit_id) - decided[0] < run["n"]:
+                    if "Redis" in name and redis_decided(redis, limit_id) - decided[0] < run["n"]:
                         raise SystemExit(f"{name}: Redis did not decide every request")
                 nginx = Nginx(body, tmp / f"nginx-{round_no}")
                 nginx_name = nginx.name

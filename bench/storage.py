@@ -31,8 +31,8 @@ from generator.publish.folder import LocalDestination  # noqa: E402
 from generator.publish.s3 import S3Destination  # noqa: E402
 from generator.publish.upload import publish  # noqa: E402
 from tests.buildseries import answers, build_series  # noqa: E402
-from tests.conftest import free_port, wait_http  # noqa: E402
-from tests.s3fixture import AWS_ENV  # noqa: E402
+from tests.conftest import announced, wait_http  # noqa: E402
+from tests.s3fixture import AWS_ENV, MOTO_RUNNING  # noqa: E402
 from worker.buckets.remote import open_bucket  # noqa: E402
 from worker.buckets.storage import BuildSource, LocalBucket  # noqa: E402
 from worker.encoding import CODERS, Encoder  # noqa: E402
@@ -133,25 +133,26 @@ def main() -> None:
     parser.add_argument("--iocs", type=int, default=3_000, help="synthetic IOCs in the store")
     args = parser.parse_args()
     os.environ.update(AWS_ENV)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(endpoint + "/moto-api/", proc)
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "moto.log"
+        with open(log_path, "w") as log:  # port 0: moto binds a free port and names it
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            endpoint = announced(log_path, proc, MOTO_RUNNING).group(1)
+            wait_http(endpoint + "/moto-api/", proc)
             out = Path(tmp) / "build"
             ids = build_series(Path(tmp), out, args.iocs, [None, 1])
             publish(out, LocalDestination(Path(tmp) / "bucket"), build_id=ids[1])
             bench_publish(endpoint, out, ids)
             bench_reads(endpoint, Path(tmp) / "bucket", ids, "bench-0")
             bench_encoding(Path(tmp) / "bucket")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

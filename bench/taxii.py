@@ -33,7 +33,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,10 +47,8 @@ from bench.serve import (  # noqa: E402
     Nginx,
     Worker,
     cpu_seconds,
-    free_port,
     require,
     socdef,
-    wait,
     wrk,
 )
 from worker.contract import taxii_common as tc  # noqa: E402
@@ -156,60 +153,8 @@ def timed_get(url: str, auth, headers: dict[str, str], n: int) -> float:
     return statistics.median(times)
 
 
-class GunicornMedallion:
-    """medallion's Flask app (``medallion.load_app``) under gunicorn, one sync worker."""
-
-    def __init__(
-        self, folder: Path, collection: dict, objects: list[dict], manifest: list[dict]
-    ) -> None:
-        from tests.medallion_server import PASSWORD, USER, medallion_data
-
-        folder.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        data, config = folder / "medallion-data.json", folder / "medallion-config.json"
-        data.write_text(json.dumps(medallion_data(port, collection, objects, manifest)))
-        config.write_text(
-            json.dumps(
-                {
-                    "backend": {
-                        "module": "medallion.backends.memory_backend",
-                        "module_class": "MemoryBackend",
-                        "filename": str(data),
-                    },
-                    "users": {USER: PASSWORD},
-                    "taxii": {"max_page_size": 100},
-                }
-            )
-        )
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "1",
-                "--timeout",
-                "3600",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                f"medallion:load_app({str(config)!r})",
-            ],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        wait(f"{self.url}/taxii2/")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
 def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
-    from tests.medallion_server import PASSWORD, USER
+    from tests.medallion_server import PASSWORD, USER, Medallion
 
     try:
         import gunicorn  # noqa: F401
@@ -252,8 +197,12 @@ def versus_medallion(tmp: Path, requests: int, sizes: list[int]) -> None:
     for n in sizes:
         subset = objects[:n]
         ids = {o["id"] for o in subset}
-        ref = GunicornMedallion(
-            tmp / f"medallion-{n}", info, subset, [m for m in records if m["id"] in ids]
+        ref = Medallion(
+            tmp / f"medallion-{n}",
+            info,
+            subset,
+            [m for m in records if m["id"] in ids],
+            gunicorn=True,
         )
         try:
             cpu = cpu_seconds(ref.proc.pid)

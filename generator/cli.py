@@ -421,11 +421,13 @@ def demo(settings: Settings, **options: Any) -> None:
     """Ingest the bundled sample, build, publish, create a demo key and serve."""
     private_data_dir(settings)
     key = runtime.prepare_demo(settings, echo=click.echo)
-    base = f"http://{options['host']}:{options['port']}"
     click.echo(f"API key: {key}")
-    click.echo(f'curl -H "Authorization: Bearer {key}" "{base}/api/v1/iocs?limit=5"')
+
+    def curl(base: str) -> None:  # once the server has bound its port (``--port 0`` too)
+        click.echo(f'curl -H "Authorization: Bearer {key}" "{base}/api/v1/iocs?limit=5"')
+
     sys.stdout.flush()
-    runtime.run_server(settings, **options)
+    runtime.run_server(settings, **options, then=curl)
 
 
 def main(argv: list[str] | None = None) -> None:

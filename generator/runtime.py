@@ -192,6 +192,7 @@ def run_server(
     limiter_factory: str = "",
     server: str = "granian",
     interface: str = "rsgi",
+    then: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
 
@@ -240,10 +241,10 @@ def run_server(
         )
         if port == 0:  # bound here, so the port is known before uvicorn starts
             listener = socket.create_server((host, 0), family=_family(host))
-            announce(host, listener.getsockname()[1])
+            announce(host, listener.getsockname()[1], then)
             uvicorn.run("worker.config:app_from_env", fd=listener.fileno(), **common)
             return
-        announce(host, port)
+        announce(host, port, then)
         uvicorn.run("worker.config:app_from_env", host=host, port=port, **common)
         return
     from granian.constants import Interfaces, Loops
@@ -267,7 +268,7 @@ def run_server(
         log_access=False,
         log_level=LogLevels.warning,
     )
-    granian.on_startup(lambda: announce(host, port))  # granian has bound the address by then
+    granian.on_startup(lambda: announce(host, port, then))  # granian has bound the address by then
     try:
         granian.serve()
     finally:
@@ -287,10 +288,13 @@ def _refused_setting() -> Iterator[None]:
         raise SocdefError(str(exc)) from exc
 
 
-def announce(host: str, port: int) -> None:
-    """The line a supervisor or test reads to learn where the worker listens (``--port 0``)."""
+def announce(host: str, port: int, then: Callable[[str], None] | None = None) -> None:
+    """The line a supervisor or test reads to learn where the worker listens (``--port 0``);
+    ``then`` gets the base URL once the port is known (the demo prints its ``curl`` line)."""
     shown = f"[{host}]" if ":" in host else host
     print(f"listening on http://{shown}:{port}", flush=True)
+    if then is not None:
+        then(f"http://{shown}:{port}")
 
 
 def warn_without_build(bucket: str) -> None:

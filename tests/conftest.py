@@ -33,6 +33,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def reserved_port() -> socket.socket:
+    """A loopback port held for a granian server's life: granian (2.x) binds one SO_REUSEPORT
+    socket per worker, takes no file descriptor and cannot name a port 0 it bound. This socket
+    is bound with SO_REUSEPORT but never listens: the kernel hands it no connections, no other
+    program can take the port, and granian binds the same port beside it. Close it after the
+    server stops."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def announced(
     log_path: Path, proc: subprocess.Popen, pattern: str, timeout: float = 60
 ) -> re.Match:

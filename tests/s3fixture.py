@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import announced, wait_http
 
+# the line moto's werkzeug server prints with the port it bound (``-p 0``)
+MOTO_RUNNING = r"Running on (http://127\.0\.0\.1:[1-9][0-9]*)"
+
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
@@ -71,7 +74,7 @@ def moto_s3_fixture(tmp_path_factory) -> Iterator[MotoS3]:
         env={**os.environ, **AWS_ENV, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        endpoint = announced(log_path, proc, r"Running on (http://127\.0\.0\.1:[1-9][0-9]*)")
+        endpoint = announced(log_path, proc, MOTO_RUNNING)
         server = MotoS3(endpoint.group(1), proc, log_path)
         wait_http(server.endpoint + "/moto-api/", proc)
         yield server

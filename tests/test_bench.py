@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 NUMBER = r"[\d,]+(?:\.\d+)?"
 
@@ -220,3 +223,25 @@ def test_wrk_reads_counters_after_its_warm_up(tmp_path: Path, monkeypatch: pytes
     run = serve.wrk("http://127.0.0.1:9/", "key", 5, (), read_counter)
     assert log.read_text().splitlines() == ["wrk -d1s", "counter read", "wrk -d5s"]
     assert run["rps"] == 1000.0 and run["n"] == 1000 and run["p99"] == 2.0
+
+
+def test_nginx_starts_again_when_its_port_was_taken(monkeypatch: pytest.MonkeyPatch):
+    """nginx cannot bind port 0 and name it: the bench picks a port, and when another program
+    holds it (nginx's bind fails and it exits) starts nginx again on another one."""
+    sys.path.insert(0, str(ROOT))
+    from bench import serve
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    picked = [taken]
+    monkeypatch.setattr(serve, "free_port", lambda: picked.pop() if picked else free_port())
+    with holder, tempfile.TemporaryDirectory() as tmp:  # not under pytest's 0700 folders:
+        Path(tmp).chmod(0o755)  # nginx's workers drop privileges and must read the body
+        nginx = serve.Nginx(b'{"ours":true}', Path(tmp))
+        try:
+            assert nginx.port != taken and not picked
+            assert httpx.get(nginx.url).content == b'{"ours":true}'
+        finally:
+            nginx.stop()

@@ -7,13 +7,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from generator.sources.catalog import SAMPLE_DIR, load_sources
-from tests.conftest import ROOT, free_port
+from tests.conftest import LISTENING, ROOT, announced, stop_process, wait_http
 from tests.support import new_key
 from worker.contract.layout import CATEGORIES, IOC_TYPES
 
@@ -21,46 +20,39 @@ from worker.contract.layout import CATEGORIES, IOC_TYPES
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     data = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator", "demo", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("curl "):
-            break
+    log_path = data / "demo.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator", "demo", "--port", "0", "--data-dir", str(data)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = announced(log_path, proc, LISTENING, timeout=240).group(1)
+        wait_http(base + "/healthz", proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    lines = log_path.read_text().splitlines()
     key = next((ln.split("API key: ")[1] for ln in lines if ln.startswith("API key: ")), None)
     curl = next((ln for ln in lines if ln.startswith("curl ")), None)
     assert key and curl, "\n".join(lines)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(base + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
     yield {"key": key, "curl": curl, "base": base, "data": data, "lines": lines}
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_process(proc)
 
 
 def test_demo_prints_an_enterprise_key_and_a_working_curl(demo):
     assert demo["key"].startswith("sk_live_")
+    # printed once the server has bound, so with --port 0 it names the port it got: run as printed
+    assert f'"{demo["base"]}/api/v1/iocs?limit=5"' in demo["curl"]
+    curl = demo["curl"]
     if shutil.which("curl"):
         out = subprocess.run(
-            shlex.split(demo["curl"]), capture_output=True, text=True, timeout=30, check=True
+            shlex.split(curl), capture_output=True, text=True, timeout=30, check=True
         ).stdout
     else:  # the same request, made the way the printed line makes it
-        url = shlex.split(demo["curl"])[-1]
+        url = shlex.split(curl)[-1]
         out = httpx.get(url, headers={"Authorization": f"Bearer {demo['key']}"}).text
     body = json.loads(out)
     assert len(body["data"]) == 5 and body["meta"]["total"] > 5

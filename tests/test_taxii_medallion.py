@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from taxii2client.v21 import Server, as_pages
 
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import start_server, stop_server
 from tests.medallion_server import PASSWORD, USER, Medallion
 from tests.support import new_key
 from tests.test_taxii_http import make_data
@@ -48,7 +48,7 @@ def both(tmp_path_factory, request):
     ours = next(c for c in root.collections if c.alias == "all")
     objects, records = pages(ours), manifest(ours)
     assert 200 <= len(objects) <= 400
-    ref = Medallion(folder, free_port(), dict(ours._raw), objects, records)
+    ref = Medallion(folder, dict(ours._raw), objects, records)
     request.addfinalizer(ref.stop)
     theirs = Server(ref.discovery, user=USER, password=PASSWORD).api_roots[0].collections[0]
     return ours, theirs, objects, records

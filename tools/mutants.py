@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0")
 
 ETAG = ("tests/test_etag.py",)
+CONDITIONAL = ("tests/test_conditional.py", "tests/test_etag.py")
 ORACLE = ("tests/test_oracle.py",)
 LIMITS = ("tests/test_limits.py",)
 FALLBACK = ("tests/test_limits_fallback.py",)
@@ -283,6 +284,42 @@ MUTANTS = [
     # worker/encoding.py: the coded representation has its own tag
     Mutant(
         "coding-tag", "worker/encoding.py", "return f'{etag[:-1]}-{coding}\"'", "return etag", ETAG
+    ),
+    # worker/encoding.py conditional: the 304 is for the representation a 200 would send
+    Mutant(
+        "coding-304-tag",
+        "worker/encoding.py",
+        'resp = Response(304, b"", content_type)\n        resp.header("etag", tag)',
+        'resp = Response(304, b"", content_type)\n        resp.header("etag", etag)',
+        CONDITIONAL,
+    ),
+    Mutant(
+        "coding-size",
+        "worker/encoding.py",
+        "return (coded if len(content) >= MIN_SIZE else etag), content",
+        "return coded, content",
+        CONDITIONAL,
+    ),
+    Mutant(
+        "coding-listed",
+        "worker/encoding.py",
+        'if inm.strip() != "*" and etag_matches(inm, coded):',
+        "if False:",
+        CONDITIONAL,
+    ),
+    Mutant(
+        "coding-star-body",
+        "worker/encoding.py",
+        'if inm.strip() != "*" and etag_matches(inm, coded):',
+        "if etag_matches(inm, coded):",
+        CONDITIONAL,
+    ),
+    Mutant(
+        "coding-identity-match",
+        "worker/encoding.py",
+        "    if not etag_matches(inm, etag):  # no tag can match",
+        "    if True:  # no tag can match",
+        CONDITIONAL,
     ),
 ]
 

@@ -1,11 +1,13 @@
-"""Content-Encoding negotiation: the last step before a response is sent.
+"""Content-Encoding negotiation, and conditional GET against the representation it selects.
 
 Bodies of at least ``MIN_SIZE`` bytes of a text-like type are compressed with the best coding
-the client accepts (brotli when the ``brotli`` package is installed, else gzip). The
-representation gets its own strong ETag (``"tag"`` → ``"tag-gzip"``), ``If-None-Match`` is
-checked against it, and ``Vary: Accept-Encoding`` goes on every such answer, 304s included.
-An ETag names its bytes exactly, so compressed bodies are kept under (ETag, coding): the hourly
-poll's answer is compressed once per build, not once per request.
+the client accepts (brotli when the ``brotli`` package is installed, else gzip); ``Encoder`` does
+that as the last step before a response is sent. The representation gets its own strong ETag
+(``"tag"`` → ``"tag-gzip"``), and ``Vary: Accept-Encoding`` goes on every such answer, 304s
+included. Every route answers ``If-None-Match`` through ``conditional``, which compares it with
+the tag of the representation a 200 would carry and names that tag in the 304 (RFC 9110
+§ 13.1.2, § 15.4.5). An ETag names its bytes exactly, so compressed bodies are kept under
+(ETag, coding): the hourly poll's answer is compressed once per build, not once per request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import gzip
 from collections.abc import Callable
 
 from worker.buckets.cache import ByteCache
-from worker.http import Request, Response, etag_matches
+from worker.http import PRIVATE, Request, Response, etag_matches, http_date
 
 try:  # optional: a small compiled extension; gzip alone is enough
     import brotli
@@ -102,6 +104,62 @@ def textual(content_type: str) -> bool:
     return content_type.startswith(TEXTUAL)
 
 
+def coding_for(req: Request, content_type: str) -> str | None:
+    """The coding a 200 of ``content_type`` is sent in when its body has ``MIN_SIZE`` bytes or
+    more; None: identity whatever its size."""
+    return choose(req.headers.get("accept-encoding")) if textual(content_type) else None
+
+
+def selected_tag(
+    req: Request, etag: str, content_type: str, body: Callable[[], bytes]
+) -> tuple[str, bytes | None]:
+    """(the ETag a 200 would carry, the body if it had to be computed to know that).
+
+    ``etag`` is the identity tag. The body is computed only when the answer depends on its size:
+    the client accepts a coding and ``If-None-Match`` matches by ``*`` or by the identity tag.
+    A listed coded tag needs no body: it is only ever sent beside a coded body of the bytes the
+    tag names, so a 200 of those bytes would be coded again."""
+    inm = req.headers.get("if-none-match") or ""
+    coding = coding_for(req, content_type) if inm else None
+    if coding is None:
+        return etag, None
+    coded = suffixed(etag, coding)
+    if inm.strip() != "*" and etag_matches(inm, coded):
+        return coded, None
+    if not etag_matches(inm, etag):  # no tag can match: a 200, its body computed by the caller
+        return etag, None
+    content = body()
+    return (coded if len(content) >= MIN_SIZE else etag), content
+
+
+def conditional(
+    req: Request,
+    etag: str,
+    content_type: str,
+    body: Callable[[], bytes],
+    *,
+    modified: int | None,
+    cache: str = PRIVATE,
+) -> Response:
+    """Conditional GET for every route: a 200 with ``body()``, or a 304 when ``If-None-Match``
+    matches the tag of the representation the 200 would be (``etag``, the identity tag, or its
+    coded form: ``selected_tag``); the 304 names that tag and is computed without the body where
+    the tag alone decides. Headers in this order: ``etag`` (on a 200 the identity tag, which
+    ``Encoder`` suffixes when it compresses), ``last-modified`` (``modified``, a Unix time; None
+    leaves it out), ``cache-control`` (``cache``)."""
+    tag, content = selected_tag(req, etag, content_type, body)
+    if etag_matches(req.headers.get("if-none-match"), tag):
+        resp = Response(304, b"", content_type)
+        resp.header("etag", tag)
+    else:
+        resp = Response(200, body() if content is None else content, content_type)
+        resp.header("etag", etag)
+    if modified is not None:
+        resp.header("last-modified", http_date(modified))
+    resp.header("cache-control", cache)
+    return resp
+
+
 class Encoder:
     """Compresses responses for the clients that accept it; caches by ETag and coding."""
 
@@ -119,13 +177,10 @@ class Encoder:
         coding = choose(req.headers.get("accept-encoding"))
         if coding is None:
             return resp
-        etag = _header(resp, "etag")
+        etag = _header(resp, "etag")  # a 304 was decided on this tag already (``conditional``)
         if etag is not None:
             etag = suffixed(etag, coding)
             _replace(resp, "etag", etag)
-            if etag_matches(req.headers.get("if-none-match"), etag):
-                resp.status, resp.body = 304, b""
-                return resp
         resp.body = self._encode(resp.body, coding, etag)
         resp.header("content-encoding", coding)
         return resp

@@ -1,10 +1,10 @@
-"""Minimal HTTP plumbing over raw ASGI: the request, the response and conditional GET."""
+"""Minimal HTTP plumbing over raw ASGI: the request, the response, ETags and their comparison
+(``worker.encoding.conditional`` answers conditional GETs with them)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
@@ -110,27 +110,6 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
         return True
     tags = (t.strip().removeprefix("W/") for t in if_none_match.split(","))
     return etag in tags
-
-
-def conditional(
-    req: Request,
-    etag: str,
-    content_type: str,
-    body: Callable[[], bytes],
-    *,
-    modified: int | None,
-    cache: str = PRIVATE,
-) -> Response:
-    """Conditional GET for every route: a 200 with ``body()``, or a 304 without computing it
-    when ``If-None-Match`` holds ``etag``. Headers in this order: ``etag``, ``last-modified``
-    (``modified``, a Unix time; None leaves it out), ``cache-control`` (``cache``)."""
-    matched = etag_matches(req.headers.get("if-none-match"), etag)
-    resp = Response(304 if matched else 200, b"" if matched else body(), content_type)
-    resp.header("etag", etag)
-    if modified is not None:
-        resp.header("last-modified", http_date(modified))
-    resp.header("cache-control", cache)
-    return resp
 
 
 def query_string(params: dict[str, str]) -> str:

@@ -5,7 +5,7 @@ selected lines as they are.
 
 from __future__ import annotations
 
-from worker import http
+from worker import encoding, http
 from worker.contract import formats
 from worker.endpoints.exports import parse_export, select
 from worker.http import Response
@@ -21,7 +21,7 @@ def cef_events(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS, FORMATS)
-    return http.conditional(
+    return encoding.conditional(
         ctx.req,
         http.strong_etag(f"cef|{build.build_id}|{p.key}"),
         formats.BY_NAME[p.format].media_type,

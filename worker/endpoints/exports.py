@@ -1,5 +1,5 @@
 """What the standards-format endpoints (MISP, CEF/syslog, OpenIOC) share: their parameters and
-the selection of precomputed lines (conditional GET is :func:`worker.http.conditional`).
+the selection of precomputed lines (conditional GET is :func:`worker.encoding.conditional`).
 
 Each endpoint accepts only the parameters the spec gives it; they are checked by the list
 endpoint's own parser, so a bad ``type``, ``since``, ``limit`` or ``format`` is the same 400.

@@ -8,9 +8,10 @@ import re
 from worker.buckets.storage import Build
 from worker.contract import formats, layout
 from worker.contract.tiers import Tier
+from worker.encoding import conditional
 from worker.endpoints import query
 from worker.endpoints.params import ListParams, link_params, parse_list
-from worker.http import Request, Response, conditional, query_string, strong_etag
+from worker.http import Request, Response, query_string, strong_etag
 from worker.routing import Ctx
 
 CONTENT_TYPES = {f.name: f.media_type for f in formats.LISTED}

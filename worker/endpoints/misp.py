@@ -8,7 +8,7 @@ the build (``generator/build/misp_feed.py``); the edge only checks the key and s
 
 from __future__ import annotations
 
-from worker import http
+from worker import encoding, http
 from worker.contract import formats, layout
 from worker.contract.misp_event import (
     EventMeta,
@@ -51,7 +51,7 @@ def misp_event(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
-    return http.conditional(
+    return encoding.conditional(
         ctx.req,
         http.strong_etag(f"{FORMAT.name}|{build.build_id}|{p.key}"),
         FORMAT.media_type,
@@ -75,7 +75,7 @@ def feed_file(ctx: Ctx) -> Response:
     content_type = FEED_TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if ref is None or content_type is None:
         raise NotFound(f"The MISP feed has no file named {name!r}")
-    return http.conditional(
+    return encoding.conditional(
         ctx.req,
         f'"{ref.sha256[:32]}"',
         content_type,

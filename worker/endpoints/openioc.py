@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from worker import http
+from worker import encoding, http
 from worker.contract import formats
 from worker.endpoints.exports import ExportParams, parse_export, select
 from worker.endpoints.query import iso
@@ -66,7 +66,7 @@ def openioc_document(ctx: Ctx) -> Response:
     build = ctx.build()
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_export(ctx.req.query, ctx.tier, build.generated_at, PARAMS)
-    return http.conditional(
+    return encoding.conditional(
         ctx.req,
         http.strong_etag(f"{FORMAT.name}|{build.build_id}|{p.key}"),
         FORMAT.media_type,

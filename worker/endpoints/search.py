@@ -15,10 +15,11 @@ import time
 from worker.buckets.shards import Entry, entries, record_json
 from worker.buckets.storage import Build
 from worker.contract.ioc_norm import normalise, search_hash
+from worker.encoding import conditional
 from worker.endpoints.params import FALSE, TRUE
 from worker.endpoints.query import iso
 from worker.errors import InvalidParameter
-from worker.http import Request, Response, conditional, strong_etag
+from worker.http import Request, Response, strong_etag
 from worker.routing import Ctx
 
 MIN_QUERY = 2  # the spec's minLength

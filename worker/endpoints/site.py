@@ -10,8 +10,9 @@ traverse. A directory URL without its slash is redirected to it; everything else
 from __future__ import annotations
 
 from worker.contract import layout
+from worker.encoding import conditional
 from worker.errors import NotFound
-from worker.http import PUBLIC, Response, conditional
+from worker.http import PUBLIC, Response
 from worker.routing import Ctx
 
 CONTENT_TYPES = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from worker import http
+from worker import encoding, http
 from worker.buckets.storage import Build
 from worker.contract import formats, layout
 from worker.contract.stix_common import (
@@ -130,6 +130,6 @@ def export_stix(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     p = parse_stix(ctx.req.query, ctx.tier, build.generated_at)
     tag = http.strong_etag("stix|" + p.identity(build.build_id))
-    return http.conditional(
+    return encoding.conditional(
         ctx.req, tag, FORMAT.media_type, lambda: stix_body(build, p), modified=build.generated_at
     )

@@ -23,6 +23,7 @@ from worker.contract import layout
 from worker.contract import taxii_common as tc
 from worker.contract.stix_common import STIX_NAMESPACE
 from worker.contract.taxii_epochs import Epochs
+from worker.encoding import conditional
 from worker.endpoints.taxii_index import MAX_SCAN, Page, entry_of, meta, page_bytes, select
 from worker.endpoints.taxii_params import (
     Filters,
@@ -32,7 +33,7 @@ from worker.endpoints.taxii_params import (
     parse_filters,
 )
 from worker.errors import NotFound
-from worker.http import Response, conditional, query_string, strong_etag
+from worker.http import Response, query_string, strong_etag
 from worker.routing import Ctx
 
 TAXII_ONLY = (tc.TAXII_MEDIA_TYPE,)
