@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY generator ./generator
 COPY exports ./exports
 COPY worker ./worker
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[postgres]" \
  && useradd --system --create-home socdef \
  && mkdir /data && chown socdef /data
 

@@ -11,7 +11,7 @@ PORT ?= 8000
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'  # tests/test_bench.py runs every bench script
+	$(BIN)/pip install --quiet -e '.[test,bench,postgres]'  # tests/test_bench.py runs every bench script
 	touch $@
 
 setup: $(BIN)/.installed
@@ -44,14 +44,17 @@ bench: setup system-deps
 mutants: setup system-deps
 	$(BIN)/python tools/mutants.py
 
-# Servers and tools the tests and benchmarks start on 127.0.0.1.
-SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium
+# Servers and tools the tests and benchmarks start on 127.0.0.1 (PostgreSQL's initdb is not on
+# PATH in Debian: it is looked for under /usr/lib/postgresql, as tests/postgres_server.py does).
+SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium minisign
+SYSTEM_PACKAGES := redis-server nginx-light wrk curl wget chromium minisign postgresql
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server nginx-light wrk curl wget chromium >/dev/null; \
-	  else echo "missing:$$missing (install: sudo apt-get install redis-server nginx-light wrk curl wget chromium)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "missing:$$missing (install: sudo apt-get install $(SYSTEM_PACKAGES))"; fi; \
 	fi
 
 clean:

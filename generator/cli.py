@@ -41,11 +41,29 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(func)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in DATABASE_OPTIONS if name in kwargs}
         with on_disk("reading the settings"):
-            settings = load_settings({"data_dir": data_dir})
+            settings = load_settings({"data_dir": data_dir, **given})
         return func(settings, **kwargs)
 
     return wrapper
+
+
+DATABASE_OPTIONS = ("db", "key_secret_file")
+
+
+def with_database(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--db`` and ``--key-secret-file`` (read into the settings by ``with_settings``)."""
+    func = click.option(
+        "--key-secret-file",
+        help="The file holding the keys' HMAC secret; replicas sharing a --db share it "
+        "[env SOCDEF_KEY_SECRET_FILE; default DATA_DIR/secret.key].",
+    )(func)
+    return click.option(
+        "--db",
+        help="Where keys, accounts and usage live: a postgresql:// URL shared by replicas "
+        "[env SOCDEF_DB: keeps a password out of the process list; default SQLite in DATA_DIR].",
+    )(func)
 
 
 def private_data_dir(settings: Settings) -> None:
@@ -220,6 +238,7 @@ def publish(
         f"published {result.build_id}: uploaded {result.uploaded} "
         f"({result.uploaded_bytes / 1e6:.1f} MB), skipped {result.skipped}, "
         f"removed {result.removed}"
+        + (f" (signed by key {result.signed_by})" if result.signed_by else " (not signed)")
     )
 
 
@@ -287,10 +306,18 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Multiply every tier's request limits (internal deployments).",
         ),
+        click.option(
+            "--key-cache-ttl",
+            type=click.FloatRange(min=0),
+            default=5.0,
+            show_default=True,
+            help="Seconds a process trusts a key lookup: the bound on how long a key revoked "
+            "elsewhere (another process or replica) still answers.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return with_database(func)
 
 
 @cli.command()
@@ -326,6 +353,7 @@ def keys() -> None:
 
 @keys.command("create")
 @with_settings
+@with_database
 @click.option("--user", required=True, help="Owner's e-mail address.")
 @click.option("--tier", type=click.Choice(TIER_NAMES), default="free", show_default=True)
 @click.option("--name", help="A label for the key (at most 100 characters).")
@@ -345,6 +373,7 @@ def keys_create(
 
 @keys.command("list")
 @with_settings
+@with_database
 @click.option("--user", help="Only this owner's keys.")
 def keys_list(settings: Settings, user: str | None) -> None:
     """List keys (previews only; full keys are never stored)."""
@@ -362,6 +391,7 @@ def keys_list(settings: Settings, user: str | None) -> None:
 
 @keys.command("revoke")
 @with_settings
+@with_database
 @click.argument("key_id")
 @click.option("--reason", default="", help="Why the key is revoked (kept with the record).")
 def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
@@ -372,6 +402,47 @@ def keys_revoke(settings: Settings, key_id: str, reason: str) -> None:
     if revoked is None:
         raise click.ClickException(f"no key with id {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("signing-init")
+@with_settings
+@click.option("--force", is_flag=True, help="Replace an existing signing key.")
+def keys_signing_init(settings: Settings, force: bool) -> None:
+    """Create the key that signs published builds (minisign Ed25519; kept 0600, never
+    published) [path: env SOCDEF_SIGNING_KEY; default DATA_DIR/signing.key]."""
+    private_data_dir(settings)
+    secret, public, key = runtime.signing_init(settings, force=force)
+    click.echo(f"signing key: {secret} (keep it secret; back it up offline)")
+    click.echo(f"public key:  {public} (key id {key.public.key_id_hex})")
+    click.echo(f"minisign -P {key.public.encoded()}")
+
+
+@cli.command()
+@click.argument("target")
+@with_settings
+@click.option(
+    "--public-key",
+    help="The publisher's public key: a .pub file or its RW… line [default: DATA_DIR/signing.pub].",
+)
+@click.option("--build-id", help="The build to verify [default: the published one].")
+@click.option("--endpoint-url", default="", help="S3-compatible endpoint for s3:// targets.")
+def verify(
+    settings: Settings,
+    target: str,
+    public_key: str | None,
+    build_id: str | None,
+    endpoint_url: str,
+) -> None:
+    """Check a published build (a folder, s3://… or its https:// origin): the manifest's
+    signature, every SHA256SUMS, and every object's size and SHA-256."""
+    key = public_key or str(settings.signing_key_file.with_suffix(".pub"))
+    report = runtime.run_verify(
+        target, key, build_id=build_id, endpoint_url=endpoint_url or settings.s3_endpoint
+    )
+    click.echo(
+        f"verified {report.build_id}: signed by {report.key_id}; {report.objects} objects "
+        f"({report.bytes / 1e6:.1f} MB) and {report.sums} SHA256SUMS files match"
+    )
 
 
 @cli.group()
@@ -404,6 +475,7 @@ def users() -> None:
 
 @users.command("set-tier")
 @with_settings
+@with_database
 @click.argument("user")
 @click.argument("tier", type=click.Choice(TIER_NAMES))
 def users_set_tier(settings: Settings, user: str, tier: str) -> None:

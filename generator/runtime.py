@@ -16,12 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generator.build import tree as build_stage
 from generator.errors import SocdefError, on_disk
+from generator.publish import minisign
 from generator.publish import upload as publish_stage
+from generator.publish import verify as verify_stage
+from generator.publish.minisign import SecretKey
 from generator.settings import Settings
 from generator.sources.catalog import SAMPLE_DIR, load_sources
 from generator.sources.state import Backoff, SourceRow, source_rows
 from generator.store.generations import Store
 from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.stores import open_accounts, open_keys
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
 from worker.config import WorkerConfig, setup_logging
@@ -115,6 +119,7 @@ def run_publish(
     endpoint_url: str | None = None,
     jobs: int = 8,
 ) -> publish_stage.PublishResult:
+    signer = publish_signer(settings)
     with on_disk("opening the publish target"):
         target = publish_stage.open_destination(
             dest or settings.bucket or settings.bucket_dir,
@@ -129,17 +134,62 @@ def run_publish(
             jobs=jobs,
             progress=progress,
             taxii_grace=settings.taxii_grace,
+            signer=signer,
+        )
+
+
+def publish_signer(settings: Settings) -> SecretKey | None:
+    """The key publish signs with: the configured one (which must then exist), else the data
+    folder's ``signing.key`` when there is one; None publishes unsigned."""
+    path = settings.signing_key_file
+    if not settings.signing_key and not path.exists():
+        return None
+    with on_disk("reading the signing key"):
+        return minisign.read_secret(path)
+
+
+def signing_init(settings: Settings, *, force: bool) -> tuple[Path, Path, SecretKey]:
+    """A new signing key (0600) and its public key beside it (``.pub``)."""
+    secret_path = settings.signing_key_file
+    public_path = secret_path.with_suffix(".pub")
+    with on_disk("writing the signing key"):
+        return (
+            secret_path,
+            public_path,
+            minisign.write_key_pair(secret_path, public_path, force=force),
+        )
+
+
+def run_verify(
+    target: str,
+    public_key: str,
+    *,
+    build_id: str | None = None,
+    endpoint_url: str = "",
+) -> verify_stage.Report:
+    with on_disk("verifying"), progress_bar() as progress:
+        return verify_stage.verify(
+            target,
+            verify_stage.load_public_key(public_key),
+            build_id=build_id,
+            endpoint=endpoint_url,
+            progress=progress,
         )
 
 
 def key_store(settings: Settings) -> KeyStore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return KeyStore(settings.keys_db, load_or_create_secret(settings.secret_file))
+    secret = load_or_create_secret(settings.secret_file)
+    return open_keys(settings.db, settings.data_dir, secret)
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig.for_data_dir(
-        settings.data_dir, public_url=settings.public_url, jwt_secret=settings.jwt_secret
+        settings.data_dir,
+        public_url=settings.public_url,
+        jwt_secret=settings.jwt_secret,
+        db=settings.db,
+        secret_file=str(settings.secret_file),
     )
 
 
@@ -154,10 +204,8 @@ def mint_session(settings: Settings, user: str, ttl: int) -> str:
 
 
 def set_tier(settings: Settings, user: str, tier: str) -> None:
-    from worker.access.accounts import Accounts
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    Accounts(settings.keys_db).set_tier(user, tier)
+    open_accounts(settings.db, settings.data_dir).set_tier(user, tier)
 
 
 def prepare_demo(settings: Settings, *, echo: Callable[[str], None]) -> str:
@@ -192,6 +240,7 @@ def run_server(
     limiter_factory: str = "",
     server: str = "granian",
     interface: str = "rsgi",
+    key_cache_ttl: float = 5.0,
     then: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
@@ -219,14 +268,21 @@ def run_server(
             limiter_fallback=limiter_fallback,
             limiter_factory=limiter_factory,
             access_log=access_log,
+            db=settings.db,
+            secret_file=str(settings.secret_file),
+            key_cache_ttl=key_cache_ttl,
         )
         if limiter == "memory" and workers > 1 and not limiter_factory:
             raise SocdefError(
                 "the memory limiter counts per process: use --limiter sqlite with more than one worker"
             )
         check_databases(
-            Path(config.data_dir), limits=config.limiter == "sqlite" and not limiter_factory
+            Path(config.data_dir),
+            limits=config.limiter == "sqlite" and not limiter_factory,
+            keys=not config.db,
         )
+        if config.db:
+            check_shared_database(config)
         open_bucket(config.bucket, endpoint=config.s3_endpoint)  # a bad setting: one line, not a
         # traceback from every worker (it reads nothing)
     check_address(host, port)
@@ -347,7 +403,24 @@ class CorruptDatabase(SocdefError, RuntimeError):
     """A database in the data folder is not usable SQLite."""
 
 
-def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0) -> None:
+def check_shared_database(config: WorkerConfig) -> None:
+    """Reach the shared database and check this replica's secrets against it, so a wrong URL
+    or secret is one line here instead of a traceback from every worker process."""
+    from worker.access.stores import check_session_secret
+    from worker.config import session_secret
+
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = load_or_create_secret(config.secret_file or Path(config.data_dir) / "secret.key")
+    keys = open_keys(config.db, Path(config.data_dir), secret)
+    try:
+        check_session_secret(keys, session_secret(config))
+    finally:
+        keys.close()
+
+
+def check_databases(
+    data_dir: Path, *, limits: bool = True, keys: bool = True, timeout: float = 5.0
+) -> None:
     """Refuse to start, naming the file, when a database of the data folder is not usable SQLite.
 
     Every worker process opens them as it starts: a corrupt one would kill each worker with a
@@ -355,7 +428,8 @@ def check_databases(data_dir: Path, *, limits: bool = True, timeout: float = 5.0
     SQLite's quick check; the usage log, which may be large, has its header and schema read.
     A missing database is fine (it is created).
     """
-    names = ["keys.sqlite", *(["limits.sqlite"] if limits else []), "usage.sqlite"]
+    names = [*(["keys.sqlite"] if keys else []), *(["limits.sqlite"] if limits else [])]
+    names += ["usage.sqlite"] if keys else []
     for name in names:
         path = data_dir / name
         if not path.exists():

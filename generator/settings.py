@@ -30,6 +30,9 @@ class Settings:
     bucket: str = ""  # where publish writes and serve reads: a folder, s3://…, https://… (serve)
     s3_endpoint: str = ""  # an S3-compatible endpoint URL ("" = the AWS environment's)
     allow_networks: str = ""  # CIDRs, comma-separated, that fetches may reach besides public IPs
+    db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
+    key_secret_file: str = ""  # the keys' HMAC secret, shared by replicas ("" = in data_dir)
+    signing_key: str = ""  # the minisign secret key publish signs with ("" = data_dir/signing.key)
     taxii_grace: float = 40.0  # s from a publish until TAXII serves its objects (docs/taxii.md)
 
     @property
@@ -49,8 +52,12 @@ class Settings:
         return self.data_dir / "keys.sqlite"
 
     @property
+    def signing_key_file(self) -> Path:
+        return Path(self.signing_key) if self.signing_key else self.data_dir / "signing.key"
+
+    @property
     def secret_file(self) -> Path:
-        return self.data_dir / "secret.key"
+        return Path(self.key_secret_file) if self.key_secret_file else self.data_dir / "secret.key"
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from generator.publish.folder import LocalDestination, PointerMoved
 from generator.publish.headers import content_type
 from generator.publish.s3 import S3Destination
+from generator.publish.signing import download_sets
 from generator.publish.upload import Destination, publish
 from tests.buildseries import build_series, local_answers, manifest_of, object_keys, observe
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
@@ -107,7 +108,8 @@ class Faulty:
         return self.inner.get_versioned(key)
 
 
-FAULTS = {  # where the connection drops, as a number of writes that still succeed
+FAULTS = {  # where the connection drops, as a number of writes that still succeed: the
+    # objects, then the build's SHA256SUMS files, counted as uploads here (docs/publish.md)
     "first upload": lambda missing: 0,
     "third upload": lambda missing: 2,
     "last upload": lambda missing: missing - 1,
@@ -128,12 +130,13 @@ def test_a_failure_at_any_step_leaves_readers_whole_and_a_rerun_finishes(target,
         goal = ids[(n + 2) % len(ids)]  # a third build each time: its objects are missing
         wanted = object_keys(manifest_of(out, goal))
         missing = len(wanted - set(listing()))
-        budget = budget_of(missing)
+        writes = missing + len(download_sets(manifest_of(out, goal)["objects"]))
+        budget = budget_of(writes)
         with pytest.raises(OSError):
             publish(out, Faulty(target.dest, budget), build_id=goal, keep=2, jobs=4)
         seen = observe(target.bucket(), listing, known)
         assert (seen.missing, seen.matches) == (0, True), step
-        assert seen.build_id == (goal if budget >= missing + 2 else current), step
+        assert seen.build_id == (goal if budget >= writes + 2 else current), step
         resumed = publish(out, target.dest, build_id=goal, keep=2)
         assert resumed.uploaded == missing - min(budget, missing), step  # nothing sent twice
         current = goal
@@ -161,7 +164,13 @@ def test_pruning_keeps_the_last_builds_and_only_their_objects(target, series):
     out, ids, known = series
     for build_id in ids:
         publish(out, target.dest, build_id=build_id, keep=2)
-    assert sorted(target.dest.sizes("builds/")) == sorted(layout.manifest_key(b) for b in ids[-2:])
+    kept = {layout.manifest_key(b) for b in ids[-2:]}  # and each kept build's SHA256SUMS
+    kept |= {
+        layout.sums_key(b, prefix)
+        for b in ids[-2:]
+        for prefix in download_sets(manifest_of(out, b)["objects"])
+    }
+    assert set(target.dest.sizes("builds/")) == kept  # an older build's files are gone
     live = object_keys(manifest_of(out, ids[-1])) | object_keys(manifest_of(out, ids[-2]))
     assert set(target.dest.sizes("objects/")) == live
     seen = observe(target.bucket(), lambda: target.dest.sizes("objects/"), known)
@@ -172,7 +181,8 @@ def test_keep_never_drops_the_build_readers_may_still_hold(target, series):
     out, ids, _ = series
     publish(out, target.dest, build_id=ids[0], keep=1)
     publish(out, target.dest, build_id=ids[1], keep=1)
-    assert set(target.dest.sizes("builds/")) == {layout.manifest_key(b) for b in ids[:2]}
+    manifests = {k for k in target.dest.sizes("builds/") if k.count("/") == 1}
+    assert manifests == {layout.manifest_key(b) for b in ids[:2]}
 
 
 def test_content_types_follow_the_object_class():

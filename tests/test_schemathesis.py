@@ -260,7 +260,9 @@ class Contract:
 
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory) -> Iterator[Contract]:
-    data = published(tmp_path_factory.mktemp("contract"), iocs=400, days=20)
+    data = tmp_path_factory.mktemp("contract")
+    socdef("keys", "signing-init", data_dir=data)  # a signed publish: the signing key answers
+    published(data, iocs=400, days=20)
     keys = {scheme: new_key(data, "enterprise", "reader@example.org") for scheme in KEY_SCHEMES}
     socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
     session = socdef(

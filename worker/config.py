@@ -14,14 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from worker.access.accounts import Accounts
-from worker.access.keys import KeyStore, load_or_create_secret
+from worker.access.keys import load_or_create_secret
 from worker.access.session import cookie_authenticator
+from worker.access.stores import check_session_secret, open_accounts, open_keys, open_usage
 from worker.app import App, RedactingFilter
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import BuildSource
 from worker.limits.fallback import FallbackLimiter
-from worker.limits.usage import UsageLog
 from worker.limits.windows import Limiter, MemoryLimiter, SQLiteLimiter
 
 LIMITERS = ("sqlite", "memory", "redis")
@@ -47,6 +46,8 @@ class WorkerConfig:
     session_cookie: str = "sb-access-token"
     allowed_origins: str = ""  # comma-separated origins allowed to change keys with a session
     access_log: bool = False  # one INFO line per request on the "socdef.access" logger
+    db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
+    secret_file: str = ""  # the keys' HMAC secret ("" = secret.key in data_dir)
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -104,8 +105,8 @@ def session_secret(config: WorkerConfig) -> bytes:
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
     data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
-    secret = load_or_create_secret(data / "secret.key")
-    keys = KeyStore(data / "keys.sqlite", secret, cache_ttl=config.key_cache_ttl)
+    secret = load_or_create_secret(config.secret_file or data / "secret.key")
+    keys = open_keys(config.db, data, secret, cache_ttl=config.key_cache_ttl)
     builds = BuildSource(
         open_bucket(
             config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
@@ -113,13 +114,15 @@ def create_app(config: WorkerConfig) -> App:
         pointer_ttl=config.pointer_ttl,
     )
     builds.preload()  # every worker holds the build before the pointer can break
+    signing = session_secret(config)
+    check_session_secret(keys, signing)
     sessions = cookie_authenticator(
-        session_secret(config), cookie=config.session_cookie, audience=config.jwt_audience or None
+        signing, cookie=config.session_cookie, audience=config.jwt_audience or None
     )
     return App(
         session_auth=sessions,
-        accounts=Accounts(data / "keys.sqlite"),
-        usage=UsageLog(data / "usage.sqlite"),
+        accounts=open_accounts(config.db, data),
+        usage=open_usage(config.db, data),
         allowed_origins=tuple(o.strip() for o in config.allowed_origins.split(",") if o.strip()),
         keys=keys,
         limiter=make_limiter(config),

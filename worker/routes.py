@@ -26,6 +26,9 @@ ROUTES: list[Route] = [
         auth="session",
     ),
     Route("/api/v1/keys/{keyId}/usage", {"GET": keys_api.key_usage}, auth="session"),
+    # the publisher's minisign public key (docs/publish.md), no key
+    Route("/api/v1/signing-key", {"GET": site.signing_key}, auth="none"),
+    Route("/signing.pub", {"GET": site.public_key_file}, auth="none"),
     # TAXII 2.1 (docs/taxii.md): discovery needs no key; errors in TAXII's shape
     Route("/api/taxii2/", {"GET": taxii.discovery}, auth="none", errors="taxii"),
     Route("/api/taxii2/api/", {"GET": taxii.api_root}, scope="read:taxii", errors="taxii"),

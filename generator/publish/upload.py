@@ -27,8 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from generator.publish import signing
 from generator.publish.folder import LocalDestination, PointerMoved, PublishError
 from generator.publish.headers import IMMUTABLE, SHORT, content_types
+from generator.publish.minisign import SecretKey
+from generator.publish.signing import SIG
 from worker.contract import layout
 from worker.contract import taxii_common as tc
 from worker.contract.taxii_epochs import appended
@@ -89,6 +92,7 @@ class PublishResult:
     skipped: int
     removed: int
     uploaded_bytes: int = 0
+    signed_by: str | None = None  # the signing key's id
 
 
 def open_destination(
@@ -133,7 +137,9 @@ def publish(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
     taxii_grace: float = 40.0,
+    signer: SecretKey | None = None,
 ) -> PublishResult:
+    """Publish ``build_id`` (the latest build); with ``signer``, signed (docs/publish.md)."""
     src = Path(build_dir)
     build_id = build_id or latest_build(src)
     if isinstance(dest, LocalDestination):  # what a killed publish left behind
@@ -146,13 +152,22 @@ def publish(
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
     sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
+    for key, data, content_type in signing.extras(
+        build_id, manifest_raw, manifest["objects"], signer
+    ):
+        dest.put(key, data, content_type=content_type, cache_control=IMMUTABLE)
+    if signer is not None:
+        public = signer.public.file_text().encode()
+        dest.put(layout.SIGNING_KEY_OBJECT, public, content_type=SIG, cache_control=SHORT)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
     history = _switch(
         dest, build_id, manifest["generated_at"], pointer, version, keep, clock, visible
     )
     removed = _prune(dest, history, {**present, **missing})
-    return PublishResult(build_id, len(missing), len(wanted) - len(missing), removed, sent)
+    signed_by = signer.public.key_id_hex if signer is not None else None
+    skipped = len(wanted) - len(missing)
+    return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by)
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:
@@ -295,6 +310,7 @@ def _prune(dest: Destination, history: list[str], objects: dict[str, int]) -> in
         raw = dest.get(key)
         if raw is not None:  # a kept build whose manifest is gone is unreadable anyway
             live.update(_wanted(json.loads(raw)["objects"]))
-    stale = sorted(k for k in dest.sizes("builds/") if k not in kept)
+    beside = tuple(f"builds/{b}{end}" for b in history for end in (".json.", "/"))
+    stale = sorted(k for k in dest.sizes("builds/") if k not in kept and not k.startswith(beside))
     removed = dest.delete_many(stale)
     return removed + dest.delete_many(sorted(k for k in objects if k not in live))

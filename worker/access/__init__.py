@@ -1,2 +1,2 @@
-"""Access: API keys (keyed hashes in SQLite), accounts and tiers of users, session tokens,
-authentication of a request and cross-site refusal."""
+"""Access: API keys (keyed hashes in SQLite, or in PostgreSQL shared by replicas), accounts and
+tiers of users, session tokens, authentication of a request and cross-site refusal."""

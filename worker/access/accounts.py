@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from typing import Any
 
 from worker.contract.tiers import TIERS
 
@@ -23,18 +24,24 @@ class AccountError(ValueError):
 
 
 class Accounts:
+    """Tiers in SQLite; ``worker.access.postgres.PostgresAccounts`` keeps them in PostgreSQL."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._conn = sqlite3.connect(
-            os.fspath(path), timeout=5, isolation_level=None, check_same_thread=False
+        self._conn: Any = self._open(path)
+
+    def _open(self, target: str | os.PathLike[str]) -> Any:
+        conn = sqlite3.connect(
+            os.fspath(target), timeout=5, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(SCHEMA)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(SCHEMA)
+        return conn
 
     def tier_of(self, user: str) -> str:
         row = self._conn.execute(
-            "SELECT tier FROM accounts WHERE user = ?", (user.strip().lower(),)
+            'SELECT tier FROM accounts WHERE "user" = ?', (user.strip().lower(),)
         ).fetchone()
-        return row[0] if row else DEFAULT_TIER
+        return str(row[0]) if row else DEFAULT_TIER
 
     def set_tier(self, user: str, tier: str) -> None:
         user = user.strip().lower()
@@ -43,8 +50,8 @@ class Accounts:
         if tier not in TIERS:
             raise AccountError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
         self._conn.execute(
-            "INSERT INTO accounts (user, tier, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (user) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
+            'INSERT INTO accounts ("user", tier, updated_at) VALUES (?, ?, ?) ON CONFLICT '
+            '("user") DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at',
             (user, tier, int(time.time())),
         )
 

@@ -53,7 +53,7 @@ _FIELDS = (
     "id", "user", "name", "tier", "scopes", "preview", "created_at", "expires_at",
     "revoked_at", "revoke_reason", "last_used_at",
 )  # fmt: skip
-_COLUMNS = ", ".join(_FIELDS)
+_COLUMNS = ", ".join(f'"{name}"' for name in _FIELDS)  # quoted: "user" is reserved in SQL
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, digest BLOB NOT NULL UNIQUE, pepper_version INTEGER NOT NULL,
@@ -318,8 +318,20 @@ class KeyStore:
         self._cache_ttl = cache_ttl
         self._cache: OrderedDict[bytes, tuple[float, ApiKey | None]] = OrderedDict()
         self._lock = threading.Lock()
-        self._conn = _connect(os.fspath(path))
+        self._conn: Any = self._open(path)
         self.lookups = 0
+
+    # -- the database: SQLite here, PostgreSQL in ``worker.access.postgres`` --
+
+    _ORDER = "created_at DESC, rowid DESC"  # newest first; ties in the order of creation
+    _BUSY: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
+    def _open(self, target: str | os.PathLike[str]) -> Any:
+        return _connect(os.fspath(target))
+
+    def _begin_write(self, owner: str) -> None:
+        """Start a write transaction that no other writer of ``owner``'s keys can interleave."""
+        self._conn.execute("BEGIN IMMEDIATE")
 
     # -- management --
 
@@ -352,7 +364,7 @@ class KeyStore:
         digest = self._digest(key)
         marks = ", ".join("?" * (len(_FIELDS) + 2))
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin_write(owner)
             try:
                 if max_live is not None and self._live(owner, now) >= max_live:
                     raise KeyLimitReached(max_live)
@@ -370,7 +382,7 @@ class KeyStore:
 
     def _live(self, owner: str, now: int) -> int:
         live: int = self._conn.execute(
-            "SELECT count(*) FROM api_keys WHERE user = ? AND revoked_at IS NULL "
+            'SELECT count(*) FROM api_keys WHERE "user" = ? AND revoked_at IS NULL '
             "AND (expires_at IS NULL OR expires_at > ?)",
             (owner, now),
         ).fetchone()[0]
@@ -381,9 +393,9 @@ class KeyStore:
         sql = f"SELECT {_COLUMNS} FROM api_keys"
         params: tuple[str, ...] = ()
         if user is not None:
-            sql, params = sql + " WHERE user = ?", (user.strip().lower(),)
+            sql, params = sql + ' WHERE "user" = ?', (user.strip().lower(),)
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params)
+            rows = self._conn.execute(f"{sql} ORDER BY {self._ORDER}", params)
             return [_row_to_key(row) for row in rows.fetchall()]
 
     def get(self, key_id: str, *, user: str | None = None) -> ApiKey | None:
@@ -482,7 +494,7 @@ class KeyStore:
             self._conn.execute(
                 "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, record.id)
             )
-        except sqlite3.OperationalError:
+        except self._BUSY:
             pass  # bookkeeping only: a busy database must not fail authentication
 
     def _remember(self, digest: bytes, now: float, record: ApiKey | None) -> None:

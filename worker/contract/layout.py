@@ -134,3 +134,31 @@ def manifest_key(build_id: str) -> str:
 
 def object_key(sha256: str) -> str:
     return f"objects/{sha256[:2]}/{sha256}"
+
+
+# Signed builds (docs/publish.md): written at publish time, beside the build, never inside it.
+SIGNING_KEY_OBJECT = "signing.pub"  # the publisher's minisign public key, at the bucket's root
+SIGNATURE_SUFFIX = ".minisig"
+SUMS_NAME = "SHA256SUMS"
+
+
+def signature_key(build_id: str) -> str:
+    """The minisign signature of a build's manifest."""
+    return manifest_key(build_id) + SIGNATURE_SUFFIX
+
+
+def download_set(logical_key: str) -> str | None:
+    """The download set a logical key belongs to, as a prefix ending in ``/``: a feed folder
+    (``feeds/misp/``) or a tier's default answers (``iocs/default/free/``); None otherwise."""
+    parts = logical_key.split("/")
+    if parts[0] == "feeds" and len(parts) >= 3:
+        return "/".join(parts[:2]) + "/"
+    if parts[:2] == ["iocs", "default"] and len(parts) >= 4:
+        return "/".join(parts[:3]) + "/"
+    return None
+
+
+def sums_key(build_id: str, download_set: str) -> str:
+    """The ``SHA256SUMS`` of one download set of a build, e.g.
+    ``builds/<id>/feeds/misp/SHA256SUMS``; its signature adds ``.minisig``."""
+    return f"builds/{build_id}/{download_set}{SUMS_NAME}"

@@ -80,15 +80,7 @@ class UsageLog:
         max_buffer: int = 512,
         retention_days: int = 90,
     ) -> None:
-        self._conn = sqlite3.connect(
-            private_sqlite(path), timeout=5, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(usage)")}
-        if "n" not in columns:  # a log written before rows were shared: one request a row
-            add_count_column(self._conn)
+        self._conn: Any = self._open(path)
         self._path = os.fspath(path)
         self._clock = clock
         self._flush_every = flush_every
@@ -101,8 +93,21 @@ class UsageLog:
         self._journal = Journal(self._path)
         self._unjournaled = False  # the last append failed (logged once per failing run)
         self._replayed = float("-inf")
-        self._conn.execute(usage_journal.SCHEMA)
         self.replay()
+
+    def _open(self, path: str | os.PathLike[str]) -> Any:
+        """The log's database: SQLite at ``path`` (``PostgresUsageLog`` opens PostgreSQL)."""
+        conn = sqlite3.connect(
+            private_sqlite(path), timeout=5, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+        if "n" not in columns:  # a log written before rows were shared: one request a row
+            add_count_column(conn)
+        conn.execute(usage_journal.SCHEMA)
+        return conn
 
     def record(
         self, key_id: str, endpoint: str, status: int, latency_ms: float, iocs: int = 0
@@ -171,7 +176,7 @@ class UsageLog:
     def _replay_one(self, name: str, fd: int) -> int:
         with self._lock:
             row = self._conn.execute(
-                "SELECT offset FROM usage_journal WHERE name = ?", (name,)
+                'SELECT "offset" FROM usage_journal WHERE name = ?', (name,)
             ).fetchone()
             offset = row[0] if row else 0
             entries, used = usage_journal.parse(usage_journal.unread(fd, offset))
@@ -211,11 +216,12 @@ class UsageLog:
     def rows(self, key_id: str, since: float) -> list[Row]:
         """(ts, endpoint, status, latency ms, indicators, requests) of a key since ``since``."""
         self.flush()
-        return self._conn.execute(
+        rows: list[Row] = self._conn.execute(
             "SELECT ts, endpoint, status, latency_ms, iocs, n FROM usage "
             "WHERE key_id = ? AND ts >= ? ORDER BY ts",
             (key_id, since),
         ).fetchall()
+        return rows
 
     def close(self) -> None:
         self.flush()
@@ -224,13 +230,27 @@ class UsageLog:
         self._conn.close()
 
 
+class PostgresUsageLog(UsageLog):
+    """The usage log in PostgreSQL at ``url``, shared by replicas; each process's journal stays
+    beside ``journal_base`` in its own data folder (a restarted replica replays its own)."""
+
+    def __init__(self, url: str, journal_base: str | os.PathLike[str], **options: Any) -> None:
+        self._url = url
+        super().__init__(journal_base, **options)
+
+    def _open(self, path: str | os.PathLike[str]) -> Any:
+        from worker.access.postgres import open_database  # psycopg only when it is used
+
+        return open_database(self._url)
+
+
 _INSERT = (
     "INSERT INTO usage (key_id, ts, endpoint, status, latency_ms, iocs, n) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _CHECKPOINT = (
-    "INSERT INTO usage_journal (name, offset) VALUES (?, ?) "
-    "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset"
+    'INSERT INTO usage_journal (name, "offset") VALUES (?, ?) '
+    'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"'
 )
 
 

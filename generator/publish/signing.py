@@ -1,0 +1,64 @@
+"""What publish adds beside a build so a reader can prove where its bytes came from.
+
+The build tree stays a pure function of the store and ``--now``: nothing here is written into
+it. At publish time, from the build's manifest alone:
+
+- one ``SHA256SUMS`` per download set (``layout.download_set``), in ``sha256sum``'s format
+  (``<hex>  <name>``, names relative to the set, sorted), at ``layout.sums_key``;
+- with a signing key, a minisign signature of the manifest (``layout.signature_key``) and of
+  each ``SHA256SUMS`` (``….minisig``), and the public key at the bucket's root
+  (``layout.SIGNING_KEY_OBJECT``).
+
+The manifest maps every logical key to the SHA-256 and size of its bytes, so its signature
+covers every object of the build; a trusted comment names the build and the signed file, so a
+signature cannot be moved onto another build's manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from generator.publish.minisign import SecretKey, sign
+from worker.contract import layout
+
+Extra = tuple[str, bytes, str]  # key, bytes, content type
+
+
+def download_sets(objects: Mapping[str, Sequence[object]]) -> dict[str, bytes]:
+    """``SHA256SUMS`` text per download set of a manifest's ``objects``."""
+    lines: dict[str, list[str]] = {}
+    for key in sorted(objects):
+        prefix = layout.download_set(key)
+        if prefix is not None:
+            lines.setdefault(prefix, []).append(f"{objects[key][0]}  {key[len(prefix) :]}\n")
+    return {prefix: "".join(rows).encode() for prefix, rows in lines.items()}
+
+
+def trusted_comment(build_id: str, key: str) -> str:
+    return f"socdef build {build_id} file {key}"
+
+
+def extras(
+    build_id: str,
+    manifest_raw: bytes,
+    objects: Mapping[str, Sequence[object]],
+    signer: SecretKey | None,
+) -> list[Extra]:
+    """The objects to write beside the build, the manifest's signature last."""
+    out: list[Extra] = []
+    for prefix, text in download_sets(objects).items():
+        key = layout.sums_key(build_id, prefix)
+        out.append((key, text, "text/plain; charset=utf-8"))
+        if signer is not None:
+            out.append((key + layout.SIGNATURE_SUFFIX, _sig(signer, build_id, key, text), SIG))
+    if signer is not None:
+        key = layout.manifest_key(build_id)
+        out.append((layout.signature_key(build_id), _sig(signer, build_id, key, manifest_raw), SIG))
+    return out
+
+
+SIG = "text/plain; charset=utf-8"
+
+
+def _sig(signer: SecretKey, build_id: str, key: str, data: bytes) -> bytes:
+    return sign(signer, data, trusted_comment(build_id, key)).encode()

@@ -1,0 +1,148 @@
+"""``socdef verify``: prove that a published build is the publisher's, byte for byte.
+
+Reads a bucket the way a consumer reaches it (a folder, ``s3://…``, or the ``https://`` origin or
+CDN in front of it) and checks, against a public key the caller pins (never one read from the
+bucket itself):
+
+1. the manifest's minisign signature, and that its trusted comment names this build and file;
+2. every ``SHA256SUMS`` of the build (and its signature): the same lines the signed manifest
+   gives for that download set;
+3. every object the manifest names: downloaded, its size and SHA-256 compared.
+
+Any difference is reported by name; nothing is trusted before its check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.errors import SocdefError
+from generator.publish import minisign
+from generator.publish.minisign import PublicKey, SignatureError
+from generator.publish.signing import download_sets, trusted_comment
+from worker.buckets.remote import open_bucket
+from worker.buckets.storage import Bucket, StorageError
+from worker.contract import layout
+
+Progress = Callable[[str, int, int], None]
+SHOWN = 10  # problems named in the error; the count says how many more
+
+
+class VerifyError(SocdefError):
+    """The build is not what its signed manifest says, or cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    build_id: str
+    key_id: str
+    objects: int
+    bytes: int
+    sums: int
+
+
+def load_public_key(spec: str) -> PublicKey:
+    """A public key from a ``.pub`` file, or given as its base64 line (``RW…``)."""
+    path = Path(spec)
+    try:
+        text = path.read_text() if path.is_file() else spec
+        return minisign.parse_public(text)
+    except (SignatureError, ValueError) as exc:
+        raise VerifyError(f"{spec}: {exc}") from None
+
+
+def verify(
+    target: str,
+    public: PublicKey,
+    *,
+    build_id: str | None = None,
+    endpoint: str = "",
+    jobs: int = 8,
+    progress: Progress | None = None,
+) -> Report:
+    try:
+        bucket = open_bucket(target, endpoint=endpoint, cache_bytes=1 << 20)
+        build_id = build_id or _current(bucket)
+        objects = _signed_manifest(bucket, build_id, public)
+        sums = _check_sums(bucket, build_id, objects, public)
+        size = _check_objects(bucket, objects, jobs, progress)
+    except StorageError as exc:
+        raise VerifyError(f"reading {target}: {exc}") from None
+    distinct = {sha for sha, _ in objects.values()}
+    return Report(build_id, public.key_id_hex, len(distinct), size, sums)
+
+
+def _current(bucket: Bucket) -> str:
+    raw = bucket.get(layout.POINTER_KEY)
+    try:
+        return str(json.loads(raw or b"")["build_id"])
+    except (ValueError, KeyError, TypeError):
+        raise VerifyError(f"no readable {layout.POINTER_KEY}: nothing is published") from None
+
+
+def _signed(bucket: Bucket, key: str, public: PublicKey, build_id: str) -> bytes:
+    """The bytes at ``key`` once its signature checked out and names this build and key."""
+    data, signature = bucket.get(key), bucket.get(key + layout.SIGNATURE_SUFFIX)
+    if data is None:
+        raise VerifyError(f"{key} is missing")
+    if signature is None:
+        raise VerifyError(f"{key} is not signed ({key}{layout.SIGNATURE_SUFFIX} is missing)")
+    try:
+        comment = minisign.verify(public, data, signature.decode("utf-8", "replace"))
+    except SignatureError as exc:
+        raise VerifyError(f"{key}: {exc}") from None
+    if comment != trusted_comment(build_id, key):
+        raise VerifyError(f"{key}: its signature is for another file ({comment!r})")
+    return data
+
+
+def _signed_manifest(bucket: Bucket, build_id: str, public: PublicKey) -> dict[str, list]:
+    raw = _signed(bucket, layout.manifest_key(build_id), public, build_id)
+    manifest = json.loads(raw)
+    if manifest.get("build_id") != build_id:
+        raise VerifyError(f"the signed manifest is of build {manifest.get('build_id')!r}")
+    objects: dict[str, list] = manifest["objects"]
+    return objects
+
+
+def _check_sums(bucket: Bucket, build_id: str, objects: dict[str, list], public: PublicKey) -> int:
+    expected = download_sets(objects)
+    for prefix, text in expected.items():
+        key = layout.sums_key(build_id, prefix)
+        if _signed(bucket, key, public, build_id) != text:
+            raise VerifyError(f"{key} does not list what the signed manifest holds")
+    return len(expected)
+
+
+def _check_objects(
+    bucket: Bucket, objects: dict[str, list], jobs: int, progress: Progress | None
+) -> int:
+    wanted = sorted({(sha, size) for sha, size in objects.values()})
+
+    def check(item: tuple[str, int]) -> str | None:
+        sha, size = item
+        data = bucket.get(layout.object_key(sha))
+        if data is None:
+            return f"{layout.object_key(sha)} is missing"
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+            return f"{layout.object_key(sha)} does not match its hash in the manifest"
+        return None
+
+    problems = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for done, problem in enumerate(pool.map(check, wanted), 1):
+            if problem:
+                problems.append(problem)
+            if progress and (done % 64 == 0 or done == len(wanted)):
+                progress("verify", done, len(wanted))
+    if problems:
+        more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+        raise VerifyError(
+            f"{len(problems)} of {len(wanted)} objects fail: " + "; ".join(problems[:SHOWN]) + more
+        )
+    return sum(size for _, size in wanted)
