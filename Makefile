@@ -46,8 +46,8 @@ mutants: setup system-deps
 
 # Servers and tools the tests and benchmarks start on 127.0.0.1 (PostgreSQL's initdb is not on
 # PATH in Debian: it is looked for under /usr/lib/postgresql, as tests/postgres_server.py does).
-SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium minisign
-SYSTEM_PACKAGES := redis-server nginx-light wrk curl wget chromium minisign postgresql
+SYSTEM_TOOLS := redis-server nginx wrk curl wget chromium minisign named-checkzone ipset
+SYSTEM_PACKAGES := redis-server nginx-light wrk curl wget chromium minisign postgresql bind9-utils ipset
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \

@@ -3,6 +3,7 @@
     python bench/serve.py [--seconds 10] [--rounds 3] [--iocs 20000]
     python bench/serve.py --trivial   # the servers' own floor: apps that only return the bytes
     python bench/serve.py --in-process 20000   # the worker's own work per request, by part
+    python bench/serve.py --device-lines 100000   # also the device-file row (the default)
 
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
 wrk (``-t2 -c32 --latency``) against ``GET /api/v1/iocs`` with ``Authorization: Bearer`` on:
@@ -20,6 +21,10 @@ Needs ``wrk``, ``nginx`` and ``redis-server`` (Debian packages): it stops with a
 the missing one (the nginx rows are the baseline, so nothing stands in for nginx). Each Redis
 row checks that Redis's day counter grew by at least the requests wrk counted in the measured
 run (read after wrk's warm-up, so warm-up requests cannot make up for fail-open decisions).
+
+A last row serves a device file of ``--device-lines`` lines (100,000 by default: an enterprise
+key's ``ipv4.txt`` over a store of only IPv4 indicators) through the worker and from nginx,
+in bytes/s (``device_file``).
 
 ``--trivial`` measures what the server interfaces themselves cost: granian running an ASGI app
 and an RSGI app that do nothing but return the same body with the same headers (and an RSGI
@@ -407,6 +412,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iocs", type=int, default=20_000)
     parser.add_argument(
+        "--device-lines",
+        type=int,
+        default=100_000,
+        help="the device-file row: a store of this many IPv4 indicators, its ipv4.txt "
+        "through the worker vs the same bytes from nginx (0: no such row)",
+    )
+    parser.add_argument(
         "--trivial",
         action="store_true",
         help="only the servers' floor: trivial ASGI and RSGI apps vs nginx",
@@ -515,6 +527,53 @@ def main() -> None:
         finally:  # also when a run fails: leave no redis-server behind
             redis.stop()
     table(results, nginx_name)
+    if args.device_lines:
+        device_file(args.seconds, args.rounds, args.device_lines)
+
+
+DEVICE_FILE = "ipv4.txt"
+DEVICE_WORKERS = {"worker 1 proc, SQLite limiter": 1, "worker 2 procs, SQLite limiter": 2}
+
+
+def device_file(seconds: int, rounds: int, lines: int) -> None:
+    """A device file of ``lines`` lines (an enterprise key's ``ipv4.txt`` of a store holding
+    only IPv4 indicators) through the worker (1 and 2 processes, SQLite limiter), against nginx
+    (2 workers) serving the same bytes; bytes/s is requests/s times the file's size (the same
+    for all)."""
+    from generator.store.synthetic import synthetic_store
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        data = tmp / "data"
+        synthetic_store(str(data / "store"), lines, now=int(time.time()), days=60, types=("ipv4",))
+        socdef(data, "build")
+        socdef(data, "publish")
+        created = socdef(
+            data, "keys", "create", "--user", "dev@example.org", "--tier", "enterprise"
+        )
+        key = created.split("API key: ")[1].split()[0]
+        runs: dict[str, list[dict[str, float]]] = {}
+        body = b""
+        for round_no in range(rounds):
+            for label, processes in DEVICE_WORKERS.items():
+                worker = Worker(data, "sqlite", processes)
+                url = worker.url.replace("/api/v1/iocs", f"/api/v1/feeds/{DEVICE_FILE}")
+                body = httpx.get(url, headers={"Authorization": f"Bearer {key}"}).content
+                runs.setdefault(label, []).append(wrk(url, key, seconds, (worker.proc.pid,)))
+                worker.stop()
+            nginx = Nginx(body, tmp / f"nginx-device-{round_no}")
+            runs.setdefault(nginx.name, []).append(wrk(nginx.url, key, seconds, (nginx.proc.pid,)))
+            nginx.stop()
+    count = body.count(b"\n")
+    print(f"device file {DEVICE_FILE}: {count:,} lines, {len(body):,} bytes; medians")
+    base = statistics.median(r["rps"] for r in runs["nginx (2 workers)"])
+    for label, label_runs in runs.items():
+        rps = statistics.median(r["rps"] for r in label_runs)
+        print(
+            f"  {label}: device file {rps * len(body) / 1e6:>10,.1f} MB/s {rps:>9,.1f} req/s "
+            f"{rps / base:>6.2f}× nginx"
+        )
 
 
 def trivial(seconds: int, rounds: int, iocs: int, variants: list[str]) -> None:

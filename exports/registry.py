@@ -21,21 +21,22 @@ LineRenderer = Callable[[IOCRecord], bytes]
 BatchRenderer = Callable[[list[IOCRecord]], Sequence[list[bytes]]]
 
 
-def _function(path: str) -> object:
+def named(path: str) -> object:
+    """The object a dotted path names."""
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
 
 def load(path: str) -> LineRenderer:
     """The function a dotted path names: ``exports.ioc_csv.render_line``."""
-    return cast(LineRenderer, _function(path))
+    return cast(LineRenderer, named(path))
 
 
 def load_batch(path: str, variants: int) -> BatchRenderer:
     """The batch renderer ``path`` names, as one list of lines per variant (``variants`` many)."""
     if variants > 1:
-        return cast(BatchRenderer, _function(path))
-    render = cast(Callable[[list[IOCRecord]], list[bytes]], _function(path))
+        return cast(BatchRenderer, named(path))
+    render = cast(Callable[[list[IOCRecord]], list[bytes]], named(path))
     return lambda records: (render(records),)
 
 

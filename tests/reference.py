@@ -54,7 +54,7 @@ def reference(
 
     def link(off: int) -> str:
         q = {k: params[k] for k in LINK_ORDER if k in params}
-        q["limit"], q["offset"] = str(limit), str(off)
+        q["limit"], q["offset"], q["build"] = str(limit), str(off), build_id
         return f"{base}/api/v1/iocs?" + urlencode({k: q[k] for k in LINK_ORDER if k in q})
 
     links = {"self": link(offset)}

@@ -122,7 +122,9 @@ def test_build_prints_seconds_memory_and_stages():
 
 
 def test_serve_prints_every_row_against_nginx():
-    out = bench("serve.py", "--seconds", "1", "--rounds", "1", "--iocs", "300").stdout
+    out = bench(
+        "serve.py", "--seconds", "1", "--rounds", "1", "--iocs", "300", "--device-lines", "2000"
+    ).stdout
     for row in (
         "worker 1 proc, SQLite limiter",
         "worker 1 proc, memory limiter",
@@ -131,6 +133,13 @@ def test_serve_prints_every_row_against_nginx():
     ):
         lines(out, rf"^{re.escape(row)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     lines(out, rf"^nginx \(2 workers\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+1\.00\s+{NUMBER}$")
+    lines(
+        out,
+        rf"^device file ipv4\.txt: {NUMBER} lines, {NUMBER} bytes; medians$",
+        rf"^  worker 1 proc, SQLite limiter: device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+{NUMBER}× nginx$",
+        rf"^  worker 2 procs, SQLite limiter: device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+{NUMBER}× nginx$",
+        rf"^  nginx \(2 workers\): device file\s+{NUMBER} MB/s\s+{NUMBER} req/s\s+1\.00× nginx$",
+    )
 
 
 def test_serve_in_process_prints_the_parts():

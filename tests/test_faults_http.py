@@ -79,7 +79,8 @@ def test_dates_out_of_range_are_a_400(server, key, path, name, value):
         server.url + path,
         params={name: value},
         timeout=30,
-        headers={"Authorization": f"Bearer {key}"},
+        # the CEF route answers errors as text unless asked for JSON (docs/formats/devices.md)
+        headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
     )
     error = assert_error(resp, 400, "invalid_parameter")
     assert error["details"] == {"parameter": name, "value": value}

@@ -26,10 +26,12 @@ from urllib.parse import unquote_plus
 from worker.access.auth import authenticate, authorization_key
 from worker.access.csrf import check_same_origin
 from worker.buckets.storage import BadPointer, Build, BuildSource, NoBuild, StorageError
+from worker.contract import formats
 from worker.contract.tiers import TIERS
 from worker.encoding import Encoder
 from worker.errors import (
     TAXII_MEDIA_TYPE,
+    TEXT_MEDIA_TYPE,
     ApiError,
     InsufficientScope,
     InternalError,
@@ -57,6 +59,25 @@ SessionAuth = Callable[[Request], str]
 # a 401 for a missing or bad API key: the key goes as Basic's password or a Bearer token; one
 # comma-joined header (no header twice), Basic first for clients that read only the first
 CHALLENGE = ("www-authenticate", 'Basic realm="socdef", Bearer')
+TAXII_CHALLENGE = ("www-authenticate", 'Basic realm="socdef TAXII", Bearer')
+# formats answered as text: their routes' errors are text too (``error_style``)
+TEXT_FORMATS = frozenset(f.name for f in formats.FORMATS if f.media_type.startswith("text/"))
+
+
+def error_style(route: Route | None, query: dict[str, str], accept: str | None) -> str:
+    """How an error on ``route`` is written for this client: ``taxii`` on TAXII routes;
+    ``text`` (one line) on a route answering text (``route.errors`` "text", or "format" with a
+    text ``format``) unless the client asks for JSON (``Accept`` naming JSON, not text/plain);
+    else ``spec`` (the spec's JSON error)."""
+    if route is None or route.errors not in ("taxii", "text", "format"):
+        return "spec"
+    if route.errors == "taxii":
+        return "taxii"
+    if accept and "json" in accept and "text/plain" not in accept:
+        return "spec"
+    if route.errors == "text" or query.get("format") in TEXT_FORMATS:
+        return "text"
+    return "spec"
 
 
 def is_credential(name: str) -> bool:
@@ -190,6 +211,7 @@ class Ready:
     route: Route
     iocs: int
     text: list[tuple[str, str]]  # ``headers`` as str pairs, for the RSGI interface
+    errors: str = "spec"  # how an error to the same request is written (``error_style``)
 
 
 # The headers a kept answer may depend on, Authorization first, with their places in
@@ -367,7 +389,8 @@ class App:
         resp.header("x-request-id", request_id)
         headers = resp.raw_headers(req.method == "HEAD")
         if hot is not None and isinstance(resp.shared, Build) and resp.status in (200, 304):
-            self._keep(resp, headers, hot[1])
+            style = error_style(resp.ready[0], req.query, req.headers.get("accept"))
+            self._keep(resp, headers, hot[1], style)
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         body = b"" if req.method == "HEAD" or resp.status == 304 else resp.body
         await send({"type": "http.response.body", "body": body})
@@ -392,7 +415,11 @@ class App:
         )
 
     def _keep(
-        self, resp: Response, headers: list[tuple[bytes, bytes]], request: tuple[Any, ...]
+        self,
+        resp: Response,
+        headers: list[tuple[bytes, bytes]],
+        request: tuple[Any, ...],
+        errors: str = "spec",
     ) -> None:
         """Keep a shared answer for the hot path, under the build that produced it."""
         route, tier, iocs = resp.ready
@@ -405,7 +432,9 @@ class App:
             memo.size = 0
         memo.size += len(body)
         kept = [h for h in headers if h[0] not in PER_REQUEST]
-        memo[(tier, *request)] = Ready(resp.status, kept, body, route, iocs, text_headers(kept))
+        memo[(tier, *request)] = Ready(
+            resp.status, kept, body, route, iocs, text_headers(kept), errors
+        )
 
     def _hot_ready(self, hot: HotInputs) -> tuple[Any, Ready] | None:
         """(key, kept answer) for a repeated shared GET by a cached valid key, else None."""
@@ -463,7 +492,7 @@ class App:
                 headers = ready.headers + rate_raw(decision)
                 headers.append((b"x-request-id", request_id.encode()))
         else:
-            resp = self._error(_limited(decision, key.tier), request_id, ready.route)
+            resp = self._error(_limited(decision, key.tier), request_id, ready.route, ready.errors)
             rate_headers(resp, decision)
             resp.header("x-request-id", request_id)
             status, body, iocs, headers = resp.status, resp.body, 0, resp.raw_headers(False)
@@ -485,6 +514,7 @@ class App:
         found = self.router.match(req.path)
         route = found[0] if found else None
         ctx = Ctx(req, self, found[0], found[1]) if found else None
+        style = error_style(route, req.query, req.headers.get("accept"))
         try:
             if ctx is None or route is None:
                 raise NotFound()
@@ -497,7 +527,7 @@ class App:
             self._admit(ctx)
             resp = handler(ctx)
         except ApiError as exc:
-            resp = self._error(exc, request_id, route)
+            resp = self._error(exc, request_id, route, style)
         except StorageError as exc:
             log.error("storage: %s", exc)
             resp = self._error(
@@ -511,6 +541,7 @@ class App:
                 ),
                 request_id,
                 route,
+                style,
             )
         except LimiterUnavailable as exc:  # only without the fail-open fallback
             log.error("rate limiter: %s", exc)
@@ -520,10 +551,11 @@ class App:
                 ),
                 request_id,
                 route,
+                style,
             )
         except Exception:
             log.exception("unhandled error for %s", redact(req.path))
-            resp = self._error(InternalError(), request_id, route)
+            resp = self._error(InternalError(), request_id, route, style)
         if resp.shared is not None and ctx is not None and ctx.tier is not None:
             resp.ready = (ctx.route, ctx.tier.name, ctx.iocs)
         if ctx is not None and ctx.decision is not None:
@@ -594,15 +626,19 @@ class App:
         return Response(200, json.dumps(body).encode())
 
     @staticmethod
-    def _error(exc: ApiError, request_id: str, route: Route | None = None) -> Response:
-        if route is not None and route.errors == "taxii":
+    def _error(
+        exc: ApiError, request_id: str, route: Route | None = None, style: str = "spec"
+    ) -> Response:
+        """``exc`` as an answer in ``style`` (``error_style``); a 401 on a key route carries
+        the Basic and Bearer challenges (clients that wait for one, wget, send the key)."""
+        if style == "taxii":
             resp = Response(exc.status, exc.taxii_body(request_id), TAXII_MEDIA_TYPE)
-            if exc.status == 401:  # TAXII clients answer a Basic challenge with the key
-                resp.header("www-authenticate", 'Basic realm="socdef TAXII"')
+        elif style == "text":
+            resp = Response(exc.status, exc.text_body(request_id), TEXT_MEDIA_TYPE)
         else:
             resp = Response(exc.status, exc.body(request_id))
-            if exc.status == 401 and route is not None and route.auth == "key":
-                resp.headers.append(CHALLENGE)  # clients that wait for one (wget) send the key
+        if exc.status == 401 and route is not None and route.auth == "key":
+            resp.headers.append(TAXII_CHALLENGE if style == "taxii" else CHALLENGE)
         for name, value in exc.headers.items():
             resp.header(name, value)
         return resp

@@ -7,6 +7,7 @@ from typing import Any
 
 UPGRADE_URL = "/docs/#pricing"
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
 class ApiError(Exception):
@@ -36,6 +37,15 @@ class ApiError(Exception):
         if self.details is not None:
             error["details"] = self.details
         return json.dumps(error, separators=(",", ":")).encode()
+
+    def text_body(self, request_id: str) -> bytes:
+        """The same error as one line of text, for clients of text routes (a firewall's log
+        shows it as it is): ``<status> <code>: <message> [request_id <id>]``, then the details
+        as compact JSON on a second line when there are any."""
+        line = f"{self.status} {self.code}: {self.message} [request_id {request_id}]\n"
+        if self.details is not None:
+            line += "details: " + json.dumps(self.details, separators=(",", ":")) + "\n"
+        return line.encode()
 
     def body(self, request_id: str) -> bytes:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -101,6 +111,11 @@ class PayloadTooLarge(ApiError):
 class RateLimited(ApiError):
     status = 429
     code = "rate_limit_exceeded"
+
+
+class Gone(ApiError):
+    status = 410
+    code = "build_gone"
 
 
 class Unavailable(ApiError):

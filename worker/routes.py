@@ -10,14 +10,16 @@ COLLECTION = "/api/taxii2/api/collections/{collectionId}/"
 OBJECT = COLLECTION + "objects/{objectId}/"
 
 ROUTES: list[Route] = [
-    Route("/api/v1/iocs", {"GET": iocs.list_iocs}, scope="read:iocs"),
+    Route("/api/v1/iocs", {"GET": iocs.list_iocs}, scope="read:iocs", errors="format"),
     Route("/api/v1/iocs/search", {"GET": search.search_iocs}, scope="read:search"),
     Route("/api/v1/iocs/range/{prefix}", {"GET": search.ioc_range}, scope="read:search"),
     Route("/api/v1/iocs/stats", {"GET": stats.get_stats}, scope="read:stats"),
     Route("/api/v1/iocs/stix", {"GET": stix.export_stix}, scope="read:stix"),
     Route("/api/v1/iocs/misp", {"GET": misp.misp_event}, scope="read:misp"),
     Route("/feeds/misp/{name}", {"GET": misp.feed_file}, scope="read:misp"),
-    Route("/api/v1/iocs/cef", {"GET": cef.cef_events}, scope="read:cef"),
+    Route("/api/v1/iocs/cef", {"GET": cef.cef_events}, scope="read:cef", errors="text"),
+    Route("/api/v1/feeds", {"GET": iocs.feeds_index}, scope="read:iocs"),
+    Route("/api/v1/feeds/{name}", {"GET": iocs.feed_file}, scope="read:iocs", errors="text"),
     Route("/api/v1/iocs/openioc", {"GET": openioc.openioc_document}, scope="read:openioc"),
     Route("/api/v1/keys", {"GET": keys_api.list_keys, "POST": keys_api.create_key}, auth="session"),
     Route(

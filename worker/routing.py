@@ -29,7 +29,10 @@ class Route:
     handlers: dict[str, Handler]
     auth: str = "key"  # "key" (API key + limits), "session" (sb-access-token), "none"
     scope: str | None = None  # the key scope the route needs
-    errors: str = "spec"  # "spec" (the OpenAPI error shape) or "taxii"
+    # how errors are written: "spec" (the OpenAPI error shape, JSON), "taxii" (TAXII's error
+    # resource), "text" (one line of text: the route answers text), "format" (text when the
+    # ``format`` parameter names a text format, else JSON); see ``worker.app.error_style``
+    errors: str = "spec"
 
 
 class Services(Protocol):
@@ -74,7 +77,7 @@ class Router:
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         for candidate in (path, path.rstrip("/") or "/", path + "/"):
             route = self.exact.get(candidate)
-            if route is not None and (candidate == path or route.errors == "spec"):
+            if route is not None and (candidate == path or route.errors != "taxii"):
                 return route, {}
         for regex, route in self.patterns:
             found = regex.match(path)

@@ -45,6 +45,7 @@ import pyarrow as pa
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
+from generator.build.devices import DeviceFiles
 from generator.build.misp_feed import MispFeed
 from generator.build.search_index import SearchIndex
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
@@ -160,7 +161,7 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
 
 # The build's extension tables: sinks see every day of records; derived sinks too, but their
 # objects are derived ones (not part of the build id); derived stages run after.
-SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink]
+SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink, DeviceFiles]
 DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed]
 DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
@@ -175,6 +176,7 @@ SECOND: frozenset[object] = frozenset(
         MispFeed,
         Stats,
         Site,
+        DeviceFiles,
     }
 )
 

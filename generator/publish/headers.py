@@ -9,7 +9,7 @@ docs/publish.md).
 
 from __future__ import annotations
 
-from worker.contract import formats, layout
+from worker.contract import device_files, formats, layout
 
 IMMUTABLE = "public, max-age=31536000, immutable"  # content-addressed objects and manifests
 SHORT = "public, max-age=30"  # the pointer: a reader follows a publish within 30 s
@@ -39,6 +39,9 @@ DEFAULT_BY_FORMAT = {f.name: f.media_type for f in formats.LISTED}
 def content_type(logical_key: str) -> str:
     name = logical_key.rsplit("/", 1)[-1]
     stem, dot, suffix = name.rpartition(".")
+    if logical_key.startswith(device_files.PREFIX + "/"):
+        device = device_files.file_of(name)
+        return device.media_type if device is not None else BY_SUFFIX.get("." + suffix, BINARY)
     if not dot:
         return BINARY
     if suffix == "dat":

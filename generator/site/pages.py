@@ -15,13 +15,14 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from exports.devices import lists as device_lists
 from exports.model import IOCRecord
 from generator.build.sinks import BuildInfo, ObjectWriter
 from generator.errors import SocdefError
 from generator.site import apiref as site_apiref
 from generator.site import links as site_links
 from generator.site.stats import SiteStats
-from worker.contract import layout
+from worker.contract import device_files, layout
 from worker.contract.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,10 @@ def context(stats: SiteStats, info: BuildInfo, spec: dict[str, Any]) -> dict[str
         "types": site_links.TYPES,
         "key_placeholder": site_links.KEY_PLACEHOLDER,
         "downloads": {t: site_links.tier_columns(spec, t, served) for t in TIERS},
+        "device_files": device_files.DEVICE_FILES,
+        "device_route": device_files.ROUTE,
+        "panos_max": device_lists.PANOS_MAX_ENTRIES,
+        "fortigate_max": device_lists.FORTIGATE_MAX_LINES,
         "serves": lambda path, method="GET": site_links.is_served(method, path, served),
         "spec": spec,
         "operations": site_apiref.operations(spec),

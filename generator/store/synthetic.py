@@ -49,7 +49,13 @@ def synthetic_value(type_: str, n: int) -> str:
 
 
 def synthetic_tables(
-    n_iocs: int, *, now: int, days: int = 400, seed: int = 7, per_article: int = 20
+    n_iocs: int,
+    *,
+    now: int,
+    days: int = 400,
+    seed: int = 7,
+    per_article: int = 20,
+    types: tuple[str, ...] = IOC_TYPES,
 ) -> tuple[pa.Table, pa.Table]:
     rng = random.Random(seed)
     n_articles = max(1, n_iocs // per_article)
@@ -71,7 +77,7 @@ def synthetic_tables(
             articles[k].append(v)
     sightings: dict[str, list[Any]] = {name: [] for name in SIGHTING_SCHEMA.names}
     for n in range(n_iocs):
-        type_ = IOC_TYPES[n % len(IOC_TYPES)]
+        type_ = types[n % len(types)]
         value = synthetic_value(type_, n)
         for article in {rng.randrange(n_articles) for _ in range(1 + (n % 4 == 0))}:
             context = " ".join(rng.sample(CONTEXT_WORDS, 4)) + f" {value}"
@@ -87,8 +93,17 @@ def synthetic_tables(
     return (pa.table(articles, schema=ARTICLE_SCHEMA), pa.table(sightings, schema=SIGHTING_SCHEMA))
 
 
-def synthetic_store(root: str, n_iocs: int, *, now: int, days: int = 400, seed: int = 7) -> Store:
+def synthetic_store(
+    root: str,
+    n_iocs: int,
+    *,
+    now: int,
+    days: int = 400,
+    seed: int = 7,
+    types: tuple[str, ...] = IOC_TYPES,
+) -> Store:
+    """A store of ``n_iocs`` indicators cycling through ``types``, published over ``days``."""
     store = Store(root)
-    articles, sightings = synthetic_tables(n_iocs, now=now, days=days, seed=seed)
+    articles, sightings = synthetic_tables(n_iocs, now=now, days=days, seed=seed, types=types)
     store.commit(articles, sightings, {"as_of": now, "sources": {}})
     return store

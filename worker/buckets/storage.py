@@ -23,6 +23,7 @@ from worker.contract import layout
 
 log = logging.getLogger("socdef.storage")
 NOTHING_PUBLISHED = "no build has been published yet"
+PINNED_KEPT = 4  # earlier builds kept in memory for paging clients
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name, never a path
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class Build:
         self.pointer: dict[str, Any] = {}  # the pointer that named it (publish facts, see taxii)
         self._cache: dict[str, Any] = {}
         # whole answers, see worker.endpoints.iocs
-        self.responses: dict[tuple[Any, ...], tuple[bytes, str]] = {}
+        self.responses: dict[tuple[Any, ...], tuple[bytes, str, dict[str, str]]] = {}
 
     def ref(self, key: str) -> ObjectRef | None:
         return self.objects.get(key)
@@ -153,6 +154,7 @@ class BuildSource:
         self._checked = float("-inf")
         self._lock = threading.Lock()
         self.problem: str | None = None  # why the pointer was not followed, safe to show
+        self._pinned: dict[str, Build] = {}  # earlier builds a paging client still reads
 
     def current(self) -> Build:
         now = self.clock()
@@ -164,6 +166,28 @@ class BuildSource:
         if self._build is None:
             raise NoBuild(NOTHING_PUBLISHED)
         return self._build
+
+    def pinned(self, build_id: str) -> Build | None:
+        """Build ``build_id`` while the bucket still holds it (the current one, or one of the
+        ``keep_builds`` kept after a publish), for paging that must stay on the build it began
+        on; None when it is gone or not a build name. The last few are kept in memory."""
+        current = self.current()
+        if build_id == current.build_id:
+            return current
+        found = self._pinned.get(build_id)
+        if found is not None or not BUILD_ID.fullmatch(build_id):
+            return found
+        try:
+            manifest = self.bucket.get(layout.manifest_key(build_id))
+            build = None if manifest is None else Build(self.bucket, json.loads(manifest))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return None
+        if build is None or build.build_id != build_id:
+            return None
+        if len(self._pinned) >= PINNED_KEPT:
+            self._pinned.pop(next(iter(self._pinned)))
+        self._pinned[build_id] = build
+        return build
 
     @property
     def build_id(self) -> str | None:

@@ -44,6 +44,10 @@ IOC_TYPES = (
     "cve",
     "mitre_attack",
 )
+# Type groups a list may ask for in one ``type`` (``type=ipv4,ipv6``): each is a view type of
+# its own, holding the records of its members.
+TYPE_GROUPS = {"ip": ("ipv4", "ipv6")}
+GROUP_OF = {member: group for group, members in TYPE_GROUPS.items() for member in members}
 CATEGORIES = ("news", "research", "threat-intel", "vendor", "government")
 CONFIDENCES = ("high", "medium", "low")
 ALL = "all"
@@ -67,17 +71,18 @@ ALL_VIEW = view_name()
 def all_views() -> list[str]:
     return [
         view_name(t, c, f)
-        for t in (ALL, *IOC_TYPES)
+        for t in (ALL, *IOC_TYPES, *TYPE_GROUPS)
         for c in (ALL, *CATEGORIES)
         for f in (ALL, *CONFIDENCES)
     ]
 
 
 def views_of(type_: str, category: str, confidence: str) -> list[str]:
-    """The eight views a record with these attributes belongs to."""
-    return [
-        view_name(t, c, f) for t in (ALL, type_) for c in (ALL, category) for f in (ALL, confidence)
-    ]
+    """The eight views a record with these attributes belongs to (twelve for a type of a
+    ``TYPE_GROUPS`` group: its group's four too)."""
+    group = GROUP_OF.get(type_)
+    types = (ALL, type_) if group is None else (ALL, type_, group)
+    return [view_name(t, c, f) for t in types for c in (ALL, category) for f in (ALL, confidence)]
 
 
 def day_ts_key(day: str) -> str:

@@ -1,16 +1,27 @@
-"""``GET /api/v1/iocs``: pick the precomputed default answer or compose one from partitions."""
+"""Indicator lists: ``GET /api/v1/iocs`` (a page: the precomputed default answer or one
+composed from partitions) and the device files, whole (``GET /api/v1/feeds`` lists the files
+the caller's tier may fetch, ``GET /api/v1/feeds/{name}`` serves one).
+
+The build wrote each tier's device files and their index (``generator/build/devices.py``);
+the edge checks the key, picks the key's tier and serves the bytes, each file with its media
+type and a ``Content-Disposition`` naming it, so a browser or ``curl -OJ`` saves it under its
+name.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from worker.buckets.storage import Build
-from worker.contract import formats, layout
+from worker.contract import device_files, formats, layout
 from worker.contract.tiers import Tier
 from worker.encoding import conditional
 from worker.endpoints import query
 from worker.endpoints.params import ListParams, link_params, parse_list
+from worker.endpoints.query import iso
+from worker.errors import Gone, InsufficientScope, NotFound
 from worker.http import Request, Response, query_string, strong_etag
 from worker.routing import Ctx
 
@@ -21,14 +32,28 @@ MAX_CACHED_RESPONSES = 2048
 JSON_HEAD = re.compile(rb'\{"meta":\{"total":(\d+),"limit":(\d+),"offset":(\d+),')
 
 
-def _links(req: Request, public_url: str | None, p: ListParams, total: int) -> dict[str, str]:
+TOTAL_HEADER = "x-total-count"
+
+
+def _links(
+    req: Request, public_url: str | None, p: ListParams, total: int, build_id: str
+) -> dict[str, str]:
     base = req.base_url(public_url) + req.path + "?"
-    links = {"self": base + query_string(link_params(req.query, p, p.offset))}
+
+    def link(offset: int) -> str:
+        return base + query_string(link_params(req.query, p, offset, build_id))
+
+    links = {"self": link(p.offset)}
     if p.offset + p.limit < total:
-        links["next"] = base + query_string(link_params(req.query, p, p.offset + p.limit))
+        links["next"] = link(p.offset + p.limit)
     if p.offset > 0:
-        links["prev"] = base + query_string(link_params(req.query, p, max(0, p.offset - p.limit)))
+        links["prev"] = link(max(0, p.offset - p.limit))
     return links
+
+
+def link_header(links: dict[str, str]) -> str:
+    """RFC 8288 ``Link`` of a text page: its next and previous pages."""
+    return ", ".join(f'<{links[rel]}>; rel="{rel}"' for rel in ("next", "prev") if rel in links)
 
 
 def _etag(identity: str, tail: bytes) -> str:
@@ -43,7 +68,7 @@ def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[
         body = build.read(key) or b""
         total = _total_of(body, p) if formats.BY_NAME[p.format].json_envelope else -1
         return body, total, ref.sha256
-    q = query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
+    q = _query(p)
     body, sel = query.render(build, q, p.format, source_name)
     return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}"
 
@@ -54,20 +79,34 @@ def _total_of(body: bytes, p: ListParams) -> int:
     return int(body[start : body.index(b",", start)])
 
 
+Answer = tuple[bytes, str, dict[str, str]]  # body, ETag, headers (text pages: Link, total)
+
+
 def _full_answer(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
+) -> Answer:
     body, total, identity = _answer(build, tier, p, source_name)
-    tail = b""
     if formats.BY_NAME[p.format].json_envelope:
-        links = _links(req, public_url, p, total)
+        links = _links(req, public_url, p, total, build.build_id)
         tail = b',"links":' + json.dumps(links, separators=(",", ":")).encode() + b"}"
-    return body + tail, _etag(identity, tail)
+        return body + tail, _etag(identity, tail), {}
+    if total < 0:  # a precomputed text answer: its total from the view index
+        total = query.select_total(build, _query(p))
+    links = _links(req, public_url, p, total, build.build_id)
+    headers = {TOTAL_HEADER: str(total)}
+    if link_header(links):
+        headers["link"] = link_header(links)
+    shown = json.dumps(headers, sort_keys=True).encode()
+    return body, _etag(identity, shown), headers
+
+
+def _query(p: ListParams) -> query.Query:
+    return query.Query(p.view, p.variant, p.since, p.until, p.offset, p.limit)
 
 
 def _cached_default(
     req: Request, build: Build, tier: Tier, p: ListParams, public_url: str | None, source_name: str
-) -> tuple[bytes, str]:
+) -> Answer:
     """The hourly poll's whole answer, kept per build (bounded: Host headers vary)."""
     memo = build.responses
     key = (tier.name, req.base_url(public_url), req.path, tuple(sorted(req.query.items())))
@@ -79,11 +118,25 @@ def _cached_default(
     return found
 
 
+def pinned_build(ctx: Ctx) -> Build:
+    """The build a paging client began on (``build``, from ``links.next``), else the current."""
+    build_id = ctx.req.query.get("build")
+    if build_id is None:
+        return ctx.build()
+    build = ctx.app.builds.pinned(build_id)
+    if build is None:
+        raise Gone(
+            f"Build {build_id} is no longer served; start the walk again without build",
+            details={"parameter": "build", "value": build_id},
+        )
+    return build
+
+
 def list_iocs(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
     resp = list_answer(
         ctx.req,
-        ctx.build(),
+        pinned_build(ctx),
         ctx.tier,
         public_url=ctx.app.public_url,
         source_name=ctx.app.source_name,
@@ -109,11 +162,83 @@ def list_answer(
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     shared = p.is_default and "api_key" not in req.query
     if shared:
-        body, etag = _cached_default(req, build, tier, p, public_url, source_name)
+        body, etag, headers = _cached_default(req, build, tier, p, public_url, source_name)
     else:
-        body, etag = _full_answer(req, build, tier, p, public_url, source_name)
+        body, etag, headers = _full_answer(req, build, tier, p, public_url, source_name)
     resp = conditional(
         req, etag, CONTENT_TYPES[p.format], lambda: body, modified=build.generated_at
     )
+    for name, value in headers.items():
+        resp.header(name, value)
     resp.shared = build if shared else None
+    return resp
+
+
+# The device files ------------------------------------------------------------------------
+
+FEEDS_SCOPE = "read:iocs"  # the scope of both routes (worker.routes); a file may need more
+
+
+def index_entries(ctx: Ctx) -> list[dict[str, Any]]:
+    """The tier's index, less the files the key's scopes do not cover, with their URLs."""
+    assert ctx.tier is not None and ctx.key is not None  # a key route
+    raw = ctx.build().read_json(device_files.index_key(ctx.tier.name))
+    files = raw.get("files", []) if isinstance(raw, dict) else []
+    base = ctx.req.base_url(ctx.app.public_url) + device_files.ROUTE + "/"
+    entries = []
+    for entry in files:
+        if entry.get("scope", FEEDS_SCOPE) in ctx.key.scopes:
+            shown = {k: v for k, v in entry.items() if k != "scope"}
+            entries.append(shown | {"url": base + entry["name"]})
+    return entries
+
+
+def feeds_index(ctx: Ctx) -> Response:
+    build = ctx.build()
+    assert ctx.tier is not None and ctx.key is not None
+    entries = index_entries(ctx)
+    body = {
+        "meta": {
+            "tier": ctx.tier.name,
+            "lookback_days": ctx.tier.lookback_days,
+            "generated_at": iso(build.generated_at),
+            "build_id": build.build_id,
+            "total": len(entries),
+        },
+        "data": entries,
+    }
+    identity = f"feeds|{build.build_id}|{ctx.tier.name}|{' '.join(ctx.key.scopes)}|"
+    return conditional(
+        ctx.req,
+        strong_etag(identity + ctx.req.base_url(ctx.app.public_url)),
+        "application/json",
+        lambda: json.dumps(body, separators=(",", ":")).encode(),
+        modified=build.generated_at,
+    )
+
+
+def feed_file(ctx: Ctx) -> Response:
+    """One device file of the key's tier, whole."""
+    build = ctx.build()
+    assert ctx.tier is not None and ctx.key is not None
+    name = ctx.params["name"]
+    file = device_files.file_of(name)
+    key = device_files.key(ctx.tier.name, name)
+    ref = build.ref(key) if file is not None else None
+    if file is None or ref is None:
+        raise NotFound(
+            f"There is no device file named {name!r}; GET {device_files.ROUTE} lists them"
+        )
+    if file.scope not in ctx.key.scopes:
+        raise InsufficientScope(file.scope, tuple(ctx.key.scopes))
+    resp = conditional(
+        ctx.req,
+        f'"{ref.sha256[:32]}"',
+        file.media_type,
+        lambda: build.read(key) or b"",
+        modified=build.generated_at,
+    )
+    resp.header("content-disposition", f'attachment; filename="{name}"')
+    if file.scope == FEEDS_SCOPE:  # the answer depends on the tier and the bytes alone
+        resp.shared = build
     return resp

@@ -25,6 +25,7 @@ LINK_ORDER = (
     "offset",
     "format",
     "include_context",
+    "build",
 )
 
 
@@ -121,8 +122,27 @@ def window(query: dict[str, str], tier: Tier, now: int) -> tuple[int, int]:
     return max(since, floor), until
 
 
+def ioc_type(query: dict[str, str]) -> str:
+    """``type``: ``all``, one IOC type, or a comma-separated list naming a ``TYPE_GROUPS``
+    group's members (``ipv4,ipv6``, in any order), answered by the group's view; else a 400."""
+    raw = query.get("type", layout.ALL)
+    members = tuple(sorted({t.strip() for t in raw.split(",")}))
+    if len(members) == 1 and members[0] in (layout.ALL, *layout.IOC_TYPES):
+        return members[0]
+    for group, group_members in layout.TYPE_GROUPS.items():
+        if members == tuple(sorted(group_members)):
+            return group
+    raise InvalidParameter(
+        f"Invalid IOC type: {raw}",
+        details={
+            "valid_types": list(layout.IOC_TYPES),
+            "valid_type_lists": [",".join(m) for m in layout.TYPE_GROUPS.values()],
+        },
+    )
+
+
 def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, ...]) -> ListParams:
-    type_ = choice(query, "type", layout.IOC_TYPES, "IOC type")
+    type_ = ioc_type(query)
     category = choice(query, "category", layout.CATEGORIES, "category")
     confidence = choice(query, "confidence", layout.CONFIDENCES, "confidence")
     fmt = query.get("format", formats[0])
@@ -147,9 +167,13 @@ def parse_list(query: dict[str, str], tier: Tier, now: int, formats: tuple[str, 
     )
 
 
-def link_params(query: dict[str, str], params: ListParams, offset: int) -> dict[str, str]:
-    """The query of a self/next/prev link: what the caller sent, never a credential."""
+def link_params(
+    query: dict[str, str], params: ListParams, offset: int, build_id: str
+) -> dict[str, str]:
+    """The query of a self/next/prev link: what the caller sent, never a credential, pinned to
+    the build that answered (``build``), so the pages of one walk never overlap or skip."""
     out = {k: query[k] for k in LINK_ORDER if k in query}
     out["limit"] = str(params.limit)
     out["offset"] = str(offset)
+    out["build"] = build_id
     return {k: out[k] for k in LINK_ORDER if k in out}

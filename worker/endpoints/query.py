@@ -154,10 +154,15 @@ def select(build: Build, q: Query) -> Selection:
     return Selection(total, sum(s.hi - s.lo for s in picked), b"".join(chunks))
 
 
+def select_total(build: Build, q: Query) -> int:
+    """How many records the window and view of ``q`` hold (its pages' total)."""
+    return sum(s.hi - s.lo for s in segments(build, q))
+
+
 def meta_filters(view: str, since: int, until: int) -> dict[str, str]:
     type_, category, confidence = view.split(".")
     return {
-        "type": type_,
+        "type": ",".join(layout.TYPE_GROUPS.get(type_, (type_,))),
         "category": category,
         "confidence": confidence,
         "since": iso(since),
