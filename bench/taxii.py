@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -61,6 +62,7 @@ def make_data(data: Path, iocs: int) -> str:
 
     synthetic_store(str(data / "store"), iocs, now=int(time.time()), days=300)
     socdef(data, "build")
+    os.environ["SOCDEF_TAXII_GRACE"] = "0"  # serve the objects at once (docs/taxii.md)
     socdef(data, "publish")
     return (
         socdef(data, "keys", "create", "--user", "bench@example.org", "--tier", "enterprise")

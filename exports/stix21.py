@@ -7,7 +7,9 @@ A record becomes one object, plus relationships that need nothing but the record
   record's articles mention (``mitre_techniques``);
 * cve → ``vulnerability`` (external reference ``cve``), plus one ``related-to`` relationship to
   each of those ``attack-pattern`` objects;
-* mitre_attack → ``attack-pattern`` (external reference ``mitre-attack``).
+* mitre_attack → ``attack-pattern`` named as ATT&CK names the technique (the bundled table,
+  ``exports/attack.py``; the id where the table lacks it), with external reference
+  ``mitre-attack`` (``external_id`` and URL), so TIPs merge it with the technique they hold.
 
 Ids are deterministic: the main object reuses the record's UUIDv5 (``indicator--<record id>``),
 so the JSON feed's ``id`` and the STIX id agree; an ``attack-pattern`` id depends only on the
@@ -41,6 +43,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from exports.attack import technique_name
 from exports.model import IOCRecord, state_time, taken_back
 from worker.contract.stix_common import (
     CONFIDENCE_SCORE,
@@ -214,7 +217,7 @@ def vulnerability(r: IOCRecord) -> dict[str, Any]:
 
 def attack_pattern(r: IOCRecord) -> dict[str, Any]:
     obj = _common(r, "attack-pattern")
-    obj["name"] = r.value  # no technique-name table: the id is the name
+    obj["name"] = technique_name(r.value) or r.value  # ATT&CK's name, as TIPs match it
     obj["description"] = _description(r)
     ref = {"source_name": "mitre-attack", "external_id": r.value}
     if TECHNIQUE_ID.fullmatch(r.value):

@@ -219,6 +219,7 @@ def run_publish(
             progress=progress,
             store=store if with_store and store.exists() else None,
             keep_stores=keep_stores,
+            taxii_grace=settings.taxii_grace,
             signer=signer,
         )
 

@@ -35,6 +35,7 @@ class Settings:
     db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
     key_secret_file: str = ""  # the keys' HMAC secret, shared by replicas ("" = in data_dir)
     signing_key: str = ""  # the minisign secret key publish signs with ("" = data_dir/signing.key)
+    taxii_grace: float = 40.0  # s from a publish until TAXII serves its objects (docs/taxii.md)
 
     @property
     def store_dir(self) -> Path:
@@ -80,6 +81,14 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"keep_builds must be an integer, not {value!r}") from None
+    if name == "taxii_grace":
+        try:
+            grace = float(value)
+        except (TypeError, ValueError):
+            grace = -1.0
+        if not 0 <= grace <= 86_400:
+            raise SettingsError(f"taxii_grace must be 0 to 86400 seconds, not {value!r}")
+        return grace
     if name == "allow_networks" and isinstance(value, list | tuple):
         return ",".join(map(str, value))
     return str(value)

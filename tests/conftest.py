@@ -18,6 +18,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests publish and poll at once, with one worker and no cache in front of the pointer: TAXII
+# serves a publish's objects at once (docs/taxii.md; tests/test_taxii_polling.py sets its own).
+os.environ.setdefault("SOCDEF_TAXII_GRACE", "0")
 T = TypeVar("T")
 
 

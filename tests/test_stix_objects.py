@@ -10,7 +10,7 @@ import pytest
 
 from exports import stix21
 from exports.registry import render_variants
-from generator.build.taxii import TaxiiError, TaxiiSink
+from generator.build.taxii import META_OBJECTS, TaxiiError, TaxiiSink
 from tests.seed import seed_records
 
 
@@ -49,6 +49,13 @@ def test_sink_takes_the_boundaries_it_is_handed():
     by_objects.add_rendered("d", records, render_variants(records, ["stix"]))
     data, ends, types, uuids = spooled(by_objects)
     assert spooled(by_day) == (data, ends, types, uuids)
+    # first what every collection holds (the identity, the TLP markings), then the records'
+    shared = [
+        json.loads(data[a:b][:-1])
+        for a, b in zip(ends, ends[1 : len(META_OBJECTS) + 1], strict=False)
+    ]
+    assert [o["id"] for o in shared] == [o["id"] for o in META_OBJECTS]
+    ends, uuids = ends[len(META_OBJECTS) :], uuids[36 * len(META_OBJECTS) :]
     objects = [o for r in records for o in stix21.render_objects(r).objects()]
     assert [data[a:b] for a, b in zip(ends, ends[1:], strict=False)] == [o.data for o in objects]
     assert uuids == "".join(o.id.split("--")[1] for o in objects).encode()
@@ -57,8 +64,9 @@ def test_sink_takes_the_boundaries_it_is_handed():
     honest = stix21.render_objects(r)
     shifted = honest._replace(ends=(honest.ends[0] + 1, *honest.ends[1:]))
     sink = TaxiiSink()
+    start = sink.size
     sink.add_objects([r], [shifted])
-    assert list(sink.ends)[1] == honest.ends[0] + 1
+    assert list(sink.ends)[len(META_OBJECTS) + 1] == start + honest.ends[0] + 1
 
 
 def test_sink_refuses_objects_that_do_not_fit():

@@ -22,6 +22,7 @@ from generator.store.history import joined, version_times
 from generator.store.synthetic import synthetic_store
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import taxii_common as tc
+from worker.contract.taxii_epochs import Epochs, appended
 from worker.endpoints.taxii_index import entry_of, page_bytes, select
 from worker.endpoints.taxii_params import (
     Filters,
@@ -59,9 +60,9 @@ def all_entries(b: Build, name: str) -> list[tuple]:
 # --- cursors, negotiation, parameters -------------------------------------------------------
 
 
-@given(st.integers(0, 2**63 - 1))
-def test_cursor_round_trips(position):
-    assert decode_cursor(encode_cursor(position)) == position
+@given(st.integers(0, 2**63 - 1), st.one_of(st.none(), st.integers(-1, 2**63 - 1)))
+def test_cursor_round_trips(position, pinned):
+    assert decode_cursor(encode_cursor(position, pinned)) == (position, pinned)
 
 
 @pytest.mark.parametrize("garbage", ["%%%", "abc", "A" * 40, ""])
@@ -263,8 +264,11 @@ def test_every_collection_is_strictly_increasing_and_complete(built):
         assert dates == sorted(set(dates))
         meta = json.loads(built.read(tc.collection_key(name, "meta.json")))
         assert meta["count"] == len(entries)
-        total += len(entries) if name != tc.ALL_COLLECTION else 0
-    assert total == len(all_entries(built, tc.ALL_COLLECTION)) >= 3_000
+        # every collection starts with the identity and the TLP markings, then its own objects
+        shared = [tc.STIX_TYPES[e[7]] for e in entries[:4]]
+        assert shared.count("identity") == 1 and shared.count("marking-definition") == 3
+        total += len(entries) - 4 if name != tc.ALL_COLLECTION else 0
+    assert total == len(all_entries(built, tc.ALL_COLLECTION)) - 4 >= 3_000
 
 
 def expected(entries: list[tuple], f: Filters, floor: int) -> list[tuple]:
@@ -274,7 +278,7 @@ def expected(entries: list[tuple], f: Filters, floor: int) -> list[tuple]:
         e
         for e in entries
         if e[0] > f.after
-        and e[1] >= floor
+        and (e[1] >= floor or e[7] in tc.TIMELESS)
         and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
         and (f.versions is None or e[1] in f.versions)
     ]
@@ -311,29 +315,85 @@ def test_paging_any_filter_returns_each_match_once_in_order(built, name, limit, 
     assert got == want
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(tc.COLLECTIONS), st.integers(1, 400), st.data())
+def test_a_visible_end_cuts_every_page_at_it(built, name, limit, data):
+    """Pages under a visible end (a publish not yet visible, or the end a poll's ``next``
+    carries) hold exactly the matches at or below it, and say ``more`` only when such remain."""
+    entries = all_entries(built, name)
+    cap = data.draw(st.sampled_from([-1] + [e[0] for e in entries]))
+    query: dict[str, str] = {"limit": str(limit)}
+    if data.draw(st.booleans()):
+        query["match[type]"] = ",".join(
+            data.draw(st.sets(st.sampled_from(tc.STIX_TYPES), min_size=1))
+        )
+    want = [e for e in expected(entries, parse_filters(query, 1000), 0) if e[0] <= cap]
+    got: list[tuple] = []
+    for _ in range(len(entries) + 2):
+        page = select(built, name, parse_filters(query, 1000), 0, cap)
+        got += page.entries
+        if not page.more:
+            break
+        assert page.cursor is not None and page.cursor < cap
+        query["next"] = encode_cursor(page.cursor, cap)
+    assert got == want
+
+
 def test_pages_hold_exactly_the_objects_and_manifest_records_of_their_entries(built):
     page = select(built, "all", parse_filters({"limit": "250"}, 1000), 0)
     objects = json.loads(b"[" + page_bytes(built, "all", page.entries, "obj")[:-1] + b"]")
     manifest = json.loads(b"[" + page_bytes(built, "all", page.entries, "man")[:-1] + b"]")
     assert [o["id"] for o in objects] == [m["id"] for m in manifest]
     for o, m, e in zip(objects, manifest, page.entries, strict=True):
-        assert m["version"] == o["modified"] == tc.version_string(e[1])
+        # a marking definition has no modified: its version is its created
+        assert m["version"] == o.get("modified", o["created"]) == tc.version_string(e[1])
         assert m["date_added"] == tc.timestamp_us(e[0])
         assert o["type"] == tc.STIX_TYPES[e[7]]
         assert entry_of(built, "all", o["id"]) == e
 
 
 def test_match_id_finds_objects_only_in_their_collections(built):
-    first = select(built, "ipv4", parse_filters({"limit": "3"}, 1000), 0).entries
-    ids = [m["id"] for m in json.loads(b"[" + page_bytes(built, "ipv4", first, "man")[:-1] + b"]")]
+    first = select(built, "ipv4", parse_filters({"limit": "7"}, 1000), 0).entries
+    records = json.loads(b"[" + page_bytes(built, "ipv4", first, "man")[:-1] + b"]")
+    shared, own = [m["id"] for m in records[:4]], [m["id"] for m in records[4:]]
+    assert all(i.startswith(("identity--", "marking-definition--")) for i in shared)
     f = parse_filters(
         {
             "match[id]": ",".join(
-                [*ids, "indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "junk"]
+                [*own, "indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "junk"]
             )
         },
         1000,
     )
-    assert select(built, "ipv4", f, 0).entries == first
-    assert [e[0] for e in select(built, "all", f, 0).entries] == [e[0] for e in first]
+    assert select(built, "ipv4", f, 0).entries == first[4:]
+    assert [e[0] for e in select(built, "all", f, 0).entries] == [e[0] for e in first[4:]]
     assert select(built, "domain", f, 0).entries == []
+    # the identity and the markings are in every collection, at the same place
+    every = parse_filters({"match[id]": ",".join(shared)}, 1000)
+    for name in tc.COLLECTIONS:
+        assert select(built, name, every, 0).entries == first[:4]
+
+
+# --- epochs: build dates to the date_added clients see ---------------------------------------
+
+
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=8, unique=True),
+    st.lists(st.integers(1, 5), min_size=8, max_size=8),
+    st.integers(0, 10**6),
+    st.integers(-1, 40),
+)
+def test_epochs_serve_each_object_from_its_date_added_on(lasts, gaps, build_date, clock):
+    """``served``, ``lower`` and ``cap`` agree: a poll at time ``t`` sees exactly the objects
+    served at or before ``t``, and ``added_after=A`` selects exactly those served after ``A``."""
+    pairs: list[list[int]] = []
+    for last, gap in zip(sorted(lasts), gaps, strict=False):
+        pairs = appended(pairs, last, (pairs[-1][1] if pairs else 0) + gap * 1_000_000)
+    epochs = Epochs.parse(pairs)
+    assert epochs is not None
+    d = min(build_date, epochs.lasts[-1])
+    now = clock * 1_000_000
+    assert (d <= epochs.cap(now)) == (epochs.served(d) <= now)
+    assert (d > epochs.lower(now)) == (epochs.served(d) > now)
+    assert appended(pairs, epochs.lasts[-1], 10**12) == pairs  # nothing new: no new epoch
+    assert Epochs.parse([[5, 2], [4, 3]]) is None and Epochs.parse("x") is None

@@ -16,10 +16,12 @@ many for a Python loop or a sort of tuples.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import mmap
 import tempfile
+import time
 from array import array
 from collections.abc import Mapping
 
@@ -35,6 +37,7 @@ from generator.build.taxii_order import MICRO, dates_added, strictly_increasing
 from generator.errors import SocdefError
 from worker.contract import layout
 from worker.contract import taxii_common as tc
+from worker.contract.stix_common import DEFAULT_TLPS, IDENTITY, tlp_marking
 
 IOC_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 TYPE_CODES = tc.TYPE_CODES
@@ -45,6 +48,15 @@ ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
 ID_ROWS = 262_144  # rows of the id index made and written at a time
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
+
+
+# What every collection holds besides the records' objects: the producer identity and the TLP
+# markings the objects carry, so every created_by_ref and object_marking_refs resolves.
+META_OBJECTS = (IDENTITY, *(tlp_marking(level) for level in DEFAULT_TLPS))
+
+
+def _micros(stamp: str) -> int:
+    return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) * MICRO
 
 
 class TaxiiError(SocdefError, RuntimeError):
@@ -118,6 +130,23 @@ class TaxiiSink:
         self.record_ends = array("q")  # objects of record j end at record_ends[j]
         self.record_modified = array("q")  # µs
         self.record_collection = bytearray()  # IOC type code
+        self._add_meta()
+
+    def _add_meta(self) -> None:
+        """The objects every collection holds, at build date 0, 1, … (before every record's):
+        each its own record of collection ``EVERY_COLLECTION``."""
+        for obj in META_OBJECTS:
+            data = _compact(obj) + b","
+            self.spool.write(data)
+            self.size += len(data)
+            self.ends.append(self.size)
+            self.stix_type.append(TYPE_CODES[obj["type"]])
+            self.uuid_text += obj["id"][-36:].encode()
+            self.member_time.append(0)
+            self.current.append(len(self.member_time) - 1)
+            self.record_ends.append(len(self.current))
+            self.record_modified.append(_micros(obj.get("modified", obj["created"])))
+            self.record_collection.append(tc.EVERY_COLLECTION)
 
     def add_day(self, day: str, records: list[IOCRecord]) -> None:
         self.add_objects(records, [stix21.render_objects(r) for r in records])
@@ -246,9 +275,14 @@ class Objects:
     def write(self, out: ObjectWriter) -> None:
         codes = pc.take(self.collection, self.order)  # in date order
         writers = [CollectionWriter(self, tc.ALL_COLLECTION, None)]
+        every = pc.equal(codes, tc.EVERY_COLLECTION)
+        shared = self.shared = pc.sum(every).as_py() or 0
+        if not pc.all(every.slice(0, shared)).as_py():
+            raise TaxiiError("the objects every collection holds do not come first")
         for code, name in enumerate(layout.IOC_TYPES):
-            writers.append(CollectionWriter(self, name, pc.indices_nonzero(pc.equal(codes, code))))
-        del codes
+            picked = pc.indices_nonzero(pc.or_(pc.equal(codes, code), every))
+            writers.append(CollectionWriter(self, name, picked))
+        del codes, every
         # Every collection advances through date order together, so the spool is read in one
         # pass, a window at a time, and its pages are let go as the window moves on.
         for frontier in range(tc.CHUNK, self.n + tc.CHUNK, tc.CHUNK):
@@ -265,8 +299,15 @@ class Objects:
             writer.finish(out)
             pa.default_memory_pool().release_unused()
         if self.n:
-            members = pa.concat_arrays([writer.picked for writer in writers[1:]])
-            ranks = pa.concat_arrays([_arange(writer.count) for writer in writers[1:]])
+            # every object once: those all collections hold (the first ``shared`` of each, at
+            # the same positions everywhere), then each other object in its type's collection
+            k = self.shared
+            members = pa.concat_arrays(
+                [self.order.slice(0, k), *(w.picked.slice(k) for w in writers[1:])]
+            )
+            ranks = pa.concat_arrays(
+                [_arange(k), *(_arange(w.count).slice(k) for w in writers[1:])]
+            )
             own = pc.take(ranks, pc.sort_indices(members))
             del members, ranks
         del writers

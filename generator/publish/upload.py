@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import time
@@ -33,6 +34,8 @@ from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
 from generator.store.generations import Store
 from worker.contract import layout
+from worker.contract import taxii_common as tc
+from worker.contract.taxii_epochs import appended
 
 __all__ = [
     "Destination",
@@ -103,6 +106,7 @@ def publish(
     jobs: int = 8,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    taxii_grace: float = 40.0,
     signer: SecretKey | None = None,
     store: Store | None = None,
     store_dest: Destination | None = None,
@@ -133,7 +137,10 @@ def publish(
         dest.put(layout.SIGNING_KEY_OBJECT, public, content_type=SIG, cache_control=SHORT)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
-    history = _switch(dest, build_id, manifest["generated_at"], pointer, version, keep, clock)
+    visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
+    history = _switch(
+        dest, build_id, manifest["generated_at"], pointer, version, keep, clock, visible
+    )
     if plan is not None and stored is not None:
         stored = store_bucket.switch(plan, stored, keep=keep_stores, clock=clock)
     removed = _prune(dest, history, {**present, **missing})
@@ -216,6 +223,7 @@ def _switch(
     version: str | None,
     keep: int,
     clock: Callable[[], float],
+    taxii_epochs: list[list[int]] | None = None,
 ) -> list[str]:
     history = _history_of(old)
     history = [build_id] + [b for b in history if b != build_id]
@@ -226,6 +234,8 @@ def _switch(
         "published_at": int(clock()),
         "history": history,
     }
+    if taxii_epochs:
+        pointer["taxii_epochs"] = taxii_epochs
     dest.swap(
         layout.POINTER_KEY,
         json.dumps(pointer, sort_keys=True).encode(),
@@ -234,6 +244,22 @@ def _switch(
         cache_control=SHORT,
     )
     return history
+
+
+def _taxii_epochs(
+    src: Path, manifest: dict, pointer: bytes | None, now: float, grace: float
+) -> list[list[int]] | None:
+    """The pointer's TAXII epochs after this publish (worker/contract/taxii_epochs.py): the build date of
+    the build's last object and when readers start serving it, a whole second at least
+    ``grace`` seconds from now (every worker has read the pointer by then). A grace of 0
+    serves it at once (the last whole second), without that guarantee."""
+    entry = manifest["objects"].get(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
+    if entry is None:
+        return None
+    last = json.loads(_read(src / layout.object_key(entry[0]))).get("last", -1)
+    old = json.loads(pointer).get("taxii_epochs") if pointer else None
+    visible_at = math.ceil(now + grace) if grace > 0 else math.floor(now)
+    return appended(old, last, visible_at * 1_000_000)
 
 
 def _history_of(pointer: bytes | None) -> list[str]:

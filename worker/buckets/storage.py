@@ -96,6 +96,7 @@ class Build:
         self.build_id: str = manifest["build_id"]
         self.generated_at: int = manifest["generated_at"]
         self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
+        self.pointer: dict[str, Any] = {}  # the pointer that named it (publish facts, see taxii)
         self._cache: dict[str, Any] = {}
         # whole answers, see worker.endpoints.iocs
         self.responses: dict[tuple[Any, ...], tuple[bytes, str, dict[str, str]]] = {}
@@ -257,6 +258,7 @@ class BuildSource:
             raise _Unfollowable(f"{where} is not a valid manifest", repr(exc)) from exc
         if build.build_id != build_id:
             raise _Unfollowable(f"{where} names build {build.build_id!r}", "")
+        build.pointer = json.loads(raw)
         return build
 
     def _report(self, problem: str | None, detail: str) -> None:

@@ -37,14 +37,25 @@ CHUNK = 1_000  # objects per data chunk and entries per fence
 MAX_PAGE = 1_000
 
 # STIX object types the collections hold; an entry names its type by the position here.
-STIX_TYPES = ("indicator", "relationship", "vulnerability", "attack-pattern")
+STIX_TYPES = (
+    "indicator",
+    "relationship",
+    "vulnerability",
+    "attack-pattern",
+    "identity",
+    "marking-definition",
+)
 TYPE_CODES = {name: i for i, name in enumerate(STIX_TYPES)}
+# Types served whatever the tier's lookback: what the others refer to (the producer identity,
+# the TLP markings, the ATT&CK techniques), so every reference resolves.
+TIMELESS = frozenset(TYPE_CODES[t] for t in ("attack-pattern", "identity", "marking-definition"))
 
 # date_added µs, modified µs, chunk, object [start, end), manifest record [start, end), type code
 ENTRY = struct.Struct("<qqIIIIII")
 # object UUID, STIX type code, IOC type code (its collection), position in "all", in its own
 ID_ENTRY = struct.Struct("<16sBBII")
 ID_BLOCK = 1_024
+EVERY_COLLECTION = 255  # the IOC type code of an object every collection holds (identity, TLP)
 
 ALL_COLLECTION = "all"
 COLLECTIONS = (ALL_COLLECTION, *layout.IOC_TYPES)

@@ -12,6 +12,7 @@ id index instead: a fence list of UUIDs and one block of sorted entries.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import re
 import struct
@@ -105,20 +106,43 @@ def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
 
 
 def _keep(e: Entry, f: Filters, floor: int) -> bool:
-    return e[1] >= floor and (f.versions is None or e[1] in f.versions)
+    return (e[1] >= floor or e[7] in tc.TIMELESS) and (f.versions is None or e[1] in f.versions)
 
 
-def select(build: Build, name: str, f: Filters, floor: int) -> Page:
-    """The entries of one page of collection ``name`` for these filters and lookback floor."""
+def select(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
+    """The entries of one page of collection ``name`` for these filters and lookback floor;
+    none with a build date above ``cap`` (the visible end, worker/taxii_epochs.py)."""
     if not f.spec_ok:
         return Page([], False, None)
     if f.ids is not None:
-        return select_ids(build, name, f, floor)
+        return select_ids(build, name, f, floor, cap)
+    if f.after + 1 >= floor:
+        return _select(build, name, f, floor, cap)
+    # Below the lookback floor only the objects the others refer to are served (TIMELESS): a
+    # few hundred, read through their type indexes; then the page goes on from the floor.
+    # (Every other object's build date is at or after its ``modified``, so none lies below.)
+    wanted = f.types or tc.STIX_TYPES
+    timeless = tuple(t for t in wanted if tc.TYPE_CODES.get(t, -1) in tc.TIMELESS)
+    head = Page([], False, None)
+    if timeless:
+        below = floor - 1 if cap is None else min(cap, floor - 1)
+        head = _select(build, name, dataclasses.replace(f, types=timeless), 0, below)
+        if head.more or len(head.entries) == f.limit:
+            last = head.entries[-1][0] if head.entries else head.cursor
+            return Page(head.entries, True, head.cursor if head.more else last)
+    rest = dataclasses.replace(f, after=floor - 1, limit=f.limit - len(head.entries))
+    tail = _select(build, name, rest, floor, cap)
+    return Page(head.entries + tail.entries, tail.more, tail.cursor)
+
+
+def _select(build: Build, name: str, f: Filters, floor: int, cap: int | None) -> Page:
     seqs = [s for s in sequences(build, name, f.types) if s.count]
     lower = max(f.after + 1, floor)
+    if cap is not None:
+        seqs = [_capped(s, cap) for s in seqs]
     if len(seqs) == 1:
         return _select_one(build, seqs[0], lower, f, floor)
-    streams = [scan(build, s, lower, f.limit) for s in seqs]
+    streams = [_upto(scan(build, s, lower, f.limit), s.last) for s in seqs]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
     picked: list[Entry] = []
     last = None
@@ -132,6 +156,20 @@ def select(build: Build, name: str, f: Filters, floor: int) -> Page:
     return Page(picked, False, None)
 
 
+def _capped(seq: Seq, cap: int) -> Seq:
+    """``seq`` seen up to build date ``cap``: its last entry is the last at or below it."""
+    if seq.last <= cap:
+        return seq
+    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap))
+
+
+def _upto(stream: Iterator[Entry], last: int) -> Iterator[Entry]:
+    for e in stream:
+        if e[0] > last:
+            return
+        yield e
+
+
 def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> Page:
     """``select`` over one entry file: whole windows at a time (the common, hot case)."""
     pos = first_at_or_after(build, seq, lower)
@@ -139,7 +177,11 @@ def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> P
     size, scanned = f.limit, 0
     while pos < seq.count:
         batch = entries(build, seq, pos, pos + size)
-        kept = [e for e in batch if e[1] >= floor and (f.versions is None or e[1] in f.versions)]
+        if batch and batch[-1][0] > seq.last:  # past the visible end
+            batch = [e for e in batch if e[0] <= seq.last]
+            if not batch:
+                break
+        kept = [e for e in batch if _keep(e, f, floor)]
         if len(picked) + len(kept) >= f.limit:
             picked += kept[: f.limit - len(picked)]
             last = picked[-1][0]
@@ -147,13 +189,15 @@ def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> P
         picked += kept
         pos += len(batch)
         scanned += len(batch)
+        if batch[-1][0] >= seq.last:
+            break
         if scanned >= MAX_SCAN and pos < seq.count:
             return Page(picked, True, batch[-1][0])
         size = WINDOW
     return Page(picked, False, None)
 
 
-def select_ids(build: Build, name: str, f: Filters, floor: int) -> Page:
+def select_ids(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
     """Objects named by ``match[id]`` (or the object-by-id path) that pass the other filters."""
     found: dict[int, Entry] = {}
     for oid in f.ids or ():
@@ -161,6 +205,7 @@ def select_ids(build: Build, name: str, f: Filters, floor: int) -> Page:
         if (
             e is not None
             and e[0] > f.after
+            and (cap is None or e[0] <= cap)
             and _keep(e, f, floor)
             and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
         ):
@@ -182,7 +227,7 @@ def entry_of(build: Build, name: str, oid: str) -> Entry | None:
     if row is None:
         return None
     ioc_code, pos_all, pos_own = row
-    if name == tc.ALL_COLLECTION:
+    if name == tc.ALL_COLLECTION or ioc_code == tc.EVERY_COLLECTION:
         pos = pos_all
     elif tc.COLLECTIONS.index(name) - 1 == ioc_code:
         pos = pos_own

@@ -21,7 +21,8 @@ DEFAULT_LIMIT = 100
 VERSION_WORDS = ("first", "last", "all")
 TOKEN = re.compile(r"[a-z0-9][a-z0-9-]*")
 SPEC = re.compile(r"\d+\.\d+")
-CURSOR = struct.Struct(">Q")
+CURSOR = struct.Struct(">Q")  # the build date of the last entry a page considered
+PINNED = struct.Struct(">Qq")  # … and the last build date visible when the poll began
 TIMESTAMP = "a timestamp such as 2026-01-01T00:00:00.000000Z"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -35,15 +36,21 @@ class NotAcceptable(ApiError):
 class Filters:
     """What a page request asks for; ``None`` means the filter is absent."""
 
-    after: int  # only objects with a date_added above this (µs): added_after and next
+    after: int  # only objects with a build date above this (µs): added_after and next
     limit: int
     types: tuple[str, ...] | None
     ids: tuple[str, ...] | None
     versions: tuple[int, ...] | None  # modified values (µs); None: first/last/all (one version)
     spec_ok: bool  # False when match[spec_version] excludes 2.1: nothing matches
+    added_after: int = -1  # as the client sent it (µs), -1 when absent
+    cursor: int = -1  # the build date ``next`` points after, -1 without ``next``
+    pinned: int | None = None  # the visible end ``next`` carries (worker/taxii_epochs.py)
 
     def identity(self) -> str:
-        return f"{self.after}|{self.limit}|{self.types}|{self.ids}|{self.versions}|{self.spec_ok}"
+        return (
+            f"{self.after}|{self.limit}|{self.types}|{self.ids}|{self.versions}|{self.spec_ok}"
+            f"|{self.added_after}|{self.cursor}|{self.pinned}"
+        )
 
 
 def _media(item: str) -> tuple[str, dict[str, str]]:
@@ -95,15 +102,19 @@ def parse_timestamp(name: str, raw: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode_cursor(date_added: int) -> str:
-    return base64.urlsafe_b64encode(CURSOR.pack(date_added)).decode().rstrip("=")
+def encode_cursor(date_added: int, pinned: int | None = None) -> str:
+    packed = CURSOR.pack(date_added) if pinned is None else PINNED.pack(date_added, pinned)
+    return base64.urlsafe_b64encode(packed).decode().rstrip("=")
 
 
-def decode_cursor(raw: str) -> int:
+def decode_cursor(raw: str) -> tuple[int, int | None]:
+    """(build date, pinned visible end or None) of a ``next`` this server returned."""
     try:
         packed = base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4))
-        date_added: int = CURSOR.unpack(packed)[0]
-        return date_added
+        if len(packed) == PINNED.size:
+            date_added, pinned = PINNED.unpack(packed)
+            return date_added, pinned
+        return CURSOR.unpack(packed)[0], None
     except (binascii.Error, struct.error, ValueError):
         raise InvalidParameter(
             "Invalid next: not a cursor this server returned", details={"parameter": "next"}
@@ -117,10 +128,10 @@ def _list(query: dict[str, str], name: str) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
-def _limit(query: dict[str, str], cap: int) -> int:
+def _limit(query: dict[str, str], cap: int, default: int = 0) -> int:
     raw = query.get("limit")
     if raw is None:
-        return min(DEFAULT_LIMIT, cap)
+        return min(default or DEFAULT_LIMIT, cap)
     try:
         value = int(raw.strip())
     except ValueError:
@@ -166,13 +177,29 @@ def parse_filters(
     query: dict[str, str],
     max_limit: int,
     ids: tuple[str, ...] | None = None,
+    page_cap: int = 0,
 ) -> Filters:
-    after = -1
+    """The request's filters. ``page_cap``: the page size a whole poll of the tier's lookback
+    needs to fit its minute limit (``worker.endpoints.taxii.page_cap``); it is then the default page and
+    may exceed ``MAX_PAGE``."""
+    added_after = cursor = -1
+    pinned = None
     if "added_after" in query:
-        after = parse_timestamp("added_after", query["added_after"])
+        added_after = parse_timestamp("added_after", query["added_after"])
     if query.get("next"):
-        after = max(after, decode_cursor(query["next"]))
+        cursor, pinned = decode_cursor(query["next"])
     if ids is None:
         ids = _list(query, "match[id]")
-    cap = min(MAX_PAGE, max_limit)
-    return Filters(after, _limit(query, cap), _types(query), ids, _versions(query), _spec_ok(query))
+    cap = max(min(MAX_PAGE, max_limit), page_cap)
+    limit = _limit(query, cap, max(DEFAULT_LIMIT, page_cap))
+    return Filters(
+        max(added_after, cursor),
+        limit,
+        _types(query),
+        ids,
+        _versions(query),
+        _spec_ok(query),
+        added_after,
+        cursor,
+        pinned,
+    )
