@@ -234,9 +234,9 @@ def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
     from generator.build.tree import build
     from generator.store.synthetic import synthetic_store
     from worker.buckets.storage import Build, LocalBucket
-    from worker.endpoints.taxii import _envelope
-    from worker.endpoints.taxii_index import page_bytes, select
-    from worker.endpoints.taxii_params import parse_filters
+    from worker.taxii.endpoints import _envelope
+    from worker.taxii.index import page_bytes, select
+    from worker.taxii.params import parse_filters
 
     root = tmp / f"size-{objects}"
     store = synthetic_store(

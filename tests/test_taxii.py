@@ -1,6 +1,6 @@
 """TAXII without HTTP: cursors, negotiation, filters, date_added rules and page slicing.
 
-The slicing oracle walks every collection page by page through ``worker.endpoints.taxii_index.select``
+The slicing oracle walks every collection page by page through ``worker.taxii.index.select``
 (random limits and filters, following the returned cursors) and compares what it got with a
 plain filter over all the collection's entries decoded at once.
 """
@@ -23,8 +23,9 @@ from generator.store.synthetic import synthetic_store
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import taxii_common as tc
 from worker.contract.taxii_epochs import Epochs, appended
-from worker.endpoints.taxii_index import entry_of, page_bytes, select
-from worker.endpoints.taxii_params import (
+from worker.errors import InvalidParameter
+from worker.taxii.index import entry_of, page_bytes, select
+from worker.taxii.params import (
     Filters,
     NotAcceptable,
     decode_cursor,
@@ -34,7 +35,6 @@ from worker.endpoints.taxii_params import (
     parse_filters,
     parse_timestamp,
 )
-from worker.errors import InvalidParameter
 
 NOW = 1_795_000_000
 TAXII, STIX = tc.TAXII_MEDIA_TYPE, tc.STIX_MEDIA_TYPE

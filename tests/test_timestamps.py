@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.endpoints.params import parse_time
-from worker.endpoints.taxii_params import parse_timestamp
 from worker.errors import InvalidParameter
+from worker.taxii.params import parse_timestamp
 
 ZONES = st.sampled_from(["", "Z", "z", "+00:00", "+01:00", "-01:00", "+14:00", "-23:59"])
 STAMPS = st.one_of(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from worker.endpoints import cef, iocs, misp, openioc, search, site, stats, stix, taxii
+from worker.endpoints import cef, feeds, iocs, misp, openioc, search, signing, site, stats, stix
 from worker.endpoints import keys as keys_api
 from worker.routing import Route
+from worker.taxii import endpoints as taxii
 
 COLLECTION = "/api/taxii2/api/collections/{collectionId}/"
 OBJECT = COLLECTION + "objects/{objectId}/"
@@ -18,8 +19,8 @@ ROUTES: list[Route] = [
     Route("/api/v1/iocs/misp", {"GET": misp.misp_event}, scope="read:misp"),
     Route("/feeds/misp/{name}", {"GET": misp.feed_file}, scope="read:misp"),
     Route("/api/v1/iocs/cef", {"GET": cef.cef_events}, scope="read:cef", errors="text"),
-    Route("/api/v1/feeds", {"GET": iocs.feeds_index}, scope="read:iocs"),
-    Route("/api/v1/feeds/{name}", {"GET": iocs.feed_file}, scope="read:iocs", errors="text"),
+    Route("/api/v1/feeds", {"GET": feeds.feeds_index}, scope="read:iocs"),
+    Route("/api/v1/feeds/{name}", {"GET": feeds.feed_file}, scope="read:iocs", errors="text"),
     Route("/api/v1/iocs/openioc", {"GET": openioc.openioc_document}, scope="read:openioc"),
     Route("/api/v1/keys", {"GET": keys_api.list_keys, "POST": keys_api.create_key}, auth="session"),
     Route(
@@ -29,8 +30,8 @@ ROUTES: list[Route] = [
     ),
     Route("/api/v1/keys/{keyId}/usage", {"GET": keys_api.key_usage}, auth="session"),
     # the publisher's minisign public key (docs/publish.md), no key
-    Route("/api/v1/signing-key", {"GET": site.signing_key}, auth="none"),
-    Route("/signing.pub", {"GET": site.public_key_file}, auth="none"),
+    Route("/api/v1/signing-key", {"GET": signing.signing_key}, auth="none"),
+    Route("/signing.pub", {"GET": signing.public_key_file}, auth="none"),
     # TAXII 2.1 (docs/taxii.md): discovery needs no key; errors in TAXII's shape
     Route("/api/taxii2/", {"GET": taxii.discovery}, auth="none", errors="taxii"),
     Route("/api/taxii2/api/", {"GET": taxii.api_root}, scope="read:taxii", errors="taxii"),

@@ -1,5 +1,4 @@
-"""The docs site: ``/``, ``/docs/…`` and ``/static/…`` from the current build's ``site/`` objects,
-and the publisher's signing key beside it (``/signing.pub``, ``/api/v1/signing-key``).
+"""The docs site: ``/``, ``/docs/…`` and ``/static/…`` from the current build's ``site/`` objects.
 
 No key is needed. A URL names a logical key (``worker.contract.layout.site_key``) that is looked up in
 the build's manifest, so only objects the build holds can be read: there is no file path to
@@ -9,11 +8,6 @@ traverse. A directory URL without its slash is redirected to it; everything else
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
-import hashlib
-import json
 
 from worker.contract import layout
 from worker.encoding import conditional
@@ -77,47 +71,3 @@ def page(ctx: Ctx) -> Response:
 
 
 # --- the signing key -----------------------------------------------------------------------
-# Publish writes the minisign public key to the bucket's root (layout.SIGNING_KEY_OBJECT) when it
-# signs (docs/publish.md); the worker only relays it. A verifier should pin the key it got once,
-# out of band, rather than trust whatever a bucket serves later.
-
-TEXT = "text/plain; charset=utf-8"
-UNSIGNED = "This deployment publishes unsigned builds: no signing key is published."
-
-
-def _public_key(ctx: Ctx) -> tuple[str, str, str]:
-    """(file text, base64 key line, key id) of the published key; a 404 without a usable one."""
-    raw = ctx.app.builds.bucket.get(layout.SIGNING_KEY_OBJECT)
-    lines = raw.decode("utf-8", "replace").splitlines() if raw else []
-    try:
-        decoded = base64.b64decode(lines[1], validate=True)
-    except (IndexError, binascii.Error, ValueError):
-        raise NotFound(UNSIGNED) from None
-    if len(decoded) != 42 or decoded[:2] != b"Ed":
-        raise NotFound(UNSIGNED)
-    return "\n".join(lines[:2]) + "\n", lines[1].strip(), decoded[2:10][::-1].hex().upper()
-
-
-def public_key_file(ctx: Ctx) -> Response:
-    text, _, _ = _public_key(ctx)
-    etag = f'"{hashlib.sha256(text.encode()).hexdigest()[:32]}"'
-    return conditional(ctx.req, etag, TEXT, text.encode, modified=None, cache=PUBLIC)
-
-
-def signing_key(ctx: Ctx) -> Response:
-    text, line, key_id = _public_key(ctx)
-    build_id = ctx.build().build_id
-    signature = layout.signature_key(build_id)  # None when this build was published unsigned
-    data = {
-        "algorithm": "Ed25519",
-        "format": "minisign",
-        "key_id": key_id,
-        "public_key": line,
-        "public_key_file": text,
-        "build_id": build_id,
-        "manifest": layout.manifest_key(build_id),
-        "signature": signature if ctx.app.builds.bucket.get(signature) is not None else None,
-    }
-    body = json.dumps({"data": data}, separators=(",", ":")).encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return conditional(ctx.req, etag, "application/json", lambda: body, modified=None, cache=PUBLIC)

@@ -2,10 +2,10 @@
 
 Discovery (no key), API root, collections, one collection, objects, one object, object
 versions and manifest. The resources were written by the build (``generator/build/taxii.py``);
-object and manifest pages are cut from the collection's entries (``worker/endpoints/taxii_index.py``)
+object and manifest pages are cut from the collection's entries (``worker/taxii/index.py``)
 and wrapped in a TAXII envelope, or in a STIX bundle when the ``Accept`` header asks for
 ``application/stix+json`` (the OpenAPI spec's declared answer). Filters, cursors and content
-negotiation: ``worker/endpoints/taxii_params.py``. Routes use TAXII's error shape and media type.
+negotiation: ``worker/taxii/params.py``. Routes use TAXII's error shape and media type.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from worker.contract import taxii_common as tc
 from worker.contract.stix_common import STIX_NAMESPACE
 from worker.contract.taxii_epochs import Epochs
 from worker.encoding import conditional
-from worker.endpoints.taxii_index import MAX_SCAN, Page, entry_of, meta, page_bytes, select
-from worker.endpoints.taxii_params import (
+from worker.errors import NotFound
+from worker.http import Response, query_string, strong_etag
+from worker.routing import Ctx
+from worker.taxii.index import MAX_SCAN, Page, entry_of, meta, page_bytes, select
+from worker.taxii.params import (
     Filters,
     encode_cursor,
     negotiate,
     objects_offers,
     parse_filters,
 )
-from worker.errors import NotFound
-from worker.http import Response, query_string, strong_etag
-from worker.routing import Ctx
 
 TAXII_ONLY = (tc.TAXII_MEDIA_TYPE,)
 

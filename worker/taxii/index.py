@@ -22,8 +22,8 @@ from typing import Any, cast
 
 from worker.buckets.storage import Build
 from worker.contract import taxii_common as tc
-from worker.endpoints.taxii_params import Filters
 from worker.errors import NotFound
+from worker.taxii.params import Filters
 
 Entry = tuple[int, int, int, int, int, int, int, int]  # see taxii_common.ENTRY
 DATE = struct.Struct("<q")  # the first field of an entry

@@ -180,7 +180,7 @@ def parse_filters(
     page_cap: int = 0,
 ) -> Filters:
     """The request's filters. ``page_cap``: the page size a whole poll of the tier's lookback
-    needs to fit its minute limit (``worker.endpoints.taxii.page_cap``); it is then the default page and
+    needs to fit its minute limit (``worker.taxii.endpoints.page_cap``); it is then the default page and
     may exceed ``MAX_PAGE``."""
     added_after = cursor = -1
     pinned = None
