@@ -37,6 +37,8 @@ def enterprise(data_dir) -> dict[str, str]:
 
 
 def get(server, path: str, headers: dict[str, str], **params) -> httpx.Response:
+    """A client that reads errors as JSON (text routes answer errors as text otherwise)."""
+    headers = {"Accept": "application/json", **headers}
     return httpx.get(server.url + path, headers=headers, params=params, timeout=60)
 
 
@@ -112,6 +114,12 @@ def test_cef_rejects_an_unknown_format(server, enterprise):
         get(server, "/api/v1/iocs/cef", enterprise, format="leef"), 400, "invalid_parameter"
     )
     assert error["details"]["valid_formats"] == ["cef", "syslog"]
+    # a CEF client that did not ask for JSON reads the same error as one line of text
+    resp = httpx.get(
+        server.url + "/api/v1/iocs/cef", headers=enterprise, params={"format": "leef"}, timeout=60
+    )
+    assert resp.status_code == 400 and resp.headers["content-type"].startswith("text/plain")
+    assert resp.text.startswith("400 invalid_parameter")
 
 
 def test_openioc_document(server, enterprise):
