@@ -203,7 +203,8 @@
 
   function wanted() {
     const hash = location.hash.slice(1);
-    return hash.startsWith("q=") ? decodeURIComponent(hash.slice(2)) : null;
+    if (!hash.startsWith("q=")) return null;
+    try { return decodeURIComponent(hash.slice(2)); } catch (_) { return hash.slice(2); }
   }
 
   function showKeyState() {

@@ -374,3 +374,23 @@ def test_stats_page_names_the_techniques(page, server):
     assert any(
         technique_name(c) for c in page.locator("#technique-names td:first-child").all_inner_texts()
     )
+
+
+def test_a_key_made_on_the_keys_page_browses_the_indicators(page, server, data_dir):
+    page.goto(server.url + "/docs/keys/")
+    page.fill("#session-token", session_token(data_dir, "frank@example.org"))
+    page.click("#session-form button[type=submit]")
+    page.wait_for_selector("#account", state="visible")
+    page.fill("#key-name", "Browsing")
+    page.click("#create-form button[type=submit]")
+    page.wait_for_selector("#new-key", state="visible")
+    key = page.locator("#new-key-value").inner_text().strip()
+    page.click("#browse-with-key")
+    page.wait_for_url("**/docs/browse/")
+    page.locator("#ioc-rows tr").first.wait_for()
+    assert page.evaluate("sessionStorage.getItem('socdef-api-key')") == key
+    assert page.locator("#browse-forget").is_visible()
+    # a malformed escape in the address is looked up as typed, not a script error
+    page.goto(server.url + "/docs/browse/#q=%E0%A4%A")
+    sync_api.expect(page.locator("#browse-message")).to_contain_text("no indicator %E0%A4%A")
+    assert page.errors == []
