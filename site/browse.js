@@ -93,12 +93,12 @@
   function iocRow(ioc) {
     const row = document.createElement("tr");
     cell(row, ioc.type);
-    cell(row, indicatorLink(ioc));
-    cell(row, when(ioc.first_seen));
-    cell(row, when(ioc.last_seen));
+    cell(row, indicatorLink(ioc), "value");
+    cell(row, when(ioc.first_seen), "when");
+    cell(row, when(ioc.last_seen), "when");
     cell(row, ioc.confidence);
     cell(row, ioc.status, "status " + ioc.status);
-    cell(row, articleLink(ioc.source));
+    cell(row, articleLink(ioc.source), "source");
     return row;
   }
 
@@ -192,7 +192,7 @@
     $("ind-related-rows").replaceChildren(...data.relatedIOCs.map((r) => {
       const row = document.createElement("tr");
       cell(row, r.type);
-      cell(row, indicatorLink(r));
+      cell(row, indicatorLink(r), "value");
       cell(row, r.confidence);
       cell(row, articleLink(r.source));
       return row;
