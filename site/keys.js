@@ -221,6 +221,10 @@
   $("create-form").addEventListener("submit", create);
   $("session-form").addEventListener("submit", setSession);
   $("sign-out").addEventListener("click", signOut);
+  // the browse page reads the key from this tab's session storage (site/browse.js)
+  $("browse-with-key").addEventListener("click", () => {
+    sessionStorage.setItem("socdef-api-key", $("new-key-value").textContent.trim());
+  });
   $("copy-key").addEventListener("click", () => navigator.clipboard.writeText($("new-key-value").textContent));
   $("usage-days").addEventListener("change", () => { if (shown) showUsage(shown); });
   start();

@@ -20,7 +20,7 @@ from tests.conftest import (
     poll_until,
     socdef,
 )
-from tests.support import new_key, published, serving
+from tests.support import bearer, new_key, published, serving
 
 CHROMIUM = os.environ.get("SOCDEF_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -89,6 +89,7 @@ def shot(page, name: str) -> None:
         ("/docs/api/", "API reference", "api-reference"),
         ("/docs/formats/", "Formats", "formats"),
         ("/docs/stats/", "Statistics", "stats"),
+        ("/docs/browse/", "Browse indicators", "browse-no-key"),
     ],
 )
 def test_pages_render_with_their_styles_and_no_script_errors(page, server, path, heading, name):
@@ -235,3 +236,161 @@ def test_key_page_asks_to_sign_in_then_accepts_a_pasted_session(page, server, da
     assert page.locator("#no-keys").is_visible()
     page.click("#sign-out")
     page.wait_for_selector("#signin", state="visible")
+
+
+def use_key(page, server, key: str) -> None:
+    page.goto(server.url + "/docs/browse/")
+    page.fill("#browse-key", key)
+    page.click("#browse-key-form button[type=submit]")
+
+
+def test_browse_lists_the_latest_indicators_of_the_api(page, server, data_dir):
+    key = new_key(data_dir, "pro")
+    page.goto(server.url + "/docs/browse/")
+    assert page.locator("#latest").is_hidden()  # nothing is fetched without a key
+    use_key(page, server, key)
+    rows = page.locator("#ioc-rows tr")
+    rows.first.wait_for()
+    api = httpx.get(
+        server.url + "/api/v1/iocs", params={"limit": 50}, headers=bearer(key), timeout=30
+    ).json()
+    assert rows.count() == len(api["data"]) == 50
+    for i in (0, 49):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        ioc = api["data"][i]
+        assert cells[:2] == [ioc["type"], ioc["value"]]
+        assert cells[2] == ioc["first_seen"][:16].replace("T", " ")
+        assert cells[3] == ioc["last_seen"][:16].replace("T", " ")
+        assert cells[4:7] == [ioc["confidence"], ioc["status"], ioc["source"]["article_title"]]
+        href = rows.nth(i).locator("td").nth(6).locator("a").get_attribute("href")
+        assert href == ioc["source"]["article_url"]
+    total = f"{api['meta']['total']:,}"
+    assert f"Showing 50 of {total}" in page.locator("#browse-total").inner_text()
+    shot(page, "browse")
+    # the type filter asks the API for that type only
+    page.select_option("#browse-type", "domain")
+    sync_api.expect(page.locator("#ioc-rows tr").first.locator("td").first).to_have_text("domain")
+    assert set(page.locator("#ioc-rows tr td:first-child").all_inner_texts()) == {"domain"}
+    domains = httpx.get(
+        server.url + "/api/v1/iocs",
+        params={"limit": 1, "type": "domain"},
+        headers=bearer(key),
+        timeout=30,
+    ).json()["meta"]["total"]
+    assert domains > 50
+    page.click("#browse-more")
+    sync_api.expect(rows).to_have_count(min(100, domains), timeout=10_000)
+    assert page.locator("#browse-more").is_hidden() == (domains <= 100)
+    assert page.errors == []
+
+
+def test_browse_refuses_a_bad_key_with_the_api_message(page, server):
+    use_key(page, server, "sk_live_" + "0" * 40)
+    message = page.locator("#browse-message")
+    sync_api.expect(message).to_have_class("notice error")
+    assert "key" in message.inner_text().lower()
+    assert page.locator("#ioc-rows tr").count() == 0
+    assert page.locator("#browse-forget").is_hidden()  # the refused key is not kept
+
+
+def story_with_technique(server, key: str) -> tuple[str, dict]:
+    """A value whose search answer holds a technique, a CVE or related indicators."""
+    listed = httpx.get(
+        server.url + "/api/v1/iocs",
+        params={"limit": 300, "type": "domain"},
+        headers=bearer(key),
+        timeout=30,
+    ).json()["data"]
+    for ioc in listed:
+        found = httpx.get(
+            server.url + "/api/v1/iocs/search",
+            params={"q": ioc["value"]},
+            headers=bearer(key),
+            timeout=30,
+        ).json()["data"]
+        techniques = {t for m in found["matches"] for t in m["mitre_techniques"]}
+        if techniques and found["relatedIOCs"]:
+            return ioc["value"], found
+    pytest.fail("no indicator with techniques and related indicators in the sample store")
+
+
+def test_indicator_view_tells_its_whole_story(page, server, data_dir):
+    from exports.attack import technique_name
+
+    key = new_key(data_dir, "pro")
+    value, found = story_with_technique(server, key)
+    use_key(page, server, key)
+    page.locator("#ioc-rows tr").first.wait_for()
+    page.goto(server.url + "/docs/browse/#q=" + value)
+    page.wait_for_selector("#indicator", state="visible")
+    assert page.locator("#ind-value").inner_text() == value
+    matches = found["matches"]
+    rows = page.locator("#ind-rows tr")
+    sync_api.expect(rows).to_have_count(len(matches))
+    for i, m in enumerate(matches):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        assert cells[0] == m["source"]["article_title"] and cells[1] == m["source"]["feed_name"]
+        assert cells[6] == (m.get("context") or "—")
+    summary = page.locator("#ind-summary").inner_text()
+    assert f"Sightings (articles)\n{len(matches)}" in summary
+    techniques = sorted({t for m in matches for t in m["mitre_techniques"]})
+    shown = page.locator("#ind-techniques li").all_inner_texts()
+    for t in techniques:
+        name = technique_name(t)
+        assert f"{t} {name}" in shown if name else any(s.startswith(t) for s in shown)
+    assert page.locator("#ind-related-rows tr").count() == len(found["relatedIOCs"])
+    cves = sorted({r["value"] for r in matches + found["relatedIOCs"] if r["type"] == "cve"})
+    hrefs = page.locator("#ind-cves a").evaluate_all("els => els.map(a => a.href)")
+    assert hrefs == [f"https://nvd.nist.gov/vuln/detail/{c}" for c in cves]
+    shot(page, "indicator")
+    # a related indicator opens its own story
+    related = found["relatedIOCs"][0]["value"]
+    page.locator("#ind-related-rows a", has_text=related).first.click()
+    sync_api.expect(page.locator("#ind-value")).to_have_text(related)
+    page.click("#ind-back")
+    page.wait_for_selector("#latest", state="visible")
+    assert page.errors == []
+
+
+def test_indicator_view_says_when_the_feed_does_not_know_a_value(page, server, data_dir):
+    use_key(page, server, new_key(data_dir, "free"))
+    page.locator("#ioc-rows tr").first.wait_for()
+    page.fill("#browse-lookup", "never-reported.example")
+    page.click("#browse-filter button[type=submit]")
+    sync_api.expect(page.locator("#browse-message")).to_contain_text(
+        "no indicator never-reported.example"
+    )
+    assert page.locator("#ind-rows tr").count() == 0
+
+
+def test_stats_page_names_the_techniques(page, server):
+    from exports.attack import technique_name
+
+    page.goto(server.url + "/docs/stats/")
+    rows = page.locator("#technique-names tbody tr")
+    assert rows.count() > 0
+    for cells in (rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())):
+        assert cells[1] == (technique_name(cells[0]) or "(not in the bundled ATT&CK table)")
+    assert any(
+        technique_name(c) for c in page.locator("#technique-names td:first-child").all_inner_texts()
+    )
+
+
+def test_a_key_made_on_the_keys_page_browses_the_indicators(page, server, data_dir):
+    page.goto(server.url + "/docs/keys/")
+    page.fill("#session-token", session_token(data_dir, "frank@example.org"))
+    page.click("#session-form button[type=submit]")
+    page.wait_for_selector("#account", state="visible")
+    page.fill("#key-name", "Browsing")
+    page.click("#create-form button[type=submit]")
+    page.wait_for_selector("#new-key", state="visible")
+    key = page.locator("#new-key-value").inner_text().strip()
+    page.click("#browse-with-key")
+    page.wait_for_url("**/docs/browse/")
+    page.locator("#ioc-rows tr").first.wait_for()
+    assert page.evaluate("sessionStorage.getItem('socdef-api-key')") == key
+    assert page.locator("#browse-forget").is_visible()
+    # a malformed escape in the address is looked up as typed, not a script error
+    page.goto(server.url + "/docs/browse/#q=%E0%A4%A")
+    sync_api.expect(page.locator("#browse-message")).to_contain_text("no indicator %E0%A4%A")
+    assert page.errors == []

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from exports.attack import technique_names
 from generator.build.tree import build
 from generator.site import apiref as site_apiref
 from generator.site import links as site_links
@@ -57,8 +58,25 @@ def test_every_page_and_asset_is_in_the_build(built):
     _, manifest, _ = built
     site = {k for k in manifest["objects"] if k.startswith("site/")}
     pages = {layout.site_key(p.url) for p in PAGES}
-    assets = {f"site/static/{n}" for n in ("site.css", "keys.js", "links.js")}
+    assets = {
+        f"site/static/{n}" for n in ("site.css", "keys.js", "links.js", "browse.js", "attack.json")
+    }
     assert site == pages | assets
+
+
+def test_the_browse_page_gets_the_bundled_attack_names(built):
+    root, manifest, _ = built
+    names = json.loads(read(root, manifest, "site/static/attack.json"))
+    assert names == technique_names()
+    assert names["T1059.001"] == "PowerShell"
+    assert page(built, "/docs/browse/").xpath("//script/@src") == ["/static/browse.js"]
+
+
+def test_keys_page_tells_how_to_sign_in_on_a_self_hosted_install(built):
+    signin = page(built, "/docs/keys/").get_element_by_id("signin").text_content()
+    assert "account provider" not in signin
+    assert "socdef session create --user you@example.org" in signin
+    assert "Paste that line here" in signin and "sb-access-token" in signin
 
 
 def test_pages_load_nothing_from_elsewhere_and_run_no_inline_script(built):

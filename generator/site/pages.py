@@ -8,6 +8,7 @@ never the wall clock), so the same store gives the same bytes.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from exports.attack import technique_name, technique_names
 from exports.devices import lists as device_lists
 from exports.model import IOCRecord
 from generator.build.sinks import BuildInfo, ObjectWriter
@@ -28,6 +30,7 @@ from worker.contract.tiers import TIERS
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 ASSETS = ROOT / "site"
+ATTACK_JSON = "/static/attack.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ PAGES: tuple[Page, ...] = (
     Page("/", "index.html", "Home"),
     Page("/docs/", "getting-started.html", "Getting started"),
     Page("/docs/api/", "api.html", "API reference"),
+    Page("/docs/browse/", "browse.html", "Browse indicators"),
     Page("/docs/formats/", "formats.html", "Formats & downloads"),
     Page("/docs/stats/", "stats.html", "Statistics"),
     Page("/docs/keys/", "keys.html", "API keys"),
@@ -85,6 +89,8 @@ def context(stats: SiteStats, info: BuildInfo, spec: dict[str, Any]) -> dict[str
         "pages": [p for p in PAGES if p.nav],
         "tiers": list(TIERS.values()),
         "types": site_links.TYPES,
+        "ioc_types": layout.IOC_TYPES,
+        "technique_name": technique_name,
         "key_placeholder": site_links.KEY_PLACEHOLDER,
         "downloads": {t: site_links.tier_columns(spec, t, served) for t in TIERS},
         "device_files": device_files.DEVICE_FILES,
@@ -109,6 +115,9 @@ def render_pages(stats: SiteStats, info: BuildInfo) -> dict[str, bytes]:
     for page in PAGES:
         html = env.get_template(page.template).render(ctx, page=page)
         out[layout.site_key(page.url)] = html.encode()
+    # ATT&CK names for the browse page's script (the bundled table, id -> name)
+    names = json.dumps(technique_names(), sort_keys=True, separators=(",", ":"))
+    out[layout.site_key(ATTACK_JSON)] = names.encode()
     for asset in sorted(p for p in ASSETS.rglob("*") if p.is_file()):
         url = "/static/" + asset.relative_to(ASSETS).as_posix()
         out[layout.site_key(url)] = asset.read_bytes()
