@@ -18,7 +18,7 @@ from exports.attack import technique_names
 from exports.model import ACTIVE, IOCRecord, state_time
 from exports.timefmt import iso_z
 from worker.contract.misp_event import tlp_tag_bytes
-from worker.contract.stix_common import CONFIDENCE_TLP
+from worker.contract.stix_common import TLP_LEVELS
 
 # our type → (MISP type, category, to_ids by default)
 MISP_TYPES: dict[str, tuple[str, str, bool]] = {
@@ -39,7 +39,7 @@ CONFIDENCE_TAG = {
     level: f'estimative-language:confidence-in-analytic-judgment="{word}"'
     for level, word in (("high", "high"), ("medium", "moderate"), ("low", "low"))
 }
-TLP_TAG = {level: orjson.loads(tlp_tag_bytes(level)) for level in set(CONFIDENCE_TLP.values())}
+TLP_TAG = {level: orjson.loads(tlp_tag_bytes(level)) for level in TLP_LEVELS}
 
 
 @lru_cache(maxsize=4096)
@@ -56,16 +56,19 @@ def techniques_of(r: IOCRecord) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _tags(confidence: str, own: tuple[str, ...], techniques: tuple[str, ...]) -> tuple[dict, ...]:
-    names = [TLP_TAG[CONFIDENCE_TLP[confidence]]["name"], CONFIDENCE_TAG[confidence]]
+def _tags(
+    tlp: str, confidence: str, own: tuple[str, ...], techniques: tuple[str, ...]
+) -> tuple[dict, ...]:
+    names = [TLP_TAG[tlp]["name"], CONFIDENCE_TAG[confidence]]
     names += [tag for tag in own if tag.strip() and not tag.startswith("tlp:")]
     names += [g for g in map(galaxy_tag, techniques) if g is not None]
     return tuple({"name": name} for name in dict.fromkeys(names))
 
 
 def tags(r: IOCRecord) -> tuple[dict, ...]:
-    """TLP, confidence, the record's own tags and its techniques' galaxy tags, each once."""
-    return _tags(r.confidence, r.tags, techniques_of(r))
+    """TLP (its source's), confidence, the record's own tags and its techniques' galaxy tags,
+    each once."""
+    return _tags(r.tlp, r.confidence, r.tags, techniques_of(r))
 
 
 @lru_cache(maxsize=4096)

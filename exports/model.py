@@ -32,6 +32,8 @@ class IOCRecord:
     valid_until: int = 0  # when it stops being active (0: no expiry decided)
     warnings: tuple[str, ...] = ()  # the warninglists it is on, sorted
     changed_at: int = 0  # when it entered its state (0: last_seen); see state_time
+    categories: tuple[str, ...] = ()  # its articles' feed categories, sorted union
+    tlp: str = "clear"  # the most restrictive TLP 2.0 level of its articles' sources
 
 
 ACTIVE, EXPIRED = "active", "expired"  # the states of generator/store/lifecycle.py

@@ -19,7 +19,7 @@ relationship ids are UUIDv5 of (type, source, target) in our namespace. Timestam
 time of its state (``exports.model.state_time``: ``last_seen`` while active, ``valid_until``
 once expired), in milliseconds. A suppressed or withdrawn record is a new version of the same
 objects with ``revoked: true`` (docs/lifecycle.md).
-Every object carries the record's default TLP 2.0 marking (see ``worker.contract.stix_common``); the
+Every object carries the record's TLP 2.0 marking, its source's (``sources.toml``); the
 edge may swap it for a requested level without rendering (``worker/endpoints/stix.py``).
 
 ``render_objects`` hands a record's objects over with their boundaries (type, id and bytes of
@@ -47,7 +47,6 @@ from exports.attack import technique_name
 from exports.model import IOCRecord, state_time, taken_back
 from worker.contract.stix_common import (
     CONFIDENCE_SCORE,
-    CONFIDENCE_TLP,
     IDENTITY_ID,
     STIX_NAMESPACE,
     TLP_IDS,
@@ -186,7 +185,7 @@ def _tail(obj: dict[str, Any], r: IOCRecord, refs: list[dict[str, str]]) -> dict
     obj["external_references"] = refs
     if taken_back(r):
         obj["revoked"] = True
-    obj["object_marking_refs"] = [TLP_IDS[CONFIDENCE_TLP[r.confidence]]]
+    obj["object_marking_refs"] = [TLP_IDS[r.tlp]]
     return obj
 
 

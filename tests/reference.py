@@ -18,6 +18,7 @@ from generator.store.generations import Store
 from generator.store.lifecycle import Lifecycle, expiry
 from generator.store.records import iter_records
 from worker.contract import formats
+from worker.contract.stix_common import TLP_LEVELS
 from worker.contract.tiers import Tier
 from worker.endpoints.params import LINK_ORDER
 
@@ -187,4 +188,6 @@ def _fold_one(
         ingested_at=ingests[0],
         version_times=tuple(versions),
         technique_times=joined,
+        categories=tuple(sorted({c for a in article_ids for c in arts[a]["categories"]})),
+        tlp=max((arts[a]["tlp"] for a in article_ids), key=TLP_LEVELS.index),
     )

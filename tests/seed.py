@@ -158,10 +158,16 @@ SIGHTINGS: tuple[Sighting, ...] = (
 )
 
 
+# The sources' TLP levels (``sources.toml``'s ``tlp``); the others are clear.
+SEED_TLP = {"unit42": "green", "vendor-x": "amber"}
+
+
 def seed_tables() -> tuple[pa.Table, pa.Table]:
     articles = {n: [getattr(a, n) for a in ARTICLES] for n in ARTICLE_SCHEMA.names}
     articles["tags"] = [list(t) for t in articles["tags"]]
     articles["techniques"] = [list(t) for t in articles["techniques"]]
+    articles["categories"] = [list(t) for t in articles["categories"]]
+    articles["tlp"] = [SEED_TLP.get(a.source_id, "clear") for a in ARTICLES]
     sightings = {n: [getattr(s, n) for s in SIGHTINGS] for n in SIGHTING_SCHEMA.names}
     return (pa.table(articles, schema=ARTICLE_SCHEMA), pa.table(sightings, schema=SIGHTING_SCHEMA))
 

@@ -26,7 +26,6 @@ from worker.endpoints.misp import event_document
 RECORDS = seed_records()
 YEAR = 365 * layout.DAY_SECONDS
 PARAMS = ExportParams(layout.ACTIVE_VIEW, SEED_NOW - YEAR, SEED_NOW, 100, "json")
-TLP = {"high": "tlp:green", "medium": "tlp:amber", "low": "tlp:clear"}
 
 
 def event_of(records, build_id: str = "golden", params: ExportParams = PARAMS) -> bytes:
@@ -54,7 +53,7 @@ def test_event_golden_and_pymisp_accepts_it():
     assert {"tlp:amber", "type:OSINT"} == {t["name"] for t in event["Tag"]}
     for r, a in zip(RECORDS, event["Attribute"], strict=True):
         assert a["value"] == r.value
-        assert TLP[r.confidence] in [t["name"] for t in a["Tag"]]
+        assert f"tlp:{r.tlp}" in [t["name"] for t in a["Tag"]]
         assert (a["first_seen"], a["last_seen"]) == (iso_z(r.first_seen), iso_z(r.last_seen))
 
 

@@ -61,6 +61,7 @@ def tables(articles: list[tuple[str, int, list[tuple[str, str]]]]) -> tuple[pa.T
     columns = {n: [getattr(a, n) for a in arts] for n in ARTICLE_SCHEMA.names}
     columns["tags"] = [list(t) for t in columns["tags"]]
     columns["techniques"] = [list(t) for t in columns["techniques"]]
+    columns["categories"] = [list(t) for t in columns["categories"]]
     rows = {n: [getattr(s, n) for s in sights] for n in SIGHTING_SCHEMA.names}
     return pa.table(columns, schema=ARTICLE_SCHEMA), pa.table(rows, schema=SIGHTING_SCHEMA)
 

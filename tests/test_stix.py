@@ -30,7 +30,7 @@ from tests.golden import assert_golden
 from tests.seed import SEED_NOW, seed_records
 from tests.stix_check import pattern_problems, problems, problems_parallel
 from worker.contract import layout
-from worker.contract.stix_common import CONFIDENCE_SCORE, CONFIDENCE_TLP, IDENTITY_ID, TLP_IDS
+from worker.contract.stix_common import CONFIDENCE_SCORE, IDENTITY_ID, TLP_IDS
 from worker.endpoints.stix import StixParams, bundle, swap_markings
 
 GOLDEN = "stix_bundle.json"  # the seed corpus as one bundle, pretty-printed
@@ -82,7 +82,7 @@ def test_golden_maps_every_record():
         assert main["created"] == stix21.timestamp(r.first_seen)
         assert main["modified"] == stix21.timestamp(r.last_seen)
         assert main["confidence"] == CONFIDENCE_SCORE[r.confidence]
-        assert main["object_marking_refs"] == [TLP_IDS[CONFIDENCE_TLP[r.confidence]]]
+        assert main["object_marking_refs"] == [TLP_IDS[r.tlp]]
         assert main["created_by_ref"] == IDENTITY_ID
         assert main.get("labels", []) == list(r.tags)
         article = main["external_references"][-1]

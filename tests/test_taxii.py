@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generator.build.taxii import META_OBJECTS
 from generator.build.taxii_order import DateAllocator, dates_added, strictly_increasing
 from generator.build.tree import build
 from generator.store.generations import Article, Sighting, Store
@@ -38,6 +39,9 @@ from worker.taxii.params import (
 
 NOW = 1_795_000_000
 TAXII, STIX = tc.TAXII_MEDIA_TYPE, tc.STIX_MEDIA_TYPE
+
+
+SHARED = len(META_OBJECTS)  # the identity and the TLP markings, first in every collection
 
 
 def open_build(out) -> Build:
@@ -265,10 +269,10 @@ def test_every_collection_is_strictly_increasing_and_complete(built):
         meta = json.loads(built.read(tc.collection_key(name, "meta.json")))
         assert meta["count"] == len(entries)
         # every collection starts with the identity and the TLP markings, then its own objects
-        shared = [tc.STIX_TYPES[e[7]] for e in entries[:4]]
-        assert shared.count("identity") == 1 and shared.count("marking-definition") == 3
-        total += len(entries) - 4 if name != tc.ALL_COLLECTION else 0
-    assert total == len(all_entries(built, tc.ALL_COLLECTION)) - 4 >= 3_000
+        shared = [tc.STIX_TYPES[e[7]] for e in entries[:SHARED]]
+        assert shared.count("identity") == 1 and shared.count("marking-definition") == SHARED - 1
+        total += len(entries) - SHARED if name != tc.ALL_COLLECTION else 0
+    assert total == len(all_entries(built, tc.ALL_COLLECTION)) - SHARED >= 3_000
 
 
 def expected(entries: list[tuple], f: Filters, floor: int) -> list[tuple]:
@@ -353,9 +357,9 @@ def test_pages_hold_exactly_the_objects_and_manifest_records_of_their_entries(bu
 
 
 def test_match_id_finds_objects_only_in_their_collections(built):
-    first = select(built, "ipv4", parse_filters({"limit": "7"}, 1000), 0).entries
+    first = select(built, "ipv4", parse_filters({"limit": "9"}, 1000), 0).entries
     records = json.loads(b"[" + page_bytes(built, "ipv4", first, "man")[:-1] + b"]")
-    shared, own = [m["id"] for m in records[:4]], [m["id"] for m in records[4:]]
+    shared, own = [m["id"] for m in records[:SHARED]], [m["id"] for m in records[SHARED:]]
     assert all(i.startswith(("identity--", "marking-definition--")) for i in shared)
     f = parse_filters(
         {
@@ -365,13 +369,13 @@ def test_match_id_finds_objects_only_in_their_collections(built):
         },
         1000,
     )
-    assert select(built, "ipv4", f, 0).entries == first[4:]
-    assert [e[0] for e in select(built, "all", f, 0).entries] == [e[0] for e in first[4:]]
+    assert select(built, "ipv4", f, 0).entries == first[SHARED:]
+    assert [e[0] for e in select(built, "all", f, 0).entries] == [e[0] for e in first[SHARED:]]
     assert select(built, "domain", f, 0).entries == []
     # the identity and the markings are in every collection, at the same place
     every = parse_filters({"match[id]": ",".join(shared)}, 1000)
     for name in tc.COLLECTIONS:
-        assert select(built, name, every, 0).entries == first[:4]
+        assert select(built, name, every, 0).entries == first[:SHARED]
 
 
 # --- epochs: build dates to the date_added clients see ---------------------------------------

@@ -117,7 +117,7 @@ def test_the_type_collections_split_the_whole_one(serve_process, data_dir, keys)
     whole, _ = collection(server.url, keys["enterprise"])
     everything = {o["id"] for o in every_object(whole)}
     shared = {i for i in everything if i.startswith(("identity--", "marking-definition--"))}
-    assert len(shared) == 4  # the producer and three TLP levels: in every collection
+    assert len(shared) == 6  # the producer and the five TLP levels: in every collection
     parts: set[str] = set()
     for name in tc.COLLECTIONS[1:]:
         c, _ = collection(server.url, keys["enterprise"], name)

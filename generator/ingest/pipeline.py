@@ -90,7 +90,8 @@ def read_article(source: Source, item: FeedItem, published: int) -> tuple[Articl
     found = extract(text, exclude_domains=own)
     aid = article_id(source, item)
     techniques = tuple(sorted({i.value for i in found if i.type == "mitre_attack"}))
-    tags = tuple(sorted(set(item.tags) | set(find_tags(text))))
+    tags = tuple(find_tags(text))  # families, actors and tools named, never feed categories
+    categories = tuple(sorted({c.strip() for c in item.tags if c.strip()}))
     article = Article(
         aid,
         source.id,
@@ -101,6 +102,8 @@ def read_article(source: Source, item: FeedItem, published: int) -> tuple[Articl
         published,
         tags,
         techniques,
+        categories,
+        source.tlp,
     )
     sightings = [Sighting(aid, i.type, i.value, i.context, i.confidence, i.defanged) for i in found]
     return article, sightings

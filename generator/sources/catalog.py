@@ -9,6 +9,7 @@ from pathlib import Path
 
 from generator.errors import SocdefError
 from worker.contract.layout import CATEGORIES
+from worker.contract.stix_common import TLP_LEVELS
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 BUNDLED = Path(__file__).resolve().parents[2] / "sources.toml"
@@ -26,6 +27,7 @@ class Source:
     url: str
     category: str
     site: str = ""
+    tlp: str = "clear"  # the TLP 2.0 level of everything read from it
 
 
 def _check(index: int, entry: dict) -> list[str]:
@@ -38,6 +40,8 @@ def _check(index: int, entry: dict) -> list[str]:
         problems.append(f"{where}: id must match [a-z0-9-]+")
     if entry.get("category") not in CATEGORIES:
         problems.append(f"{where}: category must be one of {', '.join(CATEGORIES)}")
+    if entry.get("tlp", "clear") not in TLP_LEVELS:
+        problems.append(f"{where}: tlp must be one of {', '.join(TLP_LEVELS)}")
     if isinstance(entry.get("url"), str) and not entry["url"].startswith(("http://", "https://")):
         problems.append(f"{where}: url must be http(s)")
     return problems
@@ -57,4 +61,9 @@ def load_sources(path: str | Path | None = None) -> list[Source]:
     problems += [f"duplicate source id: {i}" for i in sorted({i for i in ids if ids.count(i) > 1})]
     if problems:
         raise SourcesError(f"{path}: " + "; ".join(problems))
-    return [Source(e["id"], e["name"], e["url"], e["category"], e.get("site", "")) for e in entries]
+    return [
+        Source(
+            e["id"], e["name"], e["url"], e["category"], e.get("site", ""), e.get("tlp", "clear")
+        )
+        for e in entries
+    ]

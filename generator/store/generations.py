@@ -51,8 +51,12 @@ ARTICLE_SCHEMA = pa.schema(
         ("published", pa.int64()),
         ("tags", pa.list_(pa.string())),
         ("techniques", pa.list_(pa.string())),
+        ("categories", pa.list_(pa.string())),  # the feed's own categories, as read
+        ("tlp", pa.string()),  # the source's TLP 2.0 level
     ]
 )
+# What an article column holds in a store written before it existed.
+ARTICLE_DEFAULTS: dict[str, Any] = {"categories": [], "tlp": "clear"}
 SIGHTING_SCHEMA = pa.schema(
     [
         ("article_id", pa.string()),
@@ -93,6 +97,8 @@ class Article:
     published: int
     tags: tuple[str, ...] = ()
     techniques: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    tlp: str = "clear"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +183,17 @@ class Store:
         return True
 
     def articles(self) -> pa.Table:
-        return self._table("articles.parquet", ARTICLE_SCHEMA)
+        """The articles; a column the store was written without reads as its default."""
+        table = self._table("articles.parquet", ARTICLE_SCHEMA)
+        for name, default in ARTICLE_DEFAULTS.items():
+            column = table[name]
+            if column.null_count:
+                field = ARTICLE_SCHEMA.field(name)
+                filled = [default if v is None else v for v in column.to_pylist()]
+                table = table.set_column(
+                    table.schema.get_field_index(name), field, pa.array(filled, field.type)
+                )
+        return table
 
     def sightings(self) -> pa.Table:
         """The sightings with their ``ingested_at`` (see the module docstring)."""
@@ -311,6 +327,7 @@ def _articles_table(articles: Iterable[Article]) -> pa.Table:
     cols = {name: [getattr(a, name) for a in rows.values()] for name in ARTICLE_SCHEMA.names}
     cols["tags"] = [list(t) for t in cols["tags"]]
     cols["techniques"] = [list(t) for t in cols["techniques"]]
+    cols["categories"] = [list(t) for t in cols["categories"]]
     return pa.table(cols, schema=ARTICLE_SCHEMA)
 
 
@@ -399,7 +416,7 @@ def _keep_labels(new: pa.Table, old: pa.Table) -> pa.Table:
             ARTICLE_SCHEMA.field(name),
             pa.array(merged, pa.string()),
         )
-    for name in ("tags", "techniques"):
+    for name in ("tags", "techniques", "categories"):
         before, now = old[name].to_pylist(), new[name].to_pylist()
         merged = [
             sorted(set(n) | set(before[i])) if i is not None else n

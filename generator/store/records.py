@@ -9,7 +9,8 @@ Rules (documented in docs/architecture.md):
   the latest article that reported the indicator.
 - ``confidence`` is the best confidence among sightings, raised one level (low → medium → high)
   when two or more distinct sources reported it.
-- ``tags`` and ``mitre_techniques`` are the sorted union over all its articles.
+- ``tags``, ``categories`` and ``mitre_techniques`` are the sorted union over all its articles;
+  ``tlp`` is the most restrictive TLP 2.0 level among its articles' sources.
 - ``article_ids`` lists every article that mentions it, sorted (search's related indicators).
 - ``id`` is a UUIDv5 of ``type:value``, stable across builds and installations.
 - Records are ordered newest first: ``last_seen`` descending, then type, then value.
@@ -31,6 +32,7 @@ from exports.stix21 import uuid5
 from generator.extract.warninglists import Hit
 from generator.store.history import Seen, TechniqueTimes, joined, technique_times_of, version_times
 from generator.store.lifecycle import ACTIVE, Lifecycle
+from worker.contract.stix_common import TLP_LEVELS
 
 IOC_NAMESPACE = uuid.UUID("6f1c5a3e-2d4b-5c8e-9a7f-0b1d2e3f4a5b")
 RANK = {"low": 1, "medium": 2, "high": 3}
@@ -58,6 +60,8 @@ def _article_index(articles: pa.Table) -> dict[str, tuple]:
             "source_id",
             "tags",
             "techniques",
+            "categories",
+            "tlp",
         )
     ]
     return {row[0]: row[1:] for row in zip(*cols, strict=True)}
@@ -330,6 +334,8 @@ def _single(
         ingested_at=ingested,
         version_times=versions,
         technique_times=technique_times,
+        categories=tuple(sorted(art[8])),
+        tlp=art[9],
     )
 
 
@@ -366,4 +372,6 @@ def _record(
         ingested_at=min(s[0] for s in seen),
         version_times=version_times(seen),
         technique_times=joined(seen, ordered, per_article, times or {}),
+        categories=tuple(sorted(set().union(*(a[8] for a in arts)))),
+        tlp=max((a[9] for a in arts), key=TLP_LEVELS.index),
     )

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from generator.store.generations import ARTICLE_SCHEMA, SIGHTING_SCHEMA, Store
 from worker.contract.layout import CATEGORIES, CONFIDENCES, DAY_SECONDS, IOC_TYPES
+from worker.contract.stix_common import TLP_LEVELS
 
 TAGS = ("apt28", "c2", "emotet", "lazarus", "phishing", "ransomware", "stealer", "botnet")
 TECHNIQUES = ("T1059", "T1059.001", "T1071", "T1105", "T1566.001", "T1486", "T1027")
@@ -72,6 +73,8 @@ def synthetic_tables(
             "published": now - rng.randrange(days * DAY_SECONDS),
             "tags": sorted(rng.sample(TAGS, 2)),
             "techniques": sorted(rng.sample(TECHNIQUES, 2)),
+            "categories": [f"Category {source % 3}"],
+            "tlp": TLP_LEVELS[source % len(TLP_LEVELS)],
         }
         for k, v in row.items():
             articles[k].append(v)

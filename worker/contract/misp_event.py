@@ -19,8 +19,8 @@ from typing import Any
 MISP_NAMESPACE = uuid.UUID("2738a5fc-bec8-45a0-859e-afd75848850b")
 THREAT_LEVEL = "4"  # Undefined: the feed reports what articles said, not a threat assessment
 ANALYSIS = "2"  # Completed: a build never changes
-# TLP levels the records carry (see worker.contract.stix_common.CONFIDENCE_TLP), least restrictive first.
-TLP_ORDER = ("clear", "green", "amber")
+# TLP levels the records carry (their source's, see sources.toml), least restrictive first.
+TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")
 INFO_MAX = 256  # MISP: info SHOULD be at most 256 characters, on one line
 
 

@@ -46,10 +46,9 @@ TLP_IDS: dict[str, str] = {
 }
 
 # Our confidence levels: the STIX scale value (None/Low/Med/High = 0/15/50/85, STIX 2.1
-# appendix B) and the default TLP (high → green, medium → amber, low → clear).
+# appendix B). A record's TLP is its source's (``sources.toml``), not its confidence.
 CONFIDENCE_SCORE = {"high": 85, "medium": 50, "low": 15}
-CONFIDENCE_TLP = {"high": "green", "medium": "amber", "low": "clear"}
-DEFAULT_TLPS = ("clear", "green", "amber")  # the levels records carry before any override
+DEFAULT_TLPS = TLP_LEVELS  # the levels records may carry before any override
 
 
 def tlp_marking(level: str) -> dict[str, Any]:
