@@ -615,7 +615,7 @@ def health(url: str) -> tuple[int, dict]:
 
 
 class TestOnceFatalFaults:
-    """Faults that once stopped the service (issue #15): the worker keeps its last good build
+    """Faults that once stopped the service: the worker keeps its last good build
     when the pointer breaks; damaged databases stop ``serve`` with one line; a damaged limiter
     store is the documented fallback or 503, never 500."""
 
