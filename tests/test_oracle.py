@@ -187,18 +187,7 @@ def test_windows_cut_inside_days(built, view, share):
         base=BASE,
     )
     params["offset"] = str(int(whole["meta"]["total"] * share))
-    resp = iocs.list_answer(request(params), build_, tier, public_url=BASE, source_name="socdef")
-    _, expected = reference(
-        records,
-        tier=tier,
-        generated_at=NOW,
-        build_id=build_.build_id,
-        params=params,
-        since=since,
-        until=until,
-        base=BASE,
-    )
-    got = json.loads(resp.body)
+    got, expected = window_answers(build_, records, tier, params, since, until)
     assert got == expected
     assert got["data"], "the case must exercise a non-empty page"
 
