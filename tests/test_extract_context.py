@@ -67,6 +67,24 @@ def test_names_in_a_code_clause_are_not_domains_but_network_use_is() -> None:
     assert values(text, "domain") == ["api.evilcdn.top"]
 
 
+def test_calls_in_a_sentence_about_code_are_not_domains() -> None:
+    text = (
+        "It walks the profiles with os.walk and zips them with zipfile.ZipFile. Exfiltration "
+        "uses requests.post against a webhook, reads with stream.read and saves with "
+        "zipfile.ZipFile and buffer.save, then falls back to socket.connect.\n"
+        "The hook imports json.loads and keeps its panel on relay-sync.live; it beacons with "
+        "urllib.request to statsync.live. The dropper copies update.exe to a share and "
+        "calls home to cdnsync.live."
+    )
+    assert sorted(values(text, "domain")) == ["cdnsync.live", "relay-sync.live", "statsync.live"]
+
+
+def test_a_name_is_not_judged_by_a_neighbour_cut_at_the_window_edge() -> None:
+    rows = "".join(f"h{n}.cdn-relay.online,hostname,campaign\n" for n in range(12))
+    text = f"{rows}clawsindia.in,hostname,campaign\n{rows}outlook.email,hostname,campaign"
+    assert "clawsindia.in" in values(text, "domain")
+
+
 def test_file_listings_hold_file_names_everywhere_in_the_text() -> None:
     text = (
         "    -rw-r--r-- 1 www-data www-data 3340 Nov  3 02:18 session.save\n"
@@ -127,6 +145,31 @@ KEY128 = "8359516feaab73f221baaa0f2f1a13f5c5cdb97f130b0ecbda33f17367c07462" * 2
 )
 def test_secrets_keys_and_hex_text_are_not_hashes(text: str) -> None:
     assert [i for i in extract(text) if i.type in ("md5", "sha1", "sha256", "sha512")] == []
+
+
+MIMIKATZ = f"""The operator decrypted the master key:
+
+  mimikatz # dpapi::masterkey /in:"C:\\Users\\svc\\Protect\\{{guid}}" /rpc
+  [domainkey] with RPC
+    key : {KEY128}
+    sha1: {SHA256[:40]}
+
+and LSASS's copy of another one:
+
+  mimikatz # sekurlsa::dpapi
+  \t [00000000]
+  \t * MasterKey :\t{KEY128[::-1]}
+  \t * sha1(key) :\t{SHA256[-40:]}
+
+The tool itself was run as sekurlsa::logonpasswords from lsm.exe, whose hashes follow.
+SHA1: {MD5[:8]}{SHA256[8:40]}
+  SHA256: {SHA256}
+"""
+
+
+def test_credential_tool_output_holds_keys_not_file_hashes() -> None:
+    hashes = [i.value for i in extract(MIMIKATZ) if i.type in ("sha1", "sha256", "sha512")]
+    assert hashes == [MD5[:8] + SHA256[8:40], SHA256]
 
 
 def test_hashes_presented_as_hashes_are_kept() -> None:

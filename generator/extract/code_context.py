@@ -43,6 +43,38 @@ _NETWORK_WORDS = re.compile(
     r"|fetch\w*|hosted|served)\b"
 )
 _CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
+# ``module.member``: two lowercase identifier labels (``requests.post``, ``stream.read``).
+_MEMBER_TOKEN = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+# A dotted code identifier in prose: identifier labels, the last at least 3 characters
+# (``os.walk``, ``json.loads``, ``zipfile.ZipFile``, ``socket.create_connection``).
+_CODE_IDENTIFIER = re.compile(
+    r"(?<![\w.@/\\-])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\.([A-Za-z_][A-Za-z0-9_]{2,})"
+    r"(?![\w-]|\.\w)"
+)
+# Words after a token that present it as a host (``pkgstats.live is its beacon host``).
+_HOST_NOUNS = re.compile(
+    r"(?i)\b(?:hosts?|servers?|domains?|c2|c&c|cnc|panel|beacon|endpoints?|infrastructure"
+    r"|sites?|websites?|address(?:es)?)\b"
+)
+_CLAUSE_STOP = re.compile(r"[,;]")
+_DOT_LETTER = re.compile(r"\.[A-Za-z_]")
+_SENTENCE_STOP = re.compile(r"[.!?](?:\s|\Z)|\n\s*\n")
+_SENTENCE_WINDOW = 200
+# Common file extensions that are not top-level domains: ``hook.bin`` and ``update.exe`` in a
+# sentence are file names, not code.
+FILE_EXTENSIONS = frozenset(
+    {
+        "exe", "dll", "bin", "dat", "txt", "log", "ps1", "psm1", "bat", "cmd", "vbs", "vbe",
+        "js", "jse", "wsf", "hta", "lnk", "doc", "docx", "docm", "dot", "dotm", "xls", "xlsx",
+        "xlsm", "ppt", "pptx", "pdf", "rtf", "iso", "img", "vhd", "vhdx", "tmp", "cfg", "conf",
+        "ini", "json", "xml", "yml", "yaml", "csv", "htm", "html", "php", "asp", "aspx", "jsp",
+        "sys", "scr", "msi", "msp", "jar", "war", "apk", "elf", "gz", "tgz", "tar", "rar", "bz2",
+        "xz", "dmg", "pkg", "deb", "rpm", "pyw", "pyc", "whl", "egg", "dylib", "cpp", "java",
+        "class", "lua", "db", "sqlite", "key", "pem", "crt", "cer", "pfx", "p12", "eml", "msg",
+        "ova", "vmdk", "png", "jpg", "jpeg", "gif", "bmp", "ico", "svg", "mp3", "mp4", "wav",
+        "avi", "dex", "xll", "cpl", "ocx", "drv", "inf", "reg", "url", "chm", "bak", "old",
+    }
+)  # fmt: skip
 _CLAUSE_WINDOW = 240
 _LISTING_LINES = 6
 
@@ -60,7 +92,9 @@ def used_as_code(text: str, start: int, end: int, is_tld: Callable[[str], bool])
         return True
     if _in_file_listing(text, start, end, is_tld):
         return True
-    return "-" not in text[start:end] and _in_code_clause(text, start)
+    if "-" in text[start:end]:
+        return False
+    return _in_code_clause(text, start) or _in_code_sentence(text, start, end, is_tld)
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -70,6 +104,12 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _in_file_listing(text: str, start: int, end: int, is_tld: Callable[[str], bool]) -> bool:
+    # Both kinds of listing line end with the name: most tokens in prose fail this cheap
+    # test, before the line is cut out of the text.
+    newline = text.find("\n", end, end + 64)
+    tail = text[end:newline] if newline != -1 else text[end : end + 64]
+    if tail and not tail.isspace():
+        return False
     line_start, line_end = _line_bounds(text, start, end)
     line = text[line_start:line_end].strip()
     if _LS_LINE.match(line) and line.endswith(text[start:end]):
@@ -116,3 +156,32 @@ def _in_code_clause(text: str, start: int) -> bool:
     if not words:
         return False
     return not _NETWORK_WORDS.search(text, words[-1].end(), start)
+
+
+def _in_code_sentence(text: str, start: int, end: int, is_tld: Callable[[str], bool]) -> bool:
+    """``module.member`` in a sentence that also uses a dotted code identifier which is no
+    host and no file name (``Exfiltration uses requests.post, not os.walk``), with no network
+    word before the token in its clause and no host noun after it."""
+    if not _MEMBER_TOKEN.fullmatch(text, start, end):
+        return False
+    lo = max(0, start - _SENTENCE_WINDOW)
+    for m in _SENTENCE_STOP.finditer(text, lo, start):
+        lo = m.end()
+    stop = _SENTENCE_STOP.search(text, end, end + _SENTENCE_WINDOW)
+    hi = stop.start() if stop else min(len(text), end + _SENTENCE_WINDOW)
+    if not (_DOT_LETTER.search(text, lo, start) or _DOT_LETTER.search(text, end, hi)):
+        return False  # no other dotted name in the sentence: the common case in prose
+    cut = -1 if stop else hi  # a name running past the window's end is not judged
+    if not any(
+        m.start() != start
+        and m.end() != cut
+        and not is_tld(last := m.group(1).lower())
+        and last not in FILE_EXTENSIONS
+        for m in _CODE_IDENTIFIER.finditer(text, lo, hi)
+    ):
+        return False
+    clause = max(text.rfind(",", lo, start), text.rfind(";", lo, start), lo)
+    if _NETWORK_WORDS.search(text, clause, start):
+        return False
+    after = _CLAUSE_STOP.search(text, end, hi)
+    return not _HOST_NOUNS.search(text, end, after.start() if after else hi)

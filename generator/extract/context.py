@@ -194,6 +194,7 @@ class ListDetector:
         self.hashes = [h for _, _, h in ordered]
         self.cache: dict[tuple[int, int], tuple[bool, int]] = {}
         self.lines: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
+        self.line_verdicts: dict[int, tuple[bool, int]] = {}
 
     def _line(self, i: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
         """Line ``i``: its start, its end (-1 when too long to judge), its cell separators."""
@@ -225,9 +226,17 @@ class ListDetector:
 
     def _judge(self, lo: int, hi: int) -> tuple[bool, int]:
         text, starts, ends = self.text, self.starts, self.ends
+        first, last = bisect_left(starts, lo), bisect_right(starts, hi)
+        if last - first == 1 and ends[first] <= hi:
+            # One indicator (most list lines): the same verdict without the general walk.
+            start, end = starts[first], ends[first]
+            if start - lo + hi - end > 200:
+                return False, self.hashes[first]
+            rest = f"{text[lo:start]} {text[end:hi]}"
+            return self._few_words(rest, 3), self.hashes[first]
         pieces: list[str] = []
         pos, count, hashes = lo, 0, 0
-        for k in range(bisect_left(starts, lo), bisect_right(starts, hi)):
+        for k in range(first, last):
             end = ends[k]
             if end > hi:
                 continue
@@ -243,28 +252,38 @@ class ListDetector:
         # Listed when the words (labels aside) number at most 3, or, with at least 3
         # indicators, no more than the indicators: at most max(3, count) words. Counting
         # stops at the first word past that limit.
-        limit = count if count > 3 else 3
+        return self._few_words(" ".join(pieces), count if count > 3 else 3), hashes
+
+    @staticmethod
+    def _few_words(rest: str, limit: int) -> bool:
+        """At most ``limit`` words in ``rest`` besides labels; counting stops past it."""
+        if rest.isspace():
+            return True
         words = 0
-        for w in _WORD.finditer(" ".join(pieces)):
+        for w in _WORD.finditer(rest):
             if w.group().lower() not in LABEL_WORDS:
                 words += 1
                 if words > limit:
-                    return False, hashes
-        return True, hashes
+                    return False
+        return True
 
     def is_list(self, start: int, end: int, *, is_hash: bool = False) -> bool:
         """True when ``[start, end)`` lies on an IOC list line or table cell."""
         i = bisect_left(self.newlines, start)
-        line = self.lines.get(i)
-        if line is None:
-            line = self.lines[i] = self._line(i)
-        line_start, line_end, seps = line
-        if line_end < 0:
-            return False
-        if seps:
-            line_start, line_end = self._cell(start, end, line_start, line_end, seps)
-        unit = line_start, line_end
-        verdict = self.cache.get(unit)
+        verdict = self.line_verdicts.get(i)  # a line without cells is one unit
         if verdict is None:
-            verdict = self.cache[unit] = self._judge(line_start, line_end)
+            line = self.lines.get(i)
+            if line is None:
+                line = self.lines[i] = self._line(i)
+            line_start, line_end, seps = line
+            if line_end < 0:
+                return False
+            if seps:
+                line_start, line_end = self._cell(start, end, line_start, line_end, seps)
+                unit = line_start, line_end
+                verdict = self.cache.get(unit)
+                if verdict is None:
+                    verdict = self.cache[unit] = self._judge(line_start, line_end)
+            else:
+                verdict = self.line_verdicts[i] = self._judge(line_start, line_end)
         return verdict[0] or (is_hash and verdict[1] >= 2)

@@ -43,6 +43,15 @@ _WORD = re.compile(r"[a-z$]+(?:-?[0-9]+)?[a-z]*")
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CLAUSE_END = re.compile(r"[.!?]\s|\n\s*\n")
 _WINDOW = 48
+# A credential dumper's command or output header: a ``mimikatz #`` prompt, a
+# ``module::command`` of its credential modules, or the headers of its DPAPI output. What
+# such a tool prints as hex is key material and password hashes, never a file's hash.
+_CREDENTIAL_TOOL = re.compile(
+    r"(?i)mimikatz\s*(?:#|\(commandline\))|\b(?:sekurlsa|lsadump|dpapi|kerberos|vault|crypto)::\w"
+    r"|\*\*(?:masterkeys?|domainkey|credhist info|credential)\*\*|\[(?:masterkey|domainkey|backupkey)\]"
+)
+_TOOL_WINDOW = 1500
+_TOOL_MARKS = ("::", "mimikatz", "**", "key]")
 
 
 def presented_as_secret(text: str, start: int, end: int) -> bool:
@@ -52,6 +61,8 @@ def presented_as_secret(text: str, start: int, end: int) -> bool:
         return True
     if start and text[start - 1] == ":" and text[end : end + 1] == ":":
         return True  # user:rid:lmhash:nthash:::
+    if _in_credential_tool_output(text, start):
+        return True
     lo = max(0, start - _WINDOW)
     words = _WORD.findall(text[lo:start].lower())
     for i in range(len(words) - 1, -1, -1):
@@ -100,3 +111,32 @@ def _periodic(value: str) -> bool:
     """A shorter unit repeated (``0123456789abcdef`` twice, ``deadbeef`` four times, one digit
     forty times): the string occurs inside itself doubled, off its own start."""
     return (value + value).find(value, 1) < len(value)
+
+
+def _in_credential_tool_output(text: str, start: int) -> bool:
+    """The value sits on an indented line of a credential dumper's output: below its command
+    or an output header, with no line of prose in between (``key :`` and ``sha1:`` under a
+    ``dpapi::masterkey``, ``* sha1(key)`` in ``sekurlsa::dpapi``)."""
+    line_start = text.rfind("\n", max(0, start - 400), start) + 1
+    if line_start == 0 and start > 400:
+        return False
+    if text[line_start : line_start + 1] not in (" ", "\t", "*"):
+        return False  # tool output is indented; an IOC list's ``SHA1:`` line is not
+    lo = max(0, line_start - _TOOL_WINDOW)
+    if all(text.find(mark, lo, line_start) == -1 for mark in _TOOL_MARKS):
+        return False  # no command or header of the tool in reach: the common case
+    last = None
+    for m in _CREDENTIAL_TOOL.finditer(text, lo, line_start):
+        # A command or header opens its line (after a prompt such as ``mimikatz #``); one
+        # named in a sentence is prose about the tool.
+        head = text[max(lo, text.rfind("\n", lo, m.start()) + 1) : m.start()].strip()
+        if not head or head.endswith(("#", ">", "$")):
+            last = m
+    if last is None:
+        return False
+    # A line of prose ends the tool's output: one that starts at the margin with a letter
+    # and holds five or more words, none of them a ``label :`` column.
+    for line in text[last.end() : line_start].split("\n")[1:]:
+        if line[:1].isalpha() and len(line.split()) >= 5 and " :" not in line and ":\t" not in line:
+            return False
+    return True

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from generator.extract.context import ListDetector, SentenceContexts
 from generator.extract.domains import allowlisted, host_in, load_allowlist, normalize_domains
-from generator.extract.match import Candidate, find_candidates
+from generator.extract.match import find_candidates
 from generator.extract.refang import refang
 
 __all__ = ["IOC_TYPES", "Indicator", "extract"]
@@ -47,6 +47,7 @@ _RANK = {"low": 0, "medium": 1, "high": 2}
 _PROSE_LOW = frozenset({"domain", "ipv4", "ipv6"})
 _HOSTED = frozenset({"url", "email"})
 _HASHES = frozenset({"md5", "sha1", "sha256", "sha512"})
+_KEEP, _ALLOWED, _DROP = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +61,11 @@ class Indicator:
     defanged: bool  # the text showed it defanged
 
 
-def _kept(c: Candidate, allow: frozenset[str], exclude: frozenset[str]) -> bool:
-    if not c.host:
-        return True
-    if host_in(c.host, exclude):
-        return False
-    if allowlisted(c.host, allow):
-        return c.type in _HOSTED and c.defanged
-    return True
+def _host_verdict(host: str, allow: frozenset[str], exclude: frozenset[str]) -> int:
+    """``_DROP`` for the source's own hosts, ``_ALLOWED`` for allowlisted ones, else ``_KEEP``."""
+    if host_in(host, exclude):
+        return _DROP
+    return _ALLOWED if allowlisted(host, allow) else _KEEP
 
 
 def extract(
@@ -92,14 +90,19 @@ def extract(
     contexts = SentenceContexts(text)
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
     found: dict[tuple[str, str], Indicator] = {}
+    hosts: dict[str, int] = {}  # host -> _KEEP, _ALLOWED or _DROP
     span, context = (-1, -1), ""
     for c in candidates:
         key = (c.type, c.value)
         prev = found.get(key)
         if prev is not None and prev.confidence == "high" and (prev.defanged or not c.defanged):
             continue  # nothing this occurrence could add
-        if c.host and not _kept(c, allow, exclude):
-            continue
+        if c.host:
+            verdict = hosts.get(c.host)
+            if verdict is None:
+                verdict = hosts[c.host] = _host_verdict(c.host, allow, exclude)
+            if verdict and not (verdict == _ALLOWED and c.type in _HOSTED and c.defanged):
+                continue
         if c.defanged or is_list(c.start, c.end, is_hash=c.type in _HASHES):
             confidence = "high"
         else:

@@ -628,7 +628,7 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
         if not domain:
             continue
-        if not defanged and used_as_code(text, start, end, is_tld):
+        if not defanged and (domain in code or used_as_code(text, start, end, is_tld)):
             code.add(domain)
         else:
             found.append(Candidate("domain", domain, start, end, defanged, domain))
