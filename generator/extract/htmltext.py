@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from urllib.parse import parse_qsl, unquote
 
 from lxml import etree
 from lxml import html as lxml_html
 
-__all__ = ["html_to_text"]
+from generator.extract.refang import refang_token
+
+__all__ = ["html_to_text", "link_targets"]
 
 _DROP = frozenset({"script", "style", "noscript", "template", "head", "iframe", "object", "svg"})
 _BLOCK = frozenset(
@@ -34,6 +37,25 @@ _FALLBACK_BREAK = re.compile(
     r"(?i)<(?:br|/?(?:p|div|li|tr|h[1-6]|pre|table|section|article))\b[^>]*>"
 )
 _FALLBACK_TAG = re.compile(r"<[^>]*>")
+# Links a page marks as its own furniture: tag and category pages, the author, the
+# permalink, the licence, the comments.
+_FURNITURE_REL = frozenset(
+    {"tag", "author", "bookmark", "category", "license", "me", "replies", "edit"}
+)
+# Absolute links a reader could follow, defanged schemes included (hxxps://, hxxp[:]//).
+_LINK_SCHEME = re.compile(r"(?:https?|hxxps?|ftp|fxp)(?::|\[:\])//")
+# The page's own furniture: links in its header, footer, navigation and side bars, and in
+# blocks its class or id names as such (share buttons, author boxes, related posts), are
+# never read (their text still is).
+_FURNITURE_TAGS = frozenset({"header", "footer", "nav", "aside"})
+_FURNITURE_CLASS = re.compile(
+    r"(?i)footer|share|sharing|social|sidebar|navbar|\bnav\b|menu|breadcrumb|related|comments?\b"
+    r"|author|byline|copyright|subscribe|newsletter|widget"
+)
+_STATE_PREFIXES = ("has-", "with-", "no-", "is-", "enable")
+# Elements that hold a whole page or article whatever their classes say.
+_CONTAINERS = frozenset({"html", "body", "main", "article"})
+_SCHEME_PREFIX = re.compile(r"(?i)^[a-z]+(?::|\[:\])//")
 
 
 class _Writer:
@@ -96,8 +118,64 @@ def _parse(data: bytes) -> etree._Element:
     return lxml_html.document_fromstring(data, parser=parser)
 
 
+def link_targets(href: str, rel: str = "") -> list[str]:
+    """What a link's ``href`` names that a reader of the text does not see: absolute
+    ``http(s)``/``ftp`` URLs (defanged ones too) and ``mailto:`` addresses.
+
+    Nothing for relative links and fragments (the page's own site), ``javascript:``,
+    ``tel:`` and ``data:`` links, or links the page marks as its own furniture
+    (``rel`` ``tag``, ``author``, ``bookmark``, ``category``, ``license``, ``me``,
+    ``replies``, ``edit``). A link whose query names another URL (a share button, a
+    redirector) gives that URL instead of its own: ``https://twitter.com/intent/tweet?url=…``
+    names the article, which the source's own domains then drop, and
+    ``https://www.google.com/url?q=…`` names where it leads.
+    """
+    href = href.strip()
+    if not href or _FURNITURE_REL.intersection(rel.lower().split()):
+        return []
+    lowered = href.lower()
+    if lowered.startswith("mailto:"):
+        address = unquote(href[7:].split("?", 1)[0]).strip()
+        return [address] if "@" in address else []
+    if lowered.startswith("//"):
+        href, lowered = "https:" + href, "https:" + lowered
+    if not _LINK_SCHEME.match(lowered):
+        return []
+    query = href.partition("?")[2].partition("#")[0]
+    if "://" in query or "%3a%2f%2f" in query.lower():
+        inner = [
+            value.strip()
+            for _, value in parse_qsl(query, keep_blank_values=False)
+            if _LINK_SCHEME.match(value.strip().lower())
+        ]
+        if inner:
+            return inner
+    return [href]
+
+
+def _shown(target: str, visible: str) -> bool:
+    """The link's text already shows ``target`` (as written, or without its scheme, its
+    ``www.`` or its trailing slash, defanged or not)."""
+    if target in visible:
+        return True
+    bare = _SCHEME_PREFIX.sub("", refang_token(target)).removeprefix("www.").rstrip("/").lower()
+    return bool(bare) and bare in refang_token(visible).lower()
+
+
+def _furniture_names(el: etree._Element) -> bool:
+    """The element's class or id names page furniture (``sharedaddy``, ``site-footer``,
+    ``related-posts``); state classes such as ``has-sidebar`` do not count."""
+    names = f"{el.get('class') or ''} {el.get('id') or ''}".split()
+    return any(
+        _FURNITURE_CLASS.search(name) and not name.lower().startswith(_STATE_PREFIXES)
+        for name in names
+    )
+
+
 def _walk(root: etree._Element) -> str:
     out = _Writer()
+    links: list[tuple[int, list[str]]] = []  # per open <a>: where its text starts, targets
+    furniture: list[etree._Element] = []  # open elements that are the page's furniture
     walker = etree.iterwalk(root, events=("start", "end"))
     for event, el in walker:
         tag = el.tag.lower() if isinstance(el.tag, str) else ""
@@ -105,11 +183,24 @@ def _walk(root: etree._Element) -> str:
             if tag in _DROP:
                 walker.skip_subtree()
                 continue
+            if tag in _FURNITURE_TAGS or (tag not in _CONTAINERS and _furniture_names(el)):
+                furniture.append(el)
+            if tag == "a":
+                href = "" if furniture else el.get("href") or ""
+                links.append((len(out.parts), link_targets(href, el.get("rel") or "")))
             out.start(tag)
             out.text(el.text)
         else:
             if tag not in _DROP:
                 out.end(tag)
+            if furniture and furniture[-1] is el:
+                furniture.pop()
+            if tag == "a" and links:
+                first, targets = links.pop()
+                visible = "".join(out.parts[first:])
+                for target in targets:
+                    if not _shown(target, visible):
+                        out.parts.append(f" {target} ")
             out.text(el.tail)
     return out.result()
 
