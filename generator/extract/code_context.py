@@ -164,6 +164,12 @@ def _in_code_sentence(text: str, start: int, end: int, is_tld: Callable[[str], b
     word before the token in its clause and no host noun after it."""
     if not _MEMBER_TOKEN.fullmatch(text, start, end):
         return False
+    # Only prose holds such a sentence: a name alone on its line or among a few words (an IOC
+    # list, a table cell) is judged without the sentence scan.
+    line_start = text.rfind("\n", max(0, start - _SENTENCE_WINDOW), start) + 1
+    line_end = text.find("\n", end, end + _SENTENCE_WINDOW)
+    if text.count(" ", line_start, end + _SENTENCE_WINDOW if line_end == -1 else line_end) < 4:
+        return False
     lo = max(0, start - _SENTENCE_WINDOW)
     for m in _SENTENCE_STOP.finditer(text, lo, start):
         lo = m.end()

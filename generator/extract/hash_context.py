@@ -15,8 +15,9 @@ unless the text says otherwise:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
-__all__ = ["presented_as_secret"]
+__all__ = ["ToolOutput", "presented_as_secret"]
 
 # Words that name what a hex string is (lowercase; a number may follow after a hyphen).
 _HASH_WORDS = frozenset(
@@ -54,14 +55,17 @@ _TOOL_WINDOW = 1500
 _TOOL_MARKS = ("::", "mimikatz", "**", "key]")
 
 
-def presented_as_secret(text: str, start: int, end: int) -> bool:
-    """True when the hex string ``text[start:end]`` is not presented as a file hash."""
+def presented_as_secret(text: str, start: int, end: int, tools: ToolOutput | None = None) -> bool:
+    """True when the hex string ``text[start:end]`` is not presented as a file hash.
+
+    ``tools`` is ``ToolOutput(text)``, to be shared by the calls on one text.
+    """
     value = text[start:end]
     if _hex_text(value) or _periodic(value):
         return True
     if start and text[start - 1] == ":" and text[end : end + 1] == ":":
         return True  # user:rid:lmhash:nthash:::
-    if _in_credential_tool_output(text, start):
+    if (tools or ToolOutput(text)).holds(start):
         return True
     lo = max(0, start - _WINDOW)
     words = _WORD.findall(text[lo:start].lower())
@@ -113,30 +117,77 @@ def _periodic(value: str) -> bool:
     return (value + value).find(value, 1) < len(value)
 
 
-def _in_credential_tool_output(text: str, start: int) -> bool:
-    """The value sits on an indented line of a credential dumper's output: below its command
-    or an output header, with no line of prose in between (``key :`` and ``sha1:`` under a
-    ``dpapi::masterkey``, ``* sha1(key)`` in ``sekurlsa::dpapi``)."""
-    line_start = text.rfind("\n", max(0, start - 400), start) + 1
-    if line_start == 0 and start > 400:
-        return False
-    if text[line_start : line_start + 1] not in (" ", "\t", "*"):
-        return False  # tool output is indented; an IOC list's ``SHA1:`` line is not
-    lo = max(0, line_start - _TOOL_WINDOW)
-    if all(text.find(mark, lo, line_start) == -1 for mark in _TOOL_MARKS):
-        return False  # no command or header of the tool in reach: the common case
-    last = None
-    for m in _CREDENTIAL_TOOL.finditer(text, lo, line_start):
-        # A command or header opens its line (after a prompt such as ``mimikatz #``); one
-        # named in a sentence is prose about the tool.
-        head = text[max(lo, text.rfind("\n", lo, m.start()) + 1) : m.start()].strip()
-        if not head or head.endswith(("#", ">", "$")):
-            last = m
-    if last is None:
-        return False
-    # A line of prose ends the tool's output: one that starts at the margin with a letter
-    # and holds five or more words, none of them a ``label :`` column.
-    for line in text[last.end() : line_start].split("\n")[1:]:
-        if line[:1].isalpha() and len(line.split()) >= 5 and " :" not in line and ":\t" not in line:
+class ToolOutput:
+    """Where a credential dumper's output lies in one text.
+
+    The commands and headers that open output (``_CREDENTIAL_TOOL`` matches that open their
+    line) are found once per text, and only when one of their marks occurs in it at all; a
+    value is then judged by bisection instead of a scan of the 1,500 characters before it.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ends: list[int] | None = None  # where each opening command or header ends
+
+    def _scan(self) -> list[int]:
+        """The ends of the commands and headers that open output, in order. Each is looked
+        for from its literal mark (``::``, ``mimikatz``, ``**``, ``key]``) with an anchored
+        match, so text without those marks costs four substring searches."""
+        text = self.text
+        ends: set[int] = set()
+        for mark in _TOOL_MARKS:
+            pos = text.find(mark)
+            while pos != -1:
+                if mark == "::":  # the module name before it: sekurlsa::, dpapi::, ...
+                    begin = pos
+                    while begin > pos - 10 and begin and text[begin - 1].isalpha():
+                        begin -= 1
+                elif mark == "key]":
+                    begin = text.rfind("[", max(0, pos - 10), pos)
+                else:
+                    begin = pos
+                m = _CREDENTIAL_TOOL.match(text, begin) if begin >= 0 else None
+                if m and self._opens_line(m.start()):
+                    ends.add(m.end())
+                pos = text.find(mark, pos + len(mark))
+        return sorted(ends)
+
+    def _opens_line(self, start: int) -> bool:
+        """A command or header opens its line (after a prompt such as ``mimikatz #``); one
+        named in a sentence is prose about the tool."""
+        text = self.text
+        line_start = text.rfind("\n", max(0, start - 200), start) + 1
+        if not line_start and start > 200:
             return False
-    return True
+        head = text[line_start:start].strip()
+        return not head or head.endswith(("#", ">", "$"))
+
+    def holds(self, start: int) -> bool:
+        """The value at ``start`` sits on an indented line of a credential dumper's output:
+        below its command or an output header, within ``_TOOL_WINDOW`` characters, with no
+        line of prose in between (``key :`` and ``sha1:`` under a ``dpapi::masterkey``,
+        ``* sha1(key)`` in ``sekurlsa::dpapi``)."""
+        if self.ends is None:
+            self.ends = self._scan()
+        if not self.ends:
+            return False  # the common case: no such tool in the text
+        text = self.text
+        line_start = text.rfind("\n", max(0, start - 400), start) + 1
+        if line_start == 0 and start > 400:
+            return False
+        if text[line_start : line_start + 1] not in (" ", "\t", "*"):
+            return False  # tool output is indented; an IOC list's ``SHA1:`` line is not
+        i = bisect_right(self.ends, line_start) - 1
+        if i < 0 or self.ends[i] < line_start - _TOOL_WINDOW:
+            return False
+        # A line of prose ends the tool's output: one that starts at the margin with a letter
+        # and holds five or more words, none of them a ``label :`` column.
+        for line in text[self.ends[i] : line_start].split("\n")[1:]:
+            if (
+                line[:1].isalpha()
+                and len(line.split()) >= 5
+                and " :" not in line
+                and ":\t" not in line
+            ):
+                return False
+        return True

@@ -25,7 +25,7 @@ from operator import attrgetter
 
 from generator.extract.code_context import used_as_code
 from generator.extract.domains import is_tld, is_valid_domain, redacted, standalone_domain_ok
-from generator.extract.hash_context import presented_as_secret
+from generator.extract.hash_context import ToolOutput, presented_as_secret
 from generator.extract.refang import Refanged
 
 __all__ = ["Candidate", "find_candidates", "valid_ip", "valid_ipv4", "valid_ipv6"]
@@ -684,10 +684,11 @@ def _cve_matches(text: str, lowered: bytes) -> Iterator[re.Match[str]]:
 
 def _simple(rf: Refanged, ascii_text: bytes, out: list[Candidate]) -> None:
     text = rf.text
+    tools = ToolOutput(text)
     for m in _hash_matches(text, ascii_text):
         kind = _HASH_TYPES.get(len(m.group()))
         value = m.group().lower()
-        if kind and not presented_as_secret(text, m.start(), m.end()):
+        if kind and not presented_as_secret(text, m.start(), m.end(), tools):
             out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
     for m in _cve_matches(text, ascii_text.lower()):
         value = f"CVE-{m.group(1)}-{m.group(2)}"
