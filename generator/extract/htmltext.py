@@ -153,13 +153,14 @@ def link_targets(href: str, rel: str = "") -> list[str]:
     return [href]
 
 
-def _shown(target: str, visible: str) -> bool:
+def _shown(target: str, visible: str, fanged: str) -> bool:
     """The link's text already shows ``target`` (as written, or without its scheme, its
-    ``www.`` or its trailing slash, defanged or not)."""
+    ``www.`` or its trailing slash, defanged or not). ``fanged`` is the text refanged and
+    lowercased."""
     if target in visible:
         return True
     bare = _SCHEME_PREFIX.sub("", refang_token(target)).removeprefix("www.").rstrip("/").lower()
-    return bool(bare) and bare in refang_token(visible).lower()
+    return bool(bare) and bare in fanged
 
 
 def _furniture_names(el: etree._Element) -> bool:
@@ -197,10 +198,11 @@ def _walk(root: etree._Element) -> str:
                 furniture.pop()
             if tag == "a" and links:
                 first, targets = links.pop()
-                visible = "".join(out.parts[first:])
-                for target in targets:
-                    if not _shown(target, visible):
-                        out.parts.append(f" {target} ")
+                if targets:
+                    visible = "".join(out.parts[first:])
+                    fanged = refang_token(visible).lower()
+                    shown = {target for target in targets if _shown(target, visible, fanged)}
+                    out.parts += [f" {target} " for target in targets if target not in shown]
             out.text(el.tail)
     return out.result()
 
