@@ -298,11 +298,14 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
     previous = _previous_index(out.root)
     if previous is not None:
         old_entries, old_objects = previous
-        if old_entries and old_entries[-1][0] == build.build_id:
-            old_entries = old_entries[:-1]  # this very build, built again: its own entry below
+        again = bool(old_entries) and old_entries[-1][0] == build.build_id
+        if again:  # this very build, built again: the feed stays as it was
+            fresh = {}
         oldest = build.generated_at - contract.MAX_LOOKBACK
-        kept = [e for e in old_entries if e[1] >= oldest and e[0] != build.build_id]
-        kept = kept[-(contract.MAX_BUILDS - 1) :]
+        kept = [e for e in old_entries if e[1] >= oldest]
+        if not again and any(e[0] == build.build_id for e in kept):
+            kept = []  # an earlier build made again: the feed starts again here
+        kept = kept[-(contract.MAX_BUILDS - (0 if again else 1)) :]
         for entry in kept:
             names = [
                 contract.delta_key(entry[0], t, part) for t in entry[2] for part in contract.PARTS
@@ -325,7 +328,8 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
             carried[contract.delta_key(build.build_id, tier, part)] = fresh[
                 contract.next_key(tier, part)
             ]
-    entries.append([build.build_id, build.generated_at, counts])
+    if not entries or entries[-1][0] != build.build_id:
+        entries.append([build.build_id, build.generated_at, counts])
     out.objects.update(carried)
     out.put(contract.INDEX_KEY, json.dumps({"builds": entries}, separators=(",", ":")).encode())
     if state is not None:  # for the next build into this folder (not published)
