@@ -203,7 +203,7 @@ def replay(start: dict, found: list[dict]) -> dict:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.lists(step, min_size=2, max_size=4))
+@given(st.lists(step, min_size=2, max_size=3))
 def test_replaying_the_feed_from_any_cursor_gives_the_later_list(tmp_path_factory, steps):
     root = tmp_path_factory.mktemp("feed")
     store = Store(root / "store")
