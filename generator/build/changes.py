@@ -11,7 +11,8 @@ The deltas of earlier builds are carried forward: this build's manifest names ev
 tiers' lookback still reaches (``changes/index.json`` lists them oldest first), so they are
 published with it, survive the pruning of old builds and switch with the pointer, atomically.
 
-Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
+The first build into a folder (no earlier state) starts the feed with no changes: its list is
+the base a client reads whole. Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
 lines) writes this build's deltas and state; :func:`write_index` (a derived stage: it knows
 the build id) names them after the build and joins them to the earlier ones.
 """
@@ -138,6 +139,9 @@ class ChangeFeed:
         self.lows = _windows(info.generated_at)
         self.widest = min(self.lows.values())
         _, previous = _build_dir_state(out.root)
+        # without an earlier build the feed starts here, with no changes: its base is this
+        # build's list (a client starts from the full list)
+        self.first = previous is None
         self.previous = previous or State.empty()
         self.previous_lows = _windows(self.previous.generated_at)
         self.previous_in = {t: self.previous.in_tier(low) for t, low in self.previous_lows.items()}
@@ -176,7 +180,7 @@ class ChangeFeed:
             at = np.minimum(np.searchsorted(previous.keys, other_keys), len(previous.keys) - 1)
             for j in np.flatnonzero(previous.keys[at] == other_keys):
                 self.status_of[int(other_keys[j])] = records[others[j]].status
-        if not picked:
+        if not picked or self.first:
             return
         day_keys = np.frombuffer(keys, np.uint64)[start:]
         day_digests = np.frombuffer(digests, np.uint64)[start:]

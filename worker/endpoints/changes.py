@@ -35,6 +35,7 @@ DEFAULT_LIMIT = 1_000
 NEXT_HEADER = "x-next-cursor"
 MORE_HEADER = "x-more-changes"
 RESYNC = "/api/v1/iocs"
+NOW = "now"
 
 
 class CursorExpired(Gone):
@@ -96,6 +97,8 @@ def start_of(build: Build, index: Index, tier: Tier, since: str | None) -> tuple
     oldest = index.entries[first].generated_at
     if since is None:
         return first, 0, oldest
+    if since == NOW:  # the newest position: what a client that just read the list holds
+        return last, index.entries[last].counts.get(tier.name, 0), oldest
     cursor = contract.decode(since)
     if cursor is None:
         raise _invalid("Invalid since: not a cursor of this feed (damaged or edited)", since)
@@ -136,8 +139,9 @@ def _lines(build: Build, entry: Entry, tier: str, fmt: str, start: int, stop: in
 
 
 def page(build: Build, tier: Tier, since: str | None, limit: int, fmt: str) -> Page:
-    """The changes after ``since`` (a cursor; None: the oldest the tier's lookback reaches),
-    at most ``limit``, oldest first, and the cursor that follows them."""
+    """The changes after ``since`` (a cursor; ``now``: the newest position; None: the oldest
+    the tier's lookback reaches), at most ``limit``, oldest first, and the cursor that follows
+    them."""
     index = read_index(build)
     place, offset, oldest = start_of(build, index, tier, since)
     entries = index.entries
