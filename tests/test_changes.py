@@ -269,3 +269,17 @@ def test_rebuilding_the_same_build_keeps_the_feed_unchanged(tmp_path):
     again = build(store, tmp_path / "build", now=T0 + 60, processes=2)
     assert again.build_id == first.build_id
     assert Path(tmp_path / "build" / layout.manifest_key(again.build_id)).read_bytes() == index
+
+
+def test_a_build_folder_without_the_earlier_state_starts_the_feed_again(tmp_path):
+    one_article_store(tmp_path / "store")
+    store = Store(tmp_path / "store")
+    first = build(store, tmp_path / "build", now=T0 + 60, processes=1)
+    old = contract.encode(contract.Cursor("enterprise", first.build_id, 0))
+    (tmp_path / "build" / contract.state_pointer(first.build_id)).unlink()
+    second = build(store, tmp_path / "build", now=T0 + 3 * DAY, processes=1)
+    manifest = json.loads((tmp_path / "build" / layout.manifest_key(second.build_id)).read_bytes())
+    current = Build(LocalBucket(tmp_path / "build"), manifest)
+    assert [e.build_id for e in changes.read_index(current).entries] == [second.build_id]
+    with pytest.raises(changes.CursorExpired):  # the client reads the full list again
+        changes.page(current, TIERS["enterprise"], old, 5, "json")

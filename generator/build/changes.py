@@ -299,7 +299,8 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
     state = fresh.pop(contract.NEXT_STATE, None)
     entries: list[list] = []
     carried: dict[str, list] = {}
-    previous = _previous_index(out.root)
+    # the earlier deltas continue only where this build diffed with the earlier build's state
+    previous = _previous_index(out.root) if _build_dir_state(out.root)[1] else None
     if previous is not None:
         old_entries, old_objects = previous
         again = bool(old_entries) and old_entries[-1][0] == build.build_id
