@@ -68,7 +68,7 @@ def test_every_lifecycle_change_reaches_the_feed(serve_process, tmp_path):
     resp = feed(server.url, key, since="now")
     assert resp.status_code == 200 and resp.json()["data"] == []
     assert resp.json()["meta"]["build_id"] == listed["meta"]["feed_version"]
-    head = resp.json()["meta"]["next"]
+    head = start = resp.json()["meta"]["next"]
     assert drain(server.url, key) == ([], head)  # the feed starts at its first build
     pro_head = feed(server.url, pro, since="now").json()["meta"]["next"]
 
@@ -121,6 +121,15 @@ def test_every_lifecycle_change_reaches_the_feed(serve_process, tmp_path):
         "value": IP,
         "reason": "expired",
     }
+
+    # three publishes later, the first cursor replays onto the first list to give this one
+    # (the earlier builds' deltas were published with each build and never pruned)
+    replayed = {(r["type"], r["value"]): r for r in active.values()}
+    replayed = replay(replayed, drain(server.url, key, start)[0])
+    now_listed = httpx.get(
+        server.url + "/api/v1/iocs", params={"limit": "1000"}, headers=bearer(key)
+    ).json()["data"]
+    assert replayed == {(r["type"], r["value"]): r for r in now_listed}
 
     # the pro key's cursor is older than its 30 days: 410, telling it to read the list again
     gone = feed(server.url, pro, since=pro_head)
