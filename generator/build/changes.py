@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import struct
 from array import array
 from collections.abc import Mapping
@@ -340,7 +341,9 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
     if state is not None:  # for the next build into this folder (not published)
         pointer = out.root / contract.state_pointer(build.build_id)
         pointer.parent.mkdir(parents=True, exist_ok=True)
-        pointer.write_text(state[0] + "\n")
+        temporary = pointer.with_name(pointer.name + ".tmp")
+        temporary.write_text(state[0] + "\n")
+        os.replace(temporary, pointer)  # whole or absent: a killed build leaves no half
 
 
 def _previous_index(root: Path) -> tuple[list[list], dict[str, list]] | None:
