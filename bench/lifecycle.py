@@ -16,6 +16,14 @@ times, in this one process:
 
 Prints both rates, the ratio, the compile time of the lists and how many indicators each
 found on a list (the naive search finds fewer: it does no CIDR or suffix matching).
+
+Then the change feed (``--changes N``, default 100,000; 0 skips it): a synthetic store of N
+indicators is built, 1 % of them are sighted again by a new article and the store is built
+again into the same folder. Prints what the second build spent on the change feed (its sink
+and index, from the build's own stage times) against what it spent rendering and writing the
+day partitions of every list variant (``days``) and the whole build; then the worker's cost per
+``/api/v1/iocs/changes`` answer (a page of up to 1,000 changes from the first build's cursor,
+CPU time, median of ``--rounds`` × 20 answers) against a page of the full list.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=3_000, help="indicators for the naive loop")
     parser.add_argument("--hits", type=float, default=0.05)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--changes", type=int, default=100_000, help="change-feed store size")
     args = parser.parse_args()
 
     values = indicators(args.n, args.hits)
@@ -151,6 +160,94 @@ def main() -> None:
         f"(compiled: {sum(a is not None for a in answers[: len(sample)])})"
     )
     print(f"speed-up: {fast / naive:,.0f}×")
+    if args.changes:
+        change_feed(args.changes, args.rounds)
+
+
+def _stage(stages: dict[str, float], name: str) -> float:
+    """A stage's seconds in whichever build process ran it."""
+    return sum(v for k, v in stages.items() if k in (name, f"2:{name}"))
+
+
+def change_feed(n: int, rounds: int) -> None:
+    """The change feed's build cost for 1 % changes, and its cost per answer."""
+    import statistics
+    import tempfile
+
+    from generator.build.tree import build
+    from generator.store.synthetic import synthetic_store
+    from worker.buckets.storage import Build, LocalBucket
+    from worker.contract import changes as contract
+    from worker.contract import layout
+    from worker.contract.tiers import TIERS
+    from worker.endpoints import changes, query
+
+    now = 1_795_000_000
+    with tempfile.TemporaryDirectory(prefix="socdef-changes-") as tmp:
+        root = Path(tmp)
+        store = synthetic_store(str(root / "store"), n, now=now, days=30)
+        first = build(store, root / "build", now=now)
+
+        def served(build_id: str) -> Build:
+            manifest = json.loads((root / "build" / layout.manifest_key(build_id)).read_bytes())
+            return Build(LocalBucket(root / "build"), manifest)
+
+        tier = TIERS["enterprise"]
+        cursor, more = None, True
+        while more:  # the head cursor of the first build
+            p = changes.page(served(first.build_id), tier, cursor, tier.max_limit, "json")
+            cursor, more = contract.encode(p.next), p.more
+        # a new article sights 1 % of the indicators again, an hour later
+        articles, sightings = store.articles(), store.sightings()
+        rng = random.Random(5)
+        picked = sorted(rng.sample(range(sightings.num_rows), max(1, sightings.num_rows // 100)))
+        new_id = "f" * 16
+        article = articles.slice(0, 1).to_pylist()[0] | {"article_id": new_id}
+        article["published"] = now + 3600
+        again = sightings.take(picked).to_pylist()
+        for row in again:
+            row["article_id"] = new_id
+        articles = pa.concat_tables([articles, pa.Table.from_pylist([article], articles.schema)])
+        sightings = pa.concat_tables([sightings, pa.Table.from_pylist(again, sightings.schema)])
+        store.commit(articles, sightings, {"as_of": now + 3600, "sources": {}})
+        second = build(store, root / "build", now=now + 3600)
+        feed = (
+            _stage(second.stages, "ChangeFeed.add_day")
+            + _stage(second.stages, "ChangeFeed.finish")
+            + _stage(second.stages, "write_index")
+        )
+        days = _stage(second.stages, "days")
+        current = served(second.build_id)
+        index = changes.read_index(current)
+        counts = index.entries[-1].counts
+        times, list_times = [], []
+        for _ in range(rounds):
+            for _ in range(20):
+                start = cpu()
+                p = changes.page(current, tier, cursor, 1_000, "json")
+                times.append(cpu() - start)
+                low = current.generated_at - tier.lookback_days * layout.DAY_SECONDS
+                q = query.Query(layout.ACTIVE_VIEW, "json", low, current.generated_at, 0, 1_000)
+                start = cpu()
+                query.render(current, q, "json", "socdef")
+                list_times.append(cpu() - start)
+        sizes = sum(
+            current.objects[contract.delta_key(second.build_id, t, part)].size
+            for t in counts
+            for part in contract.PARTS
+        )
+    print(
+        f"change feed, {n} indicators, 1 % sighted again: {counts.get('enterprise', 0)} changes "
+        f"(enterprise), deltas {sizes:,} bytes for {len(counts)} tiers"
+    )
+    print(
+        f"change feed build cost  {feed:.3f} s; day partitions of every variant {days:.3f} s; "
+        f"whole build {second.seconds:.2f} s ({feed / max(days, 1e-9):.1%} of the partitions)"
+    )
+    print(
+        f"/changes answer ({len(p.lines)} changes)  {statistics.median(times) * 1e6:,.0f} µs CPU; "
+        f"a 1,000-record page of the full list {statistics.median(list_times) * 1e6:,.0f} µs CPU"
+    )
 
 
 if __name__ == "__main__":

@@ -249,13 +249,17 @@ def test_wrk_reads_counters_after_its_warm_up(tmp_path: Path, monkeypatch: pytes
 
 
 def test_lifecycle_prints_warninglist_checks_against_pymispwarninglists():
-    out = bench("lifecycle.py", "-n", "3000", "--naive", "200", "--rounds", "1").stdout
+    out = bench(
+        "lifecycle.py", "-n", "3000", "--naive", "200", "--rounds", "1", "--changes", "2000"
+    ).stdout
     lines(
         out,
         rf"^compiled lists, columns \(BatchChecker.check\)\s+{NUMBER} checks/s; on a list: \d+$",
         rf"^compiled lists, one by one \(check_many\)\s+{NUMBER} checks/s$",
         rf"^naive WarningLists\(\).search\s+{NUMBER} checks/s over 200",
         rf"^speed-up: {NUMBER}×$",
+        rf"^change feed build cost  {NUMBER} s; day partitions of every variant {NUMBER} s",
+        rf"^/changes answer \(\d+ changes\)  {NUMBER} µs CPU; a 1,000-record page",
     )
 
 

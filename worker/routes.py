@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from worker.endpoints import cef, feeds, iocs, misp, openioc, search, signing, site, stats, stix
+from worker.endpoints import (
+    cef,
+    changes,
+    feeds,
+    iocs,
+    misp,
+    openioc,
+    search,
+    signing,
+    site,
+    stats,
+    stix,
+)
 from worker.endpoints import keys as keys_api
 from worker.routing import Route
 from worker.taxii import endpoints as taxii
@@ -12,6 +24,9 @@ OBJECT = COLLECTION + "objects/{objectId}/"
 
 ROUTES: list[Route] = [
     Route("/api/v1/iocs", {"GET": iocs.list_iocs}, scope="read:iocs", errors="format"),
+    Route(
+        "/api/v1/iocs/changes", {"GET": changes.list_changes}, scope="read:iocs", errors="format"
+    ),
     Route("/api/v1/iocs/search", {"GET": search.search_iocs}, scope="read:search"),
     Route("/api/v1/iocs/range/{prefix}", {"GET": search.ioc_range}, scope="read:search"),
     Route("/api/v1/iocs/stats", {"GET": stats.get_stats}, scope="read:stats"),

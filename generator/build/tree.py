@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
+from generator.build.changes import ChangeFeed, write_index
 from generator.build.devices import DeviceFiles
 from generator.build.misp_feed import MispFeed
 from generator.build.search_index import SearchIndex
@@ -172,8 +173,8 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
 # The build's extension tables: sinks see every day of records; derived sinks too, but their
 # objects are derived ones (not part of the build id); derived stages run after.
 SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink, DeviceFiles]
-DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed]
-DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
+DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed, ChangeFeed]
+DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_index, write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
 # the rest and makes the records, which it ships to the second. The split only balances the
 # work: the objects are the same either way. The first renders STIX, whose objects its TAXII sink
@@ -184,6 +185,7 @@ SECOND: frozenset[object] = frozenset(
         *(v for v in VARIANT_RENDERERS if v not in FIRST_VARIANTS),
         SearchIndex,
         MispFeed,
+        ChangeFeed,
         Stats,
         Site,
         DeviceFiles,
