@@ -145,8 +145,8 @@ def pointer_trust(config: WorkerConfig) -> PointerTrust | None:
     signed by that key and not older than the last one this data dir accepted."""
     if not config.public_key:
         return None
+    from worker.buckets.minisign import SignatureError, parse_public
     from worker.buckets.trust import Memory, PointerTrust
-    from worker.contract.minisign import SignatureError, parse_public
 
     path = Path(config.public_key)
     try:

@@ -1,5 +1,5 @@
 """Ed25519 signatures in minisign's format, so ``minisign -Vm FILE -p KEY`` checks what we sign;
-checking them (and the public key) is ``worker.contract.minisign``'s.
+checking them (and the public key) is ``worker.buckets.minisign``'s.
 
 minisign (https://jedisct1.github.io/minisign/) files, all base64 under one comment line:
 
@@ -26,8 +26,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from generator.errors import SocdefError
-from worker.contract import minisign as checking
-from worker.contract.minisign import TRUSTED, PublicKey, parse_public, payload, verify
+from worker.buckets import minisign as checking
+from worker.buckets.minisign import TRUSTED, PublicKey, parse_public, payload, verify
 
 __all__ = ["PublicKey", "SecretKey", "SignatureError", "TRUSTED", "parse_public", "sign", "verify"]
 

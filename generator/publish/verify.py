@@ -26,12 +26,12 @@ from pathlib import Path
 
 from generator.errors import SocdefError
 from generator.publish.signing import download_sets, trusted_comment
-from worker.buckets import trust
+from worker.buckets import minisign, trust
+from worker.buckets.minisign import PublicKey, SignatureError
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import Bucket, StorageError
 from worker.buckets.trust import Accepted, Memory, PointerRefused
-from worker.contract import layout, minisign
-from worker.contract.minisign import PublicKey, SignatureError
+from worker.contract import layout
 
 Progress = Callable[[str, int, int], None]
 SHOWN = 10  # problems named in the error; the count says how many more

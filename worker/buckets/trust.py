@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from worker.contract import layout, minisign
-from worker.contract.minisign import PublicKey
+from worker.buckets import minisign
+from worker.buckets.minisign import PublicKey
+from worker.contract import layout
 
 
 class Bucket(Protocol):
