@@ -168,3 +168,29 @@ def test_the_worker_refuses_a_replayed_or_tampered_pointer_and_follows_a_publish
     restarted = serve_process(data, *key)
     refused = httpx.get(restarted.url + "/healthz", timeout=10)
     assert refused.status_code == 503 and "goes back" in refused.json()["detail"]
+
+
+def test_a_signed_pointer_binds_its_manifest(history, tmp_path):
+    """A bucket that keeps the signed pointer but changes the manifest it names (here: one byte
+    of whitespace) is refused; the build already loaded stays, and the real one is followed."""
+    from worker.buckets.minisign import parse_public
+    from worker.buckets.storage import BuildSource, LocalBucket
+    from worker.buckets.trust import Memory, PointerTrust
+
+    source, first, second = history
+    bucket = tmp_path / "bucket"
+    shutil.copytree(source / "bucket", bucket)
+    put_pointer(bucket, first)
+    public = parse_public((source / "signing.pub").read_text())
+    trust = PointerTrust(public, Memory(tmp_path / "accepted.json", str(bucket)))
+    builds = BuildSource(LocalBucket(bucket), pointer_ttl=0, trust=trust)
+    assert builds.current().build_id == build_id_of(first)
+    manifest = bucket / layout.manifest_key(build_id_of(second))
+    real = manifest.read_bytes()
+    manifest.write_bytes(real + b"\n")
+    put_pointer(bucket, second)
+    assert builds.current().build_id == build_id_of(first)
+    assert builds.problem is not None and "not the one the signed pointer names" in builds.problem
+    assert json.loads((tmp_path / "accepted.json").read_text())[str(bucket)]["generation"] == 1
+    manifest.write_bytes(real)
+    assert builds.current().build_id == build_id_of(second) and builds.problem is None
