@@ -4,6 +4,7 @@
     python bench/serve.py --trivial   # the servers' own floor: apps that only return the bytes
     python bench/serve.py --in-process 20000   # the worker's own work per request, by part
     python bench/serve.py --device-lines 100000   # also the device-file row (the default)
+    python bench/serve.py --edge-rows   # only the default poll with nginx in front, and nginx
 
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
 wrk (``-t2 -c32 --latency``) against ``GET /api/v1/iocs`` with ``Authorization: Bearer`` on:
@@ -509,6 +510,12 @@ def main() -> None:
         help="the limiter of --in-process",
     )
     parser.add_argument(
+        "--edge-rows",
+        action="store_true",
+        help="only the default poll through nginx in front of the worker (X-Accel-Redirect, "
+        "1 and 2 worker processes) and nginx serving the same bytes, interleaved",
+    )
+    parser.add_argument(
         "--granian-options",
         action="append",
         default=[],
@@ -527,16 +534,17 @@ def main() -> None:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
         return
     require("redis-server")
-    run_serving(args.seconds, args.rounds, args.iocs)
-    if args.device_lines:
+    run_serving(args.seconds, args.rounds, args.iocs, edge_rows=args.edge_rows)
+    if args.device_lines and not args.edge_rows:
         device_file(args.seconds, args.rounds, args.device_lines)
 
 
 POLL, DOWNLOAD = "/api/v1/iocs", "/feeds/misp/hashes.csv"
 
 
-def run_serving(seconds: int, rounds: int, iocs: int) -> None:
-    """Every serving configuration on the default poll and on the download, interleaved."""
+def run_serving(seconds: int, rounds: int, iocs: int, *, edge_rows: bool = False) -> None:
+    """Every serving configuration on the default poll and on the download, interleaved; with
+    ``edge_rows``, only nginx in front of the worker and nginx alone on the default poll."""
     from generator.store.synthetic import synthetic_store
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -576,6 +584,9 @@ def run_serving(seconds: int, rounds: int, iocs: int) -> None:
                 data, tmp / f"edge-{next(edges)}", 1, DOWNLOAD
             ),
         }
+        if edge_rows:
+            poll = {name: start for name, start in poll.items() if "X-Accel" in name}
+            download = {}
         probe = Worker(data, "memory", 1)
         plain = {"Authorization": f"Bearer {key}"}
         bodies = {
@@ -607,6 +618,8 @@ def run_serving(seconds: int, rounds: int, iocs: int) -> None:
         try:
             for round_no in range(rounds):
                 for which, configs in ((POLL, poll), (DOWNLOAD, download)):
+                    if not configs:
+                        continue
                     for name, start in configs.items():
                         measure(which, name, start())
                     nginx = Nginx(bodies[which], tmp / f"nginx-{round_no}-{len(which)}", which)
@@ -615,8 +628,9 @@ def run_serving(seconds: int, rounds: int, iocs: int) -> None:
             redis.stop()
     print(f"\ndefault poll ({POLL})")
     table(tables[POLL], "nginx (2 workers)")
-    print(f"\ndownload of {len(bodies[DOWNLOAD]) / 1e6:.1f} MB ({DOWNLOAD})")
-    table(tables[DOWNLOAD], "nginx (2 workers)")
+    if download:
+        print(f"\ndownload of {len(bodies[DOWNLOAD]) / 1e6:.1f} MB ({DOWNLOAD})")
+        table(tables[DOWNLOAD], "nginx (2 workers)")
 
 
 DEVICE_FILE = "ipv4.txt"

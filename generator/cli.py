@@ -426,6 +426,14 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="How long a presigned URL of --redirect-large stays valid.",
         ),
+        click.option(
+            "--public-key",
+            default="",
+            envvar="SOCDEF_PUBLIC_KEY",
+            help="The publisher's minisign public key (a .pub file or its RW… line): follow "
+            "only a pointer signed by it and not older than the last one accepted "
+            "(docs/publish.md) [env SOCDEF_PUBLIC_KEY].",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -536,24 +544,41 @@ def keys_signing_init(settings: Settings, force: bool) -> None:
     "--public-key",
     help="The publisher's public key: a .pub file or its RW… line [default: DATA_DIR/signing.pub].",
 )
-@click.option("--build-id", help="The build to verify [default: the published one].")
+@click.option(
+    "--build-id",
+    help="The build to verify [default: the one the signed pointer names; a build named here "
+    "is checked without the pointer].",
+)
 @click.option("--endpoint-url", default="", help="S3-compatible endpoint for s3:// targets.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    help="Where the last pointer accepted from each target is kept; an older one is refused "
+    "[default: DATA_DIR/verified-pointers.json].",
+)
 def verify(
     settings: Settings,
     target: str,
     public_key: str | None,
     build_id: str | None,
     endpoint_url: str,
+    state: str | None,
 ) -> None:
-    """Check a published build (a folder, s3://… or its https:// origin): the manifest's
-    signature, every SHA256SUMS, and every object's size and SHA-256."""
+    """Check a published build (a folder, s3://… or its https:// origin): the pointer's
+    signature and that it does not go back, the manifest's signature, every SHA256SUMS, and
+    every object's size and SHA-256."""
     key = public_key or str(settings.signing_key_file.with_suffix(".pub"))
     report = runtime.run_verify(
-        target, key, build_id=build_id, endpoint_url=endpoint_url or settings.s3_endpoint
+        target,
+        key,
+        build_id=build_id,
+        endpoint_url=endpoint_url or settings.s3_endpoint,
+        state=Path(state) if state else settings.data_dir / "verified-pointers.json",
     )
+    pointer = "" if report.generation is None else f"; pointer generation {report.generation}"
     click.echo(
         f"verified {report.build_id}: signed by {report.key_id}; {report.objects} objects "
-        f"({report.bytes / 1e6:.1f} MB) and {report.sums} SHA256SUMS files match"
+        f"({report.bytes / 1e6:.1f} MB) and {report.sums} SHA256SUMS files match{pointer}"
     )
 
 

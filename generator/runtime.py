@@ -31,7 +31,8 @@ from worker.access.keys import KeyStore, load_or_create_secret
 from worker.access.stores import open_accounts, open_keys
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
-from worker.config import WorkerConfig, make_handoff, setup_logging
+from worker.buckets.trust import Memory
+from worker.config import WorkerConfig, make_handoff, pointer_trust, setup_logging
 from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
@@ -252,7 +253,10 @@ def run_verify(
     *,
     build_id: str | None = None,
     endpoint_url: str = "",
+    state: Path | None = None,
 ) -> verify_stage.Report:
+    """Verify ``target``; ``state`` remembers the last pointer accepted from each target."""
+    memory = None if state is None else Memory(state, target)
     with on_disk("verifying"), progress_bar() as progress:
         return verify_stage.verify(
             target,
@@ -260,6 +264,7 @@ def run_verify(
             build_id=build_id,
             endpoint=endpoint_url,
             progress=progress,
+            memory=memory,
         )
 
 
@@ -331,6 +336,7 @@ def run_server(
     redirect_large: float = 0.0,
     redirect_seconds: int = 60,
     key_cache_ttl: float = 5.0,
+    public_key: str = "",
     then: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
@@ -365,7 +371,9 @@ def run_server(
             db=settings.db,
             secret_file=str(settings.secret_file),
             key_cache_ttl=key_cache_ttl,
+            public_key=public_key,
         )
+        pointer_trust(config)  # a public key the worker cannot read: one line, before it starts
         if limiter == "memory" and workers > 1 and not limiter_factory:
             raise SocdefError(
                 "the memory limiter counts per process: use --limiter sqlite with more than one worker"

@@ -156,6 +156,21 @@ def test_serve_prints_every_row_against_nginx():
     )
 
 
+def test_serve_edge_rows_prints_only_nginx_in_front_and_nginx():
+    out = bench(
+        "serve.py", "--edge-rows", "--seconds", "1", "--rounds", "1", "--iocs", "300"
+    ).stdout
+    rows = re.findall(
+        rf"^(.+?)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+({NUMBER})\s+{NUMBER}$", out, re.M
+    )
+    assert [name for name, _ in rows] == [
+        "nginx → worker 1 proc, SQLite (X-Accel)",
+        "nginx → worker 2 procs, SQLite (X-Accel)",
+        "nginx (2 workers)",
+    ]
+    assert rows[-1][1] == "1.00" and "download of" not in out and "device file" not in out
+
+
 def test_serve_in_process_prints_the_parts():
     out = bench("serve.py", "--in-process", "640", "--iocs", "300").stdout
     lines(

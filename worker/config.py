@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from worker.access.keys import load_or_create_secret
 from worker.access.session import cookie_authenticator
@@ -23,6 +24,9 @@ from worker.buckets.storage import BuildSource, LocalBucket
 from worker.handoff import Handoff
 from worker.limits.fallback import FallbackLimiter
 from worker.limits.windows import Limiter, MemoryLimiter, SQLiteLimiter
+
+if TYPE_CHECKING:
+    from worker.buckets.trust import PointerTrust
 
 LIMITERS = ("sqlite", "memory", "redis")
 
@@ -53,6 +57,9 @@ class WorkerConfig:
     redirect_seconds: float = 60.0  # how long a presigned URL is valid
     db: str = ""  # keys, accounts and usage: "" = SQLite in data_dir, or a postgresql:// URL
     secret_file: str = ""  # the keys' HMAC secret ("" = secret.key in data_dir)
+    public_key: str = (
+        ""  # the publisher's minisign key (.pub file or RW… line): signed pointers only
+    )
 
     @classmethod
     def for_data_dir(cls, data_dir: str | os.PathLike[str], **overrides: object) -> WorkerConfig:
@@ -130,6 +137,26 @@ def make_handoff(config: WorkerConfig, bucket: object) -> Handoff:
     )
 
 
+POINTER_MEMORY = "pointer-accepted.json"  # in the data dir: the last signed pointer accepted
+
+
+def pointer_trust(config: WorkerConfig) -> PointerTrust | None:
+    """With a public key, the check every new pointer must pass (``worker.buckets.trust``):
+    signed by that key and not older than the last one this data dir accepted."""
+    if not config.public_key:
+        return None
+    from worker.buckets.minisign import SignatureError, parse_public
+    from worker.buckets.trust import Memory, PointerTrust
+
+    path = Path(config.public_key)
+    try:
+        public = parse_public(path.read_text() if path.is_file() else config.public_key)
+    except (SignatureError, OSError) as exc:
+        raise ValueError(f"the public key {config.public_key}: {exc}") from None
+    memory = Memory(Path(config.data_dir) / POINTER_MEMORY, config.bucket)
+    return PointerTrust(public, memory)
+
+
 def create_app(config: WorkerConfig) -> App:
     data = Path(config.data_dir)
     data.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, secrets and usage: owner-only
@@ -139,7 +166,7 @@ def create_app(config: WorkerConfig) -> App:
         config.bucket, endpoint=config.s3_endpoint, cache_bytes=int(config.cache_mb * (1 << 20))
     )
     handoff = make_handoff(config, bucket)
-    builds = BuildSource(bucket, pointer_ttl=config.pointer_ttl)
+    builds = BuildSource(bucket, pointer_ttl=config.pointer_ttl, trust=pointer_trust(config))
     builds.preload()  # every worker holds the build before the pointer can break
     signing = session_secret(config)
     check_session_secret(keys, signing)

@@ -1,4 +1,5 @@
-"""Ed25519 signatures in minisign's format, so ``minisign -Vm FILE -p KEY`` checks what we sign.
+"""Ed25519 signatures in minisign's format, so ``minisign -Vm FILE -p KEY`` checks what we sign;
+checking them (and the public key) is ``worker.buckets.minisign``'s.
 
 minisign (https://jedisct1.github.io/minisign/) files, all base64 under one comment line:
 
@@ -16,44 +17,27 @@ Ed25519 itself comes from ``cryptography`` (OpenSSL).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from generator.errors import SocdefError
+from worker.buckets import minisign as checking
+from worker.buckets.minisign import TRUSTED, PublicKey, parse_public, payload, verify
 
-PUBLIC_COMMENT = "untrusted comment: minisign public key "
+__all__ = ["PublicKey", "SecretKey", "SignatureError", "TRUSTED", "parse_public", "sign", "verify"]
+
 SECRET_COMMENT = "untrusted comment: socdef signing secret key (never publish this file)"
 SIGNATURE_COMMENT = "untrusted comment: signature from socdef secret key"
-TRUSTED = "trusted comment: "
 _SECRET_LENGTH = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32
 
 
-class SignatureError(SocdefError):
-    """A key or signature file that is not minisign's, or a signature that does not verify."""
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey:
-    key_id: bytes  # 8 bytes; minisign shows it as 16 hex digits, most significant first
-    key: Ed25519PublicKey
-
-    @property
-    def key_id_hex(self) -> str:
-        return self.key_id[::-1].hex().upper()
-
-    def encoded(self) -> str:
-        """The base64 line of the public key file (what ``minisign -P`` takes)."""
-        return base64.b64encode(b"Ed" + self.key_id + self.key.public_bytes_raw()).decode()
-
-    def file_text(self) -> str:
-        return f"{PUBLIC_COMMENT}{self.key_id_hex}\n{self.encoded()}\n"
+class SignatureError(SocdefError, checking.SignatureError):
+    """A key file that is not minisign's, or one kept where others can read it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +60,11 @@ def generate() -> SecretKey:
     return SecretKey(secrets.token_bytes(8), Ed25519PrivateKey.generate())
 
 
-def _payload(text: str, what: str) -> bytes:
-    lines = [line.strip() for line in text.strip().splitlines()]
-    line = lines[1] if len(lines) >= 2 and lines[0].startswith("untrusted comment:") else lines[0]
-    try:
-        return base64.b64decode(line, validate=True)
-    except (binascii.Error, ValueError, IndexError):
-        raise SignatureError(f"not a minisign {what}: its key line is not base64") from None
-
-
-def parse_public(text: str) -> PublicKey:
-    """A public key from its file's text, or from the bare base64 line (``RW…``)."""
-    raw = _payload(text, "public key")
-    if len(raw) != 42 or raw[:2] != b"Ed":
-        raise SignatureError("not a minisign Ed25519 public key")
-    return PublicKey(raw[2:10], Ed25519PublicKey.from_public_bytes(raw[10:]))
-
-
 def parse_secret(text: str) -> SecretKey:
-    raw = _payload(text, "secret key")
+    try:
+        raw = payload(text, "secret key")
+    except checking.SignatureError as exc:
+        raise SignatureError(str(exc)) from None
     if len(raw) != _SECRET_LENGTH or raw[:6] != b"Ed\0\0B2":
         raise SignatureError("not an unencrypted minisign Ed25519 secret key")
     key_id, secret, checksum = raw[54:62], raw[62:126], raw[126:]
@@ -113,28 +83,6 @@ def sign(secret: SecretKey, data: bytes, trusted_comment: str) -> str:
         f"{SIGNATURE_COMMENT}\n{base64.b64encode(b'ED' + secret.key_id + signature).decode()}\n"
         f"{TRUSTED}{trusted_comment}\n{base64.b64encode(global_signature).decode()}\n"
     )
-
-
-def verify(public: PublicKey, data: bytes, signature_text: str) -> str:
-    """Check a ``.minisig`` over ``data``; answer its trusted comment, or raise SignatureError."""
-    lines = signature_text.strip("\n").split("\n")
-    if len(lines) != 4 or not lines[2].startswith(TRUSTED):
-        raise SignatureError("not a minisign signature file (four lines expected)")
-    raw = _payload("\n".join(lines[:2]), "signature")
-    if len(raw) != 74 or raw[:2] not in (b"ED", b"Ed"):
-        raise SignatureError("not a minisign Ed25519 signature")
-    if raw[2:10] != public.key_id:
-        raise SignatureError(
-            f"signed by key {raw[2:10][::-1].hex().upper()}, not by {public.key_id_hex}"
-        )
-    message = hashlib.blake2b(data, digest_size=64).digest() if raw[:2] == b"ED" else data
-    comment = lines[2][len(TRUSTED) :]
-    try:
-        public.key.verify(raw[10:], message)
-        public.key.verify(_payload(lines[3], "signature"), raw[10:] + comment.encode())
-    except InvalidSignature:
-        raise SignatureError("the signature does not match: the file was changed") from None
-    return comment
 
 
 def write_key_pair(secret_path: Path, public_path: Path, *, force: bool = False) -> SecretKey:

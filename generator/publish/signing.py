@@ -12,13 +12,20 @@ it. At publish time, from the build's manifest alone:
 The manifest maps every logical key to the SHA-256 and size of its bytes, so its signature
 covers every object of the build; a trusted comment names the build and the signed file, so a
 signature cannot be moved onto another build's manifest.
+
+The pointer is signed too (``pointer_signature``), right before it is switched: it names the
+build, its ``generated_at``, the manifest's SHA-256 and a ``generation`` one above the pointer
+it replaces, so a reader can refuse an older signed pointer replayed by a bucket or a CDN
+(``worker.buckets.trust``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 from generator.publish.minisign import SecretKey, sign
+from worker.buckets import trust
 from worker.contract import layout
 
 Extra = tuple[str, bytes, str]  # key, bytes, content type
@@ -62,3 +69,17 @@ SIG = "text/plain; charset=utf-8"
 
 def _sig(signer: SecretKey, build_id: str, key: str, data: bytes) -> bytes:
     return sign(signer, data, trusted_comment(build_id, key)).encode()
+
+
+def pointer_signature(
+    signer: SecretKey, raw: bytes, pointer: Mapping[str, object]
+) -> tuple[str, bytes]:
+    """(key, ``.minisig`` bytes) of the signature of the pointer ``raw`` (whose fields are
+    ``pointer``); the trusted comment names its generation, build and ``generated_at``."""
+    comment = trust.trusted_comment(
+        int(str(pointer["generation"])),
+        str(pointer["build_id"]),
+        int(str(pointer["generated_at"])),
+    )
+    key = layout.pointer_signature_key(hashlib.sha256(raw).hexdigest())
+    return key, sign(signer, raw, comment).encode()

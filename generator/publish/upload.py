@@ -16,6 +16,7 @@ both win: the later one fails with :class:`PointerMoved` and changes nothing rea
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -138,12 +139,14 @@ def publish(
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
-    history = _switch(
-        dest, build_id, manifest["generated_at"], pointer, version, keep, clock, visible
+    facts = {"generated_at": manifest["generated_at"], "manifest_sha256": _sha256(manifest_raw)}
+    history, written = _switch(
+        dest, build_id, facts, pointer, version, keep, clock, visible, signer
     )
     if plan is not None and stored is not None:
         stored = store_bucket.switch(plan, stored, keep=keep_stores, clock=clock)
     removed = _prune(dest, history, {**present, **missing})
+    _prune_pointer_signatures(dest, (written, pointer))
     signed_by = signer.public.key_id_hex if signer is not None else None
     skipped = len(wanted) - len(missing)
     return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by, stored)
@@ -215,35 +218,63 @@ def _put(dest: Destination, key: str, data: bytes, content_type: str, cache_cont
         dest.put(key, data, content_type=content_type, cache_control=cache_control)
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _switch(
     dest: Destination,
     build_id: str,
-    generated_at: int,
+    facts: dict[str, object],
     old: bytes | None,
     version: str | None,
     keep: int,
     clock: Callable[[], float],
     taxii_epochs: list[list[int]] | None = None,
-) -> list[str]:
+    signer: SecretKey | None = None,
+) -> tuple[list[str], bytes]:
+    """Write the new pointer (its signature first, with a signer); answer the builds it keeps
+    and its bytes. ``facts``: the build's ``generated_at`` and ``manifest_sha256``."""
     history = _history_of(old)
     history = [build_id] + [b for b in history if b != build_id]
     history = history[: max(MIN_KEEP, keep)]
     pointer = {
         "build_id": build_id,
-        "generated_at": generated_at,
+        **facts,
+        "generation": _generation_of(old) + 1,
         "published_at": int(clock()),
         "history": history,
     }
     if taxii_epochs:
         pointer["taxii_epochs"] = taxii_epochs
+    raw = json.dumps(pointer, sort_keys=True).encode()
+    if signer is not None:
+        key, signature = signing.pointer_signature(signer, raw, pointer)
+        dest.put(key, signature, content_type=SIG, cache_control=IMMUTABLE)
     dest.swap(
-        layout.POINTER_KEY,
-        json.dumps(pointer, sort_keys=True).encode(),
-        version,
-        content_type="application/json",
-        cache_control=SHORT,
+        layout.POINTER_KEY, raw, version, content_type="application/json", cache_control=SHORT
     )
-    return history
+    return history, raw
+
+
+def _generation_of(pointer: bytes | None) -> int:
+    """The generation of the pointer being replaced: 0 without one, or for a pointer written
+    before pointers were numbered."""
+    generation = json.loads(pointer).get("generation", 0) if pointer else 0
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise PublishError(
+            f"the bucket's pointer {layout.POINTER_KEY} is damaged (its generation "
+            f"{generation!r} is not a whole number); fix or delete it, then publish again"
+        )
+    return generation
+
+
+def _prune_pointer_signatures(dest: Destination, kept: tuple[bytes | None, ...]) -> int:
+    """Remove the signatures of every pointer but the new one and the one it replaced (a
+    reader may have read that one just before the switch)."""
+    keep = {layout.pointer_signature_key(_sha256(raw)) for raw in kept if raw is not None}
+    stale = sorted(k for k in dest.sizes(layout.POINTER_SIGNATURES) if k not in keep)
+    return dest.delete_many(stale)
 
 
 def _taxii_epochs(

@@ -4,7 +4,10 @@ Reads a bucket the way a consumer reaches it (a folder, ``s3://…``, or the ``h
 CDN in front of it) and checks, against a public key the caller pins (never one read from the
 bucket itself):
 
-1. the manifest's minisign signature, and that its trusted comment names this build and file;
+0. the pointer's signature, and that it does not go back from the last pointer accepted from
+   this target (``worker.buckets.trust``; remembered in ``memory``), unless a build id is given;
+1. the manifest's minisign signature, and that its trusted comment names this build and file
+   (and that it is the manifest the signed pointer names);
 2. every ``SHA256SUMS`` of the build (and its signature): the same lines the signed manifest
    gives for that download set;
 3. every object the manifest names: downloaded, its size and SHA-256 compared.
@@ -22,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.errors import SocdefError
-from generator.publish import minisign
-from generator.publish.minisign import PublicKey, SignatureError
 from generator.publish.signing import download_sets, trusted_comment
+from worker.buckets import minisign, trust
+from worker.buckets.minisign import PublicKey, SignatureError
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import Bucket, StorageError
+from worker.buckets.trust import Accepted, Memory, PointerRefused
 from worker.contract import layout
 
 Progress = Callable[[str, int, int], None]
@@ -44,6 +48,7 @@ class Report:
     objects: int
     bytes: int
     sums: int
+    generation: int | None = None  # the signed pointer's; None when a build id was given
 
 
 def load_public_key(spec: str) -> PublicKey:
@@ -64,25 +69,33 @@ def verify(
     endpoint: str = "",
     jobs: int = 8,
     progress: Progress | None = None,
+    memory: Memory | None = None,
 ) -> Report:
+    """Check the build ``build_id``, or the one the signed pointer names; with ``memory``, the
+    pointer must not go back from the last one accepted, and becomes it once all checks pass."""
     try:
         bucket = open_bucket(target, endpoint=endpoint, cache_bytes=1 << 20)
-        build_id = build_id or _current(bucket)
-        objects = _signed_manifest(bucket, build_id, public)
+        facts = None if build_id else _signed_pointer(bucket, public, memory)
+        build_id = facts.build_id if facts is not None else str(build_id)
+        objects = _signed_manifest(bucket, build_id, public, facts)
         sums = _check_sums(bucket, build_id, objects, public)
         size = _check_objects(bucket, objects, jobs, progress)
     except StorageError as exc:
         raise VerifyError(f"reading {target}: {exc}") from None
+    except PointerRefused as exc:
+        raise VerifyError(f"{layout.POINTER_KEY} is refused: {exc}") from None
+    if facts is not None and memory is not None:
+        memory.remember(facts)
     distinct = {sha for sha, _ in objects.values()}
-    return Report(build_id, public.key_id_hex, len(distinct), size, sums)
+    generation = facts.generation if facts is not None else None
+    return Report(build_id, public.key_id_hex, len(distinct), size, sums, generation)
 
 
-def _current(bucket: Bucket) -> str:
+def _signed_pointer(bucket: Bucket, public: PublicKey, memory: Memory | None) -> Accepted:
     raw = bucket.get(layout.POINTER_KEY)
-    try:
-        return str(json.loads(raw or b"")["build_id"])
-    except (ValueError, KeyError, TypeError):
-        raise VerifyError(f"no readable {layout.POINTER_KEY}: nothing is published") from None
+    if raw is None:
+        raise VerifyError(f"no {layout.POINTER_KEY}: nothing is published")
+    return trust.check(bucket, raw, public, memory.last() if memory is not None else None)
 
 
 def _signed(bucket: Bucket, key: str, public: PublicKey, build_id: str) -> bytes:
@@ -101,8 +114,12 @@ def _signed(bucket: Bucket, key: str, public: PublicKey, build_id: str) -> bytes
     return data
 
 
-def _signed_manifest(bucket: Bucket, build_id: str, public: PublicKey) -> dict[str, list]:
+def _signed_manifest(
+    bucket: Bucket, build_id: str, public: PublicKey, facts: Accepted | None
+) -> dict[str, list]:
     raw = _signed(bucket, layout.manifest_key(build_id), public, build_id)
+    if facts is not None:
+        trust.check_manifest(facts, raw)
     manifest = json.loads(raw)
     if manifest.get("build_id") != build_id:
         raise VerifyError(f"the signed manifest is of build {manifest.get('build_id')!r}")

@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from worker.contract import layout
+
+if TYPE_CHECKING:  # the signed pointer's check imports cryptography: only when configured
+    from worker.buckets.trust import PointerTrust
 
 log = logging.getLogger("socdef.storage")
 NOTHING_PUBLISHED = "no build has been published yet"
@@ -138,6 +141,10 @@ class BuildSource:
     says why (for ``/healthz``); it is logged once when it appears or changes, and once more
     when a valid pointer is back. Without a loaded build such a pointer is a
     :class:`StorageError` (:class:`NoBuild` when there is no pointer at all).
+
+    With ``trust`` (a public key is configured), a pointer is followed only when it is signed
+    and does not go back (``worker.buckets.trust``); a refused one is logged as an error and
+    leaves the loaded build in place like any other unfollowable pointer.
     """
 
     def __init__(
@@ -146,8 +153,10 @@ class BuildSource:
         *,
         pointer_ttl: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        trust: PointerTrust | None = None,
     ) -> None:
         self.bucket = bucket
+        self.trust = trust
         self.pointer_ttl = pointer_ttl
         self.clock = clock
         self._build: Build | None = None
@@ -216,7 +225,7 @@ class BuildSource:
         try:
             build = self._follow()
         except _Unfollowable as exc:
-            self._report(exc.shown, exc.logged)
+            self._report(exc.shown, exc.logged, exc.level)
             if self._build is None:
                 raise exc.kind(exc.shown) from None
             return
@@ -241,7 +250,10 @@ class BuildSource:
                 NoBuild,
             )
         build_id = _pointer_build_id(raw)
+        facts = self._trusted(raw)
         if self._build is not None and self._build.build_id == build_id:
+            if facts is not None and self.trust is not None:
+                self.trust.accepted(facts)
             return None
         where = f"the manifest of build {build_id}"
         try:
@@ -252,6 +264,8 @@ class BuildSource:
             ) from exc
         if manifest is None:
             raise _Unfollowable(f"the pointer names build {build_id} whose manifest is missing", "")
+        if facts is not None and self.trust is not None:
+            self._check_manifest(facts, manifest)
         try:
             build = Build(self.bucket, json.loads(manifest))
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -259,9 +273,42 @@ class BuildSource:
         if build.build_id != build_id:
             raise _Unfollowable(f"{where} names build {build.build_id!r}", "")
         build.pointer = json.loads(raw)
+        if facts is not None and self.trust is not None:
+            self.trust.accepted(facts)
         return build
 
-    def _report(self, problem: str | None, detail: str) -> None:
+    def _trusted(self, raw: bytes) -> Any:
+        """The signed facts of the pointer ``raw`` (``trust.Accepted``), None without a
+        ``trust``; a pointer it refuses is unfollowable."""
+        if self.trust is None:
+            return None
+        from worker.buckets.trust import PointerRefused
+
+        try:
+            return self.trust.check(self.bucket, raw)
+        except PointerRefused as exc:
+            raise _Unfollowable(
+                f"the pointer {layout.POINTER_KEY} was refused: {exc}", "", level=logging.ERROR
+            ) from None
+        except (StorageError, OSError) as exc:
+            raise _Unfollowable(
+                "the pointer's signature could not be read (the bucket did not answer)",
+                str(exc),
+                StorageError,
+            ) from exc
+
+    @staticmethod
+    def _check_manifest(facts: Any, manifest: bytes) -> None:
+        from worker.buckets.trust import PointerRefused, check_manifest
+
+        try:
+            check_manifest(facts, manifest)
+        except PointerRefused as exc:
+            raise _Unfollowable(
+                f"the pointer {layout.POINTER_KEY} was refused: {exc}", "", level=logging.ERROR
+            ) from None
+
+    def _report(self, problem: str | None, detail: str, level: int = logging.WARNING) -> None:
         """Log a change of ``problem`` (once, not per request) and keep it for ``/healthz``."""
         if problem == self.problem:
             return
@@ -272,20 +319,31 @@ class BuildSource:
         elif problem is None:
             log.warning("pointer valid again: serving build %s", serving)
         elif serving is not None:
-            log.warning(
-                "%s%s; still serving build %s", problem, f" ({detail})" if detail else "", serving
+            log.log(
+                level,
+                "%s%s; still serving build %s",
+                problem,
+                f" ({detail})" if detail else "",
+                serving,
             )
         else:
-            log.warning("%s%s", problem, f" ({detail})" if detail else "")
+            log.log(level, "%s%s", problem, f" ({detail})" if detail else "")
 
 
 class _Unfollowable(Exception):
     """Why the pointer could not be followed: ``shown`` (no bucket address, for ``/healthz``),
     ``logged`` (the underlying error), ``kind``: what it is when no build is loaded."""
 
-    def __init__(self, shown: str, logged: str, kind: type[StorageError] = BadPointer) -> None:
+    def __init__(
+        self,
+        shown: str,
+        logged: str,
+        kind: type[StorageError] = BadPointer,
+        *,
+        level: int = logging.WARNING,
+    ) -> None:
         super().__init__(shown)
-        self.shown, self.logged, self.kind = shown, logged, kind
+        self.shown, self.logged, self.kind, self.level = shown, logged, kind, level
 
 
 def _pointer_build_id(raw: bytes) -> str:

@@ -5,6 +5,7 @@ manifest that maps each logical key to the SHA-256 and size of its bytes. A *buc
 builds content-addressed, so publishing uploads only objects whose bytes changed:
 
     current.json                      {"build_id": ID, "generated_at": ...}   (the pointer)
+    pointers/<sha256>.minisig         the signature of the pointer with that SHA-256
     builds/<ID>.json                  the manifest of build ID
     objects/<sha[:2]>/<sha>           immutable object bytes
 
@@ -191,6 +192,16 @@ def download_set(logical_key: str) -> str | None:
     if parts[:2] == ["iocs", "default"] and len(parts) >= 4:
         return "/".join(parts[:3]) + "/"
     return None
+
+
+# The pointer's signature (docs/publish.md, "The signed pointer"): named by the SHA-256 of the
+# pointer's bytes, written before the pointer, so a reader never finds a pointer without its own.
+POINTER_SIGNATURES = "pointers/"
+
+
+def pointer_signature_key(pointer_sha256: str) -> str:
+    """The minisign signature of the pointer whose bytes have this SHA-256."""
+    return f"{POINTER_SIGNATURES}{pointer_sha256}{SIGNATURE_SUFFIX}"
 
 
 def sums_key(build_id: str, download_set: str) -> str:
