@@ -182,6 +182,24 @@ def test_hashes_presented_as_hashes_are_kept() -> None:
     assert values(text, "sha256") == [SHA256, SHA256[::-1]]
 
 
+def test_hex_tokens_in_url_paths_are_not_hashes_unless_the_url_names_a_hash() -> None:
+    # An exploit kit's landing page names its exploits by 64-hex path tokens; a sandbox or
+    # VirusTotal link puts the sample's hash after /file/, /sample/ or ?hash=.
+    token, other = SHA256[::-1], MD5 * 2
+    text = (
+        f"Flash exploit from hxxp://digiwebname[.]in/6ktpi5xo/{token} and "
+        f"http://digiwebname.in/6ktpi5xo/{other};118800;94 on the landing page.\n"
+        f"Sample: https://www.virustotal.com/en/file/{SHA256}/analysis/ and "
+        f"https://www.reverse.it/sample/{SHA256[:40]}{MD5[:24]}?environmentId=1, "
+        f"https://malshare.com/sample.php?action=detail&hash={MD5}\n"
+        f"Payload http://evil-cdn.top/{MD5[::-1]}.exe"
+    )
+    assert set(values(text, "sha256")) == {SHA256, SHA256[:40] + MD5[:24]}
+    assert set(values(text, "md5")) == {MD5, MD5[::-1]}
+    urls = values(text, "url")
+    assert f"http://digiwebname.in/6ktpi5xo/{token}" in urls and len(urls) == 5  # VT: allowlisted
+
+
 # --- URLs --------------------------------------------------------------------------------
 
 

@@ -422,7 +422,7 @@ def test_entity_expansion_attacks_are_cheap(doc: bytes) -> None:
         b"<rss><channel><title>open",
         b"<rss><channel><title>x</channel></rss>",
         b"<rss><channel><title>a & b</title></channel></rss>",
-        b'<?xml version="1.0"?><rss><channel>\x01</channel></rss>',
+        "<rss><channel><title>a\x01b</title></channel></rss>".encode("utf-16"),
         b"<rss><channel><title>&undefined;</title></channel></rss>",
     ],
 )
@@ -595,6 +595,38 @@ def test_rss_item_with_a_bare_content_element_and_a_go_nil_description() -> None
     first, second = parse_feed(doc).items
     assert first.html == "<p>C2 at <code>77.91.124.55</code></p>"
     assert second.html == ""
+
+
+@pytest.mark.parametrize(
+    "dirty",
+    ["\x04\x10", "&#4;", "&#x1F;&#X0b;", "\x01&#0;\x1b", "&#31;\x00"],
+)
+def test_forbidden_control_characters_are_dropped_not_fatal(dirty: str) -> None:
+    # XML 1.0 forbids C0 controls other than tab, LF and CR; generators copy them from
+    # pasted tool output, and refusing the document would lose every item in it.
+    doc = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        "<link>https://b.example/</link><item><title>strings</title>"
+        f"<link>https://b.example/a</link><description>&lt;pre&gt;A{dirty}A&#9;&#10;"
+        "checkip.amazonaws.com C2 91.92.248.167&lt;/pre&gt;</description></item>"
+        f"<item><title>next{dirty}</title><link>https://b.example/b</link></item></channel></rss>"
+    ).encode()
+    first, second = parse_feed(doc).items
+    assert first.html == "<pre>AA\t\ncheckip.amazonaws.com C2 91.92.248.167</pre>"
+    assert second.title == "next"
+
+
+def test_real_jekyll_feed_with_control_characters_keeps_every_entry() -> None:
+    path = Path(__file__).parent / "data" / "extraction" / "feeds" / "glassdfir-jekyll.xml"
+    data = path.read_bytes()
+    assert b"\x04" in data  # the published file, unchanged
+    items = parse_feed(data).items
+    assert [item.title for item in items] == [
+        "BotTricker",
+        "Analysis of Fiesta EK",
+        "Hacking BRBBot",
+    ]
+    assert "209.239.112.229" in items[1].html
 
 
 def test_real_hugo_feed_with_bare_content_gives_full_bodies() -> None:

@@ -9,7 +9,10 @@ unless the text says otherwise:
   (``key :``, ``bot_key =``, ``HMAC:``, ``NL$KM:``, ``flag{``, ``NT hash``, ``token``),
   while ``SHA256:``, ``MD5``, ``hash``, ``sample`` and a tool's ``sha256sum`` output keep it;
 - it sits between colons, as in a ``user:rid:lmhash:nthash:::`` credential dump;
-- its bytes are printable text (hex-encoded ASCII) or it repeats a shorter unit.
+- its bytes are printable text (hex-encoded ASCII) or it repeats a shorter unit;
+- it is a segment of a URL's path or a query value, and the segment or key before it does
+  not name a hash (``/file/<sha256>``, ``/sample/``, ``?resource=``, ``?hash=`` do): an
+  exploit kit's ``/6ktpi5xo/<64 hex>`` is a token, not a file's hash.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ _SECRET_WORDS = frozenset(
         "licence", "nthash", "lmhash", "bootkey",
     }
 )  # fmt: skip
+# Path segments and query keys that present the hex value after them as a hash.
+_URL_HASH_KEYS = _HASH_WORDS | {"resource", "query", "q", "search", "s", "h", "ioc", "indicator"}
+_URL_SEGMENT = re.compile(r"([A-Za-z0-9_.%-]{0,40})(?:%3a)?[/=:]\Z", re.IGNORECASE)
+_URL_REACH = 2048
 _LABEL_KIND = {**dict.fromkeys(_SECRET_WORDS, "secret"), **dict.fromkeys(_HASH_WORDS, "hash")}
 # "NT hash", "LM hash", "password hash": a hash of a password, not of a file.
 _CREDENTIAL_QUALIFIERS = frozenset({"nt", "ntlm", "lm", "password"})
@@ -67,6 +74,8 @@ def presented_as_secret(text: str, start: int, end: int, tools: ToolOutput | Non
         return True  # user:rid:lmhash:nthash:::
     if (tools or ToolOutput(text)).holds(start):
         return True
+    if _url_token(text, start):
+        return True
     lo = max(0, start - _WINDOW)
     words = _WORD.findall(text[lo:start].lower())
     for i in range(len(words) - 1, -1, -1):
@@ -82,6 +91,25 @@ def presented_as_secret(text: str, start: int, end: int, tools: ToolOutput | Non
                 return False  # "sample id", "file id": the sample's hash
             return _in_clause(text, start, word)
     return False
+
+
+def _url_token(text: str, start: int) -> bool:
+    """The hex string at ``start`` follows a path segment or query key of a URL that does
+    not name a hash (the URL's host right before it does not count as a segment)."""
+    if not start or text[start - 1] not in "/=:":
+        return False
+    lo = max(0, start - _URL_REACH)
+    blank = max(text.rfind(c, lo, start) for c in " \t\r\n")
+    scheme = text.find("://", max(lo, blank + 1), start)
+    if scheme == -1:
+        return False
+    path = text.find("/", scheme + 3, start)
+    if path == -1 or path == start - 1 and text.find("/", scheme + 3, start - 1) == -1:
+        return False  # no path yet, or the value opens the path right after the host
+    m = _URL_SEGMENT.search(text, max(scheme + 3, start - 46), start)
+    segment = m.group(1).lower() if m else ""
+    stem = segment.rpartition(".")[0] or segment  # sample.php: sample
+    return stem not in _URL_HASH_KEYS
 
 
 def _in_clause(text: str, start: int, word: str) -> bool:

@@ -41,6 +41,11 @@ _ENCODING_ERRORS = frozenset(
     (_ERR.ERR_INVALID_ENCODING, _ERR.ERR_UNKNOWN_ENCODING, _ERR.ERR_UNSUPPORTED_ENCODING)
 )
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# C0 controls XML 1.0 forbids (all but tab, LF, CR), raw or as character references.
+# Generators copy them from pasted tool output; feed readers drop them.
+_FORBIDDEN_CONTROLS = re.compile(
+    rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|&#(?:0*(?:[0-8]|1[1-2]|1[4-9]|2\d|3[01])|[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]));"
+)
 _DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _HTML_START = re.compile(rb"<(?:!doctype\s+html|html[\s>])", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -157,7 +162,12 @@ def _parse(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, _parser(recover=False))
     except (etree.LxmlError, ValueError) as exc:
-        if getattr(exc, "code", None) not in _ENCODING_ERRORS:
+        code = getattr(exc, "code", None)
+        if code == _ERR.ERR_INVALID_CHAR and not _wide_encoding(data):
+            cleaned = _FORBIDDEN_CONTROLS.sub(b"", data)
+            if cleaned != data:  # a forbidden control character: drop them all, parse again
+                return _parse(cleaned)
+        if code not in _ENCODING_ERRORS:
             raise FeedError(f"malformed XML: {_one_line(exc)}") from None
         # The declared encoding is wrong or unknown: one lenient retry.
         try:
@@ -167,6 +177,11 @@ def _parse(data: bytes) -> etree._Element:
     if root is None:
         raise FeedError("not an RSS or Atom feed: no root element")
     return root
+
+
+def _wide_encoding(data: bytes) -> bool:
+    """UTF-16 or UTF-32, where a zero or control byte is part of a character."""
+    return data.startswith(_BOMS[1:]) or b"\x00" in data[:4]
 
 
 def _fallback_encoding(data: bytes) -> str | None:
