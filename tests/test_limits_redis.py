@@ -29,8 +29,13 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 def new_limiter(server: RedisServer, **kwargs):
+    """A limiter on its own prefix. These tests check what the limiter decides, not how fast
+    Redis answers: the per-command timeout is generous (the product's 0.25 s is for a
+    request path that must fail over quickly; its own tests use a silent socket), so a busy
+    machine delays a decision instead of failing it."""
     from worker.limits.redis_store import RedisLimiter
 
+    kwargs.setdefault("timeout", 5.0)
     return RedisLimiter(server.url, prefix=f"test:{uuid.uuid4().hex}:", **kwargs)
 
 
