@@ -294,6 +294,17 @@ class Objects:
         for writer in writers:
             writer.chunks_before(out, self.n + 1)
         self.stamps = None
+        # where each object's bytes lie in the data chunks of "all", by date-order position:
+        # every collection's entries point there
+        spans = writers[0].spans
+        self.spans = {
+            kind: (
+                pa.concat_arrays([o[:-1] for o in spans[kind]] or [pa.array([], pa.uint32())]),
+                pa.concat_arrays([o[1:] for o in spans[kind]] or [pa.array([], pa.uint32())]),
+            )
+            for kind in ("obj", "man")
+        }
+        writers[0].spans = {}
         own = _arange(0)
         for writer in writers:
             writer.finish(out)
@@ -310,7 +321,7 @@ class Objects:
             )
             own = pc.take(ranks, pc.sort_indices(members))
             del members, ranks
-        del writers
+        del writers, self.spans
         # the id index needs none of the objects' data, dates or texts: let them go first
         del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
         if self.data is not None:
@@ -377,7 +388,8 @@ class Objects:
 
 
 class CollectionWriter:
-    """Writes one collection: chunks, manifest records, entries, type entries, meta, info."""
+    """Writes one collection: entries, type entries, meta, info; and for ``all``, the data
+    chunks (objects and manifest records) that every collection's entries point into."""
 
     def __init__(self, objects: Objects, name: str, positions: pa.Array | None) -> None:
         self.o = objects
@@ -398,7 +410,10 @@ class CollectionWriter:
         self.spans: dict[str, list[pa.Array]] = {"obj": [], "man": []}
 
     def chunks_before(self, out: ObjectWriter, frontier: int) -> None:
-        """Write every chunk whose objects all lie before date-order position ``frontier``."""
+        """Write every chunk whose objects all lie before date-order position ``frontier``
+        (``all`` only: the other collections' objects are its objects)."""
+        if self.positions is not None:
+            return
         while self.written < len(self.lasts) and self.lasts[self.written] < frontier:
             self._chunk(out, self.written)
             self.written += 1
@@ -434,7 +449,6 @@ class CollectionWriter:
         modified = pc.take(self.o.modified, self.picked)
         kinds = pc.take(self.o.stix_type, self.picked)
         codes = sorted(pc.unique(kinds).to_pylist())
-        spans = {kind: self.spans.pop(kind) for kind in ("obj", "man")}
         block = ENTRY_CHUNKS * tc.CHUNK
         with contextlib.ExitStack() as files:
             index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
@@ -446,15 +460,7 @@ class CollectionWriter:
             }
             for start in range(0, count, block):
                 size = min(block, count - start)
-                chunks = slice(start // tc.CHUNK, (start + size + tc.CHUNK - 1) // tc.CHUNK)
-                entries = self._entries(
-                    start,
-                    size,
-                    dates,
-                    modified,
-                    kinds,
-                    {kind: spans[kind][chunks] for kind in spans},
-                )
+                entries = self._entries(start, size, dates, modified, kinds)
                 index.write(entries)
                 table = pa.Array.from_buffers(
                     pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
@@ -463,7 +469,7 @@ class CollectionWriter:
                 for code, stream in typed.items():
                     stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
                 del table
-        del spans, modified
+        del modified
         types = {}
         for code in codes:
             typed_dates = pc.filter(dates, pc.equal(kinds, code))
@@ -473,6 +479,8 @@ class CollectionWriter:
                 "last": typed_dates[-1].as_py(),
             }
         meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        if self.positions is not None:
+            meta["data"] = tc.ALL_COLLECTION  # the collection whose chunks the entries name
         if count:
             meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
@@ -485,9 +493,9 @@ class CollectionWriter:
         dates: pa.Array,
         modified: pa.Array,
         kinds: pa.Array,
-        spans: dict[str, list[pa.Array]],
     ) -> bytearray:
-        """The ENTRY of objects ``start … start + size`` (whole chunks: ``spans`` are theirs)."""
+        """The ENTRY of objects ``start … start + size``: the chunk and byte spans name where
+        the object lies in the chunks of ``all``."""
         words = tc.ENTRY.size // 4
         entries = bytearray(tc.ENTRY.size * size)
         view = memoryview(entries).cast("I")
@@ -500,10 +508,14 @@ class CollectionWriter:
 
         fill(0, dates.slice(start, size))
         fill(2, modified.slice(start, size))
-        fill(4, pc.cast(pc.divide(pc.add(_arange(size), start), tc.CHUNK), pa.uint32()))
+        at = pc.add(_arange(size), start)
+        if self.positions is not None:
+            at = pc.take(self.positions, at)
+        fill(4, pc.cast(pc.divide(at, tc.CHUNK), pa.uint32()))
         for word, kind in ((5, "obj"), (7, "man")):
-            fill(word, pa.concat_arrays([o[:-1] for o in spans[kind]]))
-            fill(word + 1, pa.concat_arrays([o[1:] for o in spans[kind]]))
+            starts, ends = self.o.spans[kind]
+            fill(word, pc.take(starts, at))
+            fill(word + 1, pc.take(ends, at))
         fill(9, pc.cast(kinds.slice(start, size), pa.uint32()))
         view.release()
         return entries

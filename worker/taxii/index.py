@@ -262,7 +262,11 @@ def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, in
 
 
 def page_bytes(build: Build, name: str, picked: list[Entry], kind: str) -> bytes:
-    """The comma-terminated objects (``kind`` ``obj``) or manifest records (``man``) of a page."""
+    """The comma-terminated objects (``kind`` ``obj``) or manifest records (``man``) of a page.
+
+    The entries of a per-type collection name the chunks of ``all`` (its meta's ``data``), which
+    hold every object once."""
+    data = meta(build, name).get("data", name)
     at = 3 if kind == "obj" else 5
     runs: list[list[int]] = []
     for e in picked:
@@ -271,4 +275,4 @@ def page_bytes(build: Build, name: str, picked: list[Entry], kind: str) -> bytes
             runs[-1][2] = end
         else:
             runs.append([e[2], start, end])
-    return b"".join(build.read_range(tc.chunk_key(name, kind, c), s, t) for c, s, t in runs)
+    return b"".join(build.read_range(tc.chunk_key(data, kind, c), s, t) for c, s, t in runs)
