@@ -114,9 +114,20 @@ def child_churn(store_root: str, out: str, bucket: str) -> None:
     second = build(later, out, now=NOW + 3600)
     result = publish(out, LocalDestination(bucket), build_id=second.build_id)
     total = sizes(out, second.build_id)["bytes"]
+    manifests = [
+        json.loads((Path(out) / "builds" / f"{b.build_id}.json").read_text())["objects"]
+        for b in (first, second)
+    ]
+    before = {sha for sha, _ in manifests[0].values()}
+    moved: dict[str, int] = {}
+    for key, (sha, size) in manifests[1].items():
+        if sha not in before:
+            before.add(sha)
+            moved[family(key)] = moved.get(family(key), 0) + size
     print(
         json.dumps(
             {
+                "moved": sorted(moved.items(), key=lambda kv: -kv[1])[:8],
                 "changed": count,
                 "uploaded": result.uploaded,
                 "uploaded_bytes": result.uploaded_bytes,
@@ -324,6 +335,9 @@ def main() -> None:
             f" {churn['uploaded']:,} of {churn['objects']:,} objects uploaded,"
             f" {churn['uploaded_bytes'] / 1e6:,.1f} of {churn['bytes'] / 1e6:,.1f} MB"
         )
+        print("uploaded families (MB):")
+        for name, size in churn["moved"]:
+            print(f"  {name:<40} {size / 1e6:9.1f}")
         print(f"churn: {100 * churn['uploaded_bytes'] / max(1, churn['bytes']):.1f}% of bytes")
     if n >= 1_000_000:
         # without PSS, the sum of both peak RSS figures bounds the memory from above

@@ -13,7 +13,9 @@ from generator.build.tree import build
 from generator.publish.folder import LocalDestination
 from generator.publish.headers import content_type
 from generator.publish.upload import publish
+from generator.store.generations import Store
 from generator.store.synthetic import synthetic_store
+from tests.buildseries import changed
 from worker.buckets.storage import BLOCKS, Build, BuildSource, LocalBucket
 from worker.contract import framing, layout
 from worker.contract import taxii_common as tc
@@ -119,3 +121,22 @@ def test_the_published_build_reads_back_as_built(published_build):
         assert len(text) == text_size
         stored = (tmp / "build" / layout.object_key(manifest["objects"][key][0])).read_bytes()
         assert framing.unframe(stored) == text
+
+
+def test_a_changed_indicator_leaves_the_other_taxii_chunks_as_they_were(tmp_path):
+    store = synthetic_store(str(tmp_path / "store"), 6000, now=NOW, days=20)
+    first = build(store, tmp_path / "build", now=NOW)
+    sightings, count = changed(store.sightings(), 1 / store.sightings().num_rows, seed=4)
+    later = Store(tmp_path / "later")
+    later.commit(store.articles(), sightings, {"as_of": NOW + 3600, "sources": {}})
+    second = build(later, tmp_path / "build", now=NOW + 3600)
+
+    def chunks(build_id: str) -> set[str]:
+        objects = json.loads((tmp_path / "build" / layout.manifest_key(build_id)).read_text())
+        return {sha for k, (sha, _) in objects["objects"].items() if "/all/obj/" in k}
+
+    before, after = chunks(first.build_id), chunks(second.build_id)
+    assert count == 1 and len(before) >= 12, len(before)
+    # the chunks the changed record's objects (its indicator, its relationships) left, and the
+    # newest chunk they joined, differ; no other
+    assert len(before - after) <= 4, (len(before - after), len(before))

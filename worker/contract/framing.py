@@ -1,7 +1,9 @@
 """Objects stored as independently compressed blocks, still read by byte ranges of their text.
 
-The large objects the worker reads by range (the day partitions ``iocs/day/<day>/<v>.dat`` and
-the TAXII data chunks ``taxii/c/all/{obj,man}/<k>.dat``) are stored *framed*: their text cut
+The objects the worker reads by range (the day partitions ``iocs/day/<day>/<v>.dat`` with their
+offsets and timestamps, the views' line numbers ``iocs/view/<view>.bin``, the search shards, and
+the TAXII data chunks ``taxii/c/all/{obj,man}/<k>.dat`` and entry files ``index.bin``,
+``type/<t>.bin``) are stored *framed*: their content cut
 into blocks of ``BLOCK`` bytes, each compressed on its own (raw deflate), followed by a table of
 the blocks' compressed ends and a footer. A range of the text costs the compressed blocks it
 touches, read as one range of the stored object. A manifest lists a framed object under
@@ -24,13 +26,15 @@ BLOCK = 65_536  # bytes of text per block
 LEVEL = 1  # deflate level: 6.5-9x on the partitions at a fifth of level 6's time
 FOOTER = struct.Struct("<II4s")  # block count, block size, magic
 MAGIC = b"SDZ1"
-FRAMED_SUFFIX = ".dat"
-FRAMED_PREFIXES = ("iocs/day/", "taxii/c/all/obj/", "taxii/c/all/man/")
+FRAMED_SUFFIXES = (".dat", ".idx", ".bin")
+# Not framed: objects served whole (default answers, device files, the MISP feed, the site),
+# JSON documents read whole, and the TAXII id index (random UUIDs: deflate saves 10 %).
+FRAMED_PREFIXES = ("iocs/day/", "iocs/view/", "iocs/search/shards.", "taxii/c/")
 
 
 def is_framed(key: str) -> bool:
     """Whether the build stores the object under logical ``key`` framed."""
-    return key.endswith(FRAMED_SUFFIX) and key.startswith(FRAMED_PREFIXES)
+    return key.endswith(FRAMED_SUFFIXES) and key.startswith(FRAMED_PREFIXES)
 
 
 def _deflate(block: bytes | memoryview) -> bytes:
