@@ -3,7 +3,8 @@
 The objects the worker reads by range (the day partitions ``iocs/day/<day>/<v>.dat`` with their
 offsets and timestamps, the views' line numbers ``iocs/view/<view>.bin``, the search shards, and
 the TAXII data chunks ``taxii/c/all/{obj,man}/<k>.dat`` and entry files ``index.bin``,
-``type/<t>.bin``) are stored *framed*: their content cut
+``type/<t>.bin``; and the JSON default answers, which the worker always completes with their
+links) are stored *framed*: their content cut
 into blocks of ``BLOCK`` bytes, each compressed on its own (raw deflate), followed by a table of
 the blocks' compressed ends and a footer. A range of the text costs the compressed blocks it
 touches, read as one range of the stored object. A manifest lists a framed object under
@@ -27,13 +28,19 @@ LEVEL = 1  # deflate level: 6.5-9x on the partitions at a fifth of level 6's tim
 FOOTER = struct.Struct("<II4s")  # block count, block size, magic
 MAGIC = b"SDZ1"
 FRAMED_SUFFIXES = (".dat", ".idx", ".bin")
-# Not framed: objects served whole (default answers, device files, the MISP feed, the site),
-# JSON documents read whole, and the TAXII id index (random UUIDs: deflate saves 10 %).
+# Not framed: objects served whole as they are stored (the default answers of the text formats,
+# device files, the MISP feed, the site: an edge may send them itself, docs/deploy.md), small
+# JSON documents, and the TAXII id index (random UUIDs: deflate saves 10 %).
 FRAMED_PREFIXES = ("iocs/day/", "iocs/view/", "iocs/search/shards.", "taxii/c/")
+# JSON default answers are stored without their links (the worker adds them), so they are
+# never sent as stored: framed too.
+FRAMED_DEFAULTS = ("iocs/default/", ".json")
 
 
 def is_framed(key: str) -> bool:
     """Whether the build stores the object under logical ``key`` framed."""
+    if key.startswith(FRAMED_DEFAULTS[0]):
+        return key.endswith(FRAMED_DEFAULTS[1])
     return key.endswith(FRAMED_SUFFIXES) and key.startswith(FRAMED_PREFIXES)
 
 
