@@ -188,6 +188,7 @@ def test_keep_never_drops_the_build_readers_may_still_hold(target, series):
 def test_content_types_follow_the_object_class():
     assert content_type("iocs/view/all.all.all.json") == "application/json"
     assert content_type("iocs/default/pro/all.all.all.csv").startswith("text/csv")
+    assert content_type("iocs/default/pro/all.all.all.json") == "application/octet-stream"
     assert content_type("iocs/default/pro/all.all.all.txt").startswith("text/plain")
     # framed partitions (compressed blocks, worker/contract/framing.py) are not text to HTTP
     assert content_type("iocs/day/2026-11-28/csv.dat") == "application/octet-stream"

@@ -10,7 +10,8 @@ indexes and the keys under ``taxii/`` in a build (docs/taxii.md describes them a
     taxii/c/<name>/meta.json           counts and fences of the collection and its type indexes
     taxii/c/<name>/index.bin           one ENTRY per object, in date_added order
     taxii/c/<name>/type/<stix type>.bin  the entries of one STIX type, same format
-    taxii/c/all/obj/<k>.dat            objects k*CHUNK … of "all", each followed by ","
+    taxii/c/all/obj/<k>.dat            the k-th run of objects of "all" (generator/build/taxii.py
+                                       chunk_lasts), each followed by ","
     taxii/c/all/man/<k>.dat            their manifest records, each followed by ","
                                        (every collection's entries point into these chunks;
                                        a per-type meta.json names them: "data": "all")
