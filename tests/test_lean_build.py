@@ -76,6 +76,10 @@ def test_ranges_of_a_framed_object_are_ranges_of_its_text(tmp_path):
             BLOCKS.clear()
         assert built.read_range("taxii/c/all/obj/0.dat", start, end) == text[start:end]
     assert built.read_range("taxii/c/all/obj/0.dat", 5, 5) == b""
+    for key, data in (("taxii/c/all/obj/0.dat", text), ("iocs/day/2026-11-28/ts.bin", b"\1" * 80)):
+        spans = sorted(tuple(sorted(rng.sample(range(len(data) + 1), 2))) for _ in range(300))
+        joined = b"".join(data[a:b] for a, b in spans)
+        assert built.read_ranges(key, spans) == joined  # many ranges, blocks looked up once
 
 
 def test_framed_objects_are_binary_to_http():
