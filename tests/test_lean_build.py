@@ -46,6 +46,7 @@ def test_written_in_pieces_or_whole_the_stored_bytes_are_the_same(tmp_path):
     with writer.stream("iocs/day/2026-11-27/json.dat") as stream:
         for at in range(0, len(text), 7777):
             stream.write(memoryview(text)[at : at + 7777])
+            assert stream.size == min(len(text), at + 7777)  # offsets into the text
     whole, pieces = (writer.objects[f"iocs/day/2026-11-{d}/json.dat"] for d in (28, 27))
     assert whole == pieces
     assert writer.framed == {f"iocs/day/2026-11-{d}/json.dat": len(text) for d in (27, 28)}

@@ -96,7 +96,8 @@ class ObjectStream:
         self.writer = writer
         self.key = key
         self.digest = hashlib.sha256()
-        self.size = 0
+        self.size = 0  # bytes written (of the text, for a framed object)
+        self.stored = 0  # bytes stored
         folder = os.path.join(writer.root, "objects")
         os.makedirs(folder, exist_ok=True)
         ObjectStream._made += 1
@@ -105,6 +106,7 @@ class ObjectStream:
         self.framer = framing.Framer(self._store) if framing.is_framed(key) else None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.size += data.nbytes if isinstance(data, memoryview) else len(data)
         if self.framer is not None:
             self.framer.write(data)
         else:
@@ -113,7 +115,7 @@ class ObjectStream:
     def _store(self, data: bytes | bytearray | memoryview) -> None:
         self.digest.update(data)
         self.file.write(data)
-        self.size += data.nbytes if isinstance(data, memoryview) else len(data)
+        self.stored += data.nbytes if isinstance(data, memoryview) else len(data)
 
     def __enter__(self) -> ObjectStream:
         return self
@@ -126,7 +128,7 @@ class ObjectStream:
         if kind is not None:
             os.unlink(self.tmp)
             return
-        self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.size)
+        self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.stored)
 
 
 @dataclass(frozen=True, slots=True)
