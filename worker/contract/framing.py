@@ -4,9 +4,8 @@ The objects the worker reads by range (the day partitions ``iocs/day/<day>/<v>.d
 offsets and timestamps, the views' line numbers ``iocs/view/<view>.bin``, the search shards, and
 the TAXII data chunks ``taxii/c/all/{obj,man}/<k>.dat`` and entry files ``index.bin``,
 ``type/<t>.bin``; and the JSON default answers, which the worker always completes with their
-links) are stored *framed*: their content cut
-into blocks of ``BLOCK`` bytes, each compressed on its own (raw deflate), followed by a table of
-the blocks' compressed ends and a footer. A range of the text costs the compressed blocks it
+links) are stored *framed*: their content cut into blocks of ``BLOCK`` bytes, each compressed
+on its own (raw deflate), followed by a table of the blocks' compressed ends and a footer. A range of the text costs the compressed blocks it
 touches, read as one range of the stored object. A manifest lists a framed object under
 ``objects`` with the SHA-256 and size of its stored bytes (what publish uploads and verify
 checks) and under ``framed`` with the size of its text.
@@ -128,7 +127,7 @@ def inflate(packed: bytes | memoryview) -> bytes:
 
 
 def unframe(stored: bytes) -> bytes:
-    """The whole text of a stored object (tests, ``socdef verify`` and the site's export)."""
+    """The whole text of a stored framed object (for tools that read a build folder directly)."""
     table = Table.read(lambda s, e: stored[s:e], len(stored))
     view = memoryview(stored)
     return b"".join(inflate(view[slice(*table.span(k, k))]) for k in range(len(table.ends)))
