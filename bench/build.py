@@ -3,6 +3,12 @@
     python bench/build.py            # N = 100,000
     python bench/build.py --million  # N = 1,000,000 (goal: <= 120 s, <= 2 GB peak)
     python bench/build.py --store /tmp/s100k --out /tmp/b100k  # reuse the store, keep the build
+    python bench/build.py --churn    # build, change 1 % of sightings, rebuild an hour later
+
+Every run prints the bytes per indicator (distinct object bytes over distinct IOCs) and the
+object families with the most bytes (logical keys with days and numbers folded). ``--churn``
+publishes both builds to a folder and prints ``churn: <percent>% of bytes``: the bytes the
+second publish uploaded (objects whose content key was new) over the second build's bytes.
 
 The store is generated in a child process first, so the build's peak RSS is measured alone.
 While the build runs, a thread samples the proportional set size (PSS, from
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -34,6 +41,33 @@ def child_make_store(root: str, n: int) -> None:
     from generator.store.synthetic import synthetic_store
 
     synthetic_store(root, n, now=NOW, days=365)
+
+
+FAMILY = re.compile(r"\d{4}-\d{2}-\d{2}|\d+")
+
+
+def family(key: str) -> str:
+    """A logical key with its days, numbers, per-type TAXII collections and views folded:
+    ``taxii/c/all/obj/N.dat``, ``taxii/c/<type>/obj/N.dat``, ``iocs/day/D/json.dat``."""
+    parts = key.split("/")
+    if parts[:2] == ["taxii", "c"] and len(parts) > 2 and parts[2] != "all":
+        parts[2] = "<type>"
+    elif parts[:2] in (["iocs", "view"], ["iocs", "default"]):
+        parts[-1] = "<view>." + parts[-1].rsplit(".", 1)[-1]
+    return FAMILY.sub(lambda m: "D" if "-" in m.group() else "N", "/".join(parts))
+
+
+def sizes(out: str, build_id: str) -> dict[str, object]:
+    """Distinct object bytes of a build and its ten largest families (bytes of their keys)."""
+    manifest = json.loads((Path(out) / "builds" / f"{build_id}.json").read_text())
+    distinct: dict[str, int] = {}
+    families: dict[str, int] = {}
+    for key, (sha, size) in manifest["objects"].items():
+        if sha not in distinct:
+            distinct[sha] = size
+            families[family(key)] = families.get(family(key), 0) + size
+    top = sorted(families.items(), key=lambda kv: -kv[1])[:10]
+    return {"bytes": sum(distinct.values()), "distinct": len(distinct), "families": top}
 
 
 def child_build(store_root: str, out: str) -> None:
@@ -56,6 +90,50 @@ def child_build(store_root: str, out: str) -> None:
                 "cpu_seconds": me.ru_utime + me.ru_stime,
                 "second_cpu_seconds": second.ru_utime + second.ru_stime,
                 "stages": result.stages,
+                **sizes(out, result.build_id),
+            }
+        )
+    )
+
+
+def child_churn(store_root: str, out: str, bucket: str) -> None:
+    """Publish the build of ``store_root``, then of the same store with 1 % of sightings
+    changed built an hour later; print the second publish's uploaded and total bytes."""
+    from generator.build.tree import build
+    from generator.publish.folder import LocalDestination
+    from generator.publish.upload import publish
+    from generator.store.generations import Store
+    from tests.buildseries import changed
+
+    store = Store(store_root)
+    first = build(store, out, now=NOW)
+    publish(out, LocalDestination(bucket), build_id=first.build_id)
+    sightings, count = changed(store.sightings(), 0.01, seed=1)
+    later = Store(f"{store_root}-churn")
+    later.commit(store.articles(), sightings, {"as_of": NOW + 3600, "sources": {}})
+    second = build(later, out, now=NOW + 3600)
+    result = publish(out, LocalDestination(bucket), build_id=second.build_id)
+    total = sizes(out, second.build_id)["bytes"]
+    manifests = [
+        json.loads((Path(out) / "builds" / f"{b.build_id}.json").read_text())["objects"]
+        for b in (first, second)
+    ]
+    before = {sha for sha, _ in manifests[0].values()}
+    moved: dict[str, int] = {}
+    for key, (sha, size) in manifests[1].items():
+        if sha not in before:
+            before.add(sha)
+            moved[family(key)] = moved.get(family(key), 0) + size
+    print(
+        json.dumps(
+            {
+                "moved": sorted(moved.items(), key=lambda kv: -kv[1])[:8],
+                "changed": count,
+                "uploaded": result.uploaded,
+                "uploaded_bytes": result.uploaded_bytes,
+                "bytes": total,
+                "objects": second.objects,
+                "iocs": second.iocs,
             }
         )
     )
@@ -181,12 +259,19 @@ def main() -> None:
     parser.add_argument("--store", help="store directory: made once, reused when present")
     parser.add_argument("--out", help="build directory to keep (replaced when present)")
     parser.add_argument("--memory-log", help="write every memory sample to this file")
+    parser.add_argument(
+        "--churn",
+        action="store_true",
+        help="also rebuild an hour later with 1 %% of sightings changed; print the upload's share",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
         if args.child[0] == "store":
             child_make_store(args.child[1], int(args.child[2]))
+        elif args.child[0] == "churn":
+            child_churn(args.child[1], args.child[2], args.child[3])
         else:
             child_build(args.child[1], args.child[2])
         return
@@ -203,6 +288,11 @@ def main() -> None:
         stdout, memory = run_sampled("--child", "build", store, out, log=args.memory_log)
         figures = json.loads(stdout)
         wall = time.perf_counter() - wall
+        churn = None
+        if args.churn:
+            churn = json.loads(
+                run_child("--child", "churn", store, f"{tmp}/churn-build", f"{tmp}/churn-bucket")
+            )
     print(
         f"build: {figures['iocs']:,} distinct IOCs, {figures['objects']:,} objects, "
         f"{figures['mb']:.0f} MB"
@@ -232,6 +322,23 @@ def main() -> None:
     )
     for name, seconds in sorted(figures["stages"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {seconds:7.1f}s")
+    print(
+        f"bytes per indicator: {figures['bytes'] / max(1, figures['iocs']):,.0f}"
+        f" ({figures['bytes'] / 1e6:,.1f} MB in {figures['distinct']:,} distinct objects)"
+    )
+    print("largest object families (MB, share of the build):")
+    for name, size in figures["families"]:
+        print(f"  {name:<40} {size / 1e6:9.1f}  {100 * size / max(1, figures['bytes']):5.1f}%")
+    if churn is not None:
+        print(
+            f"churn build: {churn['changed']:,} sightings changed, one hour later;"
+            f" {churn['uploaded']:,} of {churn['objects']:,} objects uploaded,"
+            f" {churn['uploaded_bytes'] / 1e6:,.1f} of {churn['bytes'] / 1e6:,.1f} MB"
+        )
+        print("uploaded families (MB):")
+        for name, size in churn["moved"]:
+            print(f"  {name:<40} {size / 1e6:9.1f}")
+        print(f"churn: {100 * churn['uploaded_bytes'] / max(1, churn['bytes']):.1f}% of bytes")
     if n >= 1_000_000:
         # without PSS, the sum of both peak RSS figures bounds the memory from above
         peak_mb = (

@@ -121,7 +121,7 @@ def observe(
     """
     current = BuildSource(bucket, pointer_ttl=0).current()
     listing = list_objects()
-    wanted = {layout.object_key(r.sha256): r.size for r in current.objects.values()}
+    wanted = {layout.object_key(r.sha256): r.stored_size for r in current.objects.values()}
     missing = sum(1 for k, size in wanted.items() if listing.get(k) != size)
     body = answers(current) if not missing else b""
     return Observation(current.build_id, missing, body == known.get(current.build_id))

@@ -113,14 +113,17 @@ def test_extract_eval_prints_the_goals():
     )
 
 
-def test_build_prints_seconds_memory_and_stages():
-    out = bench("build.py", "-n", "1500").stdout
+def test_build_prints_seconds_memory_stages_bytes_and_churn():
+    out = bench("build.py", "-n", "1500", "--churn").stdout
     lines(
         out,
         rf"^build seconds: {NUMBER}",
         rf"^peak PSS, both processes together: {NUMBER} MB",
         rf"^  TaxiiSink\.finish\s+{NUMBER}s$",
         rf"^  2:days\s+{NUMBER}s$",
+        rf"^bytes per indicator: {NUMBER} \({NUMBER} MB in {NUMBER} distinct objects\)$",
+        rf"^  iocs/day/D/stix\.dat\s+{NUMBER}\s+{NUMBER}%$",
+        rf"^churn: {NUMBER}% of bytes$",
     )
 
 

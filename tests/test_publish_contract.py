@@ -188,9 +188,11 @@ def test_keep_never_drops_the_build_readers_may_still_hold(target, series):
 def test_content_types_follow_the_object_class():
     assert content_type("iocs/view/all.all.all.json") == "application/json"
     assert content_type("iocs/default/pro/all.all.all.csv").startswith("text/csv")
+    assert content_type("iocs/default/pro/all.all.all.json") == "application/octet-stream"
     assert content_type("iocs/default/pro/all.all.all.txt").startswith("text/plain")
-    assert content_type("iocs/day/2026-11-28/csv.dat").startswith("text/csv")
-    assert content_type("iocs/day/2026-11-28/json.dat").startswith("text/plain")
+    # framed partitions (compressed blocks, worker/contract/framing.py) are not text to HTTP
+    assert content_type("iocs/day/2026-11-28/csv.dat") == "application/octet-stream"
+    assert content_type("iocs/day/2026-11-28/json.dat") == "application/octet-stream"
     assert content_type("iocs/day/2026-11-28/json.idx") == "application/octet-stream"
     assert content_type("iocs/view/ipv4.all.all.bin") == "application/octet-stream"
     assert content_type("feeds/openioc.xml") == "application/xml"

@@ -84,9 +84,10 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
     assert "immutable" in stored_manifest["CacheControl"]
     day = sorted(k for k in manifest["objects"] if k.endswith("/csv.dat"))[0]
     expected = {
-        day: "text/csv",
+        day: "application/octet-stream",  # framed: compressed blocks read by range
         day.replace("csv.dat", "json.idx"): "application/octet-stream",
-        layout.default_key("pro", layout.ACTIVE_VIEW, "json"): "application/json",
+        layout.default_key("pro", layout.ACTIVE_VIEW, "json"): "application/octet-stream",
+        layout.default_key("pro", layout.ACTIVE_VIEW, "csv"): "text/csv",
         layout.view_index_key(layout.ACTIVE_VIEW): "application/json",
     }
     for logical, media in expected.items():

@@ -29,7 +29,7 @@ from generator.store.records import IOC_NAMESPACE, ioc_id
 from tests.golden import assert_golden
 from tests.seed import SEED_NOW, seed_records
 from tests.stix_check import pattern_problems, problems, problems_parallel
-from worker.contract import layout
+from worker.contract import framing, layout
 from worker.contract.stix_common import CONFIDENCE_SCORE, IDENTITY_ID, TLP_IDS
 from worker.endpoints.stix import StixParams, bundle, swap_markings
 
@@ -330,7 +330,7 @@ def test_whole_build_validates(tmp_path):
     data = b""
     for key in sorted((k for k in manifest["objects"] if k.endswith("/stix.dat")), reverse=True):
         sha = manifest["objects"][key][0]
-        data += (tmp_path / "build" / layout.object_key(sha)).read_bytes()
+        data += framing.unframe((tmp_path / "build" / layout.object_key(sha)).read_bytes())
     doc = json.loads(bundle(params(until=now), result.build_id, data))
     mains = [
         o

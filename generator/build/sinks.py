@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from exports.model import IOCRecord
 from worker.buckets.storage import Build
-from worker.contract import layout
+from worker.contract import framing, layout
 
 if TYPE_CHECKING:
     from generator.store.generations import Store
@@ -36,10 +36,16 @@ class ObjectWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects: dict[str, list] = {}
+        self.framed: dict[str, int] = {}  # key → size of the text of a framed object
         self._folders: set[str] = set()  # object folders known to exist
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
-        """Store ``data`` (bytes, or a C-contiguous byte view) under ``key``."""
+        """Store ``data`` (bytes, or a C-contiguous byte view) under ``key``; framed when the
+        layout says so (``worker/contract/framing.py``)."""
+        if framing.is_framed(key):
+            text = data.nbytes if isinstance(data, memoryview) else len(data)
+            data = framing.frame(data)
+            self.framed[key] = text
         size = data.nbytes if isinstance(data, memoryview) else len(data)
         path = self._claim(key, hashlib.sha256(data).hexdigest(), size)
         if path is not None:
@@ -90,27 +96,39 @@ class ObjectStream:
         self.writer = writer
         self.key = key
         self.digest = hashlib.sha256()
-        self.size = 0
+        self.size = 0  # bytes written (of the text, for a framed object)
+        self.stored = 0  # bytes stored
         folder = os.path.join(writer.root, "objects")
         os.makedirs(folder, exist_ok=True)
         ObjectStream._made += 1
         self.tmp = os.path.join(folder, f".stream.{os.getpid()}.{ObjectStream._made}.tmp")
         self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by __exit__)
+        self.framer = framing.Framer(self._store) if framing.is_framed(key) else None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.size += data.nbytes if isinstance(data, memoryview) else len(data)
+        if self.framer is not None:
+            self.framer.write(data)
+        else:
+            self._store(data)
+
+    def _store(self, data: bytes | bytearray | memoryview) -> None:
         self.digest.update(data)
         self.file.write(data)
-        self.size += data.nbytes if isinstance(data, memoryview) else len(data)
+        self.stored += data.nbytes if isinstance(data, memoryview) else len(data)
 
     def __enter__(self) -> ObjectStream:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None and self.framer is not None:
+            self.framer.finish()
+            self.writer.framed[self.key] = self.framer.size
         self.file.close()
         if kind is not None:
             os.unlink(self.tmp)
             return
-        self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.size)
+        self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.stored)
 
 
 @dataclass(frozen=True, slots=True)

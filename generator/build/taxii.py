@@ -48,6 +48,8 @@ ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
 ID_ROWS = 262_144  # rows of the id index made and written at a time
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
+CHUNK_CUT = 1_024  # a data chunk ends after an object whose UUID is 0 modulo this (a power of 2)
+CHUNK_MAX = 4_096  # … or after this many objects
 
 
 # What every collection holds besides the records' objects: the producer identity and the TLP
@@ -268,6 +270,7 @@ class Objects:
             self.dates = pc.take(self.sorted_dates, pc.sort_indices(self.order))
         lowest = min(pc.min(self.dates).as_py() or 0, pc.min(self.modified).as_py() or 0)
         highest = max(pc.max(self.dates).as_py() or 0, pc.max(self.modified).as_py() or 0)
+        self.chunk_of = _arange(0)  # the data chunk of each date-order position (chunk_lasts)
         self.stamps = None  # plain times: formatted column-wise
         if 0 <= lowest and highest <= MAX_US:
             self.stamps = (Stamps(self.dates, 6), Stamps(self.modified, 3))
@@ -294,6 +297,17 @@ class Objects:
         for writer in writers:
             writer.chunks_before(out, self.n + 1)
         self.stamps = None
+        # where each object's bytes lie in the data chunks of "all", by date-order position:
+        # every collection's entries point there
+        spans = writers[0].spans
+        self.spans = {
+            kind: (
+                pa.concat_arrays([o[:-1] for o in spans[kind]] or [pa.array([], pa.uint32())]),
+                pa.concat_arrays([o[1:] for o in spans[kind]] or [pa.array([], pa.uint32())]),
+            )
+            for kind in ("obj", "man")
+        }
+        writers[0].spans = {}
         own = _arange(0)
         for writer in writers:
             writer.finish(out)
@@ -310,13 +324,41 @@ class Objects:
             )
             own = pc.take(ranks, pc.sort_indices(members))
             del members, ranks
-        del writers
+        del writers, self.spans
+        self.chunk_of = _arange(0)
         # the id index needs none of the objects' data, dates or texts: let them go first
         del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
         if self.data is not None:
             self.data.madvise(mmap.MADV_DONTNEED)
         pa.default_memory_pool().release_unused()
         self._write_ids(out, pc.sort_indices(self.order), own)
+
+    def chunk_lasts(self) -> list[int]:
+        """The date-order position of each data chunk's last object.
+
+        Chunk boundaries follow the objects, not their count: a chunk ends after an object whose
+        UUID's first 64 bits are 0 modulo ``CHUNK_CUT`` (about ``CHUNK_CUT`` objects a chunk), or
+        after ``CHUNK_MAX`` objects. An object that changes moves to the newest chunk, and of the
+        older chunks only the one it left changes (with chunks of a fixed count every later one
+        would shift), so a publish uploads few of them again."""
+        if not self.n:
+            return []
+        raw = memoryview(self.uuids.buffers()[1]).cast("B")
+        words = pc.take(_uuid_words(raw, self.n, 0), self.order)
+        cuts = pc.indices_nonzero(
+            pc.equal(pc.bit_wise_and(words, pa.scalar(CHUNK_CUT - 1, pa.uint64())), 0)
+        ).to_pylist()
+        lasts: list[int] = []
+        previous = -1
+        for cut in [*cuts, self.n - 1]:
+            while cut - previous > CHUNK_MAX:
+                previous += CHUNK_MAX
+                lasts.append(previous)
+            if cut > previous:
+                lasts.append(cut)
+                previous = cut
+        self.chunk_of = _runs(_int_array(array("q", [last + 1 for last in lasts]), pa.int64()))
+        return lasts
 
     def manifest_records(self, at: pa.Array) -> pa.Array:
         """The manifest records of objects ``at``, each followed by a comma."""
@@ -377,7 +419,8 @@ class Objects:
 
 
 class CollectionWriter:
-    """Writes one collection: chunks, manifest records, entries, type entries, meta, info."""
+    """Writes one collection: entries, type entries, meta, info; and for ``all``, the data
+    chunks (objects and manifest records) that every collection's entries point into."""
 
     def __init__(self, objects: Objects, name: str, positions: pa.Array | None) -> None:
         self.o = objects
@@ -387,24 +430,25 @@ class CollectionWriter:
         self.positions = positions
         self.picked = objects.order if positions is None else pc.take(objects.order, positions)
         self.count = len(self.picked)
-        # the date-order position of each chunk's last object
-        ends = [min(self.count, start + tc.CHUNK) - 1 for start in range(0, self.count, tc.CHUNK)]
-        if positions is None:
-            self.lasts = ends
-        else:
-            self.lasts = pc.take(positions, pa.array(ends, pa.int64())).to_pylist()
+        # the date-order position of each data chunk's last object (``all`` only: the other
+        # collections' entries point into its chunks)
+        self.lasts = objects.chunk_lasts() if positions is None else []
         self.written = 0
         # per chunk: the offsets of its objects and of its manifest records (len + 1 each)
         self.spans: dict[str, list[pa.Array]] = {"obj": [], "man": []}
 
     def chunks_before(self, out: ObjectWriter, frontier: int) -> None:
-        """Write every chunk whose objects all lie before date-order position ``frontier``."""
+        """Write every chunk whose objects all lie before date-order position ``frontier``
+        (``all`` only: the other collections' objects are its objects)."""
+        if self.positions is not None:
+            return
         while self.written < len(self.lasts) and self.lasts[self.written] < frontier:
             self._chunk(out, self.written)
             self.written += 1
 
     def _chunk(self, out: ObjectWriter, number: int) -> None:
-        at = self.picked.slice(number * tc.CHUNK, tc.CHUNK)
+        first = self.lasts[number - 1] + 1 if number else 0
+        at = self.picked.slice(first, self.lasts[number] + 1 - first)
         for kind, values in (
             ("obj", pc.take(self.o.objects, at)),
             ("man", self.o.manifest_records(at)),
@@ -434,7 +478,6 @@ class CollectionWriter:
         modified = pc.take(self.o.modified, self.picked)
         kinds = pc.take(self.o.stix_type, self.picked)
         codes = sorted(pc.unique(kinds).to_pylist())
-        spans = {kind: self.spans.pop(kind) for kind in ("obj", "man")}
         block = ENTRY_CHUNKS * tc.CHUNK
         with contextlib.ExitStack() as files:
             index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
@@ -446,15 +489,7 @@ class CollectionWriter:
             }
             for start in range(0, count, block):
                 size = min(block, count - start)
-                chunks = slice(start // tc.CHUNK, (start + size + tc.CHUNK - 1) // tc.CHUNK)
-                entries = self._entries(
-                    start,
-                    size,
-                    dates,
-                    modified,
-                    kinds,
-                    {kind: spans[kind][chunks] for kind in spans},
-                )
+                entries = self._entries(start, size, dates, modified, kinds)
                 index.write(entries)
                 table = pa.Array.from_buffers(
                     pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
@@ -463,7 +498,7 @@ class CollectionWriter:
                 for code, stream in typed.items():
                     stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
                 del table
-        del spans, modified
+        del modified
         types = {}
         for code in codes:
             typed_dates = pc.filter(dates, pc.equal(kinds, code))
@@ -473,6 +508,8 @@ class CollectionWriter:
                 "last": typed_dates[-1].as_py(),
             }
         meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        if self.positions is not None:
+            meta["data"] = tc.ALL_COLLECTION  # the collection whose chunks the entries name
         if count:
             meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))
@@ -485,9 +522,9 @@ class CollectionWriter:
         dates: pa.Array,
         modified: pa.Array,
         kinds: pa.Array,
-        spans: dict[str, list[pa.Array]],
     ) -> bytearray:
-        """The ENTRY of objects ``start … start + size`` (whole chunks: ``spans`` are theirs)."""
+        """The ENTRY of objects ``start … start + size``: the chunk and byte spans name where
+        the object lies in the chunks of ``all``."""
         words = tc.ENTRY.size // 4
         entries = bytearray(tc.ENTRY.size * size)
         view = memoryview(entries).cast("I")
@@ -500,10 +537,14 @@ class CollectionWriter:
 
         fill(0, dates.slice(start, size))
         fill(2, modified.slice(start, size))
-        fill(4, pc.cast(pc.divide(pc.add(_arange(size), start), tc.CHUNK), pa.uint32()))
+        at = pc.add(_arange(size), start)
+        if self.positions is not None:
+            at = pc.take(self.positions, at)
+        fill(4, pc.cast(pc.take(self.o.chunk_of, at), pa.uint32()))
         for word, kind in ((5, "obj"), (7, "man")):
-            fill(word, pa.concat_arrays([o[:-1] for o in spans[kind]]))
-            fill(word + 1, pa.concat_arrays([o[1:] for o in spans[kind]]))
+            starts, ends = self.o.spans[kind]
+            fill(word, pc.take(starts, at))
+            fill(word + 1, pc.take(ends, at))
         fill(9, pc.cast(kinds.slice(start, size), pa.uint32()))
         view.release()
         return entries

@@ -369,7 +369,8 @@ def _second_process(
         info = BuildInfo(generated_at, source_name, store)
         lane = _second_lane(out_dir, info)
         lane.run(shipped_days(spool, notices), info, count)
-        conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages))
+        framed = {**lane.out.framed, **lane.derived.framed}
+        conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages, framed))
     except BaseException as exc:
         expected = isinstance(exc, (OSError, SocdefError))  # a full disk, not a bug
         with contextlib.suppress(OSError):  # the first process may be gone (killed)
@@ -481,13 +482,15 @@ def _build(
     out = main.out
     # The id names the data; derived objects (default answers, the MISP feed, ...) carry it.
     build_id = _build_id(generated_at, source_name, out.objects)
-    data_only = Build(LocalBucket(out.root), _manifest(build_id, generated_at, out.objects))
+    data_only = Build(
+        LocalBucket(out.root), _manifest(build_id, generated_at, out.objects, framed=out.framed)
+    )
     _merge(out, derived_objects)
     derived = DerivedInfo(data_only, sorted(views.days), source_name)
     for stage in DERIVED_STAGES:
         stage(out, derived)
         clock.lap(stage.__name__)
-    manifest = _manifest(build_id, generated_at, out.objects, iocs=count)
+    manifest = _manifest(build_id, generated_at, out.objects, iocs=count, framed=out.framed)
     path = out_dir / layout.manifest_key(build_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
@@ -519,6 +522,7 @@ def _join(
     derived objects of both."""
     out = main.out
     derived_objects = dict(main.derived.objects)
+    out.framed.update(main.derived.framed)
     stages.update(main.stages)
     clock.last = time.perf_counter()
     if child is not None and receiver is not None:
@@ -536,8 +540,9 @@ def _join(
             error = SecondProcessFailed(message) if answer[2] else RuntimeError(message)
             error.add_note(answer[1])
             raise error
-        _, objects, child_derived, child_stages = answer
+        _, objects, child_derived, child_stages, framed = answer
         _merge(out, objects)
+        out.framed.update(framed)
         derived_objects.update(child_derived)
         stages.update({f"2:{name}": seconds for name, seconds in child_stages.items()})
     return derived_objects
@@ -577,11 +582,22 @@ def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> 
     return time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime(generated_at)) + digest.hexdigest()[:12]
 
 
-def _manifest(build_id: str, generated_at: int, objects: dict[str, list], iocs: int = 0) -> dict:
-    return {
+def _manifest(
+    build_id: str,
+    generated_at: int,
+    objects: dict[str, list],
+    iocs: int = 0,
+    framed: dict[str, int] | None = None,
+) -> dict:
+    """The manifest: every object's stored SHA-256 and size, and the size of the text of each
+    framed one (``worker/contract/framing.py``)."""
+    manifest = {
         "build_id": build_id,
         "format_version": layout.FORMAT_VERSION,
         "generated_at": generated_at,
         "iocs": iocs,
         "objects": dict(sorted(objects.items())),
     }
+    if framed:
+        manifest["framed"] = {key: framed[key] for key in sorted(framed) if key in objects}
+    return manifest

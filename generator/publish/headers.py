@@ -1,15 +1,15 @@
 """HTTP metadata of published objects: Content-Type per object class and Cache-Control.
 
 An object's type follows from the logical key(s) that name it in the manifest. Day partitions
-are stored as text (``csv.dat`` is CSV rows, the others one record per line); offsets, line
-numbers and timestamps are binary. Objects are never stored compressed: the worker reads day
-partitions by byte range, and a range of a gzip stream is not a range of the text (see
-docs/publish.md).
+and TAXII data chunks are stored framed (independently compressed blocks with a block table,
+``worker/contract/framing.py``), so they are binary to HTTP; offsets, line numbers and
+timestamps are binary too. No object carries ``Content-Encoding``: the worker reads framed
+objects by byte range and inflates the blocks itself (see docs/publish.md).
 """
 
 from __future__ import annotations
 
-from worker.contract import device_files, formats, layout
+from worker.contract import device_files, formats, framing, layout
 
 IMMUTABLE = "public, max-age=31536000, immutable"  # content-addressed objects and manifests
 SHORT = "public, max-age=30"  # the pointer: a reader follows a publish within 30 s
@@ -42,7 +42,7 @@ def content_type(logical_key: str) -> str:
     if logical_key.startswith(device_files.PREFIX + "/"):
         device = device_files.file_of(name)
         return device.media_type if device is not None else BY_SUFFIX.get("." + suffix, BINARY)
-    if not dot:
+    if not dot or framing.is_framed(logical_key):
         return BINARY
     if suffix == "dat":
         return DAT_BY_VARIANT.get(stem, TEXT)

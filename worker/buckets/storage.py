@@ -14,12 +14,13 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from worker.contract import layout
+from worker.contract import framing, layout
 
 if TYPE_CHECKING:  # the signed pointer's check imports cryptography: only when configured
     from worker.buckets.trust import PointerTrust
@@ -88,7 +89,50 @@ class LocalBucket:
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
     sha256: str
-    size: int
+    size: int  # bytes of its text (what a reader addresses)
+    stored: int = -1  # bytes in the bucket when framed (worker/contract/framing.py), else -1
+
+    @property
+    def stored_size(self) -> int:
+        """The size of the object in the bucket."""
+        return self.stored if self.stored >= 0 else self.size
+
+
+class Blocks:
+    """The text blocks of framed objects lately read, under a byte budget (least recently used
+    first out). Keyed by object hash and block number: objects are immutable, so a block stays
+    good across builds."""
+
+    def __init__(self, budget: int = 64 << 20) -> None:
+        self.budget = budget
+        self.used = 0
+        self._kept: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self.used = 0
+
+    def put(self, key: tuple[str, int], block: bytes) -> None:
+        with self._lock:
+            if key in self._kept or len(block) > self.budget:
+                return
+            self._kept[key] = block
+            self.used += len(block)
+            while self.used > self.budget:
+                _, dropped = self._kept.popitem(last=False)
+                self.used -= len(dropped)
+
+
+BLOCKS = Blocks()
 
 
 class Build:
@@ -98,7 +142,11 @@ class Build:
         self.bucket = bucket
         self.build_id: str = manifest["build_id"]
         self.generated_at: int = manifest["generated_at"]
-        self.objects = {k: ObjectRef(v[0], v[1]) for k, v in manifest["objects"].items()}
+        framed: dict[str, int] = manifest.get("framed") or {}
+        self.objects = {
+            k: ObjectRef(v[0], framed[k], v[1]) if k in framed else ObjectRef(v[0], v[1])
+            for k, v in manifest["objects"].items()
+        }
         self.pointer: dict[str, Any] = {}  # the pointer that named it (publish facts, see taxii)
         self._cache: dict[str, Any] = {}
         # whole answers, see worker.endpoints.iocs
@@ -113,11 +161,64 @@ class Build:
             return None
         if ref.size == 0:
             return b""
+        if ref.stored >= 0:
+            return self._text(ref, 0, ref.size)
         return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size, ref.size)
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         ref = self.objects[key]
+        if ref.stored >= 0:
+            return self._text(ref, start, end)
         return self.bucket.get_range(layout.object_key(ref.sha256), start, end, ref.size)
+
+    def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> bytes:
+        """The ranges ``spans`` of one object, joined: for a framed object each block is
+        looked up once, however many ranges it holds (a TAXII page of one type reads hundreds
+        of small ranges of a data chunk)."""
+        ref = self.objects[key]
+        if ref.stored < 0:
+            okey = layout.object_key(ref.sha256)
+            return b"".join(self.bucket.get_range(okey, s, e, ref.size) for s, e in spans)
+        block = framing.BLOCK
+        held: dict[int, bytes] = {}
+        out = []
+        for start, end in spans:
+            first = start // block
+            if first != (end - 1) // block:
+                out.append(self._text(ref, start, end))
+                continue
+            text = held.get(first)
+            if text is None:
+                text = held[first] = self._text(ref, first * block, (first + 1) * block)
+            out.append(text[start - first * block : end - first * block])
+        return b"".join(out)
+
+    def _text(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        """Bytes ``start … end`` of the text of a framed object: the blocks they touch, from
+        the block cache or read as one range of the stored object and inflated."""
+        end = min(end, ref.size)
+        if start >= end:
+            return b""
+        key = layout.object_key(ref.sha256)
+
+        def get(lo: int, hi: int) -> bytes:
+            return self.bucket.get_range(key, lo, hi, ref.stored)
+
+        table = self.cached(f"framing:{ref.sha256}", lambda: framing.Table.read(get, ref.stored))
+        first, last = start // table.block, (end - 1) // table.block
+        blocks: list[bytes | None] = [BLOCKS.get((ref.sha256, k)) for k in range(first, last + 1)]
+        missing = [k for k, b in enumerate(blocks) if b is None]
+        if missing:
+            lo, hi = table.span(first + missing[0], first + missing[-1])
+            packed = memoryview(get(lo, hi))
+            for k in missing:
+                a, b = table.span(first + k, first + k)
+                blocks[k] = text = framing.inflate(packed[a - lo : b - lo])
+                BLOCKS.put((ref.sha256, first + k), text)
+        skip = start - first * table.block
+        if first == last:
+            return cast(bytes, blocks[0])[skip : skip + end - start]
+        return b"".join(cast("list[bytes]", blocks))[skip : skip + end - start]
 
     def cached(self, name: str, make: Callable[[], T]) -> T:
         """Memoise a value derived from this (immutable) build."""

@@ -10,8 +10,11 @@ indexes and the keys under ``taxii/`` in a build (docs/taxii.md describes them a
     taxii/c/<name>/meta.json           counts and fences of the collection and its type indexes
     taxii/c/<name>/index.bin           one ENTRY per object, in date_added order
     taxii/c/<name>/type/<stix type>.bin  the entries of one STIX type, same format
-    taxii/c/<name>/obj/<k>.dat         objects k*CHUNK … of the collection, each followed by ","
-    taxii/c/<name>/man/<k>.dat         their manifest records, each followed by ","
+    taxii/c/all/obj/<k>.dat            the k-th run of objects of "all" (generator/build/taxii.py
+                                       chunk_lasts), each followed by ","
+    taxii/c/all/man/<k>.dat            their manifest records, each followed by ","
+                                       (every collection's entries point into these chunks;
+                                       a per-type meta.json names them: "data": "all")
     taxii/ids.bin                      one ID_ENTRY per object, sorted by UUID then type
     taxii/ids.fence                    the UUID of every ID_BLOCK-th entry of ids.bin
 

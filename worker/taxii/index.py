@@ -262,8 +262,34 @@ def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, in
 
 
 def page_bytes(build: Build, name: str, picked: list[Entry], kind: str) -> bytes:
-    """The comma-terminated objects (``kind`` ``obj``) or manifest records (``man``) of a page."""
+    """The comma-terminated objects (``kind`` ``obj``) or manifest records (``man``) of a page.
+
+    The entries of a per-type collection name the chunks of ``all`` (its meta's ``data``), which
+    hold every object once."""
+    data = meta(build, name).get("data", name)
     at = 3 if kind == "obj" else 5
+    runs: dict[int, list[tuple[int, int]]] = {}  # chunk → its coalesced ranges, in page order
+    order: list[int] = []
+    for e in picked:
+        chunk, start, end = e[2], e[at], e[at + 1]
+        spans = runs.get(chunk)
+        if spans is None:
+            spans = runs[chunk] = []
+        if order and order[-1] == chunk and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            if not order or order[-1] != chunk:
+                order.append(chunk)
+            spans.append((start, end))
+    if len(order) == len(runs):  # each chunk's ranges are one stretch of the page
+        return b"".join(build.read_ranges(tc.chunk_key(data, kind, c), runs[c]) for c in order)
+    return b"".join(  # pragma: no cover - date order visits each chunk in one stretch
+        build.read_range(tc.chunk_key(data, kind, c), s, t)
+        for c, s, t in _in_page_order(picked, at)
+    )
+
+
+def _in_page_order(picked: list[Entry], at: int) -> list[tuple[int, int, int]]:
     runs: list[list[int]] = []
     for e in picked:
         start, end = e[at], e[at + 1]
@@ -271,4 +297,4 @@ def page_bytes(build: Build, name: str, picked: list[Entry], kind: str) -> bytes
             runs[-1][2] = end
         else:
             runs.append([e[2], start, end])
-    return b"".join(build.read_range(tc.chunk_key(name, kind, c), s, t) for c, s, t in runs)
+    return [(c, s, t) for c, s, t in runs]
