@@ -193,7 +193,7 @@ class Store:
                 table = table.set_column(
                     table.schema.get_field_index(name), field, pa.array(filled, field.type)
                 )
-        return table
+        return clean_tags(table)
 
     def sightings(self) -> pa.Table:
         """The sightings with their ``ingested_at`` (see the module docstring)."""
@@ -320,6 +320,32 @@ class Store:
         for old in self.root.glob("gen-*"):
             if int(old.name.split("-")[1]) <= number - KEEP_GENERATIONS:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_tags(articles: pa.Table) -> pa.Table:
+    """``articles`` with tags that are not a family, actor or tool of the bundled list
+    (``generator/data/families.txt``) moved to ``categories``: stores written when tags still
+    held the feed's RSS categories read as a new ingest would write them."""
+    from generator.extract.tags import load_families
+
+    known = pa.array(sorted(set(load_families().values())), pa.string())
+    flat = pc.list_flatten(articles["tags"])
+    if len(flat) == 0 or pc.all(pc.is_in(flat, value_set=known)).as_py():
+        return articles
+    names = set(known.to_pylist())
+    tags, categories = [], []
+    for row_tags, row_categories in zip(
+        articles["tags"].to_pylist(), articles["categories"].to_pylist(), strict=True
+    ):
+        tags.append([t for t in row_tags if t in names])
+        moved = {t for t in row_tags if t not in names}
+        categories.append(sorted(moved.union(row_categories)) if moved else row_categories)
+    for name, column in (("tags", tags), ("categories", categories)):
+        field = ARTICLE_SCHEMA.field(name)
+        articles = articles.set_column(
+            articles.schema.get_field_index(name), field, pa.array(column, field.type)
+        )
+    return articles
 
 
 def _articles_table(articles: Iterable[Article]) -> pa.Table:
