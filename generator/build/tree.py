@@ -51,6 +51,7 @@ from generator.build.misp_feed import MispFeed
 from generator.build.search_index import SearchIndex
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
 from generator.build.stats import Stats
+from generator.build.suppressed import SuppressionReport
 from generator.build.taxii import TaxiiSink
 from generator.errors import SocdefError
 from generator.extract import warninglists
@@ -171,7 +172,14 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
 
 # The build's extension tables: sinks see every day of records; derived sinks too, but their
 # objects are derived ones (not part of the build id); derived stages run after.
-SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink, DeviceFiles]
+SINKS: list[Callable[[], RecordSink]] = [
+    SearchIndex,
+    Stats,
+    Site,
+    TaxiiSink,
+    DeviceFiles,
+    SuppressionReport,
+]
 DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed]
 DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
@@ -187,6 +195,7 @@ SECOND: frozenset[object] = frozenset(
         Stats,
         Site,
         DeviceFiles,
+        SuppressionReport,
     }
 )
 

@@ -23,6 +23,7 @@ from generator.extract.warninglists import Hit, Warninglists
 DAY = 86_400
 ACTIVE, EXPIRED, SUPPRESSED, WITHDRAWN = "active", "expired", "suppressed", "withdrawn"
 STATUSES = (ACTIVE, EXPIRED, SUPPRESSED, WITHDRAWN)
+RETRACTED = "source-retraction"  # the warning of an indicator its sources took back
 CONFIDENCES = ("low", "medium", "high")
 
 # Days an indicator stays active after its latest sighting, by type and confidence (low,
