@@ -59,6 +59,11 @@ class Settings:
         return default if default.is_file() else None
 
     @property
+    def retractions_file(self) -> Path:
+        """The articles retracted by their sources (``socdef retract``; docs/lifecycle.md)."""
+        return self.data_dir / "retractions.txt"
+
+    @property
     def keys_db(self) -> Path:
         return self.data_dir / "keys.sqlite"
 

@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 from itertools import accumulate
@@ -58,7 +58,7 @@ from generator.extract import warninglists
 from generator.extract.warninglists import Warninglists
 from generator.site.pages import Site
 from generator.store.generations import Store
-from generator.store.lifecycle import Expiry, Lifecycle
+from generator.store.lifecycle import Expiry, Lifecycle, Retraction, retracted_articles
 from generator.store.lifecycle import expiry as default_expiry
 from generator.store.records import iter_records
 from worker.buckets.storage import Build, LocalBucket
@@ -402,6 +402,7 @@ def build(
     processes: int | None = None,
     lists: Warninglists | None = None,
     expiry: Expiry | None = None,
+    retractions: Sequence[Retraction] = (),
 ) -> BuildResult:
     """Build ``out_dir`` from ``store``; ``processes`` (1 or 2, default: 2 where the platform
     forks and has two CPUs) changes the speed only, never a byte. ``lists`` (default: the
@@ -419,6 +420,7 @@ def build(
             min(2, processes or _processes()),
             lists,
             expiry if expiry is not None else default_expiry(),
+            retractions,
         )
     finally:
         if collecting:
@@ -434,6 +436,7 @@ def _build(
     processes: int,
     lists: Warninglists | None,
     expiry: Expiry,
+    retractions: Sequence[Retraction] = (),
 ) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -469,7 +472,10 @@ def _build(
             else:  # the last ingest, else the newest sighting's article
                 generated_at = store.state().get("as_of") or _newest(articles, sightings)
             lifecycle = Lifecycle(
-                lists if lists is not None else warninglists.bundled(), expiry, generated_at
+                lists if lists is not None else warninglists.bundled(),
+                expiry,
+                generated_at,
+                retracted_articles(retractions, articles),
             )
             count, records = iter_records(articles, sightings, lifecycle)
             del articles, sightings

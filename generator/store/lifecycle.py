@@ -7,15 +7,19 @@ of (store, policy, ``--now``):
   (:data:`DEFAULT_LIFETIMES`, overridden per type or per type and confidence by the ``expiry``
   setting). ``last_seen`` is its latest sighting, so each new sighting renews it.
 - ``warnings``: the warninglists it is on (``generator/extract/warninglists.py``).
-- ``status``, the first that holds: ``withdrawn`` (an operator's ``block`` entry), ``suppressed``
+- ``status``, the first that holds: ``withdrawn`` (an operator's ``block`` entry, or every
+  article that reported it retracted: :class:`Retraction`), ``suppressed``
   (a suppressing list hit, unless an operator's ``allow`` entry names it), ``expired``
   (``valid_until`` ≤ the build time), else ``active``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
 
 from generator.errors import SocdefError
 from generator.extract.warninglists import Hit, Warninglists
@@ -93,6 +97,62 @@ def expiry(setting: str = "") -> Expiry:
     return Expiry(days)
 
 
+class RetractionError(SocdefError, ValueError):
+    """The retractions file cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """An article its source took back (removed, or corrected so it no longer names what it
+    named): every indicator seen only in retracted articles is withdrawn."""
+
+    article: str  # the article's URL or id, as the operator named it
+    at: int  # when it was retracted (Unix seconds)
+    reason: str = ""
+
+    def line(self) -> str:
+        when = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{when} {self.article}" + (f" {self.reason}" if self.reason else "") + "\n"
+
+
+def parse_retractions(text: str, origin: str = "retractions") -> list[Retraction]:
+    """``retractions.txt``: one ``TIME ARTICLE [REASON]`` a line (TIME in ISO 8601 UTC, ARTICLE
+    an article's URL or id); blank lines and lines starting with ``#`` are skipped. Every bad
+    line is reported at once, with its number."""
+    found, problems = [], []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 2)
+        try:
+            if len(parts) < 2:
+                raise ValueError("expected TIME ARTICLE [REASON]")
+            stamp = datetime.fromisoformat(parts[0])
+            if stamp.tzinfo is None:
+                raise ValueError(f"{parts[0]!r} has no time zone (write it as ...Z)")
+            found.append(Retraction(parts[1], int(stamp.timestamp()), " ".join(parts[2:])))
+        except ValueError as err:
+            problems.append(f"line {number}: {err}")
+    if problems:
+        raise RetractionError(f"{origin}: " + "; ".join(problems))
+    return found
+
+
+def retracted_articles(entries: Iterable[Retraction], articles: pa.Table) -> dict[str, int]:
+    """Each retracted article's id and when it was retracted (the earliest entry naming it by
+    URL or id); entries that name no article of the store are left out."""
+    ids = articles["article_id"].to_pylist()
+    by_name = dict(zip(articles["url"].to_pylist(), ids, strict=True))
+    by_name.update(zip(ids, ids, strict=True))
+    out: dict[str, int] = {}
+    for entry in entries:
+        article = by_name.get(entry.article)
+        if article is not None:
+            out[article] = min(entry.at, out.get(article, entry.at))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     status: str
@@ -108,22 +168,41 @@ class Lifecycle:
     lists: Warninglists | None
     policy: Expiry
     now: int
+    retracted: Mapping[str, int] = field(default_factory=dict)  # article id -> when
     _checker: object = None
 
+    def retracted_at(self, articles: Sequence[str]) -> int | None:
+        """When the last of ``articles`` was retracted, if every one of them was."""
+        if not articles or not self.retracted:
+            return None
+        times = [self.retracted.get(a) for a in articles]
+        return None if None in times else max(t for t in times if t is not None)
+
     def state(
-        self, type_: str, confidence: str, last_seen: int, hit: Hit | None, last_version: int = 0
+        self,
+        type_: str,
+        confidence: str,
+        last_seen: int,
+        hit: Hit | None,
+        last_version: int = 0,
+        articles: Sequence[str] = (),
     ) -> State:
         """The state of an indicator last seen at ``last_seen`` whose latest version was
         stored at ``last_version``. ``changed_at``: ``valid_until`` for an expired one; for a
         suppressed one, just after its latest version (a list names it from the start, so it
         is taken back in the version after the one that first showed it); for a withdrawn one,
         the build's time (an operator's block comes after publication: a poller that read the
-        previous build must see it)."""
+        previous build must see it); for one every article of which (``articles``) was
+        retracted, when the last of them was."""
         valid_until = last_seen + self.policy.lifetime(type_, confidence) * DAY
         warnings = hit.lists if hit is not None else ()
         after = max(last_seen, last_version) + 1
         if hit is not None and hit.block:
             return State(WITHDRAWN, valid_until, warnings, max(self.now, after))
+        retracted = self.retracted_at(articles)
+        if retracted is not None:
+            marked = tuple(sorted({*warnings, RETRACTED}))
+            return State(WITHDRAWN, valid_until, marked, max(retracted, after))
         if hit is not None and hit.suppress and not hit.allow:
             return State(SUPPRESSED, valid_until, warnings, after)
         if valid_until <= self.now:
