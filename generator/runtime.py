@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -166,8 +167,9 @@ def run_build(
     lists = warninglists.load(overrides) if overrides is not None else None
     expiry = lifecycle.expiry(settings.expiry)
     retractions = load_retractions(settings)
+    ledger = load_ledger(settings)
     with on_disk("building"), progress_bar() as progress:
-        return build_stage.build(
+        result = build_stage.build(
             store,
             settings.build_dir,
             now=now,
@@ -176,7 +178,28 @@ def run_build(
             lists=lists,
             expiry=expiry,
             retractions=retractions,
+            ledger=ledger,
         )
+    if result.ledger is not None:
+        with on_disk(f"writing {settings.ledger_file}"):
+            tmp = settings.ledger_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result.ledger.dump(), separators=(",", ":")))
+            os.replace(tmp, settings.ledger_file)
+    return result
+
+
+def load_ledger(settings: Settings) -> lifecycle.Ledger:
+    """What the previous build decided (an empty ledger before the first)."""
+    path = settings.ledger_file
+    if not path.is_file():
+        return lifecycle.Ledger()
+    with on_disk(f"reading {path}"):
+        text = path.read_text("utf-8")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    return lifecycle.Ledger.parse(raw)
 
 
 def load_retractions(settings: Settings) -> list[lifecycle.Retraction]:

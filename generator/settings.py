@@ -64,6 +64,11 @@ class Settings:
         return self.data_dir / "retractions.txt"
 
     @property
+    def ledger_file(self) -> Path:
+        """What the last build decided of each state change (``lifecycle.Ledger``)."""
+        return self.data_dir / "lifecycle.json"
+
+    @property
     def keys_db(self) -> Path:
         return self.data_dir / "keys.sqlite"
 

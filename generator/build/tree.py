@@ -58,7 +58,7 @@ from generator.extract import warninglists
 from generator.extract.warninglists import Warninglists
 from generator.site.pages import Site
 from generator.store.generations import Store
-from generator.store.lifecycle import Expiry, Lifecycle, Retraction, retracted_articles
+from generator.store.lifecycle import Expiry, Ledger, Lifecycle, Retraction, retracted_articles
 from generator.store.lifecycle import expiry as default_expiry
 from generator.store.records import iter_records
 from worker.buckets.storage import Build, LocalBucket
@@ -79,6 +79,7 @@ class BuildResult:
     bytes: int
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage / sink
+    ledger: Ledger | None = None  # the states it decided, for the next build (lifecycle.Ledger)
 
 
 @cache
@@ -403,6 +404,7 @@ def build(
     lists: Warninglists | None = None,
     expiry: Expiry | None = None,
     retractions: Sequence[Retraction] = (),
+    ledger: Ledger | None = None,
 ) -> BuildResult:
     """Build ``out_dir`` from ``store``; ``processes`` (1 or 2, default: 2 where the platform
     forks and has two CPUs) changes the speed only, never a byte. ``lists`` (default: the
@@ -421,6 +423,7 @@ def build(
             lists,
             expiry if expiry is not None else default_expiry(),
             retractions,
+            ledger,
         )
     finally:
         if collecting:
@@ -437,6 +440,7 @@ def _build(
     lists: Warninglists | None,
     expiry: Expiry,
     retractions: Sequence[Retraction] = (),
+    ledger: Ledger | None = None,
 ) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -476,6 +480,7 @@ def _build(
                 expiry,
                 generated_at,
                 retracted_articles(retractions, articles),
+                ledger if ledger is not None else Ledger(),
             )
             count, records = iter_records(articles, sightings, lifecycle)
             del articles, sightings
@@ -513,6 +518,7 @@ def _build(
         sum(size for _, size in out.objects.values()),
         time.perf_counter() - started,
         stages,
+        lifecycle.after,
     )
 
 

@@ -162,6 +162,49 @@ class State:
 
 
 @dataclass(slots=True)
+class Ledger:
+    """What earlier builds decided, so a change after publication is dated after it.
+
+    TAXII gives a new version a ``date_added`` from its time (``generator/build/taxii_order.py``);
+    a poller receives it only if that lies after everything already published. A suppression
+    by a list that changed, or a block, after the indicator was published would otherwise be
+    dated just after its last version or at the last ingest, inside what pollers already read.
+    So each ``socdef build`` keeps, beside the store (``lifecycle.json``): ``through``, the
+    latest version time of its records, and ``changes``, the state and time of change of every
+    suppressed or withdrawn record (and of an expired one whose change it had to move). The
+    next build keeps those times for records still in that state, and dates a new change at or
+    before ``through`` at ``through`` + 1 s: after every object of every earlier build, the
+    same in every later build. The ledger is an input like the overrides file: the same
+    store, settings, ledger and ``--now`` give the same build.
+    """
+
+    through: int = 0
+    changes: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    @staticmethod
+    def key(type_: str, value: str) -> str:
+        return f"{type_} {value}"
+
+    @classmethod
+    def parse(cls, raw: object) -> Ledger:
+        """A ledger from its JSON (``{"through": int, "changes": {key: [status, time]}}``)."""
+        try:
+            assert isinstance(raw, dict)
+            changes = {str(k): (str(v[0]), int(v[1])) for k, v in raw["changes"].items()}
+            return cls(int(raw["through"]), changes)
+        except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            raise PolicyError(
+                "the lifecycle ledger cannot be read; remove it to start over"
+            ) from None
+
+    def dump(self) -> dict[str, object]:
+        return {
+            "through": self.through,
+            "changes": {k: list(v) for k, v in sorted(self.changes.items())},
+        }
+
+
+@dataclass(slots=True)
 class Lifecycle:
     """What the build needs to decide states: the compiled lists, the expiry policy, its clock."""
 
@@ -169,7 +212,26 @@ class Lifecycle:
     policy: Expiry
     now: int
     retracted: Mapping[str, int] = field(default_factory=dict)  # article id -> when
+    before: Ledger = field(default_factory=Ledger)  # what earlier builds decided
+    after: Ledger = field(default_factory=Ledger)  # what this build decides (filled as it goes)
     _checker: object = None
+
+    def dated(self, type_: str, value: str, state: State, last_version: int) -> State:
+        """``state`` with its time of change kept from the ledger, or moved past everything
+        earlier builds published; and this build's ledger updated."""
+        key = Ledger.key(type_, value)
+        kept = self.before.changes.get(key)
+        changed_at = state.changed_at
+        if state.status != ACTIVE:
+            if kept is not None and kept[0] == state.status and kept[1] > last_version:
+                changed_at = kept[1]
+            elif self.before.through and changed_at <= self.before.through:
+                changed_at = self.before.through + 1
+            if state.status != EXPIRED or changed_at != state.changed_at:
+                self.after.changes[key] = (state.status, changed_at)
+            state = State(state.status, state.valid_until, state.warnings, changed_at)
+        self.after.through = max(self.after.through, changed_at, last_version)
+        return state
 
     def retracted_at(self, articles: Sequence[str]) -> int | None:
         """When the last of ``articles`` was retracted, if every one of them was."""

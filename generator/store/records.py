@@ -221,6 +221,7 @@ def _with_state(record: IOCRecord, lifecycle: Lifecycle, hit: Hit | None) -> IOC
     state = lifecycle.state(
         record.type, record.confidence, record.last_seen, hit, last_version, record.article_ids
     )
+    state = lifecycle.dated(record.type, record.value, state, last_version)
     if state.status != ACTIVE and state.changed_at > last_version:
         versions = (*versions, state.changed_at)
     return replace(
