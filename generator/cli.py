@@ -244,6 +244,7 @@ def explain(settings: Settings, value: str, now: int | None) -> None:
 def retract(settings: Settings, article: str, reason: str, at: int | None) -> None:
     """Record that a source retracted an article (its URL or id): the next build withdraws
     every indicator seen only in retracted articles."""
+    private_data_dir(settings)
     article_id, title, count = runtime.run_retract(settings, article, reason=reason, at=at)
     click.echo(
         f"retracted article {article_id} ({title}): {count} indicator(s) reported only in "
