@@ -53,7 +53,7 @@
     const data = report.data;
     $("report-total").textContent = data.total + " held back (" + data.by_status.suppressed +
       " suppressed, " + data.by_status.withdrawn + " withdrawn) in the " +
-      report.meta.lookback_days + "-day window of a " + report.meta.tier + " key; build " +
+      report.meta.lookback_days + "-day window of the " + report.meta.tier + " tier; build " +
       report.meta.feed_version + ".";
     const lists = $("report-list-rows");
     lists.replaceChildren();
