@@ -24,6 +24,7 @@ def _row(r: IOCRecord) -> tuple[str, ...]:
         r.status,
         iso_z(r.valid_until) if r.valid_until else "",
         ",".join(r.warnings),
+        ",".join(r.categories),
     )
 
 

@@ -32,6 +32,7 @@ def record_dict(r: IOCRecord, *, context: bool = True) -> dict[str, Any]:
     if context:
         out["context"] = r.context
     out["tags"] = list(r.tags)
+    out["categories"] = list(r.categories)
     out["mitre_techniques"] = list(r.mitre_techniques)
     out["status"] = r.status
     out["valid_until"] = iso_z(r.valid_until) if r.valid_until else None

@@ -236,6 +236,22 @@ def explain(settings: Settings, value: str, now: int | None) -> None:
         click.echo(story)
 
 
+@cli.command()
+@with_settings
+@click.argument("article")
+@click.option("--reason", default="", help="Why, kept beside the entry (e.g. the source's note).")
+@click.option("--at", type=int, help="Unix time it was retracted [default: now].")
+def retract(settings: Settings, article: str, reason: str, at: int | None) -> None:
+    """Record that a source retracted an article (its URL or id): the next build withdraws
+    every indicator seen only in retracted articles."""
+    private_data_dir(settings)
+    article_id, title, count = runtime.run_retract(settings, article, reason=reason, at=at)
+    click.echo(
+        f"retracted article {article_id} ({title}): {count} indicator(s) reported only in "
+        f"retracted articles are withdrawn by the next build"
+    )
+
+
 @cli.command("site")
 @with_settings
 @click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -166,8 +167,10 @@ def run_build(
     overrides = settings.overrides_file
     lists = warninglists.load(overrides) if overrides is not None else None
     expiry = lifecycle.expiry(settings.expiry)
+    retractions = load_retractions(settings)
+    ledger = load_ledger(settings)
     with on_disk("building"), progress_bar() as progress:
-        return build_stage.build(
+        result = build_stage.build(
             store,
             settings.build_dir,
             now=now,
@@ -175,7 +178,74 @@ def run_build(
             progress=progress,
             lists=lists,
             expiry=expiry,
+            retractions=retractions,
+            ledger=ledger,
         )
+    if result.ledger is not None:
+        with on_disk(f"writing {settings.ledger_file}"):
+            tmp = settings.ledger_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result.ledger.dump(), separators=(",", ":")))
+            os.replace(tmp, settings.ledger_file)
+    return result
+
+
+def load_ledger(settings: Settings) -> lifecycle.Ledger:
+    """What the previous build decided (an empty ledger before the first)."""
+    path = settings.ledger_file
+    if not path.is_file():
+        return lifecycle.Ledger()
+    with on_disk(f"reading {path}"):
+        text = path.read_text("utf-8")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    return lifecycle.Ledger.parse(raw)
+
+
+def load_retractions(settings: Settings) -> list[lifecycle.Retraction]:
+    """The retractions file's entries (none when it does not exist)."""
+    path = settings.retractions_file
+    if not path.is_file():
+        return []
+    with on_disk(f"reading {path}"):
+        text = path.read_text("utf-8")
+    return lifecycle.parse_retractions(text, str(path))
+
+
+def run_retract(
+    settings: Settings, article: str, *, reason: str = "", at: int | None = None
+) -> tuple[str, str, int]:
+    """``socdef retract``: record that ``article`` (its URL or id) was retracted by its source.
+    Answers (its id, its title, how many indicators only it and other retracted articles
+    reported: those the next build withdraws)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    store = Store(settings.store_dir)
+    articles = store.articles()
+    entry = lifecycle.Retraction(
+        " ".join(article.split()), int(time.time()) if at is None else at, " ".join(reason.split())
+    )
+    found = lifecycle.retracted_articles([entry], articles)
+    if not found:
+        raise SocdefError(f"no article {article!r} in the store (give its URL or its id)")
+    (article_id,) = found
+    row = articles.filter(pc.equal(articles["article_id"], article_id)).to_pylist()[0]
+    entries = [*load_retractions(settings), entry]
+    retracted = lifecycle.retracted_articles(entries, articles)
+    sightings = store.sightings()
+    mine = sightings.filter(pc.equal(sightings["article_id"], article_id))
+    keys = set(zip(mine["type"].to_pylist(), mine["value"].to_pylist(), strict=True))
+    others = sightings.filter(
+        pc.invert(pc.is_in(sightings["article_id"], value_set=pa.array(list(retracted))))
+    )
+    alive = set(zip(others["type"].to_pylist(), others["value"].to_pylist(), strict=True))
+    with on_disk(f"writing {settings.retractions_file}"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.retractions_file, "a", encoding="utf-8") as fh:
+            fh.write(entry.line())
+    return article_id, row["title"], len(keys - alive)
 
 
 def run_explain(settings: Settings, value: str, *, now: int | None = None) -> list[str]:
@@ -186,7 +256,12 @@ def run_explain(settings: Settings, value: str, *, now: int | None = None) -> li
     lists = warninglists.load(overrides) if overrides is not None else warninglists.bundled()
     with on_disk("reading the store"):
         stories = explain.explain(
-            Store(settings.store_dir), value, lists, lifecycle.expiry(settings.expiry), now
+            Store(settings.store_dir),
+            value,
+            lists,
+            lifecycle.expiry(settings.expiry),
+            now,
+            load_retractions(settings),
         )
     return [explain.render(story) for story in stories]
 

@@ -59,6 +59,16 @@ class Settings:
         return default if default.is_file() else None
 
     @property
+    def retractions_file(self) -> Path:
+        """The articles retracted by their sources (``socdef retract``; docs/lifecycle.md)."""
+        return self.data_dir / "retractions.txt"
+
+    @property
+    def ledger_file(self) -> Path:
+        """What the last build decided of each state change (``lifecycle.Ledger``)."""
+        return self.data_dir / "lifecycle.json"
+
+    @property
     def keys_db(self) -> Path:
         return self.data_dir / "keys.sqlite"
 

@@ -394,3 +394,35 @@ def test_a_key_made_on_the_keys_page_browses_the_indicators(page, server, data_d
     page.goto(server.url + "/docs/browse/#q=%E0%A4%A")
     sync_api.expect(page.locator("#browse-message")).to_contain_text("no indicator %E0%A4%A")
     assert page.errors == []
+
+
+def test_the_suppression_report_page_shows_what_the_api_reports(page, serve_process, tmp_path):
+    from tests.test_lifecycle import SUPPRESSED, one_article_store
+
+    data = published(tmp_path / "data", store=one_article_store)
+    server = serve_process(data)
+    key = new_key(data, "enterprise")
+    page.goto(server.url + "/docs/suppressed/")
+    assert "Suppression report" in page.locator("h1").inner_text()
+    assert page.locator("#report").is_hidden()  # nothing is fetched without a key
+    page.fill("#report-key", key)
+    page.click("#report-key-form button[type=submit]")
+    rows = page.locator("#report-rows tr")
+    sync_api.expect(rows).to_have_count(len(SUPPRESSED), timeout=10_000)
+    api = httpx.get(server.url + "/api/v1/iocs/suppressed", headers=bearer(key), timeout=30).json()[
+        "data"
+    ]
+    for i, item in enumerate(api["items"]):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        assert cells[:4] == [
+            item["type"],
+            item["value"],
+            item["status"],
+            ", ".join(item["held_by"]),
+        ]
+        assert cells[5:] == [item["source"]["article_title"], item["source"]["feed_name"]]
+    lists = page.locator("#report-list-rows tr td").all_inner_texts()
+    assert lists == [str(x) for pair in api["by_list"].items() for x in pair]
+    assert f"{api['total']} held back" in page.locator("#report-total").inner_text()
+    shot(page, "suppressed")
+    assert page.errors == []

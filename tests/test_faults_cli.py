@@ -259,6 +259,7 @@ def test_an_existing_data_dir_is_made_owner_only(tmp_path):
         "build": oct(0o700),
         "keys.sqlite": oct(0o600),
         "secret.key": oct(0o600),
+        "lifecycle.json": oct(0o600),  # the build's ledger of state changes
     }
 
 

@@ -366,7 +366,7 @@ def test_every_operation_was_exercised(contract: Contract) -> None:
         for op_def in item.values()
         if isinstance(op_def, dict) and _key_schemes(op_def)
     }
-    assert len(keyed) == 13
+    assert len(keyed) == 14
     assert {op: contract.schemes.get(op) for op in keyed} == {op: set(KEY_SCHEMES) for op in keyed}
 
 

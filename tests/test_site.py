@@ -59,7 +59,8 @@ def test_every_page_and_asset_is_in_the_build(built):
     site = {k for k in manifest["objects"] if k.startswith("site/")}
     pages = {layout.site_key(p.url) for p in PAGES}
     assets = {
-        f"site/static/{n}" for n in ("site.css", "keys.js", "links.js", "browse.js", "attack.json")
+        f"site/static/{n}"
+        for n in ("site.css", "keys.js", "links.js", "browse.js", "suppressed.js", "attack.json")
     }
     assert site == pages | assets
 
@@ -70,6 +71,17 @@ def test_the_browse_page_gets_the_bundled_attack_names(built):
     assert names == technique_names()
     assert names["T1059.001"] == "PowerShell"
     assert page(built, "/docs/browse/").xpath("//script/@src") == ["/static/browse.js"]
+
+
+def test_the_suppression_report_page_reads_the_api_with_the_visitors_key(built):
+    doc = page(built, "/docs/suppressed/")
+    assert doc.xpath("//script/@src") == ["/static/suppressed.js"]
+    assert "GET /api/v1/iocs/suppressed" in doc.text_content()
+    assert doc.get_element_by_id("report-key").get("type") == "password"
+    root, manifest, _ = built
+    script = read(root, manifest, "site/static/suppressed.js").decode()
+    assert 'fetch("/api/v1/iocs/suppressed"' in script and '"X-API-Key": key()' in script
+    assert "innerHTML" not in script
 
 
 def test_keys_page_tells_how_to_sign_in_on_a_self_hosted_install(built):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -10,15 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from exports import misp, stix21
+from exports import ioc_csv, ioc_json, misp, stix21
 from generator.ingest.pipeline import ingest, offline_reader, read_article
 from generator.sources.catalog import Source, SourcesError, load_sources
 from generator.sources.feeds import FeedItem
 from generator.store.generations import Store
 from generator.store.records import iter_records
+from worker.contract.formats import CSV_HEADER
 from worker.contract.stix_common import TLP_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +150,36 @@ def test_a_store_written_without_categories_and_tlp_still_loads(tmp_path):
     assert articles["categories"].to_pylist() == [[]]
     (after,) = iter_records(articles, store.sightings())[1]
     assert (after.tlp, after.categories, after.tags) == ("clear", (), before.tags)
+
+
+def test_an_old_store_with_categories_in_tags_reads_them_as_categories(tmp_path):
+    store, _ = records_of(tmp_path, None)
+    path = store.generation() / "articles.parquet"
+    old = pq.read_table(path).drop_columns(["categories", "tlp"])
+    old = old.set_column(
+        old.schema.get_field_index("tags"),
+        "tags",
+        pa.array(
+            [["cobalt-strike", "emotet", "malware", "threat research"]], pa.list_(pa.string())
+        ),
+    )
+    pq.write_table(old, path)
+    (record,) = iter_records(store.articles(), store.sightings())[1]
+    assert record.tags == ("cobalt-strike", "emotet")
+    assert record.categories == ("malware", "threat research")
+    out = ioc_json.record_dict(record)
+    assert out["tags"] == ["cobalt-strike", "emotet"]
+    assert out["categories"] == ["malware", "threat research"]
+    header = CSV_HEADER.decode().strip().split(",")
+    (row,) = csv.reader(io.StringIO(ioc_csv.render_line(record).decode()))
+    fields = dict(zip(header, row, strict=True))
+    assert fields["tags"] == "cobalt-strike,emotet"
+    assert fields["categories"] == "malware,threat research"
+    assert "malware" not in stix21.main_object(record).get("labels", [])
+
+
+def test_json_and_csv_records_carry_the_feed_categories(tmp_path):
+    _, (record,) = records_of(tmp_path, None)
+    assert ioc_json.record_dict(record)["categories"] == ["malware", "threat research"]
+    (row,) = csv.reader(io.StringIO(ioc_csv.render_line(record).decode()))
+    assert row[-1] == "malware,threat research" and row[9] == "cobalt-strike,emotet"

@@ -30,7 +30,7 @@ from tests.golden import assert_golden
 from tests.seed import SEED_NOW, seed_records
 from tests.stix_check import pattern_problems, problems, problems_parallel
 from worker.contract import framing, layout
-from worker.contract.stix_common import CONFIDENCE_SCORE, IDENTITY_ID, TLP_IDS
+from worker.contract.stix_common import CONFIDENCE_SCORE, IDENTITY_ID, TLP_IDS, TLP_LEVELS
 from worker.endpoints.stix import StixParams, bundle, swap_markings
 
 GOLDEN = "stix_bundle.json"  # the seed corpus as one bundle, pretty-printed
@@ -204,14 +204,32 @@ def test_ids_are_deterministic_rfc4122():
 # --- TLP -------------------------------------------------------------------------------------
 
 
+def stricter(a: str, b: str) -> str:
+    return max(a, b, key=TLP_LEVELS.index)
+
+
 @pytest.mark.parametrize("level", ["clear", "green", "amber", "amber+strict", "red"])
-def test_tlp_override_swaps_every_reference(level):
-    doc = render(seed_records(), tlp=level)
-    marked = [o for o in doc["objects"] if "object_marking_refs" in o]
-    assert marked and all(o["object_marking_refs"] == [TLP_IDS[level]] for o in marked)
+def test_tlp_override_raises_and_never_lowers(level):
+    records = seed_records()
+    assert {r.tlp for r in records} == {"clear", "green", "amber"}
+    doc = render(records, tlp=level)
+    raised = [replace(r, tlp=stricter(r.tlp, level)) for r in records]
+    want = [o for r in raised for o in stix21.record_objects(r)]
     markings = [o for o in doc["objects"] if o["type"] == "marking-definition"]
-    assert [m["id"] for m in markings] == [TLP_IDS[level]]
+    used = {r.tlp for r in raised}
+    assert [m["id"] for m in markings] == [TLP_IDS[lvl] for lvl in TLP_LEVELS if lvl in used]
+    assert doc["objects"][1 + len(markings) :] == want
     assert problems(doc) == []
+
+
+@pytest.mark.parametrize("level", ["clear", "green", "amber", "amber+strict"])
+def test_a_red_record_is_never_served_below_red(level):
+    red = replace(seed_records()[0], tlp="red")
+    doc = render([red], tlp=level)
+    marked = [o for o in doc["objects"] if "object_marking_refs" in o]
+    assert marked and all(o["object_marking_refs"] == [TLP_IDS["red"]] for o in marked)
+    markings = [o for o in doc["objects"] if o["type"] == "marking-definition"]
+    assert [m["id"] for m in markings] == [TLP_IDS["red"]]
 
 
 def test_tlp_swap_never_touches_text():

@@ -18,9 +18,10 @@ from tests.stix_check import problems
 from tests.support import new_key, published, serving
 from tests.test_worker_http import assert_error
 from worker.contract import formats
-from worker.contract.stix_common import IDENTITY, TLP_IDS, tlp_marking
+from worker.contract.stix_common import IDENTITY, TLP_IDS, TLP_LEVELS, tlp_marking
 
 PATH = "/api/v1/iocs/stix"
+LEVEL_OF = {marking: level for level, marking in TLP_IDS.items()}
 DAY = 86_400
 
 
@@ -104,17 +105,24 @@ def test_type_limit_and_since(server, pro):
         ("CLEAR", "clear"),
     ],
 )
-def test_tlp_override_swaps_markings(server, pro, raw, level):
+def test_tlp_override_raises_markings_and_never_lowers_them(server, pro, raw, level):
     doc = get(server, pro, tlp=raw).json()
-    marked = [o for o in doc["objects"] if "object_marking_refs" in o]
-    assert marked and all(o["object_marking_refs"] == [TLP_IDS[level]] for o in marked)
-    assert [o for o in doc["objects"] if o["type"] == "marking-definition"] == [tlp_marking(level)]
     assert problems(doc) == []
     plain = get(server, pro).json()["objects"]
-    for got, want in zip(doc["objects"][2:], plain[4:], strict=True):
+    head = sum(o["type"] in ("identity", "marking-definition") for o in plain)
+    wanted = []
+    for want in plain[head:]:
         if "object_marking_refs" in want:
-            want = {**want, "object_marking_refs": [TLP_IDS[level]]}
-        assert got == want
+            own = LEVEL_OF[want["object_marking_refs"][0]]
+            strict = max(own, level, key=TLP_LEVELS.index)
+            want = {**want, "object_marking_refs": [TLP_IDS[strict]]}
+        wanted.append(want)
+    used = {LEVEL_OF[o["object_marking_refs"][0]] for o in wanted if "object_marking_refs" in o}
+    markings = [tlp_marking(lvl) for lvl in TLP_LEVELS if lvl in used]
+    assert [o for o in doc["objects"] if o["type"] == "marking-definition"] == markings
+    assert doc["objects"][1 + len(markings) :] == wanted
+    if level == "clear":  # the seed's green and amber records keep their markings
+        assert {"green", "amber"} <= used
 
 
 def test_literal_plus_in_the_query_string(server, pro):

@@ -150,7 +150,7 @@ def test_formats(server, data_dir):
     lines = csv_.text.splitlines()
     assert lines[0] == (
         "id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags,"
-        "status,valid_until,warnings"
+        "status,valid_until,warnings,categories"
     )
     txt = get(server, headers=key, params={"format": "txt", "limit": "20"})
     assert txt.headers["content-type"].startswith("text/plain")

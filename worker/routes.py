@@ -30,6 +30,12 @@ ROUTES: list[Route] = [
     Route("/api/v1/iocs/search", {"GET": search.search_iocs}, scope="read:search"),
     Route("/api/v1/iocs/range/{prefix}", {"GET": search.ioc_range}, scope="read:search"),
     Route("/api/v1/iocs/stats", {"GET": stats.get_stats}, scope="read:stats"),
+    Route(
+        "/api/v1/iocs/suppressed",
+        {"GET": iocs.suppressed_report},
+        scope="read:iocs",
+        errors="format",
+    ),
     Route("/api/v1/iocs/stix", {"GET": stix.export_stix}, scope="read:stix"),
     Route("/api/v1/iocs/misp", {"GET": misp.misp_event}, scope="read:misp"),
     Route("/feeds/misp/{name}", {"GET": misp.feed_file}, scope="read:misp"),

@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 from itertools import accumulate
@@ -52,13 +52,14 @@ from generator.build.misp_feed import MispFeed
 from generator.build.search_index import SearchIndex
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter, RecordSink, RenderedSink
 from generator.build.stats import Stats
+from generator.build.suppressed import SuppressionReport
 from generator.build.taxii import TaxiiSink
 from generator.errors import SocdefError
 from generator.extract import warninglists
 from generator.extract.warninglists import Warninglists
 from generator.site.pages import Site
 from generator.store.generations import Store
-from generator.store.lifecycle import Expiry, Lifecycle
+from generator.store.lifecycle import Expiry, Ledger, Lifecycle, Retraction, retracted_articles
 from generator.store.lifecycle import expiry as default_expiry
 from generator.store.records import iter_records
 from worker.buckets.storage import Build, LocalBucket
@@ -79,6 +80,7 @@ class BuildResult:
     bytes: int
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage / sink
+    ledger: Ledger | None = None  # the states it decided, for the next build (lifecycle.Ledger)
 
 
 @cache
@@ -172,7 +174,14 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
 
 # The build's extension tables: sinks see every day of records; derived sinks too, but their
 # objects are derived ones (not part of the build id); derived stages run after.
-SINKS: list[Callable[[], RecordSink]] = [SearchIndex, Stats, Site, TaxiiSink, DeviceFiles]
+SINKS: list[Callable[[], RecordSink]] = [
+    SearchIndex,
+    Stats,
+    Site,
+    TaxiiSink,
+    DeviceFiles,
+    SuppressionReport,
+]
 DERIVED_SINKS: list[Callable[[BuildInfo, ObjectWriter], RecordSink]] = [MispFeed, ChangeFeed]
 DERIVED_STAGES: list[Callable[[ObjectWriter, DerivedInfo], None]] = [write_index, write_defaults]
 # With two processes, the second renders these variants and feeds these sinks, the first does
@@ -189,6 +198,7 @@ SECOND: frozenset[object] = frozenset(
         Stats,
         Site,
         DeviceFiles,
+        SuppressionReport,
     }
 )
 
@@ -396,6 +406,8 @@ def build(
     processes: int | None = None,
     lists: Warninglists | None = None,
     expiry: Expiry | None = None,
+    retractions: Sequence[Retraction] = (),
+    ledger: Ledger | None = None,
 ) -> BuildResult:
     """Build ``out_dir`` from ``store``; ``processes`` (1 or 2, default: 2 where the platform
     forks and has two CPUs) changes the speed only, never a byte. ``lists`` (default: the
@@ -413,6 +425,8 @@ def build(
             min(2, processes or _processes()),
             lists,
             expiry if expiry is not None else default_expiry(),
+            retractions,
+            ledger,
         )
     finally:
         if collecting:
@@ -428,6 +442,8 @@ def _build(
     processes: int,
     lists: Warninglists | None,
     expiry: Expiry,
+    retractions: Sequence[Retraction] = (),
+    ledger: Ledger | None = None,
 ) -> BuildResult:
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -463,7 +479,11 @@ def _build(
             else:  # the last ingest, else the newest sighting's article
                 generated_at = store.state().get("as_of") or _newest(articles, sightings)
             lifecycle = Lifecycle(
-                lists if lists is not None else warninglists.bundled(), expiry, generated_at
+                lists if lists is not None else warninglists.bundled(),
+                expiry,
+                generated_at,
+                retracted_articles(retractions, articles),
+                ledger if ledger is not None else Ledger(),
             )
             count, records = iter_records(articles, sightings, lifecycle)
             del articles, sightings
@@ -503,6 +523,7 @@ def _build(
         sum(size for _, size in out.objects.values()),
         time.perf_counter() - started,
         stages,
+        lifecycle.after,
     )
 
 

@@ -46,6 +46,7 @@ PAGES: tuple[Page, ...] = (
     Page("/docs/", "getting-started.html", "Getting started"),
     Page("/docs/api/", "api.html", "API reference"),
     Page("/docs/browse/", "browse.html", "Browse indicators"),
+    Page("/docs/suppressed/", "suppressed.html", "Suppression report"),
     Page("/docs/formats/", "formats.html", "Formats & downloads"),
     Page("/docs/stats/", "stats.html", "Statistics"),
     Page("/docs/keys/", "keys.html", "API keys"),

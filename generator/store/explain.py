@@ -8,6 +8,7 @@ and why. Library first: :func:`explain` answers :class:`Story` objects, the CLI 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ from exports.model import IOCRecord
 from generator.errors import SocdefError
 from generator.extract.warninglists import ALLOW_LIST, BLOCK_LIST, SUPPRESS, Warninglists
 from generator.store.generations import Store
-from generator.store.lifecycle import Expiry, Lifecycle
+from generator.store.lifecycle import RETRACTED, Expiry, Lifecycle, Retraction, retracted_articles
 from generator.store.records import iter_records
 from worker.contract.ioc_norm import normalise
 
@@ -46,7 +47,12 @@ class Story:
 
 
 def explain(
-    store: Store, value: str, lists: Warninglists, expiry: Expiry, now: int | None = None
+    store: Store,
+    value: str,
+    lists: Warninglists,
+    expiry: Expiry,
+    now: int | None = None,
+    retractions: Sequence[Retraction] = (),
 ) -> list[Story]:
     """The story of every indicator whose value normalises like ``value`` (one per type)."""
     normal = normalise(value)
@@ -57,7 +63,7 @@ def explain(
     articles = store.articles()
     articles = articles.filter(pc.is_in(articles["article_id"], value_set=mine["article_id"]))
     at = now if now is not None else store.state().get("as_of") or int(time.time())
-    check = Lifecycle(lists, expiry, at)
+    check = Lifecycle(lists, expiry, at, retracted_articles(retractions, store.articles()))
     records = list(iter_records(articles, mine, check)[1])
     by_id = {a["article_id"]: a for a in articles.to_pylist()}
     return [_story(r, mine.to_pylist(), by_id, lists, expiry, at) for r in records]
@@ -81,18 +87,28 @@ def _story(
         ),
         key=lambda s: s.published,
     )
-    named = [(n, _action(n, lists), lists.policies[n].reason) for n in r.warnings]
+    named = [(n, _action(n, lists), _reason(n, lists)) for n in r.warnings]
     return Story(r, seen, named, _why(r, named, expiry, now), now)
 
 
 def _action(name: str, lists: Warninglists) -> str:
     if name in (ALLOW_LIST, BLOCK_LIST):
         return name.removeprefix("operator-")
+    if name == RETRACTED:
+        return "withdraw"
     return lists.policies[name].action
+
+
+def _reason(name: str, lists: Warninglists) -> str:
+    if name == RETRACTED:
+        return "every article that reported it was retracted by its source (retractions.txt)"
+    return lists.policies[name].reason
 
 
 def _why(r: IOCRecord, named: list[tuple[str, str, str]], expiry: Expiry, now: int) -> str:
     days = expiry.lifetime(r.type, r.confidence)
+    if r.status == "withdrawn" and RETRACTED in r.warnings and BLOCK_LIST not in r.warnings:
+        return f"retracted by its source: every article that reported it was retracted ({_iso(r.changed_at)})"
     if r.status == "withdrawn":
         return "an operator's block entry in the overrides file names it"
     if r.status == "suppressed":

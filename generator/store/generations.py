@@ -185,6 +185,7 @@ class Store:
     def articles(self) -> pa.Table:
         """The articles; a column the store was written without reads as its default."""
         table = self._table("articles.parquet", ARTICLE_SCHEMA)
+        legacy = pc.is_null(table["categories"])  # written before tags and categories parted
         for name, default in ARTICLE_DEFAULTS.items():
             column = table[name]
             if column.null_count:
@@ -193,7 +194,7 @@ class Store:
                 table = table.set_column(
                     table.schema.get_field_index(name), field, pa.array(filled, field.type)
                 )
-        return table
+        return clean_tags(table, legacy)
 
     def sightings(self) -> pa.Table:
         """The sightings with their ``ingested_at`` (see the module docstring)."""
@@ -320,6 +321,43 @@ class Store:
         for old in self.root.glob("gen-*"):
             if int(old.name.split("-")[1]) <= number - KEEP_GENERATIONS:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_tags(articles: pa.Table, legacy: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """``articles`` with the tags of the ``legacy`` rows (written before articles had
+    ``categories``, when tags still held the feed's RSS categories) that are not a family,
+    actor or tool of the bundled list (``generator/data/families.txt``) moved to
+    ``categories``: such stores read as a new ingest would write them. Rows written since are
+    left as they are."""
+    from generator.extract.tags import load_families
+
+    if not pc.any(legacy).as_py():
+        return articles
+    known = pa.array(sorted(set(load_families().values())), pa.string())
+    flat = pc.list_flatten(articles["tags"].filter(legacy))
+    if len(flat) == 0 or pc.all(pc.is_in(flat, value_set=known)).as_py():
+        return articles
+    names = set(known.to_pylist())
+    tags, categories = [], []
+    for old, row_tags, row_categories in zip(
+        legacy.to_pylist(),
+        articles["tags"].to_pylist(),
+        articles["categories"].to_pylist(),
+        strict=True,
+    ):
+        if not old:
+            tags.append(row_tags)
+            categories.append(row_categories)
+            continue
+        tags.append([t for t in row_tags if t in names])
+        moved = {t for t in row_tags if t not in names}
+        categories.append(sorted(moved.union(row_categories)) if moved else row_categories)
+    for name, column in (("tags", tags), ("categories", categories)):
+        field = ARTICLE_SCHEMA.field(name)
+        articles = articles.set_column(
+            articles.schema.get_field_index(name), field, pa.array(column, field.type)
+        )
+    return articles
 
 
 def _articles_table(articles: Iterable[Article]) -> pa.Table:

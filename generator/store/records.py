@@ -218,7 +218,10 @@ def _with_state(record: IOCRecord, lifecycle: Lifecycle, hit: Hit | None) -> IOC
     ``version_times``, so TAXII dates the new version)."""
     versions = record.version_times
     last_version = versions[-1] if versions else record.ingested_at
-    state = lifecycle.state(record.type, record.confidence, record.last_seen, hit, last_version)
+    state = lifecycle.state(
+        record.type, record.confidence, record.last_seen, hit, last_version, record.article_ids
+    )
+    state = lifecycle.dated(record.type, record.value, state, last_version)
     if state.status != ACTIVE and state.changed_at > last_version:
         versions = (*versions, state.changed_at)
     return replace(

@@ -80,7 +80,7 @@ class Format:
 
 CSV_HEADER = (
     b"id,type,value,confidence,first_seen,last_seen,source_article,source_feed,category,tags,"
-    b"status,valid_until,warnings\n"
+    b"status,valid_until,warnings,categories\n"
 )
 
 BATCH_JSON = "exports.ioc_json.render_lines"  # json and jsonnc from one dict per record

@@ -147,6 +147,12 @@ SEARCH_META_KEY = "iocs/search/meta.json"
 SEARCH_SHARDS_KEY = "iocs/search/shards.dat"
 SEARCH_OFFSETS_KEY = "iocs/search/shards.idx"
 STATS_KEY = "iocs/stats.json"
+SUPPRESSED_PREFIX = "iocs/suppressed/"
+
+
+def suppressed_key(tier: str, fmt: str) -> str:
+    """The suppression report of ``tier`` (``json``: its ``data`` member; ``csv``: whole)."""
+    return f"{SUPPRESSED_PREFIX}{tier}.{fmt}"
 
 
 def feed_key(feed: str, name: str) -> str:

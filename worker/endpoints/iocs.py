@@ -12,7 +12,7 @@ from worker.contract.tiers import Tier
 from worker.encoding import conditional
 from worker.endpoints import query
 from worker.endpoints.params import ListParams, link_params, parse_list
-from worker.errors import Gone
+from worker.errors import Gone, InvalidParameter, Unavailable
 from worker.http import Request, Response, query_string, strong_etag
 from worker.routing import Ctx
 
@@ -166,3 +166,64 @@ def list_answer(
         # a precomputed text answer is its stored object, byte for byte
         resp.source = build.ref(layout.default_key(tier.name, p.view, p.format))
     return resp
+
+
+SUPPRESSED_FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+SUPPRESSED_PARAMS = frozenset({"format", "api_key"})
+
+
+def suppressed_answer(build: Build, tier: Tier, fmt: str, source_name: str) -> bytes:
+    """The tier's suppression report (``generator/build/suppressed.py``), JSON in ``meta``."""
+
+    def make() -> bytes:
+        data = build.read(layout.suppressed_key(tier.name, fmt))
+        if data is None:
+            raise Unavailable("The published build has no suppression report; rebuild and publish.")
+        if fmt == "csv":
+            return data
+        meta = {
+            "generated_at": query.iso(build.generated_at),
+            "feed_version": build.build_id,
+            "source": source_name,
+            "tier": tier.name,
+            "lookback_days": tier.lookback_days,
+        }
+        return (
+            b'{"meta":'
+            + json.dumps(meta, separators=(",", ":")).encode()
+            + b',"data":'
+            + data
+            + b"}"
+        )
+
+    return build.cached(f"suppressed:{tier.name}:{fmt}:{source_name}", make)
+
+
+def suppressed_report(ctx: Ctx) -> Response:
+    """``GET /api/v1/iocs/suppressed``: what the build held back (suppressed or withdrawn),
+    within the key's lookback, by which list and from which article."""
+    assert ctx.tier is not None  # a key route: App._admit set the key's tier
+    unknown = sorted(set(ctx.req.query) - SUPPRESSED_PARAMS)
+    if unknown:
+        raise InvalidParameter(
+            f"Unknown parameter: {unknown[0]}", details={"valid_parameters": ["format"]}
+        )
+    fmt = ctx.req.query.get("format", "json")
+    if fmt not in SUPPRESSED_FORMATS:
+        raise InvalidParameter(
+            f"Invalid format: {fmt}", details={"valid_formats": list(SUPPRESSED_FORMATS)}
+        )
+    build = ctx.build()
+    body = suppressed_answer(build, ctx.tier, fmt, ctx.app.source_name)
+    if fmt == "json":
+        ctx.iocs = body.count(b'"held_by":')
+    else:
+        ctx.iocs = max(0, body.count(b"\n") - 1)
+    identity = f"{build.build_id}|suppressed|{ctx.tier.name}|{fmt}|{ctx.app.source_name}"
+    return conditional(
+        ctx.req,
+        strong_etag(identity),
+        SUPPRESSED_FORMATS[fmt],
+        lambda: body,
+        modified=build.generated_at,
+    )

@@ -5,12 +5,14 @@ this module selects lines exactly like ``/api/v1/iocs`` (view ``<type>.all.all``
 clamped to the tier's lookback) and wraps them: identity, the TLP marking definitions the
 selected objects use, then the objects.
 
-TLP override without rendering: a rendered object refers to its marking only as
-``"object_marking_refs":["<id>"]`` and every record carries one of the three default levels
-(clear, green, amber), so ``tlp=<level>`` is three ``bytes.replace`` calls of that exact
-property text. The property name with its quotes can never occur inside a JSON string (the
-quotes would be escaped), so text in values or titles is never touched; all marking ids have
-the same length, so the swap keeps every byte offset.
+TLP override without rendering: ``tlp=<level>`` is a floor, never a lowering. Each object
+keeps the stricter of its record's TLP (its source's, ``sources.toml``) and the requested level:
+``tlp=red`` marks everything red, ``tlp=clear`` changes nothing, and a red record is never
+served as clear. A rendered object refers to its marking only as
+``"object_marking_refs":["<id>"]``, so raising is one ``bytes.replace`` of that exact property
+text per level below the requested one. The property name with its quotes can never occur
+inside a JSON string (the quotes would be escaped), so text in values or titles is never
+touched; all marking ids have the same length, so the swap keeps every byte offset.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from worker import encoding, http
 from worker.buckets.storage import Build
 from worker.contract import formats, layout
 from worker.contract.stix_common import (
-    DEFAULT_TLPS,
     IDENTITY_BYTES,
     MARKING_BYTES,
     STIX_NAMESPACE,
@@ -51,7 +52,7 @@ class StixParams:
     format: str
     include_identity: bool
     include_tlp_markings: bool
-    tlp: str | None  # an override level, or None for the default by confidence
+    tlp: str | None  # a floor level, or None for each record's own
 
     @property
     def view(self) -> str:
@@ -95,11 +96,11 @@ def parse_stix(q: dict[str, str], tier: Tier, now: int) -> StixParams:
 
 
 def swap_markings(data: bytes, level: str) -> bytes:
-    """Every default marking reference in ``data`` replaced by ``level``'s (no rendering)."""
+    """Every marking reference in ``data`` less strict than ``level`` raised to ``level``'s;
+    stricter ones stay (no rendering)."""
     target = marking_ref(level)
-    for default in DEFAULT_TLPS:
-        if default != level:
-            data = data.replace(marking_ref(default), target)
+    for lower in TLP_LEVELS[: TLP_LEVELS.index(level)]:
+        data = data.replace(marking_ref(lower), target)
     return data
 
 
