@@ -76,7 +76,7 @@ def private_data_dir(settings: Settings) -> None:
         data.chmod(0o700)
         for entry in data.iterdir():
             with contextlib.suppress(FileNotFoundError, PermissionError):
-                if not entry.is_symlink():
+                if not entry.is_symlink() and not entry.is_socket():  # a worker's: 0660
                     entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
