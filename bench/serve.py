@@ -13,7 +13,8 @@ Redis limiter (a ``redis-server`` the bench starts on 127.0.0.1; 1 and 2 process
 worker with the in-memory limiter, the worker over granian's ASGI interface
 (``--interface asgi``) and under ``--server uvicorn`` (SQLite limiter both), and nginx
 (2 workers) serving the identical body as a static file; and nginx in front of the worker
-(``socdef serve --edge nginx``, nginx from ``deploy/nginx/socdef-edge.conf.j2`` with 2 workers):
+(``socdef serve --edge nginx``, nginx from ``deploy/nginx/socdef-edge.conf.j2`` with 2 workers),
+reaching the worker over TCP and over its Unix socket (``--uds``, the default on one host):
 the worker decides and answers with ``X-Accel-Redirect``, nginx sends the bytes. A second table
 does the same for a download (the MISP feed's ``hashes.csv``, ~10 MB at the default 150,000
 indicators): the worker alone, nginx in front of it, and nginx serving the same file. Rounds are
