@@ -298,8 +298,8 @@ def test_the_socket_worker_answers_like_the_tcp_one(worker, socket_worker, data_
     published object) and the same promised headers; the socket is 0660 at DATA_DIR/worker.sock."""
     sock = socket_path(socket_worker)
     assert sock == (data_dir / "worker.sock").absolute()
-    assert sock.stat().st_mode & 0o777 == 0o660
-    key = new_key(data_dir, "enterprise")
+    key = new_key(data_dir, "enterprise")  # a command that makes the data folder owner-only
+    assert sock.stat().st_mode & 0o777 == 0o660  # leaves the worker's socket as it is
     sent = {"Host": HOST, **bearer(key), "Accept-Encoding": "identity"}
     over_socket = socket_get(sock, "/feeds/misp/hashes.csv", **sent)
     over_tcp = get(worker.url, "/feeds/misp/hashes.csv", key, **{"Accept-Encoding": "identity"})
