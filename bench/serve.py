@@ -13,7 +13,8 @@ Redis limiter (a ``redis-server`` the bench starts on 127.0.0.1; 1 and 2 process
 worker with the in-memory limiter, the worker over granian's ASGI interface
 (``--interface asgi``) and under ``--server uvicorn`` (SQLite limiter both), and nginx
 (2 workers) serving the identical body as a static file; and nginx in front of the worker
-(``socdef serve --edge nginx``, nginx from ``deploy/nginx/socdef-edge.conf.j2`` with 2 workers):
+(``socdef serve --edge nginx``, nginx from ``deploy/nginx/socdef-edge.conf.j2`` with 2 workers),
+reaching the worker over TCP and over its Unix socket (``--uds``, the default on one host):
 the worker decides and answers with ``X-Accel-Redirect``, nginx sends the bytes. A second table
 does the same for a download (the MISP feed's ``hashes.csv``, ~10 MB at the default 150,000
 indicators): the worker alone, nginx in front of it, and nginx serving the same file. Rounds are
@@ -105,14 +106,19 @@ def require(*tools: str) -> None:
         )
 
 
-def wait(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> bool:
+def wait(
+    url: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 30,
+    client: httpx.Client | None = None,
+) -> bool:
     """Poll ``url`` until it answers (True); False as soon as ``proc`` has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            httpx.get(url, timeout=1)
+            (client or httpx).get(url, timeout=1)
             return True
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -194,11 +200,15 @@ class Worker:
         interface: str = "rsgi",
         path: str = "/api/v1/iocs",
         edge: Path | None = None,
+        uds: Path | None = None,
     ) -> None:
         extra = ["--redis-url", redis_url] if redis_url else []
         extra += ["--server", server, "--interface", interface]
         if edge is not None:  # behind nginx: answers with X-Accel-Redirect
             extra += ["--edge", "nginx", "--answers-dir", str(edge)]
+        # a Unix socket, or a free port the server binds and names
+        extra += ["--uds", str(uds)] if uds is not None else ["--port", "0"]
+        self.uds = uds
         log, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=data)
         with os.fdopen(log, "w") as out:
             self.proc = subprocess.Popen(
@@ -209,8 +219,6 @@ class Worker:
                     "serve",
                     "--data-dir",
                     str(data),
-                    "--port",
-                    "0",  # the server binds a free port and names it
                     "--limiter",
                     limiter,
                     "--workers",
@@ -223,11 +231,19 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        pattern = f"listening on unix:{re.escape(str(uds))}\n" if uds is not None else LISTENING
         try:
-            base = announced(Path(name), self.proc, LISTENING).group(1)
+            found = announced(Path(name), self.proc, pattern)
         except AssertionError as exc:
             raise SystemExit(f"socdef serve did not start: {exc}") from None
+        if uds is not None:
+            self.address = f"unix:{uds}"
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(uds)), timeout=30) as client:
+                wait("http://worker/healthz", self.proc, client=client)
+            return
+        base = found.group(1)
         self.port = int(base.rsplit(":", 1)[1])
+        self.address = f"127.0.0.1:{self.port}"
         self.url = f"{base}{path}"
         wait(f"{base}/healthz", self.proc)
 
@@ -425,14 +441,17 @@ class Edge:
     """nginx (2 workers, the deploy template) in front of ``socdef serve --edge nginx``: the
     worker decides and answers with X-Accel-Redirect, nginx sends the file."""
 
-    def __init__(self, data: Path, tmp: Path, workers: int, path: str) -> None:
+    def __init__(
+        self, data: Path, tmp: Path, workers: int, path: str, *, uds: bool = False
+    ) -> None:
         import getpass
 
         import jinja2
 
         tmp.mkdir()
         answers = tmp / "answers"
-        self.worker = Worker(data, "sqlite", workers, path=path, edge=answers)
+        sock = tmp / "worker.sock" if uds else None
+        self.worker = Worker(data, "sqlite", workers, path=path, edge=answers, uds=sock)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (tmp / "tmp" / sub).mkdir(parents=True)
         shutil.copy(EDGE_TEMPLATE.with_name("socdef-headers.conf"), tmp)
@@ -444,7 +463,7 @@ class Edge:
                 template.render(
                     prefix=tmp,
                     listen=f"127.0.0.1:{self.port}",
-                    worker=f"127.0.0.1:{self.worker.port}",
+                    worker=self.worker.address,
                     bucket=data / "bucket",
                     answers=answers,
                     processes=2,
@@ -571,17 +590,23 @@ def run_serving(seconds: int, rounds: int, iocs: int, *, edge_rows: bool = False
             "uvicorn 1 proc, SQLite limiter": lambda: Worker(data, "sqlite", 1, server="uvicorn"),
             "worker 1 proc, Redis limiter": lambda: Worker(data, "redis", 1, redis.url),
             "worker 2 procs, Redis limiter": lambda: Worker(data, "redis", 2, redis.url),
-            "nginx → worker 1 proc, SQLite (X-Accel)": lambda: Edge(
+            "nginx → worker 1 proc, SQLite (X-Accel, TCP)": lambda: Edge(
                 data, tmp / f"edge-{next(edges)}", 1, POLL
             ),
-            "nginx → worker 2 procs, SQLite (X-Accel)": lambda: Edge(
+            "nginx → worker 2 procs, SQLite (X-Accel, TCP)": lambda: Edge(
                 data, tmp / f"edge-{next(edges)}", 2, POLL
+            ),
+            "nginx → worker 1 proc, SQLite (X-Accel, UDS)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 1, POLL, uds=True
+            ),
+            "nginx → worker 2 procs, SQLite (X-Accel, UDS)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 2, POLL, uds=True
             ),
         }
         download: dict[str, Callable[[], Any]] = {
             "worker 1 proc, SQLite limiter": lambda: Worker(data, "sqlite", 1, path=DOWNLOAD),
-            "nginx → worker 1 proc, SQLite (X-Accel)": lambda: Edge(
-                data, tmp / f"edge-{next(edges)}", 1, DOWNLOAD
+            "nginx → worker 1 proc, SQLite (X-Accel, UDS)": lambda: Edge(
+                data, tmp / f"edge-{next(edges)}", 1, DOWNLOAD, uds=True
             ),
         }
         if edge_rows:

@@ -76,7 +76,7 @@ def private_data_dir(settings: Settings) -> None:
         data.chmod(0o700)
         for entry in data.iterdir():
             with contextlib.suppress(FileNotFoundError, PermissionError):
-                if not entry.is_symlink():
+                if not entry.is_symlink() and not entry.is_socket():  # a worker's: 0660
                     entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
@@ -421,6 +421,14 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "(deploy/nginx/socdef-edge.conf.j2, docs/deploy.md).",
         ),
         click.option(
+            "--uds",
+            default="",
+            metavar="PATH",
+            help="Listen on this Unix domain socket (mode 0660, removed on exit) instead of "
+            "--host/--port. --edge nginx listens on DATA_DIR/worker.sock unless --uds, --host "
+            "or --port is given (nginx on another host: give --host and --port).",
+        ),
+        click.option(
             "--answers-dir",
             default="",
             help="With --edge nginx: where composed answers are written for nginx to send "
@@ -462,7 +470,24 @@ def serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def serve(settings: Settings, **options: Any) -> None:
     """Run the worker (granian, or uvicorn with --server uvicorn) in the foreground."""
     private_data_dir(settings)
+    if options["uds"] and _given("host", "port"):
+        raise click.UsageError("--uds replaces --host and --port: give one or the other")
+    if options["edge"] == "nginx" and not options["uds"] and not _given("host", "port"):
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        options["uds"] = str(settings.data_dir / EDGE_SOCKET)  # nginx on this host
     runtime.run_server(settings, **options)
+
+
+EDGE_SOCKET = "worker.sock"
+
+
+def _given(*names: str) -> bool:
+    """Whether any of these options of the running command was given (command line or env)."""
+    ctx = click.get_current_context()
+    return any(
+        ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        for name in names
+    )
 
 
 @contextmanager

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -412,9 +414,13 @@ def run_server(
     redirect_seconds: int = 60,
     key_cache_ttl: float = 5.0,
     public_key: str = "",
+    uds: str = "",
     then: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the worker app with granian (Rust HTTP server, the default) or uvicorn.
+
+    ``uds``: listen on that Unix domain socket instead of ``host:port`` (nginx in front on the
+    same host: no TCP stack on the proxy hop). The socket file is ``0660`` and removed on exit.
 
     Both run the worker app made by ``worker.config:app_from_env``, which reads the settings
     from ``SOCDEF_WORKER_*`` variables and sets up logging in every worker process: uvicorn
@@ -462,7 +468,9 @@ def run_server(
             check_shared_database(config)
         # a bad setting: one line, not a traceback from every worker (it reads nothing)
         make_handoff(config, open_bucket(config.bucket, endpoint=config.s3_endpoint))
-    check_address(host, port)
+    socket_path = prepare_socket(Path(uds), server) if uds else None
+    if socket_path is None:
+        check_address(host, port)
     os.environ.update(config.to_env())
     setup_logging(access_log)
     warn_without_build(config.bucket)
@@ -485,14 +493,18 @@ def run_server(
     from granian.server import Server
 
     rsgi = interface == "rsgi"
-    reserved = _reserve_port(host) if port == 0 else None
+    reserved = _reserve_port(host) if port == 0 and socket_path is None else None
     if reserved is not None:
         port = reserved.getsockname()[1]
+    where: dict[str, Any] = (
+        dict(uds=socket_path, uds_permissions=SOCKET_MODE)
+        if socket_path is not None
+        else dict(address=host, port=port)
+    )
     granian = Server(
         "worker.rsgi:rsgi_from_env" if rsgi else "worker.config:app_from_env",
         factory=True,
-        address=host,
-        port=port,
+        **where,
         interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
         workers=workers,
         websockets=False,
@@ -501,12 +513,53 @@ def run_server(
         log_access=False,
         log_level=LogLevels.warning,
     )
-    granian.on_startup(lambda: announce(host, port, then))  # granian has bound the address by then
+    if socket_path is not None:
+        granian.on_startup(lambda: announce_socket(socket_path))
+    else:  # granian has bound the address by then
+        granian.on_startup(lambda: announce(host, port, then))
     try:
         granian.serve()
     finally:
         if reserved is not None:
             reserved.close()
+        if socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                socket_path.unlink()
+
+
+SOCKET_MODE = 0o660  # the worker's account and its group (nginx's workers) may connect
+
+
+def prepare_socket(path: Path, server: str) -> Path:
+    """The absolute path of ``--uds``, ready to bind: a socket file left by a worker that was
+    killed is removed; a live one (another worker answers on it), or any other file there, is
+    refused in one line, as is a path longer than a socket address holds."""
+    if server != "granian":
+        raise SocdefError("--uds needs --server granian")
+    path = path.absolute()
+    if len(os.fsencode(path)) > 107:  # sun_path holds 108 bytes with its NUL
+        raise SocdefError(f"the socket path {path} is too long (at most 107 bytes)")
+    if not path.parent.is_dir():
+        raise SocdefError(f"cannot listen on unix:{path}: the folder {path.parent} does not exist")
+    if path.is_symlink() or path.exists():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise SocdefError(f"cannot listen on unix:{path}: a file that is not a socket is there")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:  # nothing answers: left by a worker that did not stop cleanly
+                path.unlink()
+            else:
+                raise SocdefError(
+                    f"cannot listen on unix:{path}: another server answers there "
+                    "(stop it, or choose another --uds)"
+                )
+    return path
+
+
+def announce_socket(path: Path) -> None:
+    """The line a supervisor or test reads once the worker listens on its Unix socket."""
+    print(f"listening on unix:{path}", flush=True)
 
 
 @contextmanager

@@ -11,14 +11,16 @@ from __future__ import annotations
 import getpass
 import os
 import random
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from tests.conftest import ROOT, poll_until, stop_process
+from tests.conftest import ROOT, Server, announced, poll_until, stop_process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TEMPLATE = ROOT / "deploy" / "nginx" / "socdef-edge.conf.j2"
@@ -35,6 +37,54 @@ class Nginx:
     def error_log(self) -> str:
         path = self.prefix / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_socket_worker(data_dir: Path, log_path: Path, *extra: str) -> Server:
+    """``socdef serve --edge nginx`` with no address: the worker listens on its Unix socket
+    (``DATA_DIR/worker.sock`` unless ``extra`` has ``--uds``), answering. Its ``url`` is the
+    ``unix:PATH`` nginx's upstream names."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "generator", "serve", "--data-dir", str(data_dir)]
+            + ["--edge", "nginx", *extra],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        path = announced(log_path, proc, r"listening on unix:(/\S+)\n").group(1)
+        poll_until(lambda: _answers(Path(path), proc), timeout=30, what="the worker's socket")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return Server(f"unix:{path}", proc, log_path)
+
+
+def _answers(path: Path, proc: subprocess.Popen) -> bool:
+    """True once the worker answers on its socket (it listens once its processes started)."""
+    import httpx
+
+    if proc.poll() is not None:
+        raise AssertionError(f"the worker exited ({proc.returncode}) before answering")
+    try:
+        return socket_get(path, "/healthz").status_code in (200, 503)
+    except httpx.TransportError:
+        return False
+
+
+def socket_get(path: Path, target: str, **headers: str):  # -> httpx.Response
+    """A GET straight to a worker's Unix socket (what nginx's upstream connection sends)."""
+    import httpx
+
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, timeout=30) as client:
+        return client.get("http://worker" + target, headers=headers)
+
+
+def socket_path(server: Server) -> Path:
+    found = re.fullmatch(r"unix:(/.+)", server.url)
+    assert found, server.url
+    return Path(found.group(1))
 
 
 def render(prefix: Path, *, listen: str, worker: str, bucket: Path, answers: Path) -> Path:

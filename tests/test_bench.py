@@ -136,8 +136,10 @@ def test_serve_prints_every_row_against_nginx():
         "worker 1 proc, memory limiter",
         "worker 2 procs, Redis limiter",
         "uvicorn 1 proc, SQLite limiter",
-        "nginx → worker 1 proc, SQLite (X-Accel)",
-        "nginx → worker 2 procs, SQLite (X-Accel)",
+        "nginx → worker 1 proc, SQLite (X-Accel, TCP)",
+        "nginx → worker 2 procs, SQLite (X-Accel, TCP)",
+        "nginx → worker 1 proc, SQLite (X-Accel, UDS)",
+        "nginx → worker 2 procs, SQLite (X-Accel, UDS)",
     ):
         lines(out, rf"^{re.escape(row)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     lines(out, r"^default poll \(/api/v1/iocs\)$", r"^download of .* \(/feeds/misp/hashes\.csv\)$")
@@ -167,8 +169,10 @@ def test_serve_edge_rows_prints_only_nginx_in_front_and_nginx():
         rf"^(.+?)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+({NUMBER})\s+{NUMBER}$", out, re.M
     )
     assert [name for name, _ in rows] == [
-        "nginx → worker 1 proc, SQLite (X-Accel)",
-        "nginx → worker 2 procs, SQLite (X-Accel)",
+        "nginx → worker 1 proc, SQLite (X-Accel, TCP)",
+        "nginx → worker 2 procs, SQLite (X-Accel, TCP)",
+        "nginx → worker 1 proc, SQLite (X-Accel, UDS)",
+        "nginx → worker 2 procs, SQLite (X-Accel, UDS)",
         "nginx (2 workers)",
     ]
     assert rows[-1][1] == "1.00" and "download of" not in out and "device file" not in out

@@ -11,7 +11,14 @@ import httpx
 import pytest
 
 from tests.conftest import Server, in_one_minute, start_server, stop_server
-from tests.nginx_edge import Nginx, start_nginx, stop_nginx
+from tests.nginx_edge import (
+    Nginx,
+    socket_get,
+    socket_path,
+    start_nginx,
+    start_socket_worker,
+    stop_nginx,
+)
 from tests.support import bearer, new_key, published
 from worker.contract import taxii_common as tc
 
@@ -79,8 +86,30 @@ def worker(data_dir, answers, tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def edge(worker, data_dir, answers, tmp_path_factory) -> Iterator[Nginx]:
-    nginx = start_nginx(tmp_path_factory.mktemp("nginx"), worker.url, data_dir / "bucket", answers)
+def socket_answers(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("socket-answers")
+
+
+@pytest.fixture(scope="module")
+def socket_worker(data_dir, socket_answers, tmp_path_factory) -> Iterator[Server]:
+    """``--edge nginx`` with no address: the worker listens on DATA_DIR/worker.sock."""
+    log = tmp_path_factory.mktemp("socket-worker") / "server.log"
+    server = start_socket_worker(data_dir, log, "--answers-dir", str(socket_answers))
+    yield server
+    stop_server(server)
+
+
+# nginx reaches the worker over its Unix socket (the default on one host) or over TCP
+@pytest.fixture(scope="module", params=["unix socket", "tcp"])
+def edge(request, data_dir, tmp_path_factory) -> Iterator[Nginx]:
+    if request.param == "tcp":
+        upstream, answers = request.getfixturevalue("worker"), request.getfixturevalue("answers")
+    else:
+        upstream = request.getfixturevalue("socket_worker")
+        answers = request.getfixturevalue("socket_answers")
+    nginx = start_nginx(
+        tmp_path_factory.mktemp("nginx"), upstream.url, data_dir / "bucket", answers
+    )
     yield nginx
     stop_nginx(nginx)
 
@@ -243,15 +272,39 @@ def test_limits_are_exact_behind_nginx(edge, data_dir):
     assert refused.headers["x-ratelimit-reset"] == answers[0].headers["x-ratelimit-reset"]
 
 
-def test_a_worker_that_does_not_answer_is_a_503_in_the_spec_shape(data_dir, tmp_path):
+@pytest.mark.parametrize("transport", ["unix socket", "tcp"])
+def test_a_worker_that_does_not_answer_is_a_503_in_the_spec_shape(data_dir, tmp_path, transport):
     """nginx's own refusal when nothing listens behind it: the API's error shape, not a page."""
-    worker = start_server(data_dir, tmp_path / "worker.log", "--edge", "nginx")
+    if transport == "tcp":
+        worker = start_server(data_dir, tmp_path / "worker.log", "--edge", "nginx")
+    else:
+        sock = tmp_path / "w.sock"
+        worker = start_socket_worker(data_dir, tmp_path / "worker.log", "--uds", str(sock))
     nginx = start_nginx(tmp_path / "nginx", worker.url, data_dir / "bucket", tmp_path / "answers")
     try:
         stop_server(worker)
+        if transport != "tcp":  # the worker removed its socket on the way out
+            assert not sock.exists()
         down = get(nginx.url, "/api/v1/iocs", new_key(data_dir, "free"))
         error = assert_error(down, 503, "service_unavailable")
         assert error["message"] and down.headers["retry-after"] == "1"
         assert re.fullmatch(r"req_[0-9a-f]{32}", down.headers["x-request-id"])
     finally:
         stop_nginx(nginx)
+
+
+def test_the_socket_worker_answers_like_the_tcp_one(worker, socket_worker, data_dir):
+    """On its socket the edge worker answers as on TCP: the same X-Accel-Redirect target (a
+    published object) and the same promised headers; the socket is 0660 at DATA_DIR/worker.sock."""
+    sock = socket_path(socket_worker)
+    assert sock == (data_dir / "worker.sock").absolute()
+    key = new_key(data_dir, "enterprise")  # a command that makes the data folder owner-only
+    assert sock.stat().st_mode & 0o777 == 0o660  # leaves the worker's socket as it is
+    sent = {"Host": HOST, **bearer(key), "Accept-Encoding": "identity"}
+    over_socket = socket_get(sock, "/feeds/misp/hashes.csv", **sent)
+    over_tcp = get(worker.url, "/feeds/misp/hashes.csv", key, **{"Accept-Encoding": "identity"})
+    assert over_socket.status_code == over_tcp.status_code == 200
+    assert over_socket.content == over_tcp.content == b""
+    assert over_socket.headers["x-accel-redirect"] == over_tcp.headers["x-accel-redirect"]
+    for name in SAME:
+        assert over_socket.headers.get(name) == over_tcp.headers.get(name), name
