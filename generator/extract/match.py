@@ -24,7 +24,13 @@ from itertools import chain
 from operator import attrgetter
 
 from generator.extract.code_context import used_as_code
-from generator.extract.domains import is_tld, is_valid_domain, redacted, standalone_domain_ok
+from generator.extract.domains import (
+    alt_root_domain,
+    is_tld,
+    is_valid_domain,
+    redacted,
+    standalone_domain_ok,
+)
 from generator.extract.hash_context import ToolOutput, presented_as_secret
 from generator.extract.refang import Refanged
 
@@ -313,7 +319,7 @@ def _url_host(hostport: str) -> tuple[str, str] | None:
         if ipv4 is None:
             return None
         host = ipv4
-    elif not is_valid_domain(host):
+    elif not (is_valid_domain(host) or alt_root_domain(host)):
         return None
     return host + (f":{port}" if port else ""), host
 
