@@ -24,3 +24,33 @@ def test_plain_bit_file_name_is_not_a_domain() -> None:
 
 def test_onion_names_are_domains() -> None:
     assert ("domain", "abcdefghijklmnop.onion") in _pairs("leak site abcdefghijklmnop.onion")
+
+
+def test_cve_with_a_blank_after_the_hyphen() -> None:
+    text = "The third package is a PDF with an exploit for CVE- 2010-0188, in Adobe Reader."
+    assert ("cve", "CVE-2010-0188") in _pairs(text)
+
+
+def test_cve_blank_does_not_stretch_to_other_shapes() -> None:
+    cves = {
+        v
+        for t, v in _pairs("CVE-  2010-0188, CVE- 10-0188, CVE- 2010 and CVE-2010 -0188")
+        if t == "cve"
+    }
+    assert cves == set()
+
+
+def test_host_after_a_placeholder_label_is_the_indicator() -> None:
+    text = "<td>[ID].bitslot[.]website|139.60.161.51</td>\nwildcard *.trapgo.host and {id}.farmand[.]site"
+    pairs = _pairs(text)
+    assert {
+        ("domain", "bitslot.website"),
+        ("domain", "trapgo.host"),
+        ("domain", "farmand.site"),
+        ("ipv4", "139.60.161.51"),
+    } <= pairs
+
+
+def test_indexing_in_code_is_no_placeholder() -> None:
+    text = "value = items[i].name; data = args[0].stream.read(); see rows[1].total and 0[x].y"
+    assert not any(t == "domain" for t, _ in _pairs(text))

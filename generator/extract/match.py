@@ -55,6 +55,13 @@ _EMAIL = re.compile(
 _DOMAIN = re.compile(
     rf"[A-Za-z0-9](?<![\w@.-][A-Za-z0-9])(?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])"
 )
+# A host written under a placeholder label (``[ID].host.tld``, ``*.host.tld``,
+# ``{id}.host.tld``): the placeholder stands for a label that changes per victim or per
+# request, and the indicator is the host after it. The search finds the placeholder's last
+# character before a dot; the placeholder itself is checked on the few characters before.
+_PLACEHOLDER_END = re.compile(r"[\]*>}](?=\.[A-Za-z0-9])")
+_PLACEHOLDER = re.compile(r"(?:\*|\[[A-Za-z_]{1,16}\]|<[A-Za-z_]{1,16}>|\{[A-Za-z_]{1,16}\})\Z")
+_PLACED_DOMAIN = re.compile(rf"[A-Za-z0-9](?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])")
 _IPV4 = re.compile(
     r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\w|\.[0-9])"
 )  # octets: valid_ip()
@@ -75,8 +82,10 @@ _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 # CVE and ATT&CK patterns start at their second character ("v", the "1" of T1xxx), which
 # is far rarer in prose than "c" or "t" and lets the engine skip ahead; the letter before it
 # is checked by look-behind, so a match starts one character after the indicator does.
+# One blank may follow the first hyphen (``CVE- 2010-0188``, as some posts are typed): the
+# year and the hyphen after it still fix the shape.
 _CVE = re.compile(
-    r"[vV](?<=[cC][vV])(?<![\w-][cC][vV])[eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])"
+    r"[vV](?<=[cC][vV])(?<![\w-][cC][vV])[eE][-‐‑–—][ \t\xa0]?([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])"
 )
 # ``attack.t1071.004`` is how Sigma rules tag techniques.
 _ATTACK = re.compile(
@@ -638,7 +647,27 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
             code.add(domain)
         else:
             found.append(Candidate("domain", domain, start, end, defanged, domain))
+    found += _placed_domains(rf, claims)
     out += [c for c in found if c.defanged or c.value not in code]
+
+
+def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
+    """Hosts right after a placeholder label and its dot (``[ID].trapgo[.]host``)."""
+    text = rf.text
+    found: list[Candidate] = []
+    for p in _PLACEHOLDER_END.finditer(text):
+        if not _PLACEHOLDER.search(text, max(0, p.start() - 17), p.end()):
+            continue
+        m = _PLACED_DOMAIN.match(text, p.end() + 1)
+        if m is None or claims.covers(*m.span()):
+            continue
+        start, end = m.span()
+        defanged = rf.defanged(start, end)
+        after = text[end : end + 1]
+        domain = standalone_domain_ok(m.group(), defanged=defanged, before="", after=after)
+        if domain and (defanged or not used_as_code(text, start, end, is_tld)):
+            found.append(Candidate("domain", domain, start, end, defanged, domain))
+    return found
 
 
 def _hex_class(byte: int) -> int:
