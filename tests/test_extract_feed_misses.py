@@ -54,3 +54,30 @@ def test_host_after_a_placeholder_label_is_the_indicator() -> None:
 def test_indexing_in_code_is_no_placeholder() -> None:
     text = "value = items[i].name; data = args[0].stream.read(); see rows[1].total and 0[x].y"
     assert not any(t == "domain" for t, _ in _pairs(text))
+
+
+def test_capture_field_with_a_stream_index_is_not_a_domain() -> None:
+    text = (
+        "A review of the network packet capture (PCAP) shows five stages.\n"
+        "In tcp.stream 2, analysis reveals the injected script. In WireShark it is "
+        "delivered in tcp.stream 8. After that the landing page loads."
+    )
+    assert not any(t == "domain" for t, _ in _pairs(text))
+
+
+def test_host_with_a_count_in_a_capture_is_still_a_domain() -> None:
+    text = "The PCAP shows a beacon to loader.live 4, then to stage.live 2, each over TLS."
+    assert {("domain", "loader.live"), ("domain", "stage.live")} <= _pairs(text)
+
+
+def test_version_after_player_is_not_an_address() -> None:
+    text = (
+        "CVE-2018-15982 (Flash Player up to 31.0.0.153) allows remote code execution; "
+        "Flash Player 32.0.0.101 fixes it."
+    )
+    assert not any(t == "ipv4" for t, _ in _pairs(text))
+
+
+def test_address_after_a_version_clause_is_kept() -> None:
+    text = "The patched version fetches the firmware from 45.33.32.156 and 91.92.248.167."
+    assert {("ipv4", "45.33.32.156"), ("ipv4", "91.92.248.167")} <= _pairs(text)

@@ -23,7 +23,7 @@ from functools import lru_cache
 from itertools import chain
 from operator import attrgetter
 
-from generator.extract.code_context import used_as_code
+from generator.extract.code_context import CaptureWords, indexed_capture_field, used_as_code
 from generator.extract.domains import (
     alt_root_domain,
     is_tld,
@@ -109,6 +109,14 @@ _CAMEL_WORD = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*\Z")  # SecureGate, Forti
 _RANGE_AFTER = re.compile(
     r"\s+(?:and|or)\s+(?:later|earlier|newer|older|above|below|higher|lower)\b"
 )
+# A quad of any first number read as a version: right after a word that names a version or
+# a product release (``version``, ``build``, ``Player``, ``release``, ``firmware``), perhaps
+# with a bound between (``Flash Player up to 31.0.0.153``, ``build >= 42.0.1.7``).
+_VERSION_LEAD = re.compile(
+    r"(?i)\b(?:versions?|ver|builds?|players?|releases?|firmware)"
+    r"\s+(?:(?:up\s+to|through|before|prior\s+to|until|[<>]=?|=)\s*)?\Z"
+)
+_VERSION_LEAD_WINDOW = 40
 _VERSION_WINDOW = 96
 _VERSION_MAX_FIRST = 30
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
@@ -576,7 +584,11 @@ def _ipv6(
 
 def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     """A quad such as 7.0.15.1 in a clause about versions, builds or firmware, named with
-    its product, or given as a bound (``9.1.19.0 and later``)."""
+    its product, or given as a bound (``9.1.19.0 and later``). A quad whose first number is
+    above ``_VERSION_MAX_FIRST`` is a version only right after a version word
+    (``_VERSION_LEAD``): a real address may stand further on in a clause about versions."""
+    if _VERSION_LEAD.search(text, max(0, start - _VERSION_LEAD_WINDOW), start):
+        return True
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
     if _product_before(text, start) or _RANGE_AFTER.match(text, end):
@@ -634,6 +646,7 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
     text = rf.text
     found: list[Candidate] = []
     code: set[str] = set()
+    capture = CaptureWords(text)
     for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end):
@@ -643,7 +656,11 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
         if not domain:
             continue
-        if not defanged and (domain in code or used_as_code(text, start, end, is_tld)):
+        if not defanged and (
+            domain in code
+            or used_as_code(text, start, end, is_tld)
+            or indexed_capture_field(text, start, end, capture)
+        ):
             code.add(domain)
         else:
             found.append(Candidate("domain", domain, start, end, defanged, domain))
