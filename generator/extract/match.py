@@ -117,6 +117,7 @@ _VERSION_LEAD = re.compile(
     r"\s+(?:(?:up\s+to|through|before|prior\s+to|until|[<>]=?|=)\s*)?\Z"
 )
 _VERSION_LEAD_WINDOW = 40
+_VERSION_LEAD_STEMS = ("ver", "build", "player", "release", "firmware")  # a cheap pre-test
 _VERSION_WINDOW = 96
 _VERSION_MAX_FIRST = 30
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
@@ -587,7 +588,9 @@ def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     its product, or given as a bound (``9.1.19.0 and later``). A quad whose first number is
     above ``_VERSION_MAX_FIRST`` is a version only right after a version word
     (``_VERSION_LEAD``): a real address may stand further on in a clause about versions."""
-    if _VERSION_LEAD.search(text, max(0, start - _VERSION_LEAD_WINDOW), start):
+    lead = text[max(0, start - _VERSION_LEAD_WINDOW) : start]
+    lowered = lead.lower()
+    if any(stem in lowered for stem in _VERSION_LEAD_STEMS) and _VERSION_LEAD.search(lead):
         return True
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
