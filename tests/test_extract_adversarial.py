@@ -65,6 +65,9 @@ CORPUS.update(
         "( and [ runs": lambda size: _repeat("([" * 100 + "x ", size),
         "unbalanced brackets": lambda size: _repeat("(a[b{c", size),
         "many @": lambda size: _repeat("a@b@c.d@", size),
+        "placeholder labels": lambda size: PLANT + _repeat("[ID].a*.", size),
+        "placeholder, then a long name": lambda size: PLANT + "[ID]." + _repeat("a.", size),
+        "CVE ids with a blank, never closed": lambda size: PLANT + _repeat("CVE- 2010-CVE- ", size),
         "1 MB single line of prose": lambda size: _prose(1_000_000).replace("\n", " "),
         "1 MB single line of hostile runs": lambda size: "".join(
             _repeat(unit, 1_000_000 // len(HOSTILE_UNITS)) for unit in HOSTILE_UNITS

@@ -21,7 +21,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["used_as_code"]
+__all__ = ["CaptureWords", "indexed_capture_field", "used_as_code"]
+
+# A capture field with a stream or frame index in prose (``In tcp.stream 2, …``,
+# ``delivered in tcp.stream 8.``): a two-label identifier, a blank, a number that closes the
+# phrase, in a text that speaks of a packet capture before the token, with no network word
+# or host noun right before it (``to loader.live 4,`` stays a host).
+_INDEX_AFTER = re.compile(r" [0-9]{1,6}(?=[,;)]|\.(?:\s|\Z)|\s*\Z)")
+_NETWORK_BEFORE = re.compile(
+    r"(?i)\b(?:to|at|via|connects?|contact(?:s|ed)?|resolv\w*|beacons?|reach\w*|hosts?"
+    r"|servers?|domains?)\s+\Z"
+)
+_CAPTURE_WORDS = re.compile(
+    r"(?i)\b(?:pcap(?:ng)?s?|packets?|captures?|wireshark|tshark|tcpdump|display filters?)\b"
+)
 
 _CALL_AFTER = re.compile(
     r"""\(|\[[^\]\s]*\]\s*[.=]|\s?=(?!=)|\s*[=!]=|\s(?:eq|ne|contains|matches)\s|\s["']|->"""
@@ -95,6 +108,32 @@ def used_as_code(text: str, start: int, end: int, is_tld: Callable[[str], bool])
     if "-" in text[start:end]:
         return False
     return _in_code_clause(text, start) or _in_code_sentence(text, start, end, is_tld)
+
+
+class CaptureWords:
+    """Where a text speaks of a packet capture; found on first use, once per text."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._first: int | None = None
+
+    def before(self, pos: int) -> bool:
+        """True when a capture word ends at or before ``pos``."""
+        if self._first is None:
+            m = _CAPTURE_WORDS.search(self._text)
+            self._first = m.end() if m else len(self._text) + 1
+        return self._first <= pos
+
+
+def indexed_capture_field(text: str, start: int, end: int, capture: CaptureWords) -> bool:
+    """True for ``tcp.stream 2,`` in a text about a packet capture: a lowercase two-label
+    identifier followed by a closing index number, after a capture word."""
+    return (
+        _INDEX_AFTER.match(text, end) is not None
+        and _MEMBER_TOKEN.fullmatch(text, start, end) is not None
+        and capture.before(start)
+        and _NETWORK_BEFORE.search(text, max(0, start - 24), start) is None
+    )
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:

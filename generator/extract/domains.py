@@ -24,6 +24,8 @@ __all__ = [
     "is_tld",
     "DETECTION_WORDS",
     "FILE_EXTENSION_TLDS",
+    "ALT_ROOTS",
+    "alt_root_domain",
     "host_in",
     "is_valid_domain",
     "load_allowlist",
@@ -43,6 +45,13 @@ FILE_EXTENSION_TLDS = frozenset(
         "py", "rs", "run", "sh", "so", "zip",
     }
 )  # fmt: skip
+
+# Alternative roots outside the DNS that malware reports name as C2 hosts: Namecoin's
+# ``.bit`` (resolved by the malware itself or by Namecoin-aware resolvers). They are not in
+# the Public Suffix List, so they are taken only when written defanged (``carder[.]bit``):
+# a plain ``design.bit`` is far more often an FPGA bitstream file. ``.onion`` needs no
+# entry: the list's ICANN section holds it as a special-use name.
+ALT_ROOTS = frozenset({"bit"})
 
 # Labels that mark an antivirus detection name (Trojan.Agent.ET, HEUR:Trojan.Win32.Generic).
 DETECTION_WORDS = frozenset(
@@ -182,6 +191,16 @@ def is_valid_domain(domain: str) -> bool:
     return 0 < public <= domain.count(".")
 
 
+def alt_root_domain(domain: str) -> bool:
+    """True for a lowercase hostname under an alternative root (``carder.bit``)."""
+    return (
+        "." in domain
+        and len(domain) <= 253
+        and domain.rpartition(".")[2] in ALT_ROOTS
+        and bool(_HOSTNAME.fullmatch(domain))
+    )
+
+
 def _looks_like_code(token: str, labels: list[str]) -> bool:
     """Detection names, .NET namespaces, package names and code expressions."""
     lowered = [label.lower() for label in labels]
@@ -232,7 +251,7 @@ def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str)
     token = token.rstrip(".")
     if defanged:
         domain = token.lower()
-        return domain if is_valid_domain(domain) else None
+        return domain if is_valid_domain(domain) or alt_root_domain(domain) else None
     if _pathish(before) or after[:1] in ("!", "("):
         return None
     return _plain_domain(token)

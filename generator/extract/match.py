@@ -23,8 +23,14 @@ from functools import lru_cache
 from itertools import chain
 from operator import attrgetter
 
-from generator.extract.code_context import used_as_code
-from generator.extract.domains import is_tld, is_valid_domain, redacted, standalone_domain_ok
+from generator.extract.code_context import CaptureWords, indexed_capture_field, used_as_code
+from generator.extract.domains import (
+    alt_root_domain,
+    is_tld,
+    is_valid_domain,
+    redacted,
+    standalone_domain_ok,
+)
 from generator.extract.hash_context import ToolOutput, presented_as_secret
 from generator.extract.refang import Refanged
 
@@ -49,6 +55,13 @@ _EMAIL = re.compile(
 _DOMAIN = re.compile(
     rf"[A-Za-z0-9](?<![\w@.-][A-Za-z0-9])(?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])"
 )
+# A host written under a placeholder label (``[ID].host.tld``, ``*.host.tld``,
+# ``{id}.host.tld``): the placeholder stands for a label that changes per victim or per
+# request, and the indicator is the host after it. The search finds the placeholder's last
+# character before a dot; the placeholder itself is checked on the few characters before.
+_PLACEHOLDER_END = re.compile(r"[\]*>}](?=\.[A-Za-z0-9])")
+_PLACEHOLDER = re.compile(r"(?:\*|\[[A-Za-z_]{1,16}\]|<[A-Za-z_]{1,16}>|\{[A-Za-z_]{1,16}\})\Z")
+_PLACED_DOMAIN = re.compile(rf"[A-Za-z0-9](?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])")
 _IPV4 = re.compile(
     r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\w|\.[0-9])"
 )  # octets: valid_ip()
@@ -69,8 +82,10 @@ _HASH_TYPES = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 # CVE and ATT&CK patterns start at their second character ("v", the "1" of T1xxx), which
 # is far rarer in prose than "c" or "t" and lets the engine skip ahead; the letter before it
 # is checked by look-behind, so a match starts one character after the indicator does.
+# One blank may follow the first hyphen (``CVE- 2010-0188``, as some posts are typed): the
+# year and the hyphen after it still fix the shape.
 _CVE = re.compile(
-    r"[vV](?<=[cC][vV])(?<![\w-][cC][vV])[eE][-‐‑–—]([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])"
+    r"[vV](?<=[cC][vV])(?<![\w-][cC][vV])[eE][-‐‑–—][ \t\xa0]?([0-9]{4})[-‐‑–—]([0-9]{4,7})(?![0-9])"
 )
 # ``attack.t1071.004`` is how Sigma rules tag techniques.
 _ATTACK = re.compile(
@@ -94,6 +109,15 @@ _CAMEL_WORD = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*\Z")  # SecureGate, Forti
 _RANGE_AFTER = re.compile(
     r"\s+(?:and|or)\s+(?:later|earlier|newer|older|above|below|higher|lower)\b"
 )
+# A quad of any first number read as a version: right after a word that names a version or
+# a product release (``version``, ``build``, ``Player``, ``release``, ``firmware``), perhaps
+# with a bound between (``Flash Player up to 31.0.0.153``, ``build >= 42.0.1.7``).
+_VERSION_LEAD = re.compile(
+    r"(?i)\b(?:versions?|ver|builds?|players?|releases?|firmware)"
+    r"\s+(?:(?:up\s+to|through|before|prior\s+to|until|[<>]=?|=)\s*)?\Z"
+)
+_VERSION_LEAD_WINDOW = 40
+_VERSION_LEAD_STEMS = ("ver", "build", "player", "release", "firmware")  # a cheap pre-test
 _VERSION_WINDOW = 96
 _VERSION_MAX_FIRST = 30
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
@@ -313,7 +337,7 @@ def _url_host(hostport: str) -> tuple[str, str] | None:
         if ipv4 is None:
             return None
         host = ipv4
-    elif not is_valid_domain(host):
+    elif not (is_valid_domain(host) or alt_root_domain(host)):
         return None
     return host + (f":{port}" if port else ""), host
 
@@ -561,7 +585,13 @@ def _ipv6(
 
 def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     """A quad such as 7.0.15.1 in a clause about versions, builds or firmware, named with
-    its product, or given as a bound (``9.1.19.0 and later``)."""
+    its product, or given as a bound (``9.1.19.0 and later``). A quad whose first number is
+    above ``_VERSION_MAX_FIRST`` is a version only right after a version word
+    (``_VERSION_LEAD``): a real address may stand further on in a clause about versions."""
+    lead = text[max(0, start - _VERSION_LEAD_WINDOW) : start]
+    lowered = lead.lower()
+    if any(stem in lowered for stem in _VERSION_LEAD_STEMS) and _VERSION_LEAD.search(lead):
+        return True
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
     if _product_before(text, start) or _RANGE_AFTER.match(text, end):
@@ -619,6 +649,7 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
     text = rf.text
     found: list[Candidate] = []
     code: set[str] = set()
+    capture = CaptureWords(text)
     for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end):
@@ -628,11 +659,35 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
         if not domain:
             continue
-        if not defanged and (domain in code or used_as_code(text, start, end, is_tld)):
+        if not defanged and (
+            domain in code
+            or used_as_code(text, start, end, is_tld)
+            or indexed_capture_field(text, start, end, capture)
+        ):
             code.add(domain)
         else:
             found.append(Candidate("domain", domain, start, end, defanged, domain))
+    found += _placed_domains(rf, claims)
     out += [c for c in found if c.defanged or c.value not in code]
+
+
+def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
+    """Hosts right after a placeholder label and its dot (``[ID].trapgo[.]host``)."""
+    text = rf.text
+    found: list[Candidate] = []
+    for p in _PLACEHOLDER_END.finditer(text):
+        if not _PLACEHOLDER.search(text, max(0, p.start() - 17), p.end()):
+            continue
+        m = _PLACED_DOMAIN.match(text, p.end() + 1)
+        if m is None or claims.covers(*m.span()):
+            continue
+        start, end = m.span()
+        defanged = rf.defanged(start, end)
+        after = text[end : end + 1]
+        domain = standalone_domain_ok(m.group(), defanged=defanged, before="", after=after)
+        if domain and (defanged or not used_as_code(text, start, end, is_tld)):
+            found.append(Candidate("domain", domain, start, end, defanged, domain))
+    return found
 
 
 def _hex_class(byte: int) -> int:
