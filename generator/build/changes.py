@@ -26,7 +26,8 @@ import json
 import os
 import struct
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +37,15 @@ import orjson
 from exports.model import IOCRecord
 from exports.timefmt import iso_z
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter
+from generator.errors import CorruptFile
+from generator.publish.folder import Destination
 from worker.contract import changes as contract
 from worker.contract import layout
 from worker.contract.tiers import TIERS
 
 ACTIVE = layout.ACTIVE
 STATE_MAGIC = b"socdef-changes-state-1\n"
+Note = Callable[[str], None]
 
 
 def record_key(record_id: str) -> int:
@@ -101,15 +105,51 @@ class State:
         return (self.last_seen >= low) & (self.last_seen <= self.generated_at)
 
 
-def _build_dir_state(root: Path) -> tuple[str | None, State | None]:
-    """The build folder's latest build and the change state it left (None: none)."""
+def _latest(root: Path) -> tuple[str, int, dict[str, list]] | None:
+    """The build folder's latest build: its id, time and manifest objects (None: none)."""
     try:
-        previous = (root / "LATEST").read_text().strip()
-        sha = (root / contract.state_pointer(previous)).read_text().strip()
+        build_id = (root / "LATEST").read_text().strip()
+        manifest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
+        return build_id, int(manifest["generated_at"]), dict(manifest["objects"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _restored(root: Path) -> tuple[str, int, dict[str, list], str] | None:
+    """The published build :func:`restore` brought into the build folder: id, time, the
+    change objects of its manifest and the SHA-256 of its state (None: none)."""
+    try:
+        raw = json.loads((root / contract.RESTORED).read_bytes())
+        return raw["build_id"], int(raw["generated_at"]), dict(raw["objects"]), raw["state"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _previous(root: Path) -> tuple[str, dict[str, list], State | None] | None:
+    """The build this build follows: the build folder's latest, or the published build
+    restored from the bucket when that is newer; its id, manifest objects and change state."""
+    latest, restored = _latest(root), _restored(root)
+    if restored is not None and (latest is None or restored[1] > latest[1]):
+        build_id, _, objects, sha = restored
+    elif latest is not None:
+        build_id, _, objects = latest
+        try:
+            sha = (root / contract.state_pointer(build_id)).read_text().strip()
+        except OSError:
+            return build_id, objects, None
+    else:
+        return None
+    try:
         data = (root / layout.object_key(sha)).read_bytes()
     except (OSError, ValueError):
-        return None, None
-    return previous, State.from_bytes(data)
+        return build_id, objects, None
+    return build_id, objects, State.from_bytes(data)
+
+
+def _build_dir_state(root: Path) -> tuple[str | None, State | None]:
+    """The previous build and the change state it left (None: none)."""
+    previous = _previous(root)
+    return (None, None) if previous is None else (previous[0], previous[2])
 
 
 def _windows(generated_at: int) -> dict[str, int]:
@@ -347,13 +387,88 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
 
 
 def _previous_index(root: Path) -> tuple[list[list], dict[str, list]] | None:
-    """The change index of the build folder's latest build and that build's objects."""
+    """The change index of the previous build (:func:`_previous`) and that build's objects."""
+    previous = _previous(root)
+    if previous is None:
+        return None
+    _, objects, _ = previous
     try:
-        previous = (root / "LATEST").read_text().strip()
-        manifest = json.loads((root / layout.manifest_key(previous)).read_bytes())
-        objects = manifest["objects"]
         sha = objects[contract.INDEX_KEY][0]
         index = json.loads((root / layout.object_key(sha)).read_bytes())
         return index["builds"], objects
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def restore(
+    root: Path, dest: Destination, *, jobs: int = 8, note: Note | None = None
+) -> str | None:
+    """Bring the published build's change state, index and deltas into the build folder
+    when the folder has no state of its own as new as it (a new machine, a lost cache), so
+    this build continues the feed instead of starting it again. The id of the build restored,
+    or None (nothing to do, or nothing published to continue from)."""
+    raw = dest.get(layout.POINTER_KEY)
+    if raw is None:
+        return None
+    try:
+        pointer = json.loads(raw)
+        build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
+    except (ValueError, KeyError, TypeError):
+        return None  # the publish reports a damaged pointer
+    previous = _previous(root)
+    if previous is not None and previous[0] == build_id and previous[2] is not None:
+        return None
+    latest = _latest(root)
+    if latest is not None and latest[1] >= generated_at and previous and previous[2]:
+        return None  # the folder's own build is as new: it continues the feed
+    state = dest.get(contract.published_state_key(build_id))
+    manifest_raw = dest.get(layout.manifest_key(build_id))
+    if state is None or manifest_raw is None or State.from_bytes(state) is None:
+        if note:
+            note(
+                f"the published build {build_id} has no change state: the change feed starts again"
+            )
+        return None
+    objects = json.loads(manifest_raw)["objects"]
+    wanted = {k: v for k, v in objects.items() if k.startswith("changes/")}
+    todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
+
+    def fetch(sha: str) -> None:
+        data = dest.get(layout.object_key(sha))
+        if data is None or hashlib.sha256(data).hexdigest() != sha:
+            problem = "missing" if data is None else "damaged (its hash does not match)"
+            raise CorruptFile(
+                f"the change feed object {layout.object_key(sha)} of build {build_id} is "
+                f"{problem}; the build stops rather than start the change feed again (docs/changes.md)"
+            )
+        _write_object(root, sha, data)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="changes") as pool:
+        list(pool.map(fetch, todo))
+    state_sha = hashlib.sha256(state).hexdigest()
+    _write_object(root, state_sha, state)
+    marker = {"build_id": build_id, "generated_at": generated_at, "objects": wanted}
+    marker["state"] = state_sha
+    path = root / contract.RESTORED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(marker, separators=(",", ":")))
+    os.replace(temporary, path)
+    if note:
+        note(f"restored the change feed of build {build_id} ({len(todo)} objects downloaded)")
+    return build_id
+
+
+def _holds(root: Path, sha: str, size: int) -> bool:
+    try:
+        return (root / layout.object_key(sha)).stat().st_size == size
+    except OSError:
+        return False
+
+
+def _write_object(root: Path, sha: str, data: bytes) -> None:
+    path = root / layout.object_key(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 INDEX_KEY = "changes/index.json"
 NEXT = "changes/next/"  # this build's objects until the build id names them
 NEXT_STATE = NEXT + "state.bin"
+RESTORED = "changes/restored.json"  # in a build folder: the published build restored (not built)
 PARTS = ("dat", "idx")
 RENDERINGS = ("json", "csv", "txt")  # the order of the renderings in a delta
 MAX_LOOKBACK = 365 * 86_400  # the longest tier lookback: older deltas are dropped
@@ -49,6 +50,12 @@ def next_key(tier: str, part: str) -> str:
 
 def delta_key(build_id: str, tier: str, part: str) -> str:
     return f"changes/{build_id}/{tier}.{part}"
+
+
+def published_state_key(build_id: str) -> str:
+    """Where a bucket keeps a build's change state: beside its manifest, pruned with it, not
+    in the manifest (no reader needs it: the next build restores it from there)."""
+    return f"builds/{build_id}/changes-state.bin"
 
 
 def state_pointer(build_id: str) -> str:
