@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from exports import ioc_csv, ioc_txt
 from exports.model import IOCRecord
 from exports.timefmt import iso_z
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter
@@ -46,6 +47,7 @@ from worker.contract.tiers import TIERS
 ACTIVE = layout.ACTIVE
 STATE_MAGIC = b"socdef-changes-state-1\n"
 Note = Callable[[str], None]
+_LIST_COLUMNS = layout.CSV_HEADER.count(b",") + 1  # the columns of the list's CSV
 
 
 def record_key(record_id: str) -> int:
@@ -284,22 +286,27 @@ def _order(change: _Change) -> tuple[str, str]:
 
 
 def _csv_row(change: _Change, build_time: str) -> bytes:
-    r = change.record
-    row = [build_time, change.kind, change.reason, change.id, change.type, change.value]
-    if r is not None:
-        row += [
-            r.status,
-            iso_z(r.valid_until) if r.valid_until else "",
-            ",".join(r.warnings),
-            r.confidence,
-            iso_z(r.first_seen),
-            iso_z(r.last_seen),
-        ]
-    else:
-        row += [""] * 6
+    """The row ``GET /api/v1/iocs?format=csv`` lists for the record (for a removal: its id,
+    type and value, the other columns empty), then the change columns."""
+    tail = [change.kind, change.reason, build_time]
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(row)
+    writer = csv.writer(text, lineterminator="\n")
+    if change.record is not None:
+        writer.writerow(tail)
+        return ioc_csv.render_line(change.record).rstrip(b"\n") + b"," + text.getvalue().encode()
+    writer.writerow([change.id, change.type, change.value] + [""] * (_LIST_COLUMNS - 3) + tail)
     return text.getvalue().encode()
+
+
+def _txt_line(change: _Change, build_time: str) -> bytes:
+    """The line ``GET /api/v1/iocs?format=txt`` lists (the value), then the change, the
+    reason (``-`` for an addition or update) and the build time, separated by spaces."""
+    line = (
+        ioc_txt.render_line(change.record)
+        if change.record is not None
+        else change.value.encode() + b"\n"
+    )
+    return line.rstrip(b"\n") + f" {change.kind} {change.reason or '-'} {build_time}\n".encode()
 
 
 def _json_line(change: _Change, build_time: str) -> bytes:
@@ -323,7 +330,7 @@ def _write_delta(out: ObjectWriter, tier: str, changes: list[_Change], build_tim
         return
     data = bytearray()
     offsets = array("Q")
-    for render in (_json_line, _csv_row, lambda c, _: f"{c.kind} {c.value}\n".encode()):
+    for render in (_json_line, _csv_row, _txt_line):
         offsets.append(len(data))
         for change in changes:
             data += render(change, build_time)
@@ -377,7 +384,8 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
     if not entries or entries[-1][0] != build.build_id:
         entries.append([build.build_id, build.generated_at, counts])
     out.objects.update(carried)
-    out.put(contract.INDEX_KEY, json.dumps({"builds": entries}, separators=(",", ":")).encode())
+    index = {"version": contract.INDEX_VERSION, "builds": entries}
+    out.put(contract.INDEX_KEY, json.dumps(index, separators=(",", ":")).encode())
     if state is not None:  # for the next build into this folder (not published)
         pointer = out.root / contract.state_pointer(build.build_id)
         pointer.parent.mkdir(parents=True, exist_ok=True)
@@ -395,6 +403,8 @@ def _previous_index(root: Path) -> tuple[list[list], dict[str, list]] | None:
     try:
         sha = objects[contract.INDEX_KEY][0]
         index = json.loads((root / layout.object_key(sha)).read_bytes())
+        if index.get("version") != contract.INDEX_VERSION:
+            return None  # deltas rendered otherwise: the feed starts again with this build
         return index["builds"], objects
     except (OSError, ValueError, KeyError, TypeError):
         return None

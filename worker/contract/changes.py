@@ -1,7 +1,7 @@
 """The change feed's objects and cursor, shared by the build and the worker (docs/changes.md).
 
-A build's manifest holds ``changes/index.json``: ``{"builds": [[build_id, generated_at,
-{tier: count}], ...]}``, oldest first, every build whose delta the tiers' lookback still
+A build's manifest holds ``changes/index.json``: ``{"version": 2, "builds": [[build_id,
+generated_at, {tier: count}], ...]}``, oldest first, every build whose delta the tiers' lookback still
 reaches (at most ``MAX_BUILDS``). A build's delta for a tier with changes is two objects:
 
 - ``changes/<build_id>/<tier>.dat``: its ``count`` changes three times over, in one order: as
@@ -23,6 +23,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from worker.contract import layout
+
 INDEX_KEY = "changes/index.json"
 NEXT = "changes/next/"  # this build's objects until the build id names them
 NEXT_STATE = NEXT + "state.bin"
@@ -33,10 +35,9 @@ MAX_LOOKBACK = 365 * 86_400  # the longest tier lookback: older deltas are dropp
 MAX_BUILDS = 1_000  # deltas kept at most (about six weeks of hourly builds)
 AGED_OUT = "aged-out"
 REASONS = ("expired", "suppressed", "withdrawn", AGED_OUT)
-CSV_HEADER = (
-    b"build_time,change,reason,id,type,value,status,valid_until,warnings,"
-    b"confidence,first_seen,last_seen\n"
-)
+INDEX_VERSION = 2  # how the deltas are rendered; an index of another version is not carried
+# the list's CSV columns (``GET /api/v1/iocs?format=csv``), then the change's
+CSV_HEADER = layout.CSV_HEADER.rstrip(b"\n") + b",change,reason,build_time\n"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{16,400}")
 _PAYLOAD = re.compile(
     r"([a-z]+)\.([0-9]{8}T[0-9]{6}Z-[0-9a-f]{12})\.(0|[1-9][0-9]{0,9})\.([0-9a-f]{16})"
