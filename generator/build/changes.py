@@ -11,8 +11,10 @@ The deltas of earlier builds are carried forward: this build's manifest names ev
 tiers' lookback still reaches (``changes/index.json`` lists them oldest first), so they are
 published with it, survive the pruning of old builds and switch with the pointer, atomically.
 
-The first build into a folder (no earlier state) starts the feed with no changes: its list is
-the base a client reads whole. Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
+The state is published beside each build (``socdef publish``) and :func:`restore` brings the
+published build's state, index and deltas into a build folder that has none as new (a fresh
+machine), so the feed continues there. The first build of a feed (no earlier state anywhere)
+starts it with no changes: its list is the base a client reads whole. Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
 lines) writes this build's deltas and state; :func:`write_index` (a derived stage: it knows
 the build id) names them after the build and joins them to the earlier ones.
 """
@@ -20,6 +22,7 @@ the build id) names them after the build and joins them to the earlier ones.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -431,7 +434,14 @@ def restore(
     latest = _latest(root)
     if latest is not None and latest[1] >= generated_at and previous and previous[2]:
         return None  # the folder's own build is as new: it continues the feed
-    state = dest.get(contract.published_state_key(build_id))
+    packed = dest.get(contract.published_state_key(build_id))
+    try:
+        state = None if packed is None else gzip.decompress(packed)
+    except (OSError, EOFError) as exc:
+        raise CorruptFile(
+            f"the change state of build {build_id} in the bucket is damaged ({exc}); the build "
+            "stops rather than start the change feed again (docs/changes.md)"
+        ) from None
     manifest_raw = dest.get(layout.manifest_key(build_id))
     if state is None or manifest_raw is None or State.from_bytes(state) is None:
         if note:

@@ -140,7 +140,8 @@ def publish(
     state = _changes_state(src, build_id)
     if state is not None:  # for the next build on a machine without this build folder
         key = changes_contract.published_state_key(build_id)
-        _put(dest, key, state, "application/octet-stream", IMMUTABLE)
+        packed = gzip.compress(state, compresslevel=6, mtime=0)
+        _put(dest, key, packed, "application/gzip", IMMUTABLE)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)

@@ -54,9 +54,9 @@ def delta_key(build_id: str, tier: str, part: str) -> str:
 
 
 def published_state_key(build_id: str) -> str:
-    """Where a bucket keeps a build's change state: beside its manifest, pruned with it, not
+    """Where a bucket keeps a build's change state (gzip): beside its manifest, pruned with it, not
     in the manifest (no reader needs it: the next build restores it from there)."""
-    return f"builds/{build_id}/changes-state.bin"
+    return f"builds/{build_id}/changes-state.bin.gz"
 
 
 def state_pointer(build_id: str) -> str:
