@@ -395,6 +395,7 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
         temporary = pointer.with_name(pointer.name + ".tmp")
         temporary.write_text(state[0] + "\n")
         os.replace(temporary, pointer)  # whole or absent: a killed build leaves no half
+        (out.root / contract.RESTORED).unlink(missing_ok=True)  # this build follows from now
 
 
 def _previous_index(root: Path) -> tuple[list[list], dict[str, list]] | None:
