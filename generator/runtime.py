@@ -103,6 +103,20 @@ def sync_store(
     return result
 
 
+def sync_changes(settings: Settings) -> str | None:
+    """Restore the published build's change state into the build folder when the folder has
+    none as new (``changes.restore``): a lost build folder continues the change feed."""
+    target = store_target(settings)
+    if target is None:
+        return None
+    from generator.build import changes
+
+    with on_disk("restoring the change feed from the bucket"):
+        dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
+        settings.build_dir.mkdir(parents=True, exist_ok=True)
+        return changes.restore(settings.build_dir, dest, note=note)
+
+
 def run_ingest(
     settings: Settings,
     *,
@@ -157,6 +171,7 @@ def run_build(
     """Build from the store, restored from the bucket first when it is missing or older; a
     store much smaller than the published one is refused unless ``force``."""
     sync_store(settings, fresh=fresh, generation=generation, force=force)
+    sync_changes(settings)
     store = Store(settings.store_dir)
     if init:
         with on_disk(f"creating the store in {settings.store_dir}"):

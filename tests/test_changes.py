@@ -5,6 +5,8 @@ replaying the feed from any cursor onto the earlier list gives exactly the later
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from worker.contract import changes as contract
 from worker.contract import layout
 from worker.contract.tiers import TIERS
 from worker.endpoints import changes, query
+from worker.endpoints.query import iso
 from worker.errors import InvalidParameter
 
 PATH = "/api/v1/iocs/changes"
@@ -292,3 +295,50 @@ def test_a_build_folder_without_the_earlier_state_starts_the_feed_again(tmp_path
     assert [e.build_id for e in changes.read_index(current).entries] == [second.build_id]
     with pytest.raises(changes.CursorExpired):  # the client reads the full list again
         changes.page(current, TIERS["enterprise"], old, 5, "json")
+
+
+def test_csv_and_text_changes_carry_the_lists_rows_and_lines(tmp_path):
+    """A consumer parsing the list's CSV (or text) parses the feed's: the same columns (lines)
+    first, then ``change``, ``reason`` and ``build_time``."""
+    store = Store(tmp_path / "store")
+    first = [("a" * 16, T0 - HOUR, POOL[:3])]
+    store.commit(*tables(first), {"as_of": T0, "sources": {}})
+    build(store, tmp_path / "build", now=T0, processes=1)
+    later = T0 + 2 * DAY  # POOL[:3] leave the free list (1 day); POOL[3:5] enter it
+    store.commit(*tables([*first, ("b" * 16, later - HOUR, POOL[3:5])]), {"as_of": later})
+    result = build(store, tmp_path / "build", now=later, processes=1)
+    manifest = json.loads((tmp_path / "build" / layout.manifest_key(result.build_id)).read_bytes())
+    current = Build(LocalBucket(tmp_path / "build"), manifest)
+    free = TIERS["free"]
+    low = current.generated_at - free.lookback_days * layout.DAY_SECONDS
+    q = query.Query(layout.ACTIVE_VIEW, "csv", low, current.generated_at, 0, 1000)
+    listed_csv, _ = query.render(current, q, "csv", "socdef")
+    listed = {row[2]: row for row in csv.reader(io.StringIO(listed_csv.decode()))}
+    header = next(csv.reader(io.StringIO(contract.CSV_HEADER.decode())))
+    assert header == next(csv.reader(io.StringIO(layout.CSV_HEADER.decode()))) + [
+        "change",
+        "reason",
+        "build_time",
+    ]
+    rows = list(
+        csv.reader(
+            io.StringIO(b"".join(changes.page(current, free, None, 100, "csv").lines).decode())
+        )
+    )
+    kinds = {row[2]: row[-3:] for row in rows}
+    when = iso(later)
+    assert kinds == {
+        **{v: ["removed", "aged-out", when] for _, v in POOL[:3]},
+        **{v: ["added", "", when] for _, v in POOL[3:5]},
+    }
+    for row in rows:
+        assert len(row) == len(header)
+        if row[-3] == "added":
+            assert row[:-3] == listed[row[2]]  # the list's row, column for column
+        else:
+            assert row[3:-3] == [""] * (len(header) - 6)
+    lines = b"".join(changes.page(current, free, None, 100, "txt").lines).decode().splitlines()
+    assert sorted(lines) == sorted(
+        [f"{v} removed aged-out {when}" for _, v in POOL[:3]]
+        + [f"{v} added - {when}" for _, v in POOL[3:5]]
+    )

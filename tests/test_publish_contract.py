@@ -17,6 +17,7 @@ from tests.buildseries import build_series, local_answers, manifest_of, object_k
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from worker.buckets.remote import open_bucket
 from worker.buckets.storage import Bucket, LocalBucket
+from worker.contract import changes as changes_contract
 from worker.contract import layout
 
 N_IOCS = 3000
@@ -109,7 +110,8 @@ class Faulty:
 
 
 FAULTS = {  # where the connection drops, as a number of writes that still succeed: the
-    # objects, then the build's SHA256SUMS files, counted as uploads here (docs/publish.md)
+    # objects, then the build's SHA256SUMS files and its change state, counted as uploads here
+    # (docs/publish.md)
     "first upload": lambda missing: 0,
     "third upload": lambda missing: 2,
     "last upload": lambda missing: missing - 1,
@@ -131,6 +133,7 @@ def test_a_failure_at_any_step_leaves_readers_whole_and_a_rerun_finishes(target,
         wanted = object_keys(manifest_of(out, goal))
         missing = len(wanted - set(listing()))
         writes = missing + len(download_sets(manifest_of(out, goal)["objects"]))
+        writes += 1  # the build's change state, beside it (docs/changes.md)
         budget = budget_of(writes)
         with pytest.raises(OSError):
             publish(out, Faulty(target.dest, budget), build_id=goal, keep=2, jobs=4)
@@ -170,6 +173,7 @@ def test_pruning_keeps_the_last_builds_and_only_their_objects(target, series):
         for b in ids[-2:]
         for prefix in download_sets(manifest_of(out, b)["objects"])
     }
+    kept |= {changes_contract.published_state_key(b) for b in ids[-2:]}  # and change state
     assert set(target.dest.sizes("builds/")) == kept  # an older build's files are gone
     live = object_keys(manifest_of(out, ids[-1])) | object_keys(manifest_of(out, ids[-2]))
     assert set(target.dest.sizes("objects/")) == live

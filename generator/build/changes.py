@@ -11,8 +11,10 @@ The deltas of earlier builds are carried forward: this build's manifest names ev
 tiers' lookback still reaches (``changes/index.json`` lists them oldest first), so they are
 published with it, survive the pruning of old builds and switch with the pointer, atomically.
 
-The first build into a folder (no earlier state) starts the feed with no changes: its list is
-the base a client reads whole. Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
+The state is published beside each build (``socdef publish``) and :func:`restore` brings the
+published build's state, index and deltas into a build folder that has none as new (a fresh
+machine), so the feed continues there. The first build of a feed (no earlier state anywhere)
+starts it with no changes: its list is the base a client reads whole. Two steps: :class:`ChangeFeed` (a derived sink: it sees every day of records and their JSON
 lines) writes this build's deltas and state; :func:`write_index` (a derived stage: it knows
 the build id) names them after the build and joins them to the earlier ones.
 """
@@ -20,28 +22,35 @@ the build id) names them after the build and joins them to the earlier ones.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
 import os
 import struct
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from exports import ioc_csv, ioc_txt
 from exports.model import IOCRecord
 from exports.timefmt import iso_z
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter
+from generator.errors import CorruptFile
+from generator.publish.folder import Destination
 from worker.contract import changes as contract
 from worker.contract import layout
 from worker.contract.tiers import TIERS
 
 ACTIVE = layout.ACTIVE
 STATE_MAGIC = b"socdef-changes-state-1\n"
+Note = Callable[[str], None]
+_LIST_COLUMNS = layout.CSV_HEADER.count(b",") + 1  # the columns of the list's CSV
 
 
 def record_key(record_id: str) -> int:
@@ -101,15 +110,51 @@ class State:
         return (self.last_seen >= low) & (self.last_seen <= self.generated_at)
 
 
-def _build_dir_state(root: Path) -> tuple[str | None, State | None]:
-    """The build folder's latest build and the change state it left (None: none)."""
+def _latest(root: Path) -> tuple[str, int, dict[str, list]] | None:
+    """The build folder's latest build: its id, time and manifest objects (None: none)."""
     try:
-        previous = (root / "LATEST").read_text().strip()
-        sha = (root / contract.state_pointer(previous)).read_text().strip()
+        build_id = (root / "LATEST").read_text().strip()
+        manifest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
+        return build_id, int(manifest["generated_at"]), dict(manifest["objects"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _restored(root: Path) -> tuple[str, int, dict[str, list], str] | None:
+    """The published build :func:`restore` brought into the build folder: id, time, the
+    change objects of its manifest and the SHA-256 of its state (None: none)."""
+    try:
+        raw = json.loads((root / contract.RESTORED).read_bytes())
+        return raw["build_id"], int(raw["generated_at"]), dict(raw["objects"]), raw["state"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _previous(root: Path) -> tuple[str, dict[str, list], State | None] | None:
+    """The build this build follows: the build folder's latest, or the published build
+    restored from the bucket when that is newer; its id, manifest objects and change state."""
+    latest, restored = _latest(root), _restored(root)
+    if restored is not None and (latest is None or restored[1] > latest[1]):
+        build_id, _, objects, sha = restored
+    elif latest is not None:
+        build_id, _, objects = latest
+        try:
+            sha = (root / contract.state_pointer(build_id)).read_text().strip()
+        except OSError:
+            return build_id, objects, None
+    else:
+        return None
+    try:
         data = (root / layout.object_key(sha)).read_bytes()
     except (OSError, ValueError):
-        return None, None
-    return previous, State.from_bytes(data)
+        return build_id, objects, None
+    return build_id, objects, State.from_bytes(data)
+
+
+def _build_dir_state(root: Path) -> tuple[str | None, State | None]:
+    """The previous build and the change state it left (None: none)."""
+    previous = _previous(root)
+    return (None, None) if previous is None else (previous[0], previous[2])
 
 
 def _windows(generated_at: int) -> dict[str, int]:
@@ -244,22 +289,27 @@ def _order(change: _Change) -> tuple[str, str]:
 
 
 def _csv_row(change: _Change, build_time: str) -> bytes:
-    r = change.record
-    row = [build_time, change.kind, change.reason, change.id, change.type, change.value]
-    if r is not None:
-        row += [
-            r.status,
-            iso_z(r.valid_until) if r.valid_until else "",
-            ",".join(r.warnings),
-            r.confidence,
-            iso_z(r.first_seen),
-            iso_z(r.last_seen),
-        ]
-    else:
-        row += [""] * 6
+    """The row ``GET /api/v1/iocs?format=csv`` lists for the record (for a removal: its id,
+    type and value, the other columns empty), then the change columns."""
+    tail = [change.kind, change.reason, build_time]
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(row)
+    writer = csv.writer(text, lineterminator="\n")
+    if change.record is not None:
+        writer.writerow(tail)
+        return ioc_csv.render_line(change.record).rstrip(b"\n") + b"," + text.getvalue().encode()
+    writer.writerow([change.id, change.type, change.value] + [""] * (_LIST_COLUMNS - 3) + tail)
     return text.getvalue().encode()
+
+
+def _txt_line(change: _Change, build_time: str) -> bytes:
+    """The line ``GET /api/v1/iocs?format=txt`` lists (the value), then the change, the
+    reason (``-`` for an addition or update) and the build time, separated by spaces."""
+    line = (
+        ioc_txt.render_line(change.record)
+        if change.record is not None
+        else change.value.encode() + b"\n"
+    )
+    return line.rstrip(b"\n") + f" {change.kind} {change.reason or '-'} {build_time}\n".encode()
 
 
 def _json_line(change: _Change, build_time: str) -> bytes:
@@ -283,7 +333,7 @@ def _write_delta(out: ObjectWriter, tier: str, changes: list[_Change], build_tim
         return
     data = bytearray()
     offsets = array("Q")
-    for render in (_json_line, _csv_row, lambda c, _: f"{c.kind} {c.value}\n".encode()):
+    for render in (_json_line, _csv_row, _txt_line):
         offsets.append(len(data))
         for change in changes:
             data += render(change, build_time)
@@ -337,23 +387,109 @@ def write_index(out: ObjectWriter, info: DerivedInfo) -> None:
     if not entries or entries[-1][0] != build.build_id:
         entries.append([build.build_id, build.generated_at, counts])
     out.objects.update(carried)
-    out.put(contract.INDEX_KEY, json.dumps({"builds": entries}, separators=(",", ":")).encode())
+    index = {"version": contract.INDEX_VERSION, "builds": entries}
+    out.put(contract.INDEX_KEY, json.dumps(index, separators=(",", ":")).encode())
     if state is not None:  # for the next build into this folder (not published)
         pointer = out.root / contract.state_pointer(build.build_id)
         pointer.parent.mkdir(parents=True, exist_ok=True)
         temporary = pointer.with_name(pointer.name + ".tmp")
         temporary.write_text(state[0] + "\n")
         os.replace(temporary, pointer)  # whole or absent: a killed build leaves no half
+        (out.root / contract.RESTORED).unlink(missing_ok=True)  # this build follows from now
 
 
 def _previous_index(root: Path) -> tuple[list[list], dict[str, list]] | None:
-    """The change index of the build folder's latest build and that build's objects."""
+    """The change index of the previous build (:func:`_previous`) and that build's objects."""
+    previous = _previous(root)
+    if previous is None:
+        return None
+    _, objects, _ = previous
     try:
-        previous = (root / "LATEST").read_text().strip()
-        manifest = json.loads((root / layout.manifest_key(previous)).read_bytes())
-        objects = manifest["objects"]
         sha = objects[contract.INDEX_KEY][0]
         index = json.loads((root / layout.object_key(sha)).read_bytes())
+        if index.get("version") != contract.INDEX_VERSION:
+            return None  # deltas rendered otherwise: the feed starts again with this build
         return index["builds"], objects
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def restore(
+    root: Path, dest: Destination, *, jobs: int = 8, note: Note | None = None
+) -> str | None:
+    """Bring the published build's change state, index and deltas into the build folder
+    when the folder has no state of its own as new as it (a new machine, a lost cache), so
+    this build continues the feed instead of starting it again. The id of the build restored,
+    or None (nothing to do, or nothing published to continue from)."""
+    raw = dest.get(layout.POINTER_KEY)
+    if raw is None:
+        return None
+    try:
+        pointer = json.loads(raw)
+        build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
+    except (ValueError, KeyError, TypeError):
+        return None  # the publish reports a damaged pointer
+    previous = _previous(root)
+    if previous is not None and previous[0] == build_id and previous[2] is not None:
+        return None
+    latest = _latest(root)
+    if latest is not None and latest[1] >= generated_at and previous and previous[2]:
+        return None  # the folder's own build is as new: it continues the feed
+    packed = dest.get(contract.published_state_key(build_id))
+    try:
+        state = None if packed is None else gzip.decompress(packed)
+    except (OSError, EOFError) as exc:
+        raise CorruptFile(
+            f"the change state of build {build_id} in the bucket is damaged ({exc}); the build "
+            "stops rather than start the change feed again (docs/changes.md)"
+        ) from None
+    manifest_raw = dest.get(layout.manifest_key(build_id))
+    if state is None or manifest_raw is None or State.from_bytes(state) is None:
+        if note:
+            note(
+                f"the published build {build_id} has no change state: the change feed starts again"
+            )
+        return None
+    objects = json.loads(manifest_raw)["objects"]
+    wanted = {k: v for k, v in objects.items() if k.startswith("changes/")}
+    todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
+
+    def fetch(sha: str) -> None:
+        data = dest.get(layout.object_key(sha))
+        if data is None or hashlib.sha256(data).hexdigest() != sha:
+            problem = "missing" if data is None else "damaged (its hash does not match)"
+            raise CorruptFile(
+                f"the change feed object {layout.object_key(sha)} of build {build_id} is "
+                f"{problem}; the build stops rather than start the change feed again (docs/changes.md)"
+            )
+        _write_object(root, sha, data)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="changes") as pool:
+        list(pool.map(fetch, todo))
+    state_sha = hashlib.sha256(state).hexdigest()
+    _write_object(root, state_sha, state)
+    marker = {"build_id": build_id, "generated_at": generated_at, "objects": wanted}
+    marker["state"] = state_sha
+    path = root / contract.RESTORED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(marker, separators=(",", ":")))
+    os.replace(temporary, path)
+    if note:
+        note(f"restored the change feed of build {build_id} ({len(todo)} objects downloaded)")
+    return build_id
+
+
+def _holds(root: Path, sha: str, size: int) -> bool:
+    try:
+        return (root / layout.object_key(sha)).stat().st_size == size
+    except OSError:
+        return False
+
+
+def _write_object(root: Path, sha: str, data: bytes) -> None:
+    path = root / layout.object_key(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

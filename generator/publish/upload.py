@@ -34,6 +34,7 @@ from generator.publish.minisign import SecretKey
 from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
 from generator.store.generations import Store
+from worker.contract import changes as changes_contract
 from worker.contract import layout
 from worker.contract import taxii_common as tc
 from worker.contract.taxii_epochs import appended
@@ -136,6 +137,11 @@ def publish(
     if signer is not None:
         public = signer.public.file_text().encode()
         dest.put(layout.SIGNING_KEY_OBJECT, public, content_type=SIG, cache_control=SHORT)
+    state = _changes_state(src, build_id)
+    if state is not None:  # for the next build on a machine without this build folder
+        key = changes_contract.published_state_key(build_id)
+        packed = gzip.compress(state, compresslevel=6, mtime=0)
+        _put(dest, key, packed, "application/gzip", IMMUTABLE)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
@@ -150,6 +156,16 @@ def publish(
     signed_by = signer.public.key_id_hex if signer is not None else None
     skipped = len(wanted) - len(missing)
     return PublishResult(build_id, len(missing), skipped, removed, sent, signed_by, stored)
+
+
+def _changes_state(src: Path, build_id: str) -> bytes | None:
+    """The change state build ``build_id`` left in the build folder (docs/changes.md)."""
+    try:
+        sha = (src / changes_contract.state_pointer(build_id)).read_text().strip()
+        data = (src / layout.object_key(sha)).read_bytes()
+    except (OSError, ValueError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha else None
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:

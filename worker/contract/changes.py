@@ -1,7 +1,7 @@
 """The change feed's objects and cursor, shared by the build and the worker (docs/changes.md).
 
-A build's manifest holds ``changes/index.json``: ``{"builds": [[build_id, generated_at,
-{tier: count}], ...]}``, oldest first, every build whose delta the tiers' lookback still
+A build's manifest holds ``changes/index.json``: ``{"version": 2, "builds": [[build_id,
+generated_at, {tier: count}], ...]}``, oldest first, every build whose delta the tiers' lookback still
 reaches (at most ``MAX_BUILDS``). A build's delta for a tier with changes is two objects:
 
 - ``changes/<build_id>/<tier>.dat``: its ``count`` changes three times over, in one order: as
@@ -23,19 +23,21 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from worker.contract import layout
+
 INDEX_KEY = "changes/index.json"
 NEXT = "changes/next/"  # this build's objects until the build id names them
 NEXT_STATE = NEXT + "state.bin"
+RESTORED = "changes/restored.json"  # in a build folder: the published build restored (not built)
 PARTS = ("dat", "idx")
 RENDERINGS = ("json", "csv", "txt")  # the order of the renderings in a delta
 MAX_LOOKBACK = 365 * 86_400  # the longest tier lookback: older deltas are dropped
 MAX_BUILDS = 1_000  # deltas kept at most (about six weeks of hourly builds)
 AGED_OUT = "aged-out"
 REASONS = ("expired", "suppressed", "withdrawn", AGED_OUT)
-CSV_HEADER = (
-    b"build_time,change,reason,id,type,value,status,valid_until,warnings,"
-    b"confidence,first_seen,last_seen\n"
-)
+INDEX_VERSION = 2  # how the deltas are rendered; an index of another version is not carried
+# the list's CSV columns (``GET /api/v1/iocs?format=csv``), then the change's
+CSV_HEADER = layout.CSV_HEADER.rstrip(b"\n") + b",change,reason,build_time\n"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{16,400}")
 _PAYLOAD = re.compile(
     r"([a-z]+)\.([0-9]{8}T[0-9]{6}Z-[0-9a-f]{12})\.(0|[1-9][0-9]{0,9})\.([0-9a-f]{16})"
@@ -49,6 +51,12 @@ def next_key(tier: str, part: str) -> str:
 
 def delta_key(build_id: str, tier: str, part: str) -> str:
     return f"changes/{build_id}/{tier}.{part}"
+
+
+def published_state_key(build_id: str) -> str:
+    """Where a bucket keeps a build's change state (gzip): beside its manifest, pruned with it, not
+    in the manifest (no reader needs it: the next build restores it from there)."""
+    return f"builds/{build_id}/changes-state.bin.gz"
 
 
 def state_pointer(build_id: str) -> str:
