@@ -188,13 +188,7 @@ def suppressed_answer(build: Build, tier: Tier, fmt: str, source_name: str) -> b
             "tier": tier.name,
             "lookback_days": tier.lookback_days,
         }
-        return (
-            b'{"meta":'
-            + json.dumps(meta, separators=(",", ":")).encode()
-            + b',"data":'
-            + data
-            + b"}"
-        )
+        return query.json_envelope(meta, data)
 
     return build.cached(f"suppressed:{tier.name}:{fmt}:{source_name}", make)
 

@@ -184,6 +184,13 @@ def json_head(meta: dict[str, Any], data: bytes) -> bytes:
     )
 
 
+def json_envelope(meta: dict[str, Any], data: bytes) -> bytes:
+    """``{"meta": …, "data": …}`` around ``data``, already JSON (an object or an array)."""
+    return (
+        b'{"meta":' + json.dumps(meta, separators=(",", ":")).encode() + b',"data":' + data + b"}"
+    )
+
+
 def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, Selection]:
     """The body of a list answer in ``fmt`` (JSON without its links tail)."""
     sel = select(build, q)

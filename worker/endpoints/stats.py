@@ -6,11 +6,9 @@ meta of the build it serves and keeps the finished answer per build.
 
 from __future__ import annotations
 
-import json
-
 from worker.buckets.storage import Build
 from worker.contract import layout
-from worker.endpoints.query import iso
+from worker.endpoints.query import iso, json_envelope
 from worker.endpoints.search import cacheable
 from worker.errors import Unavailable
 from worker.http import Response
@@ -27,13 +25,7 @@ def stats_answer(build: Build, source_name: str) -> bytes:
             "feed_version": build.build_id,
             "source": source_name,
         }
-        return (
-            b'{"meta":'
-            + json.dumps(meta, separators=(",", ":")).encode()
-            + b',"data":'
-            + data
-            + b"}"
-        )
+        return json_envelope(meta, data)
 
     return build.cached(f"stats:{source_name}", make)
 
