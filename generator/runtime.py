@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from generator.build import tree as build_stage
-from generator.errors import SocdefError, on_disk
+from generator.errors import CorruptFile, SocdefError, on_disk
 from generator.extract import warninglists
 from generator.publish import minisign
 from generator.publish import upload as publish_stage
@@ -36,6 +37,7 @@ from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
 from worker.buckets.trust import Memory
 from worker.config import WorkerConfig, make_handoff, pointer_trust, setup_logging
+from worker.contract import layout
 from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
@@ -171,7 +173,6 @@ def run_build(
     """Build from the store, restored from the bucket first when it is missing or older; a
     store much smaller than the published one is refused unless ``force``."""
     sync_store(settings, fresh=fresh, generation=generation, force=force)
-    sync_changes(settings)
     store = Store(settings.store_dir)
     if init:
         with on_disk(f"creating the store in {settings.store_dir}"):
@@ -181,10 +182,12 @@ def run_build(
             f"no store in {settings.data_dir} (no {settings.store_dir / 'CURRENT'}): run "
             "`socdef ingest` first, check --data-dir, or pass --init to build an empty store"
         )
+    sync_changes(settings)  # only once there is a store: a refused build creates nothing
     overrides = settings.overrides_file
     lists = warninglists.load(overrides) if overrides is not None else None
     expiry = lifecycle.expiry(settings.expiry)
     retractions = load_retractions(settings)
+    sync_ledger(settings)
     ledger = load_ledger(settings)
     with on_disk("building"), progress_bar() as progress:
         result = build_stage.build(
@@ -199,11 +202,69 @@ def run_build(
             ledger=ledger,
         )
     if result.ledger is not None:
+        dumped = result.ledger.dump()
         with on_disk(f"writing {settings.ledger_file}"):
-            tmp = settings.ledger_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(result.ledger.dump(), separators=(",", ":")))
-            os.replace(tmp, settings.ledger_file)
+            _write_replacing(settings.ledger_file, json.dumps(dumped, separators=(",", ":")))
+        beside = {"build_id": result.build_id, "ledger": dumped}  # for publish to keep
+        with on_disk("writing the ledger beside the build"):
+            _write_replacing(
+                settings.build_dir / lifecycle.LEDGER_BESIDE_BUILD,
+                json.dumps(beside, separators=(",", ":")),
+            )
     return result
+
+
+def _write_replacing(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def sync_ledger(settings: Settings) -> str | None:
+    """Restore the published build's lifecycle ledger when this data folder has none as new
+    (a new machine, a lost cache), so the build dates a change made after publication as the
+    machine that published would (docs/lifecycle.md). The id of the build whose ledger was
+    restored, or None."""
+    target = store_target(settings)
+    if target is None:
+        return None
+    with on_disk("restoring the lifecycle ledger from the bucket"):
+        dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
+        raw = dest.get(layout.POINTER_KEY)
+        if raw is None:
+            return None
+        try:
+            pointer = json.loads(raw)
+            build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
+        except (ValueError, KeyError, TypeError):
+            return None  # the publish reports a damaged pointer
+        if settings.ledger_file.is_file() and _latest_built(settings.build_dir) >= generated_at:
+            return None  # this folder's own ledger is as new as the published build
+        packed = dest.get(lifecycle.published_ledger_key(build_id))
+        if packed is None:
+            return None  # published before ledgers were kept beside builds
+        try:
+            raw_ledger = json.loads(gzip.decompress(packed))
+        except (OSError, EOFError, ValueError) as exc:
+            raise CorruptFile(
+                f"the lifecycle ledger of build {build_id} in the bucket is damaged ({exc}); "
+                f"remove {lifecycle.published_ledger_key(build_id)} to date changes by the "
+                "rules alone"
+            ) from None
+        ledger = lifecycle.Ledger.parse(raw_ledger)
+        _write_replacing(settings.ledger_file, json.dumps(ledger.dump(), separators=(",", ":")))
+    note(f"restored the lifecycle ledger of build {build_id}")
+    return build_id
+
+
+def _latest_built(build_dir: Path) -> int:
+    """When the build folder's latest build was made (-1: none readable)."""
+    try:
+        build_id = (build_dir / "LATEST").read_text().strip()
+        manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+        return int(manifest["generated_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
 
 
 def load_ledger(settings: Settings) -> lifecycle.Ledger:

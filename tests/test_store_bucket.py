@@ -20,6 +20,7 @@ from generator.publish.s3 import S3Destination
 from generator.publish.upload import publish
 from generator.sources.catalog import SAMPLE_DIR
 from generator.store import bucket as store_bucket
+from generator.store import lifecycle
 from generator.store.generations import ARTICLE_SCHEMA, Store
 from tests.conftest import socdef
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
@@ -130,6 +131,34 @@ def test_a_lost_data_dir_comes_back_from_the_bucket_and_builds_the_same_tree(
     assert f"restored store {live}" in ingested.stderr
     assert (new / "store" / "SYNCED").read_text() == live
     s3_bucket.run(new, "build", "--now", str(T3))
+    assert tree(new) == expected
+
+
+def test_a_lost_data_dir_dates_a_withdrawal_made_after_publish_as_the_old_machine_did(
+    s3_bucket, feeds, tmp_path
+):
+    """An operator's block after a publish withdraws an indicator at the time of the build
+    that made the change, after everything published before; later builds keep that date
+    from the lifecycle ledger. Publish keeps the ledger beside the build, so a machine
+    without the data folder builds the same tree (and TAXII pollers get no second version)."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    cycle(s3_bucket, old, feeds["a"], T1)
+    sightings = Store(old / "store").sightings()
+    pairs = list(zip(sightings["type"].to_pylist(), sightings["value"].to_pylist(), strict=True))
+    value = next(v for t, v in sorted(pairs) if t in ("sha256", "md5", "domain"))
+    overrides = f"block {value}\n"
+    (old / "overrides.txt").write_text(overrides)
+    s3_bucket.run(old, "build", "--now", str(T2))
+    s3_bucket.run(old, "publish")
+    assert s3_bucket.dest.get(lifecycle.published_ledger_key(tree(old)[0])) is not None
+    s3_bucket.run(old, "build", "--now", str(T3))
+    expected = tree(old)
+    shutil.rmtree(old)
+
+    new.mkdir()
+    (new / "overrides.txt").write_text(overrides)
+    built = s3_bucket.run(new, "build", "--now", str(T3))
+    assert "restored the lifecycle ledger of build" in built.stderr
     assert tree(new) == expected
 
 

@@ -33,6 +33,7 @@ from generator.publish.headers import IMMUTABLE, SHORT, content_types
 from generator.publish.minisign import SecretKey
 from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
+from generator.store import lifecycle
 from generator.store.generations import Store
 from worker.contract import changes as changes_contract
 from worker.contract import layout
@@ -142,6 +143,10 @@ def publish(
         key = changes_contract.published_state_key(build_id)
         packed = gzip.compress(state, compresslevel=6, mtime=0)
         _put(dest, key, packed, "application/gzip", IMMUTABLE)
+    ledger = _ledger_beside(src, build_id)
+    if ledger is not None:  # for the next build on a machine without this data folder
+        packed = gzip.compress(ledger, compresslevel=6, mtime=0)
+        _put(dest, lifecycle.published_ledger_key(build_id), packed, "application/gzip", IMMUTABLE)
     _put(dest, layout.manifest_key(build_id), manifest_raw, "application/json", IMMUTABLE)
     stored = None if plan is None else store_bucket.upload(plan, jobs=jobs, progress=progress)
     visible = _taxii_epochs(src, manifest, pointer, clock(), taxii_grace)
@@ -166,6 +171,18 @@ def _changes_state(src: Path, build_id: str) -> bytes | None:
     except (OSError, ValueError):
         return None
     return data if hashlib.sha256(data).hexdigest() == sha else None
+
+
+def _ledger_beside(src: Path, build_id: str) -> bytes | None:
+    """The lifecycle ledger build ``build_id`` left beside it (docs/lifecycle.md); None when
+    the build folder's ledger belongs to another build or cannot be read."""
+    try:
+        beside = json.loads((src / lifecycle.LEDGER_BESIDE_BUILD).read_bytes())
+        if beside["build_id"] != build_id:
+            return None
+        return json.dumps(beside["ledger"], separators=(",", ":")).encode()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _wanted(objects: dict[str, list]) -> dict[str, int]:

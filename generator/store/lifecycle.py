@@ -115,6 +115,15 @@ class Retraction:
         return f"{when} {self.article}" + (f" {self.reason}" if self.reason else "") + "\n"
 
 
+LEDGER_BESIDE_BUILD = "lifecycle-ledger.json"  # in the build folder: the latest build's ledger
+
+
+def published_ledger_key(build_id: str) -> str:
+    """Where publish keeps the ledger build ``build_id`` left, beside the build in the bucket,
+    so a build on a machine without this data folder dates changes as this one would."""
+    return f"builds/{build_id}/lifecycle.json.gz"
+
+
 def parse_retractions(text: str, origin: str = "retractions") -> list[Retraction]:
     """``retractions.txt``: one ``TIME ARTICLE [REASON]`` a line (TIME in ISO 8601 UTC, ARTICLE
     an article's URL or id); blank lines and lines starting with ``#`` are skipped. Every bad
