@@ -191,10 +191,12 @@ class ListDetector:
     def __init__(self, text: str, spans: list[tuple[int, int, bool]]) -> None:
         """``spans`` are (start, end, is_hash) for every indicator occurrence."""
         self.text = text
-        ordered = sorted(spans)
-        self.starts = [s for s, _, _ in ordered]
-        self.ends = [e for _, e, _ in ordered]
-        self.hashes = [h for _, _, h in ordered]
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.hashes: list[bool] = []
+        if spans:  # three columns of the sorted spans, split at C level
+            starts, ends, hashes = zip(*sorted(spans), strict=True)
+            self.starts, self.ends, self.hashes = list(starts), list(ends), list(hashes)
         self.cache: dict[tuple[int, int], tuple[bool, int]] = {}
         self.lines: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
         self.line_verdicts: dict[int, tuple[bool, int]] = {}

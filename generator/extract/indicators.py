@@ -91,31 +91,35 @@ def extract(
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
     found: dict[tuple[str, str], Indicator] = {}
     hosts: dict[str, int] = {}  # host -> _KEEP, _ALLOWED or _DROP
-    span, context = (-1, -1), ""
+    last_start = last_end = -1
+    context = ""
     for c in candidates:
-        key = (c.type, c.value)
+        kind, value, defanged = c.type, c.value, c.defanged
+        key = (kind, value)
         prev = found.get(key)
-        if prev is not None and prev.confidence == "high" and (prev.defanged or not c.defanged):
+        if prev is not None and prev.confidence == "high" and (prev.defanged or not defanged):
             continue  # nothing this occurrence could add
-        if c.host:
-            verdict = hosts.get(c.host)
+        host = c.host
+        if host:
+            verdict = hosts.get(host)
             if verdict is None:
-                verdict = hosts[c.host] = _host_verdict(c.host, allow, exclude)
-            if verdict and not (verdict == _ALLOWED and c.type in _HOSTED and c.defanged):
+                verdict = hosts[host] = _host_verdict(host, allow, exclude)
+            if verdict and not (verdict == _ALLOWED and kind in _HOSTED and defanged):
                 continue
-        if c.defanged or is_list(c.start, c.end, is_hash=c.type in _HASHES):
+        start, end = c.start, c.end
+        if defanged or is_list(start, end, is_hash=kind in _HASHES):
             confidence = "high"
         else:
-            confidence = "low" if c.type in _PROSE_LOW else "medium"
+            confidence = "low" if kind in _PROSE_LOW else "medium"
         if prev is None:
-            if span != (c.start, c.end):
-                span = (c.start, c.end)
+            if start != last_start or end != last_end:
+                last_start, last_end = start, end
                 if mapped:
-                    context = contexts(rf.orig_start(c.start), rf.orig_end(c.end))
+                    context = contexts(rf.orig_start(start), rf.orig_end(end))
                 else:
-                    context = contexts(c.start, c.end)
-            found[key] = Indicator(c.type, c.value, context, confidence, c.defanged)
-        elif _RANK[confidence] > _RANK[prev.confidence] or (c.defanged and not prev.defanged):
+                    context = contexts(start, end)
+            found[key] = Indicator(kind, value, context, confidence, defanged)
+        elif _RANK[confidence] > _RANK[prev.confidence] or (defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)
-            found[key] = Indicator(c.type, c.value, prev.context, best, prev.defanged or c.defanged)
+            found[key] = Indicator(kind, value, prev.context, best, prev.defanged or defanged)
     return list(found.values())
