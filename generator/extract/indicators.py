@@ -30,7 +30,7 @@ on those domains or their subdomains, defanged or not.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from generator.extract.context import ListDetector, SentenceContexts
 from generator.extract.domains import allowlisted, host_in, load_allowlist, normalize_domains
@@ -59,6 +59,29 @@ class Indicator:
     context: str  # sentence / table row / list line around it, at most 300 chars
     confidence: str  # "high" | "medium" | "low"
     defanged: bool  # the text showed it defanged
+
+
+# ``Indicator(...)`` on a frozen dataclass sets each field through ``object.__setattr__``;
+# ``_indicator`` fills the same slots through their descriptors, in half the time (one
+# indicator per (type, value) of every text). It must list the fields in their order.
+_SLOTS = ("type", "value", "context", "confidence", "defanged")
+if tuple(f.name for f in fields(Indicator)) != _SLOTS:  # pragma: no cover - a field was added
+    raise RuntimeError("_indicator must set every field of Indicator")
+_set_type, _set_value, _set_context, _set_confidence, _set_defanged = (
+    vars(Indicator)[name].__set__ for name in _SLOTS
+)
+_new = object.__new__
+
+
+def _indicator(kind: str, value: str, context: str, confidence: str, defanged: bool) -> Indicator:
+    """``Indicator(kind, value, context, confidence, defanged)``, built faster."""
+    out: Indicator = _new(Indicator)
+    _set_type(out, kind)
+    _set_value(out, value)
+    _set_context(out, context)
+    _set_confidence(out, confidence)
+    _set_defanged(out, defanged)
+    return out
 
 
 def _host_verdict(host: str, allow: frozenset[str], exclude: frozenset[str]) -> int:
@@ -118,8 +141,8 @@ def extract(
                     context = contexts(rf.orig_start(start), rf.orig_end(end))
                 else:
                     context = contexts(start, end)
-            found[key] = Indicator(kind, value, context, confidence, defanged)
+            found[key] = _indicator(kind, value, context, confidence, defanged)
         elif _RANK[confidence] > _RANK[prev.confidence] or (defanged and not prev.defanged):
             best = max(confidence, prev.confidence, key=_RANK.__getitem__)
-            found[key] = Indicator(kind, value, prev.context, best, prev.defanged or defanged)
+            found[key] = _indicator(kind, value, prev.context, best, prev.defanged or defanged)
     return list(found.values())
