@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from itertools import chain
 
 __all__ = ["CONTEXT_LIMIT", "LABEL_WORDS", "ListDetector", "SentenceContexts", "sentence_context"]
 
@@ -25,7 +26,6 @@ _SENT_END_DOTS = re.compile(r"\.(?<!\.\.)\.*+\s++(?=[A-Z])")
 _SENT_END_FROM_INSIDE = re.compile(r"[.!?]++\s++(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'&-]*")
 _CELL_SEP = re.compile(r" \| |\t")
-_NEWLINE = re.compile("\n")
 # Words that label indicators in lists and tables rather than being prose.
 LABEL_WORDS = frozenset(
     {
@@ -170,6 +170,10 @@ class SentenceContexts:
         if seg_end - seg_start <= CONTEXT_LIMIT:  # the common case of ``_fit``, inlined
             segment = text[seg_start:seg_end]
             if segment.isprintable() and "  " not in segment:
+                # The only whitespace a printable string holds is the blank; with none at the
+                # span's edges, stripping the segment strips just its two outer pieces.
+                if start < end and text[start] != " " and text[end - 1] != " ":
+                    return segment.strip()
                 return text[seg_start:start].lstrip() + text[start:end] + text[end:seg_end].rstrip()
         return _fit(text, start, end, seg_start, seg_end)
 
@@ -187,20 +191,23 @@ class ListDetector:
     def __init__(self, text: str, spans: list[tuple[int, int, bool]]) -> None:
         """``spans`` are (start, end, is_hash) for every indicator occurrence."""
         self.text = text
-        self.newlines = [m.start() for m in _NEWLINE.finditer(text)]
-        ordered = sorted(spans)
-        self.starts = [s for s, _, _ in ordered]
-        self.ends = [e for _, e, _ in ordered]
-        self.hashes = [h for _, _, h in ordered]
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.hashes: list[bool] = []
+        if spans:  # three columns of the sorted spans, split at C level
+            starts, ends, hashes = zip(*sorted(spans), strict=True)
+            self.starts, self.ends, self.hashes = list(starts), list(ends), list(hashes)
         self.cache: dict[tuple[int, int], tuple[bool, int]] = {}
         self.lines: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
         self.line_verdicts: dict[int, tuple[bool, int]] = {}
 
-    def _line(self, i: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
-        """Line ``i``: its start, its end (-1 when too long to judge), its cell separators."""
+    def _line(self, line_start: int, pos: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+        """The line that starts at ``line_start`` and holds ``pos``: its start, its end (-1
+        when too long to judge), its cell separators."""
         text = self.text
-        line_start = self.newlines[i - 1] + 1 if i else 0
-        line_end = self.newlines[i] if i < len(self.newlines) else len(text)
+        line_end = text.find("\n", pos)
+        if line_end == -1:
+            line_end = len(text)
         if line_end - line_start > _LONG_LINE:
             return line_start, -1, ()
         if (
@@ -232,8 +239,15 @@ class ListDetector:
             start, end = starts[first], ends[first]
             if start - lo + hi - end > 200:
                 return False, self.hashes[first]
-            rest = f"{text[lo:start]} {text[end:hi]}"
-            return self._few_words(rest, 3), self.hashes[first]
+            # The words before it and after it, counted in place (``_few_words`` on the two
+            # pieces joined by a blank, without building that string).
+            words = 0
+            for w in chain(_WORD.finditer(text, lo, start), _WORD.finditer(text, end, hi)):
+                if w.group().lower() not in LABEL_WORDS:
+                    words += 1
+                    if words > 3:
+                        return False, self.hashes[first]
+            return True, self.hashes[first]
         pieces: list[str] = []
         pos, count, hashes = lo, 0, 0
         for k in range(first, last):
@@ -269,12 +283,21 @@ class ListDetector:
 
     def is_list(self, start: int, end: int, *, is_hash: bool = False) -> bool:
         """True when ``[start, end)`` lies on an IOC list line or table cell."""
-        i = bisect_left(self.newlines, start)
+        # The line's start, looked for at most ``_LONG_LINE`` characters back: not found
+        # there, the line is too long to judge. No list of every newline is built, so a
+        # text with few indicators costs a few searches, not a pass over its lines.
+        lo = start - _LONG_LINE - 1
+        if lo > 0:
+            i = self.text.rfind("\n", lo, start) + 1
+            if not i:
+                return False
+        else:
+            i = self.text.rfind("\n", 0, start) + 1
         verdict = self.line_verdicts.get(i)  # a line without cells is one unit
         if verdict is None:
             line = self.lines.get(i)
             if line is None:
-                line = self.lines[i] = self._line(i)
+                line = self.lines[i] = self._line(i, start)
             line_start, line_end, seps = line
             if line_end < 0:
                 return False

@@ -84,6 +84,7 @@ _TITLE_LABEL = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
 _CAMEL_LABEL = re.compile(r"[a-z]+[0-9]*[A-Z]")  # objHTTP, objStream, getElementById
 _REDACTED_LABEL = re.compile(r"[xX]{3,}\Z")  # a.b.c.xxx, customer.xxx, bank.xxxxx.com
 _UPPER_LABEL = re.compile(r"[A-Z]{2,}\Z")
+_HAS_UPPER = re.compile(r"[A-Z]")
 _HOST_END = re.compile(r"[/?#:]")
 
 
@@ -203,11 +204,14 @@ def alt_root_domain(domain: str) -> bool:
 
 def _looks_like_code(token: str, labels: list[str]) -> bool:
     """Detection names, .NET namespaces, package names and code expressions."""
-    lowered = [label.lower() for label in labels]
-    if any(label in DETECTION_WORDS for label in lowered):
+    plain = token.isascii() and not _HAS_UPPER.search(token)
+    lowered = labels if plain else [label.lower() for label in labels]
+    if not DETECTION_WORDS.isdisjoint(lowered):
         return True
     if lowered[0] in _REVERSE_DNS_FIRST or (len(labels) == 2 and lowered[0] in _CODE_OBJECTS):
         return True
+    if plain:
+        return False  # each check below needs an uppercase letter
     if not token.isupper() and all(_TITLE_LABEL.match(label) for label in labels):
         return True  # System.IO, Microsoft.NET, Trojan.Agent.ET, Qakbot.PA
     if any(_CAMEL_LABEL.match(label) for label in labels):
@@ -234,6 +238,8 @@ def _plain_domain(token: str) -> str | None:
 
 def redacted(host: str) -> bool:
     """A label of three or more x's is a redaction mark, not a name (``a.b.c.xxx``)."""
+    if "xxx" not in host and "xxx" not in host.lower():
+        return False  # no run of three x's, so no label of them
     return any(_REDACTED_LABEL.match(label) for label in host.split("."))
 
 

@@ -121,7 +121,10 @@ class Refanged:
 
     def defanged(self, start: int, end: int) -> bool:
         """True when the fanged span ``[start, end)`` contains a refanged mark."""
-        i = bisect_left(self.new_starts, end) - 1
+        new_starts = self.new_starts
+        if not new_starts:
+            return False  # nothing was refanged (most texts)
+        i = bisect_left(new_starts, end) - 1
         return i >= 0 and self.new_ends[i] > start
 
 
