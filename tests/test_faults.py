@@ -102,7 +102,9 @@ class Snapshot:
         assert_kept(
             self.build,
             tree_digest(self.data / "build"),
-            may_change=("LATEST",),
+            # the latest build's name and its lifecycle ledger (publish keeps the ledger only
+            # when it names the build published)
+            may_change=("LATEST", "lifecycle-ledger.json"),
             what="build folder",
         )
         if bucket_pointer_may_change:
