@@ -228,6 +228,8 @@ def sync_ledger(settings: Settings) -> str | None:
     target = store_target(settings)
     if target is None:
         return None
+    from generator.build import changes
+
     with on_disk("restoring the lifecycle ledger from the bucket"):
         dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
         raw = dest.get(layout.POINTER_KEY)
@@ -238,7 +240,8 @@ def sync_ledger(settings: Settings) -> str | None:
             build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
         except (ValueError, KeyError, TypeError):
             return None  # the publish reports a damaged pointer
-        if settings.ledger_file.is_file() and _latest_built(settings.build_dir) >= generated_at:
+        latest = changes.latest_built(settings.build_dir)
+        if settings.ledger_file.is_file() and latest is not None and latest[1] >= generated_at:
             return None  # this folder's own ledger is as new as the published build
         packed = dest.get(lifecycle.published_ledger_key(build_id))
         if packed is None:
@@ -255,16 +258,6 @@ def sync_ledger(settings: Settings) -> str | None:
         _write_replacing(settings.ledger_file, json.dumps(ledger.dump(), separators=(",", ":")))
     note(f"restored the lifecycle ledger of build {build_id}")
     return build_id
-
-
-def _latest_built(build_dir: Path) -> int:
-    """When the build folder's latest build was made (-1: none readable)."""
-    try:
-        build_id = (build_dir / "LATEST").read_text().strip()
-        manifest = json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
-        return int(manifest["generated_at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return -1
 
 
 def load_ledger(settings: Settings) -> lifecycle.Ledger:

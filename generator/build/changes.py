@@ -110,7 +110,7 @@ class State:
         return (self.last_seen >= low) & (self.last_seen <= self.generated_at)
 
 
-def _latest(root: Path) -> tuple[str, int, dict[str, list]] | None:
+def latest_built(root: Path) -> tuple[str, int, dict[str, list]] | None:
     """The build folder's latest build: its id, time and manifest objects (None: none)."""
     try:
         build_id = (root / "LATEST").read_text().strip()
@@ -133,7 +133,7 @@ def _restored(root: Path) -> tuple[str, int, dict[str, list], str] | None:
 def _previous(root: Path) -> tuple[str, dict[str, list], State | None] | None:
     """The build this build follows: the build folder's latest, or the published build
     restored from the bucket when that is newer; its id, manifest objects and change state."""
-    latest, restored = _latest(root), _restored(root)
+    latest, restored = latest_built(root), _restored(root)
     if restored is not None and (latest is None or restored[1] > latest[1]):
         build_id, _, objects, sha = restored
     elif latest is not None:
@@ -432,7 +432,7 @@ def restore(
     previous = _previous(root)
     if previous is not None and previous[0] == build_id and previous[2] is not None:
         return None
-    latest = _latest(root)
+    latest = latest_built(root)
     if latest is not None and latest[1] >= generated_at and previous and previous[2]:
         return None  # the folder's own build is as new: it continues the feed
     packed = dest.get(contract.published_state_key(build_id))
