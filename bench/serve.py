@@ -4,6 +4,7 @@
     python bench/serve.py --trivial   # the servers' own floor: apps that only return the bytes
     python bench/serve.py --in-process 20000   # the worker's own work per request, by part
     python bench/serve.py --device-lines 100000   # also the device-file row (the default)
+    python bench/serve.py --device-only           # only the device-file row
     python bench/serve.py --edge-rows   # only the default poll with nginx in front, and nginx
 
 Builds and publishes a synthetic store with the real CLI, creates an enterprise key, then runs
@@ -510,6 +511,11 @@ def main() -> None:
         "through the worker vs the same bytes from nginx (0: no such row)",
     )
     parser.add_argument(
+        "--device-only",
+        action="store_true",
+        help="only the device-file row (worker 1 and 2 processes vs nginx on --device-lines)",
+    )
+    parser.add_argument(
         "--trivial",
         action="store_true",
         help="only the servers' floor: trivial ASGI and RSGI apps vs nginx",
@@ -551,6 +557,9 @@ def main() -> None:
     require("wrk", "nginx")
     if args.trivial:
         trivial(args.seconds, args.rounds, args.iocs, args.granian_options)
+        return
+    if args.device_only:
+        device_file(args.seconds, args.rounds, args.device_lines or 100_000)
         return
     require("redis-server")
     run_serving(args.seconds, args.rounds, args.iocs, edge_rows=args.edge_rows)
