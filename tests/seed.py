@@ -13,6 +13,7 @@ ATT&CK ids it mentions, as ingest records them. Everything is fixed: same corpus
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -174,9 +175,22 @@ def seed_tables() -> tuple[pa.Table, pa.Table]:
 
 def seed_records() -> list[IOCRecord]:
     """The corpus folded by the real model: one record per (type, value), newest first, each
-    in its state as of ``SEED_NOW`` with :data:`SEED_OVERRIDES`."""
-    lifecycle = Lifecycle(warninglists.load_text(SEED_OVERRIDES), expiry(), SEED_NOW)
-    return list(iter_records(*seed_tables(), lifecycle)[1])
+    in its state as of ``SEED_NOW`` with :data:`SEED_OVERRIDES`. A new list each call; the
+    records (frozen) are computed once per process."""
+    return list(_seed_records())
+
+
+@cache
+def _seed_records() -> tuple[IOCRecord, ...]:
+    lifecycle = Lifecycle(_compiled(SEED_OVERRIDES), expiry(), SEED_NOW)
+    return tuple(iter_records(*seed_tables(), lifecycle)[1])
+
+
+@cache
+def _compiled(overrides: str) -> Warninglists:
+    """The bundled warninglists plus ``overrides``, compiled once per process and text (about
+    3 s each): like ``warninglists.bundled``, the compiled lists are only read."""
+    return warninglists.load_text(overrides)
 
 
 # The corpus uses documentation addresses and names, which the warninglists suppress; the
@@ -206,5 +220,6 @@ def seed_store(root: str | os.PathLike[str]) -> Store:
 
 
 def seed_lists(root: str | os.PathLike[str]) -> Warninglists:
-    """The warninglists a build of :func:`seed_store` at ``root`` uses."""
-    return warninglists.load(Path(root).parent / "overrides.txt")
+    """The warninglists a build of :func:`seed_store` at ``root`` uses (its overrides file's
+    text, compiled once per process)."""
+    return _compiled((Path(root).parent / "overrides.txt").read_text("utf-8"))
