@@ -228,6 +228,8 @@ def socdef_here(*args: str, data_dir: Path | None = None) -> str:
 
     argv = [*args, *(["--data-dir", str(data_dir)] if data_dir is not None else [])]
     out, err = io.StringIO(), io.StringIO()
+    umask = os.umask(0o022)  # commands set the process's umask (077): this process keeps its own
+    os.umask(umask)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main(argv)
@@ -235,6 +237,8 @@ def socdef_here(*args: str, data_dir: Path | None = None) -> str:
         raise AssertionError(
             f"socdef {' '.join(args)} failed ({exc.code}):\n{out.getvalue()}\n{err.getvalue()}"
         ) from None
+    finally:
+        os.umask(umask)
     return out.getvalue()
 
 
