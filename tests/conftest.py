@@ -214,13 +214,19 @@ def running_server(data_dir: Path, log_path: Path, *extra: str) -> Iterator[Serv
         stop_server(server)
 
 
-def socdef_here(*args: str, data_dir: Path | None = None) -> str:
-    """Run a ``socdef`` command through the command line's own entry point
-    (``generator.cli.main``: the same options, settings from the environment, stages and
-    errors) in this process, and return what it printed. For set-up steps only: it saves
-    starting Python and compiling the bundled warninglists for each command (about 3 s of CPU
-    a build; ``warninglists.bundled`` is kept per process). Tests of the command line itself,
-    of its exit status, and of commands run side by side use ``socdef``."""
+def socdef_here(
+    *args: str,
+    data_dir: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Like ``socdef``, but through the command line's own entry point (``generator.cli.main``:
+    the same options, settings from the environment, stages, messages and exit statuses) in
+    this process. It saves starting Python and compiling the bundled warninglists for each
+    command (about 3 s of CPU a build; ``warninglists.bundled`` is kept per process). For
+    commands run one after another; ``env`` is set for the command's time, and the process's
+    umask (which commands set to 077) is put back. Commands run side by side, killed, or whose
+    process-level behaviour is the point use ``socdef``."""
     import contextlib
     import io
 
@@ -228,18 +234,33 @@ def socdef_here(*args: str, data_dir: Path | None = None) -> str:
 
     argv = [*args, *(["--data-dir", str(data_dir)] if data_dir is not None else [])]
     out, err = io.StringIO(), io.StringIO()
-    umask = os.umask(0o022)  # commands set the process's umask (077): this process keeps its own
+    code: int | str | None = 0
+    saved = {name: os.environ.get(name) for name in env or {}}
+    umask = os.umask(0o022)
     os.umask(umask)
     try:
+        os.environ.update(env or {})
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(argv)
-    except SystemExit as exc:
-        raise AssertionError(
-            f"socdef {' '.join(args)} failed ({exc.code}):\n{out.getvalue()}\n{err.getvalue()}"
-        ) from None
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = exc.code
     finally:
         os.umask(umask)
-    return out.getvalue()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    result = subprocess.CompletedProcess(
+        ["socdef", *argv], returncode, out.getvalue(), err.getvalue()
+    )
+    if check and returncode != 0:
+        raise AssertionError(
+            f"socdef {' '.join(args)} failed ({returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
 
 
 def build_and_publish(data_dir: Path) -> Path:

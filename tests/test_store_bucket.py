@@ -1,6 +1,7 @@
 """The store's history in the bucket: restore on a new machine, incremental upload, racing
 publishes, refusal of an empty or much smaller store. Over S3 (moto in server mode, real HTTP)
-and a folder bucket, through the real command line."""
+and a folder bucket, through the command line's entry point (run in the test process, one
+command after another: ``tests.conftest.socdef_here``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from generator.sources.catalog import SAMPLE_DIR
 from generator.store import bucket as store_bucket
 from generator.store import lifecycle
 from generator.store.generations import ARTICLE_SCHEMA, Store
-from tests.conftest import socdef
+from tests.conftest import socdef_here
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from worker.contract import layout
 
@@ -70,7 +71,7 @@ class Bucket:
             self.dest = LocalDestination(tmp_path / "bucket")
 
     def run(self, data: Path, *args: str, check: bool = True) -> Any:
-        return socdef(*args, data_dir=data, env=self.env, check=check)
+        return socdef_here(*args, data_dir=data, env=self.env, check=check)
 
     def pointer(self) -> dict:
         raw = self.dest.get(store_bucket.STORE_POINTER)
