@@ -182,8 +182,14 @@ def seed_records() -> list[IOCRecord]:
 
 @cache
 def _seed_records() -> tuple[IOCRecord, ...]:
-    lifecycle = Lifecycle(_compiled(SEED_OVERRIDES), expiry(), SEED_NOW)
-    return tuple(iter_records(*seed_tables(), lifecycle)[1])
+    return tuple(fold_seed_records())
+
+
+def fold_seed_records() -> list[IOCRecord]:
+    """:func:`seed_records` computed anew: the warninglists compiled and the corpus folded
+    again (for a test that compares two computations)."""
+    lifecycle = Lifecycle(warninglists.load_text(SEED_OVERRIDES), expiry(), SEED_NOW)
+    return list(iter_records(*seed_tables(), lifecycle)[1])
 
 
 @cache
