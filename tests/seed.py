@@ -195,7 +195,7 @@ def fold_seed_records() -> list[IOCRecord]:
 @cache
 def _compiled(overrides: str) -> Warninglists:
     """The bundled warninglists plus ``overrides``, compiled once per process and text (about
-    3 s each): like ``warninglists.bundled``, the compiled lists are only read."""
+    3 s each), as ``warninglists.bundled`` is: checks only read them (and fill their memo)."""
     return warninglists.load_text(overrides)
 
 
