@@ -36,6 +36,7 @@ LABEL_WORDS = frozenset(
         "file", "filename", "sample", "technique", "id", "and", "or", "tcp", "udp", "port",
     }
 )  # fmt: skip
+_IS_LABEL = LABEL_WORDS.__contains__
 
 
 def _collapse(value: str) -> str:
@@ -239,8 +240,14 @@ class ListDetector:
             start, end = starts[first], ends[first]
             if start - lo + hi - end > 200:
                 return False, self.hashes[first]
-            # The words before it and after it, counted in place (``_few_words`` on the two
-            # pieces joined by a blank, without building that string).
+            # The words before it and after it (``_few_words`` on the two pieces joined by a
+            # blank). ASCII pieces are lowercased whole first: that changes no match of
+            # ``_WORD``, and the words are then counted at C level.
+            before, after = text[lo:start], text[end:hi]
+            if before.isascii() and after.isascii():
+                found = _WORD.findall(f"{before} {after}".lower())
+                few = len(found) <= 3 or len(found) - sum(map(_IS_LABEL, found)) <= 3
+                return few, self.hashes[first]
             words = 0
             for w in chain(_WORD.finditer(text, lo, start), _WORD.finditer(text, end, hi)):
                 if w.group().lower() not in LABEL_WORDS:
