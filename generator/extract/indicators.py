@@ -107,7 +107,7 @@ def extract(
     if not candidates:
         return []
     # A URL's address host shares the URL's span: one indicator there, for list detection.
-    spans = dict.fromkeys((c.start, c.end, c.type in _HASHES) for c in candidates)
+    spans = dict.fromkeys((start, end, kind in _HASHES) for kind, _, start, end, _, _ in candidates)
     lists = ListDetector(rf.text, list(spans))
     is_list = lists.is_list
     contexts = SentenceContexts(text)
@@ -116,20 +116,17 @@ def extract(
     hosts: dict[str, int] = {}  # host -> _KEEP, _ALLOWED or _DROP
     last_start = last_end = -1
     context = ""
-    for c in candidates:
-        kind, value, defanged = c.type, c.value, c.defanged
+    for kind, value, start, end, defanged, host in candidates:
         key = (kind, value)
         prev = found.get(key)
         if prev is not None and prev.confidence == "high" and (prev.defanged or not defanged):
             continue  # nothing this occurrence could add
-        host = c.host
         if host:
             verdict = hosts.get(host)
             if verdict is None:
                 verdict = hosts[host] = _host_verdict(host, allow, exclude)
             if verdict and not (verdict == _ALLOWED and kind in _HOSTED and defanged):
                 continue
-        start, end = c.start, c.end
         if defanged or is_list(start, end, is_hash=kind in _HASHES):
             confidence = "high"
         else:

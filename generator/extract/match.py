@@ -18,10 +18,9 @@ import ipaddress
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from operator import attrgetter
+from operator import itemgetter
 
 from generator.extract.code_context import CaptureWords, indexed_capture_field, used_as_code
 from generator.extract.domains import (
@@ -124,20 +123,14 @@ _DOTTED_DIGITS = re.compile(r"[0-9.]+")
 _AUTHORITY_END = re.compile(r"[/?#]")
 _URL_TRAIL = ".,;:!?)]}'\">*"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
-_START = attrgetter("start")
-_END = attrgetter("end")
 
-
-@dataclass(slots=True)
-class Candidate:
-    """A validated indicator occurrence in the refanged text."""
-
-    type: str
-    value: str
-    start: int
-    end: int
-    defanged: bool
-    host: str = ""
+# A validated indicator occurrence in the refanged text: (type, value, start, end,
+# defanged, host), ``host`` being the validated host of a URL, e-mail address or domain
+# ("" for the other types). A plain tuple: a few thousand are made per text, and a tuple
+# is built and unpacked at C level.
+Candidate = tuple[str, str, int, int, bool, str]
+_START = itemgetter(2)
+_END = itemgetter(3)
 
 
 class _Claims:
@@ -531,10 +524,10 @@ def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
         parsed = _normalise_url(url)
         if parsed:
             defanged = rf.defanged(start, end)
-            out.append(Candidate("url", parsed[0], start, end, defanged, parsed[1]))
+            out.append(("url", parsed[0], start, end, defanged, parsed[1]))
             kind = _ip_kind(parsed[1])
             if kind:  # a firewall blocks the address a URL names
-                out.append(Candidate(kind, parsed[1], start, end, defanged))
+                out.append((kind, parsed[1], start, end, defanged, ""))
     return spans
 
 
@@ -558,7 +551,7 @@ def _emails(
         local, _, host = m.group().lower().rpartition("@")
         defanged = rf.defanged(start, end)
         if is_valid_domain(host) and not local.endswith(".") and (defanged or not redacted(host)):
-            out.append(Candidate("email", f"{local}@{host}", start, end, defanged, host))
+            out.append(("email", f"{local}@{host}", start, end, defanged, host))
     return spans
 
 
@@ -579,7 +572,7 @@ def _ipv6(
         ip = valid_ipv6(raw)
         if ip is not None:
             spans.append((start, end))
-            out.append(Candidate("ipv6", ip, start, end, rf.defanged(start, end)))
+            out.append(("ipv6", ip, start, end, rf.defanged(start, end), ""))
     return spans
 
 
@@ -639,7 +632,7 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
         ipv4 = valid_ipv4(m.group())
         if ipv4 is None or _in_version_clause(text, start, end, ipv4):
             continue
-        out.append(Candidate("ipv4", ipv4, start, end, rf.defanged(start, end)))
+        out.append(("ipv4", ipv4, start, end, rf.defanged(start, end), ""))
 
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
@@ -666,9 +659,9 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         ):
             code.add(domain)
         else:
-            found.append(Candidate("domain", domain, start, end, defanged, domain))
+            found.append(("domain", domain, start, end, defanged, domain))
     found += _placed_domains(rf, claims)
-    out += [c for c in found if c.defanged or c.value not in code]
+    out += [c for c in found if c[4] or c[1] not in code]  # defanged, or not code
 
 
 def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
@@ -686,7 +679,7 @@ def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
         after = text[end : end + 1]
         domain = standalone_domain_ok(m.group(), defanged=defanged, before="", after=after)
         if domain and (defanged or not used_as_code(text, start, end, is_tld)):
-            found.append(Candidate("domain", domain, start, end, defanged, domain))
+            found.append(("domain", domain, start, end, defanged, domain))
     return found
 
 
@@ -744,13 +737,13 @@ def _simple(rf: Refanged, ascii_text: bytes, out: list[Candidate]) -> None:
         kind = _HASH_TYPES.get(len(m.group()))
         value = m.group().lower()
         if kind and not presented_as_secret(text, m.start(), m.end(), tools):
-            out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
+            out.append((kind, value, m.start(), m.end(), rf.defanged(*m.span()), ""))
     for m in _cve_matches(text, ascii_text.lower()):
         value = f"CVE-{m.group(1)}-{m.group(2)}"
         start, end = m.start() - 1, m.end()
-        out.append(Candidate("cve", value, start, end, rf.defanged(start, end)))
+        out.append(("cve", value, start, end, rf.defanged(start, end), ""))
     for m in _ATTACK.finditer(text):
-        out.append(Candidate("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False))
+        out.append(("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False, ""))
 
 
 def find_candidates(rf: Refanged) -> list[Candidate]:
