@@ -24,6 +24,8 @@ from operator import itemgetter
 
 from generator.extract.code_context import CaptureWords, indexed_capture_field, used_as_code
 from generator.extract.domains import (
+    _pathish,
+    _plain_domain,
     alt_root_domain,
     is_tld,
     is_valid_domain,
@@ -123,6 +125,7 @@ _DOTTED_DIGITS = re.compile(r"[0-9.]+")
 _AUTHORITY_END = re.compile(r"[/?#]")
 _URL_TRAIL = ".,;:!?)]}'\">*"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+_CODE_AFTER = ("!", "(")  # after a detection name, a call
 
 # A validated indicator occurrence in the refanged text: (type, value, start, end,
 # defanged, host), ``host`` being the validated host of a URL, e-mail address or domain
@@ -625,6 +628,7 @@ def _version_before(text: str, start: int) -> bool:
 
 def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
+    defanged = rf.defanged if rf.new_starts else _never
     for m in _run_matches(text, _IPV4, ".", _IPV4_RUN_CHARS, ascii_text, claims, _IPV4_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end) or _version_before(text, start):
@@ -632,7 +636,7 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
         ipv4 = valid_ipv4(m.group())
         if ipv4 is None or _in_version_clause(text, start, end, ipv4):
             continue
-        out.append(("ipv4", ipv4, start, end, rf.defanged(start, end), ""))
+        out.append(("ipv4", ipv4, start, end, defanged(start, end), ""))
 
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
@@ -643,13 +647,20 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
     found: list[Candidate] = []
     code: set[str] = set()
     capture = CaptureWords(text)
+    covers = claims.covers if claims.starts else _never
+    defanged_at = rf.defanged if rf.new_starts else _never
     for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
-        if claims.covers(start, end):
+        if covers(start, end):
             continue
-        defanged = rf.defanged(start, end)
-        before, after = text[max(0, start - 2) : start], text[end : end + 1]
-        domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
+        defanged = defanged_at(start, end)
+        if defanged:
+            domain = standalone_domain_ok(m.group(), defanged=True, before="", after="")
+        else:
+            before, after = text[max(0, start - 2) : start], text[end : end + 1]
+            if _pathish(before) or after in _CODE_AFTER:
+                continue  # ``standalone_domain_ok``'s checks of the text around, done here
+            domain = _plain_domain(m.group().rstrip("."))
         if not domain:
             continue
         if not defanged and (
@@ -696,6 +707,11 @@ _HEX_RUN = b"x" * 32
 _X_RUN = re.compile(rb"x*")
 
 
+def _never(start: int, end: int) -> bool:
+    """``Refanged.defanged`` for a text where nothing was refanged."""
+    return False
+
+
 def _hash_matches(text: str, ascii_text: bytes) -> Iterator[re.Match[str]]:
     """The matches of ``_HASH.finditer(text)``, found from the runs of 32 or more hex digits.
 
@@ -709,7 +725,9 @@ def _hash_matches(text: str, ascii_text: bytes) -> Iterator[re.Match[str]]:
         m = _HASH.match(text, pos)
         if m:
             yield m
-        run_end = _X_RUN.match(classes, pos).end()  # type: ignore[union-attr]  # x* always matches
+            run_end = m.end()  # a match ends where its run does
+        else:
+            run_end = _X_RUN.match(classes, pos).end()  # type: ignore[union-attr]  # x* matches
         pos = classes.find(_HEX_RUN, run_end)
 
 
@@ -733,15 +751,17 @@ def _cve_matches(text: str, lowered: bytes) -> Iterator[re.Match[str]]:
 def _simple(rf: Refanged, ascii_text: bytes, out: list[Candidate]) -> None:
     text = rf.text
     tools = ToolOutput(text)
+    defanged = rf.defanged if rf.new_starts else _never
     for m in _hash_matches(text, ascii_text):
-        kind = _HASH_TYPES.get(len(m.group()))
-        value = m.group().lower()
-        if kind and not presented_as_secret(text, m.start(), m.end(), tools):
-            out.append((kind, value, m.start(), m.end(), rf.defanged(*m.span()), ""))
+        value = m.group()
+        kind = _HASH_TYPES.get(len(value))
+        start, end = m.span()
+        if kind and not presented_as_secret(text, start, end, tools):
+            out.append((kind, value.lower(), start, end, defanged(start, end), ""))
     for m in _cve_matches(text, ascii_text.lower()):
         value = f"CVE-{m.group(1)}-{m.group(2)}"
         start, end = m.start() - 1, m.end()
-        out.append(("cve", value, start, end, rf.defanged(start, end), ""))
+        out.append(("cve", value, start, end, defanged(start, end), ""))
     for m in _ATTACK.finditer(text):
         out.append(("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False, ""))
 
