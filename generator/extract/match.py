@@ -421,13 +421,15 @@ def _mark_in_run(mark: str) -> re.Pattern[bytes]:
 
 
 _MARK_IN_RUN = {mark: _mark_in_run(mark) for mark in ".:"}
-# What every IPv4 address and every standalone domain holds: a dot between digits, a dot
-# between a letter or digit and another. A run of dots and hyphens ("... ", "-.-") is
-# then skipped by the engine instead of being tried one run at a time.
+# What every IPv4 address and every standalone domain holds: three dots between runs of
+# one to three digits; a dot between a letter or digit and the letter that starts the
+# top-level domain. A run without it (a run of dots and hyphens, a version number, an
+# ATT&CK id, an address among host characters) is then skipped by the engine instead of
+# being tried one run at a time.
 # Led by the literal dot, which the engine finds fastest (the character before it is
 # checked by look-behind).
-_IPV4_NEEDLE = re.compile(rb"\.(?<=[0-9]\.)[0-9]")
-_DOMAIN_NEEDLE = re.compile(rb"\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
+_IPV4_NEEDLE = re.compile(rb"\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
+_DOMAIN_NEEDLE = re.compile(rb"\.(?<=[A-Za-z0-9]\.)[A-Za-z]")
 
 
 def _run_matches(
