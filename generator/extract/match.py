@@ -587,8 +587,10 @@ def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     above ``_VERSION_MAX_FIRST`` is a version only right after a version word
     (``_VERSION_LEAD``): a real address may stand further on in a clause about versions."""
     lead = text[max(0, start - _VERSION_LEAD_WINDOW) : start]
-    lowered = lead.lower()
-    if any(stem in lowered for stem in _VERSION_LEAD_STEMS) and _VERSION_LEAD.search(lead):
+    low = lead.lower()
+    if (  # the stems of ``_VERSION_LEAD_STEMS``, tested one by one
+        "ver" in low or "build" in low or "player" in low or "release" in low or "firmware" in low
+    ) and _VERSION_LEAD.search(lead):
         return True
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
