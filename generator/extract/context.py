@@ -288,7 +288,7 @@ class ListDetector:
                     return False
         return True
 
-    def is_list(self, start: int, end: int, *, is_hash: bool = False) -> bool:
+    def is_list(self, start: int, end: int, is_hash: bool = False) -> bool:
         """True when ``[start, end)`` lies on an IOC list line or table cell."""
         # The line's start, looked for at most ``_LONG_LINE`` characters back: not found
         # there, the line is too long to judge. No list of every newline is built, so a

@@ -127,7 +127,7 @@ def extract(
                 verdict = hosts[host] = _host_verdict(host, allow, exclude)
             if verdict and not (verdict == _ALLOWED and kind in _HOSTED and defanged):
                 continue
-        if defanged or is_list(start, end, is_hash=kind in _HASHES):
+        if defanged or is_list(start, end, kind in _HASHES):
             confidence = "high"
         else:
             confidence = "low" if kind in _PROSE_LOW else "medium"

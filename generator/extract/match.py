@@ -508,6 +508,8 @@ def _link_text_start(url: str) -> int:
     A ``[`` after the host opens link text unless its bracket closes before ``=`` (a query
     array such as ``a[]=1``).
     """
+    if "[" not in url:
+        return -1  # most URLs
     host_end = url.find("/", url.find("://") + 3)
     bracket = url.find("[", host_end) if host_end != -1 else -1
     if bracket == -1:
@@ -518,17 +520,20 @@ def _link_text_start(url: str) -> int:
 
 def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _url_matches(rf.text):
+    text = rf.text
+    defanged_at = rf.defanged if rf.new_starts else _never
+    for m in _url_matches(text):
         url = m.group()
-        if m.start() and rf.text[m.start() - 1] == ",":
+        start = m.start()
+        if start and text[start - 1] == ",":
             url = url.split(",", 1)[0]  # a CSV field: an unquoted field holds no comma
         text_start = _link_text_start(url)
         url = _trim_url(url[:text_start] if text_start != -1 else url)
-        start, end = m.start(), m.start() + len(url)
+        end = start + len(url)
         spans.append((start, end))
         parsed = _normalise_url(url)
         if parsed:
-            defanged = rf.defanged(start, end)
+            defanged = defanged_at(start, end)
             out.append(("url", parsed[0], start, end, defanged, parsed[1]))
             kind = _ip_kind(parsed[1])
             if kind:  # a firewall blocks the address a URL names
