@@ -84,9 +84,15 @@ def _indicator(kind: str, value: str, context: str, confidence: str, defanged: b
     return out
 
 
-def _host_verdict(host: str, allow: frozenset[str], exclude: frozenset[str]) -> int:
-    """``_DROP`` for the source's own hosts, ``_ALLOWED`` for allowlisted ones, else ``_KEEP``."""
-    if host_in(host, exclude):
+def _host_verdict(
+    host: str, allow: frozenset[str], exclude: frozenset[str], tails: tuple[str, ...]
+) -> int:
+    """``_DROP`` for the source's own hosts, ``_ALLOWED`` for allowlisted ones, else ``_KEEP``.
+
+    ``tails`` are the ``exclude`` domains with a dot in front: a host that ends in none of
+    them and is none of them is no source host, without walking its parents.
+    """
+    if (host in exclude or host.endswith(tails)) and host_in(host, exclude):
         return _DROP
     return _ALLOWED if allowlisted(host, allow) else _KEEP
 
@@ -102,6 +108,7 @@ def extract(
         return []
     allow = load_allowlist() if allowlist is None else normalize_domains(allowlist)
     exclude = normalize_domains(exclude_domains)
+    tails = tuple(f".{domain}" for domain in exclude)
     rf = refang(text)
     candidates = find_candidates(rf)
     if not candidates:
@@ -124,7 +131,7 @@ def extract(
         if host:
             verdict = hosts.get(host)
             if verdict is None:
-                verdict = hosts[host] = _host_verdict(host, allow, exclude)
+                verdict = hosts[host] = _host_verdict(host, allow, exclude, tails)
             if verdict and not (verdict == _ALLOWED and kind in _HOSTED and defanged):
                 continue
         if defanged or is_list(start, end, kind in _HASHES):
