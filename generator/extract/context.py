@@ -238,6 +238,8 @@ class ListDetector:
         if last - first == 1 and ends[first] <= hi:
             # One indicator (most list lines): the same verdict without the general walk.
             start, end = starts[first], ends[first]
+            if start == lo and end == hi:
+                return True, self.hashes[first]  # the indicator alone: no words
             if start - lo + hi - end > 200:
                 return False, self.hashes[first]
             # The words before it and after it (``_few_words`` on the two pieces joined by a
