@@ -37,6 +37,7 @@ LABEL_WORDS = frozenset(
     }
 )  # fmt: skip
 _IS_LABEL = LABEL_WORDS.__contains__
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\n"  # what a plain text is made of
 
 
 def _collapse(value: str) -> str:
@@ -133,9 +134,11 @@ class SentenceContexts:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.scanned = False
+        self.plain = False  # ASCII with no control character but the line break
 
     def _scan(self) -> None:
         text = self.text
+        self.plain = text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
         pattern = _SENT_END if "!" in text or "?" in text else _SENT_END_DOTS
         matches = list(pattern.finditer(text))
         self.starts = [m.start() for m in matches]
@@ -170,7 +173,10 @@ class SentenceContexts:
             seg_end = starts[i] + 1
         if seg_end - seg_start <= CONTEXT_LIMIT:  # the common case of ``_fit``, inlined
             segment = text[seg_start:seg_end]
-            if segment.isprintable() and "  " not in segment:
+            # In a plain text only a line break is not printable.
+            if ("\n" not in segment if self.plain else segment.isprintable()) and (
+                "  " not in segment
+            ):
                 # The only whitespace a printable string holds is the blank; with none at the
                 # span's edges, stripping the segment strips just its two outer pieces.
                 if start < end and text[start] != " " and text[end - 1] != " ":
