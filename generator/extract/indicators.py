@@ -119,6 +119,7 @@ def extract(
     is_list = lists.is_list
     contexts = SentenceContexts(text)
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
+    orig_span = rf.orig_span
     found: dict[tuple[str, str], Indicator] = {}
     hosts: dict[str, int] = {}  # host -> _KEEP, _ALLOWED or _DROP
     last_start = last_end = -1
@@ -142,7 +143,8 @@ def extract(
             if start != last_start or end != last_end:
                 last_start, last_end = start, end
                 if mapped:
-                    context = contexts(rf.orig_start(start), rf.orig_end(end))
+                    orig_start, orig_end = orig_span(start, end)
+                    context = contexts(orig_start, orig_end)
                 else:
                     context = contexts(start, end)
             found[key] = _indicator(kind, value, context, confidence, defanged)

@@ -119,6 +119,23 @@ class Refanged:
             return self.orig_ends[i]
         return self.orig_ends[i] + pos - self.new_ends[i]
 
+    def orig_span(self, start: int, end: int) -> tuple[int, int]:
+        """``(orig_start(start), orig_end(end))`` in one call."""
+        new_starts, new_ends, orig_ends = self.new_starts, self.new_ends, self.orig_ends
+        i = bisect_right(new_starts, start) - 1
+        if i < 0:
+            first = start
+        elif start < new_ends[i]:
+            first = self.orig_starts[i]
+        else:
+            first = orig_ends[i] + start - new_ends[i]
+        i = bisect_left(new_starts, end) - 1
+        if i < 0:
+            return first, end
+        if end <= new_ends[i]:
+            return first, orig_ends[i]
+        return first, orig_ends[i] + end - new_ends[i]
+
     def defanged(self, start: int, end: int) -> bool:
         """True when the fanged span ``[start, end)`` contains a refanged mark."""
         new_starts = self.new_starts
