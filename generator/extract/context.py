@@ -140,9 +140,10 @@ class SentenceContexts:
         text = self.text
         self.plain = text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
         pattern = _SENT_END if "!" in text or "?" in text else _SENT_END_DOTS
-        matches = list(pattern.finditer(text))
-        self.starts = [m.start() for m in matches]
-        self.ends = [m.end() for m in matches]
+        spans = [m.span() for m in pattern.finditer(text)]
+        if spans:  # two columns, split at C level
+            starts, ends = zip(*spans, strict=True)
+            self.starts, self.ends = list(starts), list(ends)
         self.scanned = True
 
     def __call__(self, start: int, end: int) -> str:
@@ -265,12 +266,13 @@ class ListDetector:
             return True, self.hashes[first]
         pieces: list[str] = []
         pos, count, hashes = lo, 0, 0
+        is_hash = self.hashes
         for k in range(first, last):
             end = ends[k]
             if end > hi:
                 continue
             count += 1
-            hashes += self.hashes[k]
+            hashes += is_hash[k]
             if starts[k] > pos:
                 pieces.append(text[pos : starts[k]])
             if end > pos:
