@@ -257,10 +257,19 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
         if start < scanned:
             return None
         scanned = end
-        found = _replacement(m, start, last, heads)
-        if found is None:
-            continue
-        start, repl = found
+        if m.lastgroup == "dot":  # the commonest mark: ``_replacement`` inlined
+            if start > last and text[start - 1] in _LABEL_CHARS:
+                pass
+            elif start - 1 > last and text[start - 1] == " " and text[start - 2] in _LABEL_CHARS:
+                start -= 1
+            else:
+                continue
+            repl = "."
+        else:
+            found = _replacement(m, start, last, heads)
+            if found is None:
+                continue
+            start, repl = found
         pieces += (text[last:start], repl)
         new_pos += start - last
         add_new_start(new_pos)
