@@ -261,6 +261,8 @@ def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str)
 
     ``token`` is the fanged token as written (case kept), ``before``/``after`` a few
     characters of surrounding text used to spot file paths and detection syntax.
+    ``generator.extract.match._domains`` applies the checks for a plain token in place (the
+    same ``_pathish``, ``!``/``(`` and ``_plain_domain`` tests): keep the two alike.
     """
     token = token.rstrip(".")
     if defanged:
