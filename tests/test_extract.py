@@ -994,6 +994,17 @@ def test_trigger_led_marker_scans_match_one_alternation(text: str) -> None:
     assert parts(r.refang(text)) == parts(alternation)
 
 
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_MARK_PIECES), max_size=25).map("".join))
+def test_orig_span_maps_both_ends_like_orig_start_and_orig_end(text: str) -> None:
+    from generator.extract.refang import refang
+
+    rf = refang(text)
+    for start in range(len(rf.text) + 1):
+        for end in range(start, len(rf.text) + 1):
+            assert rf.orig_span(start, end) == (rf.orig_start(start), rf.orig_end(end))
+
+
 def test_refang_rejects_overlapping_matches() -> None:
     from generator.extract.refang import _refang
 

@@ -36,6 +36,8 @@ LABEL_WORDS = frozenset(
         "file", "filename", "sample", "technique", "id", "and", "or", "tcp", "udp", "port",
     }
 )  # fmt: skip
+_IS_LABEL = LABEL_WORDS.__contains__
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\n"  # what a plain text is made of
 
 
 def _collapse(value: str) -> str:
@@ -132,13 +134,16 @@ class SentenceContexts:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.scanned = False
+        self.plain = False  # ASCII with no control character but the line break
 
     def _scan(self) -> None:
         text = self.text
+        self.plain = text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
         pattern = _SENT_END if "!" in text or "?" in text else _SENT_END_DOTS
-        matches = list(pattern.finditer(text))
-        self.starts = [m.start() for m in matches]
-        self.ends = [m.end() for m in matches]
+        spans = [m.span() for m in pattern.finditer(text)]
+        if spans:  # two columns, split at C level
+            starts, ends = zip(*spans, strict=True)
+            self.starts, self.ends = list(starts), list(ends)
         self.scanned = True
 
     def __call__(self, start: int, end: int) -> str:
@@ -169,7 +174,10 @@ class SentenceContexts:
             seg_end = starts[i] + 1
         if seg_end - seg_start <= CONTEXT_LIMIT:  # the common case of ``_fit``, inlined
             segment = text[seg_start:seg_end]
-            if segment.isprintable() and "  " not in segment:
+            # In a plain text only a line break is not printable.
+            if ("\n" not in segment if self.plain else segment.isprintable()) and (
+                "  " not in segment
+            ):
                 # The only whitespace a printable string holds is the blank; with none at the
                 # span's edges, stripping the segment strips just its two outer pieces.
                 if start < end and text[start] != " " and text[end - 1] != " ":
@@ -237,10 +245,18 @@ class ListDetector:
         if last - first == 1 and ends[first] <= hi:
             # One indicator (most list lines): the same verdict without the general walk.
             start, end = starts[first], ends[first]
+            if start == lo and end == hi:
+                return True, self.hashes[first]  # the indicator alone: no words
             if start - lo + hi - end > 200:
                 return False, self.hashes[first]
-            # The words before it and after it, counted in place (``_few_words`` on the two
-            # pieces joined by a blank, without building that string).
+            # The words before it and after it (``_few_words`` on the two pieces joined by a
+            # blank). ASCII pieces are lowercased whole first: that changes no match of
+            # ``_WORD``, and the words are then counted at C level.
+            before, after = text[lo:start], text[end:hi]
+            if before.isascii() and after.isascii():
+                found = _WORD.findall(f"{before} {after}".lower())
+                few = len(found) <= 3 or len(found) - sum(map(_IS_LABEL, found)) <= 3
+                return few, self.hashes[first]
             words = 0
             for w in chain(_WORD.finditer(text, lo, start), _WORD.finditer(text, end, hi)):
                 if w.group().lower() not in LABEL_WORDS:
@@ -250,12 +266,13 @@ class ListDetector:
             return True, self.hashes[first]
         pieces: list[str] = []
         pos, count, hashes = lo, 0, 0
+        is_hash = self.hashes
         for k in range(first, last):
             end = ends[k]
             if end > hi:
                 continue
             count += 1
-            hashes += self.hashes[k]
+            hashes += is_hash[k]
             if starts[k] > pos:
                 pieces.append(text[pos : starts[k]])
             if end > pos:
@@ -281,7 +298,7 @@ class ListDetector:
                     return False
         return True
 
-    def is_list(self, start: int, end: int, *, is_hash: bool = False) -> bool:
+    def is_list(self, start: int, end: int, is_hash: bool = False) -> bool:
         """True when ``[start, end)`` lies on an IOC list line or table cell."""
         # The line's start, looked for at most ``_LONG_LINE`` characters back: not found
         # there, the line is too long to judge. No list of every newline is built, so a

@@ -103,6 +103,7 @@ class _SuffixRules:
     exception: frozenset[str]  # "www.ck" for the rule "!www.ck"
     max_labels: int  # labels in the longest rule
     kinds: dict[str, int]  # every name above: the kind of rule that decides for it
+    tails: frozenset[str]  # every name above and each name that ends one ("uk" for "co.uk")
 
 
 def _section(name: str) -> list[str]:
@@ -151,34 +152,41 @@ def _rules(lines: list[str]) -> _SuffixRules:
     kinds = dict.fromkeys(exact, _EXACT)
     kinds.update(dict.fromkeys(wildcard, _WILDCARD))
     kinds.update(dict.fromkeys(exception, _EXCEPTION))
-    return _SuffixRules(exact, wildcard, exception, max_labels, kinds)
+    tails = {name.split(".", i)[-1] for name in kinds for i in range(name.count(".") + 1)}
+    return _SuffixRules(exact, wildcard, exception, max_labels, kinds, frozenset(tails))
 
 
 def _public_labels(domain: str, rules: _SuffixRules | None = None) -> int:
     """How many trailing labels of ``domain`` form its public suffix (0: none known).
 
-    ``domain`` is a valid lowercase hostname. The rules are tried from the longest
-    candidate suffix down, an exception before a wildcard before an exact rule, as
-    ``PublicSuffixList`` does; each candidate is a slice of ``domain`` after a dot.
+    ``domain`` is a valid lowercase hostname. The longest candidate suffix that a rule names
+    decides, an exception before a wildcard before an exact rule, as ``PublicSuffixList``
+    does. Every name that ends a rule's name is in ``tails``, so the suffixes are tried from
+    the last label leftwards, each a slice of ``domain`` after a dot, and the walk stops at
+    the first one outside ``tails``: no longer suffix can be a rule's name.
     """
     rules = rules or _suffix_rules()
-    kinds = rules.kinds
-    starts = [0]
-    dot = domain.find(".")
-    while dot != -1:
-        starts.append(dot + 1)
-        dot = domain.find(".", dot + 1)
-    count = len(starts)
-    for i in range(max(0, count - rules.max_labels - 1), count):
-        kind = kinds.get(domain[starts[i] :])
-        if kind is not None:
-            depth = count - i
-            if kind == _EXCEPTION:
-                return depth - 1
-            if kind == _WILDCARD:
-                return depth + 1 if i else depth
-            return depth
-    return 0
+    kinds, tails = rules.kinds, rules.tails
+    kind = depth = 0
+    labels = 1
+    dot = domain.rfind(".")
+    while True:
+        suffix = domain[dot + 1 :]
+        if suffix not in tails:
+            break
+        found = kinds.get(suffix)
+        if found is not None:
+            kind, depth = found, labels
+        if dot == -1:
+            break
+        dot = domain.rfind(".", 0, dot)
+        labels += 1
+    if kind == _EXCEPTION:
+        return depth - 1
+    if kind == _WILDCARD:
+        # A wildcard rule's name is one label short of the suffix, unless it is the domain.
+        return depth + 1 if depth < domain.count(".") + 1 else depth
+    return depth
 
 
 @lru_cache(maxsize=65536)
@@ -253,6 +261,8 @@ def standalone_domain_ok(token: str, *, defanged: bool, before: str, after: str)
 
     ``token`` is the fanged token as written (case kept), ``before``/``after`` a few
     characters of surrounding text used to spot file paths and detection syntax.
+    ``generator.extract.match._domains`` applies the checks for a plain token in place (the
+    same ``_pathish``, ``!``/``(`` and ``_plain_domain`` tests): keep the two alike.
     """
     token = token.rstrip(".")
     if defanged:

@@ -68,8 +68,11 @@ def presented_as_secret(text: str, start: int, end: int, tools: ToolOutput | Non
     ``tools`` is ``ToolOutput(text)``, to be shared by the calls on one text.
     """
     value = text[start:end]
-    if _hex_text(value) or _periodic(value):
-        return True
+    # ``_hex_text(value)`` and ``_periodic(value)``, inlined (this runs for every hash).
+    if not bytes.fromhex(value).translate(None, _PRINTABLE):
+        return True  # hex-encoded printable text
+    if (value + value).find(value, 1) < len(value):
+        return True  # a shorter unit repeated
     if start and text[start - 1] == ":" and text[end : end + 1] == ":":
         return True  # user:rid:lmhash:nthash:::
     if (tools or ToolOutput(text)).holds(start):
@@ -78,11 +81,16 @@ def presented_as_secret(text: str, start: int, end: int, tools: ToolOutput | Non
         return True
     lo = max(0, start - _WINDOW)
     words = _WORD.findall(text[lo:start].lower())
+    label_kind = _LABEL_KIND.get
     for i in range(len(words) - 1, -1, -1):
         word = words[i]
-        kind = _LABEL_KIND.get(word)
-        if kind is None and word[-1].isdigit():
-            kind = _LABEL_KIND.get(word.rstrip("0123456789").rstrip("-"))  # aes-256
+        kind = label_kind(word)
+        if kind is None:
+            if not word[-1].isdigit():
+                continue
+            kind = label_kind(word.rstrip("0123456789").rstrip("-"))  # aes-256
+            if kind is None:
+                continue
         if kind == "hash":
             qualified = i > 0 and words[i - 1] in _CREDENTIAL_QUALIFIERS
             return word.startswith("hash") and qualified and _in_clause(text, start, word)

@@ -84,9 +84,15 @@ def _indicator(kind: str, value: str, context: str, confidence: str, defanged: b
     return out
 
 
-def _host_verdict(host: str, allow: frozenset[str], exclude: frozenset[str]) -> int:
-    """``_DROP`` for the source's own hosts, ``_ALLOWED`` for allowlisted ones, else ``_KEEP``."""
-    if host_in(host, exclude):
+def _host_verdict(
+    host: str, allow: frozenset[str], exclude: frozenset[str], tails: tuple[str, ...]
+) -> int:
+    """``_DROP`` for the source's own hosts, ``_ALLOWED`` for allowlisted ones, else ``_KEEP``.
+
+    ``tails`` are the ``exclude`` domains with a dot in front: a host that ends in none of
+    them and is none of them is no source host, without walking its parents.
+    """
+    if (host in exclude or host.endswith(tails)) and host_in(host, exclude):
         return _DROP
     return _ALLOWED if allowlisted(host, allow) else _KEEP
 
@@ -102,35 +108,34 @@ def extract(
         return []
     allow = load_allowlist() if allowlist is None else normalize_domains(allowlist)
     exclude = normalize_domains(exclude_domains)
+    tails = tuple(f".{domain}" for domain in exclude)
     rf = refang(text)
     candidates = find_candidates(rf)
     if not candidates:
         return []
     # A URL's address host shares the URL's span: one indicator there, for list detection.
-    spans = dict.fromkeys((c.start, c.end, c.type in _HASHES) for c in candidates)
+    spans = dict.fromkeys((start, end, kind in _HASHES) for kind, _, start, end, _, _ in candidates)
     lists = ListDetector(rf.text, list(spans))
     is_list = lists.is_list
     contexts = SentenceContexts(text)
     mapped = bool(rf.new_starts)  # offsets differ from the original text's
+    orig_span = rf.orig_span
     found: dict[tuple[str, str], Indicator] = {}
     hosts: dict[str, int] = {}  # host -> _KEEP, _ALLOWED or _DROP
     last_start = last_end = -1
     context = ""
-    for c in candidates:
-        kind, value, defanged = c.type, c.value, c.defanged
+    for kind, value, start, end, defanged, host in candidates:
         key = (kind, value)
         prev = found.get(key)
         if prev is not None and prev.confidence == "high" and (prev.defanged or not defanged):
             continue  # nothing this occurrence could add
-        host = c.host
         if host:
             verdict = hosts.get(host)
             if verdict is None:
-                verdict = hosts[host] = _host_verdict(host, allow, exclude)
+                verdict = hosts[host] = _host_verdict(host, allow, exclude, tails)
             if verdict and not (verdict == _ALLOWED and kind in _HOSTED and defanged):
                 continue
-        start, end = c.start, c.end
-        if defanged or is_list(start, end, is_hash=kind in _HASHES):
+        if defanged or is_list(start, end, kind in _HASHES):
             confidence = "high"
         else:
             confidence = "low" if kind in _PROSE_LOW else "medium"
@@ -138,7 +143,8 @@ def extract(
             if start != last_start or end != last_end:
                 last_start, last_end = start, end
                 if mapped:
-                    context = contexts(rf.orig_start(start), rf.orig_end(end))
+                    orig_start, orig_end = orig_span(start, end)
+                    context = contexts(orig_start, orig_end)
                 else:
                     context = contexts(start, end)
             found[key] = _indicator(kind, value, context, confidence, defanged)

@@ -18,13 +18,14 @@ import ipaddress
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from operator import attrgetter
+from operator import itemgetter
 
 from generator.extract.code_context import CaptureWords, indexed_capture_field, used_as_code
 from generator.extract.domains import (
+    _pathish,
+    _plain_domain,
     alt_root_domain,
     is_tld,
     is_valid_domain,
@@ -57,9 +58,11 @@ _DOMAIN = re.compile(
 )
 # A host written under a placeholder label (``[ID].host.tld``, ``*.host.tld``,
 # ``{id}.host.tld``): the placeholder stands for a label that changes per victim or per
-# request, and the indicator is the host after it. The search finds the placeholder's last
-# character before a dot; the placeholder itself is checked on the few characters before.
-_PLACEHOLDER_END = re.compile(r"[\]*>}](?=\.[A-Za-z0-9])")
+# request, and the indicator is the host after it. The search finds the dot after the
+# placeholder's last character (led by the literal dot, which the engine finds fastest; the
+# character before it by look-behind); the placeholder itself is checked on the few
+# characters before.
+_PLACEHOLDER_DOT = re.compile(r"\.(?<=[\]*>}]\.)(?=[A-Za-z0-9])")
 _PLACEHOLDER = re.compile(r"(?:\*|\[[A-Za-z_]{1,16}\]|<[A-Za-z_]{1,16}>|\{[A-Za-z_]{1,16}\})\Z")
 _PLACED_DOMAIN = re.compile(rf"[A-Za-z0-9](?=[A-Za-z0-9-]*+\.){_HOST_TAIL}(?![\w-]|\.[A-Za-z0-9])")
 _IPV4 = re.compile(
@@ -124,20 +127,15 @@ _DOTTED_DIGITS = re.compile(r"[0-9.]+")
 _AUTHORITY_END = re.compile(r"[/?#]")
 _URL_TRAIL = ".,;:!?)]}'\">*"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
-_START = attrgetter("start")
-_END = attrgetter("end")
+_CODE_AFTER = ("!", "(")  # after a detection name, a call
 
-
-@dataclass(slots=True)
-class Candidate:
-    """A validated indicator occurrence in the refanged text."""
-
-    type: str
-    value: str
-    start: int
-    end: int
-    defanged: bool
-    host: str = ""
+# A validated indicator occurrence in the refanged text: (type, value, start, end,
+# defanged, host), ``host`` being the validated host of a URL, e-mail address or domain
+# ("" for the other types). A plain tuple: a few thousand are made per text, and a tuple
+# is built and unpacked at C level.
+Candidate = tuple[str, str, int, int, bool, str]
+_START = itemgetter(2)
+_END = itemgetter(3)
 
 
 class _Claims:
@@ -425,13 +423,15 @@ def _mark_in_run(mark: str) -> re.Pattern[bytes]:
 
 
 _MARK_IN_RUN = {mark: _mark_in_run(mark) for mark in ".:"}
-# What every IPv4 address and every standalone domain holds: a dot between digits, a dot
-# between a letter or digit and another. A run of dots and hyphens ("... ", "-.-") is
-# then skipped by the engine instead of being tried one run at a time.
+# What every IPv4 address and every standalone domain holds: three dots between runs of
+# one to three digits; a dot between a letter or digit and the letter that starts the
+# top-level domain. A run without it (a run of dots and hyphens, a version number, an
+# ATT&CK id, an address among host characters) is then skipped by the engine instead of
+# being tried one run at a time.
 # Led by the literal dot, which the engine finds fastest (the character before it is
 # checked by look-behind).
-_IPV4_NEEDLE = re.compile(rb"\.(?<=[0-9]\.)[0-9]")
-_DOMAIN_NEEDLE = re.compile(rb"\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
+_IPV4_NEEDLE = re.compile(rb"\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
+_DOMAIN_NEEDLE = re.compile(rb"\.(?<=[A-Za-z0-9]\.)[A-Za-z]")
 
 
 def _run_matches(
@@ -510,6 +510,8 @@ def _link_text_start(url: str) -> int:
     A ``[`` after the host opens link text unless its bracket closes before ``=`` (a query
     array such as ``a[]=1``).
     """
+    if "[" not in url:
+        return -1  # most URLs
     host_end = url.find("/", url.find("://") + 3)
     bracket = url.find("[", host_end) if host_end != -1 else -1
     if bracket == -1:
@@ -520,21 +522,24 @@ def _link_text_start(url: str) -> int:
 
 def _urls(rf: Refanged, out: list[Candidate]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for m in _url_matches(rf.text):
+    text = rf.text
+    defanged_at = rf.defanged if rf.new_starts else _never
+    for m in _url_matches(text):
         url = m.group()
-        if m.start() and rf.text[m.start() - 1] == ",":
+        start = m.start()
+        if start and text[start - 1] == ",":
             url = url.split(",", 1)[0]  # a CSV field: an unquoted field holds no comma
         text_start = _link_text_start(url)
         url = _trim_url(url[:text_start] if text_start != -1 else url)
-        start, end = m.start(), m.start() + len(url)
+        end = start + len(url)
         spans.append((start, end))
         parsed = _normalise_url(url)
         if parsed:
-            defanged = rf.defanged(start, end)
-            out.append(Candidate("url", parsed[0], start, end, defanged, parsed[1]))
+            defanged = defanged_at(start, end)
+            out.append(("url", parsed[0], start, end, defanged, parsed[1]))
             kind = _ip_kind(parsed[1])
             if kind:  # a firewall blocks the address a URL names
-                out.append(Candidate(kind, parsed[1], start, end, defanged))
+                out.append((kind, parsed[1], start, end, defanged, ""))
     return spans
 
 
@@ -558,7 +563,7 @@ def _emails(
         local, _, host = m.group().lower().rpartition("@")
         defanged = rf.defanged(start, end)
         if is_valid_domain(host) and not local.endswith(".") and (defanged or not redacted(host)):
-            out.append(Candidate("email", f"{local}@{host}", start, end, defanged, host))
+            out.append(("email", f"{local}@{host}", start, end, defanged, host))
     return spans
 
 
@@ -579,7 +584,7 @@ def _ipv6(
         ip = valid_ipv6(raw)
         if ip is not None:
             spans.append((start, end))
-            out.append(Candidate("ipv6", ip, start, end, rf.defanged(start, end)))
+            out.append(("ipv6", ip, start, end, rf.defanged(start, end), ""))
     return spans
 
 
@@ -589,8 +594,10 @@ def _in_version_clause(text: str, start: int, end: int, quad: str) -> bool:
     above ``_VERSION_MAX_FIRST`` is a version only right after a version word
     (``_VERSION_LEAD``): a real address may stand further on in a clause about versions."""
     lead = text[max(0, start - _VERSION_LEAD_WINDOW) : start]
-    lowered = lead.lower()
-    if any(stem in lowered for stem in _VERSION_LEAD_STEMS) and _VERSION_LEAD.search(lead):
+    low = lead.lower()
+    if (  # the stems of ``_VERSION_LEAD_STEMS``, tested one by one
+        "ver" in low or "build" in low or "player" in low or "release" in low or "firmware" in low
+    ) and _VERSION_LEAD.search(lead):
         return True
     if int(quad.split(".", 1)[0]) > _VERSION_MAX_FIRST:
         return False
@@ -632,6 +639,7 @@ def _version_before(text: str, start: int) -> bool:
 
 def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
     text = rf.text
+    defanged = rf.defanged if rf.new_starts else _never
     for m in _run_matches(text, _IPV4, ".", _IPV4_RUN_CHARS, ascii_text, claims, _IPV4_NEEDLE):
         start, end = m.span()
         if claims.covers(start, end) or _version_before(text, start):
@@ -639,7 +647,7 @@ def _ipv4(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]
         ipv4 = valid_ipv4(m.group())
         if ipv4 is None or _in_version_clause(text, start, end, ipv4):
             continue
-        out.append(Candidate("ipv4", ipv4, start, end, rf.defanged(start, end)))
+        out.append(("ipv4", ipv4, start, end, defanged(start, end), ""))
 
 
 def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candidate]) -> None:
@@ -650,13 +658,20 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
     found: list[Candidate] = []
     code: set[str] = set()
     capture = CaptureWords(text)
+    covers = claims.covers if claims.starts else _never
+    defanged_at = rf.defanged if rf.new_starts else _never
     for m in _run_matches(text, _DOMAIN, ".", _HOST_RUN_CHARS, ascii_text, claims, _DOMAIN_NEEDLE):
         start, end = m.span()
-        if claims.covers(start, end):
+        if covers(start, end):
             continue
-        defanged = rf.defanged(start, end)
-        before, after = text[max(0, start - 2) : start], text[end : end + 1]
-        domain = standalone_domain_ok(m.group(), defanged=defanged, before=before, after=after)
+        defanged = defanged_at(start, end)
+        if defanged:
+            domain = standalone_domain_ok(m.group(), defanged=True, before="", after="")
+        else:
+            before, after = text[max(0, start - 2) : start], text[end : end + 1]
+            if _pathish(before) or after in _CODE_AFTER:
+                continue  # ``standalone_domain_ok``'s checks of the text around, done here
+            domain = _plain_domain(m.group().rstrip("."))
         if not domain:
             continue
         if not defanged and (
@@ -666,19 +681,20 @@ def _domains(rf: Refanged, ascii_text: bytes, claims: _Claims, out: list[Candida
         ):
             code.add(domain)
         else:
-            found.append(Candidate("domain", domain, start, end, defanged, domain))
+            found.append(("domain", domain, start, end, defanged, domain))
     found += _placed_domains(rf, claims)
-    out += [c for c in found if c.defanged or c.value not in code]
+    out += [c for c in found if c[4] or c[1] not in code]  # defanged, or not code
 
 
 def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
     """Hosts right after a placeholder label and its dot (``[ID].trapgo[.]host``)."""
     text = rf.text
     found: list[Candidate] = []
-    for p in _PLACEHOLDER_END.finditer(text):
-        if not _PLACEHOLDER.search(text, max(0, p.start() - 17), p.end()):
+    for p in _PLACEHOLDER_DOT.finditer(text):
+        dot = p.start()
+        if not _PLACEHOLDER.search(text, max(0, dot - 18), dot):
             continue
-        m = _PLACED_DOMAIN.match(text, p.end() + 1)
+        m = _PLACED_DOMAIN.match(text, dot + 1)
         if m is None or claims.covers(*m.span()):
             continue
         start, end = m.span()
@@ -686,7 +702,7 @@ def _placed_domains(rf: Refanged, claims: _Claims) -> list[Candidate]:
         after = text[end : end + 1]
         domain = standalone_domain_ok(m.group(), defanged=defanged, before="", after=after)
         if domain and (defanged or not used_as_code(text, start, end, is_tld)):
-            found.append(Candidate("domain", domain, start, end, defanged, domain))
+            found.append(("domain", domain, start, end, defanged, domain))
     return found
 
 
@@ -703,6 +719,11 @@ _HEX_RUN = b"x" * 32
 _X_RUN = re.compile(rb"x*")
 
 
+def _never(start: int, end: int) -> bool:
+    """``Refanged.defanged`` for a text where nothing was refanged."""
+    return False
+
+
 def _hash_matches(text: str, ascii_text: bytes) -> Iterator[re.Match[str]]:
     """The matches of ``_HASH.finditer(text)``, found from the runs of 32 or more hex digits.
 
@@ -716,7 +737,9 @@ def _hash_matches(text: str, ascii_text: bytes) -> Iterator[re.Match[str]]:
         m = _HASH.match(text, pos)
         if m:
             yield m
-        run_end = _X_RUN.match(classes, pos).end()  # type: ignore[union-attr]  # x* always matches
+            run_end = m.end()  # a match ends where its run does
+        else:
+            run_end = _X_RUN.match(classes, pos).end()  # type: ignore[union-attr]  # x* matches
         pos = classes.find(_HEX_RUN, run_end)
 
 
@@ -740,17 +763,19 @@ def _cve_matches(text: str, lowered: bytes) -> Iterator[re.Match[str]]:
 def _simple(rf: Refanged, ascii_text: bytes, out: list[Candidate]) -> None:
     text = rf.text
     tools = ToolOutput(text)
+    defanged = rf.defanged if rf.new_starts else _never
     for m in _hash_matches(text, ascii_text):
-        kind = _HASH_TYPES.get(len(m.group()))
-        value = m.group().lower()
-        if kind and not presented_as_secret(text, m.start(), m.end(), tools):
-            out.append(Candidate(kind, value, m.start(), m.end(), rf.defanged(*m.span())))
+        value = m.group()
+        kind = _HASH_TYPES.get(len(value))
+        start, end = m.span()
+        if kind and not presented_as_secret(text, start, end, tools):
+            out.append((kind, value.lower(), start, end, defanged(start, end), ""))
     for m in _cve_matches(text, ascii_text.lower()):
         value = f"CVE-{m.group(1)}-{m.group(2)}"
         start, end = m.start() - 1, m.end()
-        out.append(Candidate("cve", value, start, end, rf.defanged(start, end)))
+        out.append(("cve", value, start, end, defanged(start, end), ""))
     for m in _ATTACK.finditer(text):
-        out.append(Candidate("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False))
+        out.append(("mitre_attack", "T1" + m.group(1), m.start() - 1, m.end(), False, ""))
 
 
 def find_candidates(rf: Refanged) -> list[Candidate]:

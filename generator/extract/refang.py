@@ -119,6 +119,23 @@ class Refanged:
             return self.orig_ends[i]
         return self.orig_ends[i] + pos - self.new_ends[i]
 
+    def orig_span(self, start: int, end: int) -> tuple[int, int]:
+        """``(orig_start(start), orig_end(end))`` in one call."""
+        new_starts, new_ends, orig_ends = self.new_starts, self.new_ends, self.orig_ends
+        i = bisect_right(new_starts, start) - 1
+        if i < 0:
+            first = start
+        elif start < new_ends[i]:
+            first = self.orig_starts[i]
+        else:
+            first = orig_ends[i] + start - new_ends[i]
+        i = bisect_left(new_starts, end) - 1
+        if i < 0:
+            return first, end
+        if end <= new_ends[i]:
+            return first, orig_ends[i]
+        return first, orig_ends[i] + end - new_ends[i]
+
     def defanged(self, start: int, end: int) -> bool:
         """True when the fanged span ``[start, end)`` contains a refanged mark."""
         new_starts = self.new_starts
@@ -240,10 +257,19 @@ def _refang(text: str, matches: Iterable[re.Match[str]]) -> Refanged | None:
         if start < scanned:
             return None
         scanned = end
-        found = _replacement(m, start, last, heads)
-        if found is None:
-            continue
-        start, repl = found
+        if m.lastgroup == "dot":  # the commonest mark: ``_replacement`` inlined
+            if start > last and text[start - 1] in _LABEL_CHARS:
+                pass
+            elif start - 1 > last and text[start - 1] == " " and text[start - 2] in _LABEL_CHARS:
+                start -= 1
+            else:
+                continue
+            repl = "."
+        else:
+            found = _replacement(m, start, last, heads)
+            if found is None:
+                continue
+            start, repl = found
         pieces += (text[last:start], repl)
         new_pos += start - last
         add_new_start(new_pos)
