@@ -1077,3 +1077,42 @@ def test_pathish_matches_regex(before: str) -> None:
     from generator.extract.domains import _pathish
 
     assert _pathish(before) == (re.search(r"(?:\w/|\\)\Z", before) is not None)
+
+
+CODE_WORDS = [
+    "package", "packages", "module", "modules", "class", "classes", "namespace", "namespaces",
+    "library", "libraries", "plugin", "plugins", "import", "imports", "method", "methods",
+    "function", "functions", "resource", "resources",
+]  # fmt: skip
+VERSION_WORDS = ["version", "versions", "ver", "build", "builds", "player", "players",
+                 "release", "releases", "firmware"]  # fmt: skip
+
+
+@pytest.mark.parametrize("word", CODE_WORDS)
+def test_every_code_word_passes_the_cheap_pre_test(word):
+    """The code-clause check decides most text by substring tests before its regex; a code word
+    the pre-test missed would let ``module.member`` names through as domains."""
+    from generator.extract.code_context import _CODE_STEMS, _CODE_WORDS, _in_code_clause
+
+    assert _CODE_WORDS.fullmatch(word)
+    assert any(stem in word for stem in _CODE_STEMS)
+    for shown in (word, word.upper(), word.capitalize()):
+        text = f"It calls the {shown} "
+        assert _in_code_clause(text, len(text)), shown
+    assert not _in_code_clause("It calls the server ", len("It calls the server "))
+
+
+@pytest.mark.parametrize("word", VERSION_WORDS)
+def test_every_version_word_passes_the_cheap_pre_test(word):
+    """A quad with a first number above 30 is a version only right after a version word; the
+    words are found by substring tests first, so each must pass them."""
+    from generator.extract.match import _VERSION_LEAD_STEMS, _in_version_clause
+
+    assert any(stem in word for stem in _VERSION_LEAD_STEMS)
+    for shown in (word, word.upper(), word.capitalize()):
+        text = f"Fixed in {shown} 44.0.2.7 today"
+        start = text.index("44.")
+        assert _in_version_clause(text, start, start + len("44.0.2.7"), "44.0.2.7"), shown
+    text = "It connects to 44.0.2.7 today"
+    start = text.index("44.")
+    assert not _in_version_clause(text, start, start + len("44.0.2.7"), "44.0.2.7")
