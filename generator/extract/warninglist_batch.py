@@ -62,9 +62,12 @@ class _Bytes:
         self.words = np.ndarray((self.size - 7,), dtype="<u8", buffer=raw, strides=(1,))
         self.starts = offs[:-1].astype(_I64)
         self.ends = offs[1:].astype(_I64)
+        self.found: dict[tuple[int, ...], np.ndarray] = {}
 
     def word(self, at: np.ndarray) -> np.ndarray:
         """The 8 bytes from each position ``at`` (bytes past the end read as 0)."""
+        if not len(at) or at.max() <= self.size - 8:
+            return self.words[at]
         read = np.minimum(at, self.size - 8)
         return self.words[read] >> ((at - read) * 8).astype(_U64)
 
@@ -82,10 +85,18 @@ class _Bytes:
 
     def positions(self, *chars: int) -> np.ndarray:
         """Every position of any of ``chars`` in the data."""
-        hit = self.data == chars[0]
-        for c in chars[1:]:
-            hit |= self.data == c
-        return np.flatnonzero(hit)
+        found = self.found.get(chars)
+        if found is None:
+            hit = self.data == chars[0]
+            for c in chars[1:]:
+                hit |= self.data == c
+            found = self.found[chars] = np.flatnonzero(hit)
+        return found
+
+
+def _tag(h: np.ndarray) -> np.ndarray:
+    """A non-zero 32-bit tag of each hash."""
+    return ((h >> _U64(32)) | _U64(1)).astype(np.uint32)
 
 
 def _mix(length: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -111,7 +122,7 @@ class _Table:
         keyed = _Raw(data)
         self.length, self.first, self.last = keyed.print(self.starts, self.starts + lengths)
         self.hash = _mix(self.length, self.first, self.last)
-        bits = max(4, int(2 * max(1, len(keys)) - 1).bit_length() + 1)
+        bits = max(4, int(2 * max(1, len(keys)) - 1).bit_length())
         self.mask = (1 << bits) - 1
         slots = np.full(1 << bits, -1, dtype=np.int32)
         pending = np.arange(len(keys), dtype=_I64)
@@ -127,6 +138,8 @@ class _Table:
             placed[np.flatnonzero(free)[first]] = True
             pending, where = pending[~placed], (where[~placed] + 1) & self.mask
         self.slots = slots
+        # a 32-bit tag of each slot's hash (0: empty), checked before the key itself
+        self.tags = np.where(slots >= 0, _tag(self.hash)[np.maximum(slots, 0)], 0).astype(np.uint32)
 
     def find(self, source: _Bytes | _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The index of each range's string among the keys, or -1."""
@@ -135,24 +148,27 @@ class _Table:
             return out
         length, first, last = source.print(starts, ends)
         h = _mix(length, first, last)
-        rows = np.arange(len(starts))
+        tag = _tag(h)
         where = (h & _U64(self.mask)).astype(_I64)
+        rows = np.arange(len(starts))
         for _ in range(self.probes + 1):
-            if not len(rows):
+            seen = self.tags[where]
+            same = np.flatnonzero(seen == tag)
+            if len(same):
+                at, k = rows[same], self.slots[where[same]].astype(_I64)
+                ok = (self.length[k] == length[at]) & (self.first[k] == first[at])
+                ok &= self.last[k] == last[at]
+                long = np.flatnonzero(ok & (length[at] > 16))
+                if len(long):
+                    ok[long] = self._middle_equal(
+                        source, starts[at[long]], self.starts[k[long]], length[at[long]]
+                    )
+                out[at[ok]] = k[ok]
+                seen[same[ok]] = 0  # found: stop
+            go = seen != 0
+            if not go.any():
                 break
-            key = self.slots[where]
-            empty = key < 0
-            k = np.where(empty, 0, key)
-            same = ~empty & (self.hash[k] == h[rows]) & (self.length[k] == length[rows])
-            same &= (self.first[k] == first[rows]) & (self.last[k] == last[rows])
-            long = np.flatnonzero(same & (length[rows] > 16))
-            if len(long):
-                same[long] = self._middle_equal(
-                    source, starts[rows[long]], self.starts[k[long]], length[rows[long]]
-                )
-            out[rows[same]] = k[same]
-            go = ~empty & ~same
-            rows, where = rows[go], (where[go] + 1) & self.mask
+            rows, where, tag = rows[go], (where[go] + 1) & self.mask, tag[go]
         return out
 
     def _middle_equal(
@@ -224,15 +240,16 @@ class _Codes:
     ) -> np.ndarray:
         """``change`` of the hit of each code (0 stays 0), each distinct code once."""
         done = self.maps.setdefault(name, {})
-        unique, inverse = np.unique(codes, return_inverse=True)
-        mapped = np.array(
-            [
-                0 if c == 0 else done.setdefault(int(c), self.code(change(self.hits[int(c)])))  # type: ignore[arg-type]
-                for c in unique.tolist()
-            ],
-            dtype=_I64,
-        )
-        return mapped[inverse.reshape(codes.shape)] if len(codes) else codes
+        at = np.flatnonzero(codes)
+        if not len(at):
+            return codes
+        unique, inverse = np.unique(codes[at], return_inverse=True)
+        for c in unique.tolist():
+            if c not in done:
+                done[c] = self.code(change(self.hits[c]))  # type: ignore[arg-type]
+        out = codes.copy()
+        out[at] = np.array([done[c] for c in unique.tolist()], dtype=_I64)[inverse.ravel()]
+        return out
 
     def reduce(self, rows: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
         """The merge of the codes of each row (``rows`` ascending), for ``count`` rows."""
@@ -325,13 +342,20 @@ class BatchChecker:
             found = pc.index_in(type_column, value_set=pa.array(_TYPES))
             kind = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
         kind = kind.astype(np.int8)
+        if value_column.null_count:
+            kind[~value_column.is_valid().to_numpy(zero_copy_only=False)] = -1
         order = np.argsort(kind, kind="stable")
         bounds = np.searchsorted(kind[order], np.arange(-1, len(_TYPES) + 1))
+        whole = _Whole(value_column)
         for number, type_ in enumerate(_TYPES):
             rows = order[bounds[number + 1] : bounds[number + 2]]
-            if len(rows):
-                column = pc.take(value_column, pa.array(rows))
-                out[rows] = self._group(type_, column)
+            if not len(rows):
+                continue
+            if type_ in HASH_TYPES:  # two words a value: read in place
+                out[rows] = self._group(type_, whole, rows)
+            else:  # scanned for punctuation: the type's values side by side first
+                part = _Whole(pc.take(value_column, pa.array(rows)))
+                out[rows] = self._group(type_, part, np.arange(len(rows)))
         return out
 
     def _answers(self, codes: np.ndarray) -> list[Hit | None]:
@@ -339,36 +363,26 @@ class BatchChecker:
         table[:] = self.codes.hits
         return table[codes].tolist()
 
-    def _group(self, type_: str, column: pa.Array) -> np.ndarray:
-        if column.null_count:
-            out = np.zeros(len(column), dtype=_I64)
-            valid = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
-            out[valid] = self._group(type_, pc.take(column, pa.array(valid)))
-            return out
+    def _group(self, type_: str, whole: _Whole, rows: np.ndarray) -> np.ndarray:
+        raw = whole.raw
+        starts, ends = raw.starts[rows], raw.ends[rows]
         if type_ in HASH_TYPES:
-            source = _Bytes(column)
-            found = self._hashes.find(source, source.starts, source.ends)
+            found = self._hashes.find(raw, starts, ends)
             return np.where(found >= 0, self._hash_codes[np.maximum(found, 0)], 0)
         if type_ == "ipv4":
-            return self._fallback(type_, column, *self._ipv4(_Bytes(column)))
-        if type_ == "ipv6":
-            return self._fallback(type_, column, *self._ipv6(_Bytes(column)))
-        if type_ == "domain":
-            source = _Bytes(column)
-            return self._fallback(type_, column, *self._hosts(source, source.starts, source.ends))
-        if type_ == "url":
-            return self._fallback(type_, column, *self._url(column))
-        return self._fallback(type_, column, *self._email(column))
-
-    def _fallback(
-        self, type_: str, column: pa.Array, codes: np.ndarray, odd: np.ndarray
-    ) -> np.ndarray:
-        """``codes``, with the ``odd`` rows checked one by one."""
+            codes, odd = self._ipv4(raw, starts, ends)
+        elif type_ == "ipv6":
+            codes, odd = _ipv6(self, raw, starts, ends)
+        elif type_ == "domain":
+            codes, odd = self._hosts(raw, starts, ends)
+        elif type_ == "url":
+            codes, odd = self._url(whole, rows)
+        else:
+            codes, odd = self._email(whole, rows)
         at = np.flatnonzero(odd)
-        if len(at):
+        if len(at):  # one by one
             check, code = self.lists.check, self.codes.code
-            values = pc.take(column, pa.array(at)).to_pylist()
-            codes = codes.copy()
+            values = pc.take(whole.column, pa.array(rows[at])).to_pylist()
             codes[at] = [code(check(type_, v)) for v in values]
         return codes
 
@@ -459,104 +473,102 @@ class BatchChecker:
 
     # -- addresses -------------------------------------------------------------------------
 
-    def _ipv4(self, source: _Bytes) -> tuple[np.ndarray, np.ndarray]:
+    def _ipv4(
+        self, source: _Bytes, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(code, odd) of each dotted quad: only canonical ones (no leading zeros, octets up
         to 255) are parsed here."""
-        starts, ends = source.starts, source.ends
         n = len(starts)
         dots = source.positions(_DOT)
         first = np.searchsorted(dots, starts)
         count = np.searchsorted(dots, ends) - first
         odd = count != 3
-        odd |= _rows_of(source, np.flatnonzero(((source.data - 48) > 9) & (source.data != _DOT)))
         dots = np.r_[dots, source.size]
         ok = np.flatnonzero(~odd)
-        number = np.zeros(len(ok), dtype=_I64)
         f = first[ok]
         bounds = [starts[ok], dots[f] + 1, dots[f + 1] + 1, dots[f + 2] + 1]
         stops = [dots[f], dots[f + 1], dots[f + 2], ends[ok]]
         wrong = np.zeros(len(ok), bool)
+        number = np.zeros(len(ok), dtype=_I64)
         for begin, end in zip(bounds, stops, strict=True):
             length = end - begin
-            word = source.word(begin).astype(_I64)
-            d0, d1, d2 = word & 255, (word >> 8) & 255, (word >> 16) & 255
-            value = np.where(
-                length == 1,
-                d0 - 48,
-                np.where(
-                    length == 2,
-                    (d0 - 48) * 10 + d1 - 48,
-                    (d0 - 48) * 100 + (d1 - 48) * 10 + d2 - 48,
-                ),
-            )
-            wrong |= (length < 1) | (length > 3) | ((length > 1) & (d0 == 48)) | (value > 255)
-            number = (number << 8) | np.where(wrong, 0, value)
+            places = source.word(begin).view(np.uint8).reshape(-1, 8)[:, :3] - np.uint8(48)
+            d0, d1, d2 = (places[:, i].astype(np.int16) for i in range(3))
+            one, two, three = length == 1, length == 2, length == 3
+            wrong |= ~(one | two | three) | (d0 > 9) | ((two | three) & ((d1 > 9) | (d0 == 0)))
+            wrong |= three & (d2 > 9)
+            value = np.where(one, d0, np.where(two, d0 * 10 + d1, d0 * 100 + d1 * 10 + d2))
+            wrong |= value > 255
+            number = (number << 8) | value
         odd[ok[wrong]] = True
         codes = np.zeros(n, dtype=_I64)
         right = ~wrong
         codes[ok[right]] = _find(self._v4_starts, self._v4_codes, number[right])
         return codes, odd
 
-    def _ipv6(self, source: _Bytes) -> tuple[np.ndarray, np.ndarray]:
-        """(code, odd) of each IPv6 address written with hex groups (``::`` allowed); any
-        other form is odd."""
-        return _ipv6(self, source)
-
     # -- URLs and e-mail -------------------------------------------------------------------
 
-    def _url(self, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(code, odd) of each URL: its exact entries merged with its host's hit as a URL's."""
-        lowered = pc.ascii_lower(column)
-        source = _Bytes(lowered)
-        n = len(column)
-        odd = _not_ascii(source)
-        starts, ends = source.starts, source.ends
-        scheme = pc.fill_null(pc.find_substring(lowered, "://"), -1).to_numpy(zero_copy_only=False)
-        rest = np.where(scheme >= 0, starts + scheme + 3, starts)
-        stops = source.positions(_SLASH, _QUERY, _HASH)
-        cut = _first_at(stops, rest, ends)
-        ats = source.positions(_AT)
-        at = _last_before(ats, rest, cut)
-        host = np.where(at >= 0, at + 1, rest)
+    def _url(self, whole: _Whole, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each URL: its exact entries merged with its host's hit as a URL's
+        (the host cut as ``_url_host`` cuts it, from the lowercased URL)."""
+        source = whole.lower
+        starts, ends = source.starts[rows], source.ends[rows]
+        odd = whole.not_ascii[rows]
         colons = source.positions(_COLON)
+        if len(colons):
+            after = np.minimum(colons + 1, source.size - 1)
+            marks = colons[
+                (source.data[after] == _SLASH)
+                & (source.data[np.minimum(after + 1, source.size - 1)] == _SLASH)
+            ]
+        else:
+            marks = colons
+        scheme = _first_at(marks, starts, ends - 2)
+        rest = np.where(scheme < ends - 2, scheme + 3, starts)
+        cut = _first_at(source.positions(_SLASH, _QUERY, _HASH), rest, ends)
+        at = _last_before(source.positions(_AT), rest, cut)
+        host = np.where(at >= 0, at + 1, rest)
         host_end = _first_at(colons, host, cut)
         lead = np.where(host < cut, source.data[np.minimum(host, source.size - 1)], 0)
         odd |= (lead == _OPEN) | ((lead >= 48) & (lead <= 57))  # addresses: one by one
-        empty = host_end <= host
-        codes = np.zeros(n, dtype=_I64)
-        walk = np.flatnonzero(~odd & ~empty)
+        codes = np.zeros(len(rows), dtype=_I64)
+        walk = np.flatnonzero(~odd & (host_end > host))
         if len(walk):
             found, strange = self._hosts(source, host[walk], host_end[walk])
             odd[walk] |= strange
             codes[walk] = self.codes.apply("url", found, self.lists._as_url)
         if len(self._urls):
-            exact = pc.index_in(lowered, value_set=self._urls)
-            exact = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False).astype(_I64)
+            lowered = pc.ascii_lower(pc.take(whole.column, pa.array(rows)))
+            exact = pc.fill_null(pc.index_in(lowered, value_set=self._urls), -1)
+            exact = exact.to_numpy(zero_copy_only=False).astype(_I64)
             codes = self.codes.merge(
                 np.where(exact >= 0, self._url_codes[np.maximum(exact, 0)], 0), codes
             )
         return codes, odd
 
-    def _email(self, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        lowered = pc.ascii_lower(column)
-        source = _Bytes(lowered)
-        odd = _not_ascii(source)
-        starts, ends = source.starts, source.ends
+    def _email(self, whole: _Whole, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each e-mail address: exact entries, its domain's suffixes, regexes."""
+        source = whole.lower
+        starts, ends = source.starts[rows], source.ends[rows]
+        odd = whole.not_ascii[rows]
         at = _last_before(source.positions(_AT), starts, ends)
         domain = np.where(at >= 0, at + 1, starts)
-        codes = np.zeros(len(column), dtype=_I64)
+        codes = np.zeros(len(rows), dtype=_I64)
         walk = np.flatnonzero(~odd & (domain < ends))
         if len(walk):
             found, strange = self._hosts(source, domain[walk], ends[walk], email=True)
             codes[walk] = found
             odd[walk] |= strange
+        if not len(self._emails) and not self._regexes:
+            return codes, odd
+        lowered = pc.ascii_lower(pc.take(whole.column, pa.array(rows)))
         if len(self._emails):
-            exact = pc.index_in(lowered, value_set=self._emails)
-            exact = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False).astype(_I64)
+            exact = pc.fill_null(pc.index_in(lowered, value_set=self._emails), -1)
+            exact = exact.to_numpy(zero_copy_only=False).astype(_I64)
             codes = self.codes.merge(
                 np.where(exact >= 0, self._email_codes[np.maximum(exact, 0)], 0), codes
             )
-        if self._regexes:
+        if self._regexes:  # Python's "$" also matches before a final newline; RE2's does not
             odd |= pc.match_substring(lowered, "\n").to_numpy(zero_copy_only=False)
         for pattern, compiled, code in self._regexes:
             if pattern is None:
@@ -567,16 +579,41 @@ class BatchChecker:
         return codes, odd
 
 
+class _Whole:
+    """The value column's bytes as written (hashes, addresses, domains) and lowercased (URLs,
+    e-mail), sharing the positions of punctuation."""
+
+    def __init__(self, column: pa.Array) -> None:
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        self.column = column
+        self.raw = _Bytes(column)
+        self._lower: _Bytes | None = None
+        self._not_ascii: np.ndarray | None = None
+
+    @property
+    def lower(self) -> _Bytes:
+        if self._lower is None:
+            lower = _Bytes(pc.ascii_lower(self.column))
+            if np.array_equal(lower.starts[:1], self.raw.starts[:1]):
+                lower.found = self.raw.found  # same offsets: punctuation at the same places
+            self._lower = lower
+        return self._lower
+
+    @property
+    def not_ascii(self) -> np.ndarray:
+        """Whether each row holds a non-ASCII byte (lowercased one by one, as Python does)."""
+        if self._not_ascii is None:
+            self._not_ascii = _rows_of(self.raw, np.flatnonzero(self.raw.data >= 128))
+        return self._not_ascii
+
+
 def _array(values: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):
         return values
     return pa.array(values, pa.string())
-
-
-def _not_ascii(source: _Bytes) -> np.ndarray:
-    return _rows_of(source, np.flatnonzero(source.data >= 128))
 
 
 def _first_at(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -610,17 +647,21 @@ def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndar
     return out
 
 
+# by octet length 0…4: which of the 3 digit places are used, and their weights
+_USED = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]], dtype=bool)
+_WEIGHTS = np.array([[0, 0, 0], [1, 0, 0], [10, 1, 0], [100, 10, 1], [0, 0, 0]], dtype=np.int16)
 _HEXA = np.full(256, 255, dtype=np.uint8)
 _HEXA[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 _HEXA[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
 
 
-def _ipv6(checker: BatchChecker, source: _Bytes) -> tuple[np.ndarray, np.ndarray]:
-    starts, ends = source.starts, source.ends
+def _ipv6(
+    checker: BatchChecker, source: _Bytes, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(code, odd) of each IPv6 address written in hex groups (``::`` allowed); any other
+    form (an embedded IPv4 address, a zone) is odd."""
     n = len(starts)
-    data = source.data
     odd = (ends - starts < 2) | (ends - starts > 39)
-    odd |= _rows_of(source, np.flatnonzero((_HEXA[data] == 255) & (data != _COLON)))
     colons = source.positions(_COLON)
     first = np.searchsorted(colons, starts)
     count = np.searchsorted(colons, ends) - first
@@ -645,8 +686,10 @@ def _ipv6(checker: BatchChecker, source: _Bytes) -> tuple[np.ndarray, np.ndarray
     word = source.word(begin)
     number = np.zeros(total, dtype=_U64)
     for j in range(4):
-        digit = _HEXA[((word >> _U64(8 * j)) & _U64(255)).astype(np.intp)].astype(_U64)
-        number = np.where(j < length, (number << _U64(4)) | digit, number)
+        digit = _HEXA[((word >> _U64(8 * j)) & _U64(255)).astype(np.intp)]
+        used = j < length
+        wrong |= np.bincount(row, weights=used & (digit == 255), minlength=len(ok)) > 0
+        number = np.where(used, (number << _U64(4)) | digit.astype(_U64), number)
     # "::": one empty group inside, two at either end, or three for "::" alone
     empty = length == 0
     empties = np.bincount(row, weights=empty, minlength=len(ok)).astype(_I64)
