@@ -66,10 +66,13 @@ class _Bytes:
 
     def word(self, at: np.ndarray) -> np.ndarray:
         """The 8 bytes from each position ``at`` (bytes past the end read as 0)."""
-        if not len(at) or at.max() <= self.size - 8:
+        last = self.size - 8
+        if not len(at) or at.max() <= last:
             return self.words[at]
-        read = np.minimum(at, self.size - 8)
-        return self.words[read] >> ((at - read) * 8).astype(_U64)
+        out = self.words[np.minimum(at, last)]
+        late = np.flatnonzero(at > last)
+        out[late] >>= ((at[late] - last) * 8).astype(_U64)
+        return out
 
     def print(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
         """(length, first 8 bytes, last 8 bytes) of each range, short ones zero-padded."""
@@ -300,6 +303,12 @@ class BatchChecker:
         )
         self._private = np.array([n in lists._private for n in nodes], dtype=bool)
         self._email_suffix = np.array([get(lists._email_suffix, n) for n in nodes], dtype=_I64)
+        # the one-label names with a hit of their own: the last label of most names is
+        # looked up in this small table only
+        tld = [i for i, n in enumerate(nodes) if "." not in n]
+        tld = [i for i in tld if self._suffix[i] or self._email_suffix[i] or self._private[i]]
+        self._tld = _Table([nodes[i].encode("utf-8", "surrogateescape") for i in tld])
+        self._tld_node = np.array(tld, dtype=_I64)
         hashes = list(lists._hash)
         self._hashes = _Table([h.encode("utf-8", "surrogateescape") for h in hashes])
         self._hash_codes = np.array([codes.code(lists._hash[h]) for h in hashes], dtype=_I64)
@@ -310,6 +319,13 @@ class BatchChecker:
         starts4 = [s for s in lists._v4.starts if s < 1 << 32]
         self._v4_starts = np.array(starts4, dtype=_I64)
         self._v4_codes = np.array([codes.code(h) for h in lists._v4.hits[: len(starts4)]], _I64)
+        # each /16's code when one range covers all of it, else -1 (searched)
+        block = np.arange(1 << 16, dtype=_I64) << 16
+        low = np.searchsorted(self._v4_starts, block, side="right") - 1
+        high = np.searchsorted(self._v4_starts, block + 0xFFFF, side="right") - 1
+        self._v4_blocks = np.where(
+            low == high, np.where(low >= 0, self._v4_codes[np.maximum(low, 0)], 0), -1
+        )
         starts6 = [s for s in lists._v6.starts if s < 1 << 128]
         self._v6_hi = np.array([s >> 64 for s in starts6], dtype=_U64)
         self._v6_lo = np.array([s & ((1 << 64) - 1) for s in starts6], dtype=_U64)
@@ -361,7 +377,11 @@ class BatchChecker:
     def _answers(self, codes: np.ndarray) -> list[Hit | None]:
         table = np.empty(len(self.codes.hits), dtype=object)
         table[:] = self.codes.hits
-        return table[codes].tolist()
+        out: list[Hit | None] = [None] * len(codes)
+        at = np.flatnonzero(codes)
+        for i, hit in zip(at.tolist(), table[codes[at]].tolist(), strict=True):
+            out[i] = hit
+        return out
 
     def _group(self, type_: str, whole: _Whole, rows: np.ndarray) -> np.ndarray:
         raw = whole.raw
@@ -420,10 +440,10 @@ class BatchChecker:
         codes[single] = table[node[single]]
         # names that stop at the last two labels: only the last label's own suffix hit
         tail = np.flatnonzero(good & (count >= 1) & (node < 0))
-        if len(tail):
-            top = self._nodes.find(source, dots[stop[tail] - 1] + 1, ends[tail])
+        if len(tail) and self._tld.count:
+            top = self._tld.find(source, dots[stop[tail] - 1] + 1, ends[tail])
             hit = top >= 0
-            k = top[hit]
+            k = self._tld_node[top[hit]]
             if email:
                 codes[tail[hit]] = self._email_suffix[k]
             else:  # a private last label makes its own hit an annotation
@@ -480,30 +500,42 @@ class BatchChecker:
         to 255) are parsed here."""
         n = len(starts)
         dots = source.positions(_DOT)
-        first = np.searchsorted(dots, starts)
-        count = np.searchsorted(dots, ends) - first
-        odd = count != 3
+        if len(dots) == 3 * n and n and (dots[0::3] > starts).all() and (dots[2::3] < ends).all():
+            first = np.arange(0, 3 * n, 3)  # three dots a row, each in its row
+            odd = np.zeros(n, bool)
+        else:
+            first = np.searchsorted(dots, starts)
+            odd = np.searchsorted(dots, ends) - first != 3
         dots = np.r_[dots, source.size]
         ok = np.flatnonzero(~odd)
         f = first[ok]
-        bounds = [starts[ok], dots[f] + 1, dots[f + 1] + 1, dots[f + 2] + 1]
-        stops = [dots[f], dots[f + 1], dots[f + 2], ends[ok]]
-        wrong = np.zeros(len(ok), bool)
-        number = np.zeros(len(ok), dtype=_I64)
-        for begin, end in zip(bounds, stops, strict=True):
-            length = end - begin
-            places = source.word(begin).view(np.uint8).reshape(-1, 8)[:, :3] - np.uint8(48)
-            d0, d1, d2 = (places[:, i].astype(np.int16) for i in range(3))
-            one, two, three = length == 1, length == 2, length == 3
-            wrong |= ~(one | two | three) | (d0 > 9) | ((two | three) & ((d1 > 9) | (d0 == 0)))
-            wrong |= three & (d2 > 9)
-            value = np.where(one, d0, np.where(two, d0 * 10 + d1, d0 * 100 + d1 * 10 + d2))
-            wrong |= value > 255
-            number = (number << 8) | value
+        # the 4 octets of every address in one column: start, length, then its digits
+        # right-aligned in the low 3 bytes of one word (bytes after it shifted out)
+        begin = np.concatenate([starts[ok], dots[f] + 1, dots[f + 1] + 1, dots[f + 2] + 1])
+        end = np.concatenate([dots[f], dots[f + 1], dots[f + 2], ends[ok]])
+        length = end - begin
+        size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
+        shift = _ALIGN[size]
+        word = (source.word(begin) << shift) & _U64(0xFFFFFF)
+        value = (word & _U64(15)) * _U64(100) + ((word >> _U64(8)) & _U64(15)) * _U64(10)
+        value += (word >> _U64(16)) & _U64(15)
+        # each used byte a digit: high nibble 3, low nibble at most 9; no leading zero
+        wrong = (word & _U64(0xF0F0F0)) != _PATTERN[size]
+        wrong |= ((word & _U64(0x0F0F0F)) + _U64(0x060606)) & _U64(0xF0F0F0) != 0
+        wrong |= (length < 1) | (length > 3) | (value > 255)
+        wrong |= (length > 1) & ((word >> shift) & _U64(255) == 48)
+        m = len(ok)
+        wrong = wrong[:m] | wrong[m : 2 * m] | wrong[2 * m : 3 * m] | wrong[3 * m :]
+        value = value.astype(_I64)
+        number = (value[:m] << 24) | (value[m : 2 * m] << 16) | (value[2 * m : 3 * m] << 8)
+        number |= value[3 * m :]
         odd[ok[wrong]] = True
         codes = np.zeros(n, dtype=_I64)
         right = ~wrong
-        codes[ok[right]] = _find(self._v4_starts, self._v4_codes, number[right])
+        found = self._v4_blocks[np.where(wrong, 0, number >> 16)]
+        search = np.flatnonzero(right & (found < 0))
+        found[search] = _find(self._v4_starts, self._v4_codes, number[search])
+        codes[ok[right]] = found[right]
         return codes, odd
 
     # -- URLs and e-mail -------------------------------------------------------------------
@@ -647,9 +679,9 @@ def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndar
     return out
 
 
-# by octet length 0…4: which of the 3 digit places are used, and their weights
-_USED = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]], dtype=bool)
-_WEIGHTS = np.array([[0, 0, 0], [1, 0, 0], [10, 1, 0], [100, 10, 1], [0, 0, 0]], dtype=np.int16)
+# the high nibbles of a right-aligned octet of 0…3 digits
+_PATTERN = np.array([0, 0x300000, 0x303000, 0x303030], dtype=np.uint64)
+_ALIGN = np.array([24, 16, 8, 0], dtype=np.uint64)  # the shift that right-aligns them
 _HEXA = np.full(256, 255, dtype=np.uint8)
 _HEXA[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 _HEXA[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
