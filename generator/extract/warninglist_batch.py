@@ -43,26 +43,13 @@ _U64 = np.uint64
 _DOT, _AT, _COLON, _SLASH, _QUERY, _HASH, _OPEN, _CLOSE = (ord(c) for c in ".@:/?#[]")
 
 
-class _Bytes:
-    """One string column's bytes: ``data`` (uint8), ``words`` (the unaligned little-endian
-    64-bit word at every byte) and each row's ``starts``/``ends``."""
+class _Raw:
+    """A byte buffer (uint8), with the unaligned little-endian 64-bit word at every byte."""
 
-    def __init__(self, column: pa.Array) -> None:
-        if column.type != pa.string():
-            column = column.cast(pa.string())
-        _, offsets, data = column.buffers()
-        offs = np.frombuffer(offsets, dtype=np.int32)[
-            column.offset : column.offset + len(column) + 1
-        ]
-        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-        if len(raw) < 8:
-            raw = np.concatenate([raw, np.zeros(8 - len(raw), np.uint8)])
-        self.data = raw
-        self.size = len(raw)
-        self.words = np.ndarray((self.size - 7,), dtype="<u8", buffer=raw, strides=(1,))
-        self.starts = offs[:-1].astype(_I64)
-        self.ends = offs[1:].astype(_I64)
-        self.found: dict[tuple[int, ...], np.ndarray] = {}
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.size = len(data)
+        self.words = np.ndarray((self.size - 7,), dtype="<u8", buffer=data, strides=(1,))
 
     def word(self, at: np.ndarray) -> np.ndarray:
         """The 8 bytes from each position ``at`` (bytes past the end read as 0)."""
@@ -85,6 +72,26 @@ class _Bytes:
             self.words[np.minimum(read, self.size - 8)] >> ((ends - m - read) * 8).astype(_U64)
         ) & keep
         return length, first, last
+
+
+class _Bytes(_Raw):
+    """One string column's bytes: ``data`` (uint8), ``words`` (the unaligned little-endian
+    64-bit word at every byte) and each row's ``starts``/``ends``."""
+
+    def __init__(self, column: pa.Array) -> None:
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        _, offsets, data = column.buffers()
+        offs = np.frombuffer(offsets, dtype=np.int32)[
+            column.offset : column.offset + len(column) + 1
+        ]
+        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        if len(raw) < 8:
+            raw = np.concatenate([raw, np.zeros(8 - len(raw), np.uint8)])
+        super().__init__(raw)
+        self.starts = offs[:-1].astype(_I64)
+        self.ends = offs[1:].astype(_I64)
+        self.found: dict[tuple[int, ...], np.ndarray] = {}
 
     def positions(self, *chars: int) -> np.ndarray:
         """Every position of any of ``chars`` in the data."""
@@ -144,7 +151,7 @@ class _Table:
         # a 32-bit tag of each slot's hash (0: empty), checked before the key itself
         self.tags = np.where(slots >= 0, _tag(self.hash)[np.maximum(slots, 0)], 0).astype(np.uint32)
 
-    def find(self, source: _Bytes | _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    def find(self, source: _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The index of each range's string among the keys, or -1."""
         out = np.full(len(starts), -1, dtype=_I64)
         if not self.count or not len(starts):
@@ -175,7 +182,7 @@ class _Table:
         return out
 
     def _middle_equal(
-        self, source: _Bytes | _Raw, starts: np.ndarray, keys: np.ndarray, lengths: np.ndarray
+        self, source: _Raw, starts: np.ndarray, keys: np.ndarray, lengths: np.ndarray
     ) -> np.ndarray:
         """Whether bytes 8 … length-8 of each range equal those of its key."""
         spans = lengths - 16
@@ -186,18 +193,6 @@ class _Table:
         step = np.arange(total) - np.repeat(np.cumsum(spans) - spans, spans)
         differ = source.data[starts[owner] + 8 + step] != self.data[keys[owner] + 8 + step]
         return np.bincount(owner[differ], minlength=len(starts)) == 0
-
-
-class _Raw:
-    """A plain byte buffer with :class:`_Bytes`'s range reading."""
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = data
-        self.size = len(data)
-        self.words = np.ndarray((self.size - 7,), dtype="<u8", buffer=data, strides=(1,))
-
-    word = _Bytes.word
-    print = _Bytes.print
 
 
 class _Codes:
@@ -249,7 +244,7 @@ class _Codes:
         unique, inverse = np.unique(codes[at], return_inverse=True)
         for c in unique.tolist():
             if c not in done:
-                done[c] = self.code(change(self.hits[c]))  # type: ignore[arg-type]
+                done[c] = self.code(change(self.hits[c]))
         out = codes.copy()
         out[at] = np.array([done[c] for c in unique.tolist()], dtype=_I64)[inverse.ravel()]
         return out
@@ -409,7 +404,7 @@ class BatchChecker:
     # -- host names ------------------------------------------------------------------------
 
     def _hosts(
-        self, source: _Bytes | _Raw, starts: np.ndarray, ends: np.ndarray, email: bool = False
+        self, source: _Bytes, starts: np.ndarray, ends: np.ndarray, email: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """(code, odd) of each host name ``source[starts:ends]``: as ``Warninglists.host``, or
         with ``email`` as the domain walk of ``Warninglists.email``."""
@@ -457,7 +452,7 @@ class BatchChecker:
 
     def _walk(
         self,
-        source: _Bytes | _Raw,
+        source: _Bytes,
         dots: np.ndarray,
         first: np.ndarray,
         count: np.ndarray,
