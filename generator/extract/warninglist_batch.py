@@ -64,13 +64,18 @@ class _Raw:
     def print(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
         """(length, first 8 bytes, last 8 bytes) of each range, short ones zero-padded."""
         length = ends - starts
-        keep = _MASKS[np.minimum(length, 8)]
-        first = self.word(starts) & keep
-        m = np.minimum(length, 8)
-        read = np.maximum(ends - 8, 0)
-        last = (
-            self.words[np.minimum(read, self.size - 8)] >> ((ends - m - read) * 8).astype(_U64)
-        ) & keep
+        first = self.word(starts)
+        if len(ends) and ends.min() >= 8:
+            last = self.words[ends - 8]
+        else:
+            last = self.words[np.maximum(ends - 8, 0)]
+        short = np.flatnonzero(length < 8)
+        if len(short):
+            m, end = length[short], ends[short]
+            keep = _MASKS[m]
+            first[short] &= keep
+            read = np.maximum(end - 8, 0)
+            last[short] = (self.words[read] >> ((end - m - read) * 8).astype(_U64)) & keep
         return length, first, last
 
 
