@@ -1,25 +1,34 @@
 """Many indicators checked against the compiled warninglists at once (the build's path).
 
-Most indicators are on no list, so each type is first screened in columns (pyarrow and numpy:
-no Python object per value) and only the few that may be on a list go through
-:class:`generator.extract.warninglists.Warninglists`'s exact walk:
+:meth:`BatchChecker.check` answers exactly what ``Warninglists.check_many`` answers, but works
+on the Arrow columns' bytes with numpy: no Python object per value, and no Python work per hit
+either. Every distinct :class:`Hit` gets a small integer code (0: no hit); each type of value
+is turned into a column of codes, codes are combined by merging each distinct pair once, and
+the answer list is made from the codes at the end.
 
-- hashes: the first 16 hex digits of each value as a uint64 (numpy over the column's bytes),
-  found by ``numpy.searchsorted`` among the keys' prefixes of that length; only matches go to
-  the exact dict (``index_in`` for values that are not fixed-width hex);
-- IPv4: parsed in columns, found by ``numpy.searchsorted`` in the sorted range starts;
-- domains and the hosts of URLs: a host can only be on a list when its last two labels are
-  the last two labels of some entry (or its last label a one-label entry), one ``index_in``
-  (the labels cut by one reverse split, not a regular expression);
-- URLs: also ``index_in`` against the exact URL entries; e-mail: its domain as a host, plus
-  each regex list run over the column (RE2);
-- IPv6 and anything else: one at a time (rare).
+- Strings are looked up in open-addressing hash tables built once from the lists: a value's
+  key is its length and its first and last 8 bytes (read as two unaligned 64-bit words), and a
+  found key is verified byte for byte, so the answer is exact.
+- Host names (domains, the hosts of URLs, the domains of e-mail addresses) are looked up
+  label-suffix by label-suffix in one table of every suffix of every list entry: the last two
+  labels first (most names end there), then, for the names that go on, every suffix, with the
+  private public suffixes (``github.io``) turning the shorter suffixes' hits into annotations
+  as ``Warninglists.host`` does.
+- IPv4 and IPv6 addresses are parsed in columns (dotted quads from their dot positions and
+  digits; IPv6 from its groups, ``::`` expanded) and found by ``numpy.searchsorted`` in the
+  sorted range starts.
+- URLs: the host is cut from the lowercased URL at the same places ``_url_host`` cuts it.
+- E-mail: the domain after the last ``@``, plus each regex list over the column (RE2).
+
+Values the column code does not take (anything with non-ASCII text where case matters,
+malformed names, embedded IPv4 in IPv6, URL hosts that look like addresses, ...) are checked
+one by one by ``Warninglists.check``: the answer is the same either way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +36,238 @@ import pyarrow.compute as pc
 
 from generator.extract.warninglists import HASH_TYPES, Hit, Warninglists
 
-_URL_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(?P<h>\[[^\]]*\]|[^/?#:]*)"
+_TYPES = ("ipv4", "ipv6", "domain", "url", "email", "md5", "sha1", "sha256", "sha512")
+_MASKS = np.array([(1 << (8 * m)) - 1 for m in range(9)], dtype=np.uint64)
+_I64 = np.int64
+_U64 = np.uint64
+_DOT, _AT, _COLON, _SLASH, _QUERY, _HASH, _OPEN, _CLOSE = (ord(c) for c in ".@:/?#[]")
+
+
+class _Raw:
+    """A byte buffer (uint8), with the unaligned little-endian 64-bit word at every byte."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.size = len(data)
+        self.words = np.ndarray((self.size - 7,), dtype="<u8", buffer=data, strides=(1,))
+
+    def word(self, at: np.ndarray) -> np.ndarray:
+        """The 8 bytes from each position ``at`` (bytes past the end read as 0)."""
+        last = self.size - 8
+        if not len(at) or at.max() <= last:
+            return self.words[at]
+        out = self.words[np.minimum(at, last)]
+        late = np.flatnonzero(at > last)
+        out[late] >>= ((at[late] - last) * 8).astype(_U64)
+        return out
+
+    def print(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(length, first 8 bytes, last 8 bytes) of each range, short ones zero-padded."""
+        length = ends - starts
+        first = self.word(starts)
+        if len(ends) and ends.min() >= 8:
+            last = self.words[ends - 8]
+        else:
+            last = self.words[np.maximum(ends - 8, 0)]
+        short = np.flatnonzero(length < 8)
+        if len(short):
+            m, end = length[short], ends[short]
+            keep = _MASKS[m]
+            first[short] &= keep
+            read = np.maximum(end - 8, 0)
+            last[short] = (self.words[read] >> ((end - m - read) * 8).astype(_U64)) & keep
+        return length, first, last
+
+
+class _Bytes(_Raw):
+    """One string column's bytes: ``data`` (uint8), ``words`` (the unaligned little-endian
+    64-bit word at every byte) and each row's ``starts``/``ends``."""
+
+    def __init__(self, column: pa.Array) -> None:
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        _, offsets, data = column.buffers()
+        offs = np.frombuffer(offsets, dtype=np.int32)[
+            column.offset : column.offset + len(column) + 1
+        ]
+        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        if len(raw) < 8:
+            raw = np.concatenate([raw, np.zeros(8 - len(raw), np.uint8)])
+        super().__init__(raw)
+        self.starts = offs[:-1].astype(_I64)
+        self.ends = offs[1:].astype(_I64)
+        self.found: dict[tuple[int, ...], np.ndarray] = {}
+
+    def positions(self, *chars: int) -> np.ndarray:
+        """Every position of any of ``chars`` in the data."""
+        found = self.found.get(chars)
+        if found is None:
+            hit = self.data == chars[0]
+            for c in chars[1:]:
+                hit |= self.data == c
+            found = self.found[chars] = np.flatnonzero(hit)
+        return found
+
+
+def _tag(h: np.ndarray) -> np.ndarray:
+    """A non-zero 32-bit tag of each hash."""
+    return ((h >> _U64(32)) | _U64(1)).astype(np.uint32)
+
+
+def _mix(length: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    h = first * _U64(0x9E3779B97F4A7C15) ^ (last * _U64(0xC2B2AE3D27D4EB4F))
+    h ^= length.astype(_U64) * _U64(0x165667B19E3779F9)
+    h ^= h >> _U64(29)
+    h *= _U64(0xBF58476D1CE4E5B9)
+    return h ^ (h >> _U64(32))
+
+
+class _Table:
+    """Exact set of byte strings → their index, an open-addressing hash table in numpy."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self.count = len(keys)
+        blob = b"".join(keys)
+        data = np.frombuffer(blob + b"\0" * 8, dtype=np.uint8)
+        lengths = np.array([len(k) for k in keys], dtype=_I64)
+        self.starts = np.zeros(len(keys), _I64)
+        if len(keys):
+            self.starts[1:] = np.cumsum(lengths)[:-1]
+        self.data = data
+        keyed = _Raw(data)
+        self.length, self.first, self.last = keyed.print(self.starts, self.starts + lengths)
+        self.hash = _mix(self.length, self.first, self.last)
+        bits = max(4, int(2 * max(1, len(keys)) - 1).bit_length())
+        self.mask = (1 << bits) - 1
+        slots = np.full(1 << bits, -1, dtype=np.int32)
+        pending = np.arange(len(keys), dtype=_I64)
+        where = (self.hash & _U64(self.mask)).astype(_I64)
+        self.probes = 0
+        while len(pending):
+            self.probes += 1
+            free = slots[where] < 0
+            go, at = pending[free], where[free]
+            at_unique, first = np.unique(at, return_index=True)
+            slots[at_unique] = go[first]
+            placed = np.zeros(len(pending), bool)
+            placed[np.flatnonzero(free)[first]] = True
+            pending, where = pending[~placed], (where[~placed] + 1) & self.mask
+        self.slots = slots
+        # a 32-bit tag of each slot's hash (0: empty), checked before the key itself
+        self.tags = np.where(slots >= 0, _tag(self.hash)[np.maximum(slots, 0)], 0).astype(np.uint32)
+
+    def find(self, source: _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The index of each range's string among the keys, or -1."""
+        out = np.full(len(starts), -1, dtype=_I64)
+        if not self.count or not len(starts):
+            return out
+        length, first, last = source.print(starts, ends)
+        h = _mix(length, first, last)
+        tag = _tag(h)
+        where = (h & _U64(self.mask)).astype(_I64)
+        rows = np.arange(len(starts))
+        for _ in range(self.probes + 1):
+            seen = self.tags[where]
+            same = np.flatnonzero(seen == tag)
+            if len(same):
+                at, k = rows[same], self.slots[where[same]].astype(_I64)
+                ok = (self.length[k] == length[at]) & (self.first[k] == first[at])
+                ok &= self.last[k] == last[at]
+                long = np.flatnonzero(ok & (length[at] > 16))
+                if len(long):
+                    ok[long] = self._middle_equal(
+                        source, starts[at[long]], self.starts[k[long]], length[at[long]]
+                    )
+                out[at[ok]] = k[ok]
+                seen[same[ok]] = 0  # found: stop
+            go = seen != 0
+            if not go.any():
+                break
+            rows, where, tag = rows[go], (where[go] + 1) & self.mask, tag[go]
+        return out
+
+    def _middle_equal(
+        self, source: _Raw, starts: np.ndarray, keys: np.ndarray, lengths: np.ndarray
+    ) -> np.ndarray:
+        """Whether bytes 8 … length-8 of each range equal those of its key."""
+        spans = lengths - 16
+        total = int(spans.sum())
+        if total <= 0:
+            return np.ones(len(starts), bool)
+        owner = np.repeat(np.arange(len(starts)), spans)
+        step = np.arange(total) - np.repeat(np.cumsum(spans) - spans, spans)
+        differ = source.data[starts[owner] + 8 + step] != self.data[keys[owner] + 8 + step]
+        return np.bincount(owner[differ], minlength=len(starts)) == 0
+
+
+class _Codes:
+    """The numbering of hits (0: none) and merges of code columns."""
+
+    def __init__(self, lists: Warninglists) -> None:
+        self.lists = lists
+        self.hits: list[Hit | None] = [None]
+        self.numbers: dict[Hit, int] = {}
+        self.pairs: dict[tuple[int, int], int] = {}
+        self.maps: dict[str, dict[int, int]] = {}
+
+    def code(self, hit: Hit | None) -> int:
+        if hit is None:
+            return 0
+        number = self.numbers.get(hit)
+        if number is None:
+            number = self.numbers[hit] = len(self.hits)
+            self.hits.append(hit)
+        return number
+
+    def merge(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``Warninglists``'s merge of each pair of codes."""
+        out = np.where(a == 0, b, a)
+        both = np.flatnonzero((a != 0) & (b != 0) & (a != b))
+        if len(both):
+            pair = (a[both].astype(_I64) << 32) | b[both].astype(_I64)
+            unique, inverse = np.unique(pair, return_inverse=True)
+            merged = np.array([self._pair(int(p) >> 32, int(p) & 0xFFFFFFFF) for p in unique])
+            out[both] = merged[inverse]
+        return out
+
+    def _pair(self, a: int, b: int) -> int:
+        made = self.pairs.get((a, b))
+        if made is None:
+            made = self.pairs[(a, b)] = self.code(
+                self.lists._intern.merge(self.hits[a], self.hits[b])
+            )
+        return made
+
+    def apply(
+        self, name: str, codes: np.ndarray, change: Callable[[Hit], Hit | None]
+    ) -> np.ndarray:
+        """``change`` of the hit of each code (0 stays 0), each distinct code once."""
+        done = self.maps.setdefault(name, {})
+        at = np.flatnonzero(codes)
+        if not len(at):
+            return codes
+        unique, inverse = np.unique(codes[at], return_inverse=True)
+        for c in unique.tolist():
+            if c not in done:
+                done[c] = self.code(change(self.hits[c]))
+        out = codes.copy()
+        out[at] = np.array([done[c] for c in unique.tolist()], dtype=_I64)[inverse.ravel()]
+        return out
+
+    def reduce(self, rows: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
+        """The merge of the codes of each row (``rows`` ascending), for ``count`` rows."""
+        out = np.zeros(count, dtype=_I64)
+        keep = codes != 0
+        rows, codes = rows[keep], codes[keep]
+        if not len(rows):
+            return out
+        begins = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        rank = np.arange(len(rows)) - np.repeat(begins, np.diff(np.r_[begins, len(rows)]))
+        out[rows[rank == 0]] = codes[rank == 0]
+        for r in range(1, int(rank.max()) + 1):
+            at = rank == r
+            out[rows[at]] = self.merge(out[rows[at]], codes[at])
+        return out
 
 
 class BatchChecker:
@@ -35,227 +275,512 @@ class BatchChecker:
 
     def __init__(self, lists: Warninglists) -> None:
         self.lists = lists
-        self._host_exact = pa.array(list(lists._host), pa.string())
-        self._host_two, self._host_one = _suffix_keys(lists._suffix)
-        self._email_exact = pa.array(list(lists._email), pa.string())
-        self._email_two, self._email_one = _suffix_keys(lists._email_suffix)
-        self._hash_keys = pa.array(list(lists._hash), pa.string())
-        self._hash_hits = list(lists._hash.values())
-        self._hash_prefixes = _prefixes_by_width(lists._hash)
-        self._url_keys = pa.array(list(lists._url), pa.string())
-        self._v4_starts = np.array(lists._v4.starts, dtype=np.int64)
-        self._v4_hits = lists._v4.hits
-        self._v4_listed = np.array([h is not None for h in self._v4_hits] + [False], dtype=bool)
-        self._regexes = [_re2(p.pattern, p.flags) for p, _ in lists._regexes]
+        self.codes = codes = _Codes(lists)
+        # every suffix (at a dot) of every host, suffix, e-mail suffix and private entry
+        names: dict[str, None] = {}
+        for table in (lists._host, lists._suffix, lists._email_suffix, lists._private):
+            for name in table:
+                labels = name.split(".")
+                for i in range(len(labels)):
+                    names[".".join(labels[i:])] = None
+        nodes = list(names)
+        self._nodes = _Table([n.encode("utf-8", "surrogateescape") for n in nodes])
+        get = lambda table, n: codes.code(table.get(n))  # noqa: E731
+        self._full = np.array(
+            [
+                codes.code(lists._intern.merge(lists._host.get(n), lists._suffix.get(n)))
+                for n in nodes
+            ],
+            dtype=_I64,
+        )
+        self._suffix = np.array([get(lists._suffix, n) for n in nodes], dtype=_I64)
+        self._annotating = np.array(
+            [
+                codes.code(lists._annotating(lists._suffix[n])) if n in lists._suffix else 0
+                for n in nodes
+            ],
+            dtype=_I64,
+        )
+        self._private = np.array([n in lists._private for n in nodes], dtype=bool)
+        self._email_suffix = np.array([get(lists._email_suffix, n) for n in nodes], dtype=_I64)
+        # the one-label names with a hit of their own: the last label of most names is
+        # looked up in this small table only
+        tld = [i for i, n in enumerate(nodes) if "." not in n]
+        tld = [i for i in tld if self._suffix[i] or self._email_suffix[i] or self._private[i]]
+        self._tld = _Table([nodes[i].encode("utf-8", "surrogateescape") for i in tld])
+        self._tld_node = np.array(tld, dtype=_I64)
+        hashes = list(lists._hash)
+        self._hashes = _Table([h.encode("utf-8", "surrogateescape") for h in hashes])
+        self._hash_codes = np.array([codes.code(lists._hash[h]) for h in hashes], dtype=_I64)
+        self._urls = pa.array(list(lists._url), pa.string())
+        self._url_codes = np.array([codes.code(h) for h in lists._url.values()], dtype=_I64)
+        self._emails = pa.array(list(lists._email), pa.string())
+        self._email_codes = np.array([codes.code(h) for h in lists._email.values()], dtype=_I64)
+        starts4 = [s for s in lists._v4.starts if s < 1 << 32]
+        self._v4_starts = np.array(starts4, dtype=_I64)
+        self._v4_codes = np.array([codes.code(h) for h in lists._v4.hits[: len(starts4)]], _I64)
+        # each /16's code when one range covers all of it, else -1 (searched)
+        block = np.arange(1 << 16, dtype=_I64) << 16
+        low = np.searchsorted(self._v4_starts, block, side="right") - 1
+        high = np.searchsorted(self._v4_starts, block + 0xFFFF, side="right") - 1
+        self._v4_blocks = np.where(
+            low == high, np.where(low >= 0, self._v4_codes[np.maximum(low, 0)], 0), -1
+        )
+        starts6 = [s for s in lists._v6.starts if s < 1 << 128]
+        self._v6_hi = np.array([s >> 64 for s in starts6], dtype=_U64)
+        self._v6_lo = np.array([s & ((1 << 64) - 1) for s in starts6], dtype=_U64)
+        self._v6_slot = np.array([codes.code(h) for h in lists._v6.hits[: len(starts6)]], _I64)
+        self._regexes = [(_re2(p.pattern, p.flags), p, codes.code(h)) for p, h in lists._regexes]
+
+    # -- the whole column ------------------------------------------------------------------
 
     def check(
         self, types: Sequence[str] | pa.Array, values: Sequence[str] | pa.Array
     ) -> list[Hit | None]:
         """The hit of each (type, value), in order; columns (as the store keeps them) or lists."""
-        out: list[Hit | None] = [None] * len(values)
-        type_column = types if isinstance(types, pa.Array) else pa.array(types, pa.string())
-        value_column = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-        for type_ in pc.unique(type_column).to_pylist():
-            places = pc.indices_nonzero(pc.equal(type_column, type_))
-            column = pc.take(value_column, places)
-            found = self._group(type_, column)
-            if found:
-                where = places.to_pylist()
-                for i, hit in found:
-                    out[where[i]] = hit
+        return self._answers(self.codes_of(types, values))
+
+    def codes_of(
+        self, types: Sequence[str] | pa.Array | pa.ChunkedArray, values: Sequence[str] | pa.Array
+    ) -> np.ndarray:
+        """The hit code of each (type, value) (``self.codes.hits[code]`` is its hit)."""
+        type_column = _array(types)
+        value_column = _array(values)
+        n = len(value_column)
+        out = np.zeros(n, dtype=_I64)
+        if not n:
+            return out
+        if isinstance(type_column.type, pa.DictionaryType):
+            lookup = pc.index_in(type_column.dictionary, value_set=pa.array(_TYPES))
+            kinds = np.asarray(pc.fill_null(lookup, -1).to_numpy(zero_copy_only=False))
+            kind = kinds[type_column.indices.to_numpy(zero_copy_only=False)]
+        else:
+            found = pc.index_in(type_column, value_set=pa.array(_TYPES))
+            kind = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
+        kind = kind.astype(np.int8)
+        if value_column.null_count:
+            kind[~value_column.is_valid().to_numpy(zero_copy_only=False)] = -1
+        order = np.argsort(kind, kind="stable")
+        bounds = np.searchsorted(kind[order], np.arange(-1, len(_TYPES) + 1))
+        whole = _Whole(value_column)
+        for number, type_ in enumerate(_TYPES):
+            rows = order[bounds[number + 1] : bounds[number + 2]]
+            if not len(rows):
+                continue
+            if type_ in HASH_TYPES:  # two words a value: read in place
+                out[rows] = self._group(type_, whole, rows)
+            else:  # scanned for punctuation: the type's values side by side first
+                part = _Whole(pc.take(value_column, pa.array(rows)))
+                out[rows] = self._group(type_, part, np.arange(len(rows)))
         return out
 
-    def _group(self, type_: str, column: pa.Array) -> list[tuple[int, Hit | None]]:
-        """(place in ``column``, hit) of the values of ``type_`` on some list."""
-        if type_ in HASH_TYPES:
-            fast = self._hashes(column)
-            if fast is not None:
-                return fast
-            found = pc.index_in(column, value_set=self._hash_keys)
-            at = pc.indices_nonzero(pc.is_valid(found)).to_pylist()
-            keys = pc.take(found, pa.array(at, pa.int64())).to_pylist()
-            return [(i, self._hash_hits[k]) for i, k in zip(at, keys, strict=True)]
-        if type_ == "ipv4":
-            return self._ipv4(column)
-        if type_ == "domain":
-            return self._walk(column, self._hosts_maybe(column), self.lists.host)
-        if type_ == "url":
-            maybe = self._url_maybe(column)
-            return self._walk(column, maybe, self.lists.url)
-        if type_ == "email":
-            return self._walk(column, self._email_maybe(column), self.lists.email)
-        check = self.lists.check
-        return [(i, check(type_, v)) for i, v in enumerate(column.to_pylist())]
+    def _answers(self, codes: np.ndarray) -> list[Hit | None]:
+        table = np.empty(len(self.codes.hits), dtype=object)
+        table[:] = self.codes.hits
+        out: list[Hit | None] = [None] * len(codes)
+        at = np.flatnonzero(codes)
+        for i, hit in zip(at.tolist(), table[codes[at]].tolist(), strict=True):
+            out[i] = hit
+        return out
 
-    def _hashes(self, column: pa.Array) -> list[tuple[int, Hit | None]] | None:
-        """The hash path in numpy, for a column of lowercase hex of one width (else None)."""
-        prefix = _hex_prefix(column)
-        if prefix is None:
-            return None
-        width, numbers = prefix
-        keys = self._hash_prefixes.get(width)
-        if keys is None or not len(numbers):
-            return []
-        slot = np.minimum(np.searchsorted(keys, numbers), len(keys) - 1)
-        at = np.nonzero(keys[slot] == numbers)[0].tolist()
-        if not at:
-            return []
-        values = pc.take(column, pa.array(at, pa.int64())).to_pylist()
-        get = self.lists._hash.get
-        found = [(i, get(v)) for i, v in zip(at, values, strict=True)]
-        return [(i, hit) for i, hit in found if hit is not None]
+    def _group(self, type_: str, whole: _Whole, rows: np.ndarray) -> np.ndarray:
+        raw = whole.raw
+        starts, ends = raw.starts[rows], raw.ends[rows]
+        if type_ in HASH_TYPES:
+            found = self._hashes.find(raw, starts, ends)
+            return np.where(found >= 0, self._hash_codes[np.maximum(found, 0)], 0)
+        if type_ == "ipv4":
+            codes, odd = self._ipv4(raw, starts, ends)
+        elif type_ == "ipv6":
+            codes, odd = _ipv6(self, raw, starts, ends)
+        elif type_ == "domain":
+            codes, odd = self._hosts(raw, starts, ends)
+        elif type_ == "url":
+            codes, odd = self._url(whole, rows)
+        else:
+            codes, odd = self._email(whole, rows)
+        at = np.flatnonzero(odd)
+        if len(at):  # one by one
+            check, code = self.lists.check, self.codes.code
+            values = pc.take(whole.column, pa.array(rows[at])).to_pylist()
+            codes[at] = [code(check(type_, v)) for v in values]
+        return codes
+
+    # -- host names ------------------------------------------------------------------------
+
+    def _hosts(
+        self, source: _Bytes, starts: np.ndarray, ends: np.ndarray, email: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each host name ``source[starts:ends]``: as ``Warninglists.host``, or
+        with ``email`` as the domain walk of ``Warninglists.email``."""
+        n = len(starts)
+        codes = np.zeros(n, dtype=_I64)
+        dots = source.positions(_DOT)
+        first = np.searchsorted(dots, starts)
+        stop = np.searchsorted(dots, ends)
+        dots = np.r_[dots, source.size]
+        count = stop - first
+        odd = ends <= starts
+        some = np.flatnonzero(count > 0)
+        if len(some):
+            lead = dots[first[some]] == starts[some]
+            trail = dots[stop[some] - 1] == ends[some] - 1
+            odd[some] |= lead | trail
+            double = np.r_[dots[1:] == dots[:-1] + 1, False].astype(_I64)
+            total = np.r_[0, np.cumsum(double)]
+            odd[some] |= total[stop[some] - 1] - total[first[some]] > 0
+        good = ~odd
+        # the last two labels (or the whole name when it has one or two)
+        two = np.where(count >= 2, dots[np.maximum(stop - 2, 0)] + 1, starts)
+        two = np.where(good, two, ends)
+        node = self._nodes.find(source, two, ends)
+        one_label = good & (count == 0)
+        single = np.flatnonzero(one_label & (node >= 0))
+        table = self._email_suffix if email else self._full
+        codes[single] = table[node[single]]
+        # names that stop at the last two labels: only the last label's own suffix hit
+        tail = np.flatnonzero(good & (count >= 1) & (node < 0))
+        if len(tail) and self._tld.count:
+            top = self._tld.find(source, dots[stop[tail] - 1] + 1, ends[tail])
+            hit = top >= 0
+            k = self._tld_node[top[hit]]
+            if email:
+                codes[tail[hit]] = self._email_suffix[k]
+            else:  # a private last label makes its own hit an annotation
+                codes[tail[hit]] = np.where(self._private[k], self._annotating[k], self._suffix[k])
+        walk = np.flatnonzero(good & (count >= 1) & (node >= 0))
+        if len(walk):
+            codes[walk] = self._walk(
+                source, dots, first[walk], count[walk], starts[walk], ends[walk], email
+            )
+        return codes, odd
 
     def _walk(
-        self, column: pa.Array, maybe: pa.Array, check: object
-    ) -> list[tuple[int, Hit | None]]:
-        at = pc.indices_nonzero(maybe).to_pylist()
-        values = pc.take(column, pa.array(at, pa.int64())).to_pylist()
-        found = [(i, check(v)) for i, v in zip(at, values, strict=True)]  # type: ignore[operator]
-        return [(i, hit) for i, hit in found if hit is not None]
+        self,
+        source: _Bytes,
+        dots: np.ndarray,
+        first: np.ndarray,
+        count: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        email: bool,
+    ) -> np.ndarray:
+        """Every suffix of each name, longest first (the name itself, then after each dot)."""
+        steps = count + 1
+        total = int(steps.sum())
+        row = np.repeat(np.arange(len(starts)), steps)
+        depth = np.arange(total) - np.repeat(np.cumsum(steps) - steps, steps)
+        dot_at = np.repeat(first, steps) + depth - 1
+        begin = np.where(depth == 0, starts[row], dots[np.maximum(dot_at, 0)] + 1)
+        node = self._nodes.find(source, begin, ends[row])
+        found = node >= 0
+        k = np.maximum(node, 0)
+        if email:
+            part = np.where(found, self._email_suffix[k], 0)
+        else:
+            private = found & self._private[k] & (depth > 0)
+            crossed = np.cumsum(private)
+            crossed = crossed - np.repeat(
+                crossed[np.cumsum(steps) - steps] - private[np.cumsum(steps) - steps], steps
+            )
+            part = np.where(
+                depth == 0,
+                self._full[k],
+                np.where(crossed > 0, self._annotating[k], self._suffix[k]),
+            )
+            part = np.where(found, part, 0)
+        return self.codes.reduce(row, part, len(starts))
 
-    def _hosts_maybe(self, hosts: pa.Array) -> pa.Array:
-        exact = pc.is_in(hosts, value_set=self._host_exact)
-        return pc.or_(exact, _suffix_maybe(hosts, self._host_two, self._host_one))
+    # -- addresses -------------------------------------------------------------------------
 
-    def _url_maybe(self, urls: pa.Array) -> pa.Array:
-        exact = pc.is_in(pc.utf8_lower(urls), value_set=self._url_keys)
-        hosts = pc.utf8_lower(_url_hosts(urls))
-        ip_host = pc.match_substring_regex(hosts, r"^(\[|[0-9.]+$)")
-        no_host = pc.is_null(hosts)
-        maybe = pc.or_(pc.or_(exact, self._hosts_maybe(hosts)), ip_host)
-        return pc.fill_null(pc.or_(maybe, no_host), True)
+    def _ipv4(
+        self, source: _Bytes, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each dotted quad: only canonical ones (no leading zeros, octets up
+        to 255) are parsed here."""
+        n = len(starts)
+        dots = source.positions(_DOT)
+        if len(dots) == 3 * n and n and (dots[0::3] > starts).all() and (dots[2::3] < ends).all():
+            first = np.arange(0, 3 * n, 3)  # three dots a row, each in its row
+            odd = np.zeros(n, bool)
+        else:
+            first = np.searchsorted(dots, starts)
+            odd = np.searchsorted(dots, ends) - first != 3
+        dots = np.r_[dots, source.size]
+        ok = np.flatnonzero(~odd)
+        f = first[ok]
+        # the 4 octets of every address in one column: start, length, then its digits
+        # right-aligned in the low 3 bytes of one word (bytes after it shifted out)
+        begin = np.concatenate([starts[ok], dots[f] + 1, dots[f + 1] + 1, dots[f + 2] + 1])
+        end = np.concatenate([dots[f], dots[f + 1], dots[f + 2], ends[ok]])
+        length = end - begin
+        size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
+        shift = _ALIGN[size]
+        word = (source.word(begin) << shift) & _U64(0xFFFFFF)
+        value = (word & _U64(15)) * _U64(100) + ((word >> _U64(8)) & _U64(15)) * _U64(10)
+        value += (word >> _U64(16)) & _U64(15)
+        # each used byte a digit: high nibble 3, low nibble at most 9; no leading zero
+        wrong = (word & _U64(0xF0F0F0)) != _PATTERN[size]
+        wrong |= ((word & _U64(0x0F0F0F)) + _U64(0x060606)) & _U64(0xF0F0F0) != 0
+        wrong |= (length < 1) | (length > 3) | (value > 255)
+        wrong |= (length > 1) & ((word >> shift) & _U64(255) == 48)
+        m = len(ok)
+        wrong = wrong[:m] | wrong[m : 2 * m] | wrong[2 * m : 3 * m] | wrong[3 * m :]
+        value = value.astype(_I64)
+        number = (value[:m] << 24) | (value[m : 2 * m] << 16) | (value[2 * m : 3 * m] << 8)
+        number |= value[3 * m :]
+        odd[ok[wrong]] = True
+        codes = np.zeros(n, dtype=_I64)
+        right = ~wrong
+        found = self._v4_blocks[np.where(wrong, 0, number >> 16)]
+        search = np.flatnonzero(right & (found < 0))
+        found[search] = _find(self._v4_starts, self._v4_codes, number[search])
+        codes[ok[right]] = found[right]
+        return codes, odd
 
-    def _email_maybe(self, emails: pa.Array) -> pa.Array:
-        lowered = pc.utf8_lower(emails)
-        domains = _extract(lowered, r"@(?P<k>[^@]*)$")
-        maybe = _suffix_maybe(domains, self._email_two, self._email_one)
-        maybe = pc.or_(maybe, pc.is_in(lowered, value_set=self._email_exact))
-        maybe = pc.or_(maybe, pc.is_null(domains))
-        for pattern in self._regexes:
+    # -- URLs and e-mail -------------------------------------------------------------------
+
+    def _url(self, whole: _Whole, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each URL: its exact entries merged with its host's hit as a URL's
+        (the host cut as ``_url_host`` cuts it, from the lowercased URL)."""
+        source = whole.lower
+        starts, ends = source.starts[rows], source.ends[rows]
+        odd = whole.not_ascii[rows]
+        colons = source.positions(_COLON)
+        if len(colons):
+            after = np.minimum(colons + 1, source.size - 1)
+            marks = colons[
+                (source.data[after] == _SLASH)
+                & (source.data[np.minimum(after + 1, source.size - 1)] == _SLASH)
+            ]
+        else:
+            marks = colons
+        scheme = _first_at(marks, starts, ends - 2)
+        rest = np.where(scheme < ends - 2, scheme + 3, starts)
+        cut = _first_at(source.positions(_SLASH, _QUERY, _HASH), rest, ends)
+        at = _last_before(source.positions(_AT), rest, cut)
+        host = np.where(at >= 0, at + 1, rest)
+        host_end = _first_at(colons, host, cut)
+        lead = np.where(host < cut, source.data[np.minimum(host, source.size - 1)], 0)
+        odd |= (lead == _OPEN) | ((lead >= 48) & (lead <= 57))  # addresses: one by one
+        codes = np.zeros(len(rows), dtype=_I64)
+        walk = np.flatnonzero(~odd & (host_end > host))
+        if len(walk):
+            found, strange = self._hosts(source, host[walk], host_end[walk])
+            odd[walk] |= strange
+            codes[walk] = self.codes.apply("url", found, self.lists._as_url)
+        if len(self._urls):
+            lowered = pc.ascii_lower(pc.take(whole.column, pa.array(rows)))
+            exact = pc.fill_null(pc.index_in(lowered, value_set=self._urls), -1)
+            exact = exact.to_numpy(zero_copy_only=False).astype(_I64)
+            codes = self.codes.merge(
+                np.where(exact >= 0, self._url_codes[np.maximum(exact, 0)], 0), codes
+            )
+        return codes, odd
+
+    def _email(self, whole: _Whole, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(code, odd) of each e-mail address: exact entries, its domain's suffixes, regexes."""
+        source = whole.lower
+        starts, ends = source.starts[rows], source.ends[rows]
+        odd = whole.not_ascii[rows]
+        at = _last_before(source.positions(_AT), starts, ends)
+        domain = np.where(at >= 0, at + 1, starts)
+        codes = np.zeros(len(rows), dtype=_I64)
+        walk = np.flatnonzero(~odd & (domain < ends))
+        if len(walk):
+            found, strange = self._hosts(source, domain[walk], ends[walk], email=True)
+            codes[walk] = found
+            odd[walk] |= strange
+        if not len(self._emails) and not self._regexes:
+            return codes, odd
+        lowered = pc.ascii_lower(pc.take(whole.column, pa.array(rows)))
+        if len(self._emails):
+            exact = pc.fill_null(pc.index_in(lowered, value_set=self._emails), -1)
+            exact = exact.to_numpy(zero_copy_only=False).astype(_I64)
+            codes = self.codes.merge(
+                np.where(exact >= 0, self._email_codes[np.maximum(exact, 0)], 0), codes
+            )
+        if self._regexes:  # Python's "$" also matches before a final newline; RE2's does not
+            odd |= pc.match_substring(lowered, "\n").to_numpy(zero_copy_only=False)
+        for pattern, compiled, code in self._regexes:
             if pattern is None:
-                return pa.array([True] * len(emails))
-            maybe = pc.or_(maybe, pc.match_substring_regex(lowered, pattern))
-        return pc.fill_null(maybe, True)
-
-    def _ipv4(self, column: pa.Array) -> list[tuple[int, Hit | None]]:
-        parts = pc.split_pattern(column, ".")
-        good = pc.equal(pc.list_value_length(parts), 4)
-        if not pc.all(good).as_py():  # not all dotted quads: one at a time
-            ip = self.lists.ip
-            return [(i, h) for i, v in enumerate(column.to_pylist()) if (h := ip(v))]
-        octets = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy().reshape(-1, 4)
-        number = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
-        slot = np.searchsorted(self._v4_starts, number, side="right") - 1
-        hits, listed = self._v4_hits, self._v4_listed
-        at = np.nonzero(listed[slot])[0]  # slot -1 reads the trailing False
-        return [(i, hits[k]) for i, k in zip(at.tolist(), slot[at].tolist(), strict=True)]
+                matched = np.array([compiled.search(v) is not None for v in lowered.to_pylist()])
+            else:
+                matched = pc.match_substring_regex(lowered, pattern).to_numpy(zero_copy_only=False)
+            codes = self.codes.merge(codes, np.where(matched, code, 0))
+        return codes, odd
 
 
-_LOWER_HEX = re.compile(r"[0-9a-f]+")
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
-_HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
-_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)  # the 16 nibbles of a uint64, first highest
+class _Whole:
+    """The value column's bytes as written (hashes, addresses, domains) and lowercased (URLs,
+    e-mail), sharing the positions of punctuation."""
+
+    def __init__(self, column: pa.Array) -> None:
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        self.column = column
+        self.raw = _Bytes(column)
+        self._lower: _Bytes | None = None
+        self._not_ascii: np.ndarray | None = None
+
+    @property
+    def lower(self) -> _Bytes:
+        if self._lower is None:
+            lower = _Bytes(pc.ascii_lower(self.column))
+            if np.array_equal(lower.starts[:1], self.raw.starts[:1]):
+                lower.found = self.raw.found  # same offsets: punctuation at the same places
+            self._lower = lower
+        return self._lower
+
+    @property
+    def not_ascii(self) -> np.ndarray:
+        """Whether each row holds a non-ASCII byte (lowercased one by one, as Python does)."""
+        if self._not_ascii is None:
+            self._not_ascii = _rows_of(self.raw, np.flatnonzero(self.raw.data >= 128))
+        return self._not_ascii
 
 
-def _hex_prefix(column: pa.Array) -> tuple[int, np.ndarray] | None:
-    """(the width, the first 16 hex digits of each value as uint64) when every value is
-    lowercase hex of one width of at least 16; else None."""
-    if column.null_count or not len(column) or column.type != pa.string():
-        return None
-    _, offsets_buffer, data_buffer = column.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[column.offset :][: len(column) + 1]
-    width = int(offsets[1] - offsets[0])
-    if width < 16 or int(offsets[-1] - offsets[0]) != width * len(column):
-        return None
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    nibbles = _HEX[data.reshape(len(column), width)]
-    if (nibbles == 255).any():
-        return None
-    return width, (nibbles[:, :16].astype(np.uint64) << _SHIFTS).sum(axis=1, dtype=np.uint64)
+def _array(values: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values, pa.string())
 
 
-def _prefixes_by_width(keys: dict[str, Hit]) -> dict[int, np.ndarray]:
-    """The sorted uint64 prefixes (first 16 hex digits) of the hex keys, by key width."""
-    by_width: dict[int, list[str]] = {}
-    for key in filter(_LOWER_HEX.fullmatch, keys):
-        by_width.setdefault(len(key), []).append(key)
-    out = {}
-    for width, names in by_width.items():
-        prefix = _hex_prefix(pa.array(names, pa.string()))
-        if prefix is not None:
-            out[width] = np.unique(prefix[1])
+def _first_at(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The first of ``positions`` in each [start, end), else end."""
+    i = np.searchsorted(positions, starts)
+    found = (
+        np.where(i < len(positions), positions[np.minimum(i, len(positions) - 1)], -1)
+        if len(positions)
+        else np.full(len(starts), -1)
+    )
+    return np.where((found >= starts) & (found < ends), found, ends)
+
+
+def _last_before(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The last of ``positions`` in each [start, end), else -1."""
+    if not len(positions):
+        return np.full(len(starts), -1, dtype=_I64)
+    i = np.searchsorted(positions, ends) - 1
+    found = positions[np.maximum(i, 0)]
+    return np.where((i >= 0) & (found >= starts) & (found < ends), found, -1)
+
+
+def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """The code of the range each number falls in (0 before the first)."""
+    if not len(numbers) or not len(starts):
+        return np.zeros(len(numbers), dtype=_I64)
+    order = np.argsort(numbers)
+    slot = np.searchsorted(starts, numbers[order], side="right") - 1
+    out = np.empty(len(numbers), dtype=_I64)
+    out[order] = np.where(slot >= 0, codes[np.maximum(slot, 0)], 0)
     return out
 
 
-def _extract(column: pa.Array, pattern: str, name: str = "k") -> pa.Array:
-    """The group ``name`` of ``pattern`` in each value (null where it does not match)."""
-    matched = pc.match_substring_regex(column, pattern)
-    safe = pc.if_else(matched, column, pa.scalar("", pa.string()))
-    field = pc.struct_field(pc.extract_regex(safe, pattern), [name])
-    return pc.if_else(matched, field, pa.scalar(None, pa.string()))
+# the high nibbles of a right-aligned octet of 0…3 digits
+_PATTERN = np.array([0, 0x300000, 0x303000, 0x303030], dtype=np.uint64)
+_ALIGN = np.array([24, 16, 8, 0], dtype=np.uint64)  # the shift that right-aligns them
+_HEXA = np.full(256, 255, dtype=np.uint8)
+_HEXA[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+_HEXA[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
 
 
-def _suffix_keys(suffixes: dict[str, Hit]) -> tuple[pa.Array, pa.Array]:
-    """(the last two labels of every suffix entry, the one-label suffix entries)."""
-    two = {".".join(name.split(".")[-2:]) for name in suffixes if "." in name}
-    one = {name for name in suffixes if "." not in name}
-    return pa.array(sorted(two), pa.string()), pa.array(sorted(one), pa.string())
+def _ipv6(
+    checker: BatchChecker, source: _Bytes, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(code, odd) of each IPv6 address written in hex groups (``::`` allowed); any other
+    form (an embedded IPv4 address, a zone) is odd."""
+    n = len(starts)
+    odd = (ends - starts < 2) | (ends - starts > 39)
+    colons = source.positions(_COLON)
+    first = np.searchsorted(colons, starts)
+    count = np.searchsorted(colons, ends) - first
+    odd |= (count < 2) | (count > 7)
+    ok = np.flatnonzero(~odd)
+    codes = np.zeros(n, dtype=_I64)
+    if not len(ok):
+        return codes, odd
+    colons = np.r_[colons, source.size]
+    # the groups of each address: from its start or a colon to the next colon or its end
+    groups = count[ok] + 1
+    total = int(groups.sum())
+    firsts = np.cumsum(groups) - groups
+    lasts = firsts + groups - 1
+    row = np.repeat(np.arange(len(ok)), groups)
+    index = np.arange(total) - firsts[row]
+    colon_at = first[ok][row] + index
+    begin = np.where(index == 0, starts[ok][row], colons[np.maximum(colon_at - 1, 0)] + 1)
+    end = np.where(index == groups[row] - 1, ends[ok][row], colons[colon_at])
+    length = end - begin
+    wrong = np.bincount(row, weights=length > 4, minlength=len(ok)) > 0
+    word = source.word(begin)
+    number = np.zeros(total, dtype=_U64)
+    for j in range(4):
+        digit = _HEXA[((word >> _U64(8 * j)) & _U64(255)).astype(np.intp)]
+        used = j < length
+        wrong |= np.bincount(row, weights=used & (digit == 255), minlength=len(ok)) > 0
+        number = np.where(used, (number << _U64(4)) | digit.astype(_U64), number)
+    # "::": one empty group inside, two at either end, or three for "::" alone
+    empty = length == 0
+    empties = np.bincount(row, weights=empty, minlength=len(ok)).astype(_I64)
+    lead = empty[firsts] & empty[firsts + 1]
+    trail = empty[lasts] & empty[lasts - 1]
+    alone = (groups == 3) & (empties == 3)
+    inside = (empties == 1) & ~empty[firsts] & ~empty[lasts]
+    at_end = (empties == 2) & (lead ^ trail)
+    compressed = alone | inside | at_end
+    explicit = groups - empties
+    wrong |= ~compressed & (empties != 0)
+    wrong |= np.where(compressed, explicit > 7, explicit != 8)
+    # each written group's place among the 8: counted from the left before the "::", from
+    # the right after it
+    written = (~empty).astype(_I64)
+    seen = np.cumsum(written)
+    rank = seen - (seen[firsts] - written[firsts])[row] - 1
+    gaps = np.cumsum(empty)
+    after = gaps - (gaps[firsts] - empty[firsts])[row] > 0
+    place = np.where(after, 8 - explicit[row] + rank, rank)
+    keep = ~empty & ~wrong[row]
+    matrix = np.zeros((len(ok), 8), dtype=_U64)
+    matrix[row[keep], place[keep]] = number[keep]
+    shifts = np.array([48, 32, 16, 0], dtype=_U64)
+    high = np.bitwise_or.reduce(matrix[:, :4] << shifts, axis=1)
+    low = np.bitwise_or.reduce(matrix[:, 4:] << shifts, axis=1)
+    odd[ok[wrong]] = True
+    right = np.flatnonzero(~wrong)
+    codes[ok[right]] = _find128(checker, high[right], low[right])
+    return codes, odd
 
 
-def _suffix_maybe(hosts: pa.Array, two: pa.Array, one: pa.Array) -> pa.Array:
-    """Hosts that may be under a suffix entry: their last two labels are those of an entry,
-    or their last label is a one-label entry."""
-    last_two, last = _last_labels(hosts)
-    by_two = pc.is_in(last_two, value_set=two)
-    by_one = pc.is_in(last, value_set=one)
-    return pc.fill_null(pc.or_(by_two, by_one), False)
+def _rows_of(source: _Bytes, positions: np.ndarray) -> np.ndarray:
+    """Whether each row holds one of the byte ``positions``."""
+    rows = np.zeros(len(source.starts), bool)
+    if len(positions) and len(source.starts):
+        inside = positions[(positions >= source.starts[0]) & (positions < source.ends[-1])]
+        rows[np.searchsorted(source.starts, inside, side="right") - 1] = True
+    return rows
 
 
-def _url_hosts(urls: pa.Array) -> pa.Array:
-    """The host of each URL, as ``_URL_HOST`` finds it: the authority cut by two splits, and
-    the regular expression only for the few URLs whose scheme or authority is unusual (user
-    info, a port, a bracketed address)."""
-    parts = pc.split_pattern(urls, "://", max_splits=1)
-    two = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False)
-    scheme = pc.list_element(parts, 0)
-    rest = pc.list_element(pc.if_else(two, parts, pa.scalar(None, parts.type)), 1)
-    authority = pc.list_element(pc.split_pattern_regex(rest, r"[/?#]", max_splits=1), 0)
-    odd = pc.or_(
-        pc.or_(pc.match_substring(authority, "@"), pc.match_substring(authority, ":")),
-        pc.or_(
-            pc.match_substring(authority, "["),
-            pc.invert(pc.match_substring_regex(scheme, r"^[A-Za-z][A-Za-z0-9+.-]*$")),
-        ),
-    )
-    odd = pc.fill_null(pc.and_(two, odd), False)
-    if not pc.any(odd).as_py():
-        return authority
-    at = pc.indices_nonzero(odd)
-    exact = _extract(pc.take(urls, at), _URL_HOST, "h").to_pylist()
-    hosts = authority.to_pylist()
-    for i, host in zip(at.to_pylist(), exact, strict=True):
-        hosts[i] = host
-    return pa.array(hosts, pa.string())
-
-
-def _last_labels(hosts: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the last two labels, the last label) of each host (null for a null host; the first is
-    null for a one-label host): one reverse split, no regular expression."""
-    parts = pc.split_pattern(hosts, ".", max_splits=2, reverse=True)
-    lengths = pc.fill_null(pc.list_value_length(parts), 0)
-    ends = np.cumsum(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
-    flat = pc.list_flatten(parts)
-    if not len(flat):
-        empty = pa.nulls(len(hosts), pa.string())
-        return empty, empty
-    last = pc.take(flat, pa.array(np.maximum(ends - 1, 0)))
-    before = pc.take(flat, pa.array(np.maximum(ends - 2, 0)))
-    nothing = pa.scalar(None, pa.string())
-    two = pc.if_else(
-        pc.greater_equal(lengths, 2), pc.binary_join_element_wise(before, last, "."), nothing
-    )
-    return two, pc.if_else(pc.greater_equal(lengths, 1), last, nothing)
+def _find128(checker: BatchChecker, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    hi, lo, slots = checker._v6_hi, checker._v6_lo, checker._v6_slot
+    if not len(high) or not len(hi):
+        return np.zeros(len(high), dtype=_I64)
+    a = np.searchsorted(hi, high, side="left")
+    b = np.searchsorted(hi, high, side="right")
+    # among the starts with the same high word, those with a low word ≤ the address's
+    left, right = a.copy(), b.copy()
+    while True:
+        live = left < right
+        if not live.any():
+            break
+        mid = (left + right) // 2
+        le = lo[np.minimum(mid, len(lo) - 1)] <= low
+        left = np.where(live & le, mid + 1, left)
+        right = np.where(live & ~le, mid, right)
+    slot = left - 1
+    return np.where(slot >= 0, slots[np.maximum(slot, 0)], 0)
 
 
 def _re2(pattern: str, flags: int) -> str | None:
