@@ -29,7 +29,7 @@ from pathlib import Path
 
 from generator.publish import signing
 from generator.publish.folder import Destination, LocalDestination, PointerMoved, PublishError
-from generator.publish.headers import IMMUTABLE, SHORT, content_types
+from generator.publish.headers import IMMUTABLE, SHORT, content_encodings, content_types
 from generator.publish.minisign import SecretKey
 from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
@@ -130,9 +130,11 @@ def publish(
     present = dest.sizes("objects/")
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
-    sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
+    codings = content_encodings(manifest) if dest.encodes else {}
+    types = content_types(manifest["objects"])
+    sent = _upload(src, dest, missing, (types, codings), jobs, progress)
     for key, data, content_type in signing.extras(
-        build_id, manifest_raw, manifest["objects"], signer
+        build_id, manifest_raw, manifest["objects"], signer, manifest.get("coded")
     ):
         dest.put(key, data, content_type=content_type, cache_control=IMMUTABLE)
     if signer is not None:
@@ -200,11 +202,13 @@ def _upload(
     src: Path,
     dest: Destination,
     missing: dict[str, int],
-    types: dict[str, str],
+    metadata: tuple[dict[str, str], dict[str, str]],
     jobs: int,
     progress: Progress | None,
 ) -> int:
-    """Send every missing object on ``jobs`` threads; the first failure stops the rest."""
+    """Send every missing object on ``jobs`` threads; the first failure stops the rest.
+    ``metadata``: object key → Content-Type, and → Content-Encoding of a compressed one."""
+    types, codings = metadata
     if progress:
         progress("upload", 0, len(missing))
     if not missing:
@@ -217,6 +221,7 @@ def _upload(
             data,
             content_type=types.get(key, "application/octet-stream"),
             cache_control=IMMUTABLE,
+            content_encoding=codings.get(key),
         )
         return len(data)
 
