@@ -15,10 +15,13 @@ from urllib.parse import parse_qsl
 import pytest
 
 from generator.build.sinks import ObjectWriter
+from generator.publish import upload
 from tests.support import new_key, published
 from worker import encoding
 from worker.config import WorkerConfig, create_app
 from worker.contract import coded, layout
+from worker.contract import taxii_common as tc
+from worker.contract.taxii_epochs import appended
 from worker.http import Request, Response
 
 NOW = 1_795_000_000
@@ -244,3 +247,15 @@ def test_a_tiny_object_is_stored_and_served_as_text(app, data, manifest, no_comp
         assert header(resp, "content-encoding") is None
         assert header(resp, "etag") == text_tag(text)
         assert resp.source is not None  # the object itself: an edge may send it
+
+
+def test_publish_reads_the_taxii_meta_when_it_is_stored_compressed(tmp_path):
+    """Publish reads the TAXII collection's ``last`` from the build folder for the pointer's
+    epochs: a large ``meta.json`` is stored compressed and must be read as its text."""
+    out = ObjectWriter(tmp_path)
+    meta = tc.collection_key(tc.ALL_COLLECTION, "meta.json")
+    out.put(meta, json.dumps({"last": 1234, "types": ["indicator"] * 300}).encode())
+    assert meta in out.coded
+    manifest = {"objects": out.objects, "coded": out.coded}
+    epochs = upload._taxii_epochs(tmp_path, manifest, None, 1000.0, 0)
+    assert epochs == appended(None, 1234, 1000 * 1_000_000)

@@ -36,7 +36,7 @@ from generator.store import bucket as store_bucket
 from generator.store import lifecycle
 from generator.store.generations import Store
 from worker.contract import changes as changes_contract
-from worker.contract import layout
+from worker.contract import coded, layout
 from worker.contract import taxii_common as tc
 from worker.contract.taxii_epochs import appended
 
@@ -325,7 +325,10 @@ def _taxii_epochs(
     entry = manifest["objects"].get(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
     if entry is None:
         return None
-    last = json.loads(_read(src / layout.object_key(entry[0]))).get("last", -1)
+    raw = _read(src / layout.object_key(entry[0]))
+    if tc.collection_key(tc.ALL_COLLECTION, "meta.json") in (manifest.get("coded") or {}):
+        raw = coded.decompress(raw)  # stored compressed (worker/contract/coded.py)
+    last = json.loads(raw).get("last", -1)
     old = json.loads(pointer).get("taxii_epochs") if pointer else None
     visible_at = math.ceil(now + grace) if grace > 0 else math.floor(now)
     return appended(old, last, visible_at * 1_000_000)
