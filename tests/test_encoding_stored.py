@@ -18,6 +18,7 @@ from generator.build.sinks import ObjectWriter
 from generator.publish import upload
 from tests.support import new_key, published
 from worker import encoding
+from worker.buckets.storage import TEXTS
 from worker.config import WorkerConfig, create_app
 from worker.contract import coded, layout
 from worker.contract import taxii_common as tc
@@ -117,6 +118,8 @@ def test_a_client_that_refuses_compression_gets_the_exact_text(app, data, manife
     assert header(resp, "etag") == text_tag(text)
     assert "Accept-Encoding" in (header(resp, "vary") or "")
     assert resp.source is None  # the body is not the stored object: no edge may send that
+    sha = manifest["objects"][layout.site_key(PAGE)][0]
+    assert TEXTS.get((sha, 0)) == text  # inflated once, then kept for the next such client
     assert dict(resp.raw_headers(False))[b"content-length"] == str(len(text)).encode()
 
 

@@ -154,6 +154,9 @@ class Blocks:
 
 
 BLOCKS = Blocks()
+# The texts of objects stored compressed, inflated for clients that refuse compression
+# (``Build.text``): once per object and process while they fit, keyed by object hash.
+TEXTS = Blocks()
 
 
 class Build:
@@ -187,6 +190,18 @@ class Build:
         if ref.coding is not None:
             return coded.decompress(self.packed(ref))
         return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size, ref.size)
+
+    def text(self, key: str) -> bytes | None:
+        """``read``, for an answer sent whole to a client that refuses compression: the text of
+        an object stored compressed is inflated once and kept (``TEXTS``) while it fits."""
+        ref = self.objects.get(key)
+        if ref is None or ref.coding is None:
+            return self.read(key)
+        found = TEXTS.get((ref.sha256, 0))
+        if found is None:
+            found = coded.decompress(self.packed(ref))
+            TEXTS.put((ref.sha256, 0), found)
+        return found
 
     def packed(self, ref: ObjectRef) -> bytes:
         """The stored bytes of a compressed object (``ref.coding``), as they are."""

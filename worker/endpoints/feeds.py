@@ -78,7 +78,7 @@ def feed_file(ctx: Ctx) -> Response:
         ctx.req,
         ref.text_tag,
         file.media_type,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
         stored=stored(build, ref),
     )

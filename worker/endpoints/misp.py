@@ -79,7 +79,7 @@ def feed_file(ctx: Ctx) -> Response:
         ctx.req,
         ref.text_tag,
         content_type,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
         stored=encoding.stored(build, ref),
     )

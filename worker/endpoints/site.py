@@ -57,7 +57,7 @@ def page(ctx: Ctx) -> Response:
         ctx.req,
         ref.text_tag,
         kind,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
         cache=PUBLIC,
         stored=stored(build, ref),
