@@ -3,6 +3,7 @@ decides, nginx sends the bytes, and a client sees the same answers as from the w
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,12 +160,23 @@ def test_nginx_sends_the_bytes_the_worker_names(worker, edge, data_dir, answers)
     written once into the answers folder, is named in X-Accel-Redirect."""
     key = new_key(data_dir, "enterprise")
     plain_headers = {"Accept-Encoding": "identity"}
-    download = get(worker.url, "/feeds/misp/hashes.csv", key, **plain_headers)
+    # a download stored compressed, to a gzip client: nginx sends the object file as it is
+    download = get(worker.url, "/feeds/misp/hashes.csv", key, **{"Accept-Encoding": "gzip"})
     assert download.status_code == 200 and download.content == b""
+    assert download.headers["content-encoding"] == "gzip"
     target = download.headers["x-accel-redirect"]
     assert target.startswith("/_socdef/objects/")
     on_disk = data_dir / "bucket" / "objects" / target.removeprefix("/_socdef/objects/")
-    assert on_disk.read_bytes() == get(edge.url, "/feeds/misp/hashes.csv", key).content
+    sent = get(edge.url, "/feeds/misp/hashes.csv", key, **{"Accept-Encoding": "gzip"})
+    assert sent.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(on_disk.read_bytes()) == sent.content  # httpx decoded it
+    # to a client that refuses compression: the text, written once into the answers folder
+    text = get(worker.url, "/feeds/misp/hashes.csv", key, **plain_headers)
+    target = text.headers["x-accel-redirect"]
+    assert text.content == b"" and target.startswith("/_socdef/answers/")
+    written = answers / target.removeprefix("/_socdef/answers/")
+    assert written.read_bytes() == sent.content
+    assert get(edge.url, "/feeds/misp/hashes.csv", key, **plain_headers).content == sent.content
 
     poll = get(worker.url, "/api/v1/iocs", key, **plain_headers)
     target = poll.headers["x-accel-redirect"]

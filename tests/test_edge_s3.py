@@ -54,6 +54,24 @@ def test_a_large_download_is_a_redirect_to_a_presigned_url(setup, moto_s3):
     assert following.content == alone.content
 
 
+def test_a_client_that_refuses_compression_gets_the_text_from_the_worker(setup, moto_s3):
+    """The download is stored gzip-compressed and S3 sends it so: a client that refuses
+    compression is not redirected there but gets the text from the worker."""
+    redirecting, plain, data = setup
+    key = new_key(data, "enterprise")
+    identity = {**bearer(key), "Accept-Encoding": "identity"}
+    kept = httpx.get(redirecting.url + DOWNLOAD, headers=identity)
+    assert kept.status_code == 200 and "content-encoding" not in kept.headers
+    alone = httpx.get(plain.url + DOWNLOAD, headers=identity)
+    assert kept.content == alone.content and len(kept.content) > 100_000
+    moved = httpx.get(
+        redirecting.url + DOWNLOAD, headers={**bearer(key), "Accept-Encoding": "gzip"}
+    )
+    assert moved.status_code == 307
+    fetched = httpx.get(moved.headers["location"], headers={"Accept-Encoding": "gzip"})
+    assert fetched.headers["content-encoding"] == "gzip" and fetched.content == alone.content
+
+
 def test_each_redirect_is_signed_anew(setup):
     """A presigned URL expires, so the worker never keeps one for its hot path."""
     redirecting, _, data = setup

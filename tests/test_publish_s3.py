@@ -90,11 +90,14 @@ def test_cli_publish_to_s3_honours_the_aws_environment_and_sets_metadata(moto_s3
         layout.default_key("pro", layout.ACTIVE_VIEW, "csv"): "text/csv",
         layout.view_index_key(layout.ACTIVE_VIEW): "application/json",
     }
+    compressed = manifest.get("coded", {})
+    assert layout.default_key("pro", layout.ACTIVE_VIEW, "csv") in compressed
     for logical, media in expected.items():
         meta = head(logical)
         assert meta["ContentType"].startswith(media), logical
         assert meta["CacheControl"] == "public, max-age=31536000, immutable"
-        assert "ContentEncoding" not in meta  # ranges are read from these: stored as is
+        # text sent whole is stored gzip-compressed and says so; ranges are read from the rest
+        assert meta.get("ContentEncoding") == ("gzip" if logical in compressed else None), logical
 
 
 def test_cli_publish_errors_are_one_line(moto_s3, tmp_path):

@@ -18,7 +18,7 @@ from generator.publish.minisign import parse_public
 from tests.conftest import ROOT, announced, socdef, stop_process
 from tests.s3fixture import moto_s3_fixture  # noqa: F401 - the moto_s3 fixture
 from tests.support import published
-from worker.contract import layout
+from worker.contract import coded, layout
 
 MINISIGN = shutil.which("minisign")
 
@@ -86,12 +86,15 @@ def test_minisign_verifies_the_manifest_and_every_sha256sums(signed):
 
 
 def test_sha256sum_checks_the_files_of_a_download_set(signed, tmp_path):
-    """The MISP feed's files, downloaded under their names, pass ``sha256sum -c``."""
+    """The MISP feed's files, downloaded under their names (as text: a client decodes the
+    files stored compressed), pass ``sha256sum -c``."""
     bucket, build_id = signed / "bucket", current(signed)
-    objects = json.loads((bucket / layout.manifest_key(build_id)).read_text())["objects"]
-    for key, (sha, _) in objects.items():
+    manifest = json.loads((bucket / layout.manifest_key(build_id)).read_text())
+    for key, (sha, _) in manifest["objects"].items():
         if key.startswith("feeds/misp/"):
-            shutil.copy(bucket / layout.object_key(sha), tmp_path / key.removeprefix("feeds/misp/"))
+            stored = (bucket / layout.object_key(sha)).read_bytes()
+            text = coded.decompress(stored) if key in manifest.get("coded", {}) else stored
+            (tmp_path / key.removeprefix("feeds/misp/")).write_bytes(text)
     shutil.copy(bucket / layout.sums_key(build_id, "feeds/misp/"), tmp_path / "SHA256SUMS")
     checked = subprocess.run(
         ["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True, text=True

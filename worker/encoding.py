@@ -7,16 +7,27 @@ that as the last step before a response is sent. The representation gets its own
 included. Every route answers ``If-None-Match`` through ``conditional``, which compares it with
 the tag of the representation a 200 would carry and names that tag in the 304 (RFC 9110
 § 13.1.2, § 15.4.5). An ETag names its bytes exactly, so compressed bodies are kept under
-(ETag, coding): the hourly poll's answer is compressed once per build, not once per request.
+(ETag, coding): an answer composed at request time is compressed once per build, not once per
+request.
+
+An answer that is one stored object, stored compressed (``worker/contract/coded.py``), is sent
+as stored to a client that accepts its coding: ``conditional`` with ``stored`` negotiates that
+coding first on equal q-values and sends the bucket's bytes with ``Content-Encoding``, so
+nothing is compressed in the request path. A client that refuses it gets the text, inflated.
 """
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from worker.buckets.cache import ByteCache
 from worker.http import PRIVATE, Request, Response, etag_matches, http_date
+
+if TYPE_CHECKING:
+    from worker.buckets.storage import Build, ObjectRef
 
 try:  # optional: a small compiled extension; gzip alone is enough
     import brotli
@@ -69,8 +80,9 @@ def accepted(header: str | None) -> dict[str, float]:
     return weights
 
 
-def choose(header: str | None) -> str | None:
-    """The coding to send, or None for identity (ties go to compression, br before gzip)."""
+def choose(header: str | None, prefer: str | None = None) -> str | None:
+    """The coding to send, or None for identity (ties go to compression: ``prefer``, the
+    coding an answer is stored in, first, then br before gzip)."""
     if not header:  # the common poller: nothing to negotiate
         return None
     weights = accepted(header)
@@ -79,7 +91,8 @@ def choose(header: str | None) -> str | None:
     def q(name: str, default: float) -> float:
         return weights.get(name, star if star is not None else default)
 
-    best = max((c for c in PREFERENCE if c in CODERS), key=lambda c: q(c, 0.0), default=None)
+    order = ((prefer,) if prefer in CODERS else ()) + PREFERENCE
+    best = max((c for c in order if c in CODERS), key=lambda c: q(c, 0.0), default=None)
     # identity ranks only when named (or by "*"): "gzip;q=0.5" alone still means gzip
     if best is None or q(best, 0.0) <= 0 or q("identity", 0.0) > q(best, 0.0):
         return None
@@ -104,14 +117,37 @@ def textual(content_type: str) -> bool:
     return content_type.startswith(TEXTUAL)
 
 
-def coding_for(req: Request, content_type: str) -> str | None:
+def coding_for(req: Request, content_type: str, prefer: str | None = None) -> str | None:
     """The coding a 200 of ``content_type`` is sent in when its body has ``MIN_SIZE`` bytes or
-    more; None: identity whatever its size."""
-    return choose(req.headers.get("accept-encoding")) if textual(content_type) else None
+    more (``prefer``: the coding it is stored in); None: identity whatever its size."""
+    if not textual(content_type):
+        return None
+    return choose(req.headers.get("accept-encoding"), prefer)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An answer that is one object stored compressed: its coding and its stored bytes (a text
+    of at least ``MIN_SIZE`` bytes, so its coded representation is always the coded one)."""
+
+    coding: str
+    packed: Callable[[], bytes]
+
+
+def stored(build: Build, ref: ObjectRef | None) -> Stored | None:
+    """The stored form of object ``ref`` of ``build`` when it is stored compressed."""
+    if ref is None or ref.coding is None:
+        return None
+    coding = ref.coding
+    return Stored(coding, lambda: build.packed(ref))
 
 
 def selected_tag(
-    req: Request, etag: str, content_type: str, body: Callable[[], bytes]
+    req: Request,
+    etag: str,
+    content_type: str,
+    body: Callable[[], bytes],
+    prefer: str | None = None,
 ) -> tuple[str, bytes | None]:
     """(the ETag a 200 would carry, the body if it had to be computed to know that).
 
@@ -120,7 +156,7 @@ def selected_tag(
     A listed coded tag needs no body: it is only ever sent beside a coded body of the bytes the
     tag names, so a 200 of those bytes would be coded again."""
     inm = req.headers.get("if-none-match") or ""
-    coding = coding_for(req, content_type) if inm else None
+    coding = coding_for(req, content_type, prefer) if inm else None
     if coding is None:
         return etag, None
     coded = suffixed(etag, coding)
@@ -140,17 +176,29 @@ def conditional(
     *,
     modified: int | None,
     cache: str = PRIVATE,
+    stored: Stored | None = None,
 ) -> Response:
     """Conditional GET for every route: a 200 with ``body()``, or a 304 when ``If-None-Match``
     matches the tag of the representation the 200 would be (``etag``, the identity tag, or its
     coded form: ``selected_tag``); the 304 names that tag and is computed without the body where
     the tag alone decides. Headers in this order: ``etag`` (on a 200 the identity tag, which
     ``Encoder`` suffixes when it compresses), ``last-modified`` (``modified``, a Unix time; None
-    leaves it out), ``cache-control`` (``cache``)."""
-    tag, content = selected_tag(req, etag, content_type, body)
+    leaves it out), ``cache-control`` (``cache``). With ``stored``, a client that accepts its
+    coding gets the stored bytes, their coded tag and ``Content-Encoding`` (``body`` is not
+    called); any other gets ``body()``, the text."""
+    prefer = stored.coding if stored is not None else None
+    if stored is not None and coding_for(req, content_type, prefer) == prefer:
+        tag, content = suffixed(etag, stored.coding), None
+    else:
+        stored = None
+        tag, content = selected_tag(req, etag, content_type, body, prefer)
     if etag_matches(req.headers.get("if-none-match"), tag):
         resp = Response(304, b"", content_type)
         resp.header("etag", tag)
+    elif stored is not None:
+        resp = Response(200, stored.packed(), content_type)
+        resp.header("etag", tag)
+        resp.header("content-encoding", stored.coding)
     else:
         resp = Response(200, body() if content is None else content, content_type)
         resp.header("etag", etag)
@@ -194,3 +242,11 @@ class Encoder:
             found = CODERS[coding](body)
             self.cache.put(etag, found)
         return found
+
+
+def from_object(resp: Response, ref: ObjectRef | None) -> Response:
+    """Name ``ref`` the source of ``resp`` (an edge may send the object itself) when the body
+    is the object byte for byte: a text stored as text, or the stored bytes of a coded one."""
+    if ref is not None and (ref.coding is None or _header(resp, "content-encoding") == ref.coding):
+        resp.source = ref
+    return resp

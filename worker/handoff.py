@@ -14,7 +14,10 @@ nginx sends instead:
 Errors, 304s, redirects and every header are the worker's, so a client cannot tell the two
 deployments apart. With a presigner (an S3 bucket and ``--redirect-large``), a body that is one
 object of at least ``redirect_min`` bytes is answered ``307`` to a short-lived presigned URL of
-that object instead (docs/deploy.md, "Large downloads from S3").
+that object instead (docs/deploy.md, "Large downloads from S3"). An object stored compressed
+(``worker/contract/coded.py``) is the body only of an answer sent in its coding, so only a
+client that accepts gzip is sent to it (S3 marks it ``Content-Encoding: gzip``); the others get
+the text from the worker.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from exports.model import IOCRecord
 from worker.buckets.storage import Build
-from worker.contract import framing, layout
+from worker.contract import coded, framing, layout
 
 if TYPE_CHECKING:
     from generator.store.generations import Store
@@ -37,15 +37,23 @@ class ObjectWriter:
         self.root = root
         self.objects: dict[str, list] = {}
         self.framed: dict[str, int] = {}  # key → size of the text of a framed object
+        self.coded: dict[str, list] = {}  # key → [coding, SHA-256, size] of a coded one's text
         self._folders: set[str] = set()  # object folders known to exist
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         """Store ``data`` (bytes, or a C-contiguous byte view) under ``key``; framed when the
-        layout says so (``worker/contract/framing.py``)."""
+        layout says so (``worker/contract/framing.py``), compressed whole when that pays
+        (``worker/contract/coded.py``)."""
         if framing.is_framed(key):
             text = data.nbytes if isinstance(data, memoryview) else len(data)
             data = framing.frame(data)
             self.framed[key] = text
+        elif coded.is_codable(key):
+            packed = coded.compress(data)
+            if packed is not None:
+                text = data.nbytes if isinstance(data, memoryview) else len(data)
+                self.coded[key] = [coded.CODING, hashlib.sha256(data).hexdigest(), text]
+                data = packed
         size = data.nbytes if isinstance(data, memoryview) else len(data)
         path = self._claim(key, hashlib.sha256(data).hexdigest(), size)
         if path is not None:
@@ -104,11 +112,15 @@ class ObjectStream:
         self.tmp = os.path.join(folder, f".stream.{os.getpid()}.{ObjectStream._made}.tmp")
         self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by __exit__)
         self.framer = framing.Framer(self._store) if framing.is_framed(key) else None
+        # a codable text: held until it is long enough to compress, then compressed as written
+        self.coder = coded.Coder(self._store) if coded.is_codable(key) else None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.size += data.nbytes if isinstance(data, memoryview) else len(data)
         if self.framer is not None:
             self.framer.write(data)
+        elif self.coder is not None:
+            self.coder.write(data)
         else:
             self._store(data)
 
@@ -124,11 +136,29 @@ class ObjectStream:
         if kind is None and self.framer is not None:
             self.framer.finish()
             self.writer.framed[self.key] = self.framer.size
+        if kind is None and self.coder is not None:
+            self._finish_coded(self.coder)
         self.file.close()
         if kind is not None:
             os.unlink(self.tmp)
             return
         self.writer._place(self.key, self.tmp, self.digest.hexdigest(), self.stored)
+
+    def _finish_coded(self, coder: coded.Coder) -> None:
+        """Store a short text as it is; list a compressed one under ``coded``; a text that did
+        not get smaller is stored again as text (inflated from the temporary file)."""
+        text = coder.finish()
+        if text is not None:  # never compressed: shorter than coded.MIN_SIZE
+            self._store(text)
+        elif self.stored >= self.size:
+            self.file.close()
+            with open(self.tmp, "rb") as fh:
+                plain = coded.decompress(fh.read())
+            self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by __exit__)
+            self.digest, self.stored = hashlib.sha256(), 0
+            self._store(plain)
+        else:
+            self.writer.coded[self.key] = [coded.CODING, coder.digest.hexdigest(), self.size]
 
 
 @dataclass(frozen=True, slots=True)

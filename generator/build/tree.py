@@ -380,7 +380,8 @@ def _second_process(
         lane = _second_lane(out_dir, info)
         lane.run(shipped_days(spool, notices), info, count)
         framed = {**lane.out.framed, **lane.derived.framed}
-        conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages, framed))
+        coded = {**lane.out.coded, **lane.derived.coded}
+        conn.send(("ok", lane.out.objects, lane.derived.objects, lane.stages, framed, coded))
     except BaseException as exc:
         expected = isinstance(exc, (OSError, SocdefError))  # a full disk, not a bug
         with contextlib.suppress(OSError):  # the first process may be gone (killed)
@@ -503,14 +504,17 @@ def _build(
     # The id names the data; derived objects (default answers, the MISP feed, ...) carry it.
     build_id = _build_id(generated_at, source_name, out.objects)
     data_only = Build(
-        LocalBucket(out.root), _manifest(build_id, generated_at, out.objects, framed=out.framed)
+        LocalBucket(out.root),
+        _manifest(build_id, generated_at, out.objects, framed=out.framed, coded=out.coded),
     )
     _merge(out, derived_objects)
     derived = DerivedInfo(data_only, sorted(views.days), source_name)
     for stage in DERIVED_STAGES:
         stage(out, derived)
         clock.lap(stage.__name__)
-    manifest = _manifest(build_id, generated_at, out.objects, iocs=count, framed=out.framed)
+    manifest = _manifest(
+        build_id, generated_at, out.objects, iocs=count, framed=out.framed, coded=out.coded
+    )
     path = out_dir / layout.manifest_key(build_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
@@ -544,6 +548,7 @@ def _join(
     out = main.out
     derived_objects = dict(main.derived.objects)
     out.framed.update(main.derived.framed)
+    out.coded.update(main.derived.coded)
     stages.update(main.stages)
     clock.last = time.perf_counter()
     if child is not None and receiver is not None:
@@ -561,9 +566,10 @@ def _join(
             error = SecondProcessFailed(message) if answer[2] else RuntimeError(message)
             error.add_note(answer[1])
             raise error
-        _, objects, child_derived, child_stages, framed = answer
+        _, objects, child_derived, child_stages, framed, coded = answer
         _merge(out, objects)
         out.framed.update(framed)
+        out.coded.update(coded)
         derived_objects.update(child_derived)
         stages.update({f"2:{name}": seconds for name, seconds in child_stages.items()})
     return derived_objects
@@ -609,9 +615,11 @@ def _manifest(
     objects: dict[str, list],
     iocs: int = 0,
     framed: dict[str, int] | None = None,
+    coded: dict[str, list] | None = None,
 ) -> dict:
-    """The manifest: every object's stored SHA-256 and size, and the size of the text of each
-    framed one (``worker/contract/framing.py``)."""
+    """The manifest: every object's stored SHA-256 and size, the size of the text of each
+    framed one (``worker/contract/framing.py``), and the coding, SHA-256 and size of the text
+    of each compressed one (``worker/contract/coded.py``)."""
     manifest = {
         "build_id": build_id,
         "format_version": layout.FORMAT_VERSION,
@@ -621,4 +629,6 @@ def _manifest(
     }
     if framed:
         manifest["framed"] = {key: framed[key] for key in sorted(framed) if key in objects}
+    if coded:
+        manifest["coded"] = {key: coded[key] for key in sorted(coded) if key in objects}
     return manifest

@@ -3,8 +3,10 @@
 An object's type follows from the logical key(s) that name it in the manifest. Day partitions
 and TAXII data chunks are stored framed (independently compressed blocks with a block table,
 ``worker/contract/framing.py``), so they are binary to HTTP; offsets, line numbers and
-timestamps are binary too. No object carries ``Content-Encoding``: the worker reads framed
-objects by byte range and inflates the blocks itself (see docs/publish.md).
+timestamps are binary too: the worker reads framed objects by byte range and inflates the
+blocks itself. The objects stored compressed whole (``worker/contract/coded.py``) carry
+``Content-Encoding: gzip`` where the bucket can say so (S3), so a presigned URL or a CDN sends
+them as what they are (see docs/publish.md).
 """
 
 from __future__ import annotations
@@ -57,3 +59,13 @@ def content_types(objects: dict[str, list]) -> dict[str, str]:
     for key in sorted(objects):
         types.setdefault(layout.object_key(objects[key][0]), content_type(key))
     return types
+
+
+def content_encodings(manifest: dict) -> dict[str, str]:
+    """Object key → Content-Encoding of each object stored compressed whole."""
+    objects = manifest["objects"]
+    return {
+        layout.object_key(objects[key][0]): coding[0]
+        for key, coding in (manifest.get("coded") or {}).items()
+        if key in objects
+    }

@@ -31,13 +31,17 @@ from worker.contract import layout
 Extra = tuple[str, bytes, str]  # key, bytes, content type
 
 
-def download_sets(objects: Mapping[str, Sequence[object]]) -> dict[str, bytes]:
-    """``SHA256SUMS`` text per download set of a manifest's ``objects``."""
+def download_sets(
+    objects: Mapping[str, Sequence[object]], coded: Mapping[str, Sequence[object]] | None = None
+) -> dict[str, bytes]:
+    """``SHA256SUMS`` text per download set of a manifest's ``objects``: the hash of what a
+    download holds, the text of an object stored compressed (the manifest's ``coded``)."""
     lines: dict[str, list[str]] = {}
     for key in sorted(objects):
         prefix = layout.download_set(key)
         if prefix is not None:
-            lines.setdefault(prefix, []).append(f"{objects[key][0]}  {key[len(prefix) :]}\n")
+            sha = coded[key][1] if coded and key in coded else objects[key][0]
+            lines.setdefault(prefix, []).append(f"{sha}  {key[len(prefix) :]}\n")
     return {prefix: "".join(rows).encode() for prefix, rows in lines.items()}
 
 
@@ -50,10 +54,11 @@ def extras(
     manifest_raw: bytes,
     objects: Mapping[str, Sequence[object]],
     signer: SecretKey | None,
+    coded: Mapping[str, Sequence[object]] | None = None,
 ) -> list[Extra]:
     """The objects to write beside the build, the manifest's signature last."""
     out: list[Extra] = []
-    for prefix, text in download_sets(objects).items():
+    for prefix, text in download_sets(objects, coded).items():
         key = layout.sums_key(build_id, prefix)
         out.append((key, text, "text/plain; charset=utf-8"))
         if signer is not None:

@@ -29,14 +29,14 @@ from pathlib import Path
 
 from generator.publish import signing
 from generator.publish.folder import Destination, LocalDestination, PointerMoved, PublishError
-from generator.publish.headers import IMMUTABLE, SHORT, content_types
+from generator.publish.headers import IMMUTABLE, SHORT, content_encodings, content_types
 from generator.publish.minisign import SecretKey
 from generator.publish.signing import SIG
 from generator.store import bucket as store_bucket
 from generator.store import lifecycle
 from generator.store.generations import Store
 from worker.contract import changes as changes_contract
-from worker.contract import layout
+from worker.contract import coded, layout
 from worker.contract import taxii_common as tc
 from worker.contract.taxii_epochs import appended
 
@@ -130,9 +130,11 @@ def publish(
     present = dest.sizes("objects/")
     wanted = _wanted(manifest["objects"])
     missing = {key: size for key, size in wanted.items() if present.get(key) != size}
-    sent = _upload(src, dest, missing, content_types(manifest["objects"]), jobs, progress)
+    codings = content_encodings(manifest) if dest.encodes else {}
+    types = content_types(manifest["objects"])
+    sent = _upload(src, dest, missing, (types, codings), jobs, progress)
     for key, data, content_type in signing.extras(
-        build_id, manifest_raw, manifest["objects"], signer
+        build_id, manifest_raw, manifest["objects"], signer, manifest.get("coded")
     ):
         dest.put(key, data, content_type=content_type, cache_control=IMMUTABLE)
     if signer is not None:
@@ -200,11 +202,13 @@ def _upload(
     src: Path,
     dest: Destination,
     missing: dict[str, int],
-    types: dict[str, str],
+    metadata: tuple[dict[str, str], dict[str, str]],
     jobs: int,
     progress: Progress | None,
 ) -> int:
-    """Send every missing object on ``jobs`` threads; the first failure stops the rest."""
+    """Send every missing object on ``jobs`` threads; the first failure stops the rest.
+    ``metadata``: object key → Content-Type, and → Content-Encoding of a compressed one."""
+    types, codings = metadata
     if progress:
         progress("upload", 0, len(missing))
     if not missing:
@@ -217,6 +221,7 @@ def _upload(
             data,
             content_type=types.get(key, "application/octet-stream"),
             cache_control=IMMUTABLE,
+            content_encoding=codings.get(key),
         )
         return len(data)
 
@@ -320,7 +325,10 @@ def _taxii_epochs(
     entry = manifest["objects"].get(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
     if entry is None:
         return None
-    last = json.loads(_read(src / layout.object_key(entry[0]))).get("last", -1)
+    raw = _read(src / layout.object_key(entry[0]))
+    if tc.collection_key(tc.ALL_COLLECTION, "meta.json") in (manifest.get("coded") or {}):
+        raw = coded.decompress(raw)  # stored compressed (worker/contract/coded.py)
+    last = json.loads(raw).get("last", -1)
     old = json.loads(pointer).get("taxii_epochs") if pointer else None
     visible_at = math.ceil(now + grace) if grace > 0 else math.floor(now)
     return appended(old, last, visible_at * 1_000_000)

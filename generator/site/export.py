@@ -2,7 +2,8 @@
 
 The ``site/…`` objects of the build are written under DIR with the paths the worker serves
 them at (``site/docs/index.html`` → ``DIR/docs/index.html``), each whole through a temporary
-file and a rename. Nothing else of the build is copied.
+file and a rename, as text (pages stored compressed are inflated: ``worker/contract/coded.py``).
+Nothing else of the build is copied.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import os
 from pathlib import Path
 
 from generator.errors import CorruptFile, MissingFile, on_disk
-from worker.contract import layout
+from worker.contract import coded, layout
 
 PREFIX = "site/"
 
 
-def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, Path]:
-    """Relative path → object file, for every site object of the build (default: the latest)."""
+def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, tuple[Path, bool]]:
+    """Relative path → (object file, whether it is stored compressed), for every site object
+    of the build (default: the latest)."""
     if build_id is None:
         latest = build_dir / "LATEST"
         if not latest.is_file():
@@ -31,8 +33,9 @@ def site_files(build_dir: Path, build_id: str | None = None) -> dict[str, Path]:
         raise CorruptFile(
             f"the build manifest {path} is damaged ({exc}); run socdef build"
         ) from exc
+    compressed = manifest.get("coded") or {}
     files = {
-        key[len(PREFIX) :]: build_dir / layout.object_key(sha)
+        key[len(PREFIX) :]: (build_dir / layout.object_key(sha), key in compressed)
         for key, (sha, _size) in manifest["objects"].items()
         if key.startswith(PREFIX)
     }
@@ -51,12 +54,13 @@ def export_site(build_dir: Path, out_dir: Path, build_id: str | None = None) -> 
     return len(files)
 
 
-def _write(root: Path, files: dict[str, Path], out_dir: Path) -> None:
-    for rel, source in files.items():
+def _write(root: Path, files: dict[str, tuple[Path, bool]], out_dir: Path) -> None:
+    for rel, (source, compressed) in files.items():
         target = (root / rel).resolve()
         if not target.is_relative_to(root):
             raise CorruptFile(f"site object {rel!r} lies outside {out_dir}")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(source.read_bytes())
+        data = source.read_bytes()
+        tmp.write_bytes(coded.decompress(data) if compressed else data)
         os.replace(tmp, target)

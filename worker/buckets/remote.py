@@ -3,7 +3,9 @@
 Both speak plain HTTP/1.1 GETs with ``Range`` on keep-alive connections (one per thread).
 Whole reads accept ``gzip`` and decode it (the publisher stores large manifests compressed);
 range reads ask for ``identity``, since a range of a compressed stream is not a range of the
-object. :func:`open_bucket` turns the ``bucket`` setting into a bucket.
+object. An object stored compressed (``worker/contract/coded.py``) carries ``Content-Encoding:
+gzip`` on S3 whatever the request asks: its ranges are the stored bytes, recognised by the
+object's stored size in ``Content-Range``. :func:`open_bucket` turns the ``bucket`` setting into a bucket.
 """
 
 from __future__ import annotations
@@ -126,18 +128,21 @@ class HttpBucket:
         if reply.status == 200:  # the origin ignored the range: cut it here
             body = reply.body[start:end]
         else:
-            self._check(reply, key, 206)
+            self._check(reply, key, 206, size)
             body = reply.body
         if len(body) != end - start:
             raise StorageError(f"{key}: asked for {end - start} bytes at {start}, got {len(body)}")
         return body
 
-    def _check(self, reply: Reply, key: str, expected: int) -> None:
+    def _check(self, reply: Reply, key: str, expected: int, size: int | None = None) -> None:
         if reply.status != expected:
             detail = reply.body[:200].decode("utf-8", "replace").strip()
             raise StorageError(f"{self!r}: GET {key} answered {reply.status} {detail}")
         if expected == 206 and reply.headers.get("content-encoding", "identity") != "identity":
-            raise StorageError(f"{key}: a range came back encoded; serve objects uncompressed")
+            # a stored compressed object's own bytes: the total is its stored size
+            total = reply.headers.get("content-range", "").rpartition("/")[2]
+            if size is None or total != str(size):
+                raise StorageError(f"{key}: a range came back encoded; serve objects uncompressed")
 
 
 class S3Bucket(HttpBucket):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from worker.contract import framing, layout
+from worker.contract import coded, framing, layout
 
 if TYPE_CHECKING:  # the signed pointer's check imports cryptography: only when configured
     from worker.buckets.trust import PointerTrust
@@ -88,14 +88,35 @@ class LocalBucket:
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
-    sha256: str
+    sha256: str  # of the object in the bucket
     size: int  # bytes of its text (what a reader addresses)
     stored: int = -1  # bytes in the bucket when framed (worker/contract/framing.py), else -1
+    # stored compressed whole (worker/contract/coded.py): the coding, the bytes in the bucket
+    # and the SHA-256 of the text
+    coding: str | None = None
+    packed: int = -1
+    text_sha256: str = ""
 
     @property
     def stored_size(self) -> int:
         """The size of the object in the bucket."""
+        if self.coding is not None:
+            return self.packed
         return self.stored if self.stored >= 0 else self.size
+
+    @property
+    def text_tag(self) -> str:
+        """The strong ETag of the object's text (its identity representation)."""
+        return f'"{(self.text_sha256 or self.sha256)[:32]}"'
+
+
+def _ref(sha256: str, size: int, framed: int | None, coding: list[Any] | None) -> ObjectRef:
+    """The reference of a manifest entry (``objects``, ``framed`` and ``coded`` sections)."""
+    if framed is not None:
+        return ObjectRef(sha256, framed, size)
+    if coding is not None:
+        return ObjectRef(sha256, coding[2], -1, coding[0], size, coding[1])
+    return ObjectRef(sha256, size)
 
 
 class Blocks:
@@ -133,6 +154,9 @@ class Blocks:
 
 
 BLOCKS = Blocks()
+# The texts of objects stored compressed, inflated for clients that refuse compression
+# (``Build.text``): once per object and process while they fit, keyed by object hash.
+TEXTS = Blocks()
 
 
 class Build:
@@ -143,9 +167,9 @@ class Build:
         self.build_id: str = manifest["build_id"]
         self.generated_at: int = manifest["generated_at"]
         framed: dict[str, int] = manifest.get("framed") or {}
+        coded: dict[str, list[Any]] = manifest.get("coded") or {}
         self.objects = {
-            k: ObjectRef(v[0], framed[k], v[1]) if k in framed else ObjectRef(v[0], v[1])
-            for k, v in manifest["objects"].items()
+            k: _ref(v[0], v[1], framed.get(k), coded.get(k)) for k, v in manifest["objects"].items()
         }
         self.pointer: dict[str, Any] = {}  # the pointer that named it (publish facts, see taxii)
         self._cache: dict[str, Any] = {}
@@ -163,10 +187,30 @@ class Build:
             return b""
         if ref.stored >= 0:
             return self._text(ref, 0, ref.size)
+        if ref.coding is not None:
+            return coded.decompress(self.packed(ref))
         return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.size, ref.size)
+
+    def text(self, key: str) -> bytes | None:
+        """``read``, for an answer sent whole to a client that refuses compression: the text of
+        an object stored compressed is inflated once and kept (``TEXTS``) while it fits."""
+        ref = self.objects.get(key)
+        if ref is None or ref.coding is None:
+            return self.read(key)
+        found = TEXTS.get((ref.sha256, 0))
+        if found is None:
+            found = coded.decompress(self.packed(ref))
+            TEXTS.put((ref.sha256, 0), found)
+        return found
+
+    def packed(self, ref: ObjectRef) -> bytes:
+        """The stored bytes of a compressed object (``ref.coding``), as they are."""
+        return self.bucket.get_range(layout.object_key(ref.sha256), 0, ref.packed, ref.packed)
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         ref = self.objects[key]
+        if ref.coding is not None:  # never read by range: a slice of the whole text
+            return (self.read(key) or b"")[start:end]
         if ref.stored >= 0:
             return self._text(ref, start, end)
         return self.bucket.get_range(layout.object_key(ref.sha256), start, end, ref.size)
@@ -176,6 +220,9 @@ class Build:
         looked up once, however many ranges it holds (a TAXII page of one type reads hundreds
         of small ranges of a data chunk)."""
         ref = self.objects[key]
+        if ref.coding is not None:
+            whole = self.read(key) or b""
+            return b"".join(whole[s:e] for s, e in spans)
         if ref.stored < 0:
             okey = layout.object_key(ref.sha256)
             return b"".join(self.bucket.get_range(okey, s, e, ref.size) for s, e in spans)

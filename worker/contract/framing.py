@@ -31,7 +31,8 @@ MAGIC = b"SDZ1"
 FRAMED_SUFFIXES = (".dat", ".idx", ".bin")
 # Not framed: objects served whole as they are stored (the default answers of the text formats,
 # device files, the MISP feed, the site: an edge may send them itself, docs/deploy.md), small
-# JSON documents, and the TAXII id index (random UUIDs: deflate saves 10 %).
+# JSON documents (these are stored gzip-compressed whole: worker/contract/coded.py), and the
+# TAXII id index (random UUIDs: deflate saves 10 %).
 FRAMED_PREFIXES = ("iocs/day/", "iocs/view/", "iocs/search/shards.", "taxii/c/")
 # JSON default answers are stored without their links (the worker adds them), so they are
 # never sent as stored: framed too.

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from worker.contract import device_files
-from worker.encoding import conditional
+from worker.encoding import conditional, from_object, stored
 from worker.endpoints.query import iso
 from worker.errors import InsufficientScope, NotFound
 from worker.http import Response, strong_etag
@@ -76,13 +76,14 @@ def feed_file(ctx: Ctx) -> Response:
         raise InsufficientScope(file.scope, tuple(ctx.key.scopes))
     resp = conditional(
         ctx.req,
-        f'"{ref.sha256[:32]}"',
+        ref.text_tag,
         file.media_type,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
+        stored=stored(build, ref),
     )
     resp.header("content-disposition", f'attachment; filename="{name}"')
-    resp.source = ref
+    from_object(resp, ref)
     if file.scope == FEEDS_SCOPE:  # the answer depends on the tier and the bytes alone
         resp.shared = build
     return resp

@@ -9,7 +9,7 @@ import re
 from worker.buckets.storage import Build
 from worker.contract import formats, layout
 from worker.contract.tiers import Tier
-from worker.encoding import conditional
+from worker.encoding import conditional, from_object, stored
 from worker.endpoints import query
 from worker.endpoints.params import ListParams, link_params, parse_list
 from worker.errors import Gone, InvalidParameter, Unavailable
@@ -125,47 +125,66 @@ def pinned_build(ctx: Ctx) -> Build:
 
 def list_iocs(ctx: Ctx) -> Response:
     assert ctx.tier is not None  # a key route: App._admit set the key's tier
-    resp = list_answer(
+    resp, ctx.iocs = counted_answer(
         ctx.req,
         pinned_build(ctx),
         ctx.tier,
         public_url=ctx.app.public_url,
         source_name=ctx.app.source_name,
     )
-    ctx.iocs = count_records(resp)
     return resp
 
 
 def count_records(resp: Response) -> int:
     """How many indicators an answer holds (for the usage log), without parsing it."""
-    if resp.content_type == CONTENT_TYPES["json"]:
-        head = JSON_HEAD.match(resp.body)  # meta leads with total, limit, offset: O(1)
+    return count_in(resp.content_type, resp.body)
+
+
+def count_in(content_type: str, body: bytes) -> int:
+    """How many indicators the text ``body`` of an answer of ``content_type`` holds."""
+    if content_type == CONTENT_TYPES["json"]:
+        head = JSON_HEAD.match(body)  # meta leads with total, limit, offset: O(1)
         if head is None:
-            return resp.body.count(b'{"id":')
+            return body.count(b'{"id":')
         total, limit, offset = map(int, head.groups())
         return max(0, min(limit, total - offset))
-    return max(0, resp.body.count(b"\n") - HEADER_LINES.get(resp.content_type, 0))
+    return max(0, body.count(b"\n") - HEADER_LINES.get(content_type, 0))
 
 
 def list_answer(
     req: Request, build: Build, tier: Tier, *, public_url: str | None, source_name: str
 ) -> Response:
+    return counted_answer(req, build, tier, public_url=public_url, source_name=source_name)[0]
+
+
+def counted_answer(
+    req: Request, build: Build, tier: Tier, *, public_url: str | None, source_name: str
+) -> tuple[Response, int]:
+    """The answer and how many indicators it holds (counted on its text: a precomputed text
+    answer may be sent as its stored, compressed bytes)."""
     p = parse_list(req.query, tier, build.generated_at, layout.LIST_FORMATS)
     shared = p.is_default and "api_key" not in req.query
     if shared:
         body, etag, headers = _cached_default(req, build, tier, p, public_url, source_name)
     else:
         body, etag, headers = _full_answer(req, build, tier, p, public_url, source_name)
+    # a precomputed text answer is its stored object, byte for byte (compressed or not)
+    whole = p.is_default and not formats.BY_NAME[p.format].json_envelope
+    ref = build.ref(layout.default_key(tier.name, p.view, p.format)) if whole else None
+    content_type = CONTENT_TYPES[p.format]
     resp = conditional(
-        req, etag, CONTENT_TYPES[p.format], lambda: body, modified=build.generated_at
+        req,
+        etag,
+        content_type,
+        lambda: body,
+        modified=build.generated_at,
+        stored=stored(build, ref),
     )
     for name, value in headers.items():
         resp.header(name, value)
     resp.shared = build if shared else None
-    if p.is_default and not formats.BY_NAME[p.format].json_envelope:
-        # a precomputed text answer is its stored object, byte for byte
-        resp.source = build.ref(layout.default_key(tier.name, p.view, p.format))
-    return resp
+    from_object(resp, ref)
+    return resp, count_in(content_type, body) if resp.status == 200 else count_records(resp)
 
 
 SUPPRESSED_FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}

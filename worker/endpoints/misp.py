@@ -77,11 +77,12 @@ def feed_file(ctx: Ctx) -> Response:
         raise NotFound(f"The MISP feed has no file named {name!r}")
     resp = encoding.conditional(
         ctx.req,
-        f'"{ref.sha256[:32]}"',
+        ref.text_tag,
         content_type,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
+        stored=encoding.stored(build, ref),
     )
-    resp.source = ref
+    encoding.from_object(resp, ref)
     resp.shared = build  # the build, the path and the headers decide it: kept for the hot path
     return resp

@@ -10,7 +10,7 @@ traverse. A directory URL without its slash is redirected to it; everything else
 from __future__ import annotations
 
 from worker.contract import layout
-from worker.encoding import conditional
+from worker.encoding import conditional, from_object, stored
 from worker.errors import NotFound
 from worker.http import PUBLIC, Response
 from worker.routing import Ctx
@@ -53,17 +53,17 @@ def page(ctx: Ctx) -> Response:
     kind = content_type(key)
     if ref is None or kind is None:
         raise NotFound(f"No page at {path}")
-    etag = f'"{ref.sha256[:32]}"'
     resp = conditional(
         ctx.req,
-        etag,
+        ref.text_tag,
         kind,
-        lambda: build.read(key) or b"",
+        lambda: build.text(key) or b"",
         modified=build.generated_at,
         cache=PUBLIC,
+        stored=stored(build, ref),
     )
     resp.header("x-content-type-options", "nosniff")
-    resp.source = ref
+    from_object(resp, ref)
     if kind.startswith("text/html"):
         resp.header("content-security-policy", CSP)
         resp.header("referrer-policy", "same-origin")
