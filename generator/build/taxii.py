@@ -25,6 +25,7 @@ import time
 from array import array
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +33,7 @@ from exports import stix21
 from exports.model import IOCRecord, state_time
 from exports.registry import Rendered
 from exports.stix21 import StixObjects
+from generator.build import taxii_log
 from generator.build.sinks import BuildInfo, ObjectWriter
 from generator.build.taxii_order import MICRO, dates_added, strictly_increasing
 from generator.errors import SocdefError
@@ -48,8 +50,6 @@ ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
 ID_ROWS = 262_144  # rows of the id index made and written at a time
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
-CHUNK_CUT = 1_024  # a data chunk ends after an object whose UUID is 0 modulo this (a power of 2)
-CHUNK_MAX = 4_096  # … or after this many objects
 
 
 # What every collection holds besides the records' objects: the producer identity and the TLP
@@ -215,7 +215,7 @@ class TaxiiSink:
         self.spool.flush()
         data = mmap.mmap(self.spool.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
         try:
-            objects = Objects(self, data)
+            objects = Objects(self, data, taxii_log.previous(out.root))
             # the columns wrap these buffers; the sink's own references would outlive them
             self.ends, self.uuid_text, self.stix_type = array("q"), bytearray(), bytearray()
             objects.write(out)
@@ -232,7 +232,9 @@ class TaxiiSink:
 class Objects:
     """Every spooled object as columns, ordered by ``date_added``; writes the collections."""
 
-    def __init__(self, sink: TaxiiSink, data: mmap.mmap | None) -> None:
+    def __init__(
+        self, sink: TaxiiSink, data: mmap.mmap | None, log: taxii_log.Log | None = None
+    ) -> None:
         n = self.n = len(sink.current)
         self.data = data
         self.read = 0  # spool bytes read since its pages were last let go
@@ -268,9 +270,15 @@ class Objects:
             strictly_increasing(fixed)
             self.sorted_dates = _int_array(fixed, pa.int64())
             self.dates = pc.take(self.sorted_dates, pc.sort_indices(self.order))
+        self.log = log
+        self.places: np.ndarray | None = None
+        self.log_meta: dict[str, int] = {}
+        self.kept = 0  # the first ``kept`` objects in date order keep their place in the log
+        if log is not None and n:
+            self._carry(log, raw)
         lowest = min(pc.min(self.dates).as_py() or 0, pc.min(self.modified).as_py() or 0)
         highest = max(pc.max(self.dates).as_py() or 0, pc.max(self.modified).as_py() or 0)
-        self.chunk_of = _arange(0)  # the data chunk of each date-order position (chunk_lasts)
+        self.chunk_of = _arange(0)  # the data chunk of each date-order position (write_log)
         self.stamps = None  # plain times: formatted column-wise
         if 0 <= lowest and highest <= MAX_US:
             self.stamps = (Stamps(self.dates, 6), Stamps(self.modified, 3))
@@ -286,28 +294,10 @@ class Objects:
             picked = pc.indices_nonzero(pc.or_(pc.equal(codes, code), every))
             writers.append(CollectionWriter(self, name, picked))
         del codes, every
-        # Every collection advances through date order together, so the spool is read in one
-        # pass, a window at a time, and its pages are let go as the window moves on.
-        for frontier in range(tc.CHUNK, self.n + tc.CHUNK, tc.CHUNK):
-            for writer in writers:
-                writer.chunks_before(out, frontier)
-            if self.read >= RELEASE_BYTES and self.data is not None:
-                self.data.madvise(mmap.MADV_DONTNEED)
-                self.read = 0
-        for writer in writers:
-            writer.chunks_before(out, self.n + 1)
-        self.stamps = None
         # where each object's bytes lie in the data chunks of "all", by date-order position:
         # every collection's entries point there
-        spans = writers[0].spans
-        self.spans = {
-            kind: (
-                pa.concat_arrays([o[:-1] for o in spans[kind]] or [pa.array([], pa.uint32())]),
-                pa.concat_arrays([o[1:] for o in spans[kind]] or [pa.array([], pa.uint32())]),
-            )
-            for kind in ("obj", "man")
-        }
-        writers[0].spans = {}
+        self.write_log(out)
+        self.stamps = None
         own = _arange(0)
         for writer in writers:
             writer.finish(out)
@@ -326,6 +316,7 @@ class Objects:
             del members, ranks
         del writers, self.spans
         self.chunk_of = _arange(0)
+        self.log = None
         # the id index needs none of the objects' data, dates or texts: let them go first
         del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
         if self.data is not None:
@@ -333,32 +324,113 @@ class Objects:
         pa.default_memory_pool().release_unused()
         self._write_ids(out, pc.sort_indices(self.order), own)
 
-    def chunk_lasts(self) -> list[int]:
-        """The date-order position of each data chunk's last object.
+    def _carry(self, log: taxii_log.Log, raw: bytearray) -> None:
+        """Give every object the previous build served unchanged its build date (and, unless
+        the log is compacted, its place); the others build dates after the log's last
+        (``generator/build/taxii_log.py``)."""
+        n = self.n
+        keys = taxii_log.keys_of(raw, np.asarray(self.stix_type))
+        sorted_at = np.argsort(log.keys, kind="stable")
+        sorted_keys = log.keys[sorted_at]
+        where = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+        found = sorted_keys[where] == keys if len(sorted_keys) else np.zeros(n, bool)
+        prev = np.where(found, sorted_at[where] if len(sorted_at) else 0, -1)
+        del keys, sorted_at, sorted_keys, where
+        entries = log.entries
+        modified = np.asarray(self.modified)
+        same = found.copy()
+        same[found] = entries["modified"][prev[found]] == modified[found]
+        # the same bytes: compared a previous chunk at a time
+        ends = np.frombuffer(self.objects.buffers()[1], np.int64, n + 1)
+        data = memoryview(self.data) if self.data is not None else memoryview(b"")
+        candidates = np.flatnonzero(same)
+        chunks = entries["chunk"][prev[candidates]]
+        by_chunk = np.argsort(chunks, kind="stable")
+        bounds = np.flatnonzero(np.diff(chunks[by_chunk])) + 1
+        starts, stops = entries["os"][prev[candidates]], entries["oe"][prev[candidates]]
+        for group in np.split(by_chunk, bounds) if len(by_chunk) else []:
+            text = memoryview(log.text("obj", int(chunks[group[0]])))
+            for i, a, b in zip(
+                candidates[group].tolist(),
+                starts[group].tolist(),
+                stops[group].tolist(),
+                strict=True,
+            ):
+                if data[ends[i] : ends[i + 1]] != text[a:b]:
+                    same[i] = False
+            text.release()
+        data.release()
+        dates = np.array(self.dates)  # a copy: pyarrow's buffers are read-only
+        dates[same] = entries["date"][prev[same]]
+        fresh = np.flatnonzero(~same)
+        if len(fresh):
+            fresh = fresh[np.argsort(dates[fresh], kind="stable")]
+            floor = log.last + 1 + np.arange(len(fresh), dtype=np.int64)
+            dates[fresh] = np.maximum(dates[fresh], floor)
+        self.dates = pa.array(dates, pa.int64())
+        self.order = pc.sort_indices(self.dates)
+        self.sorted_dates = pc.take(self.dates, self.order)
+        kept = int(same.sum())
+        if 2 * kept >= log.positions:  # else the log is laid out again (compacted)
+            self.kept = kept
+            at = prev[np.asarray(self.order)[:kept]]
+            self.places = entries[at]  # the kept objects' places, in date order
 
-        Chunk boundaries follow the objects, not their count: a chunk ends after an object whose
-        UUID's first 64 bits are 0 modulo ``CHUNK_CUT`` (about ``CHUNK_CUT`` objects a chunk), or
-        after ``CHUNK_MAX`` objects. An object that changes moves to the newest chunk, and of the
-        older chunks only the one it left changes (with chunks of a fixed count every later one
-        would shift), so a publish uploads few of them again."""
-        if not self.n:
-            return []
-        raw = memoryview(self.uuids.buffers()[1]).cast("B")
-        words = pc.take(_uuid_words(raw, self.n, 0), self.order)
-        cuts = pc.indices_nonzero(
-            pc.equal(pc.bit_wise_and(words, pa.scalar(CHUNK_CUT - 1, pa.uint64())), 0)
-        ).to_pylist()
-        lasts: list[int] = []
-        previous = -1
-        for cut in [*cuts, self.n - 1]:
-            while cut - previous > CHUNK_MAX:
-                previous += CHUNK_MAX
-                lasts.append(previous)
-            if cut > previous:
-                lasts.append(cut)
-                previous = cut
-        self.chunk_of = _runs(_int_array(array("q", [last + 1 for last in lasts]), pa.int64()))
-        return lasts
+    def write_log(self, out: ObjectWriter) -> None:
+        """Write the data chunks of ``all`` (objects and manifest records): the previous log's
+        chunks as they were, then every object not kept appended in date order; set where each
+        object lies (``chunk_of`` and ``spans``, by date-order position)."""
+        n, kept, log = self.n, self.kept, self.log
+        chunk_of = np.zeros(n, np.uint32)
+        spans = {kind: (np.zeros(n, np.uint32), np.zeros(n, np.uint32)) for kind in ("obj", "man")}
+        chunk, count = 0, 0  # the chunk the next appended object goes to, and what it holds
+        if kept and log is not None and self.places is not None:
+            chunk_of[:kept] = self.places["chunk"]
+            for kind, (a, b) in (("obj", ("os", "oe")), ("man", ("ms", "me"))):
+                spans[kind][0][:kept] = self.places[a]
+                spans[kind][1][:kept] = self.places[b]
+            chunk, count = log.chunks - 1, log.tail
+            if count >= taxii_log.PER:
+                chunk, count = log.chunks, 0
+            for number in range(chunk if kept < n else log.chunks):
+                for kind in ("obj", "man"):
+                    out.put(tc.chunk_key(tc.ALL_COLLECTION, kind, number), log.text(kind, number))
+        last = log.last if log is not None else -1
+        p = kept
+        while p < n:
+            size = min(taxii_log.PER - count, n - p)
+            at = self.order.slice(p, size)
+            for kind, values in (
+                ("obj", pc.take(self.objects, at)),
+                ("man", self.manifest_records(at)),
+            ):
+                prefix = self.log.text(kind, chunk) if count and self.log is not None else b""
+                offsets = _offsets(values)
+                first, end = offsets[0].as_py(), offsets[-1].as_py()
+                body = memoryview(values.buffers()[2]).cast("B")[first:end]
+                out.put(tc.chunk_key(tc.ALL_COLLECTION, kind, chunk), bytes(prefix) + body)
+                where = np.asarray(pc.subtract(offsets, first - len(prefix))).astype(np.uint32)
+                spans[kind][0][p : p + size] = where[:-1]
+                spans[kind][1][p : p + size] = where[1:]
+                if kind == "obj":
+                    self.read += end - first
+            chunk_of[p : p + size] = chunk
+            p += size
+            count += size
+            if count == taxii_log.PER and p < n:
+                chunk, count = chunk + 1, 0
+            if self.read >= RELEASE_BYTES and self.data is not None:
+                self.data.madvise(mmap.MADV_DONTNEED)
+                self.read = 0
+        if n:
+            last = max(last, self.sorted_dates[-1].as_py())
+        if count:
+            self.log_meta = taxii_log.meta_of(chunk + 1, count, last)
+        else:  # the last chunk is full (or there is none)
+            self.log_meta = taxii_log.meta_of(chunk, taxii_log.PER if chunk else 0, last)
+        self.chunk_of = pa.array(chunk_of)
+        self.spans = {kind: (pa.array(a), pa.array(b)) for kind, (a, b) in spans.items()}
+        self.places = None
 
     def manifest_records(self, at: pa.Array) -> pa.Array:
         """The manifest records of objects ``at``, each followed by a comma."""
@@ -430,40 +502,6 @@ class CollectionWriter:
         self.positions = positions
         self.picked = objects.order if positions is None else pc.take(objects.order, positions)
         self.count = len(self.picked)
-        # the date-order position of each data chunk's last object (``all`` only: the other
-        # collections' entries point into its chunks)
-        self.lasts = objects.chunk_lasts() if positions is None else []
-        self.written = 0
-        # per chunk: the offsets of its objects and of its manifest records (len + 1 each)
-        self.spans: dict[str, list[pa.Array]] = {"obj": [], "man": []}
-
-    def chunks_before(self, out: ObjectWriter, frontier: int) -> None:
-        """Write every chunk whose objects all lie before date-order position ``frontier``
-        (``all`` only: the other collections' objects are its objects)."""
-        if self.positions is not None:
-            return
-        while self.written < len(self.lasts) and self.lasts[self.written] < frontier:
-            self._chunk(out, self.written)
-            self.written += 1
-
-    def _chunk(self, out: ObjectWriter, number: int) -> None:
-        first = self.lasts[number - 1] + 1 if number else 0
-        at = self.picked.slice(first, self.lasts[number] + 1 - first)
-        for kind, values in (
-            ("obj", pc.take(self.o.objects, at)),
-            ("man", self.o.manifest_records(at)),
-        ):
-            offsets = _offsets(values)
-            first, last = offsets[0].as_py(), offsets[-1].as_py()
-            out.put(
-                tc.chunk_key(self.name, kind, number),
-                memoryview(values.buffers()[2]).cast("B")[first:last],
-            )
-            if first:
-                offsets = pc.subtract(offsets, first)
-            self.spans[kind].append(pc.cast(offsets, pa.uint32()))
-            if kind == "obj":
-                self.o.read += last - first
 
     def _dates(self) -> pa.Array:
         if self.positions is None:
@@ -510,6 +548,8 @@ class CollectionWriter:
         meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
         if self.positions is not None:
             meta["data"] = tc.ALL_COLLECTION  # the collection whose chunks the entries name
+        else:
+            meta["log"] = self.o.log_meta  # the data chunks' log, for the next build
         if count:
             meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))

@@ -1,0 +1,115 @@
+"""TAXII's data chunks as an append-only log, carried from the build folder's previous build.
+
+A collection is a log by ``date_added``: a publish adds object versions at its end. The data
+chunks of ``all`` (``taxii/c/all/obj/<k>.dat`` and ``man/<k>.dat``) follow it: chunk ``k`` holds
+log positions ``k·PER … k·PER + PER - 1``, each object (and manifest record) followed by ``,``.
+A build reads the previous build's log (its ``all`` entries, id index and chunk texts):
+
+- an object the previous build served with the same bytes and ``modified`` keeps its build
+  date and its place (chunk and byte ranges);
+- every other object (new, or changed in place: a new context or confidence without a new
+  ingest) is *appended*: build dates after every date the log ever held
+  (``max(own date, last + 1 + i)``), bytes after the last chunk's;
+- what the previous build served and this one does not (superseded or aged out) stays in its
+  chunk as dead bytes no entry names.
+
+So every chunk but the last is byte for byte the previous build's, and a publish uploads the
+last chunk (and the new ones) only. When fewer than half of the log's objects are still served
+the log is *compacted*: laid out again from position 0 in date order, dates kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worker.buckets.storage import Build, LocalBucket
+from worker.contract import layout
+from worker.contract import taxii_common as tc
+
+PER = tc.CHUNK  # log positions (objects, served or dead) per data chunk
+ENTRY_DTYPE = np.dtype(
+    [
+        ("date", "<i8"),
+        ("modified", "<i8"),
+        ("chunk", "<u4"),
+        ("os", "<u4"),
+        ("oe", "<u4"),
+        ("ms", "<u4"),
+        ("me", "<u4"),
+        ("type", "<u4"),
+    ]
+)
+ID_DTYPE = np.dtype(
+    [("uuid", "V16"), ("type", "u1"), ("coll", "u1"), ("all", "<u4"), ("own", "<u4")]
+)
+assert ENTRY_DTYPE.itemsize == tc.ENTRY.size and ID_DTYPE.itemsize == tc.ID_ENTRY.size
+
+
+@dataclass
+class Log:
+    """The previous build's log: its served entries (in ``all``'s order) and their keys."""
+
+    build: Build
+    chunks: int  # data chunks of all
+    tail: int  # log positions in the last chunk (1 … PER)
+    last: int  # the latest build date the log ever held
+    entries: np.ndarray  # ENTRY_DTYPE, one per served object, in date order
+    keys: np.ndarray  # 17 bytes per entry: UUID, STIX type code
+
+    @property
+    def positions(self) -> int:
+        return (self.chunks - 1) * PER + self.tail if self.chunks else 0
+
+    def text(self, kind: str, chunk: int) -> bytes:
+        return self.build.read(tc.chunk_key(tc.ALL_COLLECTION, kind, chunk)) or b""
+
+
+def keys_of(uuids: bytes | bytearray | memoryview, types: np.ndarray) -> np.ndarray:
+    """17-byte keys (the 16 bytes of a UUID, then the STIX type code), one per object."""
+    n = len(types)
+    out = np.empty((n, 17), np.uint8)
+    out[:, :16] = np.frombuffer(uuids, np.uint8, 16 * n).reshape(n, 16)
+    out[:, 16] = types
+    return out.view("S17").ravel() if n else np.empty(0, "S17")
+
+
+def previous(root: Path) -> Log | None:
+    """The log of the build folder's latest build (None: none, or one written before logs)."""
+    try:
+        build_id = (Path(root) / "LATEST").read_text().strip()
+        manifest = json.loads((Path(root) / layout.manifest_key(build_id)).read_bytes())
+        build = Build(LocalBucket(root), manifest)
+        meta = build.read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("log"), dict):
+            return None
+        log = meta["log"]
+        index = build.read(tc.collection_key(tc.ALL_COLLECTION, "index.bin")) or b""
+        ids = build.read(tc.ID_INDEX_KEY) or b""
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    entries = np.frombuffer(index, ENTRY_DTYPE)
+    rows = np.frombuffer(ids, ID_DTYPE)
+    if len(entries) != int(meta.get("count", -1)) or len(rows) != len(entries):
+        return None
+    if len(entries) and int(rows["all"].max()) >= len(entries):
+        return None
+    uuids = np.empty(len(entries), "V16")
+    uuids[rows["all"]] = rows["uuid"]
+    types = entries["type"].astype(np.uint8)
+    return Log(
+        build,
+        int(log["chunks"]),
+        int(log["tail"]),
+        int(log["last"]),
+        entries,
+        keys_of(uuids.tobytes(), types),
+    )
+
+
+def meta_of(chunks: int, tail: int, last: int) -> dict[str, int]:
+    """What ``all``'s meta.json records of its log (``"log"``), for the next build."""
+    return {"per": PER, "chunks": chunks, "tail": tail, "last": last}
