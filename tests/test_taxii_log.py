@@ -122,3 +122,25 @@ def test_an_unrelated_store_compacts_the_log_and_comes_after_it(tmp_path):
         chunks(root, b.build_id)["taxii/c/all/obj/0.dat"]
         != chunks(root, a)["taxii/c/all/obj/0.dat"]
     )
+
+
+def test_the_id_index_keeps_its_base_and_finds_every_served_object(series):
+    tmp, first, second, _, _, _ = series
+    root = tmp / "build"
+    objects = [
+        json.loads((root / layout.manifest_key(b)).read_bytes())["objects"] for b in (first, second)
+    ]
+    assert objects[1][tc.ID_INDEX_KEY] == objects[0][tc.ID_INDEX_KEY]  # the base, as it was
+    assert objects[0][tc.ID_NEW_KEY][1] == 0 < objects[1][tc.ID_NEW_KEY][1]
+    b = _build(root, second)
+    old = served(root, first)
+    new = served(root, second)
+    for oid, (date, _, _) in new.items():
+        assert index.entry_of(b, tc.ALL_COLLECTION, oid)[0] == date
+    # an object the first build served that the second serves at another date: found there
+    moved = [oid for oid in new if oid in old and old[oid][0] != new[oid][0]]
+    assert moved and all(index.entry_of(b, "all", oid)[0] == new[oid][0] for oid in moved)
+    for name in tc.COLLECTIONS[1:]:
+        for oid, (date, _, _) in served(root, second, name).items():
+            assert index.entry_of(b, name, oid)[0] == date
+    assert index.entry_of(b, "all", "indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12) is None

@@ -47,7 +47,7 @@ MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-o
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
 UUID_BLOCK = 65_536  # object ids converted at a time
 ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
-ID_ROWS = 262_144  # rows of the id index made and written at a time
+ID_NEW_SHARE = 8  # the id index's base is made again when the rows it lacks pass 1/8 of it
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
 
@@ -298,31 +298,18 @@ class Objects:
         # every collection's entries point there
         self.write_log(out)
         self.stamps = None
-        own = _arange(0)
         for writer in writers:
             writer.finish(out)
             pa.default_memory_pool().release_unused()
-        if self.n:
-            # every object once: those all collections hold (the first ``shared`` of each, at
-            # the same positions everywhere), then each other object in its type's collection
-            k = self.shared
-            members = pa.concat_arrays(
-                [self.order.slice(0, k), *(w.picked.slice(k) for w in writers[1:])]
-            )
-            ranks = pa.concat_arrays(
-                [_arange(k), *(_arange(w.count).slice(k) for w in writers[1:])]
-            )
-            own = pc.take(ranks, pc.sort_indices(members))
-            del members, ranks
         del writers, self.spans
         self.chunk_of = _arange(0)
-        self.log = None
-        # the id index needs none of the objects' data, dates or texts: let them go first
-        del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
+        # the id index needs none of the objects' data or texts: let them go first
+        del self.objects, self.uuid_text, self.sorted_dates, self.modified
         if self.data is not None:
             self.data.madvise(mmap.MADV_DONTNEED)
         pa.default_memory_pool().release_unused()
-        self._write_ids(out, pc.sort_indices(self.order), own)
+        self._write_ids(out)
+        self.log = None
 
     def _carry(self, log: taxii_log.Log, raw: bytearray) -> None:
         """Give every object the previous build served unchanged its build date (and, unless
@@ -455,39 +442,47 @@ class Objects:
             b"",
         )
 
-    def _write_ids(self, out: ObjectWriter, pos_all: pa.Array, pos_own: pa.Array) -> None:
-        """``ids.bin``: every object's ID_ENTRY sorted (as tuples: UUID, type, collection,
-        positions); ``ids.fence``: every ID_BLOCK-th UUID of it."""
+    def _write_ids(self, out: ObjectWriter) -> None:
+        """The id index: one ID_ENTRY (UUID, STIX type, collection, build date) per object,
+        sorted by UUID then type, as a *base* (``ids.bin``, with ``ids.fence``: every
+        ID_BLOCK-th UUID of it) and the rows the base lacks (``ids.new.bin``).
+
+        The previous build's base is kept byte for byte while the rows it lacks (objects new
+        or appended since, whose build date it does not hold) are at most ``1 / ID_NEW_SHARE``
+        of it; a base row of an object no longer served names a build date no entry has.
+        Otherwise every row goes into a new base."""
         n = self.n
         raw = memoryview(self.uuids.buffers()[1]).cast("B")
-        columns = {
-            "hi": _uuid_words(raw, n, 0),
-            "lo": _uuid_words(raw, n, 8),
-            "s": self.stix_type,
-            "c": self.collection,
-            "a": pos_all,
-            "o": pos_own,
-        }
-        order = pc.sort_indices(
-            pa.table(columns), sort_keys=[(name, "ascending") for name in columns]
-        )
-        del columns
-        # each row's fields as bytes (little-endian), side by side: the rows of ids.bin,
-        # made and written a block at a time
-        fields = [
-            self.uuids,
-            self.stix_type,
-            self.collection,
-            pc.cast(pos_all, pa.uint32()),
-            pc.cast(pos_own, pa.uint32()),
-        ]
-        with out.stream(tc.ID_INDEX_KEY) as ids:
-            for start in range(0, n, ID_ROWS):
-                at = order.slice(start, ID_ROWS)
-                ids.write(_rows([pc.take(field, at) for field in fields]))
-        del fields
-        fenced = pc.take(order, _int_array(array("q", range(0, n, tc.ID_BLOCK)), pa.int64()))
-        out.put(tc.ID_FENCE_KEY, _bytes_of(pc.take(self.uuids, fenced)))
+        keys = taxii_log.keys_of(raw, np.asarray(self.stix_type))
+        order = np.argsort(keys, kind="stable")
+        rows = np.empty(n, taxii_log.ID_DTYPE)
+        rows["uuid"] = np.frombuffer(raw, "V16", n)[order]
+        rows["type"] = np.asarray(self.stix_type)[order]
+        rows["coll"] = np.asarray(self.collection)[order]
+        rows["date"] = np.asarray(self.dates)[order]
+        keys = keys[order]
+        del order
+        base = self.log.ids if self.log is not None else None
+        new = rows[:0]
+        if base is not None and len(base):
+            base_keys = taxii_log.keys_of(base["uuid"].tobytes(), base["type"])
+            where = np.minimum(np.searchsorted(base_keys, keys), len(base) - 1)
+            held = (
+                (base_keys[where] == keys)
+                & (base["date"][where] == rows["date"])
+                & (base["coll"][where] == rows["coll"])
+            )
+            new = rows[~held]
+            if len(new) * ID_NEW_SHARE > len(base):
+                base, new = None, rows[:0]
+            del base_keys, where, held
+        if base is None or not len(base):
+            base = rows
+        del keys
+        out.put(tc.ID_INDEX_KEY, base.tobytes())
+        out.put(tc.ID_NEW_KEY, new.tobytes())
+        out.put(tc.ID_FENCE_KEY, base["uuid"][:: tc.ID_BLOCK].tobytes())
+        del self.dates
 
 
 class CollectionWriter:

@@ -43,9 +43,7 @@ ENTRY_DTYPE = np.dtype(
         ("type", "<u4"),
     ]
 )
-ID_DTYPE = np.dtype(
-    [("uuid", "V16"), ("type", "u1"), ("coll", "u1"), ("all", "<u4"), ("own", "<u4")]
-)
+ID_DTYPE = np.dtype([("uuid", "V16"), ("type", "u1"), ("coll", "u1"), ("date", "<i8")])
 assert ENTRY_DTYPE.itemsize == tc.ENTRY.size and ID_DTYPE.itemsize == tc.ID_ENTRY.size
 
 
@@ -59,6 +57,7 @@ class Log:
     last: int  # the latest build date the log ever held
     entries: np.ndarray  # ENTRY_DTYPE, one per served object, in date order
     keys: np.ndarray  # 17 bytes per entry: UUID, STIX type code
+    ids: np.ndarray  # the base of its id index (ID_DTYPE rows)
 
     @property
     def positions(self) -> int:
@@ -88,17 +87,23 @@ def previous(root: Path) -> Log | None:
             return None
         log = meta["log"]
         index = build.read(tc.collection_key(tc.ALL_COLLECTION, "index.bin")) or b""
-        ids = build.read(tc.ID_INDEX_KEY) or b""
+        base = np.frombuffer(build.read(tc.ID_INDEX_KEY) or b"", ID_DTYPE)
+        new = np.frombuffer(build.read(tc.ID_NEW_KEY) or b"", ID_DTYPE)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     entries = np.frombuffer(index, ENTRY_DTYPE)
-    rows = np.frombuffer(ids, ID_DTYPE)
-    if len(entries) != int(meta.get("count", -1)) or len(rows) != len(entries):
+    if len(entries) != int(meta.get("count", -1)):
         return None
-    if len(entries) and int(rows["all"].max()) >= len(entries):
-        return None
+    # each entry's UUID: the row with its build date (build dates are never reused)
+    rows = np.concatenate([base, new])
+    at = np.minimum(np.searchsorted(entries["date"], rows["date"]), max(len(entries) - 1, 0))
+    hit = (entries["date"][at] == rows["date"]) if len(entries) else np.zeros(len(rows), bool)
     uuids = np.empty(len(entries), "V16")
-    uuids[rows["all"]] = rows["uuid"]
+    found = np.zeros(len(entries), bool)
+    uuids[at[hit]] = rows["uuid"][hit]
+    found[at[hit]] = True
+    if not found.all():
+        return None
     types = entries["type"].astype(np.uint8)
     return Log(
         build,
@@ -107,6 +112,7 @@ def previous(root: Path) -> Log | None:
         int(log["last"]),
         entries,
         keys_of(uuids.tobytes(), types),
+        base,
     )
 
 

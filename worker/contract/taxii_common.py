@@ -15,7 +15,11 @@ indexes and the keys under ``taxii/`` in a build (docs/taxii.md describes them a
     taxii/c/all/man/<k>.dat            their manifest records, each followed by ","
                                        (every collection's entries point into these chunks;
                                        a per-type meta.json names them: "data": "all")
-    taxii/ids.bin                      one ID_ENTRY per object, sorted by UUID then type
+    taxii/ids.bin                      the id index's base: ID_ENTRYs sorted by UUID then type
+                                       (kept from build to build; a row whose build date no
+                                       entry has names an object no longer served)
+    taxii/ids.new.bin                  the rows the base lacks (new build dates), same order;
+                                       looked up first
     taxii/ids.fence                    the UUID of every ID_BLOCK-th entry of ids.bin
 
 Standard library only: the worker imports it.
@@ -55,8 +59,8 @@ TIMELESS = frozenset(TYPE_CODES[t] for t in ("attack-pattern", "identity", "mark
 
 # date_added µs, modified µs, chunk, object [start, end), manifest record [start, end), type code
 ENTRY = struct.Struct("<qqIIIIII")
-# object UUID, STIX type code, IOC type code (its collection), position in "all", in its own
-ID_ENTRY = struct.Struct("<16sBBII")
+# object UUID, STIX type code, IOC type code (its collection), build date (its entry's date_added)
+ID_ENTRY = struct.Struct("<16sBBq")
 ID_BLOCK = 1_024
 EVERY_COLLECTION = 255  # the IOC type code of an object every collection holds (identity, TLP)
 
@@ -109,6 +113,7 @@ ROOT_KEY = layout.taxii_key("root.json")
 COLLECTIONS_KEY = layout.taxii_key("collections.json")
 ID_INDEX_KEY = layout.taxii_key("ids.bin")
 ID_FENCE_KEY = layout.taxii_key("ids.fence")
+ID_NEW_KEY = layout.taxii_key("ids.new.bin")
 
 
 @lru_cache(maxsize=4096)

@@ -6,7 +6,8 @@ STIX type for ``match[type]``) plus a small ``meta.json`` holding the ``date_add
 index partition, reads the following entries in one range, and the objects (or manifest
 records) of those entries as coalesced byte ranges of at most two data chunks. Its cost is the
 page plus one index partition, whatever the collection's size. ``match[id]`` goes through the
-id index instead: a fence list of UUIDs and one block of sorted entries.
+id index instead (a small file of the newest rows, then a fence list of UUIDs and one block of
+sorted rows of its base): the object's build date, then its entry found by that date.
 """
 
 from __future__ import annotations
@@ -221,9 +222,37 @@ def entry_of(build: Build, name: str, oid: str) -> Entry | None:
     found = OBJECT_ID.fullmatch(oid)
     if found is None or found.group(1) not in tc.TYPE_CODES:
         return None
-    row = _id_row(
-        build, bytes.fromhex(found.group(2).replace("-", "")), tc.TYPE_CODES[found.group(1)]
+    raw_uuid, type_code = (
+        bytes.fromhex(found.group(2).replace("-", "")),
+        tc.TYPE_CODES[found.group(1)],
     )
+    if "log" not in meta(build, tc.ALL_COLLECTION):
+        return _entry_by_position(build, name, raw_uuid, type_code)
+    row = _new_ids(build).get((raw_uuid, type_code)) or _id_row(build, raw_uuid, type_code)
+    if row is None:
+        return None
+    ioc_code, date = row
+    if not (
+        name == tc.ALL_COLLECTION
+        or ioc_code == tc.EVERY_COLLECTION
+        or tc.COLLECTIONS.index(name) - 1 == ioc_code
+    ):
+        return None
+    # the entry with that build date (none: the row names an object no longer served)
+    seq = sequences(build, name, None)[0]
+    pos = first_at_or_after(build, seq, date)
+    if pos >= seq.count:
+        return None
+    e = entries(build, seq, pos, pos + 1)[0]
+    return e if e[0] == date else None
+
+
+OLD_ID_ENTRY = struct.Struct("<16sBBII")  # before logs: UUID, types, position in all, in its own
+
+
+def _entry_by_position(build: Build, name: str, raw_uuid: bytes, type_code: int) -> Entry | None:
+    """``entry_of`` in a build published before TAXII logs (its id index holds positions)."""
+    row = _id_row(build, raw_uuid, type_code, OLD_ID_ENTRY)
     if row is None:
         return None
     ioc_code, pos_all, pos_own = row
@@ -245,19 +274,32 @@ def _id_fences(build: Build) -> list[bytes]:
     return build.cached(tc.ID_FENCE_KEY, load)
 
 
-def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, int] | None:
+def _new_ids(build: Build) -> dict[tuple[bytes, int], tuple[int, int]]:
+    """The rows the id index's base lacks (``ids.new.bin``, small): read once per build."""
+
+    def load() -> dict[tuple[bytes, int], tuple[int, int]]:
+        raw = build.read(tc.ID_NEW_KEY) or b""
+        return {(u, t): (c, d) for u, t, c, d in tc.ID_ENTRY.iter_unpack(raw)}
+
+    return build.cached(tc.ID_NEW_KEY, load)
+
+
+def _id_row(
+    build: Build, raw_uuid: bytes, type_code: int, row: struct.Struct = tc.ID_ENTRY
+) -> tuple[int, ...] | None:
+    """The fields after UUID and type of the base row for this object, or None."""
     ref = build.ref(tc.ID_INDEX_KEY)
     if ref is None or ref.size == 0:
         return None
-    size = tc.ID_ENTRY.size
+    size = row.size
     block = max(0, bisect.bisect_right(_id_fences(build), raw_uuid) - 1)
     lo = block * tc.ID_BLOCK
     hi = min(ref.size // size, lo + tc.ID_BLOCK)
     raw = build.read_range(tc.ID_INDEX_KEY, lo * size, hi * size)
-    rows = list(tc.ID_ENTRY.iter_unpack(raw))
+    rows = list(row.iter_unpack(raw))
     at = bisect.bisect_left(rows, (raw_uuid, type_code), key=lambda r: (r[0], r[1]))
     if at < len(rows) and rows[at][0] == raw_uuid and rows[at][1] == type_code:
-        return rows[at][2], rows[at][3], rows[at][4]
+        return tuple(rows[at][2:])
     return None
 
 
