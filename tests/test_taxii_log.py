@@ -28,7 +28,8 @@ def served(root: Path, build_id: str, name: str = tc.ALL_COLLECTION) -> dict[str
     """Every object a collection serves: id → (build date, object, manifest record)."""
     b = _build(root, build_id)
     seq = index.sequences(b, name, None)[0]
-    entries = index.entries(b, seq, 0, seq.count)
+    gone = index.dead(b)
+    entries = [e for e in index.entries(b, seq, 0, seq.count) if e[0] not in gone]
     objects = json.loads(b"[" + index.page_bytes(b, name, entries, "obj")[:-1] + b"]")
     records = json.loads(b"[" + index.page_bytes(b, name, entries, "man")[:-1] + b"]")
     dates = [e[0] for e in entries]
@@ -40,17 +41,23 @@ def served(root: Path, build_id: str, name: str = tc.ALL_COLLECTION) -> dict[str
     return out
 
 
-def chunks(root: Path, build_id: str) -> dict[str, str]:
+def chunks(root: Path, build_id: str, prefix: str = "taxii/c/all/obj/") -> dict[str, str]:
     manifest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
-    return {
-        k: sha for k, (sha, _) in manifest["objects"].items() if k.startswith("taxii/c/all/obj/")
-    }
+    return {k: sha for k, (sha, _) in manifest["objects"].items() if k.startswith(prefix)}
 
 
 def log_meta(root: Path, build_id: str) -> dict:
     return _build(root, build_id).read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))[
         "log"
     ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_partitions():
+    """Entry files in partitions of 2,000 entries, so that a small store has several."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tc, "PART", 2 * tc.CHUNK)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +151,26 @@ def test_the_id_index_keeps_its_base_and_finds_every_served_object(series):
         for oid, (date, _, _) in served(root, second, name).items():
             assert index.entry_of(b, name, oid)[0] == date
     assert index.entry_of(b, "all", "indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12) is None
+
+
+def test_entry_files_keep_their_partitions_and_list_the_dead(series):
+    tmp, first, second, _, scratch, _ = series
+    root = tmp / "build"
+    for name in tc.COLLECTIONS:
+        prefix = tc.collection_key(name, "index/")
+        before, after = chunks(root, first, prefix), chunks(root, second, prefix)
+        assert len(before) >= 2 or name != tc.ALL_COLLECTION
+        last = tc.part_key(tc.collection_key(name, "index"), len(before) - 1)
+        assert all(after[k] == sha for k, sha in before.items() if k != last), name
+    b = _build(root, second)
+    gone = index.dead(b)
+    old, new = served(root, first), served(root, second)
+    # the dead: the build dates of what the first build served and the second does not
+    assert gone == {d for oid, (d, _, _) in old.items() if new.get(oid, (None,))[0] != d}
+    meta = b.read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
+    assert meta["served"] == len(new) and meta["count"] == len(new) + len(gone)
+    fresh = _build(tmp / "scratch", scratch)
+    assert not index.dead(fresh)
+    for oid in list(old)[:200]:
+        e = index.entry_of(b, tc.ALL_COLLECTION, oid)
+        assert (e is None) == (oid not in new) and (e is None or e[0] == new[oid][0])

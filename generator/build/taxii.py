@@ -47,6 +47,7 @@ MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-o
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
 UUID_BLOCK = 65_536  # object ids converted at a time
 ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
+DEAD_SHARE = 8  # entry files are written again when the dead entries pass 1/8 of them
 ID_NEW_SHARE = 8  # the id index's base is made again when the rows it lacks pass 1/8 of it
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
@@ -273,6 +274,7 @@ class Objects:
         self.log = log
         self.places: np.ndarray | None = None
         self.log_meta: dict[str, int] = {}
+        self.entries_carried = False
         self.kept = 0  # the first ``kept`` objects in date order keep their place in the log
         if log is not None and n:
             self._carry(log, raw)
@@ -297,6 +299,7 @@ class Objects:
         # where each object's bytes lie in the data chunks of "all", by date-order position:
         # every collection's entries point there
         self.write_log(out)
+        self._dead(out)
         self.stamps = None
         for writer in writers:
             writer.finish(out)
@@ -362,6 +365,19 @@ class Objects:
             self.kept = kept
             at = prev[np.asarray(self.order)[:kept]]
             self.places = entries[at]  # the kept objects' places, in date order
+
+    def _dead(self, out: ObjectWriter) -> None:
+        """Decide whether the entry files carry the previous build's (while the entries no
+        longer served are at most ``1 / DEAD_SHARE`` of them), and write ``taxii/dead.bin``."""
+        log, kept = self.log, self.kept
+        gone = np.empty(0, np.int64)
+        self.entries_carried = False
+        if log is not None and kept:
+            served = np.asarray(self.sorted_dates.slice(0, kept))
+            dead = np.setdiff1d(log.file_dates, served)
+            if len(dead) * DEAD_SHARE <= len(log.file_dates) + self.n - kept:
+                gone, self.entries_carried = dead, True
+        out.put(tc.DEAD_KEY, gone.astype("<i8").tobytes())
 
     def write_log(self, out: ObjectWriter) -> None:
         """Write the data chunks of ``all`` (objects and manifest records): the previous log's
@@ -504,43 +520,67 @@ class CollectionWriter:
         return pc.take(self.o.sorted_dates, self.positions)
 
     def finish(self, out: ObjectWriter) -> None:
-        """Write the entries (all, and per STIX type) a block of ``ENTRY_CHUNKS`` chunks at a
-        time, then the meta and info documents."""
+        """Write the entry files (all, and per STIX type) a block of ``ENTRY_CHUNKS`` chunks at
+        a time, in partitions; then the meta and info documents.
+
+        While the previous build's entries are carried (``Objects.entries_carried``), an entry
+        file is that build's, partitions and all (its entries no longer served stay, listed in
+        ``taxii/dead.bin``), followed by the entries after the log's last build date."""
         count = self.count
         dates = self._dates()
         modified = pc.take(self.o.modified, self.picked)
         kinds = pc.take(self.o.stix_type, self.picked)
         codes = sorted(pc.unique(kinds).to_pylist())
         block = ENTRY_CHUNKS * tc.CHUNK
-        with contextlib.ExitStack() as files:
-            index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
-            typed = {
-                code: files.enter_context(
-                    out.stream(tc.type_index_key(self.name, tc.STIX_TYPES[code]))
-                )
-                for code in codes
-            }
-            for start in range(0, count, block):
-                size = min(block, count - start)
-                entries = self._entries(start, size, dates, modified, kinds)
-                index.write(entries)
-                table = pa.Array.from_buffers(
-                    pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
-                )
-                block_kinds = kinds.slice(start, size)
-                for code, stream in typed.items():
-                    stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
-                del table
+        log = self.o.log if self.o.entries_carried else None
+        index = taxii_log.Parts(out, tc.collection_key(self.name, "index"))
+        typed = {
+            code: taxii_log.Parts(out, tc.type_index_key(self.name, tc.STIX_TYPES[code])[:-4])
+            for code in codes
+        }
+        carried: set[int | None] = set()  # the files carried (None: the whole collection's)
+        if log is not None:
+            for code, parts in [(None, index), *typed.items()]:
+                previous = log.entry_file(self.name, None if code is None else tc.STIX_TYPES[code])
+                if previous is not None:
+                    carried.add(code)
+                    for data in previous:
+                        parts.add(data)
+        after = log.last if log is not None else 0
+        for start in range(0, count, block):
+            size = min(block, count - start)
+            entries = self._entries(start, size, dates, modified, kinds)
+            table = pa.Array.from_buffers(
+                pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
+            )
+            new = pc.greater(dates.slice(start, size), after)
+            index.add(_bytes_of(pc.filter(table, new)) if None in carried else entries)
+            block_kinds = kinds.slice(start, size)
+            for code, parts in typed.items():
+                wanted = pc.equal(block_kinds, code)
+                if code in carried:
+                    wanted = pc.and_(wanted, new)
+                parts.add(_bytes_of(pc.filter(table, wanted)))
+            del table
         del modified
+        index.close()
         types = {}
-        for code in codes:
+        for code, parts in typed.items():
+            parts.close()
             typed_dates = pc.filter(dates, pc.equal(kinds, code))
             types[tc.STIX_TYPES[code]] = {
-                "count": len(typed_dates),
-                "fences": _every(typed_dates, tc.CHUNK),
+                "count": parts.count,
+                "served": len(typed_dates),
+                "fences": parts.fences,
                 "last": typed_dates[-1].as_py(),
             }
-        meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        meta: dict = {
+            "count": index.count,
+            "served": count,
+            "fences": index.fences,
+            "types": types,
+            "part": tc.PART,
+        }
         if self.positions is not None:
             meta["data"] = tc.ALL_COLLECTION  # the collection whose chunks the entries name
         else:

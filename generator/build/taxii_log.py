@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generator.build.sinks import ObjectWriter
 from worker.buckets.storage import Build, LocalBucket
 from worker.contract import layout
 from worker.contract import taxii_common as tc
@@ -56,6 +57,7 @@ class Log:
     tail: int  # log positions in the last chunk (1 … PER)
     last: int  # the latest build date the log ever held
     entries: np.ndarray  # ENTRY_DTYPE, one per served object, in date order
+    file_dates: np.ndarray  # build dates of every entry of all's entry file, served or dead
     keys: np.ndarray  # 17 bytes per entry: UUID, STIX type code
     ids: np.ndarray  # the base of its id index (ID_DTYPE rows)
 
@@ -65,6 +67,54 @@ class Log:
 
     def text(self, kind: str, chunk: int) -> bytes:
         return self.build.read(tc.chunk_key(tc.ALL_COLLECTION, kind, chunk)) or b""
+
+    def entry_file(self, name: str, stix_type: str | None) -> list[bytes] | None:
+        """The partitions of an entry file of the previous build (None: it has none)."""
+        meta = self.build.read_json(tc.collection_key(name, "meta.json"))
+        if not isinstance(meta, dict) or "part" not in meta:
+            return None
+        if stix_type is None:
+            base, count = tc.collection_key(name, "index"), int(meta["count"])
+        elif stix_type in meta["types"]:
+            base = tc.type_index_key(name, stix_type)[: -len(".bin")]
+            count = int(meta["types"][stix_type]["count"])
+        else:
+            return None
+        return [
+            self.build.read(tc.part_key(base, k)) or b""
+            for k in range((count + tc.PART - 1) // tc.PART)
+        ]
+
+
+class Parts:
+    """An entry file written as partitions of ``tc.PART`` entries (each partition a framed
+    object, so the full ones a later build carries stay byte for byte the same)."""
+
+    def __init__(self, out: ObjectWriter, base: str) -> None:
+        self.out, self.base = out, base
+        self.buf = bytearray()
+        self.count = 0
+        self.part = 0
+        self.fences: list[int] = []  # build date of every CHUNK-th entry
+
+    def add(self, entries: bytes | bytearray | memoryview) -> None:
+        n = len(entries) // tc.ENTRY.size
+        if not n:
+            return
+        dates = np.frombuffer(entries, ENTRY_DTYPE)["date"]
+        self.fences += dates[(-self.count) % tc.CHUNK :: tc.CHUNK].tolist()
+        self.count += n
+        self.buf += entries
+        step = tc.PART * tc.ENTRY.size
+        while len(self.buf) >= step:
+            self.out.put(tc.part_key(self.base, self.part), bytes(self.buf[:step]))
+            del self.buf[:step]
+            self.part += 1
+
+    def close(self) -> None:
+        if self.buf:
+            self.out.put(tc.part_key(self.base, self.part), bytes(self.buf))
+            self.buf = bytearray()
 
 
 def keys_of(uuids: bytes | bytearray | memoryview, types: np.ndarray) -> np.ndarray:
@@ -86,14 +136,22 @@ def previous(root: Path) -> Log | None:
         if not isinstance(meta, dict) or not isinstance(meta.get("log"), dict):
             return None
         log = meta["log"]
-        index = build.read(tc.collection_key(tc.ALL_COLLECTION, "index.bin")) or b""
+        if "part" not in meta:
+            return None
+        count = int(meta["count"])
+        index = b"".join(
+            build.read(tc.part_key(tc.collection_key(tc.ALL_COLLECTION, "index"), k)) or b""
+            for k in range((count + tc.PART - 1) // tc.PART)
+        )
+        gone = np.frombuffer(build.read(tc.DEAD_KEY) or b"", "<i8")
         base = np.frombuffer(build.read(tc.ID_INDEX_KEY) or b"", ID_DTYPE)
         new = np.frombuffer(build.read(tc.ID_NEW_KEY) or b"", ID_DTYPE)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    entries = np.frombuffer(index, ENTRY_DTYPE)
-    if len(entries) != int(meta.get("count", -1)):
+    every = np.frombuffer(index, ENTRY_DTYPE)
+    if len(every) != count:
         return None
+    entries = every[~np.isin(every["date"], gone)] if len(gone) else every
     # each entry's UUID: the row with its build date (build dates are never reused)
     rows = np.concatenate([base, new])
     at = np.minimum(np.searchsorted(entries["date"], rows["date"]), max(len(entries) - 1, 0))
@@ -111,6 +169,7 @@ def previous(root: Path) -> Log | None:
         int(log["tail"]),
         int(log["last"]),
         entries,
+        every["date"].copy(),
         keys_of(uuids.tobytes(), types),
         base,
     )

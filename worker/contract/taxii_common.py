@@ -8,8 +8,10 @@ indexes and the keys under ``taxii/`` in a build (docs/taxii.md describes them a
     taxii/collections.json             ``{"collections": [...]}``
     taxii/c/<name>/info.json           one collection resource
     taxii/c/<name>/meta.json           counts and fences of the collection and its type indexes
-    taxii/c/<name>/index.bin           one ENTRY per object, in date_added order
-    taxii/c/<name>/type/<stix type>.bin  the entries of one STIX type, same format
+    taxii/c/<name>/index/<k>.bin       ENTRYs in date_added order, PART a partition: one per
+                                       object, served or dead (taxii/dead.bin), kept in place
+    taxii/c/<name>/type/<stix type>/<k>.bin  the entries of one STIX type, same format
+    taxii/dead.bin                     the build dates of the entries no longer served
     taxii/c/all/obj/<k>.dat            the k-th run of objects of "all" (generator/build/taxii.py
                                        chunk_lasts), each followed by ","
     taxii/c/all/man/<k>.dat            their manifest records, each followed by ","
@@ -114,6 +116,14 @@ COLLECTIONS_KEY = layout.taxii_key("collections.json")
 ID_INDEX_KEY = layout.taxii_key("ids.bin")
 ID_FENCE_KEY = layout.taxii_key("ids.fence")
 ID_NEW_KEY = layout.taxii_key("ids.new.bin")
+DEAD_KEY = layout.taxii_key("dead.bin")  # build dates of entries no longer served (int64, sorted)
+PART = 16 * CHUNK  # entries per partition of an entry file
+
+
+def part_key(base: str, part: int) -> str:
+    """Partition ``part`` of the entry file ``base`` (``collection_key(name, "index")`` or
+    ``type_index_key(name, t)`` without ``.bin``)."""
+    return f"{base}/{part}.bin"
 
 
 @lru_cache(maxsize=4096)

@@ -40,10 +40,11 @@ OBJECT_ID = re.compile(
 class Seq:
     """One entry file of a collection: all its entries, or those of one STIX type."""
 
-    key: str
+    key: str  # the file, or with ``part`` the base of its partitions' keys
     count: int
     fences: list[int]
-    last: int  # date_added of its final entry (-1 when empty)
+    last: int  # date_added of its final served entry (-1 when none)
+    part: int = 0  # entries per partition (0: one object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +67,44 @@ def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Se
     """The entry files to merge: the whole index, or one per requested type it holds."""
     m = meta(build, name)
     held = m["types"]
+    part = int(m.get("part", 0))
     if types is None or set(held) <= set(types):
-        return [
-            Seq(tc.collection_key(name, "index.bin"), m["count"], m["fences"], m.get("last", -1))
-        ]
+        key = tc.collection_key(name, "index" if part else "index.bin")
+        return [Seq(key, m["count"], m["fences"], m.get("last", -1), part)]
     return [
-        Seq(tc.type_index_key(name, t), held[t]["count"], held[t]["fences"], held[t]["last"])
+        Seq(
+            tc.type_index_key(name, t)[: -len(".bin")] if part else tc.type_index_key(name, t),
+            held[t]["count"],
+            held[t]["fences"],
+            held[t]["last"],
+            part,
+        )
         for t in sorted(set(types) & set(held))
     ]
 
 
+def dead(build: Build) -> frozenset[int]:
+    """Build dates of the entries no longer served (kept in place in the entry files)."""
+    return build.cached(
+        tc.DEAD_KEY,
+        lambda: frozenset(d for (d,) in DATE.iter_unpack(build.read(tc.DEAD_KEY) or b"")),
+    )
+
+
 def entries(build: Build, seq: Seq, lo: int, hi: int) -> list[Entry]:
     size = tc.ENTRY.size
-    raw = build.read_range(seq.key, lo * size, min(hi, seq.count) * size)
-    return list(tc.ENTRY.iter_unpack(raw))
+    hi = min(hi, seq.count)
+    if not seq.part:
+        return list(tc.ENTRY.iter_unpack(build.read_range(seq.key, lo * size, hi * size)))
+    out: list[Entry] = []
+    while lo < hi:
+        k = lo // seq.part
+        end = min(hi, (k + 1) * seq.part)
+        at = k * seq.part
+        raw = build.read_range(tc.part_key(seq.key, k), (lo - at) * size, (end - at) * size)
+        out += tc.ENTRY.iter_unpack(raw)
+        lo = end
+    return out
 
 
 def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
@@ -87,13 +112,9 @@ def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
     chunk = max(0, bisect.bisect_right(seq.fences, lower) - 1)
     if chunk + 1 == len(seq.fences) and lower > seq.last:
         return seq.count
-    size = tc.ENTRY.size
     lo = chunk * tc.CHUNK
-    raw = build.read_range(seq.key, lo * size, min(lo + tc.CHUNK, seq.count) * size)
-    at = bisect.bisect_left(
-        range(len(raw) // size), lower, key=lambda j: DATE.unpack_from(raw, j * size)[0]
-    )
-    return lo + at
+    window = entries(build, seq, lo, lo + tc.CHUNK)  # within one partition (PART: CHUNKs)
+    return lo + bisect.bisect_left(window, lower, key=lambda e: e[0])
 
 
 def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
@@ -106,8 +127,12 @@ def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
         size = WINDOW
 
 
-def _keep(e: Entry, f: Filters, floor: int) -> bool:
-    return (e[1] >= floor or e[7] in tc.TIMELESS) and (f.versions is None or e[1] in f.versions)
+def _keep(e: Entry, f: Filters, floor: int, gone: frozenset[int]) -> bool:
+    return (
+        (e[1] >= floor or e[7] in tc.TIMELESS)
+        and (f.versions is None or e[1] in f.versions)
+        and e[0] not in gone
+    )
 
 
 def select(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
@@ -147,9 +172,10 @@ def _select(build: Build, name: str, f: Filters, floor: int, cap: int | None) ->
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
     picked: list[Entry] = []
     last = None
+    gone = dead(build)
     for scanned, e in enumerate(merged, 1):
         last = e[0]
-        if _keep(e, f, floor):
+        if _keep(e, f, floor, gone):
             picked.append(e)
         if len(picked) == f.limit or scanned >= MAX_SCAN:
             more = any(s.last > last for s in seqs)
@@ -161,7 +187,7 @@ def _capped(seq: Seq, cap: int) -> Seq:
     """``seq`` seen up to build date ``cap``: its last entry is the last at or below it."""
     if seq.last <= cap:
         return seq
-    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap))
+    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap), seq.part)
 
 
 def _upto(stream: Iterator[Entry], last: int) -> Iterator[Entry]:
@@ -176,13 +202,14 @@ def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> P
     pos = first_at_or_after(build, seq, lower)
     picked: list[Entry] = []
     size, scanned = f.limit, 0
+    gone = dead(build)
     while pos < seq.count:
         batch = entries(build, seq, pos, pos + size)
         if batch and batch[-1][0] > seq.last:  # past the visible end
             batch = [e for e in batch if e[0] <= seq.last]
             if not batch:
                 break
-        kept = [e for e in batch if _keep(e, f, floor)]
+        kept = [e for e in batch if _keep(e, f, floor, gone)]
         if len(picked) + len(kept) >= f.limit:
             picked += kept[: f.limit - len(picked)]
             last = picked[-1][0]
@@ -207,7 +234,7 @@ def select_ids(build: Build, name: str, f: Filters, floor: int, cap: int | None 
             e is not None
             and e[0] > f.after
             and (cap is None or e[0] <= cap)
-            and _keep(e, f, floor)
+            and _keep(e, f, floor, frozenset())
             and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
         ):
             found[e[0]] = e
@@ -244,7 +271,7 @@ def entry_of(build: Build, name: str, oid: str) -> Entry | None:
     if pos >= seq.count:
         return None
     e = entries(build, seq, pos, pos + 1)[0]
-    return e if e[0] == date else None
+    return e if e[0] == date and date not in dead(build) else None
 
 
 OLD_ID_ENTRY = struct.Struct("<16sBBII")  # before logs: UUID, types, position in all, in its own
