@@ -112,9 +112,19 @@ def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
     chunk = max(0, bisect.bisect_right(seq.fences, lower) - 1)
     if chunk + 1 == len(seq.fences) and lower > seq.last:
         return seq.count
+    size = tc.ENTRY.size
     lo = chunk * tc.CHUNK
-    window = entries(build, seq, lo, lo + tc.CHUNK)  # within one partition (PART: CHUNKs)
-    return lo + bisect.bisect_left(window, lower, key=lambda e: e[0])
+    hi = min(lo + tc.CHUNK, seq.count)
+    if seq.part:  # the window lies in one partition (a partition is whole CHUNKs)
+        k = lo // seq.part
+        at = k * seq.part
+        raw = build.read_range(tc.part_key(seq.key, k), (lo - at) * size, (hi - at) * size)
+    else:
+        raw = build.read_range(seq.key, lo * size, hi * size)
+    at = bisect.bisect_left(
+        range(len(raw) // size), lower, key=lambda j: DATE.unpack_from(raw, j * size)[0]
+    )
+    return lo + at
 
 
 def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
