@@ -4,9 +4,11 @@ A build sink (``generator/build/tree.py`` ``SINKS``). It takes each record's STI
 partitions rendered them (``exports/stix21.py`` ``render_objects``: type, id and bytes of each),
 and spools their bytes to a temporary file with a few numbers per object. Once every record is seen,
 each object gets its ``date_added`` (``generator/build/taxii_order.py``), and every collection is
-written in ``date_added`` order: data chunks of ``CHUNK`` objects and manifest records, one
-fixed-size entry per object (``taxii/c/<name>/index.bin``), one entry file per STIX type for
-``match[type]``, and one id index over all objects for ``match[id]``. Layout:
+written in ``date_added`` order: data chunks of objects and manifest records laid out as an
+append-only log carried from the previous build (``generator/build/taxii_log.py``), one
+fixed-size entry per object in partitioned entry files (``taxii/c/<name>/index/<k>.bin``), one
+entry file per STIX type for ``match[type]``, and one id index over all objects for
+``match[id]``. Layout:
 ``worker/contract/taxii_common.py``; how the worker slices it: docs/taxii.md.
 
 The per-object numbers live in flat arrays, and ``finish`` works on them column-wise with

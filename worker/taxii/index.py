@@ -1,8 +1,9 @@
 """Slicing a precomputed TAXII collection: which entries a page holds, and their bytes.
 
-A collection is a list of fixed-size entries in ``date_added`` order (``index.bin``, and one per
-STIX type for ``match[type]``) plus a small ``meta.json`` holding the ``date_added`` of every
-``CHUNK``-th entry (its *fences*). A page request finds its first entry from the fences and one
+A collection is a list of fixed-size entries in ``date_added`` order (``index/<k>.bin``
+partitions, and one such file per STIX type for ``match[type]``; entries whose build date is
+in ``taxii/dead.bin`` are no longer served and skipped) plus a small ``meta.json`` holding the
+``date_added`` of every ``CHUNK``-th entry (its *fences*). A page request finds its first entry from the fences and one
 index partition, reads the following entries in one range, and the objects (or manifest
 records) of those entries as coalesced byte ranges of at most two data chunks. Its cost is the
 page plus one index partition, whatever the collection's size. ``match[id]`` goes through the
