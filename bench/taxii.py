@@ -238,6 +238,7 @@ def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
     from generator.build.tree import build
     from generator.store.synthetic import synthetic_store
     from worker.buckets.storage import Build, LocalBucket
+    from worker.taxii import index as taxii_index
     from worker.taxii.endpoints import _envelope
     from worker.taxii.index import page_bytes, select
     from worker.taxii.params import parse_filters
@@ -253,13 +254,8 @@ def page_time(tmp: Path, objects: int, calls: int = 200) -> tuple[int, float]:
         json.loads((root / "build" / "builds" / f"{build_id}.json").read_bytes()),
     )
     count = json.loads(b.read(tc.collection_key("all", "meta.json")))["count"]
-    middle = list(
-        tc.ENTRY.iter_unpack(
-            b.read_range(
-                tc.collection_key("all", "index.bin"), count // 2 * 40, count // 2 * 40 + 40
-            )
-        )
-    )[0][0]
+    seq = taxii_index.sequences(b, "all", None)[0]
+    middle = taxii_index.entries(b, seq, count // 2, count // 2 + 1)[0][0]
     query = {"limit": "100", "added_after": tc.timestamp_us(middle)}
     times = []
     for _ in range(calls):

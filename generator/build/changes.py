@@ -450,8 +450,10 @@ def restore(
                 f"the published build {build_id} has no change state: the change feed starts again"
             )
         return None
-    objects = json.loads(manifest_raw)["objects"]
-    wanted = {k: v for k, v in objects.items() if k.startswith("changes/")}
+    manifest = json.loads(manifest_raw)
+    objects = manifest["objects"]
+    # the change feed's objects, and TAXII's: its log continues too (generator/build/taxii_log.py)
+    wanted = {k: v for k, v in objects.items() if k.startswith(("changes/", "taxii/"))}
     todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
 
     def fetch(sha: str) -> None:
@@ -470,6 +472,7 @@ def restore(
     _write_object(root, state_sha, state)
     marker = {"build_id": build_id, "generated_at": generated_at, "objects": wanted}
     marker["state"] = state_sha
+    marker["framed"] = {k: v for k, v in (manifest.get("framed") or {}).items() if k in wanted}
     path = root / contract.RESTORED
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")

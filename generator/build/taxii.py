@@ -4,9 +4,11 @@ A build sink (``generator/build/tree.py`` ``SINKS``). It takes each record's STI
 partitions rendered them (``exports/stix21.py`` ``render_objects``: type, id and bytes of each),
 and spools their bytes to a temporary file with a few numbers per object. Once every record is seen,
 each object gets its ``date_added`` (``generator/build/taxii_order.py``), and every collection is
-written in ``date_added`` order: data chunks of ``CHUNK`` objects and manifest records, one
-fixed-size entry per object (``taxii/c/<name>/index.bin``), one entry file per STIX type for
-``match[type]``, and one id index over all objects for ``match[id]``. Layout:
+written in ``date_added`` order: data chunks of objects and manifest records laid out as an
+append-only log carried from the previous build (``generator/build/taxii_log.py``), one
+fixed-size entry per object in partitioned entry files (``taxii/c/<name>/index/<k>.bin``), one
+entry file per STIX type for ``match[type]``, and one id index over all objects for
+``match[id]``. Layout:
 ``worker/contract/taxii_common.py``; how the worker slices it: docs/taxii.md.
 
 The per-object numbers live in flat arrays, and ``finish`` works on them column-wise with
@@ -25,6 +27,7 @@ import time
 from array import array
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +35,7 @@ from exports import stix21
 from exports.model import IOCRecord, state_time
 from exports.registry import Rendered
 from exports.stix21 import StixObjects
+from generator.build import taxii_log
 from generator.build.sinks import BuildInfo, ObjectWriter
 from generator.build.taxii_order import MICRO, dates_added, strictly_increasing
 from generator.errors import SocdefError
@@ -45,11 +49,10 @@ MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-o
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
 UUID_BLOCK = 65_536  # object ids converted at a time
 ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
-ID_ROWS = 262_144  # rows of the id index made and written at a time
+DEAD_SHARE = 8  # entry files are written again when the dead entries pass 1/8 of them
+ID_NEW_SHARE = 8  # the id index's base is made again when the rows it lacks pass 1/8 of it
 # The largest µs timestamp pyarrow's strftime writes as time.strftime does (year 9999).
 MAX_US = 253_402_300_799_999_999
-CHUNK_CUT = 1_024  # a data chunk ends after an object whose UUID is 0 modulo this (a power of 2)
-CHUNK_MAX = 4_096  # … or after this many objects
 
 
 # What every collection holds besides the records' objects: the producer identity and the TLP
@@ -215,7 +218,7 @@ class TaxiiSink:
         self.spool.flush()
         data = mmap.mmap(self.spool.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
         try:
-            objects = Objects(self, data)
+            objects = Objects(self, data, taxii_log.previous(out.root))
             # the columns wrap these buffers; the sink's own references would outlive them
             self.ends, self.uuid_text, self.stix_type = array("q"), bytearray(), bytearray()
             objects.write(out)
@@ -232,7 +235,9 @@ class TaxiiSink:
 class Objects:
     """Every spooled object as columns, ordered by ``date_added``; writes the collections."""
 
-    def __init__(self, sink: TaxiiSink, data: mmap.mmap | None) -> None:
+    def __init__(
+        self, sink: TaxiiSink, data: mmap.mmap | None, log: taxii_log.Log | None = None
+    ) -> None:
         n = self.n = len(sink.current)
         self.data = data
         self.read = 0  # spool bytes read since its pages were last let go
@@ -268,9 +273,16 @@ class Objects:
             strictly_increasing(fixed)
             self.sorted_dates = _int_array(fixed, pa.int64())
             self.dates = pc.take(self.sorted_dates, pc.sort_indices(self.order))
+        self.log = log
+        self.places: np.ndarray | None = None
+        self.log_meta: dict[str, int] = {}
+        self.entries_carried = False
+        self.kept = 0  # the first ``kept`` objects in date order keep their place in the log
+        if log is not None and n:
+            self._carry(log, raw)
         lowest = min(pc.min(self.dates).as_py() or 0, pc.min(self.modified).as_py() or 0)
         highest = max(pc.max(self.dates).as_py() or 0, pc.max(self.modified).as_py() or 0)
-        self.chunk_of = _arange(0)  # the data chunk of each date-order position (chunk_lasts)
+        self.chunk_of = _arange(0)  # the data chunk of each date-order position (write_log)
         self.stamps = None  # plain times: formatted column-wise
         if 0 <= lowest and highest <= MAX_US:
             self.stamps = (Stamps(self.dates, 6), Stamps(self.modified, 3))
@@ -286,79 +298,144 @@ class Objects:
             picked = pc.indices_nonzero(pc.or_(pc.equal(codes, code), every))
             writers.append(CollectionWriter(self, name, picked))
         del codes, every
-        # Every collection advances through date order together, so the spool is read in one
-        # pass, a window at a time, and its pages are let go as the window moves on.
-        for frontier in range(tc.CHUNK, self.n + tc.CHUNK, tc.CHUNK):
-            for writer in writers:
-                writer.chunks_before(out, frontier)
-            if self.read >= RELEASE_BYTES and self.data is not None:
-                self.data.madvise(mmap.MADV_DONTNEED)
-                self.read = 0
-        for writer in writers:
-            writer.chunks_before(out, self.n + 1)
-        self.stamps = None
         # where each object's bytes lie in the data chunks of "all", by date-order position:
         # every collection's entries point there
-        spans = writers[0].spans
-        self.spans = {
-            kind: (
-                pa.concat_arrays([o[:-1] for o in spans[kind]] or [pa.array([], pa.uint32())]),
-                pa.concat_arrays([o[1:] for o in spans[kind]] or [pa.array([], pa.uint32())]),
-            )
-            for kind in ("obj", "man")
-        }
-        writers[0].spans = {}
-        own = _arange(0)
+        self.write_log(out)
+        self._dead(out)
+        self.stamps = None
         for writer in writers:
             writer.finish(out)
             pa.default_memory_pool().release_unused()
-        if self.n:
-            # every object once: those all collections hold (the first ``shared`` of each, at
-            # the same positions everywhere), then each other object in its type's collection
-            k = self.shared
-            members = pa.concat_arrays(
-                [self.order.slice(0, k), *(w.picked.slice(k) for w in writers[1:])]
-            )
-            ranks = pa.concat_arrays(
-                [_arange(k), *(_arange(w.count).slice(k) for w in writers[1:])]
-            )
-            own = pc.take(ranks, pc.sort_indices(members))
-            del members, ranks
         del writers, self.spans
         self.chunk_of = _arange(0)
-        # the id index needs none of the objects' data, dates or texts: let them go first
-        del self.objects, self.uuid_text, self.dates, self.sorted_dates, self.modified
+        # the id index needs none of the objects' data or texts: let them go first
+        del self.objects, self.uuid_text, self.sorted_dates, self.modified
         if self.data is not None:
             self.data.madvise(mmap.MADV_DONTNEED)
         pa.default_memory_pool().release_unused()
-        self._write_ids(out, pc.sort_indices(self.order), own)
+        self._write_ids(out)
+        self.log = None
 
-    def chunk_lasts(self) -> list[int]:
-        """The date-order position of each data chunk's last object.
+    def _carry(self, log: taxii_log.Log, raw: bytearray) -> None:
+        """Give every object the previous build served unchanged its build date (and, unless
+        the log is compacted, its place); the others build dates after the log's last
+        (``generator/build/taxii_log.py``)."""
+        n = self.n
+        keys = taxii_log.keys_of(raw, np.asarray(self.stix_type))
+        sorted_at = np.argsort(log.keys, kind="stable")
+        sorted_keys = log.keys[sorted_at]
+        where = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+        found = sorted_keys[where] == keys if len(sorted_keys) else np.zeros(n, bool)
+        prev = np.where(found, sorted_at[where] if len(sorted_at) else 0, -1)
+        del keys, sorted_at, sorted_keys, where
+        entries = log.entries
+        modified = np.asarray(self.modified)
+        same = found.copy()
+        same[found] = entries["modified"][prev[found]] == modified[found]
+        # the same bytes: compared a previous chunk at a time
+        ends = np.frombuffer(self.objects.buffers()[1], np.int64, n + 1)
+        data = memoryview(self.data) if self.data is not None else memoryview(b"")
+        candidates = np.flatnonzero(same)
+        chunks = entries["chunk"][prev[candidates]]
+        by_chunk = np.argsort(chunks, kind="stable")
+        bounds = np.flatnonzero(np.diff(chunks[by_chunk])) + 1
+        starts, stops = entries["os"][prev[candidates]], entries["oe"][prev[candidates]]
+        for group in np.split(by_chunk, bounds) if len(by_chunk) else []:
+            text = memoryview(log.text("obj", int(chunks[group[0]])))
+            for i, a, b in zip(
+                candidates[group].tolist(),
+                starts[group].tolist(),
+                stops[group].tolist(),
+                strict=True,
+            ):
+                if data[ends[i] : ends[i + 1]] != text[a:b]:
+                    same[i] = False
+            text.release()
+        data.release()
+        dates = np.array(self.dates)  # a copy: pyarrow's buffers are read-only
+        dates[same] = entries["date"][prev[same]]
+        fresh = np.flatnonzero(~same)
+        if len(fresh):
+            fresh = fresh[np.argsort(dates[fresh], kind="stable")]
+            floor = log.last + 1 + np.arange(len(fresh), dtype=np.int64)
+            dates[fresh] = np.maximum(dates[fresh], floor)
+        self.dates = pa.array(dates, pa.int64())
+        self.order = pc.sort_indices(self.dates)
+        self.sorted_dates = pc.take(self.dates, self.order)
+        kept = int(same.sum())
+        if 2 * kept >= log.positions:  # else the log is laid out again (compacted)
+            self.kept = kept
+            at = prev[np.asarray(self.order)[:kept]]
+            self.places = entries[at]  # the kept objects' places, in date order
 
-        Chunk boundaries follow the objects, not their count: a chunk ends after an object whose
-        UUID's first 64 bits are 0 modulo ``CHUNK_CUT`` (about ``CHUNK_CUT`` objects a chunk), or
-        after ``CHUNK_MAX`` objects. An object that changes moves to the newest chunk, and of the
-        older chunks only the one it left changes (with chunks of a fixed count every later one
-        would shift), so a publish uploads few of them again."""
-        if not self.n:
-            return []
-        raw = memoryview(self.uuids.buffers()[1]).cast("B")
-        words = pc.take(_uuid_words(raw, self.n, 0), self.order)
-        cuts = pc.indices_nonzero(
-            pc.equal(pc.bit_wise_and(words, pa.scalar(CHUNK_CUT - 1, pa.uint64())), 0)
-        ).to_pylist()
-        lasts: list[int] = []
-        previous = -1
-        for cut in [*cuts, self.n - 1]:
-            while cut - previous > CHUNK_MAX:
-                previous += CHUNK_MAX
-                lasts.append(previous)
-            if cut > previous:
-                lasts.append(cut)
-                previous = cut
-        self.chunk_of = _runs(_int_array(array("q", [last + 1 for last in lasts]), pa.int64()))
-        return lasts
+    def _dead(self, out: ObjectWriter) -> None:
+        """Decide whether the entry files carry the previous build's (while the entries no
+        longer served are at most ``1 / DEAD_SHARE`` of them), and write ``taxii/dead.bin``."""
+        log, kept = self.log, self.kept
+        gone = np.empty(0, np.int64)
+        self.entries_carried = False
+        if log is not None and kept:
+            served = np.asarray(self.sorted_dates.slice(0, kept))
+            dead = np.setdiff1d(log.file_dates, served)
+            if len(dead) * DEAD_SHARE <= len(log.file_dates) + self.n - kept:
+                gone, self.entries_carried = dead, True
+        out.put(tc.DEAD_KEY, gone.astype("<i8").tobytes())
+
+    def write_log(self, out: ObjectWriter) -> None:
+        """Write the data chunks of ``all`` (objects and manifest records): the previous log's
+        chunks as they were, then every object not kept appended in date order; set where each
+        object lies (``chunk_of`` and ``spans``, by date-order position)."""
+        n, kept, log = self.n, self.kept, self.log
+        chunk_of = np.zeros(n, np.uint32)
+        spans = {kind: (np.zeros(n, np.uint32), np.zeros(n, np.uint32)) for kind in ("obj", "man")}
+        chunk, count = 0, 0  # the chunk the next appended object goes to, and what it holds
+        if kept and log is not None and self.places is not None:
+            chunk_of[:kept] = self.places["chunk"]
+            for kind, (a, b) in (("obj", ("os", "oe")), ("man", ("ms", "me"))):
+                spans[kind][0][:kept] = self.places[a]
+                spans[kind][1][:kept] = self.places[b]
+            chunk, count = log.chunks - 1, log.tail
+            if count >= taxii_log.PER:
+                chunk, count = log.chunks, 0
+            for number in range(chunk if kept < n else log.chunks):
+                for kind in ("obj", "man"):
+                    out.put(tc.chunk_key(tc.ALL_COLLECTION, kind, number), log.text(kind, number))
+        last = log.last if log is not None else -1
+        p = kept
+        while p < n:
+            size = min(taxii_log.PER - count, n - p)
+            at = self.order.slice(p, size)
+            for kind, values in (
+                ("obj", pc.take(self.objects, at)),
+                ("man", self.manifest_records(at)),
+            ):
+                prefix = self.log.text(kind, chunk) if count and self.log is not None else b""
+                offsets = _offsets(values)
+                first, end = offsets[0].as_py(), offsets[-1].as_py()
+                body = memoryview(values.buffers()[2]).cast("B")[first:end]
+                out.put(tc.chunk_key(tc.ALL_COLLECTION, kind, chunk), bytes(prefix) + body)
+                where = np.asarray(pc.subtract(offsets, first - len(prefix))).astype(np.uint32)
+                spans[kind][0][p : p + size] = where[:-1]
+                spans[kind][1][p : p + size] = where[1:]
+                if kind == "obj":
+                    self.read += end - first
+            chunk_of[p : p + size] = chunk
+            p += size
+            count += size
+            if count == taxii_log.PER and p < n:
+                chunk, count = chunk + 1, 0
+            if self.read >= RELEASE_BYTES and self.data is not None:
+                self.data.madvise(mmap.MADV_DONTNEED)
+                self.read = 0
+        if n:
+            last = max(last, self.sorted_dates[-1].as_py())
+        if count:
+            self.log_meta = taxii_log.meta_of(chunk + 1, count, last)
+        else:  # the last chunk is full (or there is none)
+            self.log_meta = taxii_log.meta_of(chunk, taxii_log.PER if chunk else 0, last)
+        self.chunk_of = pa.array(chunk_of)
+        self.spans = {kind: (pa.array(a), pa.array(b)) for kind, (a, b) in spans.items()}
+        self.places = None
 
     def manifest_records(self, at: pa.Array) -> pa.Array:
         """The manifest records of objects ``at``, each followed by a comma."""
@@ -383,39 +460,47 @@ class Objects:
             b"",
         )
 
-    def _write_ids(self, out: ObjectWriter, pos_all: pa.Array, pos_own: pa.Array) -> None:
-        """``ids.bin``: every object's ID_ENTRY sorted (as tuples: UUID, type, collection,
-        positions); ``ids.fence``: every ID_BLOCK-th UUID of it."""
+    def _write_ids(self, out: ObjectWriter) -> None:
+        """The id index: one ID_ENTRY (UUID, STIX type, collection, build date) per object,
+        sorted by UUID then type, as a *base* (``ids.bin``, with ``ids.fence``: every
+        ID_BLOCK-th UUID of it) and the rows the base lacks (``ids.new.bin``).
+
+        The previous build's base is kept byte for byte while the rows it lacks (objects new
+        or appended since, whose build date it does not hold) are at most ``1 / ID_NEW_SHARE``
+        of it; a base row of an object no longer served names a build date no entry has.
+        Otherwise every row goes into a new base."""
         n = self.n
         raw = memoryview(self.uuids.buffers()[1]).cast("B")
-        columns = {
-            "hi": _uuid_words(raw, n, 0),
-            "lo": _uuid_words(raw, n, 8),
-            "s": self.stix_type,
-            "c": self.collection,
-            "a": pos_all,
-            "o": pos_own,
-        }
-        order = pc.sort_indices(
-            pa.table(columns), sort_keys=[(name, "ascending") for name in columns]
-        )
-        del columns
-        # each row's fields as bytes (little-endian), side by side: the rows of ids.bin,
-        # made and written a block at a time
-        fields = [
-            self.uuids,
-            self.stix_type,
-            self.collection,
-            pc.cast(pos_all, pa.uint32()),
-            pc.cast(pos_own, pa.uint32()),
-        ]
-        with out.stream(tc.ID_INDEX_KEY) as ids:
-            for start in range(0, n, ID_ROWS):
-                at = order.slice(start, ID_ROWS)
-                ids.write(_rows([pc.take(field, at) for field in fields]))
-        del fields
-        fenced = pc.take(order, _int_array(array("q", range(0, n, tc.ID_BLOCK)), pa.int64()))
-        out.put(tc.ID_FENCE_KEY, _bytes_of(pc.take(self.uuids, fenced)))
+        keys = taxii_log.keys_of(raw, np.asarray(self.stix_type))
+        order = np.argsort(keys, kind="stable")
+        rows = np.empty(n, taxii_log.ID_DTYPE)
+        rows["uuid"] = np.frombuffer(raw, "V16", n)[order]
+        rows["type"] = np.asarray(self.stix_type)[order]
+        rows["coll"] = np.asarray(self.collection)[order]
+        rows["date"] = np.asarray(self.dates)[order]
+        keys = keys[order]
+        del order
+        base = self.log.ids if self.log is not None else None
+        new = rows[:0]
+        if base is not None and len(base):
+            base_keys = taxii_log.keys_of(base["uuid"].tobytes(), base["type"])
+            where = np.minimum(np.searchsorted(base_keys, keys), len(base) - 1)
+            held = (
+                (base_keys[where] == keys)
+                & (base["date"][where] == rows["date"])
+                & (base["coll"][where] == rows["coll"])
+            )
+            new = rows[~held]
+            if len(new) * ID_NEW_SHARE > len(base):
+                base, new = None, rows[:0]
+            del base_keys, where, held
+        if base is None or not len(base):
+            base = rows
+        del keys
+        out.put(tc.ID_INDEX_KEY, base.tobytes())
+        out.put(tc.ID_NEW_KEY, new.tobytes())
+        out.put(tc.ID_FENCE_KEY, base["uuid"][:: tc.ID_BLOCK].tobytes())
+        del self.dates
 
 
 class CollectionWriter:
@@ -430,40 +515,6 @@ class CollectionWriter:
         self.positions = positions
         self.picked = objects.order if positions is None else pc.take(objects.order, positions)
         self.count = len(self.picked)
-        # the date-order position of each data chunk's last object (``all`` only: the other
-        # collections' entries point into its chunks)
-        self.lasts = objects.chunk_lasts() if positions is None else []
-        self.written = 0
-        # per chunk: the offsets of its objects and of its manifest records (len + 1 each)
-        self.spans: dict[str, list[pa.Array]] = {"obj": [], "man": []}
-
-    def chunks_before(self, out: ObjectWriter, frontier: int) -> None:
-        """Write every chunk whose objects all lie before date-order position ``frontier``
-        (``all`` only: the other collections' objects are its objects)."""
-        if self.positions is not None:
-            return
-        while self.written < len(self.lasts) and self.lasts[self.written] < frontier:
-            self._chunk(out, self.written)
-            self.written += 1
-
-    def _chunk(self, out: ObjectWriter, number: int) -> None:
-        first = self.lasts[number - 1] + 1 if number else 0
-        at = self.picked.slice(first, self.lasts[number] + 1 - first)
-        for kind, values in (
-            ("obj", pc.take(self.o.objects, at)),
-            ("man", self.o.manifest_records(at)),
-        ):
-            offsets = _offsets(values)
-            first, last = offsets[0].as_py(), offsets[-1].as_py()
-            out.put(
-                tc.chunk_key(self.name, kind, number),
-                memoryview(values.buffers()[2]).cast("B")[first:last],
-            )
-            if first:
-                offsets = pc.subtract(offsets, first)
-            self.spans[kind].append(pc.cast(offsets, pa.uint32()))
-            if kind == "obj":
-                self.o.read += last - first
 
     def _dates(self) -> pa.Array:
         if self.positions is None:
@@ -471,45 +522,71 @@ class CollectionWriter:
         return pc.take(self.o.sorted_dates, self.positions)
 
     def finish(self, out: ObjectWriter) -> None:
-        """Write the entries (all, and per STIX type) a block of ``ENTRY_CHUNKS`` chunks at a
-        time, then the meta and info documents."""
+        """Write the entry files (all, and per STIX type) a block of ``ENTRY_CHUNKS`` chunks at
+        a time, in partitions; then the meta and info documents.
+
+        While the previous build's entries are carried (``Objects.entries_carried``), an entry
+        file is that build's, partitions and all (its entries no longer served stay, listed in
+        ``taxii/dead.bin``), followed by the entries after the log's last build date."""
         count = self.count
         dates = self._dates()
         modified = pc.take(self.o.modified, self.picked)
         kinds = pc.take(self.o.stix_type, self.picked)
         codes = sorted(pc.unique(kinds).to_pylist())
         block = ENTRY_CHUNKS * tc.CHUNK
-        with contextlib.ExitStack() as files:
-            index = files.enter_context(out.stream(tc.collection_key(self.name, "index.bin")))
-            typed = {
-                code: files.enter_context(
-                    out.stream(tc.type_index_key(self.name, tc.STIX_TYPES[code]))
-                )
-                for code in codes
-            }
-            for start in range(0, count, block):
-                size = min(block, count - start)
-                entries = self._entries(start, size, dates, modified, kinds)
-                index.write(entries)
-                table = pa.Array.from_buffers(
-                    pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
-                )
-                block_kinds = kinds.slice(start, size)
-                for code, stream in typed.items():
-                    stream.write(_bytes_of(pc.filter(table, pc.equal(block_kinds, code))))
-                del table
+        log = self.o.log if self.o.entries_carried else None
+        index = taxii_log.Parts(out, tc.collection_key(self.name, "index"))
+        typed = {
+            code: taxii_log.Parts(out, tc.type_index_key(self.name, tc.STIX_TYPES[code])[:-4])
+            for code in codes
+        }
+        carried: set[int | None] = set()  # the files carried (None: the whole collection's)
+        if log is not None:
+            for code, parts in [(None, index), *typed.items()]:
+                previous = log.entry_file(self.name, None if code is None else tc.STIX_TYPES[code])
+                if previous is not None:
+                    carried.add(code)
+                    for data in previous:
+                        parts.add(data)
+        after = log.last if log is not None else 0
+        for start in range(0, count, block):
+            size = min(block, count - start)
+            entries = self._entries(start, size, dates, modified, kinds)
+            table = pa.Array.from_buffers(
+                pa.binary(tc.ENTRY.size), size, [None, pa.py_buffer(entries)]
+            )
+            new = pc.greater(dates.slice(start, size), after)
+            index.add(_bytes_of(pc.filter(table, new)) if None in carried else entries)
+            block_kinds = kinds.slice(start, size)
+            for code, parts in typed.items():
+                wanted = pc.equal(block_kinds, code)
+                if code in carried:
+                    wanted = pc.and_(wanted, new)
+                parts.add(_bytes_of(pc.filter(table, wanted)))
+            del table
         del modified
+        index.close()
         types = {}
-        for code in codes:
+        for code, parts in typed.items():
+            parts.close()
             typed_dates = pc.filter(dates, pc.equal(kinds, code))
             types[tc.STIX_TYPES[code]] = {
-                "count": len(typed_dates),
-                "fences": _every(typed_dates, tc.CHUNK),
+                "count": parts.count,
+                "served": len(typed_dates),
+                "fences": parts.fences,
                 "last": typed_dates[-1].as_py(),
             }
-        meta: dict = {"count": count, "fences": _every(dates, tc.CHUNK), "types": types}
+        meta: dict = {
+            "count": index.count,
+            "served": count,
+            "fences": index.fences,
+            "types": types,
+            "part": tc.PART,
+        }
         if self.positions is not None:
             meta["data"] = tc.ALL_COLLECTION  # the collection whose chunks the entries name
+        else:
+            meta["log"] = self.o.log_meta  # the data chunks' log, for the next build
         if count:
             meta["last"] = dates[-1].as_py()
         out.put(tc.collection_key(self.name, "meta.json"), _compact(meta))

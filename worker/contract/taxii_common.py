@@ -8,14 +8,20 @@ indexes and the keys under ``taxii/`` in a build (docs/taxii.md describes them a
     taxii/collections.json             ``{"collections": [...]}``
     taxii/c/<name>/info.json           one collection resource
     taxii/c/<name>/meta.json           counts and fences of the collection and its type indexes
-    taxii/c/<name>/index.bin           one ENTRY per object, in date_added order
-    taxii/c/<name>/type/<stix type>.bin  the entries of one STIX type, same format
+    taxii/c/<name>/index/<k>.bin       ENTRYs in date_added order, PART a partition: one per
+                                       object, served or dead (taxii/dead.bin), kept in place
+    taxii/c/<name>/type/<stix type>/<k>.bin  the entries of one STIX type, same format
+    taxii/dead.bin                     the build dates of the entries no longer served
     taxii/c/all/obj/<k>.dat            the k-th run of objects of "all" (generator/build/taxii.py
                                        chunk_lasts), each followed by ","
     taxii/c/all/man/<k>.dat            their manifest records, each followed by ","
                                        (every collection's entries point into these chunks;
                                        a per-type meta.json names them: "data": "all")
-    taxii/ids.bin                      one ID_ENTRY per object, sorted by UUID then type
+    taxii/ids.bin                      the id index's base: ID_ENTRYs sorted by UUID then type
+                                       (kept from build to build; a row whose build date no
+                                       entry has names an object no longer served)
+    taxii/ids.new.bin                  the rows the base lacks (new build dates), same order;
+                                       looked up first
     taxii/ids.fence                    the UUID of every ID_BLOCK-th entry of ids.bin
 
 Standard library only: the worker imports it.
@@ -55,8 +61,8 @@ TIMELESS = frozenset(TYPE_CODES[t] for t in ("attack-pattern", "identity", "mark
 
 # date_added µs, modified µs, chunk, object [start, end), manifest record [start, end), type code
 ENTRY = struct.Struct("<qqIIIIII")
-# object UUID, STIX type code, IOC type code (its collection), position in "all", in its own
-ID_ENTRY = struct.Struct("<16sBBII")
+# object UUID, STIX type code, IOC type code (its collection), build date (its entry's date_added)
+ID_ENTRY = struct.Struct("<16sBBq")
 ID_BLOCK = 1_024
 EVERY_COLLECTION = 255  # the IOC type code of an object every collection holds (identity, TLP)
 
@@ -109,6 +115,15 @@ ROOT_KEY = layout.taxii_key("root.json")
 COLLECTIONS_KEY = layout.taxii_key("collections.json")
 ID_INDEX_KEY = layout.taxii_key("ids.bin")
 ID_FENCE_KEY = layout.taxii_key("ids.fence")
+ID_NEW_KEY = layout.taxii_key("ids.new.bin")
+DEAD_KEY = layout.taxii_key("dead.bin")  # build dates of entries no longer served (int64, sorted)
+PART = 16 * CHUNK  # entries per partition of an entry file
+
+
+def part_key(base: str, part: int) -> str:
+    """Partition ``part`` of the entry file ``base`` (``collection_key(name, "index")`` or
+    ``type_index_key(name, t)`` without ``.bin``)."""
+    return f"{base}/{part}.bin"
 
 
 @lru_cache(maxsize=4096)

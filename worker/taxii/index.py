@@ -1,12 +1,14 @@
 """Slicing a precomputed TAXII collection: which entries a page holds, and their bytes.
 
-A collection is a list of fixed-size entries in ``date_added`` order (``index.bin``, and one per
-STIX type for ``match[type]``) plus a small ``meta.json`` holding the ``date_added`` of every
-``CHUNK``-th entry (its *fences*). A page request finds its first entry from the fences and one
+A collection is a list of fixed-size entries in ``date_added`` order (``index/<k>.bin``
+partitions, and one such file per STIX type for ``match[type]``; entries whose build date is
+in ``taxii/dead.bin`` are no longer served and skipped) plus a small ``meta.json`` holding the
+``date_added`` of every ``CHUNK``-th entry (its *fences*). A page request finds its first entry from the fences and one
 index partition, reads the following entries in one range, and the objects (or manifest
 records) of those entries as coalesced byte ranges of at most two data chunks. Its cost is the
 page plus one index partition, whatever the collection's size. ``match[id]`` goes through the
-id index instead: a fence list of UUIDs and one block of sorted entries.
+id index instead (a small file of the newest rows, then a fence list of UUIDs and one block of
+sorted rows of its base): the object's build date, then its entry found by that date.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ OBJECT_ID = re.compile(
 class Seq:
     """One entry file of a collection: all its entries, or those of one STIX type."""
 
-    key: str
+    key: str  # the file, or with ``part`` the base of its partitions' keys
     count: int
     fences: list[int]
-    last: int  # date_added of its final entry (-1 when empty)
+    last: int  # date_added of its final served entry (-1 when none)
+    part: int = 0  # entries per partition (0: one object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +68,44 @@ def sequences(build: Build, name: str, types: tuple[str, ...] | None) -> list[Se
     """The entry files to merge: the whole index, or one per requested type it holds."""
     m = meta(build, name)
     held = m["types"]
+    part = int(m.get("part", 0))
     if types is None or set(held) <= set(types):
-        return [
-            Seq(tc.collection_key(name, "index.bin"), m["count"], m["fences"], m.get("last", -1))
-        ]
+        key = tc.collection_key(name, "index" if part else "index.bin")
+        return [Seq(key, m["count"], m["fences"], m.get("last", -1), part)]
     return [
-        Seq(tc.type_index_key(name, t), held[t]["count"], held[t]["fences"], held[t]["last"])
+        Seq(
+            tc.type_index_key(name, t)[: -len(".bin")] if part else tc.type_index_key(name, t),
+            held[t]["count"],
+            held[t]["fences"],
+            held[t]["last"],
+            part,
+        )
         for t in sorted(set(types) & set(held))
     ]
 
 
+def dead(build: Build) -> frozenset[int]:
+    """Build dates of the entries no longer served (kept in place in the entry files)."""
+    return build.cached(
+        tc.DEAD_KEY,
+        lambda: frozenset(d for (d,) in DATE.iter_unpack(build.read(tc.DEAD_KEY) or b"")),
+    )
+
+
 def entries(build: Build, seq: Seq, lo: int, hi: int) -> list[Entry]:
     size = tc.ENTRY.size
-    raw = build.read_range(seq.key, lo * size, min(hi, seq.count) * size)
-    return list(tc.ENTRY.iter_unpack(raw))
+    hi = min(hi, seq.count)
+    if not seq.part:
+        return list(tc.ENTRY.iter_unpack(build.read_range(seq.key, lo * size, hi * size)))
+    out: list[Entry] = []
+    while lo < hi:
+        k = lo // seq.part
+        end = min(hi, (k + 1) * seq.part)
+        at = k * seq.part
+        raw = build.read_range(tc.part_key(seq.key, k), (lo - at) * size, (end - at) * size)
+        out += tc.ENTRY.iter_unpack(raw)
+        lo = end
+    return out
 
 
 def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
@@ -88,7 +115,13 @@ def first_at_or_after(build: Build, seq: Seq, lower: int) -> int:
         return seq.count
     size = tc.ENTRY.size
     lo = chunk * tc.CHUNK
-    raw = build.read_range(seq.key, lo * size, min(lo + tc.CHUNK, seq.count) * size)
+    hi = min(lo + tc.CHUNK, seq.count)
+    if seq.part:  # the window lies in one partition (a partition is whole CHUNKs)
+        k = lo // seq.part
+        at = k * seq.part
+        raw = build.read_range(tc.part_key(seq.key, k), (lo - at) * size, (hi - at) * size)
+    else:
+        raw = build.read_range(seq.key, lo * size, hi * size)
     at = bisect.bisect_left(
         range(len(raw) // size), lower, key=lambda j: DATE.unpack_from(raw, j * size)[0]
     )
@@ -105,8 +138,12 @@ def scan(build: Build, seq: Seq, lower: int, first: int) -> Iterator[Entry]:
         size = WINDOW
 
 
-def _keep(e: Entry, f: Filters, floor: int) -> bool:
-    return (e[1] >= floor or e[7] in tc.TIMELESS) and (f.versions is None or e[1] in f.versions)
+def _keep(e: Entry, f: Filters, floor: int, gone: frozenset[int]) -> bool:
+    return (
+        (e[1] >= floor or e[7] in tc.TIMELESS)
+        and (f.versions is None or e[1] in f.versions)
+        and e[0] not in gone
+    )
 
 
 def select(build: Build, name: str, f: Filters, floor: int, cap: int | None = None) -> Page:
@@ -146,9 +183,10 @@ def _select(build: Build, name: str, f: Filters, floor: int, cap: int | None) ->
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
     picked: list[Entry] = []
     last = None
+    gone = dead(build)
     for scanned, e in enumerate(merged, 1):
         last = e[0]
-        if _keep(e, f, floor):
+        if _keep(e, f, floor, gone):
             picked.append(e)
         if len(picked) == f.limit or scanned >= MAX_SCAN:
             more = any(s.last > last for s in seqs)
@@ -160,7 +198,7 @@ def _capped(seq: Seq, cap: int) -> Seq:
     """``seq`` seen up to build date ``cap``: its last entry is the last at or below it."""
     if seq.last <= cap:
         return seq
-    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap))
+    return Seq(seq.key, seq.count, seq.fences, min(seq.last, cap), seq.part)
 
 
 def _upto(stream: Iterator[Entry], last: int) -> Iterator[Entry]:
@@ -175,13 +213,14 @@ def _select_one(build: Build, seq: Seq, lower: int, f: Filters, floor: int) -> P
     pos = first_at_or_after(build, seq, lower)
     picked: list[Entry] = []
     size, scanned = f.limit, 0
+    gone = dead(build)
     while pos < seq.count:
         batch = entries(build, seq, pos, pos + size)
         if batch and batch[-1][0] > seq.last:  # past the visible end
             batch = [e for e in batch if e[0] <= seq.last]
             if not batch:
                 break
-        kept = [e for e in batch if _keep(e, f, floor)]
+        kept = [e for e in batch if _keep(e, f, floor, gone)]
         if len(picked) + len(kept) >= f.limit:
             picked += kept[: f.limit - len(picked)]
             last = picked[-1][0]
@@ -206,7 +245,7 @@ def select_ids(build: Build, name: str, f: Filters, floor: int, cap: int | None 
             e is not None
             and e[0] > f.after
             and (cap is None or e[0] <= cap)
-            and _keep(e, f, floor)
+            and _keep(e, f, floor, frozenset())
             and (f.types is None or tc.STIX_TYPES[e[7]] in f.types)
         ):
             found[e[0]] = e
@@ -221,9 +260,37 @@ def entry_of(build: Build, name: str, oid: str) -> Entry | None:
     found = OBJECT_ID.fullmatch(oid)
     if found is None or found.group(1) not in tc.TYPE_CODES:
         return None
-    row = _id_row(
-        build, bytes.fromhex(found.group(2).replace("-", "")), tc.TYPE_CODES[found.group(1)]
+    raw_uuid, type_code = (
+        bytes.fromhex(found.group(2).replace("-", "")),
+        tc.TYPE_CODES[found.group(1)],
     )
+    if "log" not in meta(build, tc.ALL_COLLECTION):
+        return _entry_by_position(build, name, raw_uuid, type_code)
+    row = _new_ids(build).get((raw_uuid, type_code)) or _id_row(build, raw_uuid, type_code)
+    if row is None:
+        return None
+    ioc_code, date = row
+    if not (
+        name == tc.ALL_COLLECTION
+        or ioc_code == tc.EVERY_COLLECTION
+        or tc.COLLECTIONS.index(name) - 1 == ioc_code
+    ):
+        return None
+    # the entry with that build date (none: the row names an object no longer served)
+    seq = sequences(build, name, None)[0]
+    pos = first_at_or_after(build, seq, date)
+    if pos >= seq.count:
+        return None
+    e = entries(build, seq, pos, pos + 1)[0]
+    return e if e[0] == date and date not in dead(build) else None
+
+
+OLD_ID_ENTRY = struct.Struct("<16sBBII")  # before logs: UUID, types, position in all, in its own
+
+
+def _entry_by_position(build: Build, name: str, raw_uuid: bytes, type_code: int) -> Entry | None:
+    """``entry_of`` in a build published before TAXII logs (its id index holds positions)."""
+    row = _id_row(build, raw_uuid, type_code, OLD_ID_ENTRY)
     if row is None:
         return None
     ioc_code, pos_all, pos_own = row
@@ -245,19 +312,32 @@ def _id_fences(build: Build) -> list[bytes]:
     return build.cached(tc.ID_FENCE_KEY, load)
 
 
-def _id_row(build: Build, raw_uuid: bytes, type_code: int) -> tuple[int, int, int] | None:
+def _new_ids(build: Build) -> dict[tuple[bytes, int], tuple[int, int]]:
+    """The rows the id index's base lacks (``ids.new.bin``, small): read once per build."""
+
+    def load() -> dict[tuple[bytes, int], tuple[int, int]]:
+        raw = build.read(tc.ID_NEW_KEY) or b""
+        return {(u, t): (c, d) for u, t, c, d in tc.ID_ENTRY.iter_unpack(raw)}
+
+    return build.cached(tc.ID_NEW_KEY, load)
+
+
+def _id_row(
+    build: Build, raw_uuid: bytes, type_code: int, row: struct.Struct = tc.ID_ENTRY
+) -> tuple[int, ...] | None:
+    """The fields after UUID and type of the base row for this object, or None."""
     ref = build.ref(tc.ID_INDEX_KEY)
     if ref is None or ref.size == 0:
         return None
-    size = tc.ID_ENTRY.size
+    size = row.size
     block = max(0, bisect.bisect_right(_id_fences(build), raw_uuid) - 1)
     lo = block * tc.ID_BLOCK
     hi = min(ref.size // size, lo + tc.ID_BLOCK)
     raw = build.read_range(tc.ID_INDEX_KEY, lo * size, hi * size)
-    rows = list(tc.ID_ENTRY.iter_unpack(raw))
+    rows = list(row.iter_unpack(raw))
     at = bisect.bisect_left(rows, (raw_uuid, type_code), key=lambda r: (r[0], r[1]))
     if at < len(rows) and rows[at][0] == raw_uuid and rows[at][1] == type_code:
-        return rows[at][2], rows[at][3], rows[at][4]
+        return tuple(rows[at][2:])
     return None
 
 
