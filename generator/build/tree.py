@@ -583,17 +583,48 @@ def _merge(out: ObjectWriter, objects: dict[str, list]) -> None:
         out.objects[key] = entry
 
 
+MEMTRACE = "SOCDEF_BUILD_MEMTRACE"  # a file: each stage's peak resident memory, appended
+
+
 class _Clock:
-    """Adds the seconds since the previous lap to a named stage."""
+    """Adds the seconds since the previous lap to a named stage.
+
+    With ``SOCDEF_BUILD_MEMTRACE=<file>`` each lap also appends a line to that file: process id,
+    seconds since the epoch, the stage, the process's resident MB at the lap and its peak since
+    the previous lap (the kernel's high-water mark, reset at each lap), so a memory peak is
+    pinned to the stage that made it (docs/performance.md)."""
 
     def __init__(self, stages: dict[str, float]) -> None:
         self.stages = stages
         self.last = time.perf_counter()
+        self.trace = os.environ.get(MEMTRACE) or None
+        if self.trace:
+            _memory_mark()
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.stages[name] = self.stages.get(name, 0.0) + now - self.last
         self.last = now
+        if self.trace:
+            rss, peak = _memory_mark()
+            with open(self.trace, "a") as fh:
+                fh.write(f"{os.getpid()} {time.time():.2f} {name!r} {rss} {peak}\n")
+
+
+def _memory_mark() -> tuple[int, int]:
+    """This process's resident and peak resident MB (Linux; 0 elsewhere); resets the peak."""
+    rss = peak = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    kb = int(line.split()[1]) // 1024
+                    rss, peak = (kb, peak) if line.startswith("VmRSS") else (rss, kb)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the high-water mark
+    except OSError:
+        pass
+    return rss, peak
 
 
 def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> str:
