@@ -113,7 +113,8 @@ class ViewIndex:
             index = {"view": view, "days": self.days[view]}
             out.put(layout.view_index_key(view), json.dumps(index, separators=(",", ":")).encode())
             if view != layout.ALL_VIEW:
-                out.put(layout.view_lines_key(view), self.lines[view].tobytes())
+                out.put(layout.view_lines_key(view), memoryview(self.lines.pop(view)).cast("B"))
+        self.lines = {}  # written: the sinks that finish after it need the memory
 
 
 def write_day(
