@@ -4,8 +4,10 @@ TAXII build takes them as they are: it never parses rendered bytes."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 
+import pyarrow as pa
 import pytest
 
 from exports import stix21
@@ -39,7 +41,7 @@ def test_render_variants_hands_the_objects_with_the_lines():
 
 def spooled(sink: TaxiiSink) -> tuple[bytes, list[int], bytes, bytes]:
     sink.spool.seek(0)
-    return sink.spool.read(), list(sink.ends), bytes(sink.stix_type), bytes(sink.uuid_text)
+    return sink.spool.read(), list(sink.ends), bytes(sink.stix_type), bytes(sink.uuids)
 
 
 def test_sink_takes_the_boundaries_it_is_handed():
@@ -55,10 +57,10 @@ def test_sink_takes_the_boundaries_it_is_handed():
         for a, b in zip(ends, ends[1 : len(META_OBJECTS) + 1], strict=False)
     ]
     assert [o["id"] for o in shared] == [o["id"] for o in META_OBJECTS]
-    ends, uuids = ends[len(META_OBJECTS) :], uuids[36 * len(META_OBJECTS) :]
+    ends, uuids = ends[len(META_OBJECTS) :], uuids[16 * len(META_OBJECTS) :]
     objects = [o for r in records for o in stix21.render_objects(r).objects()]
     assert [data[a:b] for a, b in zip(ends, ends[1:], strict=False)] == [o.data for o in objects]
-    assert uuids == "".join(o.id.split("--")[1] for o in objects).encode()
+    assert uuids == b"".join(uuid.UUID(o.id.split("--")[1]).bytes for o in objects)
     # the sink reads the handed-over ends, not the bytes: shifted ends move the objects
     r = next(r for r in records if r.mitre_techniques)
     honest = stix21.render_objects(r)
@@ -79,3 +81,20 @@ def test_sink_refuses_objects_that_do_not_fit():
     with pytest.raises(TaxiiError, match="techniques"):
         fewer = replace(r, mitre_techniques=r.mitre_techniques[1:])
         TaxiiSink().add_objects([fewer], [rendered])
+
+
+def test_object_ids_are_kept_as_bytes_and_written_as_their_text():
+    from generator.build.taxii import _uuid_bytes, _uuid_text
+
+    ids = [str(uuid.uuid4()) for _ in range(300)] + [
+        str(uuid.UUID(int=0)),
+        str(uuid.UUID(int=-1 % 2**128)),
+    ]
+    raw = _uuid_bytes("".join(ids))
+    assert raw == b"".join(uuid.UUID(i).bytes for i in ids)
+    column = pa.Array.from_buffers(pa.binary(16), len(ids), [None, pa.py_buffer(raw)])
+    assert _uuid_text(column).to_pylist() == [i.encode() for i in ids]
+    assert _uuid_text(column.slice(5, 3)).to_pylist() == [i.encode() for i in ids[5:8]]
+    for wrong in (ids[0][:-1], ids[0].upper(), ids[0].replace("-", "x", 1)):
+        with pytest.raises(TaxiiError):
+            _uuid_bytes(wrong)

@@ -128,7 +128,7 @@ class TaxiiSink:
         self.ends = array("q", [0])  # object i is spool[ends[i]:ends[i + 1]]
         self.current = array("q")  # its latest version event: an index into the members
         self.stix_type = bytearray()
-        self.uuid_text = bytearray()  # 36 characters per object
+        self.uuids = bytearray()  # the 16 bytes of its UUID (its text is made again per chunk)
         # per version event of an object (a member of the event's group, taxii_order.py)
         self.member_time = array("q")
         # per record
@@ -146,7 +146,7 @@ class TaxiiSink:
             self.size += len(data)
             self.ends.append(self.size)
             self.stix_type.append(TYPE_CODES[obj["type"]])
-            self.uuid_text += obj["id"][-36:].encode()
+            self.uuids += _uuid_bytes(obj["id"][-36:])
             self.member_time.append(0)
             self.current.append(len(self.member_time) - 1)
             self.record_ends.append(len(self.current))
@@ -192,7 +192,7 @@ class TaxiiSink:
         if ends[-1] != size:
             raise TaxiiError("the STIX objects' ends do not match their lines")
         self.size = size
-        self.uuid_text += "".join([id_[-36:] for id_ in ids]).encode()
+        self.uuids += _uuid_bytes("".join([id_[-36:] for id_ in ids]))
         self.spool.write(b"".join([rendered.line for rendered in objects]))
 
     def _relationships(self, r: IOCRecord, count: int, main: tuple[int, ...]) -> None:
@@ -220,7 +220,7 @@ class TaxiiSink:
         try:
             objects = Objects(self, data, taxii_log.previous(out.root))
             # the columns wrap these buffers; the sink's own references would outlive them
-            self.ends, self.uuid_text, self.stix_type = array("q"), bytearray(), bytearray()
+            self.ends, self.uuids, self.stix_type = array("q"), bytearray(), bytearray()
             objects.write(out)
             del objects  # it holds views of the mapped spool
         finally:
@@ -241,11 +241,10 @@ class Objects:
         n = self.n = len(sink.current)
         self.data = data
         self.read = 0  # spool bytes read since its pages were last let go
-        raw = _uuid_bytes(sink.uuid_text, n)
+        raw = sink.uuids
+        if len(raw) != 16 * n:
+            raise TaxiiError("an object id is not a UUID")
         self.uuids = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw)])
-        self.uuid_text = pa.Array.from_buffers(
-            pa.binary(36), n, [None, pa.py_buffer(sink.uuid_text)]
-        )
         record = _runs(sink.record_ends)
         self.modified = pc.take(_int_array(sink.record_modified, pa.int64()), record)
         self.collection = pc.take(_uint8(sink.record_collection), record)
@@ -308,8 +307,8 @@ class Objects:
             pa.default_memory_pool().release_unused()
         del writers, self.spans
         self.chunk_of = _arange(0)
-        # the id index needs none of the objects' data or texts: let them go first
-        del self.objects, self.uuid_text, self.sorted_dates, self.modified
+        # the id index needs none of the objects' data or texts (only their dates): let them go
+        del self.objects, self.sorted_dates, self.modified
         if self.data is not None:
             self.data.madvise(mmap.MADV_DONTNEED)
         pa.default_memory_pool().release_unused()
@@ -451,7 +450,7 @@ class Objects:
             )
         return pc.binary_join_element_wise(
             pc.take(ID_PREFIXES, pc.take(self.stix_type, at)),
-            pc.cast(pc.take(self.uuid_text, at), pa.binary()),
+            _uuid_text(pc.take(self.uuids, at)),
             b'","date_added":"',
             *added,
             b'Z","version":"',
@@ -641,19 +640,40 @@ def _runs(ends: array | pa.Array) -> pa.Array:
     return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, _arange(len(ends))))
 
 
-def _uuid_bytes(text: bytearray, n: int) -> bytearray:
-    """The 16 bytes of each of ``n`` 36-character UUIDs, a block at a time (a million records
-    make millions of objects: their ids at once would cost hundreds of MB in copies)."""
-    if len(text) != 36 * n:
+def _uuid_bytes(text: str) -> bytes:
+    """The 16 bytes of each of the 36-character UUIDs in ``text`` (lower-case hex: the STIX
+    renderer's ids, which ``_uuid_text`` writes again)."""
+    try:
+        values = bytes.fromhex(text.replace("-", ""))
+    except ValueError:
+        values = b""
+    if len(values) * 36 != len(text) * 16 or text != text.lower():
         raise TaxiiError("an object id is not a UUID")
-    raw = bytearray(16 * n)
-    for start in range(0, n, UUID_BLOCK):
-        part = text[36 * start : 36 * (start + UUID_BLOCK)]
-        values = bytes.fromhex(part.replace(b"-", b"").decode("ascii"))
-        if len(values) * 36 != len(part) * 16:
-            raise TaxiiError("an object id is not a UUID")
-        raw[16 * start : 16 * start + len(values)] = values
-    return raw
+    return values
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_UUID_GROUPS = ((0, 0, 8), (9, 8, 12), (14, 12, 16), (19, 16, 20), (24, 20, 32))  # text, hex
+
+
+def _uuid_text(uuids: pa.Array) -> pa.Array:
+    """The 36-character text of each 16-byte UUID (``str(uuid.UUID(bytes=...))``), as binary."""
+    raw = np.frombuffer(_bytes_of(uuids), np.uint8).reshape(-1, 16)
+    digits = np.empty((len(raw), 32), np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 15]
+    text = np.full((len(raw), 36), ord("-"), np.uint8)
+    for at, first, last in _UUID_GROUPS:
+        text[:, at : at + last - first] = digits[:, first:last]
+    return pa.Array.from_buffers(
+        pa.binary(),
+        len(raw),
+        [
+            None,
+            pa.py_buffer(np.arange(0, 36 * len(raw) + 1, 36, dtype=np.int32)),
+            pa.py_buffer(text),
+        ],
+    )
 
 
 def _uuid_words(raw: bytes | bytearray | memoryview, n: int, start: int) -> pa.Array:

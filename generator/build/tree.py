@@ -113,7 +113,8 @@ class ViewIndex:
             index = {"view": view, "days": self.days[view]}
             out.put(layout.view_index_key(view), json.dumps(index, separators=(",", ":")).encode())
             if view != layout.ALL_VIEW:
-                out.put(layout.view_lines_key(view), self.lines[view].tobytes())
+                out.put(layout.view_lines_key(view), memoryview(self.lines.pop(view)).cast("B"))
+        self.lines = {}  # written: the sinks that finish after it need the memory
 
 
 def write_day(
@@ -246,7 +247,26 @@ class Lane:
         pa.default_memory_pool().release_unused()  # the store's columns went with the records
         for sink in self.sinks:
             sink.finish(self.out, info)
+            _trim()  # what the sink freed, back to the system before the next one's peak
             clock.lap(f"{type(sink).__name__}.finish")
+
+
+def _trim() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing): a sink's finish frees hundreds of MB in chunks the heap would otherwise keep."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def _main_lane(out_dir: Path, info: BuildInfo, processes: int) -> tuple[Lane, ViewIndex]:
@@ -589,17 +609,48 @@ def _merge(out: ObjectWriter, objects: dict[str, list]) -> None:
         out.objects[key] = entry
 
 
+MEMTRACE = "SOCDEF_BUILD_MEMTRACE"  # a file: each stage's peak resident memory, appended
+
+
 class _Clock:
-    """Adds the seconds since the previous lap to a named stage."""
+    """Adds the seconds since the previous lap to a named stage.
+
+    With ``SOCDEF_BUILD_MEMTRACE=<file>`` each lap also appends a line to that file: process id,
+    seconds since the epoch, the stage, the process's resident MB at the lap and its peak since
+    the previous lap (the kernel's high-water mark, reset at each lap), so a memory peak is
+    pinned to the stage that made it (docs/performance.md)."""
 
     def __init__(self, stages: dict[str, float]) -> None:
         self.stages = stages
         self.last = time.perf_counter()
+        self.trace = os.environ.get(MEMTRACE) or None
+        if self.trace:
+            _memory_mark()
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.stages[name] = self.stages.get(name, 0.0) + now - self.last
         self.last = now
+        if self.trace:
+            rss, peak = _memory_mark()
+            with open(self.trace, "a") as fh:
+                fh.write(f"{os.getpid()} {time.time():.2f} {name!r} {rss} {peak}\n")
+
+
+def _memory_mark() -> tuple[int, int]:
+    """This process's resident and peak resident MB (Linux; 0 elsewhere); resets the peak."""
+    rss = peak = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    kb = int(line.split()[1]) // 1024
+                    rss, peak = (kb, peak) if line.startswith("VmRSS") else (rss, kb)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the high-water mark
+    except OSError:
+        pass
+    return rss, peak
 
 
 def _build_id(generated_at: int, source_name: str, objects: dict[str, list]) -> str:
