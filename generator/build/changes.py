@@ -457,7 +457,7 @@ def restore(
     todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
 
     def fetch(sha: str) -> None:
-        data = dest.get(layout.object_key(sha))
+        data = dest.get_stored(layout.object_key(sha))  # TAXII's may be stored compressed
         if data is None or hashlib.sha256(data).hexdigest() != sha:
             problem = "missing" if data is None else "damaged (its hash does not match)"
             raise CorruptFile(

@@ -37,7 +37,9 @@ class Destination(Protocol):
     """A bucket the publisher writes to (``LocalDestination``, ``generator.publish.s3.S3Destination``).
 
     ``encodes`` says whether the bucket can store an object compressed with a
-    ``Content-Encoding`` header (a folder cannot). ``get`` returns decoded bytes.
+    ``Content-Encoding`` header (a folder cannot). ``get`` returns decoded bytes;
+    ``get_stored`` the bytes as the build wrote them (an object stored compressed stays
+    compressed), which is what content-addressed keys hash.
     """
 
     encodes: bool
@@ -55,6 +57,8 @@ class Destination(Protocol):
     ) -> None: ...
 
     def get(self, key: str) -> bytes | None: ...
+
+    def get_stored(self, key: str) -> bytes | None: ...
 
     def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
 
@@ -146,6 +150,9 @@ class LocalDestination:
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_stored(self, key: str) -> bytes | None:
+        return self.get(key)  # a folder has no coding layer: files hold the build's bytes
 
     def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
         data = self.get(key)

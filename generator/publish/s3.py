@@ -104,6 +104,16 @@ class S3Destination:
     def get(self, key: str) -> bytes | None:
         return self.get_versioned(key)[0]
 
+    def get_stored(self, key: str) -> bytes | None:
+        """The object's bytes as uploaded: one stored with ``Content-Encoding: gzip`` is not
+        decoded (its content-addressed key hashes the compressed bytes)."""
+        try:
+            found = self._call("get_object", Key=self.prefix + key)
+        except _Missing:
+            return None
+        data: bytes = found["Body"].read()
+        return data
+
     def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
         try:
             found = self._call("get_object", Key=self.prefix + key)
