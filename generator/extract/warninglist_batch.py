@@ -158,10 +158,23 @@ class _Table:
 
     def find(self, source: _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The index of each range's string among the keys, or -1."""
+        if not self.count or not len(starts):
+            return np.full(len(starts), -1, dtype=_I64)
+        return self.find_printed(source, starts, ends, *source.print(starts, ends))
+
+    def find_printed(
+        self,
+        source: _Raw,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        length: np.ndarray,
+        first: np.ndarray,
+        last: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`find` of ranges whose :meth:`_Raw.print` is already known."""
         out = np.full(len(starts), -1, dtype=_I64)
         if not self.count or not len(starts):
             return out
-        length, first, last = source.print(starts, ends)
         h = _mix(length, first, last)
         tag = _tag(h)
         where = (h & _U64(self.mask)).astype(_I64)
@@ -309,6 +322,24 @@ class BatchChecker:
         tld = [i for i in tld if self._suffix[i] or self._email_suffix[i] or self._private[i]]
         self._tld = _Table([nodes[i].encode("utf-8", "surrogateescape") for i in tld])
         self._tld_node = np.array(tld, dtype=_I64)
+        # the same labels as words (up to 8 bytes, no NUL: the word and length name one
+        # label), sorted: a last label is found by one search in them
+        short = [
+            (int.from_bytes(k, "little"), len(k), i)
+            for i, k in ((i, nodes[i].encode("utf-8", "surrogateescape")) for i in tld)
+            if len(k) <= 8 and 0 not in k
+        ]
+        short.sort()
+        if len({w for w, _, _ in short}) != len(short):
+            short = []  # never for labels without NUL; the table alone answers then
+        self._tld_words = np.array([w for w, _, _ in short], dtype=_U64)
+        self._tld_lengths = np.array([n for _, n, _ in short], dtype=_I64)
+        self._tld_nodes = np.array([i for _, _, i in short], dtype=_I64)
+        self._tld_fast = (
+            0
+            < len(short)
+            == sum(len(nodes[i].encode("utf-8", "surrogateescape")) <= 8 for i in tld)
+        )
         hashes = list(lists._hash)
         self._hashes = _Table([h.encode("utf-8", "surrogateescape") for h in hashes])
         self._hash_codes = np.array([codes.code(lists._hash[h]) for h in hashes], dtype=_I64)
@@ -433,7 +464,8 @@ class BatchChecker:
         # the last two labels (or the whole name when it has one or two)
         two = np.where(count >= 2, dots[np.maximum(stop - 2, 0)] + 1, starts)
         two = np.where(good, two, ends)
-        node = self._nodes.find(source, two, ends)
+        length, _, last = printed = source.print(two, ends)
+        node = self._nodes.find_printed(source, two, ends, *printed)
         one_label = good & (count == 0)
         single = np.flatnonzero(one_label & (node >= 0))
         table = self._email_suffix if email else self._full
@@ -441,9 +473,9 @@ class BatchChecker:
         # names that stop at the last two labels: only the last label's own suffix hit
         tail = np.flatnonzero(good & (count >= 1) & (node < 0))
         if len(tail) and self._tld.count:
-            top = self._tld.find(source, dots[stop[tail] - 1] + 1, ends[tail])
-            hit = top >= 0
-            k = self._tld_node[top[hit]]
+            hit, k = self._last_label(
+                source, dots, stop[tail], ends[tail], length[tail], last[tail]
+            )
             if email:
                 codes[tail[hit]] = self._email_suffix[k]
             else:  # a private last label makes its own hit an annotation
@@ -454,6 +486,39 @@ class BatchChecker:
                 source, dots, first[walk], count[walk], starts[walk], ends[walk], email
             )
         return codes, odd
+
+    def _last_label(
+        self,
+        source: _Bytes,
+        dots: np.ndarray,
+        stop: np.ndarray,
+        ends: np.ndarray,
+        length: np.ndarray,
+        last: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(found, node) of the last label of names whose last two labels were printed as
+        (``length``, ``last``): a label of up to 8 bytes is cut from that word and searched
+        in the sorted one-label words, a longer one looked up in the table."""
+        begin = dots[stop - 1] + 1
+        size = ends - begin
+        if not self._tld_fast:
+            top = self._tld.find(source, begin, ends)
+            hit = top >= 0
+            return hit, self._tld_node[top[hit]]
+        # the print's last word holds the range's last 8 bytes (a shorter range from its
+        # low byte): the label is its top ``size`` bytes of the used ones
+        fits = size <= 8
+        used = np.minimum(length, 8)
+        label = last >> (np.where(fits, used - size, 0) * 8).astype(_U64)
+        i = np.minimum(np.searchsorted(self._tld_words, label), len(self._tld_words) - 1)
+        found = fits & (self._tld_words[i] == label) & (self._tld_lengths[i] == size)
+        node = self._tld_nodes[i]
+        long = np.flatnonzero(~fits)
+        if len(long):
+            top = self._tld.find(source, begin[long], ends[long])
+            found[long] = top >= 0
+            node[long] = self._tld_node[np.maximum(top, 0)]
+        return found, node[found]
 
     def _walk(
         self,
