@@ -40,6 +40,7 @@ _TYPES = ("ipv4", "ipv6", "domain", "url", "email", "md5", "sha1", "sha256", "sh
 _MASKS = np.array([(1 << (8 * m)) - 1 for m in range(9)], dtype=np.uint64)
 _I64 = np.int64
 _U64 = np.uint64
+_U32 = np.uint32
 _DOT, _AT, _COLON, _SLASH, _QUERY, _HASH, _OPEN, _CLOSE = (ord(c) for c in ".@:/?#[]")
 
 
@@ -452,14 +453,15 @@ class BatchChecker:
         dots = np.r_[dots, source.size]
         count = stop - first
         odd = ends <= starts
-        some = np.flatnonzero(count > 0)
-        if len(some):
-            lead = dots[first[some]] == starts[some]
-            trail = dots[stop[some] - 1] == ends[some] - 1
-            odd[some] |= lead | trail
-            double = np.r_[dots[1:] == dots[:-1] + 1, False].astype(_I64)
-            total = np.r_[0, np.cumsum(double)]
-            odd[some] |= total[stop[some] - 1] - total[first[some]] > 0
+        if len(dots):  # a name starting or ending with a dot, or with two dots in a row
+            last = source.size - 1
+            odd |= source.data[np.minimum(starts, last)] == _DOT
+            odd |= source.data[np.maximum(ends - 1, 0)] == _DOT
+            double = dots[1:] == dots[:-1] + 1
+            if double.any():
+                total = np.r_[0, np.cumsum(double, dtype=_I64), 0]
+                some = np.flatnonzero(count > 0)
+                odd[some] |= total[stop[some] - 1] - total[first[some]] > 0
         good = ~odd
         # the last two labels (or the whole name when it has one or two)
         two = np.where(count >= 2, dots[np.maximum(stop - 2, 0)] + 1, starts)
@@ -566,40 +568,50 @@ class BatchChecker:
         n = len(starts)
         dots = source.positions(_DOT)
         if len(dots) == 3 * n and n and (dots[0::3] > starts).all() and (dots[2::3] < ends).all():
-            first = np.arange(0, 3 * n, 3)  # three dots a row, each in its row
+            ok = np.arange(n)  # three dots a row, each in its row
             odd = np.zeros(n, bool)
+            inner = dots.reshape(n, 3)
         else:
             first = np.searchsorted(dots, starts)
             odd = np.searchsorted(dots, ends) - first != 3
-        dots = np.r_[dots, source.size]
-        ok = np.flatnonzero(~odd)
-        f = first[ok]
-        # the 4 octets of every address in one column: start, length, then its digits
-        # right-aligned in the low 3 bytes of one word (bytes after it shifted out)
-        begin = np.concatenate([starts[ok], dots[f] + 1, dots[f + 1] + 1, dots[f + 2] + 1])
-        end = np.concatenate([dots[f], dots[f + 1], dots[f + 2], ends[ok]])
-        length = end - begin
-        size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
-        shift = _ALIGN[size]
-        word = (source.word(begin) << shift) & _U64(0xFFFFFF)
-        value = (word & _U64(15)) * _U64(100) + ((word >> _U64(8)) & _U64(15)) * _U64(10)
-        value += (word >> _U64(16)) & _U64(15)
-        # each used byte a digit: high nibble 3, low nibble at most 9; no leading zero
-        wrong = (word & _U64(0xF0F0F0)) != _PATTERN[size]
-        wrong |= ((word & _U64(0x0F0F0F)) + _U64(0x060606)) & _U64(0xF0F0F0) != 0
-        wrong |= (length < 1) | (length > 3) | (value > 255)
-        wrong |= (length > 1) & ((word >> shift) & _U64(255) == 48)
+            ok = np.flatnonzero(~odd)
+            inner = np.r_[dots, source.size][first[ok, None] + np.arange(3)]
         m = len(ok)
-        wrong = wrong[:m] | wrong[m : 2 * m] | wrong[2 * m : 3 * m] | wrong[3 * m :]
-        value = value.astype(_I64)
-        number = (value[:m] << 24) | (value[m : 2 * m] << 16) | (value[2 * m : 3 * m] << 8)
-        number |= value[3 * m :]
+        # the 4 octets of each address, a row each (positions ascending: the gathers read
+        # forwards): start, length, then its digits right-aligned in the low 3 bytes of a
+        # 32-bit word (bytes after it shifted out)
+        begin = np.empty((m, 4), dtype=_I64)
+        begin[:, 0] = starts[ok]
+        np.add(inner, 1, out=begin[:, 1:])
+        length = np.empty((m, 4), dtype=_I64)
+        np.subtract(inner, begin[:, :3], out=length[:, :3])
+        np.subtract(ends[ok], begin[:, 3], out=length[:, 3])
+        begin, length = begin.ravel(), length.ravel()
+        size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
+        shift = _ALIGN32[size]
+        word = source.word(begin).astype(np.uint32)
+        word <<= shift
+        word &= _U32(0xFFFFFF)
+        value = (word & _U32(15)) * _U32(100)
+        value += ((word >> _U32(8)) & _U32(15)) * _U32(10)
+        value += (word >> _U32(16)) & _U32(15)
+        # each used byte a digit: high nibble 3, low nibble at most 9; no leading zero
+        wrong = (word & _U32(0xF0F0F0)) != _PATTERN32[size]
+        wrong |= ((word & _U32(0x0F0F0F)) + _U32(0x060606)) & _U32(0xF0F0F0) != 0
+        wrong |= (length - 1).astype(np.uint64) > 2  # 1 … 3 digits
+        wrong |= value > 255
+        wrong |= (length > 1) & ((word >> shift) & _U32(255) == 48)
+        wrong = wrong.reshape(m, 4).any(axis=1)
+        quad = value.reshape(m, 4)
+        number = (quad[:, 0] << _U32(24)) | (quad[:, 1] << _U32(16))
+        number |= quad[:, 2] << _U32(8)
+        number |= quad[:, 3]
         odd[ok[wrong]] = True
         codes = np.zeros(n, dtype=_I64)
         right = ~wrong
-        found = self._v4_blocks[np.where(wrong, 0, number >> 16)]
+        found = self._v4_blocks[np.where(wrong, 0, number >> _U32(16))]
         search = np.flatnonzero(right & (found < 0))
-        found[search] = _find(self._v4_starts, self._v4_codes, number[search])
+        found[search] = _find(self._v4_starts, self._v4_codes, number[search].astype(_I64))
         codes[ok[right]] = found[right]
         return codes, odd
 
@@ -747,6 +759,8 @@ def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndar
 # the high nibbles of a right-aligned octet of 0…3 digits
 _PATTERN = np.array([0, 0x300000, 0x303000, 0x303030], dtype=np.uint64)
 _ALIGN = np.array([24, 16, 8, 0], dtype=np.uint64)  # the shift that right-aligns them
+_PATTERN32 = _PATTERN.astype(np.uint32)
+_ALIGN32 = _ALIGN.astype(np.uint32)
 _HEXA = np.full(256, 255, dtype=np.uint8)
 _HEXA[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 _HEXA[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
