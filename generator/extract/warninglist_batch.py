@@ -454,8 +454,8 @@ class BatchChecker:
         count = stop - first
         odd = ends <= starts
         if len(dots):  # a name starting or ending with a dot, or with two dots in a row
-            last = source.size - 1
-            odd |= source.data[np.minimum(starts, last)] == _DOT
+            top = source.size - 1
+            odd |= source.data[np.minimum(starts, top)] == _DOT
             odd |= source.data[np.maximum(ends - 1, 0)] == _DOT
             double = dots[1:] == dots[:-1] + 1
             if double.any():
@@ -580,13 +580,13 @@ class BatchChecker:
         # the 4 octets of each address, a row each (positions ascending: the gathers read
         # forwards): start, length, then its digits right-aligned in the low 3 bytes of a
         # 32-bit word (bytes after it shifted out)
-        begin = np.empty((m, 4), dtype=_I64)
-        begin[:, 0] = starts[ok]
-        np.add(inner, 1, out=begin[:, 1:])
-        length = np.empty((m, 4), dtype=_I64)
-        np.subtract(inner, begin[:, :3], out=length[:, :3])
-        np.subtract(ends[ok], begin[:, 3], out=length[:, 3])
-        begin, length = begin.ravel(), length.ravel()
+        begins = np.empty((m, 4), dtype=_I64)
+        begins[:, 0] = starts[ok]
+        np.add(inner, 1, out=begins[:, 1:])
+        lengths = np.empty((m, 4), dtype=_I64)
+        np.subtract(inner, begins[:, :3], out=lengths[:, :3])
+        np.subtract(ends[ok], begins[:, 3], out=lengths[:, 3])
+        begin, length = begins.ravel(), lengths.ravel()
         size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
         shift = _ALIGN32[size]
         word = source.word(begin).astype(np.uint32)
