@@ -586,8 +586,9 @@ class BatchChecker:
         lengths = np.empty((m, 4), dtype=_I64)
         np.subtract(inner, begins[:, :3], out=lengths[:, :3])
         np.subtract(ends[ok], begins[:, 3], out=lengths[:, 3])
-        begin, length = begins.ravel(), lengths.ravel()
-        size = np.minimum(length, 3)  # a dot is never followed by a dot: length ≥ 0
+        begin = begins.ravel()
+        # the length capped at 4 indexes the small tables below (4: too long)
+        size = np.minimum(lengths.ravel(), 4).astype(np.uint8)
         shift = _ALIGN32[size]
         word = source.word(begin).astype(np.uint32)
         word <<= shift
@@ -595,13 +596,13 @@ class BatchChecker:
         value = (word & _U32(15)) * _U32(100)
         value += ((word >> _U32(8)) & _U32(15)) * _U32(10)
         value += (word >> _U32(16)) & _U32(15)
-        # each used byte a digit: high nibble 3, low nibble at most 9; no leading zero
+        # 1 … 3 bytes, each a digit (high nibble 3, low nibble at most 9), no leading zero
         wrong = (word & _U32(0xF0F0F0)) != _PATTERN32[size]
         wrong |= ((word & _U32(0x0F0F0F)) + _U32(0x060606)) & _U32(0xF0F0F0) != 0
-        wrong |= (length - 1).astype(np.uint64) > 2  # 1 … 3 digits
+        wrong |= _BAD_LENGTH[size]
         wrong |= value > 255
-        wrong |= (length > 1) & ((word >> shift) & _U32(255) == 48)
-        wrong = wrong.reshape(m, 4).any(axis=1)
+        wrong |= _SEVERAL[size] & ((word >> shift) & _U32(255) == 48)
+        wrong = wrong.view(np.uint32) != 0  # an address's 4 octets: 4 bytes side by side
         quad = value.reshape(m, 4)
         number = (quad[:, 0] << _U32(24)) | (quad[:, 1] << _U32(16))
         number |= quad[:, 2] << _U32(8)
@@ -759,8 +760,11 @@ def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndar
 # the high nibbles of a right-aligned octet of 0…3 digits
 _PATTERN = np.array([0, 0x300000, 0x303000, 0x303030], dtype=np.uint64)
 _ALIGN = np.array([24, 16, 8, 0], dtype=np.uint64)  # the shift that right-aligns them
-_PATTERN32 = _PATTERN.astype(np.uint32)
-_ALIGN32 = _ALIGN.astype(np.uint32)
+# the same by length capped at 4 (4: too long, checked by _BAD_LENGTH)
+_PATTERN32 = np.array([0, 0x300000, 0x303000, 0x303030, 0x303030], dtype=np.uint32)
+_ALIGN32 = np.array([24, 16, 8, 0, 0], dtype=np.uint32)
+_BAD_LENGTH = np.array([True, False, False, False, True])
+_SEVERAL = np.array([False, False, True, True, True])  # more than one digit
 _HEXA = np.full(256, 255, dtype=np.uint8)
 _HEXA[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 _HEXA[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
