@@ -108,6 +108,11 @@ def test_odd_values_are_checked_one_by_one(checker):
         ("ipv4", "1.2.3"),
         ("ipv4", "256.1.1.1"),
         ("ipv4", "1.2.3.4.5"),
+        ("ipv4", "1.2.3.1000"),
+        ("ipv4", "1..2.3"),
+        ("ipv4", "1.2.3."),
+        ("ipv4", "1.2.3.00"),
+        ("ipv4", "1.2.3.4a"),
         ("ipv4", "::1"),
         ("ipv6", "::ffff:8.8.8.8"),  # embedded IPv4
         ("ipv6", "fe80::1%eth0"),
@@ -128,6 +133,11 @@ def test_odd_values_are_checked_one_by_one(checker):
         ("url", "http://[::1"),
         ("url", "a/b://bit.ly/x"),
         ("url", "https://@bit.ly/"),
+        ("url", "https://"),  # the scheme alone, read in one word
+        ("url", "http:/bit.ly"),
+        ("url", "https:bit.ly/x"),
+        ("url", "httpx://bit.ly/"),
+        ("url", "http://bit.ly"),  # the last URL of the column
         ("email", "abuse@x.com\n"),
         ("email", "no-at-sign.mailinator.com"),
         ("email", "a@b@mailinator.com"),

@@ -41,6 +41,9 @@ _MASKS = np.array([(1 << (8 * m)) - 1 for m in range(9)], dtype=np.uint64)
 _I64 = np.int64
 _U64 = np.uint64
 _U32 = np.uint32
+_HTTPS = np.uint64(int.from_bytes(b"https://", "little"))
+_HTTP = np.uint64(int.from_bytes(b"http://", "little"))
+_HTTP_MASK = (1 << 56) - 1
 _DOT, _AT, _COLON, _SLASH, _QUERY, _HASH, _OPEN, _CLOSE = (ord(c) for c in ".@:/?#[]")
 
 
@@ -449,7 +452,12 @@ class BatchChecker:
         codes = np.zeros(n, dtype=_I64)
         dots = source.positions(_DOT)
         first = np.searchsorted(dots, starts)
-        stop = np.searchsorted(dots, ends)
+        if len(starts) > 1 and np.array_equal(starts[1:], ends[:-1]):  # side by side
+            stop = np.empty_like(first)
+            stop[:-1] = first[1:]
+            stop[-1:] = np.searchsorted(dots, ends[-1:])
+        else:
+            stop = np.searchsorted(dots, ends)
         dots = np.r_[dots, source.size]
         count = stop - first
         odd = ends <= starts
@@ -625,16 +633,24 @@ class BatchChecker:
         starts, ends = source.starts[rows], source.ends[rows]
         odd = whole.not_ascii[rows]
         colons = source.positions(_COLON)
-        if len(colons):
-            after = np.minimum(colons + 1, source.size - 1)
-            marks = colons[
-                (source.data[after] == _SLASH)
-                & (source.data[np.minimum(after + 1, source.size - 1)] == _SLASH)
-            ]
-        else:
-            marks = colons
-        scheme = _first_at(marks, starts, ends - 2)
-        rest = np.where(scheme < ends - 2, scheme + 3, starts)
+        # after the first "://" (most URLs start "https://" or "http://": read in one word)
+        head = source.word(starts)
+        https = (head == _HTTPS) & (ends - starts >= 8)
+        http = ((head & _U64(_HTTP_MASK)) == _HTTP) & (ends - starts >= 7)
+        rest = np.where(https, starts + 8, starts + 7)
+        other = np.flatnonzero(~(https | http))
+        if len(other):
+            if len(colons):
+                after = np.minimum(colons + 1, source.size - 1)
+                marks = colons[
+                    (source.data[after] == _SLASH)
+                    & (source.data[np.minimum(after + 1, source.size - 1)] == _SLASH)
+                ]
+            else:
+                marks = colons
+            begin, end = starts[other], ends[other]
+            scheme = _first_at(marks, begin, end - 2)
+            rest[other] = np.where(scheme < end - 2, scheme + 3, begin)
         cut = _first_at(source.positions(_SLASH, _QUERY, _HASH), rest, ends)
         at = _last_before(source.positions(_AT), rest, cut)
         host = np.where(at >= 0, at + 1, rest)
