@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.extract import warninglists
-from generator.extract.warninglist_batch import BatchChecker
+from generator.extract.warninglist_batch import BatchChecker, _Bytes, _Table
 from generator.extract.warninglists import Warninglists
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,3 +243,14 @@ def test_pymispwarninglists_hits_are_found_by_the_column_check(checker):
                 checked += 1
                 assert hit is not None and name in hit.lists, (value, name)
     assert checked > 100
+
+
+def test_names_alike_but_in_the_middle_are_told_apart():
+    # the same length, first and last 8 bytes: one slot of the table, told apart by the middle
+    keys = [f"prefix00{m}suffix.com".encode() for m in ("aa", "ab", "ba", "bb", "middle")]
+    table = _Table(keys + [b"short.io"])
+    asked = [b"prefix00absuffix.com", b"prefix00zzsuffix.com", b"short.io", b"prefix00middle"]
+    asked += keys[::-1]
+    column = _Bytes(pa.array([a.decode() for a in asked]))
+    found = table.find(column, column.starts, column.ends)
+    assert found.tolist() == [1, -1, 5, -1, 4, 3, 2, 1, 0]

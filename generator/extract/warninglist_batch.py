@@ -127,7 +127,11 @@ def _mix(length: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
 
 
 class _Table:
-    """Exact set of byte strings → their index, an open-addressing hash table in numpy."""
+    """Exact set of byte strings → their index, an open-addressing hash table in numpy.
+
+    Keys with the same print (length, first and last 8 bytes: long names differing only in
+    the middle) form one group, one slot: a lookup stops at its print's slot and compares
+    the middles with the group's keys only then."""
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         self.count = len(keys)
@@ -140,24 +144,39 @@ class _Table:
         self.data = data
         keyed = _Raw(data)
         self.length, self.first, self.last = keyed.print(self.starts, self.starts + lengths)
-        self.hash = _mix(self.length, self.first, self.last)
-        bits = max(4, int(2 * max(1, len(keys)) - 1).bit_length())
+        hashes = _mix(self.length, self.first, self.last)
+        # the keys ordered by print, a group per print: its members, first and size
+        order = np.lexsort((self.last, self.first, self.length))
+        length, first, last = self.length[order], self.first[order], self.last[order]
+        same = (length[1:] == length[:-1]) & (first[1:] == first[:-1]) & (last[1:] == last[:-1])
+        begins = np.flatnonzero(np.r_[True, ~same]) if len(keys) else np.zeros(0, _I64)
+        self.members = order.astype(_I64)
+        self.group_first = begins.astype(_I64)
+        self.group_size = np.diff(np.r_[begins, len(keys)]).astype(_I64)
+        self.single = bool((self.group_size == 1).all())
+        head = self.members[begins]  # each group's first key: its print
+        self.hash = hashes[head]
+        self.group_length = self.length[head]
+        self.group_head_first = self.first[head]
+        self.group_head_last = self.last[head]
+        groups = len(begins)
+        bits = max(4, int(2 * max(1, groups) - 1).bit_length())
         self.mask = (1 << bits) - 1
         slots = np.full(1 << bits, -1, dtype=np.int32)
-        pending = np.arange(len(keys), dtype=_I64)
+        pending = np.arange(groups, dtype=_I64)
         where = (self.hash & _U64(self.mask)).astype(_I64)
         self.probes = 0
         while len(pending):
             self.probes += 1
             free = slots[where] < 0
             go, at = pending[free], where[free]
-            at_unique, first = np.unique(at, return_index=True)
-            slots[at_unique] = go[first]
+            at_unique, taken = np.unique(at, return_index=True)
+            slots[at_unique] = go[taken]
             placed = np.zeros(len(pending), bool)
-            placed[np.flatnonzero(free)[first]] = True
+            placed[np.flatnonzero(free)[taken]] = True
             pending, where = pending[~placed], (where[~placed] + 1) & self.mask
         self.slots = slots
-        # a 32-bit tag of each slot's hash (0: empty), checked before the key itself
+        # a 32-bit tag of each slot's hash (0: empty), checked before the print itself
         self.tags = np.where(slots >= 0, _tag(self.hash)[np.maximum(slots, 0)], 0).astype(np.uint32)
 
     def find(self, source: _Raw, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -183,24 +202,51 @@ class _Table:
         tag = _tag(h)
         where = (h & _U64(self.mask)).astype(_I64)
         rows = np.arange(len(starts))
+        hit_rows, hit_groups = [], []
         for _ in range(self.probes + 1):
             seen = self.tags[where]
             same = np.flatnonzero(seen == tag)
             if len(same):
-                at, k = rows[same], self.slots[where[same]].astype(_I64)
-                ok = (self.length[k] == length[at]) & (self.first[k] == first[at])
-                ok &= self.last[k] == last[at]
-                long = np.flatnonzero(ok & (length[at] > 16))
-                if len(long):
-                    ok[long] = self._middle_equal(
-                        source, starts[at[long]], self.starts[k[long]], length[at[long]]
-                    )
-                out[at[ok]] = k[ok]
-                seen[same[ok]] = 0  # found: stop
+                at, g = rows[same], self.slots[where[same]].astype(_I64)
+                ok = (self.group_length[g] == length[at]) & (self.group_head_first[g] == first[at])
+                ok &= self.group_head_last[g] == last[at]
+                hit_rows.append(at[ok])
+                hit_groups.append(g[ok])
+                seen[same[ok]] = 0  # the print's slot: stop
             go = seen != 0
             if not go.any():
                 break
             rows, where, tag = rows[go], (where[go] + 1) & self.mask, tag[go]
+        if hit_rows:
+            at, g = np.concatenate(hit_rows), np.concatenate(hit_groups)
+            out[at] = self._member(source, starts[at], length[at], g)
+        return out
+
+    def _member(
+        self, source: _Raw, starts: np.ndarray, length: np.ndarray, groups: np.ndarray
+    ) -> np.ndarray:
+        """The key equal to each range among its print's group (-1: none)."""
+        if self.single:
+            keys = self.members[self.group_first[groups]]
+            long = np.flatnonzero(length > 16)
+            if len(long):
+                equal = self._middle_equal(
+                    source, starts[long], self.starts[keys[long]], length[long]
+                )
+                keys[long[~equal]] = -1
+            return keys
+        size = self.group_size[groups]
+        row = np.repeat(np.arange(len(groups)), size)
+        step = np.arange(len(row)) - np.repeat(np.cumsum(size) - size, size)
+        keys = self.members[self.group_first[groups][row] + step]
+        equal = np.ones(len(row), bool)
+        long = np.flatnonzero(length[row] > 16)
+        if len(long):
+            equal[long] = self._middle_equal(
+                source, starts[row[long]], self.starts[keys[long]], length[row[long]]
+            )
+        out = np.full(len(groups), -1, dtype=_I64)
+        out[row[equal]] = keys[equal]  # keys differ: at most one of a group is equal
         return out
 
     def _middle_equal(
