@@ -305,3 +305,18 @@ def test_nginx_starts_again_when_its_port_was_taken(monkeypatch: pytest.MonkeyPa
             assert httpx.get(nginx.url).content == b'{"ours":true}'
         finally:
             nginx.stop()
+
+
+def test_coded_prints_cold_request_cpu_for_each_kind(tmp_path: Path):
+    from tests.support import published
+
+    data = published(tmp_path / "data", iocs=3000)
+    out = bench("coded.py", str(data / "build"), "--rounds", "1").stdout
+    row = rf" \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$"
+    lines(
+        out,
+        r"^\| object \| text KB \| stored KB \| compress ms \| stored ms \| inflate ms \|$",
+        r"^\| `devices/[^`]+`" + row,
+        r"^\| `feeds/misp/hashes\.csv`" + row,
+        r"^\| `iocs/default/[^`]+`" + row,
+    )
