@@ -37,7 +37,6 @@ from worker.buckets.remote import open_bucket
 from worker.buckets.storage import StorageError as BucketError
 from worker.buckets.trust import Memory
 from worker.config import WorkerConfig, make_handoff, pointer_trust, setup_logging
-from worker.contract import layout
 from worker.contract.layout import POINTER_KEY
 
 if TYPE_CHECKING:
@@ -232,14 +231,10 @@ def sync_ledger(settings: Settings) -> str | None:
 
     with on_disk("restoring the lifecycle ledger from the bucket"):
         dest = publish_stage.open_destination(target, endpoint_url=settings.s3_endpoint)
-        raw = dest.get(layout.POINTER_KEY)
-        if raw is None:
+        published = changes.published_build(dest)
+        if published is None:
             return None
-        try:
-            pointer = json.loads(raw)
-            build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
-        except (ValueError, KeyError, TypeError):
-            return None  # the publish reports a damaged pointer
+        build_id, generated_at = published
         latest = changes.latest_built(settings.build_dir)
         if settings.ledger_file.is_file() and latest is not None and latest[1] >= generated_at:
             return None  # this folder's own ledger is as new as the published build

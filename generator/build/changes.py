@@ -120,6 +120,19 @@ def latest_built(root: Path) -> tuple[str, int, dict[str, list]] | None:
         return None
 
 
+def published_build(dest: Destination) -> tuple[str, int] | None:
+    """The id and time of the build the bucket's pointer names (None: nothing published, or a
+    damaged pointer, which the publish reports)."""
+    raw = dest.get(layout.POINTER_KEY)
+    if raw is None:
+        return None
+    try:
+        pointer = json.loads(raw)
+        return str(pointer["build_id"]), int(pointer["generated_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _restored(root: Path) -> tuple[str, int, dict[str, list], str] | None:
     """The published build :func:`restore` brought into the build folder: id, time, the
     change objects of its manifest and the SHA-256 of its state (None: none)."""
@@ -421,14 +434,10 @@ def restore(
     when the folder has no state of its own as new as it (a new machine, a lost cache), so
     this build continues the feed instead of starting it again. The id of the build restored,
     or None (nothing to do, or nothing published to continue from)."""
-    raw = dest.get(layout.POINTER_KEY)
-    if raw is None:
+    published = published_build(dest)
+    if published is None:
         return None
-    try:
-        pointer = json.loads(raw)
-        build_id, generated_at = str(pointer["build_id"]), int(pointer["generated_at"])
-    except (ValueError, KeyError, TypeError):
-        return None  # the publish reports a damaged pointer
+    build_id, generated_at = published
     previous = _previous(root)
     if previous is not None and previous[0] == build_id and previous[2] is not None:
         return None
