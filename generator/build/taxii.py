@@ -47,7 +47,6 @@ IOC_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 TYPE_CODES = tc.TYPE_CODES
 MAX_CONTENT_LENGTH = 65_536  # the largest request body the worker reads (read-only server)
 RELEASE_BYTES = 64 << 20  # spool bytes read between releases of the mapped pages
-UUID_BLOCK = 65_536  # object ids converted at a time
 ENTRY_CHUNKS = 256  # chunks of entries made and written at a time
 DEAD_SHARE = 8  # entry files are written again when the dead entries pass 1/8 of them
 ID_NEW_SHARE = 8  # the id index's base is made again when the rows it lacks pass 1/8 of it

@@ -819,10 +819,8 @@ def _find(starts: np.ndarray, codes: np.ndarray, numbers: np.ndarray) -> np.ndar
     return out
 
 
-# the high nibbles of a right-aligned octet of 0…3 digits
-_PATTERN = np.array([0, 0x300000, 0x303000, 0x303030], dtype=np.uint64)
-_ALIGN = np.array([24, 16, 8, 0], dtype=np.uint64)  # the shift that right-aligns them
-# the same by length capped at 4 (4: too long, checked by _BAD_LENGTH)
+# the high nibbles of a right-aligned octet of 0…3 digits, and the shift that right-aligns
+# it, by length capped at 4 (4: too long, checked by _BAD_LENGTH)
 _PATTERN32 = np.array([0, 0x300000, 0x303000, 0x303030, 0x303030], dtype=np.uint32)
 _ALIGN32 = np.array([24, 16, 8, 0, 0], dtype=np.uint32)
 _BAD_LENGTH = np.array([True, False, False, False, True])
