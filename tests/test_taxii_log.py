@@ -174,3 +174,25 @@ def test_entry_files_keep_their_partitions_and_list_the_dead(series):
     for oid in list(old)[:200]:
         e = index.entry_of(b, tc.ALL_COLLECTION, oid)
         assert (e is None) == (oid not in new) and (e is None or e[0] == new[oid][0])
+
+
+def test_a_new_machine_continues_the_published_log(series, tmp_path):
+    """A build folder lost: the change-feed restore brings the published build's TAXII objects,
+    some stored compressed (``all``'s meta.json), and the next build continues its log as the
+    old machine's build did: the same chunks, the same dates."""
+    from generator.build import changes
+    from generator.publish.folder import LocalDestination
+    from generator.publish.upload import publish
+
+    tmp, first, second, _, _, _ = series
+    manifest = json.loads((tmp / "build" / layout.manifest_key(first)).read_bytes())
+    assert tc.collection_key(tc.ALL_COLLECTION, "meta.json") in manifest["coded"]
+    bucket = LocalDestination(str(tmp_path / "bucket"))
+    publish(tmp / "build", bucket, build_id=first)
+    fresh = tmp_path / "build"
+    assert changes.restore(fresh, bucket) == first
+    later = Store(tmp / "later")
+    again = build(later, fresh, now=NOW + 3600).build_id
+    assert again == second
+    assert chunks(fresh, again) == chunks(tmp / "build", second)
+    assert served(fresh, again) == served(tmp / "build", second)

@@ -481,7 +481,9 @@ def restore(
     _write_object(root, state_sha, state)
     marker = {"build_id": build_id, "generated_at": generated_at, "objects": wanted}
     marker["state"] = state_sha
-    marker["framed"] = {k: v for k, v in (manifest.get("framed") or {}).items() if k in wanted}
+    # how its objects are stored: framed ones read by range, coded ones stored compressed
+    for section in ("framed", "coded"):
+        marker[section] = {k: v for k, v in (manifest.get(section) or {}).items() if k in wanted}
     path = root / contract.RESTORED
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
