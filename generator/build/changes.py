@@ -21,6 +21,7 @@ the build id) names them after the build and joins them to the earlier ones.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -133,32 +134,41 @@ def published_build(dest: Destination) -> tuple[str, int] | None:
         return None
 
 
-def _restored(root: Path) -> tuple[str, int, dict[str, list], str] | None:
-    """The published build :func:`restore` brought into the build folder: id, time, the
-    change objects of its manifest and the SHA-256 of its state (None: none)."""
+def previous_manifest(root: Path) -> dict | None:
+    """The manifest of the build the next build in ``root`` follows: the build folder's latest,
+    or the published build :func:`restore` brought from the bucket when that one is newer (its
+    marker: id, time, the objects restored with how they are stored, and the SHA-256 of its
+    change state under ``state``). None: neither."""
+    latest = None
+    with contextlib.suppress(OSError, ValueError):
+        build_id = (root / "LATEST").read_text().strip()
+        latest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
+    restored = None
+    with contextlib.suppress(OSError, ValueError):
+        restored = json.loads((root / contract.RESTORED).read_bytes())
     try:
-        raw = json.loads((root / contract.RESTORED).read_bytes())
-        return raw["build_id"], int(raw["generated_at"]), dict(raw["objects"]), raw["state"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if restored is not None and (
+            latest is None or int(restored["generated_at"]) > int(latest["generated_at"])
+        ):
+            return dict(restored)
+        return None if latest is None else dict(latest)
+    except (KeyError, TypeError, ValueError):
         return None
 
 
 def _previous(root: Path) -> tuple[str, dict[str, list], State | None] | None:
-    """The build this build follows: the build folder's latest, or the published build
-    restored from the bucket when that is newer; its id, manifest objects and change state."""
-    latest, restored = latest_built(root), _restored(root)
-    if restored is not None and (latest is None or restored[1] > latest[1]):
-        build_id, _, objects, sha = restored
-    elif latest is not None:
-        build_id, _, objects = latest
-        try:
-            sha = (root / contract.state_pointer(build_id)).read_text().strip()
-        except OSError:
-            return build_id, objects, None
-    else:
+    """The build this build follows (:func:`previous_manifest`): its id, manifest objects and
+    change state."""
+    manifest = previous_manifest(root)
+    try:
+        if manifest is None:
+            return None
+        build_id, objects = str(manifest["build_id"]), dict(manifest["objects"])
+    except (KeyError, TypeError, ValueError):
         return None
     try:
-        data = (root / layout.object_key(sha)).read_bytes()
+        sha = manifest.get("state") or (root / contract.state_pointer(build_id)).read_text().strip()
+        data = (root / layout.object_key(str(sha))).read_bytes()
     except (OSError, ValueError):
         return build_id, objects, None
     return build_id, objects, State.from_bytes(data)

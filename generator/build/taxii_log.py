@@ -20,18 +20,15 @@ the log is *compacted*: laid out again from position 0 in date order, dates kept
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from generator.build import changes
 from generator.build.sinks import ObjectWriter
 from worker.buckets.storage import Build, LocalBucket
-from worker.contract import layout
 from worker.contract import taxii_common as tc
-from worker.contract.changes import RESTORED
 
 PER = tc.CHUNK  # log positions (objects, served or dead) per data chunk
 ENTRY_DTYPE = np.dtype(
@@ -131,7 +128,10 @@ def keys_of(uuids: bytes | bytearray | memoryview, types: np.ndarray) -> np.ndar
 def previous(root: Path) -> Log | None:
     """The log of the build folder's latest build (None: none, or one written before logs)."""
     try:
-        build = Build(LocalBucket(root), _latest_manifest(Path(root)))
+        manifest = changes.previous_manifest(Path(root))
+        if manifest is None or "framed" not in manifest:
+            return None  # none, or a restore marker written before it recorded the storing
+        build = Build(LocalBucket(root), manifest)
         meta = build.read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
         if not isinstance(meta, dict) or not isinstance(meta.get("log"), dict):
             return None
@@ -173,24 +173,6 @@ def previous(root: Path) -> Log | None:
         keys_of(uuids.tobytes(), types),
         base,
     )
-
-
-def _latest_manifest(root: Path) -> dict:
-    """The manifest of the build folder's latest build, or of the published build restored
-    from the bucket (``changes.restore``: its TAXII objects) when that one is newer."""
-    manifest = None
-    with contextlib.suppress(OSError, ValueError):
-        build_id = (root / "LATEST").read_text().strip()
-        manifest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
-    with contextlib.suppress(OSError, ValueError):
-        restored = json.loads((root / RESTORED).read_bytes())
-        if "framed" in restored and (
-            manifest is None or int(restored["generated_at"]) > int(manifest["generated_at"])
-        ):
-            manifest = restored
-    if manifest is None:
-        raise ValueError("no previous build")
-    return manifest
 
 
 def meta_of(chunks: int, tail: int, last: int) -> dict[str, int]:
