@@ -189,17 +189,17 @@ def counted_answer(
 
 SUPPRESSED_FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
 SUPPRESSED_PARAMS = frozenset({"format", "api_key"})
+NO_REPORT = "The published build has no suppression report; rebuild and publish."
 
 
-def suppressed_answer(build: Build, tier: Tier, fmt: str, source_name: str) -> bytes:
-    """The tier's suppression report (``generator/build/suppressed.py``), JSON in ``meta``."""
+def suppressed_answer(build: Build, tier: Tier, source_name: str) -> bytes:
+    """The tier's suppression report as JSON (``generator/build/suppressed.py``): its stored
+    ``data`` member in an envelope with the build's ``meta``."""
 
     def make() -> bytes:
-        data = build.read(layout.suppressed_key(tier.name, fmt))
+        data = build.read(layout.suppressed_key(tier.name, "json"))
         if data is None:
-            raise Unavailable("The published build has no suppression report; rebuild and publish.")
-        if fmt == "csv":
-            return data
+            raise Unavailable(NO_REPORT)
         meta = {
             "generated_at": query.iso(build.generated_at),
             "feed_version": build.build_id,
@@ -209,7 +209,31 @@ def suppressed_answer(build: Build, tier: Tier, fmt: str, source_name: str) -> b
         }
         return query.json_envelope(meta, data)
 
-    return build.cached(f"suppressed:{tier.name}:{fmt}:{source_name}", make)
+    return build.cached(f"suppressed:{tier.name}:json:{source_name}", make)
+
+
+def suppressed_csv(ctx: Ctx, build: Build, tier: Tier) -> Response:
+    """The CSV report is its object byte for byte: a client that accepts its stored coding
+    (``worker/contract/coded.py``) gets the stored bytes, any other the text, inflated once per
+    build; the ETag is the text's hash, as for every object served whole."""
+    key = layout.suppressed_key(tier.name, "csv")
+    ref = build.ref(key)
+    if ref is None:
+        raise Unavailable(NO_REPORT)
+
+    def rows() -> int:
+        return max(0, (build.text(key) or b"").count(b"\n") - 1)
+
+    ctx.iocs = build.cached(f"suppressed:{tier.name}:csv-rows", rows)
+    resp = conditional(
+        ctx.req,
+        ref.text_tag,
+        SUPPRESSED_FORMATS["csv"],
+        lambda: build.text(key) or b"",
+        modified=build.generated_at,
+        stored=stored(build, ref),
+    )
+    return from_object(resp, ref)
 
 
 def suppressed_report(ctx: Ctx) -> Response:
@@ -227,11 +251,10 @@ def suppressed_report(ctx: Ctx) -> Response:
             f"Invalid format: {fmt}", details={"valid_formats": list(SUPPRESSED_FORMATS)}
         )
     build = ctx.build()
-    body = suppressed_answer(build, ctx.tier, fmt, ctx.app.source_name)
-    if fmt == "json":
-        ctx.iocs = body.count(b'"held_by":')
-    else:
-        ctx.iocs = max(0, body.count(b"\n") - 1)
+    if fmt == "csv":
+        return suppressed_csv(ctx, build, ctx.tier)
+    body = suppressed_answer(build, ctx.tier, ctx.app.source_name)
+    ctx.iocs = body.count(b'"held_by":')
     identity = f"{build.build_id}|suppressed|{ctx.tier.name}|{fmt}|{ctx.app.source_name}"
     return conditional(
         ctx.req,
