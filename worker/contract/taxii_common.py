@@ -141,8 +141,3 @@ def version_string(us: int) -> str:
     """A STIX ``modified`` value (milliseconds), as the objects carry it."""
     seconds, micro = divmod(us, 1_000_000)
     return f"{_second(seconds)}.{micro // 1000:03d}Z"
-
-
-def object_id(type_code: int, raw_uuid: bytes) -> str:
-    h = raw_uuid.hex()
-    return f"{STIX_TYPES[type_code]}--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
