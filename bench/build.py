@@ -4,11 +4,26 @@
     python bench/build.py --million  # N = 1,000,000 (goal: <= 120 s, <= 2 GB peak)
     python bench/build.py --store /tmp/s100k --out /tmp/b100k  # reuse the store, keep the build
     python bench/build.py --churn    # build, change 1 % of sightings, rebuild an hour later
+    python bench/build.py --churn --quiet-hour  # rebuild an hour later with no new data
+    python bench/build.py --hours 10  # ten hourly rebuilds, 1 % of sightings changed each
 
 Every run prints the bytes per indicator (distinct object bytes over distinct IOCs) and the
 object families with the most bytes (logical keys with days and numbers folded). ``--churn``
 publishes both builds to a folder and prints ``churn: <percent>% of bytes``: the bytes the
-second publish uploaded (objects whose content key was new) over the second build's bytes.
+second publish uploaded (objects whose content key was new) over the second build's bytes,
+and the families uploaded. With ``--quiet-hour`` the second build reads the same store (no
+sighting changed) with ``--now`` one hour later: what moves is what expiry and ageing changed
+(or what moves without a reason).
+
+``--hours N`` publishes N more builds, one an hour, each with 1 % of the previous hour's
+sightings changed, and prints one line per hour: ``hour <h>: churn: <percent>% of bytes, <up>
+of <total> MB; entry files: carried|rewritten whole (<MB>); id index: kept|made again
+(<MB>)``. TAXII's entry files are written again with served entries only once the dead
+entries pass an eighth of them, and the id index's base once the rows it lacks pass an eighth
+of it (docs/taxii.md, "An append-only log"): the line says which hour that happened and the MB
+those TAXII objects uploaded that hour. An entry file counts as rewritten when a partition
+other than its last changed, or when ``taxii/dead.bin`` went from listing entries to none; the
+id index when ``taxii/ids.bin`` changed.
 
 The store is generated in a child process first, so the build's peak RSS is measured alone.
 While the build runs, a thread samples the proportional set size (PSS, from
@@ -96,9 +111,41 @@ def child_build(store_root: str, out: str) -> None:
     )
 
 
-def child_churn(store_root: str, out: str, bucket: str) -> None:
-    """Publish the build of ``store_root``, then of the same store with 1 % of sightings
-    changed built an hour later; print the second publish's uploaded and total bytes."""
+ENTRY_PART = re.compile(r"^(taxii/c/[^/]+/(?:index|type/[^/]+))/(\d+)\.bin$")
+
+
+def entry_files(objects: dict[str, list]) -> tuple[dict[str, str], dict[str, int]]:
+    """The SHA-256 of each partition of TAXII's entry files, and each file's last partition."""
+    parts: dict[str, str] = {}
+    last: dict[str, int] = {}
+    for key, (sha, _) in objects.items():
+        match = ENTRY_PART.match(key)
+        if match:
+            parts[key] = sha
+            last[match[1]] = max(last.get(match[1], 0), int(match[2]))
+    return parts, last
+
+
+def taxii_rewrites(before: dict[str, list], after: dict[str, list]) -> dict[str, bool]:
+    """Whether ``after`` wrote TAXII's entry files again whole (a partition that was not its
+    file's last changed, or ``dead.bin`` emptied) and made the id index's base again."""
+    old, last = entry_files(before)
+    new, _ = entry_files(after)
+    moved = False
+    for key, sha in old.items():
+        match = ENTRY_PART.match(key)
+        if match and int(match[2]) < last[match[1]] and new.get(key) != sha:
+            moved = True
+    dead = [m.get("taxii/dead.bin", ["", 0])[1] for m in (before, after)]
+    ids = [m.get("taxii/ids.bin", ["", 0])[0] for m in (before, after)]
+    return {"entries": moved or (dead[0] > 0 and dead[1] == 0), "ids": ids[0] != ids[1]}
+
+
+def child_churn(store_root: str, out: str, bucket: str, hours: int, quiet: bool) -> None:
+    """Publish the build of ``store_root``, then ``hours`` builds an hour apart, each with 1 %
+    of the previous one's sightings changed (none with ``quiet``), each published; print one
+    JSON line per later build: its uploaded and total bytes, the families uploaded and
+    whether TAXII's entry files and id index were written again whole."""
     from generator.build.tree import build
     from generator.publish.folder import LocalDestination
     from generator.publish.upload import publish
@@ -108,35 +155,49 @@ def child_churn(store_root: str, out: str, bucket: str) -> None:
     store = Store(store_root)
     first = build(store, out, now=NOW)
     publish(out, LocalDestination(bucket), build_id=first.build_id)
-    sightings, count = changed(store.sightings(), 0.01, seed=1)
-    later = Store(f"{store_root}-churn")
-    later.commit(store.articles(), sightings, {"as_of": NOW + 3600, "sources": {}})
-    second = build(later, out, now=NOW + 3600)
-    result = publish(out, LocalDestination(bucket), build_id=second.build_id)
-    total = sizes(out, second.build_id)["bytes"]
-    manifests = [
-        json.loads((Path(out) / "builds" / f"{b.build_id}.json").read_text())["objects"]
-        for b in (first, second)
-    ]
-    before = {sha for sha, _ in manifests[0].values()}
-    moved: dict[str, int] = {}
-    for key, (sha, size) in manifests[1].items():
-        if sha not in before:
-            before.add(sha)
-            moved[family(key)] = moved.get(family(key), 0) + size
-    print(
-        json.dumps(
-            {
-                "moved": sorted(moved.items(), key=lambda kv: -kv[1])[:8],
-                "changed": count,
-                "uploaded": result.uploaded,
-                "uploaded_bytes": result.uploaded_bytes,
-                "bytes": total,
-                "objects": second.objects,
-                "iocs": second.iocs,
-            }
+    manifest = json.loads((Path(out) / "builds" / f"{first.build_id}.json").read_text())
+    published = {sha for sha, _ in manifest["objects"].values()}
+    sightings = store.sightings()
+    for hour in range(1, hours + 1):
+        count = 0
+        if not quiet:
+            sightings, count = changed(sightings, 0.01, seed=hour)
+            shutil.rmtree(store_root + f"-churn-{hour}", ignore_errors=True)
+            store = Store(f"{store_root}-churn-{hour}")
+            meta = {"as_of": NOW + 3600 * hour, "sources": {}}
+            store.commit(Store(store_root).articles(), sightings, meta)
+        later = build(store, out, now=NOW + 3600 * hour)
+        result = publish(out, LocalDestination(bucket), build_id=later.build_id)
+        objects = json.loads((Path(out) / "builds" / f"{later.build_id}.json").read_text())
+        moved: dict[str, int] = {}
+        taxii = {"entries": 0, "ids": 0}
+        for key, (sha, size) in objects["objects"].items():
+            if sha not in published:
+                published.add(sha)
+                moved[family(key)] = moved.get(family(key), 0) + size
+                if ENTRY_PART.match(key):
+                    taxii["entries"] += size
+                elif key in ("taxii/ids.bin", "taxii/ids.new.bin", "taxii/ids.fence"):
+                    taxii["ids"] += size
+        rewrites = taxii_rewrites(manifest["objects"], objects["objects"])
+        manifest = objects
+        print(
+            json.dumps(
+                {
+                    "hour": hour,
+                    "moved": sorted(moved.items(), key=lambda kv: -kv[1])[:12],
+                    "changed": count,
+                    "uploaded": result.uploaded,
+                    "uploaded_bytes": result.uploaded_bytes,
+                    "bytes": sizes(out, later.build_id)["bytes"],
+                    "objects": later.objects,
+                    "iocs": later.iocs,
+                    "rewrites": rewrites,
+                    "taxii_bytes": taxii,
+                }
+            ),
+            flush=True,
         )
-    )
 
 
 def run_child(*args: str) -> str:
@@ -252,17 +313,58 @@ def run_sampled(*args: str, log: str | None = None) -> tuple[str, MemorySampler]
     return stdout, sampler
 
 
+def print_hours(series: list[dict]) -> None:
+    """One line per hourly rebuild (``--hours``), then the families uploaded over all hours."""
+    total: dict[str, int] = {}
+    for h in series:
+        taxii, rewrites = h["taxii_bytes"], h["rewrites"]
+        entries = "rewritten whole" if rewrites["entries"] else "carried"
+        ids = "made again" if rewrites["ids"] else "kept"
+        print(
+            f"hour {h['hour']}: churn: {100 * h['uploaded_bytes'] / max(1, h['bytes']):.1f}%"
+            f" of bytes, {h['uploaded_bytes'] / 1e6:,.1f} of {h['bytes'] / 1e6:,.1f} MB;"
+            f" entry files: {entries} ({taxii['entries'] / 1e6:,.1f} MB);"
+            f" id index: {ids} ({taxii['ids'] / 1e6:,.1f} MB)"
+        )
+        for name, size in h["moved"]:
+            total[name] = total.get(name, 0) + size
+    uploaded = sum(h["uploaded_bytes"] for h in series)
+    built = sum(h["bytes"] for h in series)
+    print(
+        f"hours: {len(series)}, churn: {100 * uploaded / max(1, built):.1f}% of bytes"
+        f" ({uploaded / 1e6:,.1f} of {built / 1e6:,.1f} MB built)"
+    )
+    print("uploaded families over the hours (MB, the 12 largest of each hour):")
+    for name, size in sorted(total.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {name:<40} {size / 1e6:9.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100_000)
     parser.add_argument("--million", action="store_true")
     parser.add_argument("--store", help="store directory: made once, reused when present")
-    parser.add_argument("--out", help="build directory to keep (replaced when present)")
+    parser.add_argument(
+        "--out",
+        help="build directory to keep (replaced when present); --churn and --hours keep their"
+        " builds and buckets beside it (OUT-churn, OUT-churn-bucket, OUT-hours, OUT-hours-bucket)",
+    )
     parser.add_argument("--memory-log", help="write every memory sample to this file")
     parser.add_argument(
         "--churn",
         action="store_true",
         help="also rebuild an hour later with 1 %% of sightings changed; print the upload's share",
+    )
+    parser.add_argument(
+        "--quiet-hour",
+        action="store_true",
+        help="with --churn: change no sighting, only --now (what expiry moves)",
+    )
+    parser.add_argument(
+        "--hours",
+        type=int,
+        default=0,
+        help="publish this many hourly rebuilds with 1 %% of sightings changed each; print each",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,7 +373,8 @@ def main() -> None:
         if args.child[0] == "store":
             child_make_store(args.child[1], int(args.child[2]))
         elif args.child[0] == "churn":
-            child_churn(args.child[1], args.child[2], args.child[3])
+            hours, quiet = int(args.child[4]), args.child[5] == "quiet"
+            child_churn(args.child[1], args.child[2], args.child[3], hours, quiet)
         else:
             child_build(args.child[1], args.child[2])
         return
@@ -288,11 +391,34 @@ def main() -> None:
         stdout, memory = run_sampled("--child", "build", store, out, log=args.memory_log)
         figures = json.loads(stdout)
         wall = time.perf_counter() - wall
-        churn = None
+        churn = series = None
+        kept = out  # the churn builds and buckets beside the build: kept with --out
+        for made in ("-churn", "-churn-bucket", "-hours", "-hours-bucket"):
+            shutil.rmtree(kept + made, ignore_errors=True)
         if args.churn:
+            quiet = "quiet" if args.quiet_hour else "changes"
             churn = json.loads(
-                run_child("--child", "churn", store, f"{tmp}/churn-build", f"{tmp}/churn-bucket")
+                run_child(
+                    "--child",
+                    "churn",
+                    store,
+                    f"{kept}-churn",
+                    f"{kept}-churn-bucket",
+                    "1",
+                    quiet,
+                )
             )
+        if args.hours:
+            hourly = run_child(
+                "--child",
+                "churn",
+                store,
+                f"{kept}-hours",
+                f"{kept}-hours-bucket",
+                str(args.hours),
+                "changes",
+            )
+            series = [json.loads(line) for line in hourly.splitlines()]
     print(
         f"build: {figures['iocs']:,} distinct IOCs, {figures['objects']:,} objects, "
         f"{figures['mb']:.0f} MB"
@@ -330,8 +456,9 @@ def main() -> None:
     for name, size in figures["families"]:
         print(f"  {name:<40} {size / 1e6:9.1f}  {100 * size / max(1, figures['bytes']):5.1f}%")
     if churn is not None:
+        what = f"{churn['changed']:,} sightings changed" if churn["changed"] else "a quiet hour"
         print(
-            f"churn build: {churn['changed']:,} sightings changed, one hour later;"
+            f"churn build: {what}, one hour later;"
             f" {churn['uploaded']:,} of {churn['objects']:,} objects uploaded,"
             f" {churn['uploaded_bytes'] / 1e6:,.1f} of {churn['bytes'] / 1e6:,.1f} MB"
         )
@@ -339,6 +466,8 @@ def main() -> None:
         for name, size in churn["moved"]:
             print(f"  {name:<40} {size / 1e6:9.1f}")
         print(f"churn: {100 * churn['uploaded_bytes'] / max(1, churn['bytes']):.1f}% of bytes")
+    if series is not None:
+        print_hours(series)
     if n >= 1_000_000:
         # without PSS, the sum of both peak RSS figures bounds the memory from above
         peak_mb = (
