@@ -127,6 +127,42 @@ def test_build_prints_seconds_memory_stages_bytes_and_churn():
     )
 
 
+def test_build_prints_a_quiet_hours_churn_and_each_hourly_rebuild():
+    out = bench("build.py", "-n", "400", "--churn", "--quiet-hour", "--hours", "2").stdout
+    hour = (
+        rf"churn: {NUMBER}% of bytes, {NUMBER} of {NUMBER} MB;"
+        rf" entry files: (carried|rewritten whole) \({NUMBER} MB\);"
+        rf" id index: (kept|made again) \({NUMBER} MB\)$"
+    )
+    lines(
+        out,
+        r"^churn build: a quiet hour, one hour later; [\d,]+ of [\d,]+ objects uploaded",
+        rf"^churn: {NUMBER}% of bytes$",
+        rf"^hour 1: {hour}",
+        rf"^hour 2: {hour}",
+        rf"^hours: 2, churn: {NUMBER}% of bytes \({NUMBER} of {NUMBER} MB built\)$",
+    )
+    assert not re.search(r"^hour 3:", out, re.MULTILINE)
+
+
+def test_the_hourly_rebuilds_tell_a_whole_rewrite_of_taxii_indexes_from_a_carried_one():
+    from bench.build import taxii_rewrites
+
+    part = "taxii/c/all/index/{}.bin"
+    before = {
+        part.format(0): ["a0", 10],
+        part.format(1): ["a1", 5],
+        "taxii/dead.bin": ["d", 8],
+        "taxii/ids.bin": ["i", 30],
+    }
+    tail_moved = {**before, part.format(1): ["b1", 6], part.format(2): ["b2", 1]}
+    assert taxii_rewrites(before, tail_moved) == {"entries": False, "ids": False}
+    full_part_moved = {**before, part.format(0): ["b0", 10], "taxii/ids.bin": ["j", 31]}
+    assert taxii_rewrites(before, full_part_moved) == {"entries": True, "ids": True}
+    dead_emptied = {**before, "taxii/dead.bin": ["e", 0]}
+    assert taxii_rewrites(before, dead_emptied) == {"entries": True, "ids": False}
+
+
 def test_serve_prints_every_row_against_nginx():
     out = bench(
         "serve.py", "--seconds", "1", "--rounds", "1", "--iocs", "300", "--device-lines", "2000"
