@@ -15,10 +15,10 @@ and the families uploaded. With ``--quiet-hour`` the second build reads the same
 sighting changed) with ``--now`` one hour later: what moves is what expiry and ageing changed
 (or what moves without a reason).
 
-``--hours N`` publishes N more builds, one an hour, each with 1 % of the previous hour's
-sightings changed, and prints one line per hour: ``hour <h>: churn: <percent>% of bytes, <up>
-of <total> MB; entry files: carried|rewritten whole (<MB>); id index: kept|made again
-(<MB>)``. TAXII's entry files are written again with served entries only once the dead
+``--hours N`` publishes N more builds, one an hour, each with 1 % (``--percent P``: P %) of
+the previous hour's sightings changed, and prints one line per hour: ``hour <h>: churn:
+<percent>% of bytes, <up> of <total> MB; entry files: carried|rewritten whole (<MB>); id
+index: kept|made again (<MB>)``. TAXII's entry files are written again with served entries only once the dead
 entries pass an eighth of them, and the id index's base once the rows it lacks pass an eighth
 of it (docs/taxii.md, "An append-only log"): the line says which hour that happened and the MB
 those TAXII objects uploaded that hour. An entry file counts as rewritten when a partition
@@ -141,9 +141,11 @@ def taxii_rewrites(before: dict[str, list], after: dict[str, list]) -> dict[str,
     return {"entries": moved or (dead[0] > 0 and dead[1] == 0), "ids": ids[0] != ids[1]}
 
 
-def child_churn(store_root: str, out: str, bucket: str, hours: int, quiet: bool) -> None:
-    """Publish the build of ``store_root``, then ``hours`` builds an hour apart, each with 1 %
-    of the previous one's sightings changed (none with ``quiet``), each published; print one
+def child_churn(
+    store_root: str, out: str, bucket: str, hours: int, quiet: bool, percent: float = 1.0
+) -> None:
+    """Publish the build of ``store_root``, then ``hours`` builds an hour apart, each with
+    ``percent`` % of the previous one's sightings changed (none with ``quiet``); print one
     JSON line per later build: its uploaded and total bytes, the families uploaded and
     whether TAXII's entry files and id index were written again whole."""
     from generator.build.tree import build
@@ -161,7 +163,7 @@ def child_churn(store_root: str, out: str, bucket: str, hours: int, quiet: bool)
     for hour in range(1, hours + 1):
         count = 0
         if not quiet:
-            sightings, count = changed(sightings, 0.01, seed=hour)
+            sightings, count = changed(sightings, percent / 100, seed=hour)
             shutil.rmtree(store_root + f"-churn-{hour}", ignore_errors=True)
             store = Store(f"{store_root}-churn-{hour}")
             meta = {"as_of": NOW + 3600 * hour, "sources": {}}
@@ -366,6 +368,12 @@ def main() -> None:
         default=0,
         help="publish this many hourly rebuilds with 1 %% of sightings changed each; print each",
     )
+    parser.add_argument(
+        "--percent",
+        type=float,
+        default=1.0,
+        help="with --hours: the share of sightings changed each hour (default 1)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -374,7 +382,8 @@ def main() -> None:
             child_make_store(args.child[1], int(args.child[2]))
         elif args.child[0] == "churn":
             hours, quiet = int(args.child[4]), args.child[5] == "quiet"
-            child_churn(args.child[1], args.child[2], args.child[3], hours, quiet)
+            percent = float(args.child[6]) if len(args.child) > 6 else 1.0
+            child_churn(args.child[1], args.child[2], args.child[3], hours, quiet, percent)
         else:
             child_build(args.child[1], args.child[2])
         return
@@ -417,6 +426,7 @@ def main() -> None:
                 f"{kept}-hours-bucket",
                 str(args.hours),
                 "changes",
+                str(args.percent),
             )
             series = [json.loads(line) for line in hourly.splitlines()]
     print(
