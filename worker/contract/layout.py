@@ -128,6 +128,33 @@ def day_index_key(day: str, variant: str) -> str:
     return f"iocs/day/{day}/{variant}.idx"
 
 
+# A day's overlay (docs/architecture.md, "Day partitions: bases and overlays"): a later build
+# keeps the day's base objects above as they were and writes what moved here.
+TS_STREAM = "ts"
+
+
+def day_order_key(day: str) -> str:
+    """uint32 LE logical lines of the day's records in list order (only when not 0..n-1)."""
+    return f"iocs/day/{day}/order.bin"
+
+
+def overlay_lines_key(day: str, stream: str) -> str:
+    """uint32 LE ascending logical lines the overlay of ``stream`` (``ts`` or a variant) holds."""
+    return f"iocs/day/{day}/over/{stream}.lines.bin"
+
+
+def overlay_ts_key(day: str) -> str:
+    return f"iocs/day/{day}/over/ts.bin"
+
+
+def overlay_data_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/over/{variant}.dat"
+
+
+def overlay_index_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/over/{variant}.idx"
+
+
 def view_index_key(view: str) -> str:
     return f"iocs/view/{view}.json"
 
