@@ -179,3 +179,14 @@ def test_a_new_machine_continues_the_overlays(series, tmp_path):
     again = build(store, fresh, now=NOW + HOUR).build_id
     assert again == steps[1][0]
     assert writer.Previous.of(fresh) is not None
+
+
+def test_one_process_writes_the_same_overlays_as_two(series, tmp_path):
+    """The line numbers are decided once and shared: a build in one process writes the same
+    objects (the same build id) as the two-process build that followed the same build."""
+    folder, steps = series
+    tmp = folder.parent
+    build(Store(tmp / "store"), tmp_path / "one", now=NOW, processes=1)
+    again = build(Store(tmp / "s1"), tmp_path / "one", now=NOW + HOUR, processes=1).build_id
+    assert again == steps[1][0]
+    assert _overlaid_days(_build(tmp_path / "one", again))
