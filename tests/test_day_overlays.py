@@ -111,6 +111,9 @@ def series(tmp_path_factory):
     out = []
     for i, (store, now, retractions) in enumerate(steps):
         here = build(store, folder, now=now, retractions=retractions).build_id
+        if i == 0:  # nothing to follow: the folder's first build is a build from scratch
+            out.append((here, here, folder))
+            continue
         scratch = tmp / f"scratch-{i}"
         fresh = build(store, scratch, now=now, retractions=retractions).build_id
         out.append((here, fresh, scratch))
