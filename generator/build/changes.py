@@ -471,8 +471,10 @@ def restore(
         return None
     manifest = json.loads(manifest_raw)
     objects = manifest["objects"]
-    # the change feed's objects, and TAXII's: its log continues too (generator/build/taxii_log.py)
-    wanted = {k: v for k, v in objects.items() if k.startswith(("changes/", "taxii/"))}
+    # the change feed's objects, TAXII's (its log continues: generator/build/taxii_log.py) and
+    # the day partitions (their overlays continue: generator/build/days.py)
+    kept = ("changes/", "taxii/", "iocs/day/", layout.view_index_key(layout.ALL_VIEW))
+    wanted = {k: v for k, v in objects.items() if k.startswith(kept)}
     todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
 
     def fetch(sha: str) -> None:

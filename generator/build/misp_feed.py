@@ -24,6 +24,7 @@ import orjson
 from exports.misp import galaxy_tag, render_line
 from exports.model import IOCRecord
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter
+from worker.buckets import days
 from worker.buckets.storage import Build
 from worker.contract import layout
 from worker.contract.misp_event import (
@@ -54,19 +55,14 @@ class Article:
     attributes: list[bytes] = field(default_factory=list)
 
 
-def _lines(build: Build, day: str, variant: str) -> list[bytes]:
-    data = build.read(layout.day_data_key(day, variant)) or b""
-    offsets = array("Q")
-    offsets.frombytes(build.read(layout.day_index_key(day, variant)) or b"")
-    return [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-
-
-def day_articles(build: Build, day: str, since: int) -> list[Article]:
-    """The day's records seen since ``since``, grouped by source article, newest first."""
-    stamps = array("q")
-    stamps.frombytes(build.read(layout.day_ts_key(day)) or b"")
+def day_articles(build: Build, day: str, since: int, count: int) -> list[Article]:
+    """The day's ``count`` records seen since ``since``, grouped by source article, newest
+    first (read through the day's overlay: ``worker/buckets/days.py``)."""
+    logical = days.stamps(build, day)
+    stamps = [logical[i] for i in days.list_lines(build, day, count)]
     groups: dict[str, Article] = {}
-    lines = zip(stamps, _lines(build, day, "json"), _lines(build, day, "misp"), strict=True)
+    json_lines, misp_lines = (days.day_lines(build, day, v, count) for v in ("json", "misp"))
+    lines = zip(stamps, json_lines, misp_lines, strict=True)
     for seen, line, attribute in lines:
         if seen < since:
             break  # a day's records are newest first
@@ -171,10 +167,10 @@ def write_misp_feed(out: ObjectWriter, info: DerivedInfo) -> None:
     build = info.build
     since = since_of(build.generated_at)
     feed = FeedWriter(info.source_name)
-    for day, _count, _start in query.view_days(build, layout.ALL_VIEW):
+    for day, count, _start in query.view_days(build, layout.ALL_VIEW):
         if query.day_start(day) + layout.DAY_SECONDS <= since:
             break
-        feed.add(out, day, day_articles(build, day, since))
+        feed.add(out, day, day_articles(build, day, since, count))
     feed.finish(out)
 
 

@@ -33,7 +33,7 @@ import traceback
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from functools import cache
+from functools import cache, partial
 from itertools import accumulate
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 
 from exports.model import IOCRecord
 from exports.registry import VARIANT_RENDERERS, Rendered, render_variants
+from generator.build import days
 from generator.build.changes import ChangeFeed, write_index
 from generator.build.devices import DeviceFiles
 from generator.build.misp_feed import MispFeed
@@ -97,9 +98,13 @@ class ViewIndex:
         self.days: dict[str, list[list]] = {}
         self.lines: dict[str, array] = {}
 
-    def add_day(self, day: str, records: list[IOCRecord]) -> None:
+    def add_day(
+        self, day: str, records: list[IOCRecord], lines: Sequence[int] | None = None
+    ) -> None:
+        """``lines``: each record's logical line (None: 0..n-1, a fresh base)."""
         per_view: dict[str, list[int]] = {}
-        for i, r in enumerate(records):
+        numbers = range(len(records)) if lines is None else lines
+        for i, r in zip(numbers, records, strict=True):
             for view in _views_of(r.type, r.category, r.confidence, r.status):
                 per_view.setdefault(view, []).append(i)
         self.days.setdefault(layout.ALL_VIEW, []).append([day, len(records), 0])
@@ -123,18 +128,34 @@ def write_day(
     records: list[IOCRecord],
     variants: Iterable[str] = VARIANT_RENDERERS,
     timestamps: bool = True,
-) -> Rendered:
+    previous: days.Previous | None = None,
+    day_plan: days.Plan | None = None,
+    decided: Callable[[days.Plan], None] | None = None,
+) -> tuple[Rendered, days.Plan]:
     """Write the day's partitions of ``variants``; answer its lines, variant → one per record
-    (with each record's STIX objects when ``stix`` is one of them)."""
+    (with each record's STIX objects when ``stix`` is one of them), and how it was written:
+    a fresh base, or an overlay on the ``previous`` build's base (``generator/build/days.py``;
+    ``day_plan``: decided by the other process, else here and handed to ``decided``)."""
+    if day_plan is None and previous is None:
+        day_plan = days.FRESH  # nothing to follow: known before rendering
+        if decided is not None:
+            decided(day_plan)
+    rendered = render_variants(records, list(variants))
+    if day_plan is None:
+        day_plan = days.plan(previous, day, records, VARIANT_RENDERERS, rendered)
+        if decided is not None:
+            decided(day_plan)
+    if day_plan.lines is not None and previous is not None:
+        days.write_overlay(out, previous, day, records, rendered, timestamps, day_plan)
+        return rendered, day_plan
     if timestamps:
         out.put(layout.day_ts_key(day), array("q", (r.last_seen for r in records)).tobytes())
-    rendered = render_variants(records, list(variants))
     for variant, lines in rendered.items():
         offsets = array("Q", [0])
         offsets.extend(accumulate(map(len, lines)))
         out.put(layout.day_data_key(day, variant), b"".join(lines))
         out.put(layout.day_index_key(day, variant), offsets.tobytes())
-    return rendered
+    return rendered, days.FRESH
 
 
 def split_days(records: Iterable[IOCRecord]) -> Iterator[tuple[str, list[IOCRecord]]]:
@@ -213,11 +234,12 @@ class Lane:
     sinks: list[RecordSink]
     out: ObjectWriter
     derived: ObjectWriter  # where derived sinks put their objects
+    previous: days.Previous | None = None  # the build this one follows (day overlays)
     stages: dict[str, float] = field(default_factory=dict)
 
     def run(
         self,
-        days: Iterable[tuple[str, list[IOCRecord]]],
+        items: Iterable[tuple[str, list[IOCRecord]] | tuple[str, list[IOCRecord], days.Plan]],
         info: BuildInfo,
         count: int,
         progress: Progress | None = None,
@@ -225,18 +247,30 @@ class Lane:
     ) -> None:
         clock = _Clock(self.stages)
         done = 0
-        for day, day_records in days:
+        for item in items:
+            day, day_records = item[0], item[1]
             clock.lap("records")
-            if ship is not None:
-                ship.send(day, day_records)
-                clock.lap("shipping records")
-            rendered = write_day(self.out, day, day_records, self.variants, self.timestamps)
+            rendered, day_plan = write_day(
+                self.out,
+                day,
+                day_records,
+                self.variants,
+                self.timestamps,
+                self.previous,
+                item[2] if len(item) > 2 else None,
+                None if ship is None else partial(ship.send, day, day_records),
+            )
             clock.lap("days")
             for sink in self.sinks:
-                if isinstance(sink, RenderedSink):
+                if isinstance(sink, ViewIndex):
+                    sink.add_day(day, day_records, day_plan.lines)
+                elif isinstance(sink, RenderedSink):
                     sink.add_rendered(day, day_records, rendered)
                 else:
                     sink.add_day(day, day_records)
+                if isinstance(sink, SearchIndex) and day_plan.lines is not None:
+                    # its refs name logical lines (worker/buckets/days.py)
+                    sink.lines[len(sink.lines) - len(day_records) :] = array("I", day_plan.lines)
                 clock.lap(f"{type(sink).__name__}.add_day")
             done += len(day_records)
             if progress:
@@ -315,10 +349,11 @@ class RecordShipper:
     def start(self, generated_at: int, count: int) -> None:
         self._notify((generated_at, count))
 
-    def send(self, day: str, records: list[IOCRecord]) -> None:
+    def send(self, day: str, records: list[IOCRecord], day_plan: days.Plan) -> None:
         if self.notices.closed:
             return  # the second process ended early; _join reports why
-        data = pickle.dumps((day, list(map(_FIELDS, records))), pickle.HIGHEST_PROTOCOL)
+        shipped = (day, list(map(_FIELDS, records)), day_plan.lines, day_plan.base)
+        data = pickle.dumps(shipped, pickle.HIGHEST_PROTOCOL)
         os.pwrite(self.spool.fileno(), data, self.size)
         self._notify((self.size, len(data)))
         self.size += len(data)
@@ -337,12 +372,14 @@ class RecordShipper:
             self.notices.close()
 
 
-def shipped_days(spool: BinaryIO, notices: Connection) -> Iterator[tuple[str, list[IOCRecord]]]:
-    """The days a :class:`RecordShipper` sends, as they arrive."""
+def shipped_days(
+    spool: BinaryIO, notices: Connection
+) -> Iterator[tuple[str, list[IOCRecord], days.Plan]]:
+    """The days a :class:`RecordShipper` sends, as they arrive, with how each is written."""
     while (notice := notices.recv()) is not None:
         offset, size = notice
-        day, rows = pickle.loads(os.pread(spool.fileno(), size, offset))
-        yield day, [IOCRecord(*row) for row in rows]
+        day, rows, lines, base = pickle.loads(os.pread(spool.fileno(), size, offset))
+        yield day, [IOCRecord(*row) for row in rows], days.Plan(lines, base)
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -398,6 +435,7 @@ def _second_process(
         generated_at, count = start
         info = BuildInfo(generated_at, source_name, store)
         lane = _second_lane(out_dir, info)
+        lane.previous = days.Previous.of(out_dir)
         lane.run(shipped_days(spool, notices), info, count)
         framed = {**lane.out.framed, **lane.derived.framed}
         coded = {**lane.out.coded, **lane.derived.coded}
@@ -512,6 +550,7 @@ def _build(
             pa.default_memory_pool().release_unused()  # what the records need of the store stays
             clock.lap("aggregate")
             main, views = _main_lane(out_dir, info, processes)
+            main.previous = days.Previous.of(out_dir)
             if ship is not None:
                 ship.start(generated_at, count)
             main.run(split_days(records), info, count, progress, ship)

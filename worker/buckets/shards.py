@@ -12,6 +12,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
+from worker.buckets import days
 from worker.buckets.storage import Build
 from worker.contract import layout
 from worker.errors import Unavailable
@@ -76,8 +77,5 @@ def _day(day_number: int) -> str:
 def record_json(build: Build, ref: str) -> bytes:
     """The spec ``IOC`` object of the record at ``ref`` (``<day number>.<line>``), as stored."""
     day_number, _, line = ref.partition(".")
-    day, n = _day(int(day_number)), int(line)
-    bounds = array("Q")
-    bounds.frombytes(build.read_range(layout.day_index_key(day, JSON_VARIANT), n * 8, n * 8 + 16))
-    data = build.read_range(layout.day_data_key(day, JSON_VARIANT), bounds[0], bounds[1])
+    data = days.line(build, _day(int(day_number)), JSON_VARIANT, int(line))
     return data[:-1] if data.endswith(b",") else data

@@ -14,6 +14,10 @@ Logical keys inside a build (see docs/architecture.md for the full description):
     iocs/day/<YYYY-MM-DD>/ts.bin      int64 LE, one per record: last_seen, newest first
     iocs/day/<YYYY-MM-DD>/<v>.dat     records of variant v, one per line, same order as ts.bin
     iocs/day/<YYYY-MM-DD>/<v>.idx     uint64 LE byte offsets into <v>.dat, n + 1 of them
+    iocs/day/<YYYY-MM-DD>/over/...    a later build's overlay on that base: per stream s (ts or a
+                                      variant) s.lines.bin (uint32 logical lines), ts.bin or
+                                      <v>.dat + <v>.idx with those lines (worker/buckets/days.py)
+    iocs/day/<YYYY-MM-DD>/order.bin   uint32 LE logical lines in list order, when not 0..n-1
     iocs/view/<view>.json             {"days": [[day, count, start], ...]} newest day first
     iocs/view/<view>.bin              uint32 LE line numbers into the day files, per day from start
     iocs/default/<tier>/<view>.<fmt>  the whole default answer of (tier, view, fmt)
@@ -28,7 +32,13 @@ Logical keys inside a build (see docs/architecture.md for the full description):
 Views: ``<type>.<category>.<confidence>`` (``all`` for an absent filter) holds the active
 records; ``<status>.<type>.<category>.<confidence>`` those of another status (``expired``,
 ``suppressed``, ``withdrawn``) or of every status (``all``). The view of every record,
-``all.all.all.all``, has no ``.bin``: its line numbers are 0..count-1 of each day.
+``all.all.all.all``, has no ``.bin``: its line numbers are a day's ``order.bin``, else 0..count-1.
+
+Day partitions are immutable bases: a build with nothing to follow writes each day's records on
+lines 0..n-1; a build that follows one keeps the bases (same bytes, not uploaded again) and
+writes per day an overlay of replaced lines (a record changed in place keeps its line number)
+and appended ones (records new to the day); lines of records that left are dead, named by no
+view (generator/build/days.py).
 """
 
 from __future__ import annotations
@@ -126,6 +136,33 @@ def day_data_key(day: str, variant: str) -> str:
 
 def day_index_key(day: str, variant: str) -> str:
     return f"iocs/day/{day}/{variant}.idx"
+
+
+# A day's overlay (docs/architecture.md, "Day partitions: bases and overlays"): a later build
+# keeps the day's base objects above as they were and writes what moved here.
+TS_STREAM = "ts"
+
+
+def day_order_key(day: str) -> str:
+    """uint32 LE logical lines of the day's records in list order (only when not 0..n-1)."""
+    return f"iocs/day/{day}/order.bin"
+
+
+def overlay_lines_key(day: str, stream: str) -> str:
+    """uint32 LE ascending logical lines the overlay of ``stream`` (``ts`` or a variant) holds."""
+    return f"iocs/day/{day}/over/{stream}.lines.bin"
+
+
+def overlay_ts_key(day: str) -> str:
+    return f"iocs/day/{day}/over/ts.bin"
+
+
+def overlay_data_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/over/{variant}.dat"
+
+
+def overlay_index_key(day: str, variant: str) -> str:
+    return f"iocs/day/{day}/over/{variant}.idx"
 
 
 def view_index_key(view: str) -> str:

@@ -17,6 +17,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from worker.buckets import days
 from worker.buckets.storage import Build
 from worker.contract import formats, layout
 
@@ -62,15 +63,6 @@ def view_days(build: Build, view: str) -> list[tuple[str, int, int]]:
     return build.cached(f"view:{view}", load)
 
 
-def _day_array(build: Build, key: str, code: str) -> array[int]:
-    def load() -> array[int]:
-        values = array(code)
-        values.frombytes(build.read(key) or b"")
-        return values
-
-    return build.cached(key, load)
-
-
 def _view_lines(build: Build, view: str, start: int, stop: int) -> array[int]:
     lines = array("I")
     lines.frombytes(build.read_range(layout.view_lines_key(view), start * 4, stop * 4))
@@ -79,11 +71,14 @@ def _view_lines(build: Build, view: str, start: int, stop: int) -> array[int]:
 
 def _trim(build: Build, view: str, day: str, start: int, count: int, q: Query) -> Segment:
     """Narrow a boundary day to the records whose last_seen lies inside the window."""
-    ts = _day_array(build, layout.day_ts_key(day), "q")
-    if view == layout.ALL_VIEW:
-        stamps: list[int] | array[int] = ts
-    else:
+    ts = days.stamps(build, day)
+    stamps: list[int] | array[int]
+    if view != layout.ALL_VIEW:
         stamps = [ts[i] for i in _view_lines(build, view, start, start + count)]
+    elif (listed := days.order(build, day)) is not None:
+        stamps = [ts[i] for i in listed]
+    else:
+        stamps = ts
     lo = bisect.bisect_left(stamps, -q.until, key=lambda t: -t)
     hi = bisect.bisect_right(stamps, -q.since, key=lambda t: -t)
     return Segment(day, start, lo, max(lo, hi))
@@ -123,27 +118,21 @@ def page(found: list[Segment], offset: int, limit: int) -> list[Segment]:
     return picked
 
 
-def _runs(lines: array[int]) -> list[tuple[int, int]]:
-    """Coalesce ascending line numbers into [first, last] runs."""
-    runs: list[tuple[int, int]] = []
-    for line in lines:
-        if runs and runs[-1][1] == line - 1:
-            runs[-1] = (runs[-1][0], line)
-        else:
-            runs.append((line, line))
-    return runs
-
-
 def read_segment(build: Build, view: str, variant: str, seg: Segment) -> list[bytes]:
-    data_key = layout.day_data_key(seg.day, variant)
-    index_key = layout.day_index_key(seg.day, variant)
+    """The lines of one segment, through the day's overlay (``worker/buckets/days.py``)."""
     if view == layout.ALL_VIEW:
-        bounds = array("Q")
-        bounds.frombytes(build.read_range(index_key, seg.lo * 8, seg.hi * 8 + 8))
-        return [build.read_range(data_key, bounds[0], bounds[-1])]
-    offsets = _day_array(build, index_key, "Q")
-    lines = _view_lines(build, view, seg.start + seg.lo, seg.start + seg.hi)
-    return [build.read_range(data_key, offsets[a], offsets[b + 1]) for a, b in _runs(lines)]
+        listed = days.order(build, seg.day)
+        if listed is None and days.overlay(build, seg.day, variant) is None:
+            index_key = layout.day_index_key(seg.day, variant)
+            bounds = array("Q")
+            bounds.frombytes(build.read_range(index_key, seg.lo * 8, seg.hi * 8 + 8))
+            return [build.read_range(layout.day_data_key(seg.day, variant), bounds[0], bounds[-1])]
+        lines: array[int] | range = (
+            range(seg.lo, seg.hi) if listed is None else listed[seg.lo : seg.hi]
+        )
+    else:
+        lines = _view_lines(build, view, seg.start + seg.lo, seg.start + seg.hi)
+    return days.read_lines(build, seg.day, variant, lines)
 
 
 def select(build: Build, q: Query) -> Selection:
