@@ -471,8 +471,11 @@ def restore(
         return None
     manifest = json.loads(manifest_raw)
     objects = manifest["objects"]
-    # the change feed's objects, and TAXII's: its log continues too (generator/build/taxii_log.py)
-    wanted = {k: v for k, v in objects.items() if k.startswith(("changes/", "taxii/"))}
+    # the change feed's objects, TAXII's (its log continues too: generator/build/taxii_log.py)
+    # and the search index (its base is kept: generator/build/search_index.py)
+    wanted = {
+        k: v for k, v in objects.items() if k.startswith(("changes/", "taxii/", "iocs/search/"))
+    }
     todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
 
     def fetch(sha: str) -> None:
