@@ -89,15 +89,15 @@ def series(tmp_path_factory):
     first = synthetic_store(str(tmp / "s0"), 1500, now=NOW, days=20)
     articles = first.articles()
     # (name, store, time, the delta's bound): removing and adding records renumbers the day
-    # partitions' lines, so most entries' refs change; a bound of the whole base keeps those
+    # partitions' lines, so most entries' refs change; a bound of twice the base keeps those
     # steps on the delta path (tombstones, a delta over most of the base)
-    steps: list[tuple[str, Store, int, int]] = [("first", first, NOW, 8)]
+    steps: list[tuple[str, Store, int, float]] = [("first", first, NOW, 8)]
     edited, _ = changed(first.sightings(), 0.02, seed=3)
     steps.append(("edits", _commit(tmp / "s1", articles, edited, NOW + HOUR), NOW + HOUR, 8))
     replaced, dropped = _replace(edited, rng, 2)
     at = NOW + 2 * HOUR
-    steps.append(("new and gone", _commit(tmp / "s2", articles, replaced, at), at, 1))
-    steps.append(("expiry", steps[-1][1], NOW + 12 * DAY, 1))
+    steps.append(("new and gone", _commit(tmp / "s2", articles, replaced, at), at, 0.5))
+    steps.append(("expiry", steps[-1][1], NOW + 12 * DAY, 0.5))
     many, _ = changed(replaced, 0.4, seed=4)
     at = NOW + 13 * DAY
     steps.append(("compaction", _commit(tmp / "s4", articles, many, at), at, 8))

@@ -34,7 +34,10 @@ longer has gets a *tombstone* there, ``hash  type`` alone. The delta's lines are
 offsets, as ``shards.idx`` does for the base. An empty delta is not written. A reader merges the
 base shard with its delta shard: a delta line replaces the base line of its (hash, type), a
 tombstone deletes it (``worker/buckets/shards.py``). When the delta would hold more than
-``1 / COMPACT_AT`` of the base's entries the build writes a new base (and no delta) instead.
+``1 / COMPACT_AT`` of the base's entries the build writes a new base (and no delta) instead;
+it knows early when the delta of the first ``1 / PEEK`` of the shards, times ``PEEK``, passes
+that bound (hashes are spread evenly over the shards), so it seldom compares all the shards
+before making the lines again for a new base.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ TARGET_PER_SHARD = 32
 MAX_PREFIX_HEX = 4
 SORTED_BATCH = 65_536  # sorted records read out at a time
 COMPACT_AT = 8  # a new base when the delta would pass 1/8 of the base's entries
+PEEK = 16  # ... known early when the delta of the first 1/16 of the shards, times 16, does
 BASE_KEYS = (layout.SEARCH_META_KEY, layout.SEARCH_SHARDS_KEY, layout.SEARCH_OFFSETS_KEY)
 _TYPE_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 
@@ -152,17 +156,23 @@ class SearchIndex:
         """Keep ``base`` and write the entries that differ from it; False (nothing written)
         when they would pass ``1 / COMPACT_AT`` of its entries."""
         limit = base.entries // COMPACT_AT
+        # entries are spread evenly over the shards (random hashes): the delta of the first
+        # 1/PEEK of them, extrapolated, tells early that a new base is due
+        peek = len(base.offsets) // PEEK if len(base.offsets) > 4 * PEEK else 0
         lines: list[str] = []
         ends = array("Q", [0])
         size = 0
-        for text, shard in zip(base.shard_texts(), self._shards(base.length), strict=True):
+        shards = zip(base.shard_texts(), self._shards(base.length), strict=True)
+        for number, (text, shard) in enumerate(shards):
+            if number == peek and peek and len(lines) * PEEK > limit:
+                return False
             new = self._shard_text(shard, related, refs)
             if new != text:
                 found = shard_delta(text.decode(), new.decode())
                 if len(lines) + len(found) > limit:
                     return False
                 lines += found
-                size += sum(map(len, found))
+                size += len("".join(found).encode())
             ends.append(size)
         for key in BASE_KEYS:
             out.carry(key, base.objects[key], base.framed.get(key), base.coded.get(key))
