@@ -35,9 +35,9 @@ offsets, as ``shards.idx`` does for the base. An empty delta is not written. A r
 base shard with its delta shard: a delta line replaces the base line of its (hash, type), a
 tombstone deletes it (``worker/buckets/shards.py``). When the delta would hold more than
 ``1 / COMPACT_AT`` of the base's entries the build writes a new base (and no delta) instead;
-it knows early when the delta of the first ``1 / PEEK`` of the shards, times ``PEEK``, passes
-that bound (hashes are spread evenly over the shards), so it seldom compares all the shards
-before making the lines again for a new base.
+it also does when the delta of the first ``1 / PEEK`` of the shards, times ``PEEK``, passes
+3/4 of that bound (hashes are spread evenly over the shards), so it seldom compares all the
+shards before making the lines again for a new base.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ TARGET_PER_SHARD = 32
 MAX_PREFIX_HEX = 4
 SORTED_BATCH = 65_536  # sorted records read out at a time
 COMPACT_AT = 8  # a new base when the delta would pass 1/8 of the base's entries
-PEEK = 16  # ... known early when the delta of the first 1/16 of the shards, times 16, does
+PEEK = 16  # ... or when the first 1/16 of the shards' delta, times 16, passes 3/4 of that
 BASE_KEYS = (layout.SEARCH_META_KEY, layout.SEARCH_SHARDS_KEY, layout.SEARCH_OFFSETS_KEY)
 _TYPE_CODES = {name: i for i, name in enumerate(layout.IOC_TYPES)}
 
@@ -156,15 +156,16 @@ class SearchIndex:
         """Keep ``base`` and write the entries that differ from it; False (nothing written)
         when they would pass ``1 / COMPACT_AT`` of its entries."""
         limit = base.entries // COMPACT_AT
-        # entries are spread evenly over the shards (random hashes): the delta of the first
-        # 1/PEEK of them, extrapolated, tells early that a new base is due
+        # entries are spread evenly over the shards (random hashes): when the delta of the
+        # first 1/PEEK of them, extrapolated, passes 3/4 of the bound, a new base is due (the
+        # margin: a delta near the bound would often be found too big only at the end)
         peek = len(base.offsets) // PEEK if len(base.offsets) > 4 * PEEK else 0
         lines: list[str] = []
         ends = array("Q", [0])
         size = 0
         shards = zip(base.shard_texts(), self._shards(base.length), strict=True)
         for number, (text, shard) in enumerate(shards):
-            if number == peek and peek and len(lines) * PEEK > limit:
+            if number == peek and peek and len(lines) * PEEK * 4 > limit * 3:
                 return False
             new = self._shard_text(shard, related, refs)
             if new != text:
