@@ -1,6 +1,6 @@
 """Search lookups through the worker in-process vs SQLite with an index on the same records.
 
-    python bench/search.py [-n 100000] [--million] [--seconds 2] [--rounds 5]
+    python bench/search.py [-n 100000] [--million] [--seconds 2] [--rounds 5] [--delta]
 
 Builds a synthetic store of N IOCs with the real build, then, interleaving rounds, measures
 lookups per second of: ``GET /api/v1/iocs/search`` through the whole worker chain in-process
@@ -14,7 +14,9 @@ way. A linear scan of the records in Python is printed for context only. Queries
 values, half of them defanged and re-cased, plus 10 % misses. Prints medians with each figure's
 ratio to the SQLite baseline from the same run, and the shard sizes. Rates count this process's
 CPU time (user + system), not the wall clock, so load from other jobs does not land on whichever
-variant was being timed (everything here runs in this one process).
+variant was being timed (everything here runs in this one process). ``--delta`` adds rows for a
+second build into the same folder (1 % of sightings changed, an hour later), which keeps the
+first build's search base and answers through its delta.
 First it prints what the two sinks cost the build: seconds spent in the search index and the
 stats sink against the seconds the build spends producing the same records (fold + day split),
 and what writing the shards one object each would cost (``--shard-objects`` of them, timed
@@ -193,6 +195,30 @@ def sink_costs(store: Store, out_dir: str) -> str:
     )
 
 
+def delta_build(store: Store, tmp: str) -> Build:
+    """The store with 1 % of its sightings changed, built an hour later into the folder of the
+    first build: a build that keeps the first one's search base and adds a delta."""
+    from tests.buildseries import changed
+
+    sightings, _ = changed(store.sightings(), 0.01, seed=1)
+    later = Store(f"{tmp}/later")
+    later.commit(store.articles(), sightings, {"as_of": NOW + 3600, "sources": {}})
+    result = build(later, f"{tmp}/build", now=NOW + 3600)
+    manifest = json.loads(Path(tmp, "build", layout.manifest_key(result.build_id)).read_bytes())
+    return Build(LocalBucket(f"{tmp}/build"), manifest)
+
+
+def delta_sizes(build_: Build) -> str:
+    delta = build_.read(layout.SEARCH_DELTA_KEY) or b""
+    meta = build_.read_json(layout.SEARCH_META_KEY)
+    entries = meta["entries"] if isinstance(meta, dict) else 0
+    lines = delta.count(b"\n")
+    return (
+        f"{lines:,} delta lines over a base of {entries:,} entries,"
+        f" {len(delta):,} bytes of delta text"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100_000)
@@ -204,6 +230,12 @@ def main() -> None:
         type=int,
         default=4_096,
         help="shards written one object each for the write-cost line",
+    )
+    parser.add_argument(
+        "--delta",
+        action="store_true",
+        help="also time lookups in a build with a search delta (the store with 1 %% of sightings"
+        " changed, built an hour later into the same build folder)",
     )
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.n
@@ -233,6 +265,18 @@ def main() -> None:
             "SQLite, indexed (baseline)": sqlite_lookup(records, f"{tmp}/baseline.sqlite"),
             "linear scan in Python (context)": scan_lookup(records),
         }
+        if args.delta:
+            later_build = delta_build(store, tmp)
+            later_app = App(
+                keys=keys, limiter=MemoryLimiter(), builds=OneBuild(later_build), limit_scale=1e6
+            )
+            print(f"base + delta: {delta_sizes(later_build)}")
+            variants["index lookup alone, base + delta"] = lambda q: search_answer(
+                later_build, {"q": q, "include_related": "false"}, "socdef"
+            )[0]
+            variants["worker range/{prefix}, base + delta"] = worker_lookup(
+                later_app, key, ranged, {}
+            )
         figures: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, lookup in variants.items():

@@ -63,7 +63,16 @@ def test_limits_rejects_an_unknown_limiter():
 
 def test_search_prints_lookups_against_sqlite_and_the_build_costs():
     out = bench(
-        "search.py", "-n", "2000", "--seconds", "0.2", "--rounds", "1", "--shard-objects", "64"
+        "search.py",
+        "-n",
+        "2000",
+        "--seconds",
+        "0.2",
+        "--rounds",
+        "1",
+        "--shard-objects",
+        "64",
+        "--delta",
     ).stdout
     lines(
         out,
@@ -73,6 +82,9 @@ def test_search_prints_lookups_against_sqlite_and_the_build_costs():
         rf"^index lookup alone \(search_answer\)\s+{NUMBER} lookups/s",
         rf"^worker search, include_related=false\s+{NUMBER} lookups/s .* {NUMBER}× SQLite$",
         rf"^worker range/\{{prefix\}}\s+{NUMBER} lookups/s",
+        rf"^base \+ delta: {NUMBER} delta lines over a base of {NUMBER} entries",
+        rf"^index lookup alone, base \+ delta\s+{NUMBER} lookups/s",
+        rf"^worker range/\{{prefix\}}, base \+ delta\s+{NUMBER} lookups/s",
         rf"^linear scan in Python \(context\)\s+{NUMBER} lookups/s",
     )
 

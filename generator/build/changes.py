@@ -471,9 +471,16 @@ def restore(
         return None
     manifest = json.loads(manifest_raw)
     objects = manifest["objects"]
-    # the change feed's objects, TAXII's (its log continues: generator/build/taxii_log.py) and
-    # the day partitions (their overlays continue: generator/build/days.py)
-    kept = ("changes/", "taxii/", "iocs/day/", layout.view_index_key(layout.ALL_VIEW))
+    # the change feed's objects, TAXII's (its log continues: generator/build/taxii_log.py), the
+    # day partitions (their overlays continue: generator/build/days.py) and the search index
+    # (its base is kept: generator/build/search_index.py)
+    kept = (
+        "changes/",
+        "taxii/",
+        "iocs/day/",
+        "iocs/search/",
+        layout.view_index_key(layout.ALL_VIEW),
+    )
     wanted = {k: v for k, v in objects.items() if k.startswith(kept)}
     todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
 

@@ -60,6 +60,20 @@ class ObjectWriter:
             with open(path, "wb") as fh:
                 fh.write(data)
 
+    def carry(
+        self, key: str, stored: list, framed: int | None = None, coding: list | None = None
+    ) -> None:
+        """List under ``key`` an object the build folder already holds, as an earlier build
+        stored it: ``[SHA-256, size]`` of its stored bytes, the size of its text when framed,
+        its ``coded`` entry when compressed whole."""
+        if key in self.objects:
+            raise ValueError(f"two producers for one build object: {key}")
+        self.objects[key] = [str(stored[0]), int(stored[1])]
+        if framed is not None:
+            self.framed[key] = framed
+        if coding is not None:
+            self.coded[key] = list(coding)
+
     def stream(self, key: str) -> ObjectStream:
         """An object under ``key`` written a piece at a time (for one too big to hold whole)."""
         if key in self.objects:

@@ -262,15 +262,12 @@ class Lane:
             )
             clock.lap("days")
             for sink in self.sinks:
-                if isinstance(sink, ViewIndex):
+                if isinstance(sink, (ViewIndex, SearchIndex)):  # refs name logical lines
                     sink.add_day(day, day_records, day_plan.lines)
                 elif isinstance(sink, RenderedSink):
                     sink.add_rendered(day, day_records, rendered)
                 else:
                     sink.add_day(day, day_records)
-                if isinstance(sink, SearchIndex) and day_plan.lines is not None:
-                    # its refs name logical lines (worker/buckets/days.py)
-                    sink.lines[len(sink.lines) - len(day_records) :] = array("I", day_plan.lines)
                 clock.lap(f"{type(sink).__name__}.add_day")
             done += len(day_records)
             if progress:

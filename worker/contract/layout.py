@@ -24,6 +24,8 @@ Logical keys inside a build (see docs/architecture.md for the full description):
     iocs/search/meta.json             {"prefix_hex": L, ...}: how the search shards are cut
     iocs/search/shards.dat            search entries sorted by value hash, shard after shard
     iocs/search/shards.idx            uint64 LE byte offsets of the 16**L shards: 16**L + 1 values
+    iocs/search/shards.delta.dat      entries that differ from the base shards (and tombstones)
+    iocs/search/shards.delta.idx      uint64 LE byte offsets of the delta's shards: 16**L + 1 values
     iocs/stats.json                   the ``data`` member of the stats answer
     feeds/misp/<file>                 the MISP feed: manifest.json, hashes.csv, <event uuid>.json
     taxii/...                         TAXII 2.1 resources, pages and indexes (worker/contract/taxii_common.py)
@@ -183,6 +185,8 @@ def default_key(tier: str, view: str, fmt: str) -> str:
 SEARCH_META_KEY = "iocs/search/meta.json"
 SEARCH_SHARDS_KEY = "iocs/search/shards.dat"
 SEARCH_OFFSETS_KEY = "iocs/search/shards.idx"
+SEARCH_DELTA_KEY = "iocs/search/shards.delta.dat"
+SEARCH_DELTA_OFFSETS_KEY = "iocs/search/shards.delta.idx"
 STATS_KEY = "iocs/stats.json"
 SUPPRESSED_PREFIX = "iocs/suppressed/"
 

@@ -1,7 +1,7 @@
 """``GET /api/v1/iocs/search`` and the k-anonymity range lookup ``GET /api/v1/iocs/range/{prefix}``.
 
 Search normalises the query (:mod:`worker.contract.ioc_norm`), hashes it and reads the one shard that
-holds the hash; matches and related indicators come as stored JSON lines from the day
+holds the hash (the base shard merged with its delta: :mod:`worker.buckets.shards`); matches and related indicators come as stored JSON lines from the day
 partitions. Both answers cover every record of the build, whatever the tier's lookback: they
 say whether one indicator is known, which is not bulk access to the feed (see docs/search.md).
 """
