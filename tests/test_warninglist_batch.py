@@ -254,3 +254,107 @@ def test_names_alike_but_in_the_middle_are_told_apart():
     column = _Bytes(pa.array([a.decode() for a in asked]))
     found = table.find(column, column.starts, column.ends)
     assert found.tolist() == [1, -1, 5, -1, 4, 3, 2, 1, 0]
+
+
+# -- random values: the column check against check_many --------------------------------
+
+_CHECKED = ("ipv4", "ipv6", "domain", "url", "email", "md5", "sha1", "sha256", "sha512")
+_TEXT = st.characters(codec="utf-8", exclude_categories=("Cs",))  # Arrow holds no surrogates
+_ASCII = st.characters(min_codepoint=0, max_codepoint=127)
+_HOSTS = [
+    "bit.ly",
+    "BIT.LY",
+    "x.github.io",
+    "github.io",
+    "bücher.de",
+    "a..bit.ly",
+    ".bit.ly",
+    "bit.ly.",
+    "1.1.1.1",
+    "010.1.1.1",
+    "8.8",
+    "[2001:4860:4860::8888]",
+    "[::1",
+    "",
+    "@",
+    "x.bad-cdn.example",
+]
+
+
+def _strings(alphabet: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Short strings and strings around 64 characters (words of 8, a 64-byte hash)."""
+    return st.one_of(st.text(alphabet, max_size=9), st.text(alphabet, min_size=63, max_size=65))
+
+
+def _octet() -> st.SearchStrategy[str]:
+    plain = st.integers(0, 300).map(str)
+    padded = st.tuples(st.integers(0, 255), st.sampled_from(["0", "00"])).map(
+        lambda p: p[1] + str(p[0])
+    )
+    return st.one_of(plain, padded, st.sampled_from(["", "0x8", "1a", "1000"]))
+
+
+def _ipv4() -> st.SearchStrategy[str]:
+    return st.lists(_octet(), min_size=1, max_size=5).map(".".join)
+
+
+def _ipv6() -> st.SearchStrategy[str]:
+    written = st.tuples(st.integers(0, (1 << 128) - 1), st.sampled_from(["c", "x", "u"])).map(
+        lambda p: _six(p[0], p[1])
+    )
+    odd = st.sampled_from(
+        [
+            "::ffff:1.2.3.4",
+            "1::2::3",
+            "fe80::1%eth0",
+            "1:2:3:4:5:6:7:8:9",
+            "12345::",
+            ":1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "::",
+            ":::",
+            "0000:0000::00001",
+            "2001:DB8:BEEF::",
+        ]
+    )
+    groups = st.lists(st.from_regex(r"[0-9a-fA-F]{0,5}", fullmatch=True), max_size=9)
+    return st.one_of(written, odd, groups.map(":".join))
+
+
+def _url() -> st.SearchStrategy[str]:
+    return st.tuples(
+        st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", "", "a/b://", "http:/"]),
+        st.sampled_from(["", "user@", "u:p@", "a@b@"]),
+        st.one_of(st.sampled_from(_HOSTS), _strings(_ASCII)),
+        st.sampled_from(["", ":8080", ":"]),
+        st.sampled_from(["", "/", "/a.b/c", "?q=a://b", "#f/g", "/x@y"]),
+    ).map("".join)
+
+
+def _random_pairs() -> st.SearchStrategy[tuple[str, str]]:
+    types = st.sampled_from([*_CHECKED, "cve"])
+    anything = st.tuples(types, st.one_of(_strings(_TEXT), _strings(_ASCII)))
+    email = st.tuples(_strings(_ASCII), st.sampled_from(_HOSTS + ["MAILINATOR.com"])).map(
+        lambda p: ("email", f"{p[0]}@{p[1]}")
+    )
+    return st.one_of(
+        anything,
+        _ipv4().map(lambda v: ("ipv4", v)),
+        _ipv6().map(lambda v: ("ipv6", v)),
+        st.sampled_from(_HOSTS).map(lambda v: ("domain", v)),
+        _url().map(lambda v: ("url", v)),
+        email,
+    )
+
+
+def test_random_values_agree_with_check_many(checker, lists):
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_random_pairs(), min_size=1, max_size=30))
+    def run(values):
+        got = checker.check([t for t, _ in values], [v for _, v in values])
+        assert got == lists.check_many(values)
+        assert got == [lists.check(t, v) for t, v in values]
+
+    run()

@@ -170,7 +170,7 @@ def _ip_number(value: str) -> int | None:
         if ":" in value:
             return int.from_bytes(socket.inet_pton(socket.AF_INET6, value), "big")
         return int.from_bytes(socket.inet_aton(value), "big") if value.count(".") == 3 else None
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
 
 
@@ -368,10 +368,10 @@ class Warninglists:
             get = self._hash.get
             return [get(v) for v in values]
         if type_ == "ipv4":
-            aton, find, start = socket.inet_aton, self._v4.find, int.from_bytes
-            try:
-                return [find(start(aton(v), "big")) for v in values]
-            except OSError:  # not all addresses: one at a time
+            aton, find, start, ip = socket.inet_aton, self._v4.find, int.from_bytes, self.ip
+            try:  # inet_aton also reads "10.1" (10.0.0.1): only dotted quads go this way
+                return [find(start(aton(v), "big")) if v.count(".") == 3 else ip(v) for v in values]
+            except (OSError, ValueError):  # not all addresses: one at a time
                 return [self.ip(v) for v in values]
         if type_ == "domain":
             host = self.host
