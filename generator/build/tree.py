@@ -190,8 +190,9 @@ def write_defaults(out: ObjectWriter, info: DerivedInfo) -> None:
         for view in active:
             for fmt in layout.LIST_FORMATS:
                 q = default_query(view, fmt, tier, info.build.generated_at)
-                body, _ = query.render(info.build, q, fmt, info.source_name)
-                out.put(layout.default_key(tier, view, fmt), body)
+                out.put(
+                    layout.default_key(tier, view, fmt), query.stored_default(info.build, q, fmt)
+                )
 
 
 # The build's extension tables: sinks see every day of records; derived sinks too, but their

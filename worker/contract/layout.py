@@ -20,7 +20,9 @@ Logical keys inside a build (see docs/architecture.md for the full description):
     iocs/day/<YYYY-MM-DD>/order.bin   uint32 LE logical lines in list order, when not 0..n-1
     iocs/view/<view>.json             {"days": [[day, count, start], ...]} newest day first
     iocs/view/<view>.bin              uint32 LE line numbers into the day files, per day from start
-    iocs/default/<tier>/<view>.<fmt>  the whole default answer of (tier, view, fmt)
+    iocs/default/<tier>/<view>.<fmt>  the default answer of (tier, view, fmt): a text format's whole
+                                      body; JSON: the records alone (the worker adds the meta
+                                      naming the build, its clock and total, and the links)
     iocs/search/meta.json             {"prefix_hex": L, ...}: how the search shards are cut
     iocs/search/shards.dat            search entries sorted by value hash, shard after shard
     iocs/search/shards.idx            uint64 LE byte offsets of the 16**L shards: 16**L + 1 values

@@ -56,18 +56,14 @@ def _answer(build: Build, tier: Tier, p: ListParams, source_name: str) -> tuple[
     key = layout.default_key(tier.name, p.view, p.format)
     ref = build.ref(key) if p.is_default else None
     if ref is not None:
-        body = build.read(key) or b""
-        total = _total_of(body, p) if formats.BY_NAME[p.format].json_envelope else -1
-        return body, total, ref.sha256
+        stored = build.read(key) or b""
+        if formats.BY_NAME[p.format].json_envelope:  # its meta names the build: put around it
+            body, total = query.default_body(build, _query(p), stored, source_name)
+            return body, total, f"{ref.sha256}|{build.build_id}"
+        return stored, -1, ref.sha256
     q = _query(p)
     body, sel = query.render(build, q, p.format, source_name)
     return body, sel.total, f"{build.build_id}|{tier.name}|{q}|{p.format}"
-
-
-def _total_of(body: bytes, p: ListParams) -> int:
-    """``meta.total`` of a precomputed JSON answer: it is the first member of ``meta``."""
-    start = body.index(b'"total":') + 8
-    return int(body[start : body.index(b",", start)])
 
 
 Answer = tuple[bytes, str, dict[str, str]]  # body, ETag, headers (text pages: Link, total)

@@ -180,14 +180,10 @@ def json_envelope(meta: dict[str, Any], data: bytes) -> bytes:
     )
 
 
-def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, Selection]:
-    """The body of a list answer in ``fmt`` (JSON without its links tail)."""
-    sel = select(build, q)
-    record = formats.BY_NAME[fmt]
-    if not record.json_envelope:
-        return record.header + sel.data, sel
-    meta = {
-        "total": sel.total,
+def list_meta(build: Build, q: Query, total: int, source_name: str) -> dict[str, Any]:
+    """``meta`` of a JSON list answer (``total`` leads: ``iocs.count_in`` reads it first)."""
+    return {
+        "total": total,
         "limit": q.limit,
         "offset": q.offset,
         "generated_at": iso(build.generated_at),
@@ -195,4 +191,29 @@ def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, S
         "source": source_name,
         "filters": meta_filters(q.view, q.since, q.until),
     }
-    return json_head(meta, sel.data), sel
+
+
+def render(build: Build, q: Query, fmt: str, source_name: str) -> tuple[bytes, Selection]:
+    """The body of a list answer in ``fmt`` (JSON without its links tail)."""
+    sel = select(build, q)
+    record = formats.BY_NAME[fmt]
+    if not record.json_envelope:
+        return record.header + sel.data, sel
+    return json_head(list_meta(build, q, sel.total, source_name), sel.data), sel
+
+
+def stored_default(build: Build, q: Query, fmt: str) -> bytes:
+    """What a build stores as the default answer of ``q`` in ``fmt``: a text format's whole
+    body; for JSON, the records alone, without the ``meta`` that names the build, its clock and
+    the window's total (the worker puts it around them: :func:`default_body`), so the object
+    keeps its bytes while the records it holds do not change."""
+    sel = select(build, q)
+    record = formats.BY_NAME[fmt]
+    return record.header + sel.data if not record.json_envelope else sel.data
+
+
+def default_body(build: Build, q: Query, stored: bytes, source_name: str) -> tuple[bytes, int]:
+    """A JSON default answer (without its links tail) from its stored records, and its total
+    (counted in the view index, as a text answer's)."""
+    total = select_total(build, q)
+    return json_head(list_meta(build, q, total, source_name), stored), total
