@@ -24,6 +24,50 @@ os.environ.setdefault("SOCDEF_TAXII_GRACE", "0")
 T = TypeVar("T")
 
 
+# Files whose checks depend on the wall clock: the limiters' minute windows, the TAXII grace
+# period the polling interleavings wait out, kill -9 / full-disk faults timed against running
+# commands, benchmark figures and time bounds. Under pytest-xdist (``make test``: ``-n 2 --dist
+# loadgroup``) they run one after another in one worker, in the order of a plain run, while the
+# other worker takes the remaining files; every other file is one unit too, so a module's shared
+# fixtures (builds, servers) are set up once. Without ``-n`` the marks change nothing.
+TIMED_FILES = frozenset(
+    {
+        "test_account_limits.py",
+        "test_bench.py",
+        "test_edge_nginx.py",
+        "test_edge_s3.py",
+        "test_extract_adversarial.py",
+        "test_faults.py",
+        "test_faults_cli.py",
+        "test_faults_http.py",
+        "test_faults_ingest.py",
+        "test_faults_serve.py",
+        "test_faults_usage.py",
+        "test_feeds.py",
+        "test_keys_api.py",
+        "test_limits.py",
+        "test_limits_fallback.py",
+        "test_limits_redis.py",
+        "test_postgres_replicas.py",
+        "test_publish_s3.py",
+        "test_rate_concurrency.py",
+        "test_rate_headers.py",
+        "test_rsgi.py",
+        "test_taxii_http.py",
+        "test_taxii_polling.py",
+        "test_worker_hot.py",
+        "test_worker_http.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's ``xdist_group``: ``timed`` for the files above, else its own file."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("timed" if name in TIMED_FILES else name))
+
+
 def free_port() -> int:
     """A port that was free a moment ago: another program may take it before it is used. Only
     for servers that cannot bind port 0 and say which port they got (``announced``), or for an
