@@ -19,11 +19,11 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/socdef demo --data-dir $(DEMO_DIR) --port $(PORT)
 
-# Two pytest-xdist workers; the wall-clock-bound files stay one group in one worker
-# (tests/conftest.py TIMED_FILES). TEST_WORKERS=0 runs everything in one process.
+# Two pytest-xdist workers, a file a unit of work; the files bound to the wall clock are one
+# unit, run in one worker (tests/conftest.py TIMED_FILES). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: setup system-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The checks .ci/run and the pre-commit hooks run: lint, then types ([tool.mypy] in pyproject.toml).
 lint: setup

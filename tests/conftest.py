@@ -27,9 +27,9 @@ T = TypeVar("T")
 # Files whose checks depend on the wall clock: the limiters' minute windows, the TAXII grace
 # period the polling interleavings wait out, kill -9 / full-disk faults timed against running
 # commands, benchmark figures and time bounds. Under pytest-xdist (``make test``: ``-n 2 --dist
-# loadgroup``) they run one after another in one worker, in the order of a plain run, while the
-# other worker takes the remaining files; every other file is one unit too, so a module's shared
-# fixtures (builds, servers) are set up once. Without ``-n`` the marks change nothing.
+# loadfile``) they are one unit of work, run one after another in one worker in the order of a
+# plain run, while the other worker takes the other files, each file one unit (so a module's
+# shared fixtures, builds and servers, are set up once).
 TIMED_FILES = frozenset(
     {
         "test_account_limits.py",
@@ -61,11 +61,19 @@ TIMED_FILES = frozenset(
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test's ``xdist_group``: ``timed`` for the files above, else its own file."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("timed" if name in TIMED_FILES else name))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with the files of ``TIMED_FILES`` as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TimedFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "timed" if Path(path).name in TIMED_FILES else path
+
+    return TimedFilesTogether(config, log)
 
 
 def free_port() -> int:
