@@ -19,9 +19,10 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/socdef demo --data-dir $(DEMO_DIR) --port $(PORT)
 
-# Two pytest-xdist workers, a file a unit of work; the files bound to the wall clock are one
-# unit, run in one worker (tests/conftest.py TIMED_FILES). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2: two pytest-xdist workers, a file a unit of work, the files bound to the wall
+# clock one unit in one worker (tests/conftest.py TIMED_FILES). One process (0) by default:
+# the timed files' stability beside a busy second worker is not yet shown (docs/testing.md).
+TEST_WORKERS ?= 0
 test: setup system-deps
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
