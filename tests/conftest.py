@@ -280,6 +280,7 @@ def socdef_here(
     umask (which commands set to 077) is put back. Commands run side by side, killed, or whose
     process-level behaviour is the point use ``socdef``."""
     import contextlib
+    import gc
     import io
 
     from generator.cli import main
@@ -298,6 +299,9 @@ def socdef_here(
             except SystemExit as exc:
                 code = exc.code
     finally:
+        # what a process's exit does: close the files the command left open (a key store's
+        # SQLite connection sits in a reference cycle; open, it keeps the WAL beside the file)
+        gc.collect()
         os.umask(umask)
         for name, value in saved.items():
             if value is None:
