@@ -24,6 +24,58 @@ os.environ.setdefault("SOCDEF_TAXII_GRACE", "0")
 T = TypeVar("T")
 
 
+# Files whose checks depend on the wall clock: the limiters' minute windows, the TAXII grace
+# period the polling interleavings wait out, kill -9 / full-disk faults timed against running
+# commands, benchmark figures and time bounds. Under pytest-xdist (``make test``: ``-n 2 --dist
+# loadfile``) they are one unit of work, run one after another in one worker in the order of a
+# plain run, while the other worker takes the other files, each file one unit (so a module's
+# shared fixtures, builds and servers, are set up once).
+TIMED_FILES = frozenset(
+    {
+        "test_account_limits.py",
+        "test_bench.py",
+        "test_edge_nginx.py",
+        "test_edge_s3.py",
+        "test_extract_adversarial.py",
+        "test_faults.py",
+        "test_faults_cli.py",
+        "test_faults_http.py",
+        "test_faults_ingest.py",
+        "test_faults_serve.py",
+        "test_faults_usage.py",
+        "test_feeds.py",
+        "test_keys_api.py",
+        "test_limits.py",
+        "test_limits_fallback.py",
+        "test_limits_redis.py",
+        "test_postgres_replicas.py",
+        "test_publish_s3.py",
+        "test_rate_concurrency.py",
+        "test_rate_headers.py",
+        "test_rsgi.py",
+        "test_taxii_http.py",
+        "test_taxii_polling.py",
+        "test_worker_hot.py",
+        "test_worker_http.py",
+    }
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with the files of ``TIMED_FILES`` as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TimedFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "timed" if Path(path).name in TIMED_FILES else path
+
+    return TimedFilesTogether(config, log)
+
+
 def free_port() -> int:
     """A port that was free a moment ago: another program may take it before it is used. Only
     for servers that cannot bind port 0 and say which port they got (``announced``), or for an
@@ -228,6 +280,7 @@ def socdef_here(
     umask (which commands set to 077) is put back. Commands run side by side, killed, or whose
     process-level behaviour is the point use ``socdef``."""
     import contextlib
+    import gc
     import io
 
     from generator.cli import main
@@ -246,6 +299,9 @@ def socdef_here(
             except SystemExit as exc:
                 code = exc.code
     finally:
+        # what a process's exit does: close the files the command left open (a key store's
+        # SQLite connection sits in a reference cycle; open, it keeps the WAL beside the file)
+        gc.collect()
         os.umask(umask)
         for name, value in saved.items():
             if value is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from generator.store.synthetic import synthetic_store
-from tests.conftest import Server, build_and_publish, running_server, socdef
+from tests.conftest import Server, build_and_publish, running_server, socdef_here
 from worker.access.keys import KEY_PREFIX
 
 
@@ -58,11 +58,13 @@ def fresh_user(tag: str = "user") -> str:
 
 def new_key(data_dir: Path, tier: str | None = "free", user: str | None = None) -> str:
     """An API key made with ``socdef keys create``: of ``tier`` (the CLI's default if None), for
-    ``user`` or else a fresh account."""
+    ``user`` or else a fresh account. The command runs in this process (``socdef_here``: the
+    command line's own entry point, without starting Python for each key); tests of the command
+    line as a process call ``socdef`` themselves."""
     args = ["keys", "create", "--user", user or fresh_user()]
     if tier is not None:
         args += ["--tier", tier]
-    key = socdef(*args, data_dir=data_dir).stdout.split("API key: ")[1].split()[0]
+    key = socdef_here(*args, data_dir=data_dir).stdout.split("API key: ")[1].split()[0]
     assert key.startswith(KEY_PREFIX)
     return key
 

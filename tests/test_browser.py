@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import (
     ROOT,
     poll_until,
-    socdef,
+    socdef_here,
 )
 from tests.support import bearer, new_key, published, serving
 
@@ -166,11 +166,11 @@ def test_links_work_without_javascript(browser, server, data_dir):
 
 
 def session_token(data_dir: Path, user: str) -> str:
-    return socdef("session", "create", "--user", user, data_dir=data_dir).stdout.strip()
+    return socdef_here("session", "create", "--user", user, data_dir=data_dir).stdout.strip()
 
 
 def test_key_page_creates_shows_usage_and_revokes_a_key(page, server, data_dir):
-    socdef("users", "set-tier", USER, "pro", data_dir=data_dir)
+    socdef_here("users", "set-tier", USER, "pro", data_dir=data_dir)
     session = {"sb-access-token": session_token(data_dir, USER)}
     page.context.add_cookies(
         [{"name": "sb-access-token", "value": session["sb-access-token"], "url": server.url}]

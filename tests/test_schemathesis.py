@@ -28,7 +28,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ROOT, Server, running_server, socdef
+from tests.conftest import ROOT, Server, running_server, socdef_here
 from tests.support import new_key, published
 
 SPEC = ROOT / "spec" / "openapi.json"
@@ -268,11 +268,11 @@ class Contract:
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory) -> Iterator[Contract]:
     data = tmp_path_factory.mktemp("contract")
-    socdef("keys", "signing-init", data_dir=data)  # a signed publish: the signing key answers
+    socdef_here("keys", "signing-init", data_dir=data)  # a signed publish: the signing key answers
     published(data, iocs=400, days=20)
     keys = {scheme: new_key(data, "enterprise", "reader@example.org") for scheme in KEY_SCHEMES}
-    socdef("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
-    session = socdef(
+    socdef_here("users", "set-tier", "owner@example.org", "enterprise", data_dir=data)
+    session = socdef_here(
         "session", "create", "--user", "owner@example.org", data_dir=data
     ).stdout.strip()
     log = tmp_path_factory.mktemp("log") / "server.log"
