@@ -196,6 +196,9 @@ def child_churn(
                     "iocs": later.iocs,
                     "rewrites": rewrites,
                     "taxii_bytes": taxii,
+                    "seconds": later.seconds,
+                    "first_seconds": first.seconds,
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 }
             ),
             flush=True,
@@ -475,6 +478,11 @@ def main() -> None:
         print("uploaded families (MB):")
         for name, size in churn["moved"]:
             print(f"  {name:<40} {size / 1e6:9.1f}")
+        print(
+            f"churn rebuild seconds: {churn['seconds']:.1f} (its first build in the same"
+            f" process {churn['first_seconds']:.1f}); the process's peak RSS"
+            f" {churn['peak_rss_mb']:.0f} MB (the first process of both builds)"
+        )
         print(f"churn: {100 * churn['uploaded_bytes'] / max(1, churn['bytes']):.1f}% of bytes")
     if series is not None:
         print_hours(series)

@@ -135,6 +135,7 @@ def test_build_prints_seconds_memory_stages_bytes_and_churn():
         rf"^  2:days\s+{NUMBER}s$",
         rf"^bytes per indicator: {NUMBER} \({NUMBER} MB in {NUMBER} distinct objects\)$",
         rf"^  iocs/day/D/stix\.dat\s+{NUMBER}\s+{NUMBER}%$",
+        rf"^churn rebuild seconds: {NUMBER} \(its first build in the same process {NUMBER}\)",
         rf"^churn: {NUMBER}% of bytes$",
     )
 
