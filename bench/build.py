@@ -6,6 +6,7 @@
     python bench/build.py --churn    # build, change 1 % of sightings, rebuild an hour later
     python bench/build.py --churn --quiet-hour  # rebuild an hour later with no new data
     python bench/build.py --hours 10  # ten hourly rebuilds, 1 % of sightings changed each
+    python bench/build.py --million --rebuild  # and the hourly rebuild's seconds and memory
 
 Every run prints the bytes per indicator (distinct object bytes over distinct IOCs) and the
 object families with the most bytes (logical keys with days and numbers folded). ``--churn``
@@ -85,11 +86,11 @@ def sizes(out: str, build_id: str) -> dict[str, object]:
     return {"bytes": sum(distinct.values()), "distinct": len(distinct), "families": top}
 
 
-def child_build(store_root: str, out: str) -> None:
+def child_build(store_root: str, out: str, now: int | None = None) -> None:
     from generator.build.tree import build
     from generator.store.generations import Store
 
-    result = build(Store(store_root), out)
+    result = build(Store(store_root), out, now=now)
     me = resource.getrusage(resource.RUSAGE_SELF)
     second = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build's second process
     print(
@@ -139,6 +140,17 @@ def taxii_rewrites(before: dict[str, list], after: dict[str, list]) -> dict[str,
     dead = [m.get("taxii/dead.bin", ["", 0])[1] for m in (before, after)]
     ids = [m.get("taxii/ids.bin", ["", 0])[0] for m in (before, after)]
     return {"entries": moved or (dead[0] > 0 and dead[1] == 0), "ids": ids[0] != ids[1]}
+
+
+def child_changed_store(store_root: str, into: str) -> None:
+    """The store with 1 % of its sightings changed (the churn's first hour), at ``into``."""
+    from generator.store.generations import Store
+    from tests.buildseries import changed
+
+    sightings, _ = changed(Store(store_root).sightings(), 0.01, seed=1)
+    shutil.rmtree(into, ignore_errors=True)
+    meta = {"as_of": NOW + 3600, "sources": {}}
+    Store(into).commit(Store(store_root).articles(), sightings, meta)
 
 
 def child_churn(
@@ -377,18 +389,27 @@ def main() -> None:
         default=1.0,
         help="with --hours: the share of sightings changed each hour (default 1)",
     )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="also time and sample the hourly rebuild: 1 %% of sightings changed, one hour later,"
+        " into the same folder (day overlays, the search delta and TAXII's log carried on)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
         if args.child[0] == "store":
             child_make_store(args.child[1], int(args.child[2]))
+        elif args.child[0] == "changed":
+            child_changed_store(args.child[1], args.child[2])
         elif args.child[0] == "churn":
             hours, quiet = int(args.child[4]), args.child[5] == "quiet"
             percent = float(args.child[6]) if len(args.child) > 6 else 1.0
             child_churn(args.child[1], args.child[2], args.child[3], hours, quiet, percent)
         else:
-            child_build(args.child[1], args.child[2])
+            now = int(args.child[3]) if len(args.child) > 3 else None
+            child_build(args.child[1], args.child[2], now)
         return
     n = 1_000_000 if args.million else args.n
     with tempfile.TemporaryDirectory() as tmp:
@@ -403,7 +424,13 @@ def main() -> None:
         stdout, memory = run_sampled("--child", "build", store, out, log=args.memory_log)
         figures = json.loads(stdout)
         wall = time.perf_counter() - wall
-        churn = series = None
+        churn = series = rebuilt = None
+        if args.rebuild:
+            run_child("--child", "changed", store, f"{store}-rebuild")
+            stdout, rebuilt_memory = run_sampled(
+                "--child", "build", f"{store}-rebuild", out, str(NOW + 3600)
+            )
+            rebuilt = json.loads(stdout), rebuilt_memory
         kept = out  # the churn builds and buckets beside the build: kept with --out
         for made in ("-churn", "-churn-bucket", "-hours", "-hours-bucket"):
             shutil.rmtree(kept + made, ignore_errors=True)
@@ -486,6 +513,14 @@ def main() -> None:
         print(f"churn: {100 * churn['uploaded_bytes'] / max(1, churn['bytes']):.1f}% of bytes")
     if series is not None:
         print_hours(series)
+    if rebuilt is not None:
+        again, sampled = rebuilt
+        pss = f"{sampled.peak_pss / 1024:.0f} MB" if sampled.peak_pss else "not available"
+        print(
+            f"rebuild an hour later, 1 % changed, same folder: {again['seconds']:.1f} s,"
+            f" peak PSS both processes {pss},"
+            f" CPU {again['cpu_seconds']:.1f} / {again['second_cpu_seconds']:.1f} s"
+        )
     if n >= 1_000_000:
         # without PSS, the sum of both peak RSS figures bounds the memory from above
         peak_mb = (

@@ -11,6 +11,7 @@ names the ``user`` (to share one account's window, or to act as a known person).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,9 @@ import pytest
 
 from generator.store.synthetic import synthetic_store
 from tests.conftest import Server, build_and_publish, running_server, socdef_here
+from worker import encoding
 from worker.access.keys import KEY_PREFIX
+from worker.contract import layout
 
 
 def published(
@@ -72,3 +75,19 @@ def new_key(data_dir: Path, tier: str | None = "free", user: str | None = None) 
 def bearer(key: str) -> dict[str, str]:
     """The request headers that present ``key``."""
     return {"Authorization": f"Bearer {key}"}
+
+
+def latest_manifest(data: Path) -> dict:
+    """The manifest of the latest build of a data folder made by :func:`published`."""
+    build_dir = data / "build"
+    build_id = (build_dir / "LATEST").read_text().strip()
+    return json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+
+
+def refuse_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any gzip compression in the request path fail the test."""
+
+    def refuse(body: bytes) -> bytes:
+        raise AssertionError("a body was compressed in the request path")
+
+    monkeypatch.setitem(encoding.CODERS, "gzip", refuse)

@@ -140,6 +140,16 @@ def test_build_prints_seconds_memory_stages_bytes_and_churn():
     )
 
 
+def test_build_prints_the_hourly_rebuilds_seconds_and_memory():
+    out = bench("build.py", "-n", "400", "--rebuild").stdout
+    lines(
+        out,
+        rf"^build seconds: {NUMBER}",
+        rf"^rebuild an hour later, 1 % changed, same folder: {NUMBER} s, peak PSS both processes"
+        rf" {NUMBER} MB, CPU {NUMBER} / {NUMBER} s$",
+    )
+
+
 def test_build_prints_a_quiet_hours_churn_and_each_hourly_rebuild():
     args = ("-n", "400", "--churn", "--quiet-hour", "--hours", "2", "--percent", "2")
     out = bench("build.py", *args).stdout

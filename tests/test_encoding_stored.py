@@ -16,7 +16,7 @@ import pytest
 
 from generator.build.sinks import ObjectWriter
 from generator.publish import upload
-from tests.support import new_key, published
+from tests.support import latest_manifest, new_key, published, refuse_compression
 from worker import encoding
 from worker.buckets.storage import TEXTS
 from worker.config import WorkerConfig, create_app
@@ -37,9 +37,7 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def manifest(data) -> dict:
-    build_dir = data / "build"
-    build_id = (build_dir / "LATEST").read_text().strip()
-    return json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+    return latest_manifest(data)
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +53,7 @@ def key(data) -> str:
 @pytest.fixture
 def no_compression(monkeypatch):
     """Any compression in the request path fails the test."""
-
-    def refuse(body: bytes) -> bytes:
-        raise AssertionError("a body was compressed in the request path")
-
-    monkeypatch.setitem(encoding.CODERS, "gzip", refuse)
+    refuse_compression(monkeypatch)
 
 
 def stored_bytes(data: Path, manifest: dict, logical: str) -> bytes:

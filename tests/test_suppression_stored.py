@@ -9,7 +9,6 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -18,7 +17,7 @@ import pytest
 from generator.build.suppressed import CSV_COLUMNS
 from generator.store.generations import Store
 from generator.store.lifecycle import DAY
-from tests.support import new_key, published
+from tests.support import latest_manifest, new_key, published, refuse_compression
 from tests.test_lifecycle import SIGHTINGS, SUPPRESSED, T0, tables
 from worker import encoding
 from worker.config import WorkerConfig, create_app
@@ -46,9 +45,7 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def manifest(data) -> dict:
-    build_dir = data / "build"
-    build_id = (build_dir / "LATEST").read_text().strip()
-    return json.loads((build_dir / layout.manifest_key(build_id)).read_bytes())
+    return latest_manifest(data)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +61,7 @@ def key(data) -> str:
 @pytest.fixture
 def no_compression(monkeypatch):
     """Any compression in the request path fails the test."""
-
-    def refuse(body: bytes) -> bytes:
-        raise AssertionError("a body was compressed in the request path")
-
-    monkeypatch.setitem(encoding.CODERS, "gzip", refuse)
+    refuse_compression(monkeypatch)
 
 
 def get(app, key: str, headers: dict[str, str] | None = None, method: str = "GET") -> Response:
