@@ -65,7 +65,7 @@ class Previous:
     def __init__(self, root: Path, manifest: dict) -> None:
         self.root = root
         self.manifest = manifest
-        self.build = Build(LocalBucket(root), manifest)
+        self.build = Build(LocalBucket(root, mapped=False), manifest)
         self.framed: dict[str, int] = dict(manifest.get("framed") or {})
         index = self.build.read_json(layout.view_index_key(layout.ALL_VIEW))
         rows = index.get("days", []) if isinstance(index, dict) else []

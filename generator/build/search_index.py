@@ -343,7 +343,7 @@ def previous_base(root: Path) -> Base | None:
                 return None
         if layout.SEARCH_SHARDS_KEY not in framed or layout.SEARCH_OFFSETS_KEY not in framed:
             return None
-        build = Build(LocalBucket(root), manifest)
+        build = Build(LocalBucket(root, mapped=False), manifest)
         meta = build.read_json(layout.SEARCH_META_KEY)
         if not isinstance(meta, dict) or meta.get("max_related") != MAX_RELATED:
             return None

@@ -131,7 +131,7 @@ def previous(root: Path) -> Log | None:
         manifest = changes.previous_manifest(Path(root))
         if manifest is None or "framed" not in manifest:
             return None  # none, or a restore marker written before it recorded the storing
-        build = Build(LocalBucket(root), manifest)
+        build = Build(LocalBucket(root, mapped=False), manifest)
         meta = build.read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
         if not isinstance(meta, dict) or not isinstance(meta.get("log"), dict):
             return None

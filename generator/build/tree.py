@@ -147,7 +147,10 @@ def write_day(
             decided(day_plan)
     if day_plan.lines is not None and previous is not None:
         days.write_overlay(out, previous, day, records, rendered, timestamps, day_plan)
+        previous.build.forget()  # the day's offsets, stamps and tables: read once
         return rendered, day_plan
+    if previous is not None:
+        previous.build.forget()  # what deciding the plan read of the day
     if timestamps:
         out.put(layout.day_ts_key(day), array("q", (r.last_seen for r in records)).tobytes())
     for variant, lines in rendered.items():

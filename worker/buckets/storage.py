@@ -55,10 +55,14 @@ class Bucket(Protocol):
 
 
 class LocalBucket:
-    """A folder laid out as in :mod:`worker.contract.layout`; objects are memory-mapped once."""
+    """A folder laid out as in :mod:`worker.contract.layout`; objects are memory-mapped once
+    (``mapped``: a server reads the same objects again and again), or, for a reader that passes
+    over many objects once (a build reading the build it follows), read by range from the file
+    each time, so the pages it touched do not stay in its memory."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, mapped: bool = True) -> None:
         self.root = Path(root)
+        self.mapped = mapped
         self._maps: dict[str, mmap.mmap | bytes] = {}
         self._lock = threading.Lock()
 
@@ -69,6 +73,9 @@ class LocalBucket:
             return None
 
     def get_range(self, key: str, start: int, end: int, size: int | None = None) -> bytes:
+        if not self.mapped:
+            with open(self.root / key, "rb") as fh:
+                return os.pread(fh.fileno(), max(0, end - start), start)
         return self._map(key)[start:end]
 
     def _map(self, key: str) -> mmap.mmap | bytes:
@@ -274,6 +281,11 @@ class Build:
         if value is None:
             value = self._cache[name] = make()
         return value
+
+    def forget(self) -> None:
+        """Drop what :meth:`cached` keeps: for a reader that passes over the build once, a part
+        at a time (a build reading the day partitions of the build it follows)."""
+        self._cache.clear()
 
     def read_json(self, key: str) -> object | None:
         raw = self.read(key)
