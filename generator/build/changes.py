@@ -44,6 +44,7 @@ from exports.timefmt import iso_z
 from generator.build.sinks import BuildInfo, DerivedInfo, ObjectWriter
 from generator.errors import CorruptFile
 from generator.publish.folder import Destination
+from worker.buckets.storage import Build, LocalBucket
 from worker.contract import changes as contract
 from worker.contract import layout
 from worker.contract.tiers import TIERS
@@ -111,13 +112,24 @@ class State:
         return (self.last_seen >= low) & (self.last_seen <= self.generated_at)
 
 
-def latest_built(root: Path) -> tuple[str, int, dict[str, list]] | None:
-    """The build folder's latest build: its id, time and manifest objects (None: none)."""
+def _latest_manifest(root: Path) -> dict | None:
+    """The manifest of the build folder's latest build (None: none, or unreadable)."""
     try:
         build_id = (root / "LATEST").read_text().strip()
         manifest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
-        return build_id, int(manifest["generated_at"]), dict(manifest["objects"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def latest_built(root: Path) -> tuple[str, int, dict[str, list]] | None:
+    """The build folder's latest build: its id, time and manifest objects (None: none)."""
+    manifest = _latest_manifest(root)
+    try:
+        if manifest is None:
+            return None
+        return str(manifest["build_id"]), int(manifest["generated_at"]), dict(manifest["objects"])
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -139,10 +151,7 @@ def previous_manifest(root: Path) -> dict | None:
     or the published build :func:`restore` brought from the bucket when that one is newer (its
     marker: id, time, the objects restored with how they are stored, and the SHA-256 of its
     change state under ``state``). None: neither."""
-    latest = None
-    with contextlib.suppress(OSError, ValueError):
-        build_id = (root / "LATEST").read_text().strip()
-        latest = json.loads((root / layout.manifest_key(build_id)).read_bytes())
+    latest = _latest_manifest(root)
     restored = None
     with contextlib.suppress(OSError, ValueError):
         restored = json.loads((root / contract.RESTORED).read_bytes())
@@ -154,6 +163,17 @@ def previous_manifest(root: Path) -> dict | None:
         return None if latest is None else dict(latest)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def previous_build(root: Path) -> tuple[dict, Build] | None:
+    """The manifest of the build the next build in ``root`` follows (:func:`previous_manifest`)
+    and a :class:`Build` reading its objects from the folder unmapped (a build passes over them
+    once, a part at a time). None: none, or a restore marker written before it recorded how its
+    objects are stored."""
+    manifest = previous_manifest(root)
+    if manifest is None or "framed" not in manifest:
+        return None
+    return manifest, Build(LocalBucket(root, mapped=False), manifest)
 
 
 def _previous(root: Path) -> tuple[str, dict[str, list], State | None] | None:
@@ -482,7 +502,7 @@ def restore(
         layout.view_index_key(layout.ALL_VIEW),
     )
     wanted = {k: v for k, v in objects.items() if k.startswith(kept)}
-    todo = sorted({sha for sha, size in wanted.values() if not _holds(root, sha, size)})
+    todo = sorted({sha for sha, size in wanted.values() if not holds(root, sha, size)})
 
     def fetch(sha: str) -> None:
         data = dest.get_stored(layout.object_key(sha))  # TAXII's may be stored compressed
@@ -513,7 +533,8 @@ def restore(
     return build_id
 
 
-def _holds(root: Path, sha: str, size: int) -> bool:
+def holds(root: Path, sha: str, size: int) -> bool:
+    """Whether the build folder holds the object ``sha`` with ``size`` bytes."""
     try:
         return (root / layout.object_key(sha)).stat().st_size == size
     except OSError:

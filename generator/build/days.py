@@ -23,7 +23,6 @@ have (or whose base objects the folder lacks).
 
 from __future__ import annotations
 
-import os
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from exports.model import IOCRecord
 from generator.build import changes
 from generator.build.sinks import ObjectWriter
 from worker.buckets import days as reader
-from worker.buckets.storage import Build, LocalBucket
+from worker.buckets.storage import Build
 from worker.contract import layout
 
 COMPACT = 0.25  # overlay lines + dead lines over base lines beyond which a day is written afresh
@@ -62,10 +61,10 @@ def _id_of(line: bytes) -> str:
 class Previous:
     """The day partitions of the build this one follows, as far as the writer needs them."""
 
-    def __init__(self, root: Path, manifest: dict) -> None:
+    def __init__(self, root: Path, manifest: dict, build: Build) -> None:
         self.root = root
         self.manifest = manifest
-        self.build = Build(LocalBucket(root, mapped=False), manifest)
+        self.build = build
         self.framed: dict[str, int] = dict(manifest.get("framed") or {})
         index = self.build.read_json(layout.view_index_key(layout.ALL_VIEW))
         rows = index.get("days", []) if isinstance(index, dict) else []
@@ -73,11 +72,11 @@ class Previous:
 
     @classmethod
     def of(cls, root: Path) -> Previous | None:
-        manifest = changes.previous_manifest(root)
-        if manifest is None or "framed" not in manifest:
+        previous = changes.previous_build(root)
+        if previous is None:
             return None
         try:
-            return cls(root, manifest)
+            return cls(root, *previous)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -94,10 +93,7 @@ class Previous:
             entry = objects.get(key)
             if entry is None or key not in self.framed:
                 return False
-            try:
-                if os.stat(self.root / layout.object_key(entry[0])).st_size != entry[1]:
-                    return False
-            except OSError:
+            if not changes.holds(self.root, entry[0], entry[1]):
                 return False
         return True
 
@@ -123,12 +119,8 @@ class Previous:
 
     def reuse(self, out: ObjectWriter, keys: Iterable[str]) -> None:
         """List the previous build's objects under ``keys`` in this build, bytes untouched."""
-        objects = self.manifest["objects"]
         for key in keys:
-            if key in out.objects:
-                raise ValueError(f"two producers for one build object: {key}")
-            out.objects[key] = list(objects[key])
-            out.framed[key] = self.framed[key]
+            out.carry(key, self.manifest["objects"][key], self.framed[key])
 
 
 def plan(

@@ -58,7 +58,7 @@ import pyarrow.compute as pc
 from exports.model import IOCRecord
 from generator.build import changes
 from generator.build.sinks import BuildInfo, ObjectWriter
-from worker.buckets.storage import Build, LocalBucket
+from worker.buckets.storage import Build
 from worker.contract import framing, layout
 from worker.contract.ioc_norm import normalise
 
@@ -332,18 +332,16 @@ def previous_base(root: Path) -> Base | None:
     """The search base of the build the next build in ``root`` follows (None: none, one this
     version does not read, or its objects are not in the folder)."""
     try:
-        manifest = changes.previous_manifest(Path(root))
-        if manifest is None or "framed" not in manifest:
+        previous = changes.previous_build(Path(root))
+        if previous is None:
             return None
+        manifest, build = previous
         objects, framed = manifest["objects"], manifest["framed"]
         coded = manifest.get("coded") or {}
-        for key in BASE_KEYS:
-            sha, size = objects[key]
-            if (Path(root) / layout.object_key(sha)).stat().st_size != size:
-                return None
+        if not all(changes.holds(Path(root), *objects[key]) for key in BASE_KEYS):
+            return None
         if layout.SEARCH_SHARDS_KEY not in framed or layout.SEARCH_OFFSETS_KEY not in framed:
             return None
-        build = Build(LocalBucket(root, mapped=False), manifest)
         meta = build.read_json(layout.SEARCH_META_KEY)
         if not isinstance(meta, dict) or meta.get("max_related") != MAX_RELATED:
             return None

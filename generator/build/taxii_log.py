@@ -27,7 +27,7 @@ import numpy as np
 
 from generator.build import changes
 from generator.build.sinks import ObjectWriter
-from worker.buckets.storage import Build, LocalBucket
+from worker.buckets.storage import Build
 from worker.contract import taxii_common as tc
 
 PER = tc.CHUNK  # log positions (objects, served or dead) per data chunk
@@ -128,10 +128,10 @@ def keys_of(uuids: bytes | bytearray | memoryview, types: np.ndarray) -> np.ndar
 def previous(root: Path) -> Log | None:
     """The log of the build folder's latest build (None: none, or one written before logs)."""
     try:
-        manifest = changes.previous_manifest(Path(root))
-        if manifest is None or "framed" not in manifest:
-            return None  # none, or a restore marker written before it recorded the storing
-        build = Build(LocalBucket(root, mapped=False), manifest)
+        previous_build = changes.previous_build(Path(root))
+        if previous_build is None:
+            return None
+        build = previous_build[1]
         meta = build.read_json(tc.collection_key(tc.ALL_COLLECTION, "meta.json"))
         if not isinstance(meta, dict) or not isinstance(meta.get("log"), dict):
             return None
